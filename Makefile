@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: MIT
+# The two commands a newcomer needs:
+#   make run   - install what is missing, build, start broker + gateway (:4000) + user_service
+#   make test  - install what is missing, build with ASan/UBSan, run every test
+# Both call tools/install-deps.sh first. CMake does the real build; this file only names steps.
+
+BUILD      ?= build
+RUN_BUILD  ?= build-run
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build build-run test test-unit test-js run clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+# Debug build with AddressSanitizer and UBSan and warnings as errors: what the tests run.
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DGA_SANITIZE=address,undefined \
+	    -DGA_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Optimised build for `make run` (no sanitizers, no tests).
+build-run: deps
+	@cmake -S . -B $(RUN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGA_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(RUN_BUILD) -j $(JOBS)
+
+test: build
+	@$(MAKE) --no-print-directory test-unit test-js
+
+test-unit:
+	@cd $(BUILD) && ctest -L unit --output-on-failure
+
+test-js:
+	@GENAPI_BIN_DIR=$(CURDIR)/$(BUILD)/bin tools/run-with-sanitizers.sh npm run --silent test:js
+
+run: build-run
+	@tools/run-dev.sh $(RUN_BUILD)/bin
+
+clean:
+	rm -rf $(BUILD) $(RUN_BUILD)

@@ -1,0 +1,646 @@
+// SPDX-License-Identifier: MIT
+// The broker's loop: poll both ROUTERs and a wake-up pipe, dispatch each message, answer every
+// call exactly once (worker reply, worker lost, timeout, or refusal), heartbeat all peers.
+// Must never block: every send is non-blocking and a peer that cannot take a message is
+// counted, not waited for.
+#include "bk_broker.h"
+
+#include "bk_registry.h"
+#include "ga_arena.h"
+#include "ga_clock.h"
+#include "ga_idmap.h"
+#include "ga_log.h"
+#include "ga_mem.h"
+#include "ga_proto.h"
+#include "ga_timeq.h"
+#include "ga_wire.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define BK_EXPIRED_BATCH 64 // workers reaped per liveness check
+
+// A call in flight: which gateway asked, under which id, and which worker has it.
+typedef struct bk_call_t bk_call_t;
+struct bk_call_t {
+    uint64_t id;         // broker's id (sent to the worker)
+    uint64_t gw_call_id; // the gateway's id for the same call
+    uint8_t gw_id[255];  // gateway routing id
+    size_t gw_id_len;    // bytes in gw_id
+    bk_worker_t *worker; // worker handling it (borrowed; calls are failed before it goes)
+    bk_call_t *next;     // free-list link
+};
+
+// A connected gateway.
+typedef struct {
+    uint8_t id[255]; // routing id
+    size_t id_len;   // bytes in id
+    int64_t expiry;  // monotonic ms
+} bk_gateway_t;
+
+struct bk_broker_t {
+    const bk_config_t *cfg;     // borrowed configuration
+    void *zctx;                 // libzmq context (owned)
+    void *workers;              // ROUTER for workers
+    void *gateways;             // ROUTER for gateways
+    char worker_ep[256];        // bound endpoint, real port
+    char gateway_ep[256];       // bound endpoint, real port
+    int wake[2];                // pipe: bk_broker_stop writes, the loop polls
+    atomic_bool stop;           // set by bk_broker_stop
+    bk_registry_t *registry;    // functions and workers
+    zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
+    ga_idmap_t *calls;          // broker id -> bk_call_t
+    ga_timeq_t *deadlines;      // call deadlines (lazy: stale ids skipped)
+    bk_call_t *free_calls;      // recycled call records
+    uint64_t next_id;           // last call id handed out
+    ga_arena_t *arena;          // per-message arena, reset after each message
+    ga_proto_msg_t msg;         // receive buffers, reused
+    ga_buf_t out;               // send buffer, reused
+    int64_t next_heartbeat;     // monotonic ms
+    bk_stats_t stats;           // counters
+};
+
+bk_broker_t *
+bk_broker_new(const bk_config_t *cfg)
+{
+    bk_broker_t *self = ga_calloc(1, sizeof *self);
+    self->cfg = cfg;
+    self->wake[0] = self->wake[1] = -1;
+    self->registry = bk_registry_new();
+    self->gws = zhash_new();
+    ga_assert(self->gws);
+    self->calls = ga_idmap_new();
+    self->deadlines = ga_timeq_new();
+    self->arena = ga_arena_new(16384);
+    ga_proto_msg_init(&self->msg);
+    ga_buf_init(&self->out);
+    return self;
+}
+
+static void
+s_free_call(uint64_t id, void *value, void *arg)
+{
+    (void) id;
+    (void) arg;
+    ga_free(value);
+}
+
+void
+bk_broker_destroy(bk_broker_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    bk_broker_t *self = *self_p;
+    ga_idmap_each(self->calls, s_free_call, NULL);
+    ga_idmap_destroy(&self->calls);
+    while (self->free_calls) {
+        bk_call_t *c = self->free_calls;
+        self->free_calls = c->next;
+        ga_free(c);
+    }
+    ga_timeq_destroy(&self->deadlines);
+    zhash_destroy(&self->gws);
+    bk_registry_destroy(&self->registry);
+    ga_arena_destroy(&self->arena);
+    ga_proto_msg_fini(&self->msg);
+    ga_buf_fini(&self->out);
+    if (self->workers) {
+        zmq_close(self->workers);
+    }
+    if (self->gateways) {
+        zmq_close(self->gateways);
+    }
+    if (self->zctx) {
+        zmq_ctx_term(self->zctx);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (self->wake[i] >= 0) {
+            close(self->wake[i]);
+        }
+    }
+    ga_free(self);
+    *self_p = NULL;
+}
+
+static ga_err_t
+s_bind_router(bk_broker_t *self, const char *endpoint, void **sock, char *bound, size_t len)
+{
+    *sock = zmq_socket(self->zctx, ZMQ_ROUTER);
+    if (*sock == NULL) {
+        return GA_EIO;
+    }
+    int one = 1;
+    int zero = 0;
+    int hwm = (int) self->cfg->hwm;
+    // ROUTER_MANDATORY turns silent drops (unknown or full peer) into errors we count.
+    if (zmq_setsockopt(*sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(*sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(*sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(*sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0) {
+        return GA_EIO;
+    }
+    if (zmq_bind(*sock, endpoint) != 0) {
+        GA_ERR("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        return GA_EIO;
+    }
+    size_t n = len;
+    if (zmq_getsockopt(*sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0) {
+        return GA_EIO;
+    }
+    return GA_OK;
+}
+
+ga_err_t
+bk_broker_bind(bk_broker_t *self)
+{
+    if (pipe(self->wake) != 0 || fcntl(self->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(self->wake[1], F_SETFL, O_NONBLOCK) != 0) {
+        return GA_EIO;
+    }
+    self->zctx = zmq_ctx_new();
+    if (self->zctx == NULL) {
+        return GA_EIO;
+    }
+    ga_err_t rc = s_bind_router(self, self->cfg->worker_endpoint, &self->workers, self->worker_ep,
+                                sizeof self->worker_ep);
+    if (rc == GA_OK) {
+        rc = s_bind_router(self, self->cfg->gateway_endpoint, &self->gateways, self->gateway_ep,
+                           sizeof self->gateway_ep);
+    }
+    return rc;
+}
+
+const char *
+bk_broker_worker_endpoint(const bk_broker_t *self)
+{
+    return self->worker_ep;
+}
+
+const char *
+bk_broker_gateway_endpoint(const bk_broker_t *self)
+{
+    return self->gateway_ep;
+}
+
+void
+bk_broker_stop(bk_broker_t *self)
+{
+    atomic_store(&self->stop, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
+bk_stats_t
+bk_broker_stats(const bk_broker_t *self)
+{
+    return self->stats;
+}
+
+static int64_t
+s_liveness_ms(const bk_broker_t *self)
+{
+    return self->cfg->heartbeat_ms * GA_PROTO_LIVENESS;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+static void
+s_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+       const ga_value_t *body)
+{
+    ga_err_t rc = ga_proto_send_value(sock, id, id_len, cmd, body, &self->out);
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+}
+
+// Answers a gateway's call with an error.
+static void
+s_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
+             ga_err_t code, const char *message, bool can_retry)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 5);
+    ga_map_put(&m, a, "id", ga_int((int64_t) gw_call_id));
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str(message));
+    ga_map_put(&m, a, "code", ga_int(code));
+    ga_map_put(&m, a, "can_retry", ga_bool(can_retry));
+    s_send(self, self->gateways, gw_id, gw_id_len, GA_CMD_RESULT, &m);
+    self->stats.results++;
+}
+
+static void
+s_release_call(bk_broker_t *self, bk_call_t *call)
+{
+    if (call->worker) {
+        call->worker->inflight--;
+    }
+    call->next = self->free_calls;
+    self->free_calls = call;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateways
+
+static bk_gateway_t *
+s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_new)
+{
+    char key[2 * 255 + 1];
+    for (size_t i = 0; i < id_len; i++) {
+        snprintf(key + 2 * i, 3, "%02x", id[i]);
+    }
+    key[2 * id_len] = '\0';
+    bk_gateway_t *gw = zhash_lookup(self->gws, key);
+    *is_new = gw == NULL;
+    if (gw == NULL) {
+        gw = ga_calloc(1, sizeof *gw);
+        memcpy(gw->id, id, id_len);
+        gw->id_len = id_len;
+        ga_assert(zhash_insert(self->gws, key, gw) == 0);
+        zhash_freefn(self->gws, key, ga_free);
+    }
+    gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+    return gw;
+}
+
+static void
+s_send_snapshot(bk_broker_t *self, const uint8_t *id, size_t id_len)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 2);
+    ga_map_put(&m, a, "functions", bk_registry_snapshot(self->registry, a));
+    ga_map_put(&m, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    s_send(self, self->gateways, id, id_len, GA_CMD_SNAPSHOT, &m);
+}
+
+static void
+s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 1);
+    ga_map_put(&m, a, "functions", *changed);
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, &m); // encoded once, sent to every gateway
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        if (ga_proto_send(self->gateways, gw->id, gw->id_len, GA_CMD_UPDATE, &self->out) !=
+            GA_OK) {
+            self->stats.undeliverable++;
+        }
+    }
+}
+
+static void
+s_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    const ga_value_t *body = &msg->value;
+    self->stats.calls++;
+    int64_t gw_call_id = ga_map_get_int(body, "id", 0);
+    const char *service = ga_map_get_str(body, "service");
+    const char *request_type = ga_map_get_str(body, "request_type");
+    const char *version = ga_map_get_str(body, "version");
+    if (gw_call_id <= 0 || service == NULL || request_type == NULL) {
+        self->stats.malformed++;
+        GA_WARN("CALL without id, service or request_type dropped");
+        return;
+    }
+    const ga_funcfg_t *cfg = bk_registry_lookup(self->registry, service, request_type, version);
+    if (cfg == NULL) {
+        s_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_ENOTFOUND,
+                     "Unknown function", false);
+        return;
+    }
+    if (cfg->disabled) {
+        s_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_ENOTFOUND,
+                     "Function disabled", false);
+        return;
+    }
+    bk_worker_t *w = bk_registry_pick(self->registry, cfg);
+    if (w == NULL) {
+        s_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
+                     "Service unavailable", true);
+        return;
+    }
+    bk_call_t *call = self->free_calls;
+    if (call) {
+        self->free_calls = call->next;
+    } else {
+        call = ga_malloc(sizeof *call);
+    }
+    call->id = ++self->next_id;
+    call->gw_call_id = (uint64_t) gw_call_id;
+    memcpy(call->gw_id, msg->id, msg->id_len);
+    call->gw_id_len = msg->id_len;
+    call->worker = w;
+    call->next = NULL;
+    // Forward the body as it came, with the broker's id in place of the gateway's.
+    ga_value_t *idv = (ga_value_t *) ga_map_get(body, "id");
+    *idv = ga_int((int64_t) call->id);
+    ga_err_t rc = ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, body,
+                                      &self->out);
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        call->worker = NULL;
+        s_release_call(self, call);
+        s_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
+                     "Service unavailable", true);
+        return;
+    }
+    w->inflight++;
+    ga_idmap_put(self->calls, call->id, call);
+    if (cfg->timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
+        ga_timeq_push(self->deadlines, ga_clock_ms() + cfg->timeout_ms, call->id);
+    }
+}
+
+static void
+s_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    bool is_new;
+    s_gateway_touch(self, msg->id, msg->id_len, &is_new);
+    if (is_new || msg->cmd == GA_CMD_HELLO) {
+        GA_INFO("gateway connected (%s)", is_new ? "new" : "hello again");
+        s_send_snapshot(self, msg->id, msg->id_len);
+    }
+    switch (msg->cmd) {
+    case GA_CMD_CALL:
+        s_on_call(self, msg);
+        break;
+    case GA_CMD_HELLO:
+    case GA_CMD_HEARTBEAT:
+        break;
+    default:
+        self->stats.malformed++;
+        GA_WARN("unexpected %s from a gateway dropped", ga_cmd_name(msg->cmd));
+        break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+// Answers every call the worker holds with `message`, and forgets the worker.
+typedef struct {
+    bk_broker_t *self;   // broker
+    bk_worker_t *worker; // worker going away
+    uint64_t *ids;       // ids collected
+    size_t n;            // ids collected so far
+} lost_t;
+
+static void
+s_collect_lost(uint64_t id, void *value, void *arg)
+{
+    lost_t *lost = arg;
+    bk_call_t *call = value;
+    if (call->worker == lost->worker) {
+        lost->ids[lost->n++] = id;
+    }
+}
+
+static void
+s_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why)
+{
+    GA_NOTICE("worker %s (%s) removed: %s; %zu call(s) in flight failed", w->node ? w->node : "?",
+              w->service ? w->service : "?", why, w->inflight);
+    if (w->inflight) {
+        lost_t lost = {.self = self, .worker = w, .ids = ga_malloc(sizeof(uint64_t) * w->inflight)};
+        ga_idmap_each(self->calls, s_collect_lost, &lost);
+        for (size_t i = 0; i < lost.n; i++) {
+            bk_call_t *call = ga_idmap_take(self->calls, lost.ids[i]);
+            s_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ELOST,
+                         "Worker lost", true);
+            s_release_call(self, call);
+        }
+        ga_free(lost.ids);
+    }
+    bk_registry_remove(self->registry, w);
+}
+
+static void
+s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    ga_arena_t *a = self->arena;
+    const char *token = self->cfg->push_token;
+    ga_value_t reply = ga_map(a, 5);
+    if (token && token[0]) {
+        const char *given = ga_map_get_str(&msg->value, "token");
+        size_t tlen = strlen(token);
+        // Constant-time comparison: the time taken does not depend on where they differ.
+        unsigned diff = given == NULL || strlen(given) != tlen;
+        for (size_t i = 0; given && i < tlen && given[i]; i++) {
+            diff |= (unsigned) (token[i] ^ given[i]);
+        }
+        if (diff) {
+            GA_WARN("REGISTER refused: invalid push token");
+            ga_map_put(&reply, a, "ok", ga_bool(false));
+            ga_map_put(&reply, a, "error", ga_str("invalid push token"));
+            s_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+            return;
+        }
+    }
+    ga_value_t failed, changed;
+    bk_worker_t *w = NULL;
+    char err[256];
+    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &msg->value,
+                                       ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
+                                       &w, err, sizeof err);
+    if (rc != GA_OK) {
+        GA_WARN("REGISTER refused: %s", err);
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str(err));
+        s_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+        return;
+    }
+    GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
+            w->service, changed.len, failed.len);
+    if (changed.len) {
+        s_broadcast_update(self, &changed);
+    }
+    ga_map_put(&reply, a, "ok", ga_bool(true));
+    ga_map_put(&reply, a, "failed", failed);
+    ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    s_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+}
+
+static void
+s_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
+{
+    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    bk_call_t *call = id > 0 ? ga_idmap_get(self->calls, (uint64_t) id) : NULL;
+    if (call == NULL || call->worker != w) {
+        self->stats.late_replies++;
+        GA_DEBUG("reply for unknown or expired call %lld dropped", (long long) id);
+        return;
+    }
+    ga_idmap_take(self->calls, call->id);
+    ga_value_t *idv = (ga_value_t *) ga_map_get(&msg->value, "id");
+    *idv = ga_int((int64_t) call->gw_call_id);
+    s_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &msg->value);
+    self->stats.results++;
+    s_release_call(self, call);
+}
+
+static void
+s_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    if (msg->cmd == GA_CMD_REGISTER) {
+        s_on_register(self, msg);
+        return;
+    }
+    bk_worker_t *w = bk_registry_worker(self->registry, msg->id, msg->id_len);
+    if (w == NULL) {
+        // Typically after a broker restart: the worker must push its table again.
+        if (msg->cmd != GA_CMD_DISCONNECT) {
+            ga_arena_t *a = self->arena;
+            ga_value_t m = ga_map(a, 1);
+            ga_map_put(&m, a, "reason", ga_str("unknown worker: register again"));
+            s_send(self, self->workers, msg->id, msg->id_len, GA_CMD_DISCONNECT, &m);
+        }
+        return;
+    }
+    w->expiry = ga_clock_ms() + s_liveness_ms(self);
+    switch (msg->cmd) {
+    case GA_CMD_HEARTBEAT:
+        break;
+    case GA_CMD_REPLY:
+        s_on_reply(self, w, msg);
+        break;
+    case GA_CMD_DISCONNECT:
+        s_drop_worker(self, w, "disconnected");
+        break;
+    default:
+        self->stats.malformed++;
+        GA_WARN("unexpected %s from worker %s dropped", ga_cmd_name(msg->cmd), w->node);
+        break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+static void
+s_heartbeat_worker(bk_worker_t *w, void *arg)
+{
+    bk_broker_t *self = arg;
+    ga_value_t empty = ga_map(self->arena, 0);
+    s_send(self, self->workers, w->id, w->id_len, GA_CMD_HEARTBEAT, &empty);
+}
+
+static void
+s_on_tick(bk_broker_t *self, int64_t now)
+{
+    // Deadlines: answer every call whose time is up.
+    uint64_t id;
+    while (ga_timeq_pop_due(self->deadlines, now, &id)) {
+        bk_call_t *call = ga_idmap_take(self->calls, id);
+        if (call == NULL) {
+            continue; // answered in time
+        }
+        self->stats.timeouts++;
+        s_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ETIMEDOUT,
+                     "Request timed out", true);
+        s_release_call(self, call);
+        ga_arena_reset(self->arena);
+    }
+    if (now < self->next_heartbeat) {
+        return;
+    }
+    self->next_heartbeat = now + self->cfg->heartbeat_ms;
+    bk_worker_t *expired[BK_EXPIRED_BATCH];
+    size_t n = bk_registry_expired(self->registry, now, expired, BK_EXPIRED_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        self->stats.workers_lost++;
+        s_drop_worker(self, expired[i], "silent for 3 heartbeats");
+    }
+    bk_registry_each_worker(self->registry, s_heartbeat_worker, self);
+    ga_value_t empty = ga_map(self->arena, 0);
+    zlist_t *dead = zlist_new();
+    ga_assert(dead);
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        if (gw->expiry < now) {
+            zlist_append(dead, (void *) zhash_cursor(self->gws));
+        } else {
+            s_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_HEARTBEAT, &empty);
+        }
+    }
+    for (const char *key = zlist_first(dead); key; key = zlist_next(dead)) {
+        GA_NOTICE("gateway removed: silent for 3 heartbeats");
+        zhash_delete(self->gws, key);
+    }
+    zlist_destroy(&dead);
+    ga_arena_reset(self->arena);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loop
+
+// Drains up to `budget` messages from one socket so neither side can starve the other.
+static void
+s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
+{
+    while (budget-- > 0) {
+        ga_err_t rc = ga_proto_recv(sock, true, &self->msg, self->arena);
+        if (rc == GA_EAGAIN) {
+            return;
+        }
+        if (rc == GA_EPROTO) {
+            self->stats.malformed++;
+            GA_DEBUG("malformed message dropped");
+        } else if (rc == GA_OK) {
+            if (from_workers) {
+                s_on_worker(self, &self->msg);
+            } else {
+                s_on_gateway(self, &self->msg);
+            }
+        } else {
+            GA_WARN("receive failed: %s", zmq_strerror(zmq_errno()));
+            ga_arena_reset(self->arena);
+            return;
+        }
+        ga_arena_reset(self->arena);
+    }
+}
+
+ga_err_t
+bk_broker_run(bk_broker_t *self)
+{
+    zmq_pollitem_t items[3] = {
+        {.socket = self->workers, .events = ZMQ_POLLIN},
+        {.socket = self->gateways, .events = ZMQ_POLLIN},
+        {.fd = self->wake[0], .events = ZMQ_POLLIN},
+    };
+    self->next_heartbeat = ga_clock_ms() + self->cfg->heartbeat_ms;
+    while (!atomic_load(&self->stop)) {
+        int64_t now = ga_clock_ms();
+        int64_t next = self->next_heartbeat;
+        int64_t due = ga_timeq_next(self->deadlines);
+        if (due < next) {
+            next = due;
+        }
+        long timeout = next > now ? (long) (next - now) : 0;
+        int n = zmq_poll(items, 3, timeout);
+        if (n < 0) {
+            if (zmq_errno() == EINTR) {
+                continue;
+            }
+            GA_ERR("poll failed: %s", zmq_strerror(zmq_errno()));
+            return GA_EIO;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            s_drain(self, self->workers, true, 256);
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            s_drain(self, self->gateways, false, 256);
+        }
+        s_on_tick(self, ga_clock_ms());
+    }
+    return GA_OK;
+}

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// The broker: one thread, one poll loop, two ROUTER sockets (workers, gateways). It owns the
+// registry, worker and gateway liveness, and the routing of every call with its deadline.
+// Everything except bk_broker_stop runs on the thread that calls bk_broker_run.
+#ifndef BK_BROKER_H
+#define BK_BROKER_H
+
+#include "ga_err.h"
+
+#include <stdint.h>
+
+typedef struct {
+    const char *worker_endpoint;  // ROUTER for workers, e.g. "tcp://*:5570"
+    const char *gateway_endpoint; // ROUTER for gateways, e.g. "tcp://*:5571"
+    int64_t heartbeat_ms;         // heartbeat interval; peers are dead after 3 silent ones
+    const char *push_token;       // required in every REGISTER when non-empty
+    int64_t hwm;                  // ZeroMQ send/receive high-water mark per peer (messages)
+} bk_config_t;
+
+typedef struct bk_broker_t bk_broker_t;
+
+// Creates a broker; `cfg` is borrowed and must outlive it. No I/O.
+bk_broker_t *bk_broker_new(const bk_config_t *cfg);
+void bk_broker_destroy(bk_broker_t **self_p);
+// Creates and binds the sockets. GA_EIO with a logged reason when an endpoint cannot be bound.
+GA_MUST_CHECK ga_err_t bk_broker_bind(bk_broker_t *self);
+// The bound endpoints with real ports ("tcp://127.0.0.1:40123"); valid after bind.
+const char *bk_broker_worker_endpoint(const bk_broker_t *self);
+const char *bk_broker_gateway_endpoint(const bk_broker_t *self);
+// Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
+GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
+// Asks the loop to stop. Any thread; async-signal-safe.
+void bk_broker_stop(bk_broker_t *self);
+
+// Counters, for tests and /metrics (read on the loop thread or after run returns).
+typedef struct {
+    uint64_t calls;         // CALLs received
+    uint64_t results;       // RESULTs sent to gateways
+    uint64_t timeouts;      // calls answered with a timeout
+    uint64_t workers_lost;  // workers dropped for silence
+    uint64_t malformed;     // messages dropped as malformed
+    uint64_t late_replies;  // replies for calls already answered
+    uint64_t undeliverable; // messages a peer could not take (gone or full)
+} bk_stats_t;
+bk_stats_t bk_broker_stats(const bk_broker_t *self);
+
+#endif

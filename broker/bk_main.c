@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// genapi-broker: parses options, binds, prints READY with the real endpoints, runs the loop
+// until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
+#include "bk_broker.h"
+#include "ga_config.h"
+#include "ga_log.h"
+#include "ga_signal.h"
+
+#include <czmq.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    char *worker_endpoint;  // see table
+    char *gateway_endpoint; // see table
+    int64_t heartbeat_ms;   // see table
+    char *push_token;       // see table
+    int64_t hwm;            // see table
+    char *log_level;        // see table
+} options_t;
+
+static const ga_option_t s_options[] = {
+    {"worker_endpoint", GA_OPT_STR, "tcp://*:5570", 0, 0, offsetof(options_t, worker_endpoint),
+     "ROUTER endpoint for workers"},
+    {"gateway_endpoint", GA_OPT_STR, "tcp://*:5571", 0, 0, offsetof(options_t, gateway_endpoint),
+     "ROUTER endpoint for gateways"},
+    {"heartbeat_ms", GA_OPT_INT, "1000", 50, 60000, offsetof(options_t, heartbeat_ms),
+     "heartbeat interval in ms; a peer silent for 3 intervals is dead"},
+    {"push_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, push_token),
+     "token every worker must present when pushing its functions (empty: none)"},
+    {"hwm", GA_OPT_INT, "100000", 100, 10000000, offsetof(options_t, hwm),
+     "ZeroMQ high-water mark per peer, in messages"},
+    {"log_level", GA_OPT_STR, "info", 0, 0, offsetof(options_t, log_level),
+     "err, warn, notice, info or debug"},
+    {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
+};
+
+static void
+s_on_signal(int signo, void *arg)
+{
+    (void) signo;
+    bk_broker_stop(arg);
+}
+
+int
+main(int argc, char **argv)
+{
+    ga_signal_block();
+    zsys_handler_set(NULL);
+    ga_log_set_ident("genapi-broker");
+    ga_log_set_sink(ga_log_stderr_sink);
+    options_t opt = {0};
+    char err[512];
+    ga_err_t rc = ga_config_load(s_options, &opt, "genapi-broker", argc, argv, err, sizeof err);
+    if (rc != GA_OK) {
+        if (rc != GA_ECLOSED) {
+            fprintf(stderr, "genapi-broker: %s\n", err);
+        }
+        ga_config_fini(s_options, &opt);
+        return rc == GA_ECLOSED ? 0 : 2;
+    }
+    int level = ga_log_level_parse(opt.log_level);
+    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    bk_config_t cfg = {
+        .worker_endpoint = opt.worker_endpoint,
+        .gateway_endpoint = opt.gateway_endpoint,
+        .heartbeat_ms = opt.heartbeat_ms,
+        .push_token = opt.push_token,
+        .hwm = opt.hwm,
+    };
+    bk_broker_t *broker = bk_broker_new(&cfg);
+    ga_signal_t *sig = NULL;
+    int status = 1;
+    if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, broker, &sig) != GA_OK) {
+        GA_ERR("startup failed");
+        goto out;
+    }
+    printf("READY broker workers=%s gateways=%s\n", bk_broker_worker_endpoint(broker),
+           bk_broker_gateway_endpoint(broker));
+    fflush(stdout);
+    GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
+            bk_broker_gateway_endpoint(broker));
+    status = bk_broker_run(broker) == GA_OK ? 0 : 1;
+    GA_INFO("stopped");
+out:
+    ga_signal_destroy(&sig);
+    bk_broker_destroy(&broker);
+    ga_config_fini(s_options, &opt);
+    return status;
+}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+// Registry bookkeeping for the broker: the function table, workers by routing id, and the
+// failed-configs list. Workers are found by a hex rendering of their routing id.
+#include "bk_registry.h"
+
+#include "ga_clock.h"
+#include "ga_functable.h"
+#include "ga_mem.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEXKEY_MAX (2 * 255 + 1)
+
+// A refused config, kept for operators.
+typedef struct {
+    char *service;      // service it claimed
+    char *function;     // request_type (and version) it claimed
+    char *reason;       // why it was refused
+    int64_t at_wall_ms; // when
+} failed_t;
+
+struct bk_registry_t {
+    ga_functable_t *functions; // every accepted config
+    zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
+    zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
+};
+
+static void
+s_hexkey(char *out, const uint8_t *id, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[id[i] >> 4];
+        out[2 * i + 1] = hex[id[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static void
+s_worker_free(void *data)
+{
+    bk_worker_t *w = data;
+    zhash_t *offers = w->offers;
+    zhash_destroy(&offers);
+    ga_free(w->node);
+    ga_free(w->service);
+    ga_free(w);
+}
+
+static void
+s_failed_free(void *data)
+{
+    failed_t *f = data;
+    ga_free(f->service);
+    ga_free(f->function);
+    ga_free(f->reason);
+    ga_free(f);
+}
+
+bk_registry_t *
+bk_registry_new(void)
+{
+    bk_registry_t *self = ga_calloc(1, sizeof *self);
+    self->functions = ga_functable_new();
+    self->workers = zhash_new();
+    self->failed = zlist_new();
+    ga_assert(self->workers && self->failed);
+    return self;
+}
+
+void
+bk_registry_destroy(bk_registry_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    bk_registry_t *self = *self_p;
+    ga_functable_destroy(&self->functions);
+    zhash_destroy(&self->workers);
+    while (zlist_size(self->failed)) {
+        s_failed_free(zlist_pop(self->failed));
+    }
+    zlist_destroy(&self->failed);
+    ga_free(self);
+    *self_p = NULL;
+}
+
+bk_worker_t *
+bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t id_len)
+{
+    char key[HEXKEY_MAX];
+    s_hexkey(key, id, id_len);
+    return zhash_lookup(self->workers, key);
+}
+
+static void
+s_add_failed(bk_registry_t *self, const char *service, const char *function, const char *reason)
+{
+    failed_t *f = ga_calloc(1, sizeof *f);
+    f->service = ga_strdup(service);
+    f->function = ga_strdup(function);
+    f->reason = ga_strdup(reason);
+    f->at_wall_ms = ga_clock_wall_ms();
+    if (zlist_append(self->failed, f) != 0) {
+        s_failed_free(f);
+        return;
+    }
+    int64_t cutoff = f->at_wall_ms - BK_FAILED_KEEP_MS;
+    failed_t *oldest;
+    while ((oldest = zlist_first(self->failed)) != NULL &&
+           (zlist_size(self->failed) > BK_FAILED_MAX || oldest->at_wall_ms < cutoff)) {
+        s_failed_free(zlist_pop(self->failed));
+    }
+}
+
+static ga_value_t
+s_failure(ga_arena_t *arena, const char *function, const char *reason)
+{
+    ga_value_t m = ga_map(arena, 2);
+    ga_map_put(&m, arena, "function", ga_str_dup(arena, function, strlen(function)));
+    ga_map_put(&m, arena, "reason", ga_str_dup(arena, reason, strlen(reason)));
+    return m;
+}
+
+ga_err_t
+bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
+                     const ga_value_t *body, int64_t expiry, ga_arena_t *arena,
+                     ga_value_t *failed, ga_value_t *changed, bk_worker_t **worker, char *err,
+                     size_t errlen)
+{
+    const char *node = ga_map_get_str(body, "node");
+    const char *service = ga_map_get_str(body, "service");
+    const ga_value_t *functions = ga_map_get(body, "functions");
+    if (node == NULL || node[0] == '\0' || service == NULL || service[0] == '\0') {
+        snprintf(err, errlen, "register: node and service must be non-empty strings");
+        return GA_ECONFIG;
+    }
+    if (functions == NULL || functions->type != GA_ARRAY) {
+        snprintf(err, errlen, "register: functions must be a list of configs");
+        return GA_ECONFIG;
+    }
+    char key[HEXKEY_MAX];
+    s_hexkey(key, id, id_len);
+    bk_worker_t *w = zhash_lookup(self->workers, key);
+    if (w == NULL) {
+        w = ga_calloc(1, sizeof *w);
+        memcpy(w->id, id, id_len);
+        w->id_len = id_len;
+        ga_assert(zhash_insert(self->workers, key, w) == 0);
+        zhash_freefn(self->workers, key, s_worker_free);
+    }
+    ga_free(w->node);
+    ga_free(w->service);
+    w->node = ga_strdup(node);
+    w->service = ga_strdup(service);
+    w->expiry = expiry;
+    zhash_t *offers = w->offers;
+    zhash_destroy(&offers);
+    offers = zhash_new();
+    ga_assert(offers);
+    w->offers = offers;
+
+    *failed = ga_array(arena, 0);
+    *changed = ga_array(arena, 0);
+    for (uint32_t i = 0; i < functions->len; i++) {
+        const ga_value_t *fv = &functions->u.items[i];
+        char why[256];
+        ga_funcfg_t *cfg = NULL;
+        ga_err_t rc = ga_funcfg_parse(fv, &cfg, why, sizeof why);
+        if (rc == GA_OK && strcmp(cfg->service, service) != 0) {
+            snprintf(why, sizeof why, "service: \"%s\" does not match the worker's service \"%s\"",
+                     cfg->service, service);
+            ga_funcfg_destroy(&cfg);
+            rc = GA_ECONFIG;
+        }
+        if (rc != GA_OK) {
+            const char *rt = ga_map_get_str(fv, "request_type");
+            const char *name = rt ? rt : "(unnamed)";
+            s_add_failed(self, service, name, why);
+            ga_array_push(failed, arena, s_failure(arena, name, why));
+            continue;
+        }
+        char fkey[600];
+        ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+        zhash_insert(offers, fkey, (void *) "1"); // a duplicate entry in one table is harmless
+        ga_value_t source = ga_value_copy(arena, &cfg->source);
+        if (ga_functable_put(self->functions, &cfg)) {
+            ga_array_push(changed, arena, source);
+        }
+    }
+    w->registered = true;
+    *worker = w;
+    return GA_OK;
+}
+
+void
+bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
+{
+    char key[HEXKEY_MAX];
+    s_hexkey(key, worker->id, worker->id_len);
+    zhash_delete(self->workers, key);
+}
+
+const ga_funcfg_t *
+bk_registry_lookup(bk_registry_t *self, const char *service, const char *request_type,
+                   const char *version)
+{
+    return ga_functable_resolve(self->functions, service, request_type, version);
+}
+
+bk_worker_t *
+bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg)
+{
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    bk_worker_t *chosen = NULL;
+    unsigned seen = 0;
+    // Reservoir sampling: a uniform random choice in one pass, no temporary array.
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL) {
+            continue;
+        }
+        if (cfg->n_nodes) {
+            bool allowed = false;
+            for (uint32_t i = 0; i < cfg->n_nodes && !allowed; i++) {
+                allowed = strcmp(cfg->nodes[i], w->node) == 0;
+            }
+            if (!allowed) {
+                continue;
+            }
+        }
+        seen++;
+        if ((unsigned) rand() % seen == 0) {
+            chosen = w;
+        }
+    }
+    return chosen;
+}
+
+static void
+s_snap_one(const ga_funcfg_t *cfg, void *arg)
+{
+    void **ctx = arg;
+    ga_array_push(ctx[0], ctx[1], ga_value_copy(ctx[1], &cfg->source));
+}
+
+ga_value_t
+bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena)
+{
+    ga_value_t list = ga_array(arena, (uint32_t) ga_functable_size(self->functions));
+    void *ctx[2] = {&list, arena};
+    ga_functable_each(self->functions, s_snap_one, ctx);
+    return list;
+}
+
+void
+bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg), void *arg)
+{
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        fn(w, arg);
+    }
+}
+
+size_t
+bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t max)
+{
+    size_t n = 0;
+    for (bk_worker_t *w = zhash_first(self->workers); w && n < max; w = zhash_next(self->workers)) {
+        if (w->expiry < now) {
+            out[n++] = w;
+        }
+    }
+    return n;
+}
+
+size_t
+bk_registry_function_count(const bk_registry_t *self)
+{
+    return ga_functable_size(self->functions);
+}
+
+size_t
+bk_registry_worker_count(const bk_registry_t *self)
+{
+    return zhash_size(self->workers);
+}
+
+size_t
+bk_registry_failed_count(const bk_registry_t *self)
+{
+    return zlist_size(self->failed);
+}

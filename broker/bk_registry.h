@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+// The broker's registry: function configs by (service, request_type, version), the live
+// workers of each service and what each offers, and the failed-configs list. Owned by the
+// broker's loop thread; no I/O here, so it is unit-testable without sockets.
+#ifndef BK_REGISTRY_H
+#define BK_REGISTRY_H
+
+#include "ga_arena.h"
+#include "ga_err.h"
+#include "ga_funcfg.h"
+#include "ga_value.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BK_FAILED_MAX      256                   // failed-config entries kept
+#define BK_FAILED_KEEP_MS  (24 * 3600 * 1000LL)  // how long a failed entry is kept
+
+typedef struct bk_registry_t bk_registry_t;
+
+// A connected worker. Owned by the registry; pointers stay valid until bk_registry_remove.
+typedef struct {
+    uint8_t id[255];     // ZeroMQ routing id
+    size_t id_len;       // bytes in id
+    char *node;          // node name ("user_service@host-1")
+    char *service;       // the service it serves
+    int64_t expiry;      // monotonic ms after which it is dead unless heard from
+    size_t inflight;     // requests sent and not yet answered
+    bool registered;     // has pushed an accepted table
+    void *offers;        // zhash_t of function keys it offers (values unused)
+} bk_worker_t;
+
+bk_registry_t *bk_registry_new(void);
+void bk_registry_destroy(bk_registry_t **self_p);
+
+// Finds the worker with routing id `id`, or NULL.
+bk_worker_t *bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t id_len);
+
+// Registers (or re-registers) the worker at `id` from a REGISTER body. Each function config is
+// validated; accepted ones are added or replaced, refused ones recorded in the failed list.
+// On return `*failed` is a list of {function, reason} and `*changed` a list of the config
+// sources that were added or changed (both in `arena`). Returns GA_OK, or GA_ECONFIG with
+// `err` set when the body itself is unusable (no node or service, functions not a list).
+// The caller checks the push token before calling.
+GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *id,
+                                            size_t id_len, const ga_value_t *body,
+                                            int64_t expiry, ga_arena_t *arena,
+                                            ga_value_t *failed, ga_value_t *changed,
+                                            bk_worker_t **worker, char *err, size_t errlen);
+
+// Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
+void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
+
+// Looks up a config; `version` NULL means the unversioned config, else the highest enabled
+// version. Returns NULL when unknown.
+const ga_funcfg_t *bk_registry_lookup(bk_registry_t *self, const char *service,
+                                      const char *request_type, const char *version);
+
+// Picks a live registered worker offering `cfg` (random among them), or NULL when none.
+bk_worker_t *bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg);
+
+// Every config's source, as a list in `arena` (for a gateway's snapshot).
+ga_value_t bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena);
+
+// Calls fn for every worker (fn must not add or remove workers).
+void bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg),
+                             void *arg);
+// Collects the workers whose expiry is before `now` into out[0..max); returns the count.
+size_t bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t max);
+
+size_t bk_registry_function_count(const bk_registry_t *self);
+size_t bk_registry_worker_count(const bk_registry_t *self);
+size_t bk_registry_failed_count(const bk_registry_t *self);
+
+#endif

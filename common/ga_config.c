@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+// The config-table engine behind every program's options. Reads files and the environment, so
+// it runs in main before any loop starts.
+#include "ga_config.h"
+
+#include "ga_arena.h"
+#include "ga_json.h"
+#include "ga_mem.h"
+#include "ga_value.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ga_option_t *
+s_find(const ga_option_t *table, const char *name, size_t len)
+{
+    for (const ga_option_t *o = table; o->name; o++) {
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static ga_err_t
+s_set(const ga_option_t *o, void *cfg, const char *text, const char *source, char *err,
+      size_t errlen)
+{
+    char *field = (char *) cfg + o->offset;
+    switch (o->type) {
+    case GA_OPT_STR: {
+        char **dst = (char **) (void *) field;
+        ga_free(*dst);
+        *dst = ga_strdup(text);
+        return GA_OK;
+    }
+    case GA_OPT_INT: {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno != 0 || end == text || *end != '\0' || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: \"%s\" (from %s) must be an integer in %lld..%lld",
+                     o->name, text, source, (long long) o->min, (long long) o->max);
+            return GA_ECONFIG;
+        }
+        *(int64_t *) (void *) field = v;
+        return GA_OK;
+    }
+    case GA_OPT_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0 || strcmp(text, "on") == 0) {
+            *(bool *) (void *) field = true;
+        } else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0 ||
+                   strcmp(text, "off") == 0) {
+            *(bool *) (void *) field = false;
+        } else {
+            snprintf(err, errlen, "%s: \"%s\" (from %s) must be true or false", o->name, text,
+                     source);
+            return GA_ECONFIG;
+        }
+        return GA_OK;
+    }
+    return GA_ECONFIG;
+}
+
+static ga_err_t
+s_load_file(const ga_option_t *table, void *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return GA_ECONFIG;
+    }
+    ga_buf_t text;
+    ga_buf_init(&text);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        ga_buf_append(&text, chunk, n);
+    }
+    GA_IGNORE(fclose(f)); // read-only file: nothing to flush
+    ga_arena_t *arena = ga_arena_new(4096);
+    ga_value_t doc;
+    char why[200];
+    ga_err_t rc = ga_json_decode((const char *) text.data, text.len, arena, &doc, why, sizeof why);
+    if (rc != GA_OK || doc.type != GA_MAP) {
+        snprintf(err, errlen, "config file %s: %s", path,
+                 rc != GA_OK ? why : "must hold a JSON object");
+        rc = GA_ECONFIG;
+        goto out;
+    }
+    for (uint32_t i = 0; i < doc.len && rc == GA_OK; i++) {
+        const ga_pair_t *p = &doc.u.pairs[i];
+        const ga_option_t *o = s_find(table, p->key, p->key_len);
+        if (o == NULL) {
+            snprintf(err, errlen, "config file %s: unknown option \"%s\"", path, p->key);
+            rc = GA_ECONFIG;
+            break;
+        }
+        char num[32];
+        const char *value = NULL;
+        if (p->value.type == GA_STR) {
+            value = p->value.u.s;
+        } else if (p->value.type == GA_INT) {
+            snprintf(num, sizeof num, "%lld", (long long) p->value.u.i);
+            value = num;
+        } else if (p->value.type == GA_BOOL) {
+            value = p->value.u.b ? "true" : "false";
+        } else {
+            snprintf(err, errlen, "config file %s: option \"%s\" must be a string, integer or "
+                                  "boolean", path, p->key);
+            rc = GA_ECONFIG;
+            break;
+        }
+        rc = s_set(o, cfg, value, path, err, errlen);
+    }
+out:
+    ga_arena_destroy(&arena);
+    ga_buf_fini(&text);
+    return rc;
+}
+
+static void
+s_help(const ga_option_t *table, const char *prog)
+{
+    printf("usage: %s [--config FILE.json] [--set name=value ...] [--print-config]\n\n"
+           "options (also GENAPI_<NAME> in the environment):\n",
+           prog);
+    for (const ga_option_t *o = table; o->name; o++) {
+        printf("  %-22s %s (default: %s)\n", o->name, o->help, o->dflt);
+    }
+}
+
+static void
+s_print(const ga_option_t *table, const void *cfg)
+{
+    for (const ga_option_t *o = table; o->name; o++) {
+        const char *field = (const char *) cfg + o->offset;
+        switch (o->type) {
+        case GA_OPT_STR:
+            printf("%s=%s\n", o->name, *(char *const *) (const void *) field);
+            break;
+        case GA_OPT_INT:
+            printf("%s=%lld\n", o->name, (long long) *(const int64_t *) (const void *) field);
+            break;
+        case GA_OPT_BOOL:
+            printf("%s=%s\n", o->name, *(const bool *) (const void *) field ? "true" : "false");
+            break;
+        }
+    }
+}
+
+ga_err_t
+ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, char **argv,
+               char *err, size_t errlen)
+{
+    ga_err_t rc;
+    for (const ga_option_t *o = table; o->name; o++) {
+        if ((rc = s_set(o, cfg, o->dflt, "default", err, errlen)) != GA_OK) {
+            return rc;
+        }
+    }
+    bool print = false;
+    // Pass 1: the file, so that the environment and --set override it.
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_help(table, prog);
+            return GA_ECLOSED;
+        }
+        if (strcmp(argv[i], "--print-config") == 0) {
+            print = true;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            if ((rc = s_load_file(table, cfg, argv[++i], err, errlen)) != GA_OK) {
+                return rc;
+            }
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            i++;
+        } else {
+            snprintf(err, errlen, "unknown argument \"%s\" (see --help)", argv[i]);
+            return GA_ECONFIG;
+        }
+    }
+    for (const ga_option_t *o = table; o->name; o++) {
+        char env[80] = "GENAPI_";
+        size_t k = strlen(env);
+        for (const char *p = o->name; *p && k + 1 < sizeof env; p++) {
+            env[k++] = (char) toupper((unsigned char) *p);
+        }
+        env[k] = '\0';
+        const char *v = getenv(env);
+        if (v && (rc = s_set(o, cfg, v, env, err, errlen)) != GA_OK) {
+            return rc;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--set") != 0 || i + 1 >= argc) {
+            i += strcmp(argv[i], "--config") == 0;
+            continue;
+        }
+        const char *kv = argv[++i];
+        const char *eq = strchr(kv, '=');
+        const ga_option_t *o = eq ? s_find(table, kv, (size_t) (eq - kv)) : NULL;
+        if (o == NULL) {
+            snprintf(err, errlen, "--set %s: unknown option (see --help)", kv);
+            return GA_ECONFIG;
+        }
+        if ((rc = s_set(o, cfg, eq + 1, "--set", err, errlen)) != GA_OK) {
+            return rc;
+        }
+    }
+    if (print) {
+        s_print(table, cfg);
+        return GA_ECLOSED;
+    }
+    return GA_OK;
+}
+
+void
+ga_config_fini(const ga_option_t *table, void *cfg)
+{
+    for (const ga_option_t *o = table; o->name; o++) {
+        if (o->type == GA_OPT_STR) {
+            char **dst = (char **) (void *) ((char *) cfg + o->offset);
+            ga_free(*dst);
+            *dst = NULL;
+        }
+    }
+}

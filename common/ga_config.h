@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// Program configuration from one table per program: name, type, default, range and help text.
+// The table drives parsing, validation, --help and --print-config. Sources override in this
+// order: defaults, a JSON file (--config FILE), environment variables GENAPI_<NAME> (upper
+// case), then --set name=value. Called once from main; the filled struct is then passed down
+// as a const pointer.
+#ifndef GA_CONFIG_H
+#define GA_CONFIG_H
+
+#include "ga_err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    GA_OPT_STR,  // char * in the struct, owned by it (freed by ga_config_fini)
+    GA_OPT_INT,  // int64_t in the struct, checked against min..max
+    GA_OPT_BOOL, // bool in the struct
+} ga_opt_type_t;
+
+typedef struct {
+    const char *name;   // option name, as in --set name=value and the JSON file
+    ga_opt_type_t type; // how the value is parsed and stored
+    const char *dflt;   // default, as text
+    int64_t min;        // GA_OPT_INT: smallest accepted value
+    int64_t max;        // GA_OPT_INT: largest accepted value
+    size_t offset;      // offsetof(struct, field)
+    const char *help;   // one line for --help
+} ga_option_t;
+
+// Fills `cfg` from the sources above. `table` ends with an entry whose name is NULL.
+// Returns GA_OK; GA_ECLOSED when --help or --print-config was handled (exit 0); GA_ECONFIG
+// with a message in `err` naming the option. May be called only from main.
+GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const char *prog,
+                                      int argc, char **argv, char *err, size_t errlen);
+// Frees the strings ga_config_load stored in `cfg`.
+void ga_config_fini(const ga_option_t *table, void *cfg);
+
+#endif

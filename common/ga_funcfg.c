@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+// Parsing and registration-time validation of function configs (SPEC section 2). Every rule
+// failure returns GA_ECONFIG with a message that starts with the field's name.
+#include "ga_funcfg.h"
+
+#include "ga_mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const s_resp_names[] = {"sync", "async", "stream", "none"};
+static const char *const s_type_names[] = {
+    "string", "num",        "boolean",  "uuid",     "datetime", "naive_datetime", "list",
+    "list_string", "list_num", "list_uuid", "list_map", "map",  "any"};
+
+const char *
+ga_resp_name(ga_resp_t r)
+{
+    return s_resp_names[r];
+}
+
+int
+ga_resp_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, s_resp_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *
+ga_argtype_name(ga_argtype_t t)
+{
+    return s_type_names[t];
+}
+
+int
+ga_argtype_parse(const char *name)
+{
+    for (int i = 0; i < (int) (sizeof s_type_names / sizeof s_type_names[0]); i++) {
+        if (strcmp(name, s_type_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+// Parsing state: the config being built and where to write a refusal.
+typedef struct {
+    ga_funcfg_t *cfg; // config under construction
+    char *err;        // message buffer
+    size_t errlen;    // its size
+} parse_t;
+
+__attribute__((format(printf, 2, 3))) static ga_err_t
+s_fail(parse_t *ps, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err, ps->errlen, fmt, ap);
+    va_end(ap);
+    return GA_ECONFIG;
+}
+
+// A non-empty string field, copied into the config's arena (already there: source is a copy).
+static ga_err_t
+s_name(parse_t *ps, const ga_value_t *v, const char *field, const char **out, bool required)
+{
+    if (v == NULL || v->type == GA_NIL) {
+        if (required) {
+            return s_fail(ps, "%s: required", field);
+        }
+        *out = NULL;
+        return GA_OK;
+    }
+    if (v->type != GA_STR || v->len == 0 || strlen(v->u.s) != v->len) {
+        return s_fail(ps, "%s: must be a non-empty string", field);
+    }
+    if (v->len > 255) {
+        return s_fail(ps, "%s: longer than 255 bytes", field);
+    }
+    *out = v->u.s;
+    return GA_OK;
+}
+
+// A list of non-empty strings.
+static ga_err_t
+s_str_list(parse_t *ps, const ga_value_t *v, const char *field, const char *const **out,
+           uint32_t *n)
+{
+    if (v->type != GA_ARRAY) {
+        return s_fail(ps, "%s: must be a list of strings", field);
+    }
+    const char **list = ga_arena_alloc(ps->cfg->arena, sizeof(char *) * (v->len + 1));
+    for (uint32_t i = 0; i < v->len; i++) {
+        const ga_value_t *item = &v->u.items[i];
+        if (item->type != GA_STR || item->len == 0) {
+            return s_fail(ps, "%s: item %u must be a non-empty string", field, i);
+        }
+        list[i] = item->u.s;
+    }
+    list[v->len] = NULL;
+    *out = list;
+    *n = v->len;
+    return GA_OK;
+}
+
+static ga_err_t
+s_limit(parse_t *ps, const ga_value_t *v, const char *arg, const char *opt, int64_t *out)
+{
+    if (v->type != GA_INT || v->u.i < 0 || v->u.i > INT32_MAX) {
+        return s_fail(ps, "arg_types.%s.%s: must be a non-negative integer", arg, opt);
+    }
+    *out = v->u.i;
+    return GA_OK;
+}
+
+// One entry of arg_types: "type" or {type: ..., max_bytes: ..., ...}.
+static ga_err_t
+s_argspec(parse_t *ps, const char *name, const ga_value_t *v, ga_argspec_t *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->name = name;
+    spec->max_bytes = -1;
+    spec->max_items = -1;
+    spec->max_item_bytes = -1;
+    const ga_value_t *type = v;
+    if (v->type == GA_MAP) {
+        type = ga_map_get(v, "type");
+        if (type == NULL) {
+            return s_fail(ps, "arg_types.%s.type: required", name);
+        }
+    }
+    if (type->type != GA_STR) {
+        return s_fail(ps, "arg_types.%s: type must be a string", name);
+    }
+    int t = ga_argtype_parse(type->u.s);
+    if (t < 0) {
+        return s_fail(ps, "arg_types.%s: unknown type \"%s\"", name, type->u.s);
+    }
+    spec->type = (ga_argtype_t) t;
+    if (v->type != GA_MAP) {
+        return GA_OK;
+    }
+    const ga_value_t *dflt = NULL;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const char *opt = v->u.pairs[i].key;
+        const ga_value_t *ov = &v->u.pairs[i].value;
+        ga_err_t rc = GA_OK;
+        bool is_list = spec->type >= GA_ARG_LIST && spec->type <= GA_ARG_LIST_MAP;
+        if (strcmp(opt, "type") == 0) {
+            continue;
+        } else if (strcmp(opt, "max_bytes") == 0) {
+            if (spec->type != GA_ARG_STRING) {
+                return s_fail(ps, "arg_types.%s.max_bytes: applies to string only", name);
+            }
+            rc = s_limit(ps, ov, name, opt, &spec->max_bytes);
+        } else if (strcmp(opt, "max_items") == 0) {
+            if (!is_list && spec->type != GA_ARG_MAP) {
+                return s_fail(ps, "arg_types.%s.max_items: applies to lists and map only", name);
+            }
+            rc = s_limit(ps, ov, name, opt, &spec->max_items);
+        } else if (strcmp(opt, "max_item_bytes") == 0) {
+            if (spec->type != GA_ARG_LIST_STRING) {
+                return s_fail(ps, "arg_types.%s.max_item_bytes: applies to list_string only",
+                              name);
+            }
+            rc = s_limit(ps, ov, name, opt, &spec->max_item_bytes);
+        } else if (strcmp(opt, "allow_nil") == 0) {
+            if (ov->type != GA_BOOL) {
+                return s_fail(ps, "arg_types.%s.allow_nil: must be a boolean", name);
+            }
+            spec->allow_nil = ov->u.b;
+        } else if (strcmp(opt, "default_value") == 0) {
+            dflt = ov;
+        } else if (strcmp(opt, "required") == 0 || strcmp(opt, "accept") == 0) {
+            bool req = opt[0] == 'r';
+            if (spec->type != GA_ARG_MAP) {
+                return s_fail(ps, "arg_types.%s.%s: applies to map only", name, opt);
+            }
+            char field[300];
+            snprintf(field, sizeof field, "arg_types.%s.%s", name, opt);
+            rc = req ? s_str_list(ps, ov, field, &spec->required, &spec->n_required)
+                     : s_str_list(ps, ov, field, &spec->accept, &spec->n_accept);
+        } else {
+            return s_fail(ps, "arg_types.%s.%s: unknown option", name, opt);
+        }
+        if (rc != GA_OK) {
+            return rc;
+        }
+    }
+    if (dflt) {
+        // The default must itself be valid for the type (and is not nil unless allowed).
+        char why[200];
+        if (ga_arg_check(spec, dflt, why, sizeof why) != GA_OK) {
+            return s_fail(ps, "arg_types.%s.default_value: does not fit the type (%s)", name, why);
+        }
+        spec->has_default = true;
+        spec->default_value = *dflt;
+    }
+    return GA_OK;
+}
+
+static ga_err_t
+s_args(parse_t *ps, const ga_value_t *types, const ga_value_t *orders)
+{
+    ga_funcfg_t *cfg = ps->cfg;
+    if (types == NULL || types->type == GA_NIL) {
+        if (orders && orders->type == GA_ARRAY && orders->len > 0) {
+            return s_fail(ps, "arg_orders: names arguments but arg_types declares none");
+        }
+        cfg->args_as_map = orders && orders->type == GA_STR && strcmp(orders->u.s, "map") == 0;
+        return GA_OK;
+    }
+    if (types->type != GA_MAP) {
+        return s_fail(ps, "arg_types: must be a map of argument name to type");
+    }
+    if (types->len > GA_FUNCFG_MAX_ARGS) {
+        return s_fail(ps, "arg_types: more than %d arguments", GA_FUNCFG_MAX_ARGS);
+    }
+    cfg->n_args = types->len;
+    cfg->args = ga_arena_alloc(cfg->arena, sizeof(ga_argspec_t) * (types->len + 1));
+    // Order: arg_orders when it is a list, else declaration order.
+    const ga_value_t *order_list = NULL;
+    if (orders && orders->type != GA_NIL) {
+        if (orders->type == GA_STR && strcmp(orders->u.s, "map") == 0) {
+            cfg->args_as_map = true;
+        } else if (orders->type == GA_ARRAY) {
+            order_list = orders;
+        } else {
+            return s_fail(ps, "arg_orders: must be a list of argument names or \"map\"");
+        }
+    }
+    if (order_list && order_list->len != types->len) {
+        return s_fail(ps, "arg_orders: must name each of the %u declared arguments once",
+                      types->len);
+    }
+    for (uint32_t i = 0; i < types->len; i++) {
+        const ga_pair_t *p;
+        if (order_list) {
+            const ga_value_t *name = &order_list->u.items[i];
+            if (name->type != GA_STR) {
+                return s_fail(ps, "arg_orders: item %u must be a string", i);
+            }
+            for (uint32_t j = 0; j < i; j++) {
+                if (strcmp(cfg->args[j].name, name->u.s) == 0) {
+                    return s_fail(ps, "arg_orders: \"%s\" named twice", name->u.s);
+                }
+            }
+            p = NULL;
+            for (uint32_t j = 0; j < types->len; j++) {
+                if (strcmp(types->u.pairs[j].key, name->u.s) == 0) {
+                    p = &types->u.pairs[j];
+                }
+            }
+            if (p == NULL) {
+                return s_fail(ps, "arg_orders: \"%s\" is not declared in arg_types", name->u.s);
+            }
+        } else {
+            p = &types->u.pairs[i];
+        }
+        if (p->key_len == 0) {
+            return s_fail(ps, "arg_types: argument names must be non-empty");
+        }
+        ga_err_t rc = s_argspec(ps, p->key, &p->value, &cfg->args[i]);
+        if (rc != GA_OK) {
+            return rc;
+        }
+    }
+    return GA_OK;
+}
+
+static ga_err_t
+s_timeout(parse_t *ps, const ga_value_t *v, const char *field, int64_t *out, bool allow_inf)
+{
+    if (v == NULL || v->type == GA_NIL) {
+        return GA_OK; // keep the default
+    }
+    if (allow_inf && v->type == GA_STR && strcmp(v->u.s, "infinity") == 0) {
+        *out = GA_FUNCFG_TIMEOUT_INFINITY;
+        return GA_OK;
+    }
+    if (v->type != GA_INT || v->u.i < GA_FUNCFG_TIMEOUT_MIN || v->u.i > GA_FUNCFG_TIMEOUT_MAX) {
+        return s_fail(ps, "%s: must be %d..%d ms%s", field, GA_FUNCFG_TIMEOUT_MIN,
+                      GA_FUNCFG_TIMEOUT_MAX, allow_inf ? " or \"infinity\"" : "");
+    }
+    *out = v->u.i;
+    return GA_OK;
+}
+
+static bool
+s_has_prefix_arg(const char *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(s, prefix, n) == 0 && s[n] != '\0';
+}
+
+static ga_err_t
+s_node_mode(parse_t *ps, const ga_value_t *v)
+{
+    const char *mode = "random";
+    ga_err_t rc = s_name(ps, v, "choose_node_mode", &mode, false);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    if (mode == NULL) {
+        mode = "random";
+    }
+    if (strcmp(mode, "random") != 0 && strcmp(mode, "hash") != 0 &&
+        strcmp(mode, "round_robin") != 0 && !s_has_prefix_arg(mode, "hash:") &&
+        !s_has_prefix_arg(mode, "sticky:")) {
+        return s_fail(ps, "choose_node_mode: must be random, hash, hash:ARG, round_robin or "
+                          "sticky:KEY");
+    }
+    ps->cfg->choose_node_mode = mode;
+    return GA_OK;
+}
+
+static ga_err_t
+s_permission(parse_t *ps, const ga_value_t *v)
+{
+    ga_funcfg_t *cfg = ps->cfg;
+    cfg->check_permission = "false";
+    if (v == NULL || v->type == GA_NIL || (v->type == GA_BOOL && !v->u.b)) {
+        return GA_OK;
+    }
+    if (v->type != GA_STR) {
+        return s_fail(ps, "check_permission: must be false, \"any_authenticated\", "
+                          "\"arg:NAME\" or \"role:[...]\"");
+    }
+    const char *s = v->u.s;
+    if (strcmp(s, "false") == 0 || strcmp(s, "any_authenticated") == 0) {
+        cfg->check_permission = s;
+        return GA_OK;
+    }
+    if (s_has_prefix_arg(s, "arg:")) {
+        for (uint32_t i = 0; i < cfg->n_args; i++) {
+            if (strcmp(cfg->args[i].name, s + 4) == 0) {
+                cfg->check_permission = s;
+                return GA_OK;
+            }
+        }
+        return s_fail(ps, "check_permission: argument \"%s\" is not declared", s + 4);
+    }
+    if (s_has_prefix_arg(s, "role:")) {
+        cfg->check_permission = s;
+        return GA_OK;
+    }
+    return s_fail(ps, "check_permission: must be false, \"any_authenticated\", \"arg:NAME\" or "
+                      "\"role:[...]\"");
+}
+
+static ga_err_t
+s_retry(parse_t *ps, const ga_value_t *v)
+{
+    if (v == NULL || v->type == GA_NIL) {
+        return GA_OK;
+    }
+    if (v->type == GA_INT && v->u.i >= 1 && v->u.i <= 10) {
+        char *s = ga_arena_alloc(ps->cfg->arena, 8);
+        snprintf(s, 8, "%d", (int) v->u.i);
+        ps->cfg->retry = s;
+        return GA_OK;
+    }
+    if (v->type == GA_STR) {
+        const char *n = v->u.s;
+        if (strncmp(n, "same_node:", 10) == 0) {
+            n += 10;
+        } else if (strncmp(n, "all_nodes:", 10) == 0) {
+            n += 10;
+        }
+        char *end = NULL;
+        long k = strtol(n, &end, 10);
+        if (end != n && *end == '\0' && k >= 1 && k <= 10) {
+            ps->cfg->retry = v->u.s;
+            return GA_OK;
+        }
+    }
+    return s_fail(ps, "retry: must be N, \"same_node:N\" or \"all_nodes:N\" with N in 1..10");
+}
+
+static const char *const s_known_fields[] = {
+    "service",  "request_type", "version",         "nodes",          "choose_node_mode",
+    "timeout",  "arg_types",    "arg_orders",      "response_type",  "check_permission",
+    "permission_callback", "retry", "before_execute", "after_execute", "hook_timeout",
+    "request_info", "disabled", NULL};
+
+static ga_err_t
+s_parse(parse_t *ps, const ga_value_t *v)
+{
+    ga_funcfg_t *cfg = ps->cfg;
+    if (v->type != GA_MAP) {
+        return s_fail(ps, "config: must be a map");
+    }
+    for (uint32_t i = 0; i < v->len; i++) {
+        bool known = false;
+        for (int k = 0; s_known_fields[k]; k++) {
+            known = known || strcmp(v->u.pairs[i].key, s_known_fields[k]) == 0;
+        }
+        if (!known) {
+            return s_fail(ps, "%s: unknown field", v->u.pairs[i].key);
+        }
+    }
+    ga_err_t rc;
+    if ((rc = s_name(ps, ga_map_get(v, "service"), "service", &cfg->service, true)) ||
+        (rc = s_name(ps, ga_map_get(v, "request_type"), "request_type", &cfg->request_type,
+                     true)) ||
+        (rc = s_name(ps, ga_map_get(v, "version"), "version", &cfg->version, false))) {
+        return rc;
+    }
+    if (cfg->version && strcmp(cfg->version, "0.0.0") == 0) {
+        cfg->version = NULL;
+    }
+    const ga_value_t *rt = ga_map_get(v, "response_type");
+    cfg->response_type = GA_RESP_SYNC;
+    if (rt && rt->type != GA_NIL) {
+        int r = rt->type == GA_STR ? ga_resp_parse(rt->u.s) : -1;
+        if (r < 0) {
+            return s_fail(ps, "response_type: must be sync, async, stream or none");
+        }
+        cfg->response_type = (ga_resp_t) r;
+    }
+    cfg->timeout_ms = GA_FUNCFG_TIMEOUT_DEFAULT;
+    if ((rc = s_timeout(ps, ga_map_get(v, "timeout"), "timeout", &cfg->timeout_ms,
+                        cfg->response_type == GA_RESP_STREAM))) {
+        return rc;
+    }
+    cfg->hook_timeout_ms = 5000;
+    if ((rc = s_timeout(ps, ga_map_get(v, "hook_timeout"), "hook_timeout", &cfg->hook_timeout_ms,
+                        false))) {
+        return rc;
+    }
+    if ((rc = s_args(ps, ga_map_get(v, "arg_types"), ga_map_get(v, "arg_orders"))) ||
+        (rc = s_node_mode(ps, ga_map_get(v, "choose_node_mode"))) ||
+        (rc = s_permission(ps, ga_map_get(v, "check_permission"))) ||
+        (rc = s_retry(ps, ga_map_get(v, "retry"))) ||
+        (rc = s_name(ps, ga_map_get(v, "permission_callback"), "permission_callback",
+                     &cfg->permission_callback, false)) ||
+        (rc = s_name(ps, ga_map_get(v, "before_execute"), "before_execute", &cfg->before_execute,
+                     false)) ||
+        (rc = s_name(ps, ga_map_get(v, "after_execute"), "after_execute", &cfg->after_execute,
+                     false))) {
+        return rc;
+    }
+    const ga_value_t *nodes = ga_map_get(v, "nodes");
+    if (nodes && nodes->type != GA_NIL) {
+        if ((rc = s_str_list(ps, nodes, "nodes", &cfg->nodes, &cfg->n_nodes))) {
+            return rc;
+        }
+    }
+    const char *flags[] = {"request_info", "disabled"};
+    bool *dst[] = {&cfg->request_info, &cfg->disabled};
+    for (int i = 0; i < 2; i++) {
+        const ga_value_t *f = ga_map_get(v, flags[i]);
+        if (f && f->type != GA_NIL) {
+            if (f->type != GA_BOOL) {
+                return s_fail(ps, "%s: must be a boolean", flags[i]);
+            }
+            *dst[i] = f->u.b;
+        }
+    }
+    return GA_OK;
+}
+
+ga_err_t
+ga_funcfg_parse(const ga_value_t *v, ga_funcfg_t **out, char *err, size_t errlen)
+{
+    ga_funcfg_t *cfg = ga_calloc(1, sizeof *cfg);
+    cfg->arena = ga_arena_new(2048);
+    cfg->source = ga_value_copy(cfg->arena, v);
+    parse_t ps = {.cfg = cfg, .err = err, .errlen = errlen};
+    ga_err_t rc = s_parse(&ps, &cfg->source);
+    if (rc != GA_OK) {
+        ga_funcfg_destroy(&cfg);
+        return rc;
+    }
+    *out = cfg;
+    return GA_OK;
+}
+
+void
+ga_funcfg_destroy(ga_funcfg_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    ga_funcfg_t *self = *self_p;
+    ga_arena_destroy(&self->arena);
+    ga_free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// Level-checked logging: one line per event on the installed sink (stderr by default for
+// programs; silent in the worker library until the application installs a sink). The level
+// is checked before anything is formatted, so DEBUG calls on hot paths cost one comparison.
+#ifndef GA_LOG_H
+#define GA_LOG_H
+
+#include <stdarg.h>
+
+typedef enum {
+    GA_LOG_ERR = 0,
+    GA_LOG_WARN = 1,
+    GA_LOG_NOTICE = 2,
+    GA_LOG_INFO = 3,
+    GA_LOG_DEBUG = 4,
+} ga_log_level_t;
+
+// A sink receives one formatted line (no trailing newline). Must be thread-safe.
+typedef void(ga_log_sink_fn)(ga_log_level_t level, const char *line);
+
+// Sets the identity printed on each line ("genapi-broker"). Call once from main.
+void ga_log_set_ident(const char *ident);
+// Sets the maximum level written. Any thread.
+void ga_log_set_level(ga_log_level_t level);
+ga_log_level_t ga_log_level(void);
+// Parses "err", "warn", "notice", "info", "debug"; returns -1 when unknown.
+int ga_log_level_parse(const char *name);
+// Installs a sink; NULL silences logging. ga_log_stderr_sink is the standard one.
+void ga_log_set_sink(ga_log_sink_fn *sink);
+void ga_log_stderr_sink(ga_log_level_t level, const char *line);
+
+void ga_log_write(ga_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define GA_LOG_AT(lvl, ...)                                                                        \
+    do {                                                                                           \
+        if ((lvl) <= ga_log_level()) {                                                             \
+            ga_log_write((lvl), __VA_ARGS__);                                                      \
+        }                                                                                          \
+    } while (0)
+#define GA_ERR(...)    GA_LOG_AT(GA_LOG_ERR, __VA_ARGS__)
+#define GA_WARN(...)   GA_LOG_AT(GA_LOG_WARN, __VA_ARGS__)
+#define GA_NOTICE(...) GA_LOG_AT(GA_LOG_NOTICE, __VA_ARGS__)
+#define GA_INFO(...)   GA_LOG_AT(GA_LOG_INFO, __VA_ARGS__)
+#define GA_DEBUG(...)  GA_LOG_AT(GA_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+// The one allocator entry point. Every allocation in genapi goes through these; running out of
+// memory aborts with a message (there is no recovery path worth its complexity), so callers never
+// check for NULL. Also a growable byte buffer, reused across messages on hot paths.
+#ifndef GA_MEM_H
+#define GA_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Like malloc/calloc/realloc/strdup, but abort on failure. Any thread.
+void *ga_malloc(size_t size);
+void *ga_calloc(size_t n, size_t size);
+void *ga_realloc(void *ptr, size_t size);
+char *ga_strdup(const char *s);
+char *ga_strndup(const char *s, size_t len);
+void ga_free(void *ptr);
+
+// Programmer-error check, always on. Never use on data from the network, config or a syscall.
+#define ga_assert(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            ga_panic(__FILE__, __LINE__, #cond);                                                   \
+        }                                                                                          \
+    } while (0)
+_Noreturn void ga_panic(const char *file, int line, const char *what);
+
+// A growable byte buffer. Embedded: ga_buf_init / ga_buf_fini. Not thread-safe.
+typedef struct {
+    uint8_t *data; // bytes, owned; NULL until the first write
+    size_t len;    // bytes in use
+    size_t cap;    // bytes allocated
+} ga_buf_t;
+
+void ga_buf_init(ga_buf_t *self);
+void ga_buf_fini(ga_buf_t *self);
+// Empties the buffer, keeping its memory for reuse.
+void ga_buf_reset(ga_buf_t *self);
+// Makes room for `extra` more bytes and returns a pointer to where they go.
+uint8_t *ga_buf_reserve(ga_buf_t *self, size_t extra);
+void ga_buf_append(ga_buf_t *self, const void *data, size_t len);
+void ga_buf_append_str(ga_buf_t *self, const char *s);
+void ga_buf_append_char(ga_buf_t *self, char c);
+
+#endif

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The service protocol's frame layout, shared by broker, gateway and worker library. Owns the
+// protocol tag, the command codes and the send/receive of one multipart message; bodies are
+// MessagePack maps (ga_wire). docs/protocol.md is the full reference.
+//
+//   message   = [ routing-id ] tag command body      ; routing-id only on the ROUTER side
+//   tag       = "GAPI" %x01                           ; 4 ASCII bytes + protocol version
+//   command   = 1 OCTET                               ; GA_CMD_*
+//   body      = MessagePack map                       ; at most GA_PROTO_MAX_BODY bytes
+//
+//   worker  -> broker : REGISTER HEARTBEAT REPLY DISCONNECT
+//   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT
+//   gateway -> broker : HELLO HEARTBEAT CALL
+//   broker  -> gateway: SNAPSHOT UPDATE HEARTBEAT RESULT
+#ifndef GA_PROTO_H
+#define GA_PROTO_H
+
+#include "ga_arena.h"
+#include "ga_err.h"
+#include "ga_mem.h"
+#include "ga_value.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GA_PROTO_TAG       "GAPI\x01"
+#define GA_PROTO_TAG_LEN   5
+#define GA_PROTO_VERSION   1
+#define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes; larger bodies are dropped and counted
+#define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
+#define GA_PROTO_LIVENESS  3                    // heartbeats missed before a peer is dead
+
+typedef enum {
+    GA_CMD_REGISTER = 0x01,   // W->B: {node, service, config_version, token?, functions}
+    GA_CMD_REGISTERED = 0x02, // B->W: {accepted, failed:[{function, reason}], heartbeat_ms}
+    GA_CMD_HEARTBEAT = 0x03,  // both ways, all peers: {}
+    GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, args, ...}
+    GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
+    GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
+    GA_CMD_HELLO = 0x10,      // G->B: {name}
+    GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, heartbeat_ms}: replaces the gateway's copy
+    GA_CMD_UPDATE = 0x12,     // B->G: {functions}: added or replaced configs
+    GA_CMD_CALL = 0x13,       // G->B: {id, service, request_type, version, args, ...}
+    GA_CMD_RESULT = 0x14,     // B->G: {id, ok, result | error, code, can_retry}
+} ga_cmd_t;
+
+// Returns the command's name ("REGISTER"), or NULL when `cmd` is not a known command.
+const char *ga_cmd_name(int cmd);
+
+// One received message. Buffers are reused between receives: init once, fini at the end.
+typedef struct {
+    uint8_t id[GA_PROTO_MAX_ID]; // routing id (ROUTER side only)
+    size_t id_len;               // bytes in id; 0 on a DEALER
+    int cmd;                     // command byte
+    ga_buf_t body;               // raw MessagePack body
+    ga_value_t value;            // decoded body (a map), in the arena passed to recv
+} ga_proto_msg_t;
+
+void ga_proto_msg_init(ga_proto_msg_t *self);
+void ga_proto_msg_fini(ga_proto_msg_t *self);
+
+// Sends one message on `socket` (a libzmq socket). `id` is the routing id on a ROUTER, NULL on
+// a DEALER. `body` is an encoded MessagePack map. Never blocks: returns GA_EAGAIN when the
+// peer's queue is at its high-water mark (the message is not sent), GA_EIO on other failures.
+GA_MUST_CHECK ga_err_t ga_proto_send(void *socket, const uint8_t *id, size_t id_len, int cmd,
+                                     const ga_buf_t *body);
+// Encodes `body` into `scratch` (reset first) and sends it.
+GA_MUST_CHECK ga_err_t ga_proto_send_value(void *socket, const uint8_t *id, size_t id_len,
+                                           int cmd, const ga_value_t *body, ga_buf_t *scratch);
+
+// Receives one message without blocking. `routed` says whether a routing-id frame comes first.
+// Returns GA_EAGAIN when nothing is waiting; GA_EPROTO when the message is malformed (wrong
+// frame count, tag, version, unknown command, oversized or undecodable body, body not a map):
+// the whole message has been consumed and should be counted and dropped. On GA_OK, msg->value
+// is the decoded body in `arena`.
+GA_MUST_CHECK ga_err_t ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg,
+                                     ga_arena_t *arena);
+
+#endif

@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: MIT
+// MessagePack: encoding through msgpack-c's packer into a ga_buf_t; decoding by our own bounded
+// scanner and tree builder (see ga_wire.h for why msgpack-c's unpacker is not given raw input).
+#include "ga_wire.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+static int
+s_write(void *data, const char *buf, size_t len)
+{
+    ga_buf_append((ga_buf_t *) data, buf, len);
+    return 0;
+}
+
+static void
+s_pack(msgpack_packer *pk, const ga_value_t *v)
+{
+    // msgpack_pack_* only fail when the write callback fails, and ours cannot (it aborts on OOM).
+    switch (v->type) {
+    case GA_NIL:
+        GA_IGNORE(msgpack_pack_nil(pk)); // see above: cannot fail
+        break;
+    case GA_BOOL:
+        GA_IGNORE(v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+        break;
+    case GA_INT:
+        GA_IGNORE(msgpack_pack_int64(pk, v->u.i));
+        break;
+    case GA_FLOAT:
+        GA_IGNORE(msgpack_pack_double(pk, v->u.f));
+        break;
+    case GA_STR:
+        GA_IGNORE(msgpack_pack_str_with_body(pk, v->u.s, v->len));
+        break;
+    case GA_ARRAY:
+        GA_IGNORE(msgpack_pack_array(pk, v->len));
+        for (uint32_t i = 0; i < v->len; i++) {
+            s_pack(pk, &v->u.items[i]);
+        }
+        break;
+    case GA_MAP:
+        GA_IGNORE(msgpack_pack_map(pk, v->len));
+        for (uint32_t i = 0; i < v->len; i++) {
+            const ga_pair_t *p = &v->u.pairs[i];
+            GA_IGNORE(msgpack_pack_str_with_body(pk, p->key, p->key_len));
+            s_pack(pk, &p->value);
+        }
+        break;
+    }
+}
+
+void
+ga_wire_encode(ga_buf_t *out, const ga_value_t *v)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, s_write);
+    s_pack(&pk, v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading primitives
+
+typedef struct {
+    const uint8_t *p;   // next byte
+    const uint8_t *end; // one past the last byte
+} reader_t;
+
+static uint64_t
+s_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+// What one header byte (plus its length bytes) says comes next.
+typedef struct {
+    ga_type_t type;  // value type; GA_STR also for bin
+    uint64_t count;  // str/bin: bytes; array: items; map: pairs
+    int64_t i;       // GA_INT
+    double f;        // GA_FLOAT
+    bool b;          // GA_BOOL
+    bool is_big_u64; // an unsigned integer above INT64_MAX (decoded as a float)
+} head_t;
+
+// Reads one header. Checks that the fixed-size part is present; payload sizes are the caller's.
+static ga_err_t
+s_head(reader_t *r, head_t *h)
+{
+    if (r->p >= r->end) {
+        return GA_EPROTO;
+    }
+    uint8_t c = *r->p++;
+    size_t avail = (size_t) (r->end - r->p);
+    int n = 0; // bytes of length/value that follow the header byte
+    memset(h, 0, sizeof *h);
+    if (c <= 0x7f) {
+        h->type = GA_INT;
+        h->i = c;
+        return GA_OK;
+    }
+    if (c >= 0xe0) {
+        h->type = GA_INT;
+        h->i = (int8_t) c;
+        return GA_OK;
+    }
+    if ((c & 0xf0) == 0x80) {
+        h->type = GA_MAP;
+        h->count = c & 0x0f;
+        return GA_OK;
+    }
+    if ((c & 0xf0) == 0x90) {
+        h->type = GA_ARRAY;
+        h->count = c & 0x0f;
+        return GA_OK;
+    }
+    if ((c & 0xe0) == 0xa0) {
+        h->type = GA_STR;
+        h->count = c & 0x1f;
+        return GA_OK;
+    }
+    switch (c) {
+    case 0xc0:
+        h->type = GA_NIL;
+        return GA_OK;
+    case 0xc2:
+    case 0xc3:
+        h->type = GA_BOOL;
+        h->b = c == 0xc3;
+        return GA_OK;
+    case 0xc4: // bin 8/16/32
+    case 0xd9: // str 8/16/32
+        n = 1;
+        break;
+    case 0xc5:
+    case 0xda:
+    case 0xdc:
+    case 0xde:
+        n = 2;
+        break;
+    case 0xc6:
+    case 0xdb:
+    case 0xdd:
+    case 0xdf:
+        n = 4;
+        break;
+    case 0xca:
+        n = 4;
+        break;
+    case 0xcb:
+        n = 8;
+        break;
+    case 0xcc:
+    case 0xd0:
+        n = 1;
+        break;
+    case 0xcd:
+    case 0xd1:
+        n = 2;
+        break;
+    case 0xce:
+    case 0xd2:
+        n = 4;
+        break;
+    case 0xcf:
+    case 0xd3:
+        n = 8;
+        break;
+    default: // 0xc1 (never used), ext and fixext
+        return GA_EPROTO;
+    }
+    if (avail < (size_t) n) {
+        return GA_EPROTO;
+    }
+    uint64_t raw = s_be(r->p, n);
+    r->p += n;
+    switch (c) {
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        h->type = GA_STR;
+        h->count = raw;
+        break;
+    case 0xdc:
+    case 0xdd:
+        h->type = GA_ARRAY;
+        h->count = raw;
+        break;
+    case 0xde:
+    case 0xdf:
+        h->type = GA_MAP;
+        h->count = raw;
+        break;
+    case 0xca: {
+        uint32_t bits = (uint32_t) raw;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        h->type = GA_FLOAT;
+        h->f = f;
+        break;
+    }
+    case 0xcb: {
+        double d;
+        memcpy(&d, &raw, sizeof d);
+        h->type = GA_FLOAT;
+        h->f = d;
+        break;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        if (raw > (uint64_t) INT64_MAX) {
+            h->type = GA_FLOAT;
+            h->f = (double) raw;
+            h->is_big_u64 = true;
+        } else {
+            h->type = GA_INT;
+            h->i = (int64_t) raw;
+        }
+        break;
+    case 0xd0:
+        h->type = GA_INT;
+        h->i = (int8_t) raw;
+        break;
+    case 0xd1:
+        h->type = GA_INT;
+        h->i = (int16_t) raw;
+        break;
+    case 0xd2:
+        h->type = GA_INT;
+        h->i = (int32_t) raw;
+        break;
+    default: // 0xd3
+        h->type = GA_INT;
+        h->i = (int64_t) raw;
+        break;
+    }
+    return GA_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pre-scan: walk everything, allocate nothing.
+
+static ga_err_t
+s_scan_value(reader_t *r, int depth, bool is_key)
+{
+    head_t h;
+    ga_err_t rc = s_head(r, &h);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    size_t avail = (size_t) (r->end - r->p);
+    if (is_key && h.type != GA_STR) {
+        return GA_EPROTO;
+    }
+    switch (h.type) {
+    case GA_STR:
+        if (h.count > avail || h.count > UINT32_MAX) {
+            return GA_EPROTO;
+        }
+        if (is_key && memchr(r->p, '\0', (size_t) h.count) != NULL) {
+            return GA_EPROTO;
+        }
+        r->p += h.count;
+        return GA_OK;
+    case GA_ARRAY:
+    case GA_MAP: {
+        if (depth >= GA_WIRE_MAX_DEPTH) {
+            return GA_ETOOBIG;
+        }
+        // Each element takes one byte at least; a map pair two. Checked before descending.
+        uint64_t per = h.type == GA_MAP ? 2 : 1;
+        if (h.count > avail / per) {
+            return GA_EPROTO;
+        }
+        for (uint64_t i = 0; i < h.count; i++) {
+            if (h.type == GA_MAP) {
+                rc = s_scan_value(r, depth + 1, true);
+                if (rc != GA_OK) {
+                    return rc;
+                }
+            }
+            rc = s_scan_value(r, depth + 1, false);
+            if (rc != GA_OK) {
+                return rc;
+            }
+        }
+        return GA_OK;
+    }
+    default:
+        return GA_OK;
+    }
+}
+
+ga_err_t
+ga_wire_scan(const uint8_t *data, size_t len)
+{
+    if (data == NULL || len == 0) {
+        return GA_EPROTO;
+    }
+    reader_t r = {.p = data, .end = data + len};
+    ga_err_t rc = s_scan_value(&r, 0, false);
+    if (rc == GA_OK && r.p != r.end) {
+        rc = GA_EPROTO; // trailing bytes
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tree building, on input the scan has accepted (bounds are still checked: cheap insurance).
+
+static ga_err_t
+s_build(reader_t *r, ga_arena_t *arena, ga_value_t *out)
+{
+    head_t h;
+    ga_err_t rc = s_head(r, &h);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    size_t avail = (size_t) (r->end - r->p);
+    switch (h.type) {
+    case GA_NIL:
+        *out = ga_nil();
+        return GA_OK;
+    case GA_BOOL:
+        *out = ga_bool(h.b);
+        return GA_OK;
+    case GA_INT:
+        *out = ga_int(h.i);
+        return GA_OK;
+    case GA_FLOAT:
+        *out = ga_float(h.f);
+        return GA_OK;
+    case GA_STR:
+        if (h.count > avail) {
+            return GA_EPROTO;
+        }
+        *out = ga_str_dup(arena, (const char *) r->p, (size_t) h.count);
+        r->p += h.count;
+        return GA_OK;
+    case GA_ARRAY: {
+        if (h.count > avail) {
+            return GA_EPROTO;
+        }
+        ga_value_t a = ga_array(arena, (uint32_t) h.count);
+        for (uint32_t i = 0; i < (uint32_t) h.count; i++) {
+            rc = s_build(r, arena, &a.u.items[i]);
+            if (rc != GA_OK) {
+                return rc;
+            }
+        }
+        a.len = (uint32_t) h.count;
+        *out = a;
+        return GA_OK;
+    }
+    case GA_MAP: {
+        if (h.count > avail / 2) {
+            return GA_EPROTO;
+        }
+        ga_value_t m = ga_map(arena, (uint32_t) h.count);
+        for (uint32_t i = 0; i < (uint32_t) h.count; i++) {
+            ga_value_t key;
+            rc = s_build(r, arena, &key);
+            if (rc != GA_OK) {
+                return rc;
+            }
+            if (key.type != GA_STR) {
+                return GA_EPROTO;
+            }
+            m.u.pairs[i].key = key.u.s;
+            m.u.pairs[i].key_len = key.len;
+            rc = s_build(r, arena, &m.u.pairs[i].value);
+            if (rc != GA_OK) {
+                return rc;
+            }
+        }
+        m.len = (uint32_t) h.count;
+        *out = m;
+        return GA_OK;
+    }
+    }
+    return GA_EPROTO;
+}
+
+ga_err_t
+ga_wire_decode(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out)
+{
+    *out = ga_nil();
+    ga_err_t rc = ga_wire_scan(data, len);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    reader_t r = {.p = data, .end = data + len};
+    rc = s_build(&r, arena, out);
+    if (rc != GA_OK) {
+        *out = ga_nil();
+    }
+    return rc;
+}

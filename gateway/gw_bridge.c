@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: MIT
+// DEALER to the broker, driven from the gateway loop. ZMQ_FD signals edges, so every entry
+// point ends by draining while ZMQ_EVENTS says POLLIN (PLATFORM.md). Call records come from a
+// free list and keep their strings inline, so a steady load allocates nothing per request.
+#include "gw_bridge.h"
+
+#include "ga_arena.h"
+#include "ga_clock.h"
+#include "ga_idmap.h"
+#include "ga_log.h"
+#include "ga_mem.h"
+#include "ga_proto.h"
+#include "ga_timeq.h"
+
+#include <czmq.h>
+#include <string.h>
+#include <zmq.h>
+
+#define GW_ROUTE_INLINE 256 // bytes of route strings kept inline in a call record
+
+typedef struct pending_t pending_t;
+struct pending_t {
+    uint64_t id;                  // gateway call id
+    gw_route_t route;             // strings point into text (or heap when large)
+    char text[GW_ROUTE_INLINE];   // inline storage for the route strings
+    char *heap;                   // storage when the strings do not fit inline
+    pending_t *next;              // free-list link
+};
+
+struct gw_bridge_t {
+    const gw_bridge_config_t *cfg; // borrowed settings
+    gw_pipeline_t *pipeline;       // registry copy lives here (borrowed)
+    gw_result_fn *on_result;       // result callback
+    gw_registry_fn *on_registry;   // registry callback
+    void *arg;                     // callbacks' argument
+    void *zctx;                    // libzmq context (owned)
+    void *dealer;                  // DEALER to the broker
+    int fd;                        // its ZMQ_FD
+    ga_idmap_t *calls;             // id -> pending_t
+    ga_timeq_t *deadlines;         // call deadlines (lazy)
+    pending_t *free_list;          // recycled records
+    uint64_t next_id;              // last id handed out
+    ga_arena_t *arena;             // per-message arena
+    ga_proto_msg_t msg;            // receive buffers
+    ga_buf_t out;                  // send buffer
+    int64_t hb_ms;                 // heartbeat interval in force
+    int64_t last_heard;            // monotonic ms of the broker's last message
+    int64_t next_hb;               // next heartbeat
+    bool connected;                // broker heard within the liveness window
+    bool have_snapshot;            // a SNAPSHOT has been applied
+};
+
+gw_bridge_t *
+gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_fn *on_result,
+              gw_registry_fn *on_registry, void *arg)
+{
+    gw_bridge_t *self = ga_calloc(1, sizeof *self);
+    self->cfg = cfg;
+    self->pipeline = pipeline;
+    self->on_result = on_result;
+    self->on_registry = on_registry;
+    self->arg = arg;
+    self->fd = -1;
+    self->calls = ga_idmap_new();
+    self->deadlines = ga_timeq_new();
+    self->arena = ga_arena_new(16384);
+    ga_proto_msg_init(&self->msg);
+    ga_buf_init(&self->out);
+    self->hb_ms = cfg->heartbeat_ms;
+    return self;
+}
+
+static void
+s_pending_free(pending_t *p)
+{
+    ga_free(p->heap);
+    ga_free(p);
+}
+
+static void
+s_free_each(uint64_t id, void *value, void *arg)
+{
+    (void) id;
+    (void) arg;
+    s_pending_free(value);
+}
+
+void
+gw_bridge_destroy(gw_bridge_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    gw_bridge_t *self = *self_p;
+    ga_idmap_each(self->calls, s_free_each, NULL);
+    ga_idmap_destroy(&self->calls);
+    while (self->free_list) {
+        pending_t *p = self->free_list;
+        self->free_list = p->next;
+        s_pending_free(p);
+    }
+    ga_timeq_destroy(&self->deadlines);
+    if (self->dealer) {
+        zmq_close(self->dealer);
+    }
+    if (self->zctx) {
+        zmq_ctx_term(self->zctx);
+    }
+    ga_arena_destroy(&self->arena);
+    ga_proto_msg_fini(&self->msg);
+    ga_buf_fini(&self->out);
+    ga_free(self);
+    *self_p = NULL;
+}
+
+static void
+s_send(gw_bridge_t *self, int cmd, const ga_value_t *body)
+{
+    ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, cmd, body, &self->out);
+    if (rc != GA_OK) {
+        GA_DEBUG("%s not sent to the broker: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+}
+
+static void
+s_hello(gw_bridge_t *self)
+{
+    ga_value_t m = ga_map(self->arena, 1);
+    ga_map_put(&m, self->arena, "name", ga_str(self->cfg->name));
+    s_send(self, GA_CMD_HELLO, &m);
+    ga_arena_reset(self->arena);
+}
+
+ga_err_t
+gw_bridge_connect(gw_bridge_t *self)
+{
+    self->zctx = zmq_ctx_new();
+    if (self->zctx == NULL) {
+        return GA_EIO;
+    }
+    self->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
+    if (self->dealer == NULL) {
+        return GA_EIO;
+    }
+    int zero = 0;
+    int one = 1;
+    int hwm = (int) self->cfg->hwm;
+    int ivl = (int) self->cfg->heartbeat_ms;
+    int timeout = (int) self->cfg->heartbeat_ms * GA_PROTO_LIVENESS;
+    int reconnect_max = 2000;
+    // IMMEDIATE: a call is refused at once while the broker is unreachable rather than queued
+    // for a broker that, once restarted, would know nothing of it.
+    if (zmq_setsockopt(self->dealer, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
+        zmq_setsockopt(self->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
+                       sizeof reconnect_max) != 0) {
+        return GA_EIO;
+    }
+    if (zmq_connect(self->dealer, self->cfg->broker) != 0) {
+        GA_ERR("cannot connect to broker %s: %s", self->cfg->broker, zmq_strerror(zmq_errno()));
+        return GA_EIO;
+    }
+    size_t len = sizeof self->fd;
+    if (zmq_getsockopt(self->dealer, ZMQ_FD, &self->fd, &len) != 0) {
+        return GA_EIO;
+    }
+    self->last_heard = ga_clock_ms();
+    self->next_hb = self->last_heard;
+    return GA_OK;
+}
+
+int
+gw_bridge_fd(const gw_bridge_t *self)
+{
+    return self->fd;
+}
+
+// Copies the route strings into the record.
+static void
+s_route_copy(pending_t *p, const gw_route_t *r)
+{
+    const char *src[4] = {r->join_ref, r->ref, r->topic, r->request_id};
+    size_t need = 0;
+    for (int i = 0; i < 4; i++) {
+        need += src[i] ? strlen(src[i]) + 1 : 0;
+    }
+    char *buf = p->text;
+    ga_free(p->heap);
+    p->heap = NULL;
+    if (need > sizeof p->text) {
+        buf = p->heap = ga_malloc(need);
+    }
+    const char *dst[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if (src[i]) {
+            size_t n = strlen(src[i]) + 1;
+            memcpy(buf, src[i], n);
+            dst[i] = buf;
+            buf += n;
+        }
+    }
+    p->route = (gw_route_t){.conn_id = r->conn_id,
+                            .join_ref = dst[0],
+                            .ref = dst[1],
+                            .topic = dst[2],
+                            .request_id = dst[3]};
+}
+
+static void
+s_release(gw_bridge_t *self, pending_t *p)
+{
+    if (p->heap) {
+        ga_free(p->heap);
+        p->heap = NULL;
+    }
+    p->next = self->free_list;
+    self->free_list = p;
+}
+
+// Answers a call with an error the gateway itself decided.
+static void
+s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 4);
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str(message));
+    ga_map_put(&m, a, "code", ga_int(code));
+    ga_map_put(&m, a, "can_retry", ga_bool(true));
+    self->on_result(self->arg, &p->route, &m);
+    s_release(self, p);
+}
+
+ga_err_t
+gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route)
+{
+    if (!self->connected) {
+        return GA_EUNAVAIL;
+    }
+    if ((int64_t) ga_idmap_size(self->calls) >= self->cfg->max_inflight) {
+        return GA_EAGAIN;
+    }
+    uint64_t id = ++self->next_id;
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 8);
+    ga_map_put(&m, a, "id", ga_int((int64_t) id));
+    ga_map_put(&m, a, "service", ga_str(call->service));
+    ga_map_put(&m, a, "request_type", ga_str(call->request_type));
+    if (call->version) {
+        ga_map_put(&m, a, "version", ga_str(call->version));
+    }
+    ga_map_put(&m, a, "args", call->args);
+    ga_map_put(&m, a, "request_id", ga_str(call->request_id));
+    ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out);
+    ga_arena_reset(a);
+    if (rc != GA_OK) {
+        return GA_EUNAVAIL;
+    }
+    pending_t *p = self->free_list;
+    if (p) {
+        self->free_list = p->next;
+    } else {
+        p = ga_calloc(1, sizeof *p);
+    }
+    p->id = id;
+    s_route_copy(p, route);
+    ga_idmap_put(self->calls, id, p);
+    if (call->timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
+        ga_timeq_push(self->deadlines, ga_clock_ms() + call->timeout_ms + self->cfg->grace_ms, id);
+    }
+    return GA_OK;
+}
+
+static void
+s_on_result(gw_bridge_t *self, const ga_value_t *body)
+{
+    int64_t id = ga_map_get_int(body, "id", 0);
+    pending_t *p = id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
+    if (p == NULL) {
+        GA_DEBUG("result for unknown call %lld dropped (answered already)", (long long) id);
+        return;
+    }
+    self->on_result(self->arg, &p->route, body);
+    s_release(self, p);
+}
+
+static void
+s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
+{
+    switch (msg->cmd) {
+    case GA_CMD_RESULT:
+        s_on_result(self, &msg->value);
+        break;
+    case GA_CMD_SNAPSHOT:
+    case GA_CMD_UPDATE: {
+        bool snapshot = msg->cmd == GA_CMD_SNAPSHOT;
+        size_t n = gw_pipeline_apply(self->pipeline, &msg->value, snapshot);
+        int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
+        if (hb > 0 && hb != self->hb_ms) {
+            self->hb_ms = hb;
+            self->next_hb = 0; // heartbeat now, then on the broker's schedule
+        }
+        GA_INFO("registry %s: %zu config(s) applied, %zu known", snapshot ? "snapshot" : "update",
+                n, gw_pipeline_function_count(self->pipeline));
+        self->have_snapshot = self->have_snapshot || snapshot;
+        if (self->on_registry) {
+            self->on_registry(self->arg, snapshot);
+        }
+        break;
+    }
+    case GA_CMD_HEARTBEAT:
+        break;
+    default:
+        GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(msg->cmd));
+        break;
+    }
+}
+
+void
+gw_bridge_process(gw_bridge_t *self)
+{
+    for (;;) {
+        uint32_t events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(self->dealer, ZMQ_EVENTS, &events, &len) != 0 ||
+            !(events & ZMQ_POLLIN)) {
+            return;
+        }
+        ga_err_t rc = ga_proto_recv(self->dealer, false, &self->msg, self->arena);
+        if (rc == GA_OK) {
+            if (!self->connected) {
+                GA_NOTICE("broker %s reachable", self->cfg->broker);
+            }
+            self->connected = true;
+            self->last_heard = ga_clock_ms();
+            s_handle(self, &self->msg);
+        } else if (rc == GA_EPROTO) {
+            GA_WARN("malformed message from the broker dropped");
+        } else if (rc != GA_EAGAIN) {
+            ga_arena_reset(self->arena);
+            return;
+        }
+        ga_arena_reset(self->arena);
+    }
+}
+
+static void
+s_fail_each(uint64_t id, void *value, void *arg)
+{
+    (void) value;
+    uint64_t **cursor = arg;
+    *(*cursor)++ = id;
+}
+
+void
+gw_bridge_tick(gw_bridge_t *self)
+{
+    int64_t now = ga_clock_ms();
+    uint64_t id;
+    while (ga_timeq_pop_due(self->deadlines, now, &id)) {
+        pending_t *p = ga_idmap_take(self->calls, id);
+        if (p) {
+            s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out");
+            ga_arena_reset(self->arena);
+        }
+    }
+    if (self->connected && now - self->last_heard > self->hb_ms * GA_PROTO_LIVENESS) {
+        size_t n = ga_idmap_size(self->calls);
+        GA_WARN("broker silent for %d heartbeats; failing %zu call(s) in flight",
+                GA_PROTO_LIVENESS, n);
+        self->connected = false;
+        // The broker may have lost them all: answer each now rather than at its deadline.
+        uint64_t *ids = ga_malloc(sizeof(uint64_t) * (n + 1));
+        uint64_t *cursor = ids;
+        ga_idmap_each(self->calls, s_fail_each, &cursor);
+        for (size_t i = 0; i < n; i++) {
+            pending_t *p = ga_idmap_take(self->calls, ids[i]);
+            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable");
+            ga_arena_reset(self->arena);
+        }
+        ga_free(ids);
+    }
+    if (now >= self->next_hb) {
+        // While the broker is unheard, say HELLO often: connecting is quick after a restart.
+        self->next_hb = now + (self->connected || self->hb_ms < 100 ? self->hb_ms : 100);
+        if (self->connected) {
+            ga_value_t empty = ga_map(self->arena, 0);
+            s_send(self, GA_CMD_HEARTBEAT, &empty);
+            ga_arena_reset(self->arena);
+        } else {
+            s_hello(self); // until the broker answers with a snapshot
+        }
+    }
+    gw_bridge_process(self);
+}
+
+int64_t
+gw_bridge_next_tick_ms(const gw_bridge_t *self)
+{
+    int64_t now = ga_clock_ms();
+    int64_t next = self->next_hb;
+    int64_t due = ga_timeq_next(self->deadlines);
+    if (due < next) {
+        next = due;
+    }
+    return next > now ? next - now : 0;
+}
+
+bool
+gw_bridge_has_snapshot(const gw_bridge_t *self)
+{
+    return self->have_snapshot;
+}
+
+bool
+gw_bridge_is_connected(const gw_bridge_t *self)
+{
+    return self->connected;
+}
+
+size_t
+gw_bridge_inflight(const gw_bridge_t *self)
+{
+    return ga_idmap_size(self->calls);
+}

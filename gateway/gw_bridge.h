@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// The gateway's link to the broker: one DEALER socket, living on the gateway's loop thread (its
+// ZMQ_FD is adopted into the libwebsockets loop). Sends calls, keeps the table of calls in
+// flight with their deadlines, receives results and registry changes, heartbeats the broker
+// and notices when it goes silent. Every call it accepts is answered exactly once through the
+// result callback: by the broker, by a timeout, or by the loss of the broker.
+#ifndef GW_BRIDGE_H
+#define GW_BRIDGE_H
+
+#include "ga_err.h"
+#include "ga_value.h"
+#include "gw_pipeline.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;     // broker endpoint for gateways, e.g. "tcp://127.0.0.1:5571"
+    const char *name;       // gateway name sent in HELLO
+    int64_t heartbeat_ms;   // until the broker announces its own
+    int64_t grace_ms;       // added to a function's timeout for the gateway's own deadline
+    int64_t hwm;            // ZeroMQ high-water mark (messages)
+    int64_t max_inflight;   // calls in flight across the gateway before refusals
+} gw_bridge_config_t;
+
+// What the gateway needs to route a result back: copied when the call is sent.
+typedef struct {
+    uint64_t conn_id;        // connection that asked
+    const char *join_ref;    // channel join_ref (NULL for null)
+    const char *ref;         // the push's ref (NULL for null)
+    const char *topic;       // channel topic
+    const char *request_id;  // client's request id
+} gw_route_t;
+
+// Called with the RESULT body for each call (for timeouts and broker loss, a synthesized body
+// {ok:false, error, code, can_retry}). `route` and `body` are valid during the call only.
+typedef void(gw_result_fn)(void *arg, const gw_route_t *route, const ga_value_t *body);
+// Called after a SNAPSHOT or UPDATE has been applied to the pipeline.
+typedef void(gw_registry_fn)(void *arg, bool snapshot);
+
+typedef struct gw_bridge_t gw_bridge_t;
+
+// Creates the bridge; `cfg` and `pipeline` are borrowed. No I/O.
+gw_bridge_t *gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline,
+                           gw_result_fn *on_result, gw_registry_fn *on_registry, void *arg);
+// Answers nothing more: calls still in flight are dropped silently (the process is stopping).
+void gw_bridge_destroy(gw_bridge_t **self_p);
+// Creates the socket, connects and says HELLO. GA_EIO when the endpoint is unusable.
+GA_MUST_CHECK ga_err_t gw_bridge_connect(gw_bridge_t *self);
+// The socket's ZMQ_FD (edge-triggered: call gw_bridge_process whenever it is readable).
+int gw_bridge_fd(const gw_bridge_t *self);
+
+// Sends a call. GA_OK: the result callback will fire exactly once. GA_EUNAVAIL: the broker is
+// not reachable now; GA_EAGAIN: too many calls in flight. Neither fires the callback.
+GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
+                                      const gw_route_t *route);
+// Receives and handles everything waiting. Call when the fd is readable and after sends.
+void gw_bridge_process(gw_bridge_t *self);
+// Heartbeats, broker liveness and call deadlines. Call periodically (every ~50-100 ms).
+void gw_bridge_tick(gw_bridge_t *self);
+// Milliseconds until the bridge next needs gw_bridge_tick.
+int64_t gw_bridge_next_tick_ms(const gw_bridge_t *self);
+
+// True once a registry snapshot has arrived (the gateway is ready).
+bool gw_bridge_has_snapshot(const gw_bridge_t *self);
+// True while the broker is heard from.
+bool gw_bridge_is_connected(const gw_bridge_t *self);
+size_t gw_bridge_inflight(const gw_bridge_t *self);
+
+#endif

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// Connection bookkeeping: channels and the bounded outbound queue.
+#include "gw_conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+gw_conn_t *
+gw_conn_new(uint64_t id, void *wsi, const char *ip)
+{
+    gw_conn_t *self = ga_calloc(1, sizeof *self);
+    self->id = id;
+    self->wsi = wsi;
+    snprintf(self->ip, sizeof self->ip, "%s", ip ? ip : "");
+    self->who.ip = self->ip;
+    ga_buf_init(&self->rx);
+    return self;
+}
+
+void
+gw_conn_destroy(gw_conn_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    gw_conn_t *self = *self_p;
+    for (size_t i = 0; i < self->n_channels; i++) {
+        ga_free(self->channels[i].topic);
+        ga_free(self->channels[i].join_ref);
+    }
+    ga_free(self->channels);
+    gw_conn_clear_queue(self);
+    ga_buf_fini(&self->rx);
+    ga_free(self);
+    *self_p = NULL;
+}
+
+gw_channel_t *
+gw_conn_channel(gw_conn_t *self, const char *topic)
+{
+    for (size_t i = 0; i < self->n_channels; i++) {
+        if (strcmp(self->channels[i].topic, topic) == 0) {
+            return &self->channels[i];
+        }
+    }
+    return NULL;
+}
+
+bool
+gw_conn_join(gw_conn_t *self, const char *topic, const char *join_ref, size_t max)
+{
+    gw_channel_t *ch = gw_conn_channel(self, topic);
+    if (ch == NULL) {
+        if (self->n_channels >= max) {
+            return false;
+        }
+        self->channels =
+            ga_realloc(self->channels, sizeof(gw_channel_t) * (self->n_channels + 1));
+        ch = &self->channels[self->n_channels++];
+        ch->topic = ga_strdup(topic);
+        ch->join_ref = NULL;
+    }
+    ga_free(ch->join_ref);
+    ch->join_ref = join_ref ? ga_strdup(join_ref) : NULL;
+    return true;
+}
+
+bool
+gw_conn_leave(gw_conn_t *self, const char *topic)
+{
+    gw_channel_t *ch = gw_conn_channel(self, topic);
+    if (ch == NULL) {
+        return false;
+    }
+    ga_free(ch->topic);
+    ga_free(ch->join_ref);
+    *ch = self->channels[--self->n_channels];
+    return true;
+}
+
+bool
+gw_conn_enqueue(gw_conn_t *self, const void *data, size_t len, size_t pre, size_t max_count,
+                size_t max_bytes)
+{
+    if (self->out_count >= max_count || self->out_bytes + len > max_bytes) {
+        return false;
+    }
+    gw_out_t *out = ga_malloc(sizeof *out + pre + len);
+    out->next = NULL;
+    out->len = len;
+    memcpy(out->data + pre, data, len);
+    if (self->out_tail) {
+        self->out_tail->next = out;
+    } else {
+        self->out_head = out;
+    }
+    self->out_tail = out;
+    self->out_count++;
+    self->out_bytes += len;
+    return true;
+}
+
+gw_out_t *
+gw_conn_dequeue(gw_conn_t *self)
+{
+    gw_out_t *out = self->out_head;
+    if (out == NULL) {
+        return NULL;
+    }
+    self->out_head = out->next;
+    if (self->out_head == NULL) {
+        self->out_tail = NULL;
+    }
+    self->out_count--;
+    self->out_bytes -= out->len;
+    return out;
+}
+
+void
+gw_conn_clear_queue(gw_conn_t *self)
+{
+    gw_out_t *out;
+    while ((out = gw_conn_dequeue(self)) != NULL) {
+        ga_free(out);
+    }
+}

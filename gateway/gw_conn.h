@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// One client connection's state: identity, joined channels, the partial inbound message and
+// the bounded outbound queue. No libwebsockets calls here: gw_server does the I/O, this file
+// keeps the bookkeeping and its limits, so it can be unit-tested.
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include "ga_mem.h"
+#include "gw_pipeline.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// One queued outbound frame; `data` has `pre` bytes of headroom before the payload.
+typedef struct gw_out_t gw_out_t;
+struct gw_out_t {
+    gw_out_t *next; // next frame in the queue
+    size_t len;     // payload bytes (after the headroom)
+    unsigned char data[]; // headroom + payload
+};
+
+typedef struct {
+    char *topic;    // joined topic (owned)
+    char *join_ref; // the join's ref (owned; NULL for null)
+} gw_channel_t;
+
+typedef struct {
+    uint64_t id;             // connection id, never reused
+    void *wsi;               // the libwebsockets handle (borrowed)
+    char ip[64];             // peer address
+    gw_identity_t who;       // identity (strings owned by the connection)
+    gw_channel_t *channels;  // joined channels
+    size_t n_channels;       // entries used
+    ga_buf_t rx;             // inbound message being assembled
+    gw_out_t *out_head;      // oldest queued frame
+    gw_out_t *out_tail;      // newest queued frame
+    size_t out_count;        // frames queued
+    size_t out_bytes;        // payload bytes queued
+    int close_code;          // non-zero: close with this code at the next WRITEABLE
+    char close_reason[64];   // reason sent with close_code
+} gw_conn_t;
+
+gw_conn_t *gw_conn_new(uint64_t id, void *wsi, const char *ip);
+void gw_conn_destroy(gw_conn_t **self_p);
+
+// The channel joined on `topic`, or NULL.
+gw_channel_t *gw_conn_channel(gw_conn_t *self, const char *topic);
+// Joins (or re-joins, replacing the join_ref). False when `max` channels are already joined.
+bool gw_conn_join(gw_conn_t *self, const char *topic, const char *join_ref, size_t max);
+// Leaves; false when not joined.
+bool gw_conn_leave(gw_conn_t *self, const char *topic);
+
+// Queues a copy of `data` with `pre` bytes of headroom. Returns false, queuing nothing, when
+// the queue already holds `max_count` frames or `max_bytes` bytes: the caller closes the
+// connection as a slow consumer.
+bool gw_conn_enqueue(gw_conn_t *self, const void *data, size_t len, size_t pre, size_t max_count,
+                     size_t max_bytes);
+// Removes and returns the oldest frame (caller frees it with ga_free), or NULL.
+gw_out_t *gw_conn_dequeue(gw_conn_t *self);
+// Drops every queued frame.
+void gw_conn_clear_queue(gw_conn_t *self);
+
+#endif

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+// genapi-gateway: parses options, starts the WebSocket server and the broker link, prints
+// READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
+#include "ga_config.h"
+#include "ga_log.h"
+#include "ga_signal.h"
+#include "gw_server.h"
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    char *listen;              // see table
+    char *broker;              // see table
+    char *topics;              // see table
+    char *api_event;           // see table
+    char *delivery;            // see table
+    int64_t max_payload_bytes; // see table
+    int64_t max_outbox;        // see table
+    int64_t max_outbox_bytes;  // see table
+    int64_t max_connections;   // see table
+    int64_t max_channels;      // see table
+    int64_t max_inflight;      // see table
+    int64_t heartbeat_ms;      // see table
+    int64_t timeout_grace_ms;  // see table
+    bool detail_errors;        // see table
+    char *log_level;           // see table
+} options_t;
+
+#define OPT(name, type, dflt, min, max, help)                                                     \
+    {#name, type, dflt, min, max, offsetof(options_t, name), help}
+
+static const ga_option_t s_options[] = {
+    OPT(listen, GA_OPT_STR, "0.0.0.0:4000", 0, 0, "WebSocket listen address host:port (port 0: any)"),
+    OPT(broker, GA_OPT_STR, "tcp://127.0.0.1:5571", 0, 0, "broker endpoint for gateways"),
+    OPT(topics, GA_OPT_STR, "api:lobby,chat:*", 0, 0,
+        "joinable topics, comma-separated; a trailing * matches a prefix"),
+    OPT(api_event, GA_OPT_STR, "api", 0, 0, "event name of API requests and responses"),
+    OPT(delivery, GA_OPT_STR, "both", 0, 0,
+        "immediate responses as phx_reply and push (both), reply only, or push only"),
+    OPT(max_payload_bytes, GA_OPT_INT, "1048576", 256, 67108864,
+        "largest inbound message in bytes, checked before parsing"),
+    OPT(max_outbox, GA_OPT_INT, "1024", 4, 1000000,
+        "frames queued per connection before it is closed as a slow consumer"),
+    OPT(max_outbox_bytes, GA_OPT_INT, "8388608", 65536, 1073741824,
+        "bytes queued per connection before it is closed as a slow consumer"),
+    OPT(max_connections, GA_OPT_INT, "100000", 1, 10000000, "connections accepted at once"),
+    OPT(max_channels, GA_OPT_INT, "16", 1, 1024, "channels one connection may join"),
+    OPT(max_inflight, GA_OPT_INT, "100000", 1, 10000000,
+        "calls in flight to the broker before new ones are refused"),
+    OPT(heartbeat_ms, GA_OPT_INT, "1000", 50, 60000,
+        "broker heartbeat interval until the broker announces its own"),
+    OPT(timeout_grace_ms, GA_OPT_INT, "2000", 0, 60000,
+        "added to a function's timeout before the gateway answers a call itself"),
+    OPT(detail_errors, GA_OPT_BOOL, "false", 0, 0, "show internal error details to clients"),
+    OPT(log_level, GA_OPT_STR, "info", 0, 0, "err, warn, notice, info or debug"),
+    {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
+};
+
+static void
+s_on_signal(int signo, void *arg)
+{
+    (void) signo;
+    gw_server_stop(arg);
+}
+
+static void
+s_on_ready(int port, void *arg)
+{
+    const char *host = arg;
+    printf("READY gateway ws://%s:%d/socket\n", host, port);
+    fflush(stdout);
+}
+
+static void
+s_lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        n--;
+    }
+    if (level & LLL_ERR) {
+        GA_ERR("lws: %.*s", (int) n, line);
+    } else {
+        GA_WARN("lws: %.*s", (int) n, line);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    ga_signal_block();
+    ga_log_set_ident("genapi-gateway");
+    ga_log_set_sink(ga_log_stderr_sink);
+    lws_set_log_level(LLL_ERR | LLL_WARN, s_lws_log);
+    options_t opt = {0};
+    char err[512];
+    ga_err_t rc = ga_config_load(s_options, &opt, "genapi-gateway", argc, argv, err, sizeof err);
+    if (rc != GA_OK) {
+        if (rc != GA_ECLOSED) {
+            fprintf(stderr, "genapi-gateway: %s\n", err);
+        }
+        ga_config_fini(s_options, &opt);
+        return rc == GA_ECLOSED ? 0 : 2;
+    }
+    int level = ga_log_level_parse(opt.log_level);
+    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+
+    char host[128] = "";
+    int port = 0;
+    const char *colon = strrchr(opt.listen, ':');
+    gw_delivery_t delivery = GW_DELIVER_BOTH;
+    if (strcmp(opt.delivery, "reply") == 0) {
+        delivery = GW_DELIVER_REPLY;
+    } else if (strcmp(opt.delivery, "push") == 0) {
+        delivery = GW_DELIVER_PUSH;
+    } else if (strcmp(opt.delivery, "both") != 0) {
+        fprintf(stderr, "genapi-gateway: delivery: must be both, reply or push\n");
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    if (colon == NULL || sscanf(colon + 1, "%d", &port) != 1 || port < 0 || port > 65535 ||
+        (size_t) (colon - opt.listen) >= sizeof host) {
+        fprintf(stderr, "genapi-gateway: listen: must be host:port\n");
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    memcpy(host, opt.listen, (size_t) (colon - opt.listen));
+    char name[160];
+    char hostname[128] = "localhost";
+    GA_IGNORE(gethostname(hostname, sizeof hostname) != 0); // keep "localhost" on failure
+    hostname[sizeof hostname - 1] = '\0';
+    snprintf(name, sizeof name, "gateway@%s:%d", hostname, (int) getpid());
+    const char *shown = host[0] && strcmp(host, "0.0.0.0") != 0 ? host : "localhost";
+
+    gw_config_t cfg = {
+        .host = strcmp(host, "0.0.0.0") == 0 ? "" : host,
+        .port = port,
+        .topics = opt.topics,
+        .api_event = opt.api_event,
+        .delivery = delivery,
+        .max_payload_bytes = opt.max_payload_bytes,
+        .max_outbox = opt.max_outbox,
+        .max_outbox_bytes = opt.max_outbox_bytes,
+        .max_connections = opt.max_connections,
+        .max_channels = opt.max_channels,
+        .rx_buffer_bytes = 4096,
+        .bridge = {.broker = opt.broker,
+                   .name = name,
+                   .heartbeat_ms = opt.heartbeat_ms,
+                   .grace_ms = opt.timeout_grace_ms,
+                   .hwm = 100000,
+                   .max_inflight = opt.max_inflight},
+        .pipeline = {.detail_errors = opt.detail_errors},
+        .on_ready = s_on_ready,
+        .on_ready_arg = (void *) shown,
+    };
+    gw_server_t *server = gw_server_new(&cfg);
+    ga_signal_t *sig = NULL;
+    int status = 1;
+    if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, server, &sig) != GA_OK) {
+        GA_ERR("startup failed");
+        goto out;
+    }
+    GA_INFO("listening on %s:%d, broker %s", shown, gw_server_port(server), opt.broker);
+    status = gw_server_run(server) == GA_OK ? 0 : 1;
+    GA_INFO("stopped");
+out:
+    ga_signal_destroy(&sig);
+    gw_server_destroy(&server);
+    ga_config_fini(s_options, &opt);
+    return status;
+}

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+// The gateway's request pipeline, apart from any socket: decode a request payload, find the
+// function in the registry copy, validate and convert arguments, (later: rate limits,
+// permissions, hooks), and turn broker results into client responses. The WebSocket server
+// and the broker bridge call it; tests and embedding programs can drive it directly.
+// Owned by one thread (the gateway's loop).
+#ifndef GW_PIPELINE_H
+#define GW_PIPELINE_H
+
+#include "ga_arena.h"
+#include "ga_err.h"
+#include "ga_funcfg.h"
+#include "ga_mem.h"
+#include "ga_value.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+// Who is calling: set once per connection, never from a payload.
+typedef struct {
+    const char *user_id;      // NULL when anonymous
+    const char *const *roles; // roles held
+    size_t n_roles;           // entries in roles
+    const char *device_id;    // NULL when unknown
+    const char *ip;           // peer address
+} gw_identity_t;
+
+typedef enum {
+    GW_KIND_RESULT,
+    GW_KIND_ERROR,
+    GW_KIND_ACK,
+    GW_KIND_CHUNK,
+    GW_KIND_LAST,
+    GW_KIND_END,
+} gw_kind_t;
+
+// A response object as the client sees it (SPEC section 1).
+typedef struct {
+    const char *request_id;   // echoed; "unknown" when the request had none
+    gw_kind_t kind;           // result, error, ack, chunk, last, end
+    bool success;             // false only for errors
+    const ga_value_t *result; // NULL encodes as null
+    const char *error;        // NULL encodes as null
+    bool async;               // see the SPEC table
+    bool has_more;            // see the SPEC table
+    bool can_retry;           // errors only: retrying may succeed
+} gw_response_t;
+
+// A request that passed every check, ready for the broker.
+typedef struct {
+    const char *request_id;   // the client's id
+    const char *service;      // service
+    const char *request_type; // function
+    const char *version;      // the resolved version (NULL: unversioned)
+    ga_value_t args;          // validated args, defaults applied
+    ga_resp_t response_type;  // how results come back
+    int64_t timeout_ms;       // the function's timeout (GA_FUNCFG_TIMEOUT_INFINITY allowed)
+} gw_call_t;
+
+typedef struct {
+    bool detail_errors; // show internal error details to clients
+} gw_pipeline_config_t;
+
+typedef struct gw_pipeline_t gw_pipeline_t;
+
+// Creates a pipeline with an empty registry copy; `cfg` is borrowed.
+gw_pipeline_t *gw_pipeline_new(const gw_pipeline_config_t *cfg);
+void gw_pipeline_destroy(gw_pipeline_t **self_p);
+
+// Applies a registry message from the broker: `replace` (a SNAPSHOT) empties the copy first.
+// `body` is the message body ({functions: [config, ...]}). Invalid configs are skipped and
+// counted (the broker validated them; a gateway of another version may disagree). Returns the
+// number of configs applied.
+size_t gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace);
+size_t gw_pipeline_function_count(const gw_pipeline_t *self);
+
+// Runs the checks on one API payload. GA_OK: `*call` is ready to dispatch (strings and args
+// borrowed from `payload` and `arena`). Any other result: `*refusal` holds the error response
+// to send. Never fails silently.
+GA_MUST_CHECK ga_err_t gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who,
+                                           const ga_value_t *payload, ga_arena_t *arena,
+                                           gw_call_t *call, gw_response_t *refusal);
+
+// Converts a broker RESULT body for `request_id` into the response the client gets.
+void gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body,
+                        const char *request_id, gw_response_t *out);
+
+// Fills an error response.
+void gw_response_error(gw_response_t *out, const char *request_id, const char *message,
+                       bool can_retry);
+// Appends the JSON object of `r` to `out`.
+void gw_response_encode(const gw_response_t *r, ga_buf_t *out);
+const char *gw_kind_name(gw_kind_t kind);
+
+#endif

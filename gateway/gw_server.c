@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: MIT
+// libwebsockets glue: accepts /socket/websocket, assembles inbound messages within the payload
+// limit, runs the Phoenix protocol and the API pipeline, and writes one queued frame per
+// WRITEABLE callback. The broker bridge's fd lives in the same loop as a raw file descriptor.
+#include "gw_server.h"
+
+#include "ga_arena.h"
+#include "ga_clock.h"
+#include "ga_idmap.h"
+#include "ga_log.h"
+#include "ga_mem.h"
+#include "gw_conn.h"
+#include "gw_phx.h"
+#include "ga_json.h"
+
+#include <libwebsockets.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GW_TICK_MAX_US (100 * LWS_US_PER_MS) // longest wait between bridge ticks
+#define GW_WS_PATH     "/socket/websocket"
+
+struct gw_server_t {
+    const gw_config_t *cfg;       // borrowed settings
+    struct lws_context *context;  // libwebsockets context (owned)
+    struct lws_vhost *vhost;      // the listening vhost
+    int port;                     // actual port
+    atomic_bool stop;             // set by gw_server_stop
+    gw_pipeline_t *pipeline;      // request checks and registry copy
+    gw_bridge_t *bridge;          // broker link
+    struct lws *bridge_wsi;       // the adopted bridge fd
+    ga_idmap_t *conns;            // conn id -> gw_conn_t
+    uint64_t next_conn_id;        // last id handed out
+    ga_arena_t *arena;            // per-message arena
+    ga_buf_t scratch;             // response JSON, reused
+    ga_buf_t frame;               // outbound frame, reused
+    lws_sorted_usec_list_t tick;  // bridge timer
+    bool ready_announced;         // on_ready has been called
+    gw_stats_t stats;             // counters
+};
+
+// ---------------------------------------------------------------------------------------------
+// Outbound
+
+// Closes `conn` at its next WRITEABLE with `code` and `reason`.
+static void
+s_close_later(gw_conn_t *conn, int code, const char *reason)
+{
+    if (conn->close_code == 0) {
+        conn->close_code = code;
+        snprintf(conn->close_reason, sizeof conn->close_reason, "%s", reason);
+    }
+    gw_conn_clear_queue(conn);
+    lws_callback_on_writable(conn->wsi);
+}
+
+static void
+s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
+{
+    if (conn->close_code) {
+        return;
+    }
+    if (!gw_conn_enqueue(conn, frame->data, frame->len, LWS_PRE, (size_t) self->cfg->max_outbox,
+                         (size_t) self->cfg->max_outbox_bytes)) {
+        self->stats.slow_closed++;
+        GA_NOTICE("closing slow consumer conn=%llu: outbound queue full",
+                  (unsigned long long) conn->id);
+        s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: queue full");
+        return;
+    }
+    lws_callback_on_writable(conn->wsi);
+}
+
+static void
+s_reply(gw_server_t *self, gw_conn_t *conn, const char *join_ref, const char *ref,
+        const char *topic, const char *status, const char *response_json)
+{
+    ga_buf_reset(&self->frame);
+    gw_phx_encode_reply(&self->frame, join_ref, ref, topic, status, response_json,
+                        strlen(response_json));
+    s_send_frame(self, conn, &self->frame);
+}
+
+// Sends a protocol-level error reply {"reason": reason}.
+static void
+s_reply_reason(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f, const char *reason)
+{
+    ga_buf_reset(&self->scratch);
+    ga_buf_append_str(&self->scratch, "{\"reason\":");
+    ga_json_encode_str(&self->scratch, reason, strlen(reason));
+    ga_buf_append_char(&self->scratch, '}');
+    ga_buf_reset(&self->frame);
+    gw_phx_encode_reply(&self->frame, f->join_ref, f->ref, f->topic, "error",
+                        (const char *) self->scratch.data, self->scratch.len);
+    s_send_frame(self, conn, &self->frame);
+}
+
+// Delivers a response for the push (join_ref, ref, topic) per the delivery setting.
+static void
+s_deliver(gw_server_t *self, gw_conn_t *conn, const char *join_ref, const char *ref,
+          const char *topic, const gw_response_t *resp)
+{
+    ga_buf_reset(&self->scratch);
+    gw_response_encode(resp, &self->scratch);
+    gw_delivery_t mode = self->cfg->delivery;
+    ga_buf_reset(&self->frame);
+    if (mode == GW_DELIVER_PUSH) {
+        gw_phx_encode_reply(&self->frame, join_ref, ref, topic, "ok", "{}", 2);
+    } else {
+        gw_phx_encode_reply(&self->frame, join_ref, ref, topic, "ok",
+                            (const char *) self->scratch.data, self->scratch.len);
+    }
+    s_send_frame(self, conn, &self->frame);
+    if (mode != GW_DELIVER_REPLY) {
+        ga_buf_reset(&self->frame);
+        gw_phx_encode(&self->frame, join_ref, NULL, topic, self->cfg->api_event,
+                      (const char *) self->scratch.data, self->scratch.len);
+        s_send_frame(self, conn, &self->frame);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bridge callbacks
+
+static void
+s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
+{
+    gw_server_t *self = arg;
+    gw_conn_t *conn = ga_idmap_get(self->conns, route->conn_id);
+    gw_channel_t *ch = conn ? gw_conn_channel(conn, route->topic) : NULL;
+    // Deliver only to the same join of the channel: a client that left (or re-joined) gets
+    // nothing for the old join, as on a Phoenix server.
+    bool same_join = ch && ((ch->join_ref == NULL && route->join_ref == NULL) ||
+                            (ch->join_ref && route->join_ref &&
+                             strcmp(ch->join_ref, route->join_ref) == 0));
+    if (!same_join) {
+        self->stats.undelivered++;
+        return;
+    }
+    gw_response_t resp;
+    gw_pipeline_result(self->pipeline, body, route->request_id, &resp);
+    s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
+}
+
+static void
+s_on_registry(void *arg, bool snapshot)
+{
+    gw_server_t *self = arg;
+    if (snapshot && !self->ready_announced) {
+        self->ready_announced = true;
+        if (self->cfg->on_ready) {
+            self->cfg->on_ready(self->port, self->cfg->on_ready_arg);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound
+
+static bool
+s_topic_allowed(const char *patterns, const char *topic)
+{
+    const char *p = patterns;
+    size_t tlen = strlen(topic);
+    while (*p) {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+        size_t n = strcspn(p, ", ");
+        if (n == 0) {
+            break;
+        }
+        if (p[n - 1] == '*') {
+            if (tlen >= n - 1 && strncmp(p, topic, n - 1) == 0) {
+                return true;
+            }
+        } else if (n == tlen && strncmp(p, topic, n) == 0) {
+            return true;
+        }
+        p += n;
+    }
+    return false;
+}
+
+static void
+s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
+{
+    self->stats.requests++;
+    gw_call_t call;
+    gw_response_t resp;
+    if (gw_pipeline_prepare(self->pipeline, &conn->who, f->payload, self->arena, &call, &resp) !=
+        GA_OK) {
+        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        return;
+    }
+    gw_route_t route = {.conn_id = conn->id,
+                        .join_ref = f->join_ref,
+                        .ref = f->ref,
+                        .topic = f->topic,
+                        .request_id = call.request_id};
+    ga_err_t rc = gw_bridge_call(self->bridge, &call, &route);
+    if (rc == GA_EUNAVAIL) {
+        gw_response_error(&resp, call.request_id, "Service unavailable", true);
+        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+    } else if (rc != GA_OK) {
+        gw_response_error(&resp, call.request_id, "Too many requests in flight", true);
+        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+    }
+    // ZMQ_FD is edge-triggered: a send can leave inbound messages unannounced.
+    gw_bridge_process(self->bridge);
+}
+
+static void
+s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
+{
+    self->stats.frames_in++;
+    gw_phx_frame_t f;
+    char err[256];
+    if (gw_phx_decode(text, len, self->arena, &f, err, sizeof err) != GA_OK) {
+        self->stats.malformed++;
+        ga_buf_reset(&self->scratch);
+        ga_buf_append_str(&self->scratch, "{\"reason\":");
+        ga_json_encode_str(&self->scratch, err, strlen(err));
+        ga_buf_append_char(&self->scratch, '}');
+        ga_buf_reset(&self->frame);
+        gw_phx_encode(&self->frame, NULL, NULL, "phoenix", "phx_error",
+                      (const char *) self->scratch.data, self->scratch.len);
+        s_send_frame(self, conn, &self->frame);
+        return;
+    }
+    if (strcmp(f.topic, "phoenix") == 0) {
+        if (strcmp(f.event, "heartbeat") == 0) {
+            s_reply(self, conn, NULL, f.ref, "phoenix", "ok", "{}");
+        } else {
+            s_reply_reason(self, conn, &f, "unknown event");
+        }
+        return;
+    }
+    if (strcmp(f.event, "phx_join") == 0) {
+        if (!s_topic_allowed(self->cfg->topics, f.topic)) {
+            s_reply_reason(self, conn, &f, "unmatched topic");
+        } else if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
+            s_reply_reason(self, conn, &f, "too many channels");
+        } else {
+            s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+        }
+        return;
+    }
+    if (gw_conn_channel(conn, f.topic) == NULL) {
+        s_reply_reason(self, conn, &f, "unmatched topic");
+        return;
+    }
+    if (strcmp(f.event, "phx_leave") == 0) {
+        GA_IGNORE(gw_conn_leave(conn, f.topic)); // joined: checked just above
+        s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+        return;
+    }
+    if (strcmp(f.event, self->cfg->api_event) == 0) {
+        s_on_api(self, conn, &f);
+        return;
+    }
+    char reason[128];
+    snprintf(reason, sizeof reason, "unknown event: %.100s", f.event);
+    s_reply_reason(self, conn, &f, reason);
+}
+
+static int
+s_on_receive(gw_server_t *self, struct lws *wsi, gw_conn_t *conn, const void *in, size_t len)
+{
+    if (conn->close_code) {
+        return 0; // closing: ignore the rest
+    }
+    if (lws_frame_is_binary(wsi)) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         (unsigned char *) "binary frames are not supported", 31);
+        return -1;
+    }
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    size_t total = conn->rx.len + len + remaining;
+    if (total > (size_t) self->cfg->max_payload_bytes) {
+        self->stats.oversized++;
+        char reason[64];
+        int n = snprintf(reason, sizeof reason, "message exceeds %lld bytes",
+                         (long long) self->cfg->max_payload_bytes);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *) reason,
+                         (size_t) n);
+        return -1;
+    }
+    bool whole = remaining == 0 && lws_is_final_fragment(wsi);
+    if (whole && conn->rx.len == 0) {
+        s_on_message(self, conn, in, len); // the common case: no copy
+    } else {
+        ga_buf_append(&conn->rx, in, len);
+        if (whole) {
+            s_on_message(self, conn, (const char *) conn->rx.data, conn->rx.len);
+            ga_buf_reset(&conn->rx);
+            if (conn->rx.cap > 16384) {
+                ga_buf_fini(&conn->rx); // do not keep a large buffer on an idle connection
+            }
+        }
+    }
+    ga_arena_reset(self->arena);
+    return 0;
+}
+
+static int
+s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
+{
+    (void) self;
+    if (conn->close_code) {
+        lws_close_reason(wsi, (enum lws_close_status) conn->close_code,
+                         (unsigned char *) conn->close_reason, strlen(conn->close_reason));
+        return -1;
+    }
+    gw_out_t *out = gw_conn_dequeue(conn);
+    if (out == NULL) {
+        return 0;
+    }
+    int n = lws_write(wsi, out->data + LWS_PRE, out->len, LWS_WRITE_TEXT);
+    ga_free(out);
+    if (n < 0) {
+        return -1;
+    }
+    if (conn->out_head) {
+        lws_callback_on_writable(wsi);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// libwebsockets callbacks
+
+static int
+s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    gw_server_t *self = ctx ? lws_context_user(ctx) : NULL;
+    gw_conn_t **slot = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[128];
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+            strcmp(uri, GW_WS_PATH) != 0) {
+            return 1; // refuse: not the Phoenix socket path
+        }
+        if ((int64_t) ga_idmap_size(self->conns) >= self->cfg->max_connections) {
+            GA_WARN("connection refused: %lld connections open",
+                    (long long) self->cfg->max_connections);
+            return 1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        char ip[64] = "";
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        gw_conn_t *conn = gw_conn_new(++self->next_conn_id, wsi, ip);
+        *slot = conn;
+        ga_idmap_put(self->conns, conn->id, conn);
+        self->stats.connections++;
+        GA_DEBUG("connected conn=%llu ip=%s", (unsigned long long) conn->id, ip);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return *slot ? s_on_receive(self, wsi, *slot, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return *slot ? s_on_writeable(self, wsi, *slot) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (*slot) {
+            GA_DEBUG("closed conn=%llu", (unsigned long long) (*slot)->id);
+            ga_idmap_take(self->conns, (*slot)->id);
+            gw_conn_destroy(slot);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        // Plain HTTP on the public port: only the WebSocket path exists.
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "use " GW_WS_PATH) != 0) {
+            return -1;
+        }
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static int
+s_on_bridge_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+               size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    gw_server_t *self = ctx ? lws_context_user(ctx) : NULL;
+    (void) user;
+    (void) in;
+    (void) len;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        gw_bridge_process(self->bridge);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        self->bridge_wsi = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols s_protocols[] = {
+    {"phoenix", s_on_ws, sizeof(gw_conn_t *), 0, 0, NULL, 0},
+    {"genapi-bridge", s_on_bridge_fd, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void
+s_on_tick(lws_sorted_usec_list_t *sul)
+{
+    gw_server_t *self = lws_container_of(sul, gw_server_t, tick);
+    gw_bridge_tick(self->bridge);
+    int64_t next_us = gw_bridge_next_tick_ms(self->bridge) * LWS_US_PER_MS;
+    if (next_us > GW_TICK_MAX_US) {
+        next_us = GW_TICK_MAX_US;
+    }
+    if (next_us < LWS_US_PER_MS) {
+        next_us = LWS_US_PER_MS;
+    }
+    lws_sul_schedule(self->context, 0, &self->tick, s_on_tick, next_us);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+gw_server_t *
+gw_server_new(const gw_config_t *cfg)
+{
+    gw_server_t *self = ga_calloc(1, sizeof *self);
+    self->cfg = cfg;
+    self->pipeline = gw_pipeline_new(&cfg->pipeline);
+    self->bridge = gw_bridge_new(&cfg->bridge, self->pipeline, s_on_result, s_on_registry, self);
+    self->conns = ga_idmap_new();
+    self->arena = ga_arena_new(65536);
+    ga_buf_init(&self->scratch);
+    ga_buf_init(&self->frame);
+    return self;
+}
+
+void
+gw_server_destroy(gw_server_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    gw_server_t *self = *self_p;
+    if (self->context) {
+        lws_sul_cancel(&self->tick);
+        // Destroying the context closes every connection (CLOSED frees each gw_conn_t).
+        lws_context_destroy(self->context);
+    }
+    gw_bridge_destroy(&self->bridge);
+    gw_pipeline_destroy(&self->pipeline);
+    ga_idmap_destroy(&self->conns);
+    ga_arena_destroy(&self->arena);
+    ga_buf_fini(&self->scratch);
+    ga_buf_fini(&self->frame);
+    ga_free(self);
+    *self_p = NULL;
+}
+
+ga_err_t
+gw_server_start(gw_server_t *self)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = self->cfg->port;
+    info.iface = self->cfg->host && self->cfg->host[0] ? self->cfg->host : NULL;
+    info.protocols = s_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.user = self;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.pt_serv_buf_size = (unsigned int) (self->cfg->rx_buffer_bytes > 4096
+                                                ? self->cfg->rx_buffer_bytes
+                                                : 4096);
+    self->context = lws_create_context(&info);
+    if (self->context == NULL) {
+        GA_ERR("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        return GA_EIO;
+    }
+    self->vhost = lws_get_vhost_by_name(self->context, "default");
+    self->port = self->vhost ? lws_get_vhost_listen_port(self->vhost) : -1;
+    if (self->port <= 0) {
+        GA_ERR("no listening port");
+        return GA_EIO;
+    }
+    if (gw_bridge_connect(self->bridge) != GA_OK) {
+        return GA_EIO;
+    }
+    lws_sock_file_fd_type fd;
+    memset(&fd, 0, sizeof fd);
+    // lws closes an adopted descriptor when its context goes; give it a duplicate so that
+    // libzmq's own descriptor stays valid until zmq_close.
+    fd.filefd = dup(gw_bridge_fd(self->bridge));
+    if (fd.filefd < 0) {
+        return GA_EIO;
+    }
+    self->bridge_wsi =
+        lws_adopt_descriptor_vhost(self->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "genapi-bridge", NULL);
+    if (self->bridge_wsi == NULL) {
+        GA_ERR("cannot adopt the broker socket into the event loop");
+        close(fd.filefd);
+        return GA_EIO;
+    }
+    lws_sul_schedule(self->context, 0, &self->tick, s_on_tick, LWS_US_PER_MS);
+    return GA_OK;
+}
+
+int
+gw_server_port(const gw_server_t *self)
+{
+    return self->port;
+}
+
+ga_err_t
+gw_server_run(gw_server_t *self)
+{
+    while (!atomic_load(&self->stop)) {
+        if (lws_service(self->context, 0) < 0) {
+            GA_ERR("event loop failed");
+            return GA_EIO;
+        }
+    }
+    return GA_OK;
+}
+
+void
+gw_server_stop(gw_server_t *self)
+{
+    atomic_store(&self->stop, true);
+    if (self->context) {
+        lws_cancel_service(self->context);
+    }
+}
+
+gw_stats_t
+gw_server_stats(const gw_server_t *self)
+{
+    return self->stats;
+}

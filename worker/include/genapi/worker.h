@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+// libgenapi-worker: the C API a service links to. A service names its functions in a table
+// (request type, version, arguments, handler); the library connects to the broker, pushes the
+// table, heartbeats, re-registers after a broker restart, and runs handlers on a bounded
+// thread pool. Handlers read validated arguments and answer with a value or an error; values
+// are built with the wk_* constructors below, never as JSON text.
+//
+//     static void hello(wk_request_t *req, void *ctx) {
+//         wk_reply(req, wk_map(req, "greeting", wk_str(req, "hello"), NULL));
+//     }
+//     static const wk_function_t functions[] = {{.request_type = "hello", .handler = hello}};
+//     static const wk_service_t service = {.service = "greeter", .functions = functions,
+//                                          .n_functions = 1};
+//     int main(int argc, char **argv) { return wk_main(argc, argv, &service); }
+#ifndef GENAPI_WORKER_H
+#define GENAPI_WORKER_H
+
+#include "ga_err.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define WK_EXPORT __attribute__((visibility("default")))
+#else
+#define WK_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wk_worker_t wk_worker_t;
+typedef struct wk_request_t wk_request_t;
+// A value (nil, boolean, integer, float, string, list or map). Values built for a request
+// live until the handler returns; they are owned by the request.
+typedef struct ga_value_t wk_value_t;
+
+// A handler runs on a pool thread. It must answer exactly once with wk_reply or
+// wk_reply_error before returning (a handler that returns without answering is answered
+// with an internal error). `ctx` is the service's ctx.
+typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
+
+typedef struct {
+    const char *request_type;  // function name (required)
+    const char *version;       // version string, NULL for none
+    const char *args;          // declared arguments in order: "user_id:string, limit:num"
+    const char *response_type; // "sync" (default when NULL), "async", "stream" or "none"
+    int timeout_ms;            // 0: the default (5000)
+    wk_handler_fn *handler;    // the code (required)
+} wk_function_t;
+
+typedef struct {
+    const char *service;              // service name (required)
+    const char *node;                 // node name; NULL: "<service>@<hostname>"
+    const wk_function_t *functions;   // the function table
+    size_t n_functions;               // entries in functions
+    void *ctx;                        // passed to every handler
+} wk_service_t;
+
+typedef struct {
+    const char *broker;        // broker worker endpoint (default "tcp://127.0.0.1:5570")
+    int heartbeat_ms;          // until the broker says otherwise (default 1000)
+    int threads;               // handler threads (default 4)
+    int queue_max;             // requests waiting for a thread before refusals (default 256)
+    const char *push_token;    // sent with the table when set
+    const char *config_version; // table version; NULL: a hash of the table
+    // Called on the library's I/O thread each time the broker accepts the table.
+    void (*on_registered)(const char *node, const char *broker, void *arg);
+    void *on_registered_arg;   // passed to on_registered
+} wk_options_t;
+
+// Creates a worker for `service` with `options` (either may be borrowed; both must outlive
+// the worker). No I/O. Any thread.
+WK_EXPORT wk_worker_t *wk_worker_new(const wk_service_t *service, const wk_options_t *options);
+// Stops the pool (waiting for running handlers), tells the broker, frees everything.
+WK_EXPORT void wk_worker_destroy(wk_worker_t **self_p);
+// Validates the function table, starts the pool and the I/O thread, and connects. Returns
+// GA_ECONFIG with the reason in `err` when the table is invalid, GA_EIO when the broker
+// endpoint is unusable. Registration then happens in the background, and again after any
+// broker restart.
+WK_EXPORT ga_err_t wk_worker_start(wk_worker_t *self, char *err, size_t errlen);
+
+// A complete main(): options from --set name=value and GENAPI_* (broker, heartbeat_ms,
+// threads, queue_max, push_token, log_level), logging to stderr, "READY worker <node>
+// <broker>" on stdout at each registration, and a clean stop on SIGINT or SIGTERM (exit 0).
+// For programs only: it owns the process's signals.
+WK_EXPORT int wk_main(int argc, char **argv, const wk_service_t *service);
+
+// --- Inside a handler -----------------------------------------------------------------------
+
+// An argument by name, or NULL when absent. Borrowed from the request.
+WK_EXPORT const wk_value_t *wk_arg(wk_request_t *req, const char *name);
+// An argument by its position in the declared order, or NULL.
+WK_EXPORT const wk_value_t *wk_arg_at(wk_request_t *req, size_t index);
+// All arguments as one map (for functions declared with map-style arguments).
+WK_EXPORT const wk_value_t *wk_args(wk_request_t *req);
+// Typed shortcuts: the string (NULL when absent or not a string), the number as int64 or
+// double (`dflt` when absent or not a number), the boolean (`dflt` likewise).
+WK_EXPORT const char *wk_arg_str(wk_request_t *req, const char *name);
+WK_EXPORT int64_t wk_arg_int(wk_request_t *req, const char *name, int64_t dflt);
+WK_EXPORT double wk_arg_num(wk_request_t *req, const char *name, double dflt);
+WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
+// Who called: the connection's user id (NULL when anonymous) and the client's request id.
+WK_EXPORT const char *wk_request_user_id(wk_request_t *req);
+WK_EXPORT const char *wk_request_id(wk_request_t *req);
+
+// Answers with `result` (NULL means nil). Only the first answer counts.
+WK_EXPORT void wk_reply(wk_request_t *req, const wk_value_t *result);
+// Answers with an error message shown to the client. Only the first answer counts.
+WK_EXPORT void wk_reply_error(wk_request_t *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// --- Building values (owned by the request) -------------------------------------------------
+
+WK_EXPORT wk_value_t *wk_nil(wk_request_t *req);
+WK_EXPORT wk_value_t *wk_bool(wk_request_t *req, bool b);
+WK_EXPORT wk_value_t *wk_int(wk_request_t *req, int64_t i);
+WK_EXPORT wk_value_t *wk_float(wk_request_t *req, double f);
+// Copies `s`.
+WK_EXPORT wk_value_t *wk_str(wk_request_t *req, const char *s);
+// A list of the given items, ended by NULL: wk_list(req, a, b, NULL).
+WK_EXPORT wk_value_t *wk_list(wk_request_t *req, ...);
+// A map from key/value pairs, ended by NULL: wk_map(req, "id", v1, "name", v2, NULL).
+WK_EXPORT wk_value_t *wk_map(wk_request_t *req, ...);
+WK_EXPORT void wk_list_push(wk_request_t *req, wk_value_t *list, const wk_value_t *item);
+WK_EXPORT void wk_map_set(wk_request_t *req, wk_value_t *map, const char *key,
+                          const wk_value_t *value);
+
+// Reading values received as arguments.
+typedef enum {
+    WK_NIL,
+    WK_BOOL,
+    WK_INT,
+    WK_FLOAT,
+    WK_STR,
+    WK_LIST,
+    WK_MAP,
+} wk_type_t;
+WK_EXPORT wk_type_t wk_value_type(const wk_value_t *v);
+WK_EXPORT const char *wk_value_str(const wk_value_t *v);          // NULL unless a string
+WK_EXPORT int64_t wk_value_int(const wk_value_t *v, int64_t dflt); // integers and whole floats
+WK_EXPORT double wk_value_num(const wk_value_t *v, double dflt);
+WK_EXPORT size_t wk_value_len(const wk_value_t *v);               // list items or map pairs
+WK_EXPORT const wk_value_t *wk_value_at(const wk_value_t *v, size_t index);      // list item
+WK_EXPORT const wk_value_t *wk_value_get(const wk_value_t *v, const char *key); // map value
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

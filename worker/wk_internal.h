@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// Private structures shared by the worker library's files: the worker object, the request a
+// handler sees, and the pool thread's entry point. Never included by services.
+#ifndef WK_INTERNAL_H
+#define WK_INTERNAL_H
+
+#include "genapi/worker.h"
+
+#include "ga_arena.h"
+#include "ga_funcfg.h"
+#include "ga_mem.h"
+#include "ga_value.h"
+
+#include <czmq.h>
+
+#define WK_NODE_MAX 256
+
+struct wk_worker_t {
+    const wk_service_t *svc;  // borrowed service description
+    wk_options_t opt;         // options with defaults filled in
+    char node[WK_NODE_MAX];   // node name
+    char config_version[32];  // table version sent with REGISTER
+    ga_arena_t *table_arena;  // holds `table`
+    ga_value_t table;         // list of function config maps, as pushed
+    ga_funcfg_t **cfgs;       // parsed configs, parallel to svc->functions (read-only)
+    zactor_t *io;             // the I/O thread (owns the broker socket and the pool)
+};
+
+struct wk_request_t {
+    ga_arena_t *arena;         // everything for this request
+    const ga_value_t *body;    // the REQUEST body
+    const ga_value_t *args;    // its args map (never NULL: an empty map when absent)
+    const ga_funcfg_t *cfg;    // the function's config (argument order)
+    int64_t id;                // broker's call id, echoed in the reply
+    bool answered;             // a reply has been encoded
+    ga_buf_t *out;             // where the REPLY body is encoded
+};
+
+// Body of one pool thread (a zactor). `args` is the wk_worker_t.
+void wk_pool_actor(zsock_t *pipe, void *args);
+
+// Encodes an error REPLY body for call `id` into `out`.
+void wk_encode_error(ga_buf_t *out, ga_arena_t *arena, int64_t id, int code, const char *message,
+                     bool can_retry);
+
+#endif

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// wk_main: a whole main() for services. Unlike the rest of the library it owns the process's
+// signals and log sink, because it is the program's main; services that embed a worker in a
+// larger program use wk_worker_new/start/destroy instead.
+#include "wk_internal.h"
+
+#include "ga_config.h"
+#include "ga_log.h"
+#include "ga_signal.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
+
+typedef struct {
+    char *broker;       // see table
+    int64_t heartbeat_ms; // see table
+    int64_t threads;    // see table
+    int64_t queue_max;  // see table
+    char *push_token;   // see table
+    char *node;         // see table
+    char *log_level;    // see table
+} options_t;
+
+static const ga_option_t s_options[] = {
+    {"broker", GA_OPT_STR, "tcp://127.0.0.1:5570", 0, 0, offsetof(options_t, broker),
+     "broker endpoint for workers"},
+    {"heartbeat_ms", GA_OPT_INT, "1000", 50, 60000, offsetof(options_t, heartbeat_ms),
+     "heartbeat interval until the broker announces its own"},
+    {"threads", GA_OPT_INT, "4", 1, 1024, offsetof(options_t, threads), "handler threads"},
+    {"queue_max", GA_OPT_INT, "256", 1, 1000000, offsetof(options_t, queue_max),
+     "requests waiting for a thread before new ones are refused"},
+    {"push_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, push_token),
+     "token presented with the function table"},
+    {"node", GA_OPT_STR, "", 0, 0, offsetof(options_t, node),
+     "node name (empty: <service>@<hostname>)"},
+    {"log_level", GA_OPT_STR, "info", 0, 0, offsetof(options_t, log_level),
+     "err, warn, notice, info or debug"},
+    {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
+};
+
+static void
+s_on_signal(int signo, void *arg)
+{
+    (void) signo;
+    int *wake = arg;
+    char c = 1;
+    GA_IGNORE(write(*wake, &c, 1) < 0); // main is waiting for exactly this byte
+}
+
+static void
+s_on_registered(const char *node, const char *broker, void *arg)
+{
+    (void) arg;
+    printf("READY worker %s %s\n", node, broker);
+    fflush(stdout);
+}
+
+int
+wk_main(int argc, char **argv, const wk_service_t *service)
+{
+    ga_signal_block();
+    zsys_handler_set(NULL);
+    ga_log_set_ident(service->service ? service->service : "worker");
+    ga_log_set_sink(ga_log_stderr_sink);
+    options_t opt = {0};
+    char err[512];
+    ga_err_t rc = ga_config_load(s_options, &opt, argv[0], argc, argv, err, sizeof err);
+    if (rc != GA_OK) {
+        if (rc != GA_ECLOSED) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+        }
+        ga_config_fini(s_options, &opt);
+        return rc == GA_ECLOSED ? 0 : 2;
+    }
+    int level = ga_log_level_parse(opt.log_level);
+    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    wk_service_t svc = *service;
+    if (opt.node[0]) {
+        svc.node = opt.node;
+    }
+    wk_options_t wopt = {
+        .broker = opt.broker,
+        .heartbeat_ms = (int) opt.heartbeat_ms,
+        .threads = (int) opt.threads,
+        .queue_max = (int) opt.queue_max,
+        .push_token = opt.push_token,
+        .on_registered = s_on_registered,
+    };
+    int wake[2] = {-1, -1};
+    ga_signal_t *sig = NULL;
+    wk_worker_t *worker = wk_worker_new(&svc, &wopt);
+    int status = 1;
+    if (pipe(wake) != 0 || ga_signal_start(s_on_signal, &wake[1], &sig) != GA_OK) {
+        fprintf(stderr, "%s: cannot set up signal handling\n", argv[0]);
+        goto out;
+    }
+    if (wk_worker_start(worker, err, sizeof err) != GA_OK) {
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        goto out;
+    }
+    GA_INFO("worker %s started: %d thread(s), broker %s", svc.service, wopt.threads, opt.broker);
+    char c;
+    while (read(wake[0], &c, 1) < 0) {
+        // EINTR cannot happen with the signals blocked, but a retry is harmless.
+    }
+    GA_INFO("stopping");
+    status = 0;
+out:
+    wk_worker_destroy(&worker);
+    ga_signal_destroy(&sig);
+    for (int i = 0; i < 2; i++) {
+        if (wake[i] >= 0) {
+            close(wake[i]);
+        }
+    }
+    ga_config_fini(s_options, &opt);
+    return status;
+}

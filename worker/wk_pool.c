@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// One handler thread of the worker pool. It receives a REQUEST body from the I/O thread on its
+// actor pipe, runs the matching handler, and sends back the encoded REPLY body. One request at
+// a time; the I/O thread owns the queue and never gives a busy thread a second request.
+#include "wk_internal.h"
+
+#include "ga_log.h"
+#include "ga_wire.h"
+
+#include <string.h>
+
+static const wk_function_t *
+s_find(const wk_worker_t *w, const char *request_type, const char *version, size_t *index)
+{
+    for (size_t i = 0; i < w->svc->n_functions; i++) {
+        const ga_funcfg_t *cfg = w->cfgs[i];
+        bool same_version = (version == NULL && cfg->version == NULL) ||
+                            (version && cfg->version && strcmp(version, cfg->version) == 0);
+        if (same_version && strcmp(cfg->request_type, request_type) == 0) {
+            *index = i;
+            return &w->svc->functions[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+s_run(const wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf_t *out)
+{
+    ga_value_t body;
+    ga_buf_reset(out);
+    if (ga_wire_decode(data, len, arena, &body) != GA_OK || body.type != GA_MAP) {
+        // The I/O thread decoded this body already, so this cannot happen with our own I/O
+        // thread; answer with id 0, which the broker drops and counts.
+        wk_encode_error(out, arena, 0, GA_EPROTO, "Internal Server Error", false);
+        return;
+    }
+    int64_t id = ga_map_get_int(&body, "id", 0);
+    const char *request_type = ga_map_get_str(&body, "request_type");
+    const char *version = ga_map_get_str(&body, "version");
+    size_t index = 0;
+    const wk_function_t *fn = request_type ? s_find(w, request_type, version, &index) : NULL;
+    if (fn == NULL) {
+        wk_encode_error(out, arena, id, GA_ENOTFOUND, "Unknown function", false);
+        return;
+    }
+    const ga_value_t *args = ga_map_get(&body, "args");
+    ga_value_t empty = ga_map(arena, 0);
+    wk_request_t req = {
+        .arena = arena,
+        .body = &body,
+        .args = args && args->type == GA_MAP ? args : &empty,
+        .cfg = w->cfgs[index],
+        .id = id,
+        .out = out,
+    };
+    fn->handler(&req, w->svc->ctx);
+    if (!req.answered) {
+        GA_WARN("handler %s.%s returned without answering", w->svc->service, request_type);
+        wk_encode_error(out, arena, id, GA_EINTERNAL, "Internal Server Error", false);
+    }
+}
+
+void
+wk_pool_actor(zsock_t *pipe, void *args)
+{
+    const wk_worker_t *w = args;
+    ga_arena_t *arena = ga_arena_new(16384);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    zsock_signal(pipe, 0);
+    for (;;) {
+        zframe_t *frame = zframe_recv(pipe);
+        if (frame == NULL || zframe_streq(frame, "$TERM")) {
+            zframe_destroy(&frame);
+            break;
+        }
+        s_run(w, zframe_data(frame), zframe_size(frame), arena, &out);
+        zframe_destroy(&frame);
+        zframe_t *reply = zframe_new(out.data, out.len);
+        if (zframe_send(&reply, pipe, 0) != 0) {
+            zframe_destroy(&reply);
+        }
+        ga_arena_reset(arena);
+    }
+    ga_buf_fini(&out);
+    ga_arena_destroy(&arena);
+}

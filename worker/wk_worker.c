@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: MIT
+// The worker object and its I/O thread. The I/O thread owns the DEALER to the broker and the
+// pool threads' pipes; it registers the function table, heartbeats, re-registers with backoff
+// when the broker goes silent or forgets it, hands requests to idle pool threads through a
+// bounded queue, and refuses work when that queue is full. Handlers never touch a socket.
+#include "wk_internal.h"
+
+#include "ga_clock.h"
+#include "ga_log.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define WK_BACKOFF_MIN_MS 200  // first re-register delay
+#define WK_BACKOFF_MAX_MS 5000 // longest re-register delay
+
+wk_worker_t *
+wk_worker_new(const wk_service_t *service, const wk_options_t *options)
+{
+    wk_worker_t *self = ga_calloc(1, sizeof *self);
+    self->svc = service;
+    if (options) {
+        self->opt = *options;
+    }
+    if (self->opt.broker == NULL || self->opt.broker[0] == '\0') {
+        self->opt.broker = "tcp://127.0.0.1:5570";
+    }
+    if (self->opt.heartbeat_ms <= 0) {
+        self->opt.heartbeat_ms = 1000;
+    }
+    if (self->opt.threads <= 0) {
+        self->opt.threads = 4;
+    }
+    if (self->opt.queue_max <= 0) {
+        self->opt.queue_max = 256;
+    }
+    self->table_arena = ga_arena_new(4096);
+    return self;
+}
+
+void
+wk_worker_destroy(wk_worker_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    wk_worker_t *self = *self_p;
+    zactor_destroy(&self->io);
+    if (self->cfgs) {
+        for (size_t i = 0; i < self->svc->n_functions; i++) {
+            ga_funcfg_destroy(&self->cfgs[i]);
+        }
+        ga_free(self->cfgs);
+    }
+    ga_arena_destroy(&self->table_arena);
+    ga_free(self);
+    *self_p = NULL;
+}
+
+// Parses "name:type, name:type" into arg_types (a map) and arg_orders (a list).
+static ga_err_t
+s_parse_args(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t *orders, char *err,
+             size_t errlen)
+{
+    *types = ga_map(a, 4);
+    *orders = ga_array(a, 4);
+    const char *p = spec;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char) *p)) {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        const char *start = p;
+        while (*p && *p != ',' && !isspace((unsigned char) *p)) {
+            p++;
+        }
+        const char *colon = memchr(start, ':', (size_t) (p - start));
+        if (colon == NULL || colon == start || colon + 1 == p) {
+            snprintf(err, errlen, "args: \"%.*s\" must be name:type", (int) (p - start), start);
+            return GA_ECONFIG;
+        }
+        char *name = ga_arena_strndup(a, start, (size_t) (colon - start));
+        ga_value_t type = ga_str_dup(a, colon + 1, (size_t) (p - colon - 1));
+        ga_map_put(types, a, name, type);
+        ga_array_push(orders, a, ga_str(name));
+    }
+    return GA_OK;
+}
+
+// Builds the pushed table and the parsed configs from the service description.
+static ga_err_t
+s_build_table(wk_worker_t *self, char *err, size_t errlen)
+{
+    const wk_service_t *svc = self->svc;
+    ga_arena_t *a = self->table_arena;
+    if (svc->service == NULL || svc->service[0] == '\0' || svc->n_functions == 0) {
+        snprintf(err, errlen, "service: a name and at least one function are required");
+        return GA_ECONFIG;
+    }
+    self->table = ga_array(a, (uint32_t) svc->n_functions);
+    self->cfgs = ga_calloc(svc->n_functions, sizeof(ga_funcfg_t *));
+    for (size_t i = 0; i < svc->n_functions; i++) {
+        const wk_function_t *fn = &svc->functions[i];
+        if (fn->handler == NULL || fn->request_type == NULL) {
+            snprintf(err, errlen, "function %zu: request_type and handler are required", i);
+            return GA_ECONFIG;
+        }
+        ga_value_t m = ga_map(a, 8);
+        ga_map_put(&m, a, "service", ga_str(svc->service));
+        ga_map_put(&m, a, "request_type", ga_str(fn->request_type));
+        if (fn->version) {
+            ga_map_put(&m, a, "version", ga_str(fn->version));
+        }
+        ga_map_put(&m, a, "response_type", ga_str(fn->response_type ? fn->response_type : "sync"));
+        if (fn->timeout_ms) {
+            ga_map_put(&m, a, "timeout", ga_int(fn->timeout_ms));
+        }
+        if (fn->args && fn->args[0]) {
+            ga_value_t types, orders;
+            ga_err_t rc = s_parse_args(a, fn->args, &types, &orders, err, errlen);
+            if (rc != GA_OK) {
+                return rc;
+            }
+            ga_map_put(&m, a, "arg_types", types);
+            ga_map_put(&m, a, "arg_orders", orders);
+        }
+        char why[256];
+        if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
+            snprintf(err, errlen, "function %s: %s", fn->request_type, why);
+            return GA_ECONFIG;
+        }
+        ga_array_push(&self->table, a, m);
+    }
+    if (svc->node && svc->node[0]) {
+        snprintf(self->node, sizeof self->node, "%s", svc->node);
+    } else {
+        char host[128] = "localhost";
+        GA_IGNORE(gethostname(host, sizeof host) != 0); // keep "localhost" on failure
+        host[sizeof host - 1] = '\0';
+        snprintf(self->node, sizeof self->node, "%s@%s", svc->service, host);
+    }
+    if (self->opt.config_version) {
+        snprintf(self->config_version, sizeof self->config_version, "%s",
+                 self->opt.config_version);
+    } else {
+        // FNV-1a over the encoded table: the version changes exactly when the table does.
+        ga_buf_t enc;
+        ga_buf_init(&enc);
+        ga_wire_encode(&enc, &self->table);
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < enc.len; i++) {
+            h = (h ^ enc.data[i]) * 1099511628211ULL;
+        }
+        ga_buf_fini(&enc);
+        snprintf(self->config_version, sizeof self->config_version, "%016llx",
+                 (unsigned long long) h);
+    }
+    return GA_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The I/O thread
+
+typedef struct {
+    wk_worker_t *w;         // the worker (read-only here)
+    zsock_t *pipe;          // actor pipe to wk_worker_t
+    void *dealer;           // libzmq DEALER to the broker
+    zactor_t **pool;        // handler threads
+    bool *busy;             // pool[i] is running a request
+    zlist_t *queue;         // zframe_t request bodies waiting for a thread
+    ga_arena_t *arena;      // per-message arena
+    ga_proto_msg_t msg;     // receive buffers
+    ga_buf_t out;           // send buffer
+    bool registered;        // the broker has accepted our table
+    int64_t hb_ms;          // heartbeat interval (the broker's once registered)
+    int64_t last_heard;     // monotonic ms of the broker's last message
+    int64_t next_hb;        // when to heartbeat next
+    int64_t register_at;    // when to send REGISTER next (while unregistered)
+    int64_t backoff;        // current re-register delay
+} io_t;
+
+static void
+s_send(io_t *io, int cmd, const ga_value_t *body)
+{
+    ga_err_t rc = ga_proto_send_value(io->dealer, NULL, 0, cmd, body, &io->out);
+    if (rc != GA_OK) {
+        GA_DEBUG("%s not sent: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+}
+
+static void
+s_register(io_t *io, int64_t now)
+{
+    wk_worker_t *w = io->w;
+    ga_arena_t *a = io->arena;
+    ga_value_t m = ga_map(a, 5);
+    ga_map_put(&m, a, "node", ga_str(w->node));
+    ga_map_put(&m, a, "service", ga_str(w->svc->service));
+    ga_map_put(&m, a, "config_version", ga_str(w->config_version));
+    if (w->opt.push_token && w->opt.push_token[0]) {
+        ga_map_put(&m, a, "token", ga_str(w->opt.push_token));
+    }
+    ga_map_put(&m, a, "functions", w->table);
+    s_send(io, GA_CMD_REGISTER, &m);
+    io->register_at = now + io->backoff;
+    io->backoff = io->backoff * 2 > WK_BACKOFF_MAX_MS ? WK_BACKOFF_MAX_MS : io->backoff * 2;
+    ga_arena_reset(a);
+}
+
+static void
+s_on_registered(io_t *io, const ga_value_t *body)
+{
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b) {
+        const char *why = ga_map_get_str(body, "error");
+        GA_ERR("broker refused the function table: %s", why ? why : "(no reason)");
+        return; // retried with backoff
+    }
+    const ga_value_t *failed = ga_map_get(body, "failed");
+    for (uint32_t i = 0; failed && failed->type == GA_ARRAY && i < failed->len; i++) {
+        const char *fn = ga_map_get_str(&failed->u.items[i], "function");
+        const char *why = ga_map_get_str(&failed->u.items[i], "reason");
+        GA_WARN("broker refused function %s: %s", fn ? fn : "?", why ? why : "?");
+    }
+    int64_t hb = ga_map_get_int(body, "heartbeat_ms", 0);
+    if (hb > 0) {
+        io->hb_ms = hb;
+    }
+    io->next_hb = 0; // heartbeat now, then on the broker's schedule
+    io->registered = true;
+    io->backoff = WK_BACKOFF_MIN_MS;
+    GA_INFO("registered with %s as %s", io->w->opt.broker, io->w->node);
+    if (io->w->opt.on_registered) {
+        io->w->opt.on_registered(io->w->node, io->w->opt.broker, io->w->opt.on_registered_arg);
+    }
+}
+
+static void
+s_on_request(io_t *io, const ga_proto_msg_t *msg)
+{
+    for (int i = 0; i < io->w->opt.threads; i++) {
+        if (!io->busy[i]) {
+            zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+            if (zframe_send(&f, io->pool[i], 0) != 0) {
+                zframe_destroy(&f);
+                break;
+            }
+            io->busy[i] = true;
+            return;
+        }
+    }
+    if (zlist_size(io->queue) < (size_t) io->w->opt.queue_max) {
+        zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+        if (zlist_append(io->queue, f) == 0) {
+            return;
+        }
+        zframe_destroy(&f);
+    }
+    // Pool and queue full: refuse at once so the caller can retry elsewhere.
+    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    wk_encode_error(&io->out, io->arena, id, GA_EAGAIN, "Service temporarily unavailable", true);
+    if (ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
+        GA_DEBUG("refusal for call %lld not sent", (long long) id);
+    }
+}
+
+static void
+s_on_broker(io_t *io, int64_t now)
+{
+    for (int budget = 256; budget > 0; budget--) {
+        ga_err_t rc = ga_proto_recv(io->dealer, false, &io->msg, io->arena);
+        if (rc == GA_EAGAIN || rc == GA_EIO) {
+            break;
+        }
+        if (rc == GA_EPROTO) {
+            GA_WARN("malformed message from the broker dropped");
+            ga_arena_reset(io->arena);
+            continue;
+        }
+        io->last_heard = now;
+        switch (io->msg.cmd) {
+        case GA_CMD_REGISTERED:
+            s_on_registered(io, &io->msg.value);
+            break;
+        case GA_CMD_HEARTBEAT:
+            break;
+        case GA_CMD_REQUEST:
+            s_on_request(io, &io->msg);
+            break;
+        case GA_CMD_DISCONNECT:
+            GA_NOTICE("broker asks us to register again");
+            io->registered = false;
+            io->backoff = WK_BACKOFF_MIN_MS;
+            s_register(io, now);
+            break;
+        default:
+            GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(io->msg.cmd));
+            break;
+        }
+        ga_arena_reset(io->arena);
+    }
+}
+
+static void
+s_on_pool(io_t *io, int i)
+{
+    zframe_t *reply = zframe_recv(io->pool[i]);
+    if (reply == NULL) {
+        return;
+    }
+    ga_buf_t view = {.data = zframe_data(reply), .len = zframe_size(reply)};
+    if (ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &view) != GA_OK) {
+        GA_WARN("reply not sent: broker unreachable");
+    }
+    zframe_destroy(&reply);
+    zframe_t *next = zlist_pop(io->queue);
+    if (next == NULL) {
+        io->busy[i] = false;
+    } else if (zframe_send(&next, io->pool[i], 0) != 0) {
+        zframe_destroy(&next);
+        io->busy[i] = false;
+    }
+}
+
+static void
+s_on_timer(io_t *io, int64_t now)
+{
+    if (io->registered && now - io->last_heard > io->hb_ms * GA_PROTO_LIVENESS) {
+        GA_WARN("broker silent for %d heartbeats; registering again", GA_PROTO_LIVENESS);
+        io->registered = false;
+        io->backoff = WK_BACKOFF_MIN_MS;
+        io->register_at = now;
+    }
+    if (!io->registered && now >= io->register_at) {
+        s_register(io, now);
+    }
+    if (now >= io->next_hb) {
+        io->next_hb = now + io->hb_ms;
+        if (io->registered) {
+            ga_value_t empty = ga_map(io->arena, 0);
+            s_send(io, GA_CMD_HEARTBEAT, &empty);
+            ga_arena_reset(io->arena);
+        }
+    }
+}
+
+static bool
+s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
+{
+    memset(io, 0, sizeof *io);
+    io->w = w;
+    io->pipe = pipe;
+    io->arena = ga_arena_new(16384);
+    ga_proto_msg_init(&io->msg);
+    ga_buf_init(&io->out);
+    io->queue = zlist_new();
+    io->pool = ga_calloc((size_t) w->opt.threads, sizeof(zactor_t *));
+    io->busy = ga_calloc((size_t) w->opt.threads, sizeof(bool));
+    for (int i = 0; i < w->opt.threads; i++) {
+        io->pool[i] = zactor_new(wk_pool_actor, w);
+        if (io->pool[i] == NULL) {
+            return false;
+        }
+    }
+    io->hb_ms = w->opt.heartbeat_ms;
+    io->backoff = WK_BACKOFF_MIN_MS;
+    io->dealer = zmq_socket(zsys_init(), ZMQ_DEALER);
+    if (io->dealer == NULL) {
+        return false;
+    }
+    int zero = 0;
+    int one = 1;
+    int hwm = 10000;
+    int ivl = (int) io->hb_ms;
+    int timeout = (int) io->hb_ms * GA_PROTO_LIVENESS;
+    int reconnect_max = 2000;
+    // IMMEDIATE: never queue messages for a broker we are not connected to (they would reach
+    // a restarted broker that knows nothing of them). ZMTP heartbeats find dead TCP peers.
+    if (zmq_setsockopt(io->dealer, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
+        zmq_setsockopt(io->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
+            0) {
+        return false;
+    }
+    if (zmq_connect(io->dealer, w->opt.broker) != 0) {
+        GA_ERR("cannot connect to %s: %s", w->opt.broker, zmq_strerror(zmq_errno()));
+        return false;
+    }
+    return true;
+}
+
+static void
+s_io_fini(io_t *io)
+{
+    if (io->dealer && io->registered) {
+        ga_value_t m = ga_map(io->arena, 1);
+        ga_map_put(&m, io->arena, "reason", ga_str("worker stopping"));
+        s_send(io, GA_CMD_DISCONNECT, &m);
+    }
+    for (int i = 0; io->pool && i < io->w->opt.threads; i++) {
+        zactor_destroy(&io->pool[i]);
+    }
+    ga_free(io->pool);
+    ga_free(io->busy);
+    zframe_t *f;
+    while (io->queue && (f = zlist_pop(io->queue)) != NULL) {
+        zframe_destroy(&f);
+    }
+    zlist_destroy(&io->queue);
+    if (io->dealer) {
+        zmq_close(io->dealer);
+    }
+    ga_proto_msg_fini(&io->msg);
+    ga_buf_fini(&io->out);
+    ga_arena_destroy(&io->arena);
+}
+
+static void
+s_io_actor(zsock_t *pipe, void *args)
+{
+    io_t io;
+    bool ok = s_io_init(&io, pipe, args);
+    zsock_signal(pipe, 0);     // zactor_new returns
+    zsock_signal(pipe, ok ? 0 : 1); // wk_worker_start reads the outcome
+    int n = ok ? io.w->opt.threads + 2 : 1;
+    zmq_pollitem_t *items = ga_calloc((size_t) n, sizeof *items);
+    items[0] = (zmq_pollitem_t){.socket = zsock_resolve(pipe), .events = ZMQ_POLLIN};
+    if (ok) {
+        items[1] = (zmq_pollitem_t){.socket = io.dealer, .events = ZMQ_POLLIN};
+        for (int i = 0; i < io.w->opt.threads; i++) {
+            items[2 + i] =
+                (zmq_pollitem_t){.socket = zsock_resolve(io.pool[i]), .events = ZMQ_POLLIN};
+        }
+        s_register(&io, ga_clock_ms());
+        io.next_hb = ga_clock_ms() + io.hb_ms;
+    }
+    for (;;) {
+        int64_t now = ga_clock_ms();
+        int64_t next = io.registered ? io.next_hb : io.register_at;
+        long timeout = !ok ? -1 : (next > now ? (long) (next - now) : 0);
+        if (zmq_poll(items, n, timeout) < 0) {
+            break; // interrupted context: stop
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *cmd = zstr_recv(pipe);
+            bool term = cmd == NULL || strcmp(cmd, "$TERM") == 0;
+            zstr_free(&cmd);
+            if (term) {
+                break;
+            }
+        }
+        if (!ok) {
+            continue;
+        }
+        now = ga_clock_ms();
+        if (items[1].revents & ZMQ_POLLIN) {
+            s_on_broker(&io, now);
+        }
+        for (int i = 0; i < io.w->opt.threads; i++) {
+            if (items[2 + i].revents & ZMQ_POLLIN) {
+                s_on_pool(&io, i);
+            }
+        }
+        s_on_timer(&io, now);
+    }
+    ga_free(items);
+    s_io_fini(&io);
+}
+
+ga_err_t
+wk_worker_start(wk_worker_t *self, char *err, size_t errlen)
+{
+    ga_err_t rc = s_build_table(self, err, errlen);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    self->io = zactor_new(s_io_actor, self);
+    if (self->io == NULL || zsock_wait(self->io) != 0) {
+        snprintf(err, errlen, "cannot start: broker endpoint %s unusable", self->opt.broker);
+        return GA_EIO;
+    }
+    return GA_OK;
+}
