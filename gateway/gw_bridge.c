@@ -11,6 +11,7 @@
 #include "ga_mem.h"
 #include "ga_proto.h"
 #include "ga_timeq.h"
+#include "ga_wire.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -24,6 +25,9 @@ struct pending_t {
     gw_route_t route;             // strings point into text (or heap when large)
     char text[GW_ROUTE_INLINE];   // inline storage for the route strings
     char *heap;                   // storage when the strings do not fit inline
+    ga_buf_t held;                // encoded CALL waiting for a permission check (else empty)
+    uint64_t held_id;             // the id inside `held`
+    int64_t held_timeout_ms;      // its timeout
     pending_t *next;              // free-list link
 };
 
@@ -74,6 +78,7 @@ static void
 s_pending_free(pending_t *p)
 {
     ga_free(p->heap);
+    ga_buf_fini(&p->held);
     ga_free(p);
 }
 
@@ -217,34 +222,29 @@ s_release(gw_bridge_t *self, pending_t *p)
         ga_free(p->heap);
         p->heap = NULL;
     }
+    ga_buf_reset(&p->held);
     p->next = self->free_list;
     self->free_list = p;
 }
 
 // Answers a call with an error the gateway itself decided.
 static void
-s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message)
+s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message, bool can_retry)
 {
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 4);
     ga_map_put(&m, a, "ok", ga_bool(false));
     ga_map_put(&m, a, "error", ga_str(message));
     ga_map_put(&m, a, "code", ga_int(code));
-    ga_map_put(&m, a, "can_retry", ga_bool(true));
+    ga_map_put(&m, a, "can_retry", ga_bool(can_retry));
     self->on_result(self->arg, &p->route, &m);
     s_release(self, p);
 }
 
-ga_err_t
-gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route)
+// Encodes a CALL body for `call` under `id` into `out`.
+static void
+s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out)
 {
-    if (!self->connected) {
-        return GA_EUNAVAIL;
-    }
-    if ((int64_t) ga_idmap_size(self->calls) >= self->cfg->max_inflight) {
-        return GA_EAGAIN;
-    }
-    uint64_t id = ++self->next_id;
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 8);
     ga_map_put(&m, a, "id", ga_int((int64_t) id));
@@ -255,9 +255,53 @@ gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route
     }
     ga_map_put(&m, a, "args", call->args);
     ga_map_put(&m, a, "request_id", ga_str(call->request_id));
-    ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out);
-    ga_arena_reset(a);
+    const gw_identity_t *who = call->who;
+    if (who && who->user_id) {
+        ga_map_put(&m, a, "user_id", ga_str(who->user_id));
+    }
+    if (who && who->n_roles) {
+        ga_value_t roles = ga_array(a, (uint32_t) who->n_roles);
+        for (size_t i = 0; i < who->n_roles; i++) {
+            ga_array_push(&roles, a, ga_str(who->roles[i]));
+        }
+        ga_map_put(&m, a, "roles", roles);
+    }
+    if (who && who->device_id) {
+        ga_map_put(&m, a, "device_id", ga_str(who->device_id));
+    }
+    if (who && who->ip && who->ip[0]) {
+        ga_map_put(&m, a, "ip", ga_str(who->ip));
+    }
+    ga_buf_reset(out);
+    ga_wire_encode(out, &m);
+}
+
+static void
+s_track(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t timeout_ms)
+{
+    p->id = id;
+    ga_idmap_put(self->calls, id, p);
+    if (timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
+        ga_timeq_push(self->deadlines, ga_clock_ms() + timeout_ms + self->cfg->grace_ms, id);
+    }
+}
+
+ga_err_t
+gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_t *call,
+                       const gw_route_t *route)
+{
+    if (!self->connected) {
+        return GA_EUNAVAIL;
+    }
+    if ((int64_t) ga_idmap_size(self->calls) >= self->cfg->max_inflight) {
+        return GA_EAGAIN;
+    }
+    const gw_call_t *first = check ? check : call;
+    uint64_t id = ++self->next_id;
+    s_encode_call(self, first, id, &self->out);
+    ga_err_t rc = ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out);
     if (rc != GA_OK) {
+        ga_arena_reset(self->arena);
         return GA_EUNAVAIL;
     }
     pending_t *p = self->free_list;
@@ -265,14 +309,23 @@ gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route
         self->free_list = p->next;
     } else {
         p = ga_calloc(1, sizeof *p);
+        ga_buf_init(&p->held);
     }
-    p->id = id;
     s_route_copy(p, route);
-    ga_idmap_put(self->calls, id, p);
-    if (call->timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
-        ga_timeq_push(self->deadlines, ga_clock_ms() + call->timeout_ms + self->cfg->grace_ms, id);
+    if (check) {
+        p->held_id = ++self->next_id;
+        p->held_timeout_ms = call->timeout_ms;
+        s_encode_call(self, call, p->held_id, &p->held);
     }
+    ga_arena_reset(self->arena);
+    s_track(self, p, id, first->timeout_ms);
     return GA_OK;
+}
+
+ga_err_t
+gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route)
+{
+    return gw_bridge_call_checked(self, NULL, call, route);
 }
 
 static void
@@ -282,6 +335,20 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
     pending_t *p = id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
     if (p == NULL) {
         GA_DEBUG("result for unknown call %lld dropped (answered already)", (long long) id);
+        return;
+    }
+    if (p->held.len) {
+        // The permission check answered: send the held call, or deny.
+        if (!gw_pipeline_check_allows(body)) {
+            s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+            return;
+        }
+        if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {
+            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+            return;
+        }
+        ga_buf_reset(&p->held);
+        s_track(self, p, p->held_id, p->held_timeout_ms);
         return;
     }
     self->on_result(self->arg, &p->route, body);
@@ -364,7 +431,12 @@ gw_bridge_tick(gw_bridge_t *self)
     while (ga_timeq_pop_due(self->deadlines, now, &id)) {
         pending_t *p = ga_idmap_take(self->calls, id);
         if (p) {
-            s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out");
+            if (p->held.len) {
+                // A permission callback that does not answer in time denies.
+                s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+            } else {
+                s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out", true);
+            }
             ga_arena_reset(self->arena);
         }
     }
@@ -379,7 +451,7 @@ gw_bridge_tick(gw_bridge_t *self)
         ga_idmap_each(self->calls, s_fail_each, &cursor);
         for (size_t i = 0; i < n; i++) {
             pending_t *p = ga_idmap_take(self->calls, ids[i]);
-            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable");
+            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
             ga_arena_reset(self->arena);
         }
         ga_free(ids);

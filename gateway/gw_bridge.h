@@ -54,6 +54,11 @@ int gw_bridge_fd(const gw_bridge_t *self);
 // not reachable now; GA_EAGAIN: too many calls in flight. Neither fires the callback.
 GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
                                       const gw_route_t *route);
+// Sends `check` (a permission callback call) first and `call` only when the check allows it
+// (gw_pipeline_check_allows); otherwise the result callback gets "Permission denied". Same
+// return values and the same exactly-once guarantee as gw_bridge_call.
+GA_MUST_CHECK ga_err_t gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check,
+                                              const gw_call_t *call, const gw_route_t *route);
 // Receives and handles everything waiting. Call when the fd is readable and after sends.
 void gw_bridge_process(gw_bridge_t *self);
 // Heartbeats, broker liveness and call deadlines. Call periodically (every ~50-100 ms).

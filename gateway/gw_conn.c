@@ -30,9 +30,22 @@ gw_conn_destroy(gw_conn_t **self_p)
     }
     ga_free(self->channels);
     gw_conn_clear_queue(self);
+    gw_auth_identity_fini(&self->ident);
     ga_buf_fini(&self->rx);
     ga_free(self);
     *self_p = NULL;
+}
+
+void
+gw_conn_set_identity(gw_conn_t *self, gw_auth_identity_t *id)
+{
+    gw_auth_identity_fini(&self->ident);
+    self->ident = *id;
+    memset(id, 0, sizeof *id);
+    self->who.user_id = self->ident.user_id;
+    self->who.roles = (const char *const *) self->ident.roles;
+    self->who.n_roles = self->ident.n_roles;
+    self->who.device_id = self->ident.device_id;
 }
 
 gw_channel_t *

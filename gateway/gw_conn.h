@@ -6,6 +6,7 @@
 #define GW_CONN_H
 
 #include "ga_mem.h"
+#include "gw_auth.h"
 #include "gw_pipeline.h"
 
 #include <stdbool.h>
@@ -29,7 +30,8 @@ typedef struct {
     uint64_t id;             // connection id, never reused
     void *wsi;               // the libwebsockets handle (borrowed)
     char ip[64];             // peer address
-    gw_identity_t who;       // identity (strings owned by the connection)
+    gw_identity_t who;       // identity as the pipeline sees it (strings in `ident`)
+    gw_auth_identity_t ident; // identity strings (owned)
     gw_channel_t *channels;  // joined channels
     size_t n_channels;       // entries used
     ga_buf_t rx;             // inbound message being assembled
@@ -43,6 +45,8 @@ typedef struct {
 
 gw_conn_t *gw_conn_new(uint64_t id, void *wsi, const char *ip);
 void gw_conn_destroy(gw_conn_t **self_p);
+// Takes over `*id` (left empty) as the connection's identity.
+void gw_conn_set_identity(gw_conn_t *self, gw_auth_identity_t *id);
 
 // The channel joined on `topic`, or NULL.
 gw_channel_t *gw_conn_channel(gw_conn_t *self, const char *topic);

@@ -27,6 +27,16 @@ typedef struct {
     int64_t heartbeat_ms;      // see table
     int64_t timeout_grace_ms;  // see table
     bool detail_errors;        // see table
+    char *auth;                // see table
+    char *jwt_alg;             // see table
+    char *jwt_secret;          // see table
+    char *jwt_public_key_file; // see table
+    char *jwt_issuer;          // see table
+    char *jwt_audience;        // see table
+    int64_t jwt_leeway_s;      // see table
+    bool allow_anonymous;      // see table
+    bool require_auth;         // see table
+    char *trusted_proxies;     // see table
     char *log_level;           // see table
 } options_t;
 
@@ -56,6 +66,19 @@ static const ga_option_t s_options[] = {
     OPT(timeout_grace_ms, GA_OPT_INT, "2000", 0, 60000,
         "added to a function's timeout before the gateway answers a call itself"),
     OPT(detail_errors, GA_OPT_BOOL, "false", 0, 0, "show internal error details to clients"),
+    OPT(auth, GA_OPT_STR, "none", 0, 0, "connection identity: none (anonymous) or jwt"),
+    OPT(jwt_alg, GA_OPT_STR, "HS256", 0, 0, "the only JWT algorithm accepted: HS256, RS256, ES256"),
+    OPT(jwt_secret, GA_OPT_STR, "", 0, 0, "HS256 secret (no default: set it in the config file)"),
+    OPT(jwt_public_key_file, GA_OPT_STR, "", 0, 0, "PEM public key file for RS256/ES256"),
+    OPT(jwt_issuer, GA_OPT_STR, "", 0, 0, "required iss claim (empty: not checked)"),
+    OPT(jwt_audience, GA_OPT_STR, "", 0, 0, "required aud claim (empty: not checked)"),
+    OPT(jwt_leeway_s, GA_OPT_INT, "30", 0, 600, "clock skew allowed on exp and nbf, seconds"),
+    OPT(allow_anonymous, GA_OPT_BOOL, "false", 0, 0,
+        "with auth=jwt, a connection without a token is anonymous instead of refused"),
+    OPT(require_auth, GA_OPT_BOOL, "false", 0, 0,
+        "requests from anonymous connections get \"Authentication required\""),
+    OPT(trusted_proxies, GA_OPT_STR, "", 0, 0,
+        "comma-separated proxy addresses whose X-Forwarded-For gives the client address"),
     OPT(log_level, GA_OPT_STR, "info", 0, 0, "err, warn, notice, info or debug"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
@@ -89,13 +112,59 @@ s_lws_log(int level, const char *line)
     }
 }
 
+// Builds the identity settings; reads the public key file (main may do file I/O).
+static ga_err_t
+s_auth_config(const options_t *opt, gw_auth_config_t *auth, ga_buf_t *key)
+{
+    if (strcmp(opt->auth, "none") == 0) {
+        auth->mode = GW_AUTH_NONE;
+        return GA_OK;
+    }
+    if (strcmp(opt->auth, "jwt") != 0) {
+        fprintf(stderr, "genapi-gateway: auth: must be none or jwt\n");
+        return GA_ECONFIG;
+    }
+    auth->mode = GW_AUTH_JWT;
+    auth->jwt_alg = opt->jwt_alg;
+    auth->issuer = opt->jwt_issuer;
+    auth->audience = opt->jwt_audience;
+    auth->leeway_s = opt->jwt_leeway_s;
+    auth->allow_anonymous = opt->allow_anonymous;
+    if (strcmp(opt->jwt_alg, "HS256") == 0) {
+        if (strlen(opt->jwt_secret) < 16) {
+            fprintf(stderr, "genapi-gateway: jwt_secret: at least 16 bytes are required\n");
+            return GA_ECONFIG;
+        }
+        ga_buf_append_str(key, opt->jwt_secret);
+    } else if (strcmp(opt->jwt_alg, "RS256") == 0 || strcmp(opt->jwt_alg, "ES256") == 0) {
+        FILE *f = fopen(opt->jwt_public_key_file, "rb");
+        if (f == NULL) {
+            fprintf(stderr, "genapi-gateway: jwt_public_key_file: cannot open \"%s\"\n",
+                    opt->jwt_public_key_file);
+            return GA_ECONFIG;
+        }
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+            ga_buf_append(key, chunk, n);
+        }
+        GA_IGNORE(fclose(f)); // read-only
+    } else {
+        fprintf(stderr, "genapi-gateway: jwt_alg: must be HS256, RS256 or ES256\n");
+        return GA_ECONFIG;
+    }
+    auth->key = key->data;
+    auth->key_len = key->len;
+    return GA_OK;
+}
+
 int
 main(int argc, char **argv)
 {
     ga_signal_block();
     ga_log_set_ident("genapi-gateway");
     ga_log_set_sink(ga_log_stderr_sink);
-    lws_set_log_level(LLL_ERR | LLL_WARN, s_lws_log);
+    lws_set_log_level(LLL_ERR, s_lws_log);
     options_t opt = {0};
     char err[512];
     ga_err_t rc = ga_config_load(s_options, &opt, "genapi-gateway", argc, argv, err, sizeof err);
@@ -129,6 +198,14 @@ main(int argc, char **argv)
         return 2;
     }
     memcpy(host, opt.listen, (size_t) (colon - opt.listen));
+    gw_auth_config_t auth = {.mode = GW_AUTH_NONE};
+    ga_buf_t key;
+    ga_buf_init(&key);
+    if (s_auth_config(&opt, &auth, &key) != GA_OK) {
+        ga_buf_fini(&key);
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
     char name[160];
     char hostname[128] = "localhost";
     GA_IGNORE(gethostname(hostname, sizeof hostname) != 0); // keep "localhost" on failure
@@ -148,13 +225,15 @@ main(int argc, char **argv)
         .max_connections = opt.max_connections,
         .max_channels = opt.max_channels,
         .rx_buffer_bytes = 4096,
+        .auth = auth,
+        .trusted_proxies = opt.trusted_proxies,
         .bridge = {.broker = opt.broker,
                    .name = name,
                    .heartbeat_ms = opt.heartbeat_ms,
                    .grace_ms = opt.timeout_grace_ms,
                    .hwm = 100000,
                    .max_inflight = opt.max_inflight},
-        .pipeline = {.detail_errors = opt.detail_errors},
+        .pipeline = {.detail_errors = opt.detail_errors, .require_auth = opt.require_auth},
         .on_ready = s_on_ready,
         .on_ready_arg = (void *) shown,
     };
@@ -171,6 +250,7 @@ main(int argc, char **argv)
 out:
     ga_signal_destroy(&sig);
     gw_server_destroy(&server);
+    ga_buf_fini(&key);
     ga_config_fini(s_options, &opt);
     return status;
 }

@@ -10,10 +10,20 @@
 #include <stdio.h>
 #include <string.h>
 
+#define GW_PERMISSION_FNS_MAX 32 // in-process permission callbacks
+
+typedef struct {
+    const char *name;       // permission_callback name (borrowed)
+    gw_permission_fn *fn;   // the callback
+    void *arg;              // its argument
+} permission_fn_t;
+
 struct gw_pipeline_t {
     const gw_pipeline_config_t *cfg; // borrowed settings
     ga_functable_t *functions;       // registry copy
     size_t rejected_configs;         // configs from the broker this gateway refused
+    permission_fn_t permission_fns[GW_PERMISSION_FNS_MAX]; // in-process callbacks
+    size_t n_permission_fns;         // entries used
 };
 
 gw_pipeline_t *
@@ -134,11 +144,144 @@ s_args(const ga_funcfg_t *cfg, const ga_value_t *given, ga_arena_t *arena, ga_va
     return true;
 }
 
+void
+gw_pipeline_register_permission(gw_pipeline_t *self, const char *name, gw_permission_fn *fn,
+                                void *arg)
+{
+    ga_assert(self->n_permission_fns < GW_PERMISSION_FNS_MAX);
+    self->permission_fns[self->n_permission_fns++] =
+        (permission_fn_t){.name = name, .fn = fn, .arg = arg};
+}
+
+// True when `who` holds one of the roles in "role:[a, b]" (or "role:a,b").
+static bool
+s_has_role(const gw_identity_t *who, const char *mode)
+{
+    const char *p = mode + 5; // after "role:"
+    while (*p) {
+        while (*p == '[' || *p == ']' || *p == ',' || *p == '|' || *p == ' ') {
+            p++;
+        }
+        size_t n = strcspn(p, "[], |");
+        if (n == 0) {
+            break;
+        }
+        for (size_t i = 0; i < who->n_roles; i++) {
+            if (strlen(who->roles[i]) == n && strncmp(who->roles[i], p, n) == 0) {
+                return true;
+            }
+        }
+        p += n;
+    }
+    return false;
+}
+
+// True when the argument named in "arg:NAME" equals the caller's user id.
+static bool
+s_arg_is_user(const gw_identity_t *who, const ga_value_t *args, const char *name)
+{
+    const ga_value_t *v = ga_map_get(args, name);
+    if (who->user_id == NULL || v == NULL) {
+        return false;
+    }
+    if (v->type == GA_STR) {
+        return strcmp(v->u.s, who->user_id) == 0;
+    }
+    if (v->type == GA_INT) {
+        char num[32];
+        snprintf(num, sizeof num, "%lld", (long long) v->u.i);
+        return strcmp(num, who->user_id) == 0;
+    }
+    return false;
+}
+
+// The built-in modes and in-process callbacks. Worker callbacks are left to the caller.
+static bool
+s_permitted(gw_pipeline_t *self, const ga_funcfg_t *cfg, const gw_identity_t *who,
+            gw_call_t *call)
+{
+    if (cfg->permission_callback) {
+        for (size_t i = 0; i < self->n_permission_fns; i++) {
+            const permission_fn_t *p = &self->permission_fns[i];
+            if (strcmp(p->name, cfg->permission_callback) == 0) {
+                char reason[256] = "";
+                bool ok = p->fn(p->arg, who, call, reason, sizeof reason) == GA_OK;
+                if (!ok) {
+                    GA_DEBUG("permission callback %s denied: %s", p->name, reason);
+                }
+                return ok;
+            }
+        }
+        call->permission_callback = cfg->permission_callback;
+        return true; // decided by the worker callback before dispatch
+    }
+    const char *mode = cfg->check_permission;
+    if (strcmp(mode, "false") == 0) {
+        return true;
+    }
+    if (strcmp(mode, "any_authenticated") == 0) {
+        return who->user_id != NULL;
+    }
+    if (strncmp(mode, "arg:", 4) == 0) {
+        return s_arg_is_user(who, &call->args, mode + 4);
+    }
+    if (strncmp(mode, "role:", 5) == 0) {
+        return s_has_role(who, mode);
+    }
+    return false; // an unknown mode denies
+}
+
+bool
+gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena_t *arena,
+                       gw_call_t *check)
+{
+    const char *name = call->permission_callback;
+    const char *dot = name ? strchr(name, '.') : NULL;
+    if (dot == NULL || dot == name || dot[1] == '\0') {
+        return false;
+    }
+    memset(check, 0, sizeof *check);
+    check->request_id = call->request_id;
+    check->service = ga_arena_strndup(arena, name, (size_t) (dot - name));
+    check->request_type = dot + 1;
+    check->response_type = GA_RESP_SYNC;
+    check->timeout_ms = GA_FUNCFG_TIMEOUT_DEFAULT;
+    check->who = who;
+    ga_value_t roles = ga_array(arena, (uint32_t) who->n_roles);
+    for (size_t i = 0; i < who->n_roles; i++) {
+        ga_array_push(&roles, arena, ga_str(who->roles[i]));
+    }
+    ga_value_t args = ga_map(arena, 7);
+    ga_map_put(&args, arena, "service", ga_str(call->service));
+    ga_map_put(&args, arena, "request_type", ga_str(call->request_type));
+    ga_map_put(&args, arena, "args", call->args);
+    ga_map_put(&args, arena, "user_id", who->user_id ? ga_str(who->user_id) : ga_nil());
+    ga_map_put(&args, arena, "roles", roles);
+    ga_map_put(&args, arena, "device_id", who->device_id ? ga_str(who->device_id) : ga_nil());
+    ga_map_put(&args, arena, "ip", who->ip ? ga_str(who->ip) : ga_nil());
+    check->args = args;
+    return true;
+}
+
+bool
+gw_pipeline_check_allows(const ga_value_t *body)
+{
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    const ga_value_t *result = ga_map_get(body, "result");
+    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || result == NULL) {
+        return false;
+    }
+    if (result->type == GA_BOOL) {
+        return result->u.b;
+    }
+    const ga_value_t *allow = ga_map_get(result, "allow");
+    return allow && allow->type == GA_BOOL && allow->u.b;
+}
+
 ga_err_t
 gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_value_t *payload,
                     ga_arena_t *arena, gw_call_t *call, gw_response_t *refusal)
 {
-    (void) who; // identity checks arrive with permissions (issue #3)
     char *msg = ga_arena_alloc(arena, 512);
     memset(call, 0, sizeof *call);
     if (payload->type != GA_MAP) {
@@ -153,6 +296,11 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         return GA_EINVAL;
     }
     call->request_id = request_id;
+    call->who = who;
+    if (self->cfg->require_auth && who->user_id == NULL) {
+        gw_response_error(refusal, request_id, "Authentication required", false);
+        return GA_EDENIED;
+    }
     const ga_value_t *version = ga_map_get(payload, "version");
     const char *wanted = NULL;
     if (version && version->type != GA_NIL) {
@@ -189,6 +337,13 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->version = cfg->version ? ga_arena_strdup(arena, cfg->version) : NULL;
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
+    if (!s_permitted(self, cfg, who, call)) {
+        gw_response_error(refusal, request_id, "Permission denied", false);
+        return GA_EDENIED;
+    }
+    if (call->permission_callback) {
+        call->permission_callback = ga_arena_strdup(arena, call->permission_callback);
+    }
     return GA_OK;
 }
 

@@ -55,10 +55,20 @@ typedef struct {
     ga_value_t args;          // validated args, defaults applied
     ga_resp_t response_type;  // how results come back
     int64_t timeout_ms;       // the function's timeout (GA_FUNCFG_TIMEOUT_INFINITY allowed)
+    // Set when a worker function must allow the call first ("service.request_type"): the
+    // caller sends the check (gw_pipeline_check_call) and dispatches only on approval.
+    const char *permission_callback;
+    const gw_identity_t *who; // the caller (borrowed: valid while the call is being sent)
 } gw_call_t;
+
+// An in-process permission callback (registered by an embedding program): GA_OK allows the
+// call; anything else denies it, with `reason` for the logs.
+typedef ga_err_t(gw_permission_fn)(void *arg, const gw_identity_t *who, const gw_call_t *call,
+                                   char *reason, size_t reason_len);
 
 typedef struct {
     bool detail_errors; // show internal error details to clients
+    bool require_auth;  // anonymous connections get "Authentication required"
 } gw_pipeline_config_t;
 
 typedef struct gw_pipeline_t gw_pipeline_t;
@@ -80,6 +90,20 @@ size_t gw_pipeline_function_count(const gw_pipeline_t *self);
 GA_MUST_CHECK ga_err_t gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who,
                                            const ga_value_t *payload, ga_arena_t *arena,
                                            gw_call_t *call, gw_response_t *refusal);
+
+// Registers an in-process permission callback under `name`; a config whose
+// permission_callback is `name` is decided by it, synchronously. Names are borrowed.
+void gw_pipeline_register_permission(gw_pipeline_t *self, const char *name, gw_permission_fn *fn,
+                                     void *arg);
+
+// Builds the call that asks the worker permission callback of `call` (its args: service,
+// request_type, args, user_id, roles, device_id, ip). False when the callback name is not of
+// the form "service.request_type".
+bool gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena_t *arena,
+                            gw_call_t *check);
+// True when a permission callback's RESULT body allows the call: ok and a result of `true` or
+// {"allow": true}. Every other answer (error, timeout, anything else) denies.
+bool gw_pipeline_check_allows(const ga_value_t *body);
 
 // Converts a broker RESULT body for `request_id` into the response the client gets.
 void gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body,

@@ -30,6 +30,7 @@ struct gw_server_t {
     atomic_bool stop;             // set by gw_server_stop
     gw_pipeline_t *pipeline;      // request checks and registry copy
     gw_bridge_t *bridge;          // broker link
+    gw_auth_t *auth;              // handshake identity checks
     struct lws *bridge_wsi;       // the adopted bridge fd
     ga_idmap_t *conns;            // conn id -> gw_conn_t
     uint64_t next_conn_id;        // last id handed out
@@ -200,7 +201,17 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
                         .ref = f->ref,
                         .topic = f->topic,
                         .request_id = call.request_id};
-    ga_err_t rc = gw_bridge_call(self->bridge, &call, &route);
+    ga_err_t rc;
+    gw_call_t check;
+    if (call.permission_callback == NULL) {
+        rc = gw_bridge_call(self->bridge, &call, &route);
+    } else if (gw_pipeline_check_call(&conn->who, &call, self->arena, &check)) {
+        rc = gw_bridge_call_checked(self->bridge, &check, &call, &route);
+    } else {
+        gw_response_error(&resp, call.request_id, "Permission denied", false);
+        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        return;
+    }
     if (rc == GA_EUNAVAIL) {
         gw_response_error(&resp, call.request_id, "Service unavailable", true);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
@@ -332,6 +343,85 @@ s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
 // ---------------------------------------------------------------------------------------------
 // libwebsockets callbacks
 
+// The peer's address: X-Forwarded-For (its last entry) only when the TCP peer is a trusted
+// proxy, so a client cannot choose its own address.
+static void
+s_peer_address(const gw_server_t *self, struct lws *wsi, char *ip, size_t len)
+{
+    lws_get_peer_simple(wsi, ip, len);
+    const char *trusted = self->cfg->trusted_proxies;
+    if (trusted == NULL || trusted[0] == '\0') {
+        return;
+    }
+    size_t n = strlen(ip);
+    bool is_trusted = false;
+    for (const char *p = trusted; *p && !is_trusted; p += strcspn(p, ",")) {
+        p += strspn(p, ", ");
+        size_t k = strcspn(p, ", ");
+        is_trusted = k == n && k > 0 && strncmp(p, ip, n) == 0;
+    }
+    char xff[256];
+    if (!is_trusted || lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR) <= 0) {
+        return;
+    }
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    last += strspn(last, " ");
+    if (*last) {
+        snprintf(ip, len, "%.*s", (int) strcspn(last, " "), last);
+    }
+}
+
+// Decides a WebSocket upgrade: the path, the connection limit, then identity. Refusals are
+// cheap: a peer refused too often is refused before any token is verified.
+static int
+s_on_handshake(gw_server_t *self, struct lws *wsi, gw_conn_t **slot)
+{
+    char uri[128];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(uri, GW_WS_PATH) != 0) {
+        return 1; // not the Phoenix socket path
+    }
+    if ((int64_t) ga_idmap_size(self->conns) >= self->cfg->max_connections) {
+        GA_WARN("connection refused: %lld connections open",
+                (long long) self->cfg->max_connections);
+        return 1;
+    }
+    char ip[64] = "";
+    s_peer_address(self, wsi, ip, sizeof ip);
+    int64_t now = ga_clock_ms();
+    if (gw_auth_is_throttled(self->auth, ip, now)) {
+        self->stats.auth_refused++;
+        return 1;
+    }
+    // lws copies "name=value" into the buffer and returns a pointer to the value within it.
+    char token_buf[8300];
+    char device_buf[160];
+    const char *token = lws_get_urlarg_by_name(wsi, "token=", token_buf, (int) sizeof token_buf);
+    const char *device =
+        lws_get_urlarg_by_name(wsi, "device_id=", device_buf, (int) sizeof device_buf);
+    gw_auth_identity_t id;
+    char why[128];
+    if (gw_auth_verify(self->auth, token, ga_clock_wall_ms() / 1000, &id, why, sizeof why) !=
+        GA_OK) {
+        self->stats.auth_refused++;
+        gw_auth_note_refusal(self->auth, ip, now);
+        GA_INFO("connection refused: %s ip=%s", why, ip);
+        return 1;
+    }
+    if (id.device_id == NULL && device && device[0]) {
+        id.device_id = ga_strdup(device);
+    }
+    if (slot == NULL) {
+        gw_auth_identity_fini(&id);
+        return 1; // no per-connection storage: cannot happen with our protocol table
+    }
+    gw_conn_destroy(slot); // a repeated filter call replaces, never leaks
+    *slot = gw_conn_new(++self->next_conn_id, wsi, ip);
+    gw_conn_set_identity(*slot, &id);
+    return 0;
+}
+
 static int
 s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -339,35 +429,26 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
     gw_server_t *self = ctx ? lws_context_user(ctx) : NULL;
     gw_conn_t **slot = user;
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[128];
-        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-            strcmp(uri, GW_WS_PATH) != 0) {
-            return 1; // refuse: not the Phoenix socket path
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return s_on_handshake(self, wsi, slot);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (*slot == NULL) {
+            return -1; // the handshake did not create the connection: refuse
         }
-        if ((int64_t) ga_idmap_size(self->conns) >= self->cfg->max_connections) {
-            GA_WARN("connection refused: %lld connections open",
-                    (long long) self->cfg->max_connections);
-            return 1;
-        }
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-        char ip[64] = "";
-        lws_get_peer_simple(wsi, ip, sizeof ip);
-        gw_conn_t *conn = gw_conn_new(++self->next_conn_id, wsi, ip);
-        *slot = conn;
-        ga_idmap_put(self->conns, conn->id, conn);
+        ga_idmap_put(self->conns, (*slot)->id, *slot);
         self->stats.connections++;
-        GA_DEBUG("connected conn=%llu ip=%s", (unsigned long long) conn->id, ip);
+        GA_DEBUG("connected conn=%llu ip=%s user=%s", (unsigned long long) (*slot)->id,
+                 (*slot)->ip, (*slot)->who.user_id ? (*slot)->who.user_id : "-");
         return 0;
-    }
     case LWS_CALLBACK_RECEIVE:
         return *slot ? s_on_receive(self, wsi, *slot, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return *slot ? s_on_writeable(self, wsi, *slot) : -1;
     case LWS_CALLBACK_CLOSED:
-        if (*slot) {
+    case LWS_CALLBACK_WSI_DESTROY:
+        // CLOSED follows an established connection; WSI_DESTROY also covers a handshake that
+        // failed after the filter created the connection. Whichever comes first frees it.
+        if (slot && *slot) {
             GA_DEBUG("closed conn=%llu", (unsigned long long) (*slot)->id);
             ga_idmap_take(self->conns, (*slot)->id);
             gw_conn_destroy(slot);
@@ -436,6 +517,7 @@ gw_server_new(const gw_config_t *cfg)
     self->cfg = cfg;
     self->pipeline = gw_pipeline_new(&cfg->pipeline);
     self->bridge = gw_bridge_new(&cfg->bridge, self->pipeline, s_on_result, s_on_registry, self);
+    self->auth = gw_auth_new(&cfg->auth);
     self->conns = ga_idmap_new();
     self->arena = ga_arena_new(65536);
     ga_buf_init(&self->scratch);
@@ -457,6 +539,7 @@ gw_server_destroy(gw_server_t **self_p)
     }
     gw_bridge_destroy(&self->bridge);
     gw_pipeline_destroy(&self->pipeline);
+    gw_auth_destroy(&self->auth);
     ga_idmap_destroy(&self->conns);
     ga_arena_destroy(&self->arena);
     ga_buf_fini(&self->scratch);
@@ -511,6 +594,12 @@ gw_server_start(gw_server_t *self)
     }
     lws_sul_schedule(self->context, 0, &self->tick, s_on_tick, LWS_US_PER_MS);
     return GA_OK;
+}
+
+gw_pipeline_t *
+gw_server_pipeline(gw_server_t *self)
+{
+    return self->pipeline;
 }
 
 int

@@ -7,6 +7,7 @@
 #define GW_SERVER_H
 
 #include "ga_err.h"
+#include "gw_auth.h"
 #include "gw_bridge.h"
 #include "gw_pipeline.h"
 
@@ -30,6 +31,8 @@ typedef struct {
     int64_t max_connections;    // connections accepted at once
     int64_t max_channels;       // channels one connection may join
     int64_t rx_buffer_bytes;    // libwebsockets receive buffer per connection
+    gw_auth_config_t auth;      // connection identity
+    const char *trusted_proxies; // comma-separated peer addresses whose X-Forwarded-For counts
     gw_bridge_config_t bridge;  // broker link settings
     gw_pipeline_config_t pipeline; // pipeline settings
     // Called once, on the loop thread, when the server listens and has the registry.
@@ -44,6 +47,8 @@ gw_server_t *gw_server_new(const gw_config_t *cfg);
 void gw_server_destroy(gw_server_t **self_p);
 // Listens and connects to the broker. GA_EIO when the port or endpoint is unusable.
 GA_MUST_CHECK ga_err_t gw_server_start(gw_server_t *self);
+// The request pipeline, e.g. to register in-process permission callbacks before start.
+gw_pipeline_t *gw_server_pipeline(gw_server_t *self);
 // The port actually listened on (after start).
 int gw_server_port(const gw_server_t *self);
 // Serves until gw_server_stop. Returns GA_OK on a requested stop.
@@ -60,6 +65,7 @@ typedef struct {
     uint64_t slow_closed;     // connections closed for a full outbound queue
     uint64_t requests;        // API requests received
     uint64_t undelivered;     // responses whose connection or channel was gone
+    uint64_t auth_refused;    // handshakes refused for identity
 } gw_stats_t;
 gw_stats_t gw_server_stats(const gw_server_t *self);
 

@@ -38,10 +38,15 @@ start() {
 
 echo "genapi development system (logs in $logs):"
 start broker "$bin/genapi-broker"
-start user_service "$bin/user_service" --set broker=tcp://127.0.0.1:5570
-start gateway "$bin/genapi-gateway" --set listen=0.0.0.0:4000 --set broker=tcp://127.0.0.1:5571
+for service in user_service blog_service search_service admin_service; do
+    start "$service" "$bin/$service" --set broker=tcp://127.0.0.1:5570
+done
+# The development config accepts anonymous connections and HS256 tokens signed with the
+# development secret written in config/gateway.dev.json (see the README).
+start gateway "$bin/genapi-gateway" --config config/gateway.dev.json
 echo
 echo "Phoenix socket: ws://localhost:4000/socket  (channel api:lobby, event \"api\")"
+echo "A development token: $bin/genapi-ctl token --sub user_42 --roles admin --config config/gateway.dev.json"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true
 echo "a process exited unexpectedly; see $logs" >&2

@@ -36,6 +36,11 @@ struct wk_request_t {
     ga_buf_t *out;             // where the REPLY body is encoded
 };
 
+// Parses the compact argument notation of wk_function_t.args (see wk_argspec.c) into an
+// arg_types map and an arg_orders list in `a`. GA_ECONFIG with a message in `err`.
+ga_err_t wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t *orders,
+                          char *err, size_t errlen);
+
 // Body of one pool thread (a zactor). `args` is the wk_worker_t.
 void wk_pool_actor(zsock_t *pipe, void *args);
 

@@ -67,6 +67,25 @@ wk_request_id(wk_request_t *req)
     return ga_map_get_str(req->body, "request_id");
 }
 
+const char *
+wk_request_device_id(wk_request_t *req)
+{
+    return ga_map_get_str(req->body, "device_id");
+}
+
+bool
+wk_request_has_role(wk_request_t *req, const char *role)
+{
+    const ga_value_t *roles = ga_map_get(req->body, "roles");
+    for (uint32_t i = 0; roles && roles->type == GA_ARRAY && i < roles->len; i++) {
+        const ga_value_t *r = &roles->u.items[i];
+        if (r->type == GA_STR && strcmp(r->u.s, role) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 wk_encode_error(ga_buf_t *out, ga_arena_t *arena, int64_t id, int code, const char *message,
                 bool can_retry)

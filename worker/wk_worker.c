@@ -62,38 +62,6 @@ wk_worker_destroy(wk_worker_t **self_p)
     *self_p = NULL;
 }
 
-// Parses "name:type, name:type" into arg_types (a map) and arg_orders (a list).
-static ga_err_t
-s_parse_args(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t *orders, char *err,
-             size_t errlen)
-{
-    *types = ga_map(a, 4);
-    *orders = ga_array(a, 4);
-    const char *p = spec;
-    while (*p) {
-        while (*p == ',' || isspace((unsigned char) *p)) {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char) *p)) {
-            p++;
-        }
-        const char *colon = memchr(start, ':', (size_t) (p - start));
-        if (colon == NULL || colon == start || colon + 1 == p) {
-            snprintf(err, errlen, "args: \"%.*s\" must be name:type", (int) (p - start), start);
-            return GA_ECONFIG;
-        }
-        char *name = ga_arena_strndup(a, start, (size_t) (colon - start));
-        ga_value_t type = ga_str_dup(a, colon + 1, (size_t) (p - colon - 1));
-        ga_map_put(types, a, name, type);
-        ga_array_push(orders, a, ga_str(name));
-    }
-    return GA_OK;
-}
-
 // Builds the pushed table and the parsed configs from the service description.
 static ga_err_t
 s_build_table(wk_worker_t *self, char *err, size_t errlen)
@@ -124,12 +92,22 @@ s_build_table(wk_worker_t *self, char *err, size_t errlen)
         }
         if (fn->args && fn->args[0]) {
             ga_value_t types, orders;
-            ga_err_t rc = s_parse_args(a, fn->args, &types, &orders, err, errlen);
+            ga_err_t rc = wk_argspec_parse(a, fn->args, &types, &orders, err, errlen);
             if (rc != GA_OK) {
+                snprintf(err + strlen(err), errlen - strlen(err), " (function %s)",
+                         fn->request_type);
                 return rc;
             }
             ga_map_put(&m, a, "arg_types", types);
-            ga_map_put(&m, a, "arg_orders", orders);
+            ga_map_put(&m, a, "arg_orders", fn->args_as_map ? ga_str("map") : orders);
+        } else if (fn->args_as_map) {
+            ga_map_put(&m, a, "arg_orders", ga_str("map"));
+        }
+        if (fn->check_permission) {
+            ga_map_put(&m, a, "check_permission", ga_str(fn->check_permission));
+        }
+        if (fn->permission_callback) {
+            ga_map_put(&m, a, "permission_callback", ga_str(fn->permission_callback));
         }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {

@@ -47,10 +47,38 @@ s_get_user(wk_request_t *req, void *ctx)
     wk_reply_error(req, "not_found");
 }
 
+// Section 3: any authenticated caller sees its own profile.
+static void
+s_get_profile(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const char *me = wk_request_user_id(req);
+    wk_reply(req,
+             wk_map(req, "user_id", wk_str(req, me), "profile", wk_str(req, "your profile"), NULL));
+}
+
+// Section 3: user_id must be the caller's own (check_permission "arg:user_id").
+static void
+s_get_user_profile(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_map(req, "user_id", wk_str(req, wk_arg_str(req, "user_id")), "profile",
+                         wk_str(req, "private profile"), NULL));
+}
+
 static const wk_function_t s_functions[] = {
     {.request_type = "list_users", .version = "1.0.0", .handler = s_list_users},
-    {.request_type = "get_user", .version = "1.0.0", .args = "user_id:string",
+    {.request_type = "get_user",
+     .version = "1.0.0",
+     .args = "user_id:string",
      .handler = s_get_user},
+    {.request_type = "get_profile",
+     .check_permission = "any_authenticated",
+     .handler = s_get_profile},
+    {.request_type = "get_user_profile",
+     .args = "user_id:string",
+     .check_permission = "arg:user_id",
+     .handler = s_get_user_profile},
 };
 
 static const wk_service_t s_service = {

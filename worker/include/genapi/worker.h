@@ -46,9 +46,19 @@ typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
 typedef struct {
     const char *request_type;  // function name (required)
     const char *version;       // version string, NULL for none
-    const char *args;          // declared arguments in order: "user_id:string, limit:num"
+    // Declared arguments in order, "name:type" each, with options in parentheses:
+    //   "title:string(max_bytes=200), tags:list_string(max_items=10, max_item_bytes=50),
+    //    published:boolean(default=false), metadata:map(required=[author], accept=[a, b])"
+    // Options: max_bytes, max_items, max_item_bytes, allow_nil, default, required, accept.
+    const char *args;
+    bool args_as_map;          // the handler reads one map (wk_args) rather than positions
     const char *response_type; // "sync" (default when NULL), "async", "stream" or "none"
     int timeout_ms;            // 0: the default (5000)
+    // Who may call: NULL or "false" (anyone), "any_authenticated", "arg:NAME" (the argument
+    // equals the caller's user id) or "role:[admin, moderator]".
+    const char *check_permission;
+    // "service.request_type" of a worker function deciding instead of check_permission.
+    const char *permission_callback;
     wk_handler_fn *handler;    // the code (required)
 } wk_function_t;
 
@@ -106,6 +116,9 @@ WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
 // Who called: the connection's user id (NULL when anonymous) and the client's request id.
 WK_EXPORT const char *wk_request_user_id(wk_request_t *req);
 WK_EXPORT const char *wk_request_id(wk_request_t *req);
+// The connection's device id (NULL when unknown), and whether the caller holds `role`.
+WK_EXPORT const char *wk_request_device_id(wk_request_t *req);
+WK_EXPORT bool wk_request_has_role(wk_request_t *req, const char *role);
 
 // Answers with `result` (NULL means nil). Only the first answer counts.
 WK_EXPORT void wk_reply(wk_request_t *req, const wk_value_t *result);

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+// The broker in-process on loopback TCP, driven by raw DEALER sockets acting as a worker and a
+// gateway: routing, id mapping, liveness, deadlines, push tokens and hostile input.
+#include "bk_broker.h"
+#include "ga_arena.h"
+#include "ga_clock.h"
+#include "ga_json.h"
+#include "ga_proto.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    bk_config_t cfg;      // broker settings
+    bk_broker_t *broker;  // broker under test
+    pthread_t thread;     // runs bk_broker_run
+    void *zctx;           // context for the fake peers
+    void *worker;         // DEALER posing as a worker
+    void *gateway;        // DEALER posing as a gateway
+    ga_arena_t *arena;    // decoded messages
+    ga_proto_msg_t msg;   // last message received
+    ga_buf_t buf;         // encode scratch
+} fixture_t;
+
+static void *
+s_run(void *arg)
+{
+    fixture_t *f = arg;
+    assert_int_equal(bk_broker_run(f->broker), GA_OK);
+    return NULL;
+}
+
+static void *
+s_dealer(fixture_t *f, const char *endpoint)
+{
+    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
+    int zero = 0;
+    assert_int_equal(zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_connect(s, endpoint), 0);
+    return s;
+}
+
+static fixture_t *
+s_start(const char *token, int64_t heartbeat_ms)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->cfg = (bk_config_t){.worker_endpoint = "tcp://127.0.0.1:*",
+                           .gateway_endpoint = "tcp://127.0.0.1:*",
+                           .heartbeat_ms = heartbeat_ms,
+                           .push_token = token,
+                           .hwm = 1000};
+    f->broker = bk_broker_new(&f->cfg);
+    assert_int_equal(bk_broker_bind(f->broker), GA_OK);
+    assert_int_equal(pthread_create(&f->thread, NULL, s_run, f), 0);
+    f->zctx = zmq_ctx_new();
+    f->worker = s_dealer(f, bk_broker_worker_endpoint(f->broker));
+    f->gateway = s_dealer(f, bk_broker_gateway_endpoint(f->broker));
+    f->arena = ga_arena_new(4096);
+    ga_proto_msg_init(&f->msg);
+    ga_buf_init(&f->buf);
+    return f;
+}
+
+static bk_stats_t
+s_stop(fixture_t *f)
+{
+    bk_broker_stop(f->broker);
+    assert_int_equal(pthread_join(f->thread, NULL), 0);
+    bk_stats_t stats = bk_broker_stats(f->broker);
+    bk_broker_destroy(&f->broker);
+    zmq_close(f->worker);
+    zmq_close(f->gateway);
+    zmq_ctx_term(f->zctx);
+    ga_arena_destroy(&f->arena);
+    ga_proto_msg_fini(&f->msg);
+    ga_buf_fini(&f->buf);
+    free(f);
+    return stats;
+}
+
+static void
+s_send_json(fixture_t *f, void *sock, int cmd, const char *json)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+    assert_int_equal(ga_proto_send_value(sock, NULL, 0, cmd, &v, &f->buf), GA_OK);
+}
+
+// Waits up to `ms` for a message with command `cmd` on `sock`, skipping heartbeats.
+static bool
+s_expect(fixture_t *f, void *sock, int cmd, int ms)
+{
+    int64_t deadline = ga_clock_ms() + ms;
+    while (ga_clock_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, (long) (deadline - ga_clock_ms())) <= 0) {
+            continue;
+        }
+        ga_arena_reset(f->arena);
+        if (ga_proto_recv(sock, false, &f->msg, f->arena) != GA_OK) {
+            continue;
+        }
+        if (f->msg.cmd == cmd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *s_register =
+    "{\"node\":\"test@here\",\"service\":\"test_service\",\"config_version\":\"1\","
+    "\"functions\":[{\"service\":\"test_service\",\"request_type\":\"echo\","
+    "\"arg_types\":{\"value\":\"any\"},\"timeout\":300},"
+    "{\"service\":\"test_service\",\"request_type\":\"bad\",\"timeout\":5}]}";
+
+static void
+s_register_worker(fixture_t *f)
+{
+    s_send_json(f, f->worker, GA_CMD_REGISTER, s_register);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    const ga_value_t *ok = ga_map_get(&f->msg.value, "ok");
+    assert_non_null(ok);
+    assert_true(ok->u.b);
+}
+
+static void
+test_broker_routes_call_and_maps_ids_both_ways(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_register_worker(f);
+    // The refused config is reported with a reason naming the field.
+    const ga_value_t *failed = ga_map_get(&f->msg.value, "failed");
+    assert_int_equal(failed->len, 1);
+    assert_non_null(strstr(ga_map_get_str(&failed->u.items[0], "reason"), "timeout"));
+
+    s_send_json(f, f->gateway, GA_CMD_HELLO, "{\"name\":\"gw\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_SNAPSHOT, 2000));
+    assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 1);
+
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":41,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"args\":{\"value\":7},\"request_id\":\"r1\"}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REQUEST, 2000));
+    int64_t broker_id = ga_map_get_int(&f->msg.value, "id", 0);
+    assert_true(broker_id > 0);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "request_id"), "r1");
+
+    char reply[128];
+    snprintf(reply, sizeof reply, "{\"id\":%lld,\"ok\":true,\"result\":{\"value\":7}}",
+             (long long) broker_id);
+    s_send_json(f, f->worker, GA_CMD_REPLY, reply);
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 41);
+    assert_int_equal(ga_map_get_int(ga_map_get(&f->msg.value, "result"), "value", 0), 7);
+
+    // The same reply again is late: dropped and counted, never forwarded twice.
+    s_send_json(f, f->worker, GA_CMD_REPLY, reply);
+    assert_false(s_expect(f, f->gateway, GA_CMD_RESULT, 200));
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.calls, 1);
+    assert_int_equal(stats.late_replies, 1);
+}
+
+static void
+test_broker_answers_unknown_function_and_missing_worker(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":1,\"service\":\"nope\",\"request_type\":\"x\",\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Unknown function");
+
+    s_register_worker(f);
+    s_send_json(f, f->worker, GA_CMD_DISCONNECT, "{\"reason\":\"bye\"}");
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":2,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 2);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Service unavailable");
+    assert_true(ga_map_get(&f->msg.value, "can_retry")->u.b);
+    s_stop(f);
+}
+
+static void
+test_broker_fails_calls_of_a_silent_worker_within_liveness(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 50);
+    s_register_worker(f);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":9,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REQUEST, 2000));
+    int64_t start = ga_clock_ms();
+    // The fake worker now says nothing: 3 heartbeats (150 ms) later the call fails.
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 1000));
+    int64_t waited = ga_clock_ms() - start;
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 9);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Worker lost");
+    assert_int_equal(ga_map_get_int(&f->msg.value, "code", 0), GA_ELOST);
+    assert_true(waited < 500);
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.workers_lost, 1);
+}
+
+static void
+test_broker_times_out_a_call_the_worker_never_answers(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_register_worker(f);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":5,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REQUEST, 2000));
+    // The function's timeout is 300 ms; the worker stays alive (1 s heartbeat) but silent.
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 1500));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Request timed out");
+    assert_int_equal(ga_map_get_int(&f->msg.value, "code", 0), GA_ETIMEDOUT);
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.timeouts, 1);
+}
+
+static void
+test_broker_refuses_a_wrong_push_token(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start("s3cret", 1000);
+    s_send_json(f, f->worker, GA_CMD_REGISTER, s_register);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "invalid push token");
+    // With the token, the same table is accepted.
+    const char *with_token =
+        "{\"node\":\"n\",\"service\":\"test_service\",\"config_version\":\"1\","
+        "\"token\":\"s3cret\",\"functions\":[]}";
+    s_send_json(f, f->worker, GA_CMD_REGISTER, with_token);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    s_stop(f);
+}
+
+static void
+test_broker_tells_an_unknown_worker_to_register_again(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}");
+    assert_true(s_expect(f, f->worker, GA_CMD_DISCONNECT, 2000));
+    s_stop(f);
+}
+
+static void
+test_broker_drops_hostile_messages_and_keeps_serving(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    // Wrong tag; too few frames; a count bomb body; a body that is not a map.
+    assert_true(zmq_send(f->worker, "HTTP/", 5, ZMQ_SNDMORE) == 5);
+    assert_true(zmq_send(f->worker, "\x01", 1, ZMQ_SNDMORE) == 1);
+    assert_true(zmq_send(f->worker, "\x80", 1, 0) == 1);
+    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, 0) == GA_PROTO_TAG_LEN);
+    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) > 0);
+    assert_true(zmq_send(f->gateway, "\x13", 1, ZMQ_SNDMORE) == 1);
+    assert_true(zmq_send(f->gateway, "\xdd\xff\xff\xff\xff", 5, 0) == 5);
+    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) > 0);
+    assert_true(zmq_send(f->gateway, "\x13", 1, ZMQ_SNDMORE) == 1);
+    assert_true(zmq_send(f->gateway, "\x91\xc0", 2, 0) == 2);
+    // Still serving: a worker registers and a gateway call goes through.
+    s_register_worker(f);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":3,\"service\":\"nope\",\"request_type\":\"x\",\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.malformed, 4);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_broker_routes_call_and_maps_ids_both_ways),
+        cmocka_unit_test(test_broker_answers_unknown_function_and_missing_worker),
+        cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),
+        cmocka_unit_test(test_broker_times_out_a_call_the_worker_never_answers),
+        cmocka_unit_test(test_broker_refuses_a_wrong_push_token),
+        cmocka_unit_test(test_broker_tells_an_unknown_worker_to_register_again),
+        cmocka_unit_test(test_broker_drops_hostile_messages_and_keeps_serving),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
