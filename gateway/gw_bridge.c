@@ -188,7 +188,7 @@ gw_bridge_fd(const gw_bridge_t *self)
 static void
 s_route_copy(pending_t *p, const gw_route_t *r)
 {
-    const char *src[4] = {r->join_ref, r->ref, r->topic, r->request_id};
+    const char *src[4] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id};
     size_t need = 0;
     for (int i = 0; i < 4; i++) {
         need += src[i] ? strlen(src[i]) + 1 : 0;
@@ -208,7 +208,8 @@ s_route_copy(pending_t *p, const gw_route_t *r)
             buf += n;
         }
     }
-    p->route = (gw_route_t){.conn_id = r->conn_id,
+    p->route = (gw_route_t){.kind = r->kind,
+                            .conn_id = r->conn_id,
                             .join_ref = dst[0],
                             .ref = dst[1],
                             .topic = dst[2],

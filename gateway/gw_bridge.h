@@ -24,7 +24,13 @@ typedef struct {
 } gw_bridge_config_t;
 
 // What the gateway needs to route a result back: copied when the call is sent.
+typedef enum {
+    GW_ROUTE_RESPONSE, // the answer to a client's request: a response on its channel
+    GW_ROUTE_AUTH,     // the answer of the identity service for a new connection
+} gw_route_kind_t;
+
 typedef struct {
+    gw_route_kind_t kind;    // what the result is for
     uint64_t conn_id;        // connection that asked
     const char *join_ref;    // channel join_ref (NULL for null)
     const char *ref;         // the push's ref (NULL for null)

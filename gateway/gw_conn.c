@@ -30,6 +30,11 @@ gw_conn_destroy(gw_conn_t **self_p)
     }
     ga_free(self->channels);
     gw_conn_clear_queue(self);
+    gw_out_t *held;
+    while ((held = gw_conn_unhold(self)) != NULL) {
+        ga_free(held);
+    }
+    gw_conn_clear_params(self);
     gw_auth_identity_fini(&self->ident);
     ga_buf_fini(&self->rx);
     ga_free(self);
@@ -89,6 +94,52 @@ gw_conn_leave(gw_conn_t *self, const char *topic)
     ga_free(ch->join_ref);
     *ch = self->channels[--self->n_channels];
     return true;
+}
+
+bool
+gw_conn_hold(gw_conn_t *self, const void *data, size_t len, size_t max)
+{
+    if (self->n_held >= max) {
+        return false;
+    }
+    gw_out_t *f = ga_malloc(sizeof *f + len);
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data, data, len);
+    if (self->held_tail) {
+        self->held_tail->next = f;
+    } else {
+        self->held_head = f;
+    }
+    self->held_tail = f;
+    self->n_held++;
+    return true;
+}
+
+gw_out_t *
+gw_conn_unhold(gw_conn_t *self)
+{
+    gw_out_t *f = self->held_head;
+    if (f == NULL) {
+        return NULL;
+    }
+    self->held_head = f->next;
+    if (self->held_head == NULL) {
+        self->held_tail = NULL;
+    }
+    self->n_held--;
+    return f;
+}
+
+void
+gw_conn_clear_params(gw_conn_t *self)
+{
+    for (size_t i = 0; i < self->n_params; i++) {
+        ga_free(self->params[i]);
+    }
+    ga_free(self->params);
+    self->params = NULL;
+    self->n_params = 0;
 }
 
 bool

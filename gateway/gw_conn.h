@@ -39,6 +39,12 @@ typedef struct {
     gw_out_t *out_tail;      // newest queued frame
     size_t out_count;        // frames queued
     size_t out_bytes;        // payload bytes queued
+    bool auth_pending;       // waiting for the identity service: inbound frames are held
+    char **params;           // connect params "name=value" (kept only while auth is pending)
+    size_t n_params;         // entries in params
+    gw_out_t *held_head;     // inbound frames held while auth is pending (oldest first)
+    gw_out_t *held_tail;     // newest held frame
+    size_t n_held;           // frames held
     int close_code;          // non-zero: close with this code at the next WRITEABLE
     char close_reason[64];   // reason sent with close_code
 } gw_conn_t;
@@ -54,6 +60,14 @@ gw_channel_t *gw_conn_channel(gw_conn_t *self, const char *topic);
 bool gw_conn_join(gw_conn_t *self, const char *topic, const char *join_ref, size_t max);
 // Leaves; false when not joined.
 bool gw_conn_leave(gw_conn_t *self, const char *topic);
+
+// Holds a copy of an inbound frame while authentication is pending; false when `max` frames
+// are already held.
+bool gw_conn_hold(gw_conn_t *self, const void *data, size_t len, size_t max);
+// Removes and returns the oldest held frame (caller frees it with ga_free), or NULL.
+gw_out_t *gw_conn_unhold(gw_conn_t *self);
+// Frees the connect params.
+void gw_conn_clear_params(gw_conn_t *self);
 
 // Queues a copy of `data` with `pre` bytes of headroom. Returns false, queuing nothing, when
 // the queue already holds `max_count` frames or `max_bytes` bytes: the caller closes the

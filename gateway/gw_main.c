@@ -37,6 +37,7 @@ typedef struct {
     bool allow_anonymous;      // see table
     bool require_auth;         // see table
     char *trusted_proxies;     // see table
+    char *auth_service;        // see table
     char *log_level;           // see table
 } options_t;
 
@@ -66,7 +67,10 @@ static const ga_option_t s_options[] = {
     OPT(timeout_grace_ms, GA_OPT_INT, "2000", 0, 60000,
         "added to a function's timeout before the gateway answers a call itself"),
     OPT(detail_errors, GA_OPT_BOOL, "false", 0, 0, "show internal error details to clients"),
-    OPT(auth, GA_OPT_STR, "none", 0, 0, "connection identity: none (anonymous) or jwt"),
+    OPT(auth, GA_OPT_STR, "none", 0, 0,
+        "connection identity: none (anonymous), jwt, or service (a worker function decides)"),
+    OPT(auth_service, GA_OPT_STR, "", 0, 0,
+        "auth=service: the deciding function as service.request_type"),
     OPT(jwt_alg, GA_OPT_STR, "HS256", 0, 0, "the only JWT algorithm accepted: HS256, RS256, ES256"),
     OPT(jwt_secret, GA_OPT_STR, "", 0, 0, "HS256 secret (no default: set it in the config file)"),
     OPT(jwt_public_key_file, GA_OPT_STR, "", 0, 0, "PEM public key file for RS256/ES256"),
@@ -120,8 +124,16 @@ s_auth_config(const options_t *opt, gw_auth_config_t *auth, ga_buf_t *key)
         auth->mode = GW_AUTH_NONE;
         return GA_OK;
     }
+    if (strcmp(opt->auth, "service") == 0) {
+        if (strchr(opt->auth_service, '.') == NULL) {
+            fprintf(stderr, "genapi-gateway: auth_service: must be service.request_type\n");
+            return GA_ECONFIG;
+        }
+        auth->mode = GW_AUTH_SERVICE;
+        return GA_OK;
+    }
     if (strcmp(opt->auth, "jwt") != 0) {
-        fprintf(stderr, "genapi-gateway: auth: must be none or jwt\n");
+        fprintf(stderr, "genapi-gateway: auth: must be none, jwt or service\n");
         return GA_ECONFIG;
     }
     auth->mode = GW_AUTH_JWT;
@@ -227,6 +239,7 @@ main(int argc, char **argv)
         .rx_buffer_bytes = 4096,
         .auth = auth,
         .trusted_proxies = opt.trusted_proxies,
+        .auth_service = opt.auth_service,
         .bridge = {.broker = opt.broker,
                    .name = name,
                    .heartbeat_ms = opt.heartbeat_ms,

@@ -21,6 +21,10 @@
 
 #define GW_TICK_MAX_US (100 * LWS_US_PER_MS) // longest wait between bridge ticks
 #define GW_WS_PATH     "/socket/websocket"
+#define GW_HELD_MAX    16   // frames held per connection while its identity is being decided
+#define GW_PARAMS_MAX  32   // connect params kept for the identity service
+#define GW_AUTH_TIMEOUT_MS 5000
+#define GW_CLOSE_TRY_AGAIN_LATER 1013 // RFC 6455 registry: "Try Again Later"
 
 struct gw_server_t {
     const gw_config_t *cfg;       // borrowed settings
@@ -125,11 +129,98 @@ s_deliver(gw_server_t *self, gw_conn_t *conn, const char *join_ref, const char *
 // ---------------------------------------------------------------------------------------------
 // Bridge callbacks
 
+static void s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len);
+
+// The identity service answered for a new connection: {user_id, roles?, device_id?} allows
+// it; an error or anything else refuses it. Held frames are then processed in order.
+static void
+s_on_auth_result(gw_server_t *self, gw_conn_t *conn, const ga_value_t *body)
+{
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    const ga_value_t *result = ga_map_get(body, "result");
+    const char *user = ga_map_get_str(result, "user_id");
+    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || user == NULL || user[0] == '\0') {
+        self->stats.auth_refused++;
+        gw_auth_note_refusal(self->auth, conn->ip, ga_clock_ms());
+        GA_INFO("connection refused by the identity service conn=%llu ip=%s",
+                (unsigned long long) conn->id, conn->ip);
+        s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication refused");
+        return;
+    }
+    gw_auth_identity_t id = {.user_id = ga_strdup(user)};
+    const char *device = ga_map_get_str(result, "device_id");
+    for (size_t i = 0; device == NULL && i < conn->n_params; i++) {
+        if (strncmp(conn->params[i], "device_id=", 10) == 0) {
+            device = conn->params[i] + 10; // the connect param, as with jwt
+        }
+    }
+    id.device_id = device ? ga_strdup(device) : NULL;
+    const ga_value_t *roles = ga_map_get(result, "roles");
+    for (uint32_t i = 0; roles && roles->type == GA_ARRAY && i < roles->len &&
+                         id.n_roles < GW_AUTH_MAX_ROLES;
+         i++) {
+        if (roles->u.items[i].type == GA_STR) {
+            id.roles[id.n_roles++] = ga_strdup(roles->u.items[i].u.s);
+        }
+    }
+    gw_conn_set_identity(conn, &id);
+    conn->auth_pending = false;
+    gw_conn_clear_params(conn);
+    gw_out_t *held;
+    while ((held = gw_conn_unhold(conn)) != NULL) {
+        s_on_message(self, conn, (const char *) held->data, held->len);
+        ga_free(held);
+    }
+}
+
+// Asks the identity service about a new connection (auth mode service).
+static void
+s_start_auth(gw_server_t *self, gw_conn_t *conn)
+{
+    ga_arena_t *a = self->arena;
+    const char *name = self->cfg->auth_service ? self->cfg->auth_service : "";
+    const char *dot = strchr(name, '.');
+    ga_value_t params = ga_map(a, (uint32_t) conn->n_params);
+    for (size_t i = 0; i < conn->n_params; i++) {
+        char *eq = strchr(conn->params[i], '=');
+        if (eq && strncmp(conn->params[i], "vsn=", 4) != 0) {
+            ga_map_put(&params, a, ga_arena_strndup(a, conn->params[i], (size_t) (eq - conn->params[i])),
+                       ga_str(eq + 1));
+        }
+    }
+    ga_value_t args = ga_map(a, 2);
+    ga_map_put(&args, a, "params", params);
+    ga_map_put(&args, a, "ip", ga_str(conn->ip));
+    char request_id[48];
+    snprintf(request_id, sizeof request_id, "auth-%llu", (unsigned long long) conn->id);
+    gw_call_t call = {
+        .request_id = request_id,
+        .service = dot ? ga_arena_strndup(a, name, (size_t) (dot - name)) : name,
+        .request_type = dot ? dot + 1 : "",
+        .args = args,
+        .response_type = GA_RESP_SYNC,
+        .timeout_ms = GW_AUTH_TIMEOUT_MS,
+        .who = &conn->who,
+    };
+    gw_route_t route = {.kind = GW_ROUTE_AUTH, .conn_id = conn->id, .request_id = request_id};
+    if (dot == NULL || gw_bridge_call(self->bridge, &call, &route) != GA_OK) {
+        s_close_later(conn, GW_CLOSE_TRY_AGAIN_LATER, "authentication unavailable");
+    }
+    gw_bridge_process(self->bridge);
+    ga_arena_reset(a);
+}
+
 static void
 s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
     gw_server_t *self = arg;
     gw_conn_t *conn = ga_idmap_get(self->conns, route->conn_id);
+    if (route->kind == GW_ROUTE_AUTH) {
+        if (conn && conn->auth_pending) {
+            s_on_auth_result(self, conn, body);
+        }
+        return;
+    }
     gw_channel_t *ch = conn ? gw_conn_channel(conn, route->topic) : NULL;
     // Deliver only to the same join of the channel: a client that left (or re-joined) gets
     // nothing for the old join, as on a Phoenix server.
@@ -226,6 +317,13 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
 static void
 s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
 {
+    if (conn->auth_pending) {
+        if (!gw_conn_hold(conn, text, len, GW_HELD_MAX)) {
+            s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                          "too many frames before authentication");
+        }
+        return;
+    }
     self->stats.frames_in++;
     gw_phx_frame_t f;
     char err[256];
@@ -417,8 +515,20 @@ s_on_handshake(gw_server_t *self, struct lws *wsi, gw_conn_t **slot)
         return 1; // no per-connection storage: cannot happen with our protocol table
     }
     gw_conn_destroy(slot); // a repeated filter call replaces, never leaks
-    *slot = gw_conn_new(++self->next_conn_id, wsi, ip);
-    gw_conn_set_identity(*slot, &id);
+    gw_conn_t *conn = gw_conn_new(++self->next_conn_id, wsi, ip);
+    gw_conn_set_identity(conn, &id);
+    if (self->cfg->auth.mode == GW_AUTH_SERVICE) {
+        conn->auth_pending = true;
+        conn->params = ga_calloc(GW_PARAMS_MAX, sizeof(char *));
+        char arg[1024];
+        for (int i = 0; conn->n_params < GW_PARAMS_MAX &&
+                        lws_hdr_copy_fragment(wsi, arg, (int) sizeof arg, WSI_TOKEN_HTTP_URI_ARGS,
+                                              i) > 0;
+             i++) {
+            conn->params[conn->n_params++] = ga_strdup(arg);
+        }
+    }
+    *slot = conn;
     return 0;
 }
 
@@ -437,6 +547,9 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         }
         ga_idmap_put(self->conns, (*slot)->id, *slot);
         self->stats.connections++;
+        if ((*slot)->auth_pending) {
+            s_start_auth(self, *slot);
+        }
         GA_DEBUG("connected conn=%llu ip=%s user=%s", (unsigned long long) (*slot)->id,
                  (*slot)->ip, (*slot)->who.user_id ? (*slot)->who.user_id : "-");
         return 0;

@@ -32,6 +32,7 @@ typedef struct {
     int64_t max_channels;       // channels one connection may join
     int64_t rx_buffer_bytes;    // libwebsockets receive buffer per connection
     gw_auth_config_t auth;      // connection identity
+    const char *auth_service;   // auth mode service: the deciding function "service.request_type"
     const char *trusted_proxies; // comma-separated peer addresses whose X-Forwarded-For counts
     gw_bridge_config_t bridge;  // broker link settings
     gw_pipeline_config_t pipeline; // pipeline settings
