@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -27,8 +29,12 @@
 
 // A call in flight: which gateway asked, under which id, and which worker has it.
 typedef struct bk_call_t bk_call_t;
+#define BK_REQUEST_ID_MAX 128 // bytes of a client request id kept for stop-stream
+
 struct bk_call_t {
     uint64_t id;         // broker's id (sent to the worker)
+    bool stream;         // a stream call: ends with its last chunk, not a reply
+    char request_id[BK_REQUEST_ID_MAX]; // the client's request id (truncated)
     uint64_t gw_call_id; // the gateway's id for the same call
     uint8_t gw_id[255];  // gateway routing id
     size_t gw_id_len;    // bytes in gw_id
@@ -48,8 +54,12 @@ struct bk_broker_t {
     void *zctx;                 // libzmq context (owned)
     void *workers;              // ROUTER for workers
     void *gateways;             // ROUTER for gateways
+    void *stream_in;            // XSUB: workers' stream chunks
+    void *stream_out;           // XPUB: gateways' subscriptions
     char worker_ep[256];        // bound endpoint, real port
     char gateway_ep[256];       // bound endpoint, real port
+    char stream_in_ep[256];     // bound endpoint, real port
+    char stream_out_ep[256];    // bound endpoint, real port
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
     atomic_bool stop;           // set by bk_broker_stop
     bk_registry_t *registry;    // functions and workers
@@ -64,6 +74,11 @@ struct bk_broker_t {
     int64_t next_heartbeat;     // monotonic ms
     bk_stats_t stats;           // counters
 };
+
+static void s_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
+static void s_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg);
+static void s_cancel_worker(bk_broker_t *self, const bk_call_t *call);
+static void s_note_failure(bk_broker_t *self, bk_worker_t *w, int64_t now);
 
 bk_broker_t *
 bk_broker_new(const bk_config_t *cfg)
@@ -116,6 +131,12 @@ bk_broker_destroy(bk_broker_t **self_p)
     if (self->gateways) {
         zmq_close(self->gateways);
     }
+    if (self->stream_in) {
+        zmq_close(self->stream_in);
+    }
+    if (self->stream_out) {
+        zmq_close(self->stream_out);
+    }
     if (self->zctx) {
         zmq_ctx_term(self->zctx);
     }
@@ -129,17 +150,21 @@ bk_broker_destroy(bk_broker_t **self_p)
 }
 
 static ga_err_t
-s_bind_router(bk_broker_t *self, const char *endpoint, void **sock, char *bound, size_t len)
+s_bind_socket(bk_broker_t *self, int type, const char *endpoint, void **sock, char *bound,
+              size_t len)
 {
-    *sock = zmq_socket(self->zctx, ZMQ_ROUTER);
+    *sock = zmq_socket(self->zctx, type);
     if (*sock == NULL) {
         return GA_EIO;
     }
     int one = 1;
     int zero = 0;
     int hwm = (int) self->cfg->hwm;
-    // ROUTER_MANDATORY turns silent drops (unknown or full peer) into errors we count.
-    if (zmq_setsockopt(*sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+    // ROUTER_MANDATORY turns silent drops (unknown or full peer) into errors we count;
+    // XPUB_NODROP does the same for a gateway that cannot take more chunks (it sees a gap).
+    if ((type == ZMQ_ROUTER &&
+         zmq_setsockopt(*sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) ||
+        (type == ZMQ_XPUB && zmq_setsockopt(*sock, ZMQ_XPUB_NODROP, &one, sizeof one) != 0) ||
         zmq_setsockopt(*sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(*sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(*sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0) {
@@ -167,11 +192,23 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    ga_err_t rc = s_bind_router(self, self->cfg->worker_endpoint, &self->workers, self->worker_ep,
-                                sizeof self->worker_ep);
+    ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->worker_endpoint, &self->workers,
+                                self->worker_ep, sizeof self->worker_ep);
     if (rc == GA_OK) {
-        rc = s_bind_router(self, self->cfg->gateway_endpoint, &self->gateways, self->gateway_ep,
-                           sizeof self->gateway_ep);
+        rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->gateway_endpoint, &self->gateways,
+                           self->gateway_ep, sizeof self->gateway_ep);
+    }
+    if (rc == GA_OK) {
+        rc = s_bind_socket(self, ZMQ_XSUB, self->cfg->stream_in_endpoint, &self->stream_in,
+                           self->stream_in_ep, sizeof self->stream_in_ep);
+    }
+    if (rc == GA_OK) {
+        rc = s_bind_socket(self, ZMQ_XPUB, self->cfg->stream_out_endpoint, &self->stream_out,
+                           self->stream_out_ep, sizeof self->stream_out_ep);
+    }
+    // The proxy takes every chunk from every worker; the XPUB side filters per gateway.
+    if (rc == GA_OK && zmq_send(self->stream_in, "\x01", 1, 0) != 1) {
+        rc = GA_EIO;
     }
     return rc;
 }
@@ -186,6 +223,27 @@ const char *
 bk_broker_gateway_endpoint(const bk_broker_t *self)
 {
     return self->gateway_ep;
+}
+
+const char *
+bk_broker_stream_in_endpoint(const bk_broker_t *self)
+{
+    return self->stream_in_ep;
+}
+
+const char *
+bk_broker_stream_out_endpoint(const bk_broker_t *self)
+{
+    return self->stream_out_ep;
+}
+
+// The port of a bound endpoint ("tcp://0.0.0.0:5573" -> 5573), told to peers so they can
+// reach the stream proxy at the host they already use for the broker.
+static int64_t
+s_port(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    return colon ? strtoll(colon + 1, NULL, 10) : 0;
 }
 
 void
@@ -279,6 +337,7 @@ s_send_snapshot(bk_broker_t *self, const uint8_t *id, size_t id_len)
     ga_value_t m = ga_map(a, 2);
     ga_map_put(&m, a, "functions", bk_registry_snapshot(self->registry, a));
     ga_map_put(&m, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    ga_map_put(&m, a, "stream_port", ga_int(s_port(self->stream_out_ep)));
     s_send(self, self->gateways, id, id_len, GA_CMD_SNAPSHOT, &m);
 }
 
@@ -323,7 +382,7 @@ s_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
                      "Function disabled", false);
         return;
     }
-    bk_worker_t *w = bk_registry_pick(self->registry, cfg);
+    bk_worker_t *w = bk_registry_pick_at(self->registry, cfg, ga_clock_ms());
     if (w == NULL) {
         s_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                      "Service unavailable", true);
@@ -341,9 +400,22 @@ s_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
     call->gw_id_len = msg->id_len;
     call->worker = w;
     call->next = NULL;
+    call->stream = cfg->response_type == GA_RESP_STREAM;
+    const char *request_id = ga_map_get_str(body, "request_id");
+    snprintf(call->request_id, sizeof call->request_id, "%s", request_id ? request_id : "");
     // Forward the body as it came, with the broker's id in place of the gateway's.
     ga_value_t *idv = (ga_value_t *) ga_map_get(body, "id");
     *idv = ga_int((int64_t) call->id);
+    if (cfg->response_type == GA_RESP_NONE) {
+        // Fire and forget: nobody waits, so nothing is tracked.
+        if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, body,
+                                &self->out) != GA_OK) {
+            self->stats.undeliverable++;
+        }
+        call->worker = NULL;
+        s_release_call(self, call);
+        return;
+    }
     ga_err_t rc = ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, body,
                                       &self->out);
     if (rc != GA_OK) {
@@ -364,6 +436,10 @@ s_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
 static void
 s_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
+    if (msg->cmd == GA_CMD_ADMIN) {
+        s_on_admin(self, msg); // operators are not gateways: no snapshot, no liveness
+        return;
+    }
     bool is_new;
     s_gateway_touch(self, msg->id, msg->id_len, &is_new);
     if (is_new || msg->cmd == GA_CMD_HELLO) {
@@ -373,6 +449,9 @@ s_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     switch (msg->cmd) {
     case GA_CMD_CALL:
         s_on_call(self, msg);
+        break;
+    case GA_CMD_STOP:
+        s_on_stop(self, msg);
         break;
     case GA_CMD_HELLO:
     case GA_CMD_HEARTBEAT:
@@ -467,6 +546,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_map_put(&reply, a, "ok", ga_bool(true));
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    ga_map_put(&reply, a, "stream_port", ga_int(s_port(self->stream_in_ep)));
     s_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
 }
 
@@ -481,6 +561,7 @@ s_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
         return;
     }
     ga_idmap_take(self->calls, call->id);
+    w->failures = 0; // it answered: whatever it said, it is alive and responsive
     ga_value_t *idv = (ga_value_t *) ga_map_get(&msg->value, "id");
     *idv = ga_int((int64_t) call->gw_call_id);
     s_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &msg->value);
@@ -524,6 +605,231 @@ s_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Streams, stops, circuit breaker, admin
+
+// Tells the worker holding `call` to stop it (its stream handler sees the cancel).
+static void
+s_cancel_worker(bk_broker_t *self, const bk_call_t *call)
+{
+    if (call->worker == NULL) {
+        return;
+    }
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 1);
+    ga_map_put(&m, a, "id", ga_int((int64_t) call->id));
+    s_send(self, self->workers, call->worker->id, call->worker->id_len, GA_CMD_CANCEL, &m);
+}
+
+static void
+s_note_failure(bk_broker_t *self, bk_worker_t *w, int64_t now)
+{
+    if (w == NULL) {
+        return;
+    }
+    w->failures++;
+    if (self->cfg->breaker_threshold > 0 && w->failures >= self->cfg->breaker_threshold) {
+        w->breaker_until = now + self->cfg->breaker_cooldown_ms;
+        self->stats.breaker_opened++;
+        GA_WARN("worker %s: %d failures in a row, skipped for %lld ms (circuit open)", w->node,
+                w->failures, (long long) self->cfg->breaker_cooldown_ms);
+    }
+}
+
+// Forwards one stream message from the XSUB side to the XPUB side, frames untouched, and
+// forgets the call when the message ends the stream.
+static void
+s_on_stream(bk_broker_t *self)
+{
+    zmq_msg_t parts[4];
+    int n = 0;
+    bool more = true;
+    bool ok = true;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, self->stream_in, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&part);
+            ok = false;
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (n < 4) {
+            parts[n++] = part;
+        } else {
+            zmq_msg_close(&part);
+            ok = false; // too many frames: drained and dropped
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    ok = ok && n == 4 && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
+         memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
+         zmq_msg_size(&parts[2]) == 1 && *(uint8_t *) zmq_msg_data(&parts[2]) == GA_CMD_STREAM;
+    ga_value_t body;
+    if (ok && ga_wire_decode(zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]), self->arena,
+                             &body) == GA_OK) {
+        const char *kind = ga_map_get_str(&body, "kind");
+        int64_t id = ga_map_get_int(&body, "call", 0);
+        bool ends = kind && strcmp(kind, "chunk") != 0;
+        bk_call_t *call = ends && id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
+        if (call) {
+            if (call->worker) {
+                call->worker->failures = 0;
+            }
+            s_release_call(self, call);
+        }
+        for (int i = 0; i < 4; i++) {
+            int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
+            if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
+                // Only the first frame can fail (the rest of a message always goes):
+                // this gateway's queue is full, and the gap tells it.
+                self->stats.chunks_dropped++;
+                break;
+            }
+        }
+        self->stats.chunks++;
+    } else {
+        self->stats.malformed++;
+    }
+    for (int i = 0; i < n; i++) {
+        zmq_msg_close(&parts[i]); // harmless on parts already sent
+    }
+    ga_arena_reset(self->arena);
+}
+
+// Gateways' subscriptions arrive on the XPUB side; there is nothing to forward upstream (the
+// XSUB side subscribes to everything), so they are read and dropped.
+static void
+s_drain_subscriptions(bk_broker_t *self)
+{
+    char buf[256];
+    for (int i = 0; i < 256 && zmq_recv(self->stream_out, buf, sizeof buf, ZMQ_DONTWAIT) >= 0;
+         i++) {
+    }
+}
+
+// Finds the call a gateway knows as `gw_call_id` (O(calls): stops are rare).
+typedef struct {
+    const uint8_t *gw_id; // gateway routing id
+    size_t gw_id_len;     // its length
+    uint64_t gw_call_id;  // the gateway's id; 0 to match by request id
+    const char *request_id; // client request id, or NULL
+    uint64_t *found;      // matching broker ids
+    size_t n;             // matches so far
+    size_t max;           // room in found
+} match_t;
+
+static void
+s_match(uint64_t id, void *value, void *arg)
+{
+    match_t *m = arg;
+    bk_call_t *call = value;
+    bool hit = m->request_id
+                   ? call->stream && strcmp(call->request_id, m->request_id) == 0
+                   : call->gw_call_id == m->gw_call_id && call->gw_id_len == m->gw_id_len &&
+                         memcmp(call->gw_id, m->gw_id, m->gw_id_len) == 0;
+    if (hit && m->n < m->max) {
+        m->found[m->n++] = id;
+    }
+}
+
+// STOP from a gateway: its client is gone, so cancel without answering.
+static void
+s_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    int64_t gw_call_id = ga_map_get_int(&msg->value, "id", 0);
+    uint64_t found = 0;
+    match_t m = {.gw_id = msg->id,
+                 .gw_id_len = msg->id_len,
+                 .gw_call_id = (uint64_t) gw_call_id,
+                 .found = &found,
+                 .max = 1};
+    ga_idmap_each(self->calls, s_match, &m);
+    bk_call_t *call = m.n ? ga_idmap_take(self->calls, found) : NULL;
+    if (call) {
+        s_cancel_worker(self, call);
+        s_release_call(self, call);
+    }
+}
+
+// Stops every open stream with the client request id `request_id`; the client gets kind end.
+static size_t
+s_stop_streams(bk_broker_t *self, const char *request_id)
+{
+    uint64_t found[64];
+    match_t m = {.request_id = request_id, .found = found, .max = 64};
+    ga_idmap_each(self->calls, s_match, &m);
+    for (size_t i = 0; i < m.n; i++) {
+        bk_call_t *call = ga_idmap_take(self->calls, found[i]);
+        s_cancel_worker(self, call);
+        ga_arena_t *a = self->arena;
+        ga_value_t r = ga_map(a, 3);
+        ga_map_put(&r, a, "id", ga_int((int64_t) call->gw_call_id));
+        ga_map_put(&r, a, "ok", ga_bool(true));
+        ga_map_put(&r, a, "stopped", ga_bool(true));
+        s_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &r);
+        s_release_call(self, call);
+    }
+    return m.n;
+}
+
+static void
+s_status_worker(bk_worker_t *w, void *arg)
+{
+    void **ctx = arg;
+    ga_value_t *list = ctx[0];
+    ga_arena_t *a = ctx[1];
+    int64_t now = *(int64_t *) ctx[2];
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "node", ga_str(w->node ? w->node : ""));
+    ga_map_put(&m, a, "service", ga_str(w->service ? w->service : ""));
+    ga_map_put(&m, a, "inflight", ga_int((int64_t) w->inflight));
+    ga_map_put(&m, a, "failures", ga_int(w->failures));
+    ga_map_put(&m, a, "circuit", ga_str(w->breaker_until > now ? "open" : "closed"));
+    ga_array_push(list, a, m);
+}
+
+// ADMIN: operator requests on the gateway socket (genapi-ctl). Guarded by admin_token.
+static void
+s_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t reply = ga_map(a, 6);
+    const char *op = ga_map_get_str(&msg->value, "op");
+    const char *token = self->cfg->admin_token;
+    const char *given = ga_map_get_str(&msg->value, "token");
+    if (token && token[0] && (given == NULL || strcmp(given, token) != 0)) {
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str("admin token required"));
+    } else if (op && strcmp(op, "stop_stream") == 0) {
+        const char *rid = ga_map_get_str(&msg->value, "request_id");
+        size_t n = rid ? s_stop_streams(self, rid) : 0;
+        ga_map_put(&reply, a, "ok", ga_bool(n > 0));
+        ga_map_put(&reply, a, "stopped", ga_int((int64_t) n));
+        if (n == 0) {
+            ga_map_put(&reply, a, "error", ga_str("no open stream with that request id"));
+        }
+    } else if (op && strcmp(op, "status") == 0) {
+        int64_t now = ga_clock_ms();
+        ga_value_t workers = ga_array(a, 4);
+        void *ctx[3] = {&workers, a, &now};
+        bk_registry_each_worker(self->registry, s_status_worker, ctx);
+        ga_map_put(&reply, a, "ok", ga_bool(true));
+        ga_map_put(&reply, a, "workers", workers);
+        ga_map_put(&reply, a, "functions",
+                   ga_int((int64_t) bk_registry_function_count(self->registry)));
+        ga_map_put(&reply, a, "failed_configs",
+                   ga_int((int64_t) bk_registry_failed_count(self->registry)));
+        ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_idmap_size(self->calls)));
+    } else {
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str("unknown op (status, stop_stream)"));
+    }
+    s_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &reply);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Timers
 
 static void
@@ -545,6 +851,8 @@ s_on_tick(bk_broker_t *self, int64_t now)
             continue; // answered in time
         }
         self->stats.timeouts++;
+        s_cancel_worker(self, call);
+        s_note_failure(self, call->worker, now);
         s_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ETIMEDOUT,
                      "Request timed out", true);
         s_release_call(self, call);
@@ -612,10 +920,12 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[5] = {
         {.socket = self->workers, .events = ZMQ_POLLIN},
         {.socket = self->gateways, .events = ZMQ_POLLIN},
         {.fd = self->wake[0], .events = ZMQ_POLLIN},
+        {.socket = self->stream_in, .events = ZMQ_POLLIN},
+        {.socket = self->stream_out, .events = ZMQ_POLLIN},
     };
     self->next_heartbeat = ga_clock_ms() + self->cfg->heartbeat_ms;
     while (!atomic_load(&self->stop)) {
@@ -626,7 +936,7 @@ bk_broker_run(bk_broker_t *self)
             next = due;
         }
         long timeout = next > now ? (long) (next - now) : 0;
-        int n = zmq_poll(items, 3, timeout);
+        int n = zmq_poll(items, 5, timeout);
         if (n < 0) {
             if (zmq_errno() == EINTR) {
                 continue;
@@ -639,6 +949,18 @@ bk_broker_run(bk_broker_t *self)
         }
         if (items[1].revents & ZMQ_POLLIN) {
             s_drain(self, self->gateways, false, 256);
+        }
+        for (int i = 0; i < 1024 && (items[3].revents & ZMQ_POLLIN); i++) {
+            uint32_t events = 0;
+            size_t len = sizeof events;
+            if (zmq_getsockopt(self->stream_in, ZMQ_EVENTS, &events, &len) != 0 ||
+                !(events & ZMQ_POLLIN)) {
+                break;
+            }
+            s_on_stream(self);
+        }
+        if (items[4].revents & ZMQ_POLLIN) {
+            s_drain_subscriptions(self);
         }
         s_on_tick(self, ga_clock_ms());
     }

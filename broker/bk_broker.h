@@ -13,8 +13,13 @@ typedef struct {
     const char *worker_endpoint;  // ROUTER for workers, e.g. "tcp://*:5570"
     const char *gateway_endpoint; // ROUTER for gateways, e.g. "tcp://*:5571"
     int64_t heartbeat_ms;         // heartbeat interval; peers are dead after 3 silent ones
+    const char *stream_in_endpoint;  // XSUB: workers publish stream chunks here
+    const char *stream_out_endpoint; // XPUB: gateways subscribe to their chunks here
     const char *push_token;       // required in every REGISTER when non-empty
+    const char *admin_token;      // required in every ADMIN when non-empty
     int64_t hwm;                  // ZeroMQ send/receive high-water mark per peer (messages)
+    int64_t breaker_threshold;    // consecutive failures that open a worker's circuit
+    int64_t breaker_cooldown_ms;  // how long an open circuit skips the worker
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -27,6 +32,8 @@ GA_MUST_CHECK ga_err_t bk_broker_bind(bk_broker_t *self);
 // The bound endpoints with real ports ("tcp://127.0.0.1:40123"); valid after bind.
 const char *bk_broker_worker_endpoint(const bk_broker_t *self);
 const char *bk_broker_gateway_endpoint(const bk_broker_t *self);
+const char *bk_broker_stream_in_endpoint(const bk_broker_t *self);
+const char *bk_broker_stream_out_endpoint(const bk_broker_t *self);
 // Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
 // Asks the loop to stop. Any thread; async-signal-safe.
@@ -41,6 +48,9 @@ typedef struct {
     uint64_t malformed;     // messages dropped as malformed
     uint64_t late_replies;  // replies for calls already answered
     uint64_t undeliverable; // messages a peer could not take (gone or full)
+    uint64_t chunks;        // stream chunks forwarded
+    uint64_t chunks_dropped; // stream chunks a gateway could not take (it sees a gap)
+    uint64_t breaker_opened; // times a worker's circuit opened
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

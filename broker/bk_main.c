@@ -14,8 +14,13 @@ typedef struct {
     char *worker_endpoint;  // see table
     char *gateway_endpoint; // see table
     int64_t heartbeat_ms;   // see table
+    char *stream_in_endpoint;  // see table
+    char *stream_out_endpoint; // see table
     char *push_token;       // see table
+    char *admin_token;      // see table
     int64_t hwm;            // see table
+    int64_t breaker_threshold;   // see table
+    int64_t breaker_cooldown_ms; // see table
     char *log_level;        // see table
 } options_t;
 
@@ -26,6 +31,16 @@ static const ga_option_t s_options[] = {
      "ROUTER endpoint for gateways"},
     {"heartbeat_ms", GA_OPT_INT, "1000", 50, 60000, offsetof(options_t, heartbeat_ms),
      "heartbeat interval in ms; a peer silent for 3 intervals is dead"},
+    {"stream_in_endpoint", GA_OPT_STR, "tcp://*:5572", 0, 0,
+     offsetof(options_t, stream_in_endpoint), "XSUB endpoint where workers publish stream chunks"},
+    {"stream_out_endpoint", GA_OPT_STR, "tcp://*:5573", 0, 0,
+     offsetof(options_t, stream_out_endpoint), "XPUB endpoint where gateways subscribe"},
+    {"admin_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, admin_token),
+     "token every admin request (genapi-ctl) must present (empty: none)"},
+    {"breaker_threshold", GA_OPT_INT, "5", 0, 1000, offsetof(options_t, breaker_threshold),
+     "consecutive failures (timeouts) that open a worker's circuit (0: never)"},
+    {"breaker_cooldown_ms", GA_OPT_INT, "30000", 100, 3600000,
+     offsetof(options_t, breaker_cooldown_ms), "how long an open circuit skips the worker"},
     {"push_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, push_token),
      "token every worker must present when pushing its functions (empty: none)"},
     {"hwm", GA_OPT_INT, "100000", 100, 10000000, offsetof(options_t, hwm),
@@ -65,8 +80,13 @@ main(int argc, char **argv)
         .worker_endpoint = opt.worker_endpoint,
         .gateway_endpoint = opt.gateway_endpoint,
         .heartbeat_ms = opt.heartbeat_ms,
+        .stream_in_endpoint = opt.stream_in_endpoint,
+        .stream_out_endpoint = opt.stream_out_endpoint,
         .push_token = opt.push_token,
+        .admin_token = opt.admin_token,
         .hwm = opt.hwm,
+        .breaker_threshold = opt.breaker_threshold,
+        .breaker_cooldown_ms = opt.breaker_cooldown_ms,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;
@@ -75,8 +95,9 @@ main(int argc, char **argv)
         GA_ERR("startup failed");
         goto out;
     }
-    printf("READY broker workers=%s gateways=%s\n", bk_broker_worker_endpoint(broker),
-           bk_broker_gateway_endpoint(broker));
+    printf("READY broker workers=%s gateways=%s streams_in=%s streams_out=%s\n",
+           bk_broker_worker_endpoint(broker), bk_broker_gateway_endpoint(broker),
+           bk_broker_stream_in_endpoint(broker), bk_broker_stream_out_endpoint(broker));
     fflush(stdout);
     GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
             bk_broker_gateway_endpoint(broker));

@@ -214,13 +214,19 @@ bk_registry_lookup(bk_registry_t *self, const char *service, const char *request
 bk_worker_t *
 bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg)
 {
+    return bk_registry_pick_at(self, cfg, INT64_MIN);
+}
+
+bk_worker_t *
+bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
+{
     char fkey[600];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
     bk_worker_t *chosen = NULL;
     unsigned seen = 0;
     // Reservoir sampling: a uniform random choice in one pass, no temporary array.
     for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
-        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL) {
+        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
             continue;
         }
         if (cfg->n_nodes) {

@@ -29,6 +29,8 @@ typedef struct {
     size_t inflight;     // requests sent and not yet answered
     bool registered;     // has pushed an accepted table
     void *offers;        // zhash_t of function keys it offers (values unused)
+    int failures;        // consecutive failures (timeouts); reset by any answer
+    int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
 } bk_worker_t;
 
 bk_registry_t *bk_registry_new(void);
@@ -59,6 +61,8 @@ const ga_funcfg_t *bk_registry_lookup(bk_registry_t *self, const char *service,
 
 // Picks a live registered worker offering `cfg` (random among them), or NULL when none.
 bk_worker_t *bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg);
+// The same, skipping workers whose circuit breaker is open at `now`.
+bk_worker_t *bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now);
 
 // Every config's source, as a list in `arena` (for a gateway's snapshot).
 ga_value_t bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena);

@@ -35,6 +35,16 @@ ga_cmd_name(int cmd)
         return "CALL";
     case GA_CMD_RESULT:
         return "RESULT";
+    case GA_CMD_CANCEL:
+        return "CANCEL";
+    case GA_CMD_STOP:
+        return "STOP";
+    case GA_CMD_ADMIN:
+        return "ADMIN";
+    case GA_CMD_ADMIN_REPLY:
+        return "ADMIN_REPLY";
+    case GA_CMD_STREAM:
+        return "STREAM";
     default:
         return NULL;
     }
@@ -75,6 +85,12 @@ ga_proto_send(void *socket, const uint8_t *id, size_t id_len, int cmd, const ga_
         return GA_EIO;
     }
     return GA_OK;
+}
+
+ga_err_t
+ga_proto_publish(void *socket, const char *topic, int cmd, const ga_buf_t *body)
+{
+    return ga_proto_send(socket, (const uint8_t *) topic, strlen(topic), cmd, body);
 }
 
 ga_err_t

@@ -9,9 +9,13 @@
 //   body      = MessagePack map                       ; at most GA_PROTO_MAX_BODY bytes
 //
 //   worker  -> broker : REGISTER HEARTBEAT REPLY DISCONNECT
-//   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT
-//   gateway -> broker : HELLO HEARTBEAT CALL
-//   broker  -> gateway: SNAPSHOT UPDATE HEARTBEAT RESULT
+//   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT CANCEL
+//   gateway -> broker : HELLO HEARTBEAT CALL STOP ADMIN
+//   broker  -> gateway: SNAPSHOT UPDATE HEARTBEAT RESULT ADMIN_REPLY
+//
+// Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
+//
+//   topic-msg = topic tag STREAM body              ; topic "s.<gateway>.<gateway call id>"
 #ifndef GA_PROTO_H
 #define GA_PROTO_H
 
@@ -37,11 +41,16 @@ typedef enum {
     GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, args, ...}
     GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
     GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
+    GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream (or call) with this id
     GA_CMD_HELLO = 0x10,      // G->B: {name}
     GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, heartbeat_ms}: replaces the gateway's copy
     GA_CMD_UPDATE = 0x12,     // B->G: {functions}: added or replaced configs
     GA_CMD_CALL = 0x13,       // G->B: {id, service, request_type, version, args, ...}
-    GA_CMD_RESULT = 0x14,     // B->G: {id, ok, result | error, code, can_retry}
+    GA_CMD_RESULT = 0x14,     // B->G: {id, ok, result | error, code, can_retry, stopped?}
+    GA_CMD_STOP = 0x15,       // G->B: {id}: the client is gone; stop that call
+    GA_CMD_ADMIN = 0x16,      // any DEALER on the gateway socket -> B: {op, ...}
+    GA_CMD_ADMIN_REPLY = 0x17, // B -> that DEALER: {ok, ...}
+    GA_CMD_STREAM = 0x20,     // topic message W->(proxy)->G: {call, seq, kind, data | error}
 } ga_cmd_t;
 
 // Returns the command's name ("REGISTER"), or NULL when `cmd` is not a known command.
@@ -49,7 +58,7 @@ const char *ga_cmd_name(int cmd);
 
 // One received message. Buffers are reused between receives: init once, fini at the end.
 typedef struct {
-    uint8_t id[GA_PROTO_MAX_ID]; // routing id (ROUTER side only)
+    uint8_t id[GA_PROTO_MAX_ID]; // routing id (ROUTER side) or topic (SUB side)
     size_t id_len;               // bytes in id; 0 on a DEALER
     int cmd;                     // command byte
     ga_buf_t body;               // raw MessagePack body
@@ -68,7 +77,13 @@ GA_MUST_CHECK ga_err_t ga_proto_send(void *socket, const uint8_t *id, size_t id_
 GA_MUST_CHECK ga_err_t ga_proto_send_value(void *socket, const uint8_t *id, size_t id_len,
                                            int cmd, const ga_value_t *body, ga_buf_t *scratch);
 
-// Receives one message without blocking. `routed` says whether a routing-id frame comes first.
+// Sends a topic message (topic frame, tag, command, body) on a PUB/XPUB socket without
+// blocking. GA_EAGAIN when the socket is at its high-water mark (nothing sent).
+GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd,
+                                        const ga_buf_t *body);
+
+// Receives one message without blocking. `routed` says whether a routing-id frame (or, on a
+// SUB socket, a topic frame) comes first.
 // Returns GA_EAGAIN when nothing is waiting; GA_EPROTO when the message is malformed (wrong
 // frame count, tag, version, unknown command, oversized or undecodable body, body not a map):
 // the whole message has been consumed and should be counted and dropped. On GA_OK, msg->value

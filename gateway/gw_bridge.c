@@ -14,6 +14,8 @@
 #include "ga_wire.h"
 
 #include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -27,6 +29,7 @@ struct pending_t {
     char *heap;                   // storage when the strings do not fit inline
     ga_buf_t held;                // encoded CALL waiting for a permission check (else empty)
     uint64_t held_id;             // the id inside `held`
+    uint64_t next_seq;            // streams: the sequence number expected next
     int64_t held_timeout_ms;      // its timeout
     pending_t *next;              // free-list link
 };
@@ -36,10 +39,17 @@ struct gw_bridge_t {
     gw_pipeline_t *pipeline;       // registry copy lives here (borrowed)
     gw_result_fn *on_result;       // result callback
     gw_registry_fn *on_registry;   // registry callback
+    gw_stream_fn *on_stream;       // stream callback
     void *arg;                     // callbacks' argument
     void *zctx;                    // libzmq context (owned)
     void *dealer;                  // DEALER to the broker
     int fd;                        // its ZMQ_FD
+    void *sub;                     // SUB to the broker's stream proxy
+    int sub_fd;                    // its ZMQ_FD
+    char sub_endpoint[300];        // where sub is connected ("" until the snapshot says)
+    char topic_prefix[200];        // "s.<gateway name>." (the subscription)
+    uint64_t duplicates;           // stream messages dropped as duplicates
+    uint64_t gaps;                 // streams ended by a gap
     ga_idmap_t *calls;             // id -> pending_t
     ga_timeq_t *deadlines;         // call deadlines (lazy)
     pending_t *free_list;          // recycled records
@@ -108,6 +118,9 @@ gw_bridge_destroy(gw_bridge_t **self_p)
     if (self->dealer) {
         zmq_close(self->dealer);
     }
+    if (self->sub) {
+        zmq_close(self->sub);
+    }
     if (self->zctx) {
         zmq_ctx_term(self->zctx);
     }
@@ -173,6 +186,26 @@ gw_bridge_connect(gw_bridge_t *self)
     if (zmq_getsockopt(self->dealer, ZMQ_FD, &self->fd, &len) != 0) {
         return GA_EIO;
     }
+    // The stream subscription: one prefix for every stream of this gateway. Topics may not
+    // contain dots before the id, so dots in the name become underscores.
+    int n = snprintf(self->topic_prefix, sizeof self->topic_prefix, "s.%s", self->cfg->name);
+    for (int i = 2; i < n && i < (int) sizeof self->topic_prefix; i++) {
+        if (self->topic_prefix[i] == '.') {
+            self->topic_prefix[i] = '_';
+        }
+    }
+    snprintf(self->topic_prefix + strlen(self->topic_prefix),
+             sizeof self->topic_prefix - strlen(self->topic_prefix), ".");
+    self->sub = zmq_socket(self->zctx, ZMQ_SUB);
+    int sub_hwm = (int) self->cfg->hwm;
+    len = sizeof self->sub_fd;
+    if (self->sub == NULL || zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(self->sub, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm) != 0 ||
+        zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, self->topic_prefix,
+                       strlen(self->topic_prefix)) != 0 ||
+        zmq_getsockopt(self->sub, ZMQ_FD, &self->sub_fd, &len) != 0) {
+        return GA_EIO;
+    }
     self->last_heard = ga_clock_ms();
     self->next_hb = self->last_heard;
     return GA_OK;
@@ -182,6 +215,56 @@ int
 gw_bridge_fd(const gw_bridge_t *self)
 {
     return self->fd;
+}
+
+int
+gw_bridge_stream_fd(const gw_bridge_t *self)
+{
+    return self->sub_fd;
+}
+
+void
+gw_bridge_on_stream(gw_bridge_t *self, gw_stream_fn *on_stream)
+{
+    self->on_stream = on_stream;
+}
+
+uint64_t
+gw_bridge_stream_duplicates(const gw_bridge_t *self)
+{
+    return self->duplicates;
+}
+
+uint64_t
+gw_bridge_stream_gaps(const gw_bridge_t *self)
+{
+    return self->gaps;
+}
+
+// (Re)connects the SUB to the broker's stream proxy: the broker's host, the port it names.
+static void
+s_stream_connect(gw_bridge_t *self, int64_t port)
+{
+    const char *colon = strrchr(self->cfg->broker, ':');
+    if (port <= 0 || port > 65535 || colon == NULL) {
+        return;
+    }
+    char endpoint[300];
+    snprintf(endpoint, sizeof endpoint, "%.*s:%d", (int) (colon - self->cfg->broker),
+             self->cfg->broker, (int) port);
+    if (strcmp(endpoint, self->sub_endpoint) == 0) {
+        return;
+    }
+    if (self->sub_endpoint[0]) {
+        GA_IGNORE(zmq_disconnect(self->sub, self->sub_endpoint) != 0); // may be gone already
+    }
+    if (zmq_connect(self->sub, endpoint) != 0) {
+        GA_ERR("cannot connect to the stream proxy %s", endpoint);
+        self->sub_endpoint[0] = '\0';
+        return;
+    }
+    snprintf(self->sub_endpoint, sizeof self->sub_endpoint, "%s", endpoint);
+    GA_INFO("streams from %s", endpoint);
 }
 
 // Copies the route strings into the record.
@@ -209,6 +292,7 @@ s_route_copy(pending_t *p, const gw_route_t *r)
         }
     }
     p->route = (gw_route_t){.kind = r->kind,
+                            .type = r->type,
                             .conn_id = r->conn_id,
                             .join_ref = dst[0],
                             .ref = dst[1],
@@ -238,7 +322,14 @@ s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message, b
     ga_map_put(&m, a, "error", ga_str(message));
     ga_map_put(&m, a, "code", ga_int(code));
     ga_map_put(&m, a, "can_retry", ga_bool(can_retry));
-    self->on_result(self->arg, &p->route, &m);
+    if (p->route.type == GA_RESP_STREAM && p->held.len == 0) {
+        ga_value_t end = ga_map(a, 2);
+        ga_map_put(&end, a, "kind", ga_str("error"));
+        ga_map_put(&end, a, "error", ga_str(message));
+        self->on_stream(self->arg, &p->route, &end);
+    } else {
+        self->on_result(self->arg, &p->route, &m);
+    }
     s_release(self, p);
 }
 
@@ -247,8 +338,14 @@ static void
 s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out)
 {
     ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, 8);
+    ga_value_t m = ga_map(a, 12);
     ga_map_put(&m, a, "id", ga_int((int64_t) id));
+    if (call->response_type == GA_RESP_STREAM) {
+        char *topic = ga_arena_alloc(a, sizeof self->topic_prefix + 24);
+        snprintf(topic, sizeof self->topic_prefix + 24, "%s%llu", self->topic_prefix,
+                 (unsigned long long) id);
+        ga_map_put(&m, a, "stream_topic", ga_str(topic));
+    }
     ga_map_put(&m, a, "service", ga_str(call->service));
     ga_map_put(&m, a, "request_type", ga_str(call->request_type));
     if (call->version) {
@@ -298,12 +395,19 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         return GA_EAGAIN;
     }
     const gw_call_t *first = check ? check : call;
+    if (call->response_type == GA_RESP_STREAM && self->on_stream == NULL) {
+        return GA_EUNAVAIL;
+    }
     uint64_t id = ++self->next_id;
     s_encode_call(self, first, id, &self->out);
     ga_err_t rc = ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out);
     if (rc != GA_OK) {
         ga_arena_reset(self->arena);
         return GA_EUNAVAIL;
+    }
+    if (check == NULL && call->response_type == GA_RESP_NONE) {
+        ga_arena_reset(self->arena);
+        return GA_OK; // fire and forget: nothing to track, nothing will come back
     }
     pending_t *p = self->free_list;
     if (p) {
@@ -313,6 +417,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         ga_buf_init(&p->held);
     }
     s_route_copy(p, route);
+    p->next_seq = 1;
     if (check) {
         p->held_id = ++self->next_id;
         p->held_timeout_ms = call->timeout_ms;
@@ -327,6 +432,121 @@ ga_err_t
 gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route)
 {
     return gw_bridge_call_checked(self, NULL, call, route);
+}
+
+// Ends a stream from a RESULT body: {stopped: true} is a clean end, anything else an error.
+static void
+s_stream_end(gw_bridge_t *self, pending_t *p, const ga_value_t *result)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 2);
+    const ga_value_t *stopped = ga_map_get(result, "stopped");
+    if (stopped && stopped->type == GA_BOOL && stopped->u.b) {
+        ga_map_put(&m, a, "kind", ga_str("end"));
+    } else {
+        const char *error = ga_map_get_str(result, "error");
+        ga_map_put(&m, a, "kind", ga_str("error"));
+        ga_map_put(&m, a, "error", ga_str(error ? error : "Internal Server Error"));
+    }
+    self->on_stream(self->arg, &p->route, &m);
+    s_release(self, p);
+}
+
+static void
+s_send_stop(gw_bridge_t *self, uint64_t id)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 1);
+    ga_map_put(&m, a, "id", ga_int((int64_t) id));
+    s_send(self, GA_CMD_STOP, &m);
+}
+
+// One message from the stream proxy: checks its sequence number and delivers it.
+static void
+s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
+{
+    size_t plen = strlen(self->topic_prefix);
+    if (msg->cmd != GA_CMD_STREAM || msg->id_len <= plen || msg->id_len > plen + 20 ||
+        memcmp(msg->id, self->topic_prefix, plen) != 0) {
+        return;
+    }
+    char digits[24];
+    memcpy(digits, msg->id + plen, msg->id_len - plen);
+    digits[msg->id_len - plen] = '\0';
+    uint64_t id = strtoull(digits, NULL, 10);
+    pending_t *p = ga_idmap_get(self->calls, id);
+    if (p == NULL || p->route.type != GA_RESP_STREAM) {
+        return; // ended or stopped already: late chunks are dropped
+    }
+    int64_t seq = ga_map_get_int(&msg->value, "seq", 0);
+    const char *kind = ga_map_get_str(&msg->value, "kind");
+    if (seq > 0 && (uint64_t) seq < p->next_seq) {
+        self->duplicates++;
+        return;
+    }
+    if (seq <= 0 || (uint64_t) seq > p->next_seq || kind == NULL) {
+        // A gap (or a malformed chunk): never silence. End the stream with an error and have
+        // the worker stop.
+        self->gaps++;
+        GA_WARN("stream %llu: expected chunk %llu, got %lld: ending it",
+                (unsigned long long) id, (unsigned long long) p->next_seq, (long long) seq);
+        ga_idmap_take(self->calls, id);
+        s_send_stop(self, id);
+        ga_arena_t *a = self->arena;
+        ga_value_t m = ga_map(a, 2);
+        ga_map_put(&m, a, "kind", ga_str("error"));
+        ga_map_put(&m, a, "error", ga_str("Stream interrupted: chunks were lost"));
+        self->on_stream(self->arg, &p->route, &m);
+        s_release(self, p);
+        return;
+    }
+    p->next_seq++;
+    bool ends = strcmp(kind, "chunk") != 0;
+    if (ends) {
+        ga_idmap_take(self->calls, id);
+    }
+    self->on_stream(self->arg, &p->route, &msg->value);
+    if (ends) {
+        s_release(self, p);
+    }
+}
+
+typedef struct {
+    uint64_t conn_id;  // connection
+    const char *topic; // channel, or NULL for all
+    uint64_t *ids;     // matching stream ids
+    size_t n;          // matches
+    size_t max;        // room in ids
+} conn_match_t;
+
+static void
+s_match_conn(uint64_t id, void *value, void *arg)
+{
+    conn_match_t *m = arg;
+    pending_t *p = value;
+    if (p->route.type == GA_RESP_STREAM && p->route.conn_id == m->conn_id &&
+        (m->topic == NULL || strcmp(p->route.topic, m->topic) == 0) && m->n < m->max) {
+        m->ids[m->n++] = id;
+    }
+}
+
+void
+gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic)
+{
+    size_t max = ga_idmap_size(self->calls);
+    if (max == 0) {
+        return;
+    }
+    conn_match_t m = {.conn_id = conn_id, .topic = topic, .ids = ga_malloc(sizeof(uint64_t) * max),
+                      .max = max};
+    ga_idmap_each(self->calls, s_match_conn, &m);
+    for (size_t i = 0; i < m.n; i++) {
+        pending_t *p = ga_idmap_take(self->calls, m.ids[i]);
+        s_send_stop(self, m.ids[i]);
+        s_release(self, p);
+    }
+    ga_free(m.ids);
+    ga_arena_reset(self->arena);
 }
 
 static void
@@ -349,7 +569,17 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
             return;
         }
         ga_buf_reset(&p->held);
+        if (p->route.type == GA_RESP_NONE) {
+            s_release(self, p); // allowed and sent: nothing more will come back
+            return;
+        }
         s_track(self, p, p->held_id, p->held_timeout_ms);
+        return;
+    }
+    if (p->route.type == GA_RESP_STREAM) {
+        // The broker ends a stream this way only on failure (worker lost, timeout) or on a
+        // stop; a normal end arrives on the stream itself.
+        s_stream_end(self, p, body);
         return;
     }
     self->on_result(self->arg, &p->route, body);
@@ -367,6 +597,7 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_UPDATE: {
         bool snapshot = msg->cmd == GA_CMD_SNAPSHOT;
         size_t n = gw_pipeline_apply(self->pipeline, &msg->value, snapshot);
+        s_stream_connect(self, ga_map_get_int(&msg->value, "stream_port", 0));
         int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
         if (hb > 0 && hb != self->hb_ms) {
             self->hb_ms = hb;
@@ -388,9 +619,34 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     }
 }
 
+// Drains the stream SUB (bounded per call, so the loop stays responsive).
+static void
+s_process_streams(gw_bridge_t *self)
+{
+    for (int budget = 4096; budget > 0; budget--) {
+        uint32_t events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(self->sub, ZMQ_EVENTS, &events, &len) != 0 ||
+            !(events & ZMQ_POLLIN)) {
+            return;
+        }
+        ga_err_t rc = ga_proto_recv(self->sub, true, &self->msg, self->arena);
+        if (rc == GA_OK) {
+            s_on_stream_msg(self, &self->msg);
+        } else if (rc != GA_EPROTO && rc != GA_EAGAIN) {
+            ga_arena_reset(self->arena);
+            return;
+        }
+        ga_arena_reset(self->arena);
+    }
+}
+
 void
 gw_bridge_process(gw_bridge_t *self)
 {
+    if (self->sub) {
+        s_process_streams(self);
+    }
     for (;;) {
         uint32_t events = 0;
         size_t len = sizeof events;

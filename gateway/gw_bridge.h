@@ -31,6 +31,7 @@ typedef enum {
 
 typedef struct {
     gw_route_kind_t kind;    // what the result is for
+    ga_resp_t type;          // the function's response type (how results are delivered)
     uint64_t conn_id;        // connection that asked
     const char *join_ref;    // channel join_ref (NULL for null)
     const char *ref;         // the push's ref (NULL for null)
@@ -41,6 +42,9 @@ typedef struct {
 // Called with the RESULT body for each call (for timeouts and broker loss, a synthesized body
 // {ok:false, error, code, can_retry}). `route` and `body` are valid during the call only.
 typedef void(gw_result_fn)(void *arg, const gw_route_t *route, const ga_value_t *body);
+// Called for each message of a stream, in order: `body` is {kind, data | error} with kind
+// chunk, last, end or error. After any kind but chunk the stream is over.
+typedef void(gw_stream_fn)(void *arg, const gw_route_t *route, const ga_value_t *body);
 // Called after a SNAPSHOT or UPDATE has been applied to the pipeline.
 typedef void(gw_registry_fn)(void *arg, bool snapshot);
 
@@ -49,14 +53,24 @@ typedef struct gw_bridge_t gw_bridge_t;
 // Creates the bridge; `cfg` and `pipeline` are borrowed. No I/O.
 gw_bridge_t *gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline,
                            gw_result_fn *on_result, gw_registry_fn *on_registry, void *arg);
+// Sets the stream callback (streams are refused until one is set).
+void gw_bridge_on_stream(gw_bridge_t *self, gw_stream_fn *on_stream);
 // Answers nothing more: calls still in flight are dropped silently (the process is stopping).
 void gw_bridge_destroy(gw_bridge_t **self_p);
 // Creates the socket, connects and says HELLO. GA_EIO when the endpoint is unusable.
 GA_MUST_CHECK ga_err_t gw_bridge_connect(gw_bridge_t *self);
-// The socket's ZMQ_FD (edge-triggered: call gw_bridge_process whenever it is readable).
+// The sockets' ZMQ_FDs (edge-triggered: call gw_bridge_process whenever one is readable):
+// the DEALER to the broker, and the SUB for stream chunks.
 int gw_bridge_fd(const gw_bridge_t *self);
+int gw_bridge_stream_fd(const gw_bridge_t *self);
 
-// Sends a call. GA_OK: the result callback will fire exactly once. GA_EUNAVAIL: the broker is
+// Stops the streams of connection `conn_id` (on `topic` only, when not NULL): the broker is
+// told to cancel them, and nothing more is delivered for them. For a client that left or
+// disconnected.
+void gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic);
+
+// Sends a call. GA_OK: for sync and async calls the result callback will fire exactly once;
+// for streams the stream callback fires until the stream ends; for none nothing fires. GA_EUNAVAIL: the broker is
 // not reachable now; GA_EAGAIN: too many calls in flight. Neither fires the callback.
 GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
                                       const gw_route_t *route);
@@ -77,5 +91,8 @@ bool gw_bridge_has_snapshot(const gw_bridge_t *self);
 // True while the broker is heard from.
 bool gw_bridge_is_connected(const gw_bridge_t *self);
 size_t gw_bridge_inflight(const gw_bridge_t *self);
+// Stream messages dropped as duplicates, and streams ended by a gap.
+uint64_t gw_bridge_stream_duplicates(const gw_bridge_t *self);
+uint64_t gw_bridge_stream_gaps(const gw_bridge_t *self);
 
 #endif

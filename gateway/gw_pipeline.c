@@ -329,6 +329,7 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Function disabled", false);
         return GA_ENOTFOUND;
     }
+    call->response_type = cfg->response_type; // known from here on, refusals included
     if (!s_args(cfg, args, arena, &call->args, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EINVAL;

@@ -86,7 +86,8 @@ size_t gw_pipeline_function_count(const gw_pipeline_t *self);
 
 // Runs the checks on one API payload. GA_OK: `*call` is ready to dispatch (strings and args
 // borrowed from `payload` and `arena`). Any other result: `*refusal` holds the error response
-// to send. Never fails silently.
+// to send, and call->response_type says whether the function was found to be a `none` function
+// (whose callers never receive anything, errors included).
 GA_MUST_CHECK ga_err_t gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who,
                                            const ga_value_t *payload, ga_arena_t *arena,
                                            gw_call_t *call, gw_response_t *refusal);

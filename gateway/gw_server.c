@@ -36,6 +36,7 @@ struct gw_server_t {
     gw_bridge_t *bridge;          // broker link
     gw_auth_t *auth;              // handshake identity checks
     struct lws *bridge_wsi;       // the adopted bridge fd
+    struct lws *stream_wsi;       // the adopted stream fd
     ga_idmap_t *conns;            // conn id -> gw_conn_t
     uint64_t next_conn_id;        // last id handed out
     ga_arena_t *arena;            // per-message arena
@@ -99,6 +100,19 @@ s_reply_reason(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f, cons
     ga_buf_reset(&self->frame);
     gw_phx_encode_reply(&self->frame, f->join_ref, f->ref, f->topic, "error",
                         (const char *) self->scratch.data, self->scratch.len);
+    s_send_frame(self, conn, &self->frame);
+}
+
+// Pushes a later message (async result, stream chunk) on the API event.
+static void
+s_push(gw_server_t *self, gw_conn_t *conn, const char *join_ref, const char *topic,
+       const gw_response_t *resp)
+{
+    ga_buf_reset(&self->scratch);
+    gw_response_encode(resp, &self->scratch);
+    ga_buf_reset(&self->frame);
+    gw_phx_encode(&self->frame, join_ref, NULL, topic, self->cfg->api_event,
+                  (const char *) self->scratch.data, self->scratch.len);
     s_send_frame(self, conn, &self->frame);
 }
 
@@ -210,6 +224,23 @@ s_start_auth(gw_server_t *self, gw_conn_t *conn)
     ga_arena_reset(a);
 }
 
+// The connection a result is for, when it is still joined to the same channel join: a client
+// that left (or re-joined) gets nothing for the old join, as on a Phoenix server.
+static gw_conn_t *
+s_route_conn(gw_server_t *self, const gw_route_t *route)
+{
+    gw_conn_t *conn = ga_idmap_get(self->conns, route->conn_id);
+    gw_channel_t *ch = conn ? gw_conn_channel(conn, route->topic) : NULL;
+    bool same_join = ch && ((ch->join_ref == NULL && route->join_ref == NULL) ||
+                            (ch->join_ref && route->join_ref &&
+                             strcmp(ch->join_ref, route->join_ref) == 0));
+    if (!same_join) {
+        self->stats.undelivered++;
+        return NULL;
+    }
+    return conn;
+}
+
 static void
 s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
@@ -221,19 +252,47 @@ s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
         }
         return;
     }
-    gw_channel_t *ch = conn ? gw_conn_channel(conn, route->topic) : NULL;
-    // Deliver only to the same join of the channel: a client that left (or re-joined) gets
-    // nothing for the old join, as on a Phoenix server.
-    bool same_join = ch && ((ch->join_ref == NULL && route->join_ref == NULL) ||
-                            (ch->join_ref && route->join_ref &&
-                             strcmp(ch->join_ref, route->join_ref) == 0));
-    if (!same_join) {
-        self->stats.undelivered++;
+    conn = s_route_conn(self, route);
+    if (conn == NULL) {
         return;
     }
     gw_response_t resp;
     gw_pipeline_result(self->pipeline, body, route->request_id, &resp);
-    s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
+    if (route->type == GA_RESP_SYNC) {
+        s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
+    } else {
+        // Acknowledged already: the outcome is a push (an error inside a stream is async).
+        resp.async = route->type == GA_RESP_STREAM && resp.kind == GW_KIND_ERROR;
+        s_push(self, conn, route->join_ref, route->topic, &resp);
+    }
+}
+
+static void
+s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
+{
+    gw_server_t *self = arg;
+    gw_conn_t *conn = s_route_conn(self, route);
+    if (conn == NULL) {
+        return;
+    }
+    const char *kind = ga_map_get_str(body, "kind");
+    gw_response_t resp = {.request_id = route->request_id, .success = true, .async = true};
+    if (kind && strcmp(kind, "chunk") == 0) {
+        resp.kind = GW_KIND_CHUNK;
+        resp.has_more = true;
+        resp.result = ga_map_get(body, "data");
+    } else if (kind && strcmp(kind, "last") == 0) {
+        resp.kind = GW_KIND_LAST;
+        resp.result = ga_map_get(body, "data");
+    } else if (kind && strcmp(kind, "end") == 0) {
+        resp.kind = GW_KIND_END;
+    } else {
+        const char *error = ga_map_get_str(body, "error");
+        resp.kind = GW_KIND_ERROR;
+        resp.success = false;
+        resp.error = error ? error : "Internal Server Error";
+    }
+    s_push(self, conn, route->join_ref, route->topic, &resp);
 }
 
 static void
@@ -284,10 +343,13 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     gw_response_t resp;
     if (gw_pipeline_prepare(self->pipeline, &conn->who, f->payload, self->arena, &call, &resp) !=
         GA_OK) {
-        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        if (call.response_type != GA_RESP_NONE) {
+            s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        }
         return;
     }
-    gw_route_t route = {.conn_id = conn->id,
+    gw_route_t route = {.type = call.response_type,
+                        .conn_id = conn->id,
                         .join_ref = f->join_ref,
                         .ref = f->ref,
                         .topic = f->topic,
@@ -303,11 +365,21 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
         return;
     }
-    if (rc == GA_EUNAVAIL) {
+    if (call.response_type == GA_RESP_NONE) {
+        // Fire and forget: the client hears nothing, errors included.
+    } else if (rc == GA_EUNAVAIL) {
         gw_response_error(&resp, call.request_id, "Service unavailable", true);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     } else if (rc != GA_OK) {
         gw_response_error(&resp, call.request_id, "Too many requests in flight", true);
+        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+    } else if (call.response_type != GA_RESP_SYNC) {
+        // async: accepted, the result follows as a push; stream: started, chunks follow.
+        resp = (gw_response_t){.request_id = call.request_id,
+                               .kind = GW_KIND_ACK,
+                               .success = true,
+                               .async = true,
+                               .has_more = call.response_type == GA_RESP_STREAM};
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
     // ZMQ_FD is edge-triggered: a send can leave inbound messages unannounced.
@@ -362,6 +434,7 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
         return;
     }
     if (strcmp(f.event, "phx_leave") == 0) {
+        gw_bridge_stop_conn(self->bridge, conn->id, f.topic); // its streams end with it
         GA_IGNORE(gw_conn_leave(conn, f.topic)); // joined: checked just above
         s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
         return;
@@ -563,7 +636,9 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         // failed after the filter created the connection. Whichever comes first frees it.
         if (slot && *slot) {
             GA_DEBUG("closed conn=%llu", (unsigned long long) (*slot)->id);
-            ga_idmap_take(self->conns, (*slot)->id);
+            if (ga_idmap_take(self->conns, (*slot)->id) != NULL) {
+                gw_bridge_stop_conn(self->bridge, (*slot)->id, NULL); // tell the workers
+            }
             gw_conn_destroy(slot);
         }
         return 0;
@@ -592,7 +667,11 @@ s_on_bridge_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
         gw_bridge_process(self->bridge);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
-        self->bridge_wsi = NULL;
+        if (wsi == self->bridge_wsi) {
+            self->bridge_wsi = NULL;
+        } else if (wsi == self->stream_wsi) {
+            self->stream_wsi = NULL;
+        }
         return 0;
     default:
         return 0;
@@ -630,6 +709,7 @@ gw_server_new(const gw_config_t *cfg)
     self->cfg = cfg;
     self->pipeline = gw_pipeline_new(&cfg->pipeline);
     self->bridge = gw_bridge_new(&cfg->bridge, self->pipeline, s_on_result, s_on_registry, self);
+    gw_bridge_on_stream(self->bridge, s_on_stream);
     self->auth = gw_auth_new(&cfg->auth);
     self->conns = ga_idmap_new();
     self->arena = ga_arena_new(65536);
@@ -661,6 +741,25 @@ gw_server_destroy(gw_server_t **self_p)
     *self_p = NULL;
 }
 
+// Adopts a ZeroMQ socket's fd into the lws loop. lws closes an adopted descriptor when its
+// context goes, so it gets a duplicate: libzmq's own stays valid until zmq_close.
+static struct lws *
+s_adopt(gw_server_t *self, int zmq_fd)
+{
+    lws_sock_file_fd_type fd;
+    memset(&fd, 0, sizeof fd);
+    fd.filefd = dup(zmq_fd);
+    if (fd.filefd < 0) {
+        return NULL;
+    }
+    struct lws *wsi =
+        lws_adopt_descriptor_vhost(self->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "genapi-bridge", NULL);
+    if (wsi == NULL) {
+        close(fd.filefd);
+    }
+    return wsi;
+}
+
 ga_err_t
 gw_server_start(gw_server_t *self)
 {
@@ -690,19 +789,10 @@ gw_server_start(gw_server_t *self)
     if (gw_bridge_connect(self->bridge) != GA_OK) {
         return GA_EIO;
     }
-    lws_sock_file_fd_type fd;
-    memset(&fd, 0, sizeof fd);
-    // lws closes an adopted descriptor when its context goes; give it a duplicate so that
-    // libzmq's own descriptor stays valid until zmq_close.
-    fd.filefd = dup(gw_bridge_fd(self->bridge));
-    if (fd.filefd < 0) {
-        return GA_EIO;
-    }
-    self->bridge_wsi =
-        lws_adopt_descriptor_vhost(self->vhost, LWS_ADOPT_RAW_FILE_DESC, fd, "genapi-bridge", NULL);
-    if (self->bridge_wsi == NULL) {
-        GA_ERR("cannot adopt the broker socket into the event loop");
-        close(fd.filefd);
+    self->bridge_wsi = s_adopt(self, gw_bridge_fd(self->bridge));
+    self->stream_wsi = s_adopt(self, gw_bridge_stream_fd(self->bridge));
+    if (self->bridge_wsi == NULL || self->stream_wsi == NULL) {
+        GA_ERR("cannot adopt the broker sockets into the event loop");
         return GA_EIO;
     }
     lws_sul_schedule(self->context, 0, &self->tick, s_on_tick, LWS_US_PER_MS);

@@ -11,7 +11,11 @@
 #include "ga_mem.h"
 #include "ga_value.h"
 
+#include "ga_idmap.h"
+
 #include <czmq.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #define WK_NODE_MAX 256
 
@@ -24,6 +28,22 @@ struct wk_worker_t {
     ga_value_t table;         // list of function config maps, as pushed
     ga_funcfg_t **cfgs;       // parsed configs, parallel to svc->functions (read-only)
     zactor_t *io;             // the I/O thread (owns the broker socket and the pool)
+    // Streams: chunks go out on an XPUB socket connected to the broker's XSUB. Any thread may
+    // stream, so the socket and the stream table are used only under stream_lock.
+    pthread_mutex_t stream_lock; // guards pub, pub_endpoint, pub_ready and streams
+    void *pub;                // XPUB to the broker (NULL until the broker names its port)
+    char pub_endpoint[256];   // where pub is connected
+    bool pub_ready;           // the broker's subscription has arrived on pub
+    ga_idmap_t *streams;      // broker call id -> wk_stream_t (open streams)
+};
+
+struct wk_stream_t {
+    wk_worker_t *w;           // owning worker
+    int64_t id;               // broker's call id
+    char *topic;              // "s.<gateway>.<id>" (owned)
+    uint64_t seq;             // last sequence number sent
+    atomic_bool cancelled;    // the broker asked to stop (client gone, stop-stream, timeout)
+    wk_request_t *ctx;        // a request context for building values on the streaming thread
 };
 
 struct wk_request_t {
@@ -34,6 +54,7 @@ struct wk_request_t {
     int64_t id;                // broker's call id, echoed in the reply
     bool answered;             // a reply has been encoded
     ga_buf_t *out;             // where the REPLY body is encoded
+    wk_stream_t *stream;       // stream functions: the stream (NULL otherwise)
 };
 
 // Parses the compact argument notation of wk_function_t.args (see wk_argspec.c) into an
@@ -43,6 +64,15 @@ ga_err_t wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga
 
 // Body of one pool thread (a zactor). `args` is the wk_worker_t.
 void wk_pool_actor(zsock_t *pipe, void *args);
+
+// Opens a stream for a stream function's REQUEST (registers it for cancellation). Any thread.
+wk_stream_t *wk_stream_open(wk_worker_t *w, int64_t id, const char *topic);
+// Marks the stream with broker call id `id` cancelled, if open. Any thread.
+void wk_stream_cancel(wk_worker_t *w, int64_t id);
+// (Re)connects the stream socket to the broker's XSUB at `endpoint`. Any thread.
+void wk_stream_connect(wk_worker_t *w, const char *endpoint);
+// Closes the stream socket and frees open streams (worker shutdown).
+void wk_stream_shutdown(wk_worker_t *w);
 
 // Encodes an error REPLY body for call `id` into `out`.
 void wk_encode_error(ga_buf_t *out, ga_arena_t *arena, int64_t id, int code, const char *message,

@@ -25,7 +25,7 @@ s_find(const wk_worker_t *w, const char *request_type, const char *version, size
 }
 
 static void
-s_run(const wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf_t *out)
+s_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf_t *out)
 {
     ga_value_t body;
     ga_buf_reset(out);
@@ -54,7 +54,21 @@ s_run(const wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, 
         .id = id,
         .out = out,
     };
+    ga_resp_t type = req.cfg->response_type;
+    if (type == GA_RESP_STREAM) {
+        const char *topic = ga_map_get_str(&body, "stream_topic");
+        if (topic == NULL) {
+            wk_encode_error(out, arena, id, GA_EPROTO, "Internal Server Error", false);
+            return;
+        }
+        req.stream = wk_stream_open(w, id, topic);
+        req.answered = true; // answers travel on the stream
+    }
     fn->handler(&req, w->svc->ctx);
+    if (type == GA_RESP_STREAM || type == GA_RESP_NONE) {
+        ga_buf_reset(out); // no reply: the stream (or nothing, for none) is the answer
+        return;
+    }
     if (!req.answered) {
         GA_WARN("handler %s.%s returned without answering", w->svc->service, request_type);
         wk_encode_error(out, arena, id, GA_EINTERNAL, "Internal Server Error", false);
@@ -64,7 +78,7 @@ s_run(const wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, 
 void
 wk_pool_actor(zsock_t *pipe, void *args)
 {
-    const wk_worker_t *w = args;
+    wk_worker_t *w = args;
     ga_arena_t *arena = ga_arena_new(16384);
     ga_buf_t out;
     ga_buf_init(&out);

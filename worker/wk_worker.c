@@ -40,6 +40,8 @@ wk_worker_new(const wk_service_t *service, const wk_options_t *options)
         self->opt.queue_max = 256;
     }
     self->table_arena = ga_arena_new(4096);
+    pthread_mutex_init(&self->stream_lock, NULL);
+    self->streams = ga_idmap_new();
     return self;
 }
 
@@ -51,6 +53,8 @@ wk_worker_destroy(wk_worker_t **self_p)
     }
     wk_worker_t *self = *self_p;
     zactor_destroy(&self->io);
+    wk_stream_shutdown(self);
+    pthread_mutex_destroy(&self->stream_lock);
     if (self->cfgs) {
         for (size_t i = 0; i < self->svc->n_functions; i++) {
             ga_funcfg_destroy(&self->cfgs[i]);
@@ -211,6 +215,15 @@ s_on_registered(io_t *io, const ga_value_t *body)
     if (hb > 0) {
         io->hb_ms = hb;
     }
+    // Streams go to the broker's XSUB: same host as its worker endpoint, the port it names.
+    int64_t port = ga_map_get_int(body, "stream_port", 0);
+    const char *colon = strrchr(io->w->opt.broker, ':');
+    if (port > 0 && port < 65536 && colon) {
+        char endpoint[300];
+        snprintf(endpoint, sizeof endpoint, "%.*s:%d", (int) (colon - io->w->opt.broker),
+                 io->w->opt.broker, (int) port);
+        wk_stream_connect(io->w, endpoint);
+    }
     io->next_hb = 0; // heartbeat now, then on the broker's schedule
     io->registered = true;
     io->backoff = WK_BACKOFF_MIN_MS;
@@ -272,6 +285,9 @@ s_on_broker(io_t *io, int64_t now)
         case GA_CMD_REQUEST:
             s_on_request(io, &io->msg);
             break;
+        case GA_CMD_CANCEL:
+            wk_stream_cancel(io->w, ga_map_get_int(&io->msg.value, "id", 0));
+            break;
         case GA_CMD_DISCONNECT:
             GA_NOTICE("broker asks us to register again");
             io->registered = false;
@@ -294,7 +310,8 @@ s_on_pool(io_t *io, int i)
         return;
     }
     ga_buf_t view = {.data = zframe_data(reply), .len = zframe_size(reply)};
-    if (ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &view) != GA_OK) {
+    // An empty frame: the handler is done and owes no reply (none and stream functions).
+    if (view.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &view) != GA_OK) {
         GA_WARN("reply not sent: broker unreachable");
     }
     zframe_destroy(&reply);

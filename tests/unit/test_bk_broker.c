@@ -56,7 +56,11 @@ s_start(const char *token, int64_t heartbeat_ms)
                            .gateway_endpoint = "tcp://127.0.0.1:*",
                            .heartbeat_ms = heartbeat_ms,
                            .push_token = token,
-                           .hwm = 1000};
+                           .hwm = 1000,
+                           .stream_in_endpoint = "tcp://127.0.0.1:*",
+                           .stream_out_endpoint = "tcp://127.0.0.1:*",
+                           .breaker_threshold = 5,
+                           .breaker_cooldown_ms = 30000};
     f->broker = bk_broker_new(&f->cfg);
     assert_int_equal(bk_broker_bind(f->broker), GA_OK);
     assert_int_equal(pthread_create(&f->thread, NULL, s_run, f), 0);

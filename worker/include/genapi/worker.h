@@ -34,6 +34,7 @@ extern "C" {
 
 typedef struct wk_worker_t wk_worker_t;
 typedef struct wk_request_t wk_request_t;
+typedef struct wk_stream_t wk_stream_t;
 // A value (nil, boolean, integer, float, string, list or map). Values built for a request
 // live until the handler returns; they are owned by the request.
 typedef struct ga_value_t wk_value_t;
@@ -125,6 +126,29 @@ WK_EXPORT void wk_reply(wk_request_t *req, const wk_value_t *result);
 // Answers with an error message shown to the client. Only the first answer counts.
 WK_EXPORT void wk_reply_error(wk_request_t *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+// --- Streams (functions with response_type "stream") -----------------------------------------
+
+// The request's stream; NULL unless the function streams. The stream outlives the handler: it
+// may be handed to any thread, which keeps sending until it ends the stream with
+// wk_stream_send_last, wk_stream_complete or wk_stream_error. After an ending call the stream
+// must not be used again. A cancelled stream must still be ended (sends are refused).
+WK_EXPORT wk_stream_t *wk_request_stream(wk_request_t *req);
+// A context for building values on the streaming thread (wk_map(wk_stream_ctx(s), ...)).
+// Its values live until the next send on the stream.
+WK_EXPORT wk_request_t *wk_stream_ctx(wk_stream_t *s);
+// Sends one chunk (has_more true). GA_ECLOSED when cancelled, GA_EAGAIN when the broker
+// could not take it within 5 s (the stream is then broken: end it with wk_stream_error).
+// One thread at a time per stream.
+WK_EXPORT ga_err_t wk_stream_send(wk_stream_t *s, const wk_value_t *chunk);
+// Sends the final chunk and ends the stream.
+WK_EXPORT ga_err_t wk_stream_send_last(wk_stream_t *s, const wk_value_t *chunk);
+// Ends the stream without data.
+WK_EXPORT ga_err_t wk_stream_complete(wk_stream_t *s);
+// Ends the stream with an error message for the client.
+WK_EXPORT ga_err_t wk_stream_error(wk_stream_t *s, const char *message);
+// True once the broker has asked to stop (client disconnected or left, stop-stream, timeout).
+WK_EXPORT bool wk_stream_is_cancelled(const wk_stream_t *s);
 
 // --- Building values (owned by the request) -------------------------------------------------
 
