@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
-// genapi-ctl: the operator's command line. For now one subcommand, `token`, which mints a
-// development JWT for a gateway configured with auth=jwt (HS256 secret from the gateway's config
-// file or --secret; RS256/ES256 with --key PRIVATE.pem).
+// genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
+// auth=jwt; `status` and `stop-stream` speak the broker's admin operations on its gateway
+// endpoint (docs/operations.md).
 #include "ga_arena.h"
 #include "ga_json.h"
 #include "ga_mem.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
 #include "gw_auth.h"
+
+#include <zmq.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +20,92 @@ static int
 s_usage(void)
 {
     fprintf(stderr,
-            "usage: genapi-ctl token --sub USER [--roles a,b] [--device ID] [--ttl SECONDS]\n"
+            "usage: genapi-ctl token --sub USER [--roles a,b] [--ttl SECONDS]\n"
             "                        (--config GATEWAY.json | --secret S | --alg RS256|ES256 "
-            "--key PRIVATE.pem)\n");
+            "--key PRIVATE.pem)\n"
+            "       genapi-ctl status [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n");
     return 2;
+}
+
+// Sends one ADMIN request to the broker and prints the reply as JSON. Exit 0 when ok.
+static int
+s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *a)
+{
+    if (token) {
+        ga_map_put(request, a, "token", ga_str(token));
+    }
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    int status = 1;
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_proto_msg_t msg;
+    ga_proto_msg_init(&msg);
+    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(sock, broker) != 0) {
+        fprintf(stderr, "genapi-ctl: cannot connect to %s\n", broker);
+        goto out;
+    }
+    // The first send may come before the connection is up: DEALER queues it.
+    ga_wire_encode(&out, request);
+    if (ga_proto_send(sock, NULL, 0, GA_CMD_ADMIN, &out) != GA_OK) {
+        fprintf(stderr, "genapi-ctl: cannot send to %s\n", broker);
+        goto out;
+    }
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, 5000) <= 0 || ga_proto_recv(sock, false, &msg, a) != GA_OK ||
+        msg.cmd != GA_CMD_ADMIN_REPLY) {
+        fprintf(stderr, "genapi-ctl: no answer from the broker at %s within 5 s\n", broker);
+        goto out;
+    }
+    ga_buf_reset(&out);
+    ga_json_encode(&out, &msg.value);
+    printf("%.*s\n", (int) out.len, (const char *) out.data);
+    const ga_value_t *ok = ga_map_get(&msg.value, "ok");
+    status = ok && ok->type == GA_BOOL && ok->u.b ? 0 : 1;
+out:
+    ga_proto_msg_fini(&msg);
+    ga_buf_fini(&out);
+    if (sock) {
+        zmq_close(sock);
+    }
+    zmq_ctx_term(ctx);
+    return status;
+}
+
+static int
+s_admin_cmd(int argc, char **argv)
+{
+    const char *broker = getenv("GENAPI_BROKER_ADMIN");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    const char *request_id = NULL;
+    broker = broker ? broker : "tcp://127.0.0.1:5571";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
+            broker = argv[++i];
+        } else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
+            token = argv[++i];
+        } else if (request_id == NULL && argv[i][0] != '-') {
+            request_id = argv[i];
+        } else {
+            return s_usage();
+        }
+    }
+    bool stop = strcmp(argv[1], "stop-stream") == 0;
+    if (stop != (request_id != NULL)) {
+        return s_usage();
+    }
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t request = ga_map(a, 3);
+    ga_map_put(&request, a, "op", ga_str(stop ? "stop_stream" : "status"));
+    if (stop) {
+        ga_map_put(&request, a, "request_id", ga_str(request_id));
+    }
+    int status = s_admin(broker, token, &request, a);
+    ga_arena_destroy(&a);
+    return status;
 }
 
 // Reads a whole file into `out`; false when it cannot be read.
@@ -134,6 +220,9 @@ main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "token") == 0) {
         return s_token(argc, argv);
+    }
+    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "stop-stream") == 0)) {
+        return s_admin_cmd(argc, argv);
     }
     return s_usage();
 }

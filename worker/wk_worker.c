@@ -91,7 +91,9 @@ s_build_table(wk_worker_t *self, char *err, size_t errlen)
             ga_map_put(&m, a, "version", ga_str(fn->version));
         }
         ga_map_put(&m, a, "response_type", ga_str(fn->response_type ? fn->response_type : "sync"));
-        if (fn->timeout_ms) {
+        if (fn->timeout_ms < 0) {
+            ga_map_put(&m, a, "timeout", ga_str("infinity")); // streams only
+        } else if (fn->timeout_ms > 0) {
             ga_map_put(&m, a, "timeout", ga_int(fn->timeout_ms));
         }
         if (fn->args && fn->args[0]) {

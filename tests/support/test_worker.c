@@ -5,6 +5,7 @@
 #include <genapi/worker.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -88,12 +89,93 @@ s_authenticate(wk_request_t *req, void *ctx)
     wk_reply(req, wk_map(req, "user_id", wk_str(req, id), "roles", roles, NULL));
 }
 
+static void
+s_nap_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+        // interrupted: sleep the rest
+    }
+}
+
+// A stream of n chunks {i}, then the end.
+static void
+s_count(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_stream_t *stream = wk_request_stream(req);
+    wk_request_t *out = wk_stream_ctx(stream);
+    int64_t n = wk_arg_int(req, "n", 0);
+    int64_t interval = wk_arg_int(req, "interval_ms", 0);
+    for (int64_t i = 1; i <= n; i++) {
+        if (wk_stream_send(stream, wk_map(out, "i", wk_int(out, i), NULL)) != GA_OK) {
+            break;
+        }
+        if (interval > 0) {
+            s_nap_ms(interval);
+        }
+    }
+    wk_stream_complete(stream);
+}
+
+// Streams until cancelled, then says so on stdout (the tests watch for it).
+static void
+s_watch(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_stream_t *stream = wk_request_stream(req);
+    wk_request_t *out = wk_stream_ctx(stream);
+    char request_id[128];
+    snprintf(request_id, sizeof request_id, "%s", wk_request_id(req));
+    printf("HANDLER watch start %s\n", request_id);
+    fflush(stdout);
+    for (int64_t i = 1; !wk_stream_is_cancelled(stream); i++) {
+        if (wk_stream_send(stream, wk_map(out, "tick", wk_int(out, i), NULL)) != GA_OK) {
+            break;
+        }
+        s_nap_ms(50);
+    }
+    printf("STREAM cancelled %s\n", request_id);
+    fflush(stdout);
+    wk_stream_complete(stream);
+}
+
+// Three chunks, then the process dies mid-stream.
+static void
+s_crash_stream(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_stream_t *stream = wk_request_stream(req);
+    for (int i = 1; i <= 3; i++) {
+        GA_IGNORE(wk_stream_send(stream, wk_int(wk_stream_ctx(stream), i)) != GA_OK); // dying
+    }
+    s_nap_ms(100);
+    abort();
+}
+
+static void
+s_fire(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const char *value = wk_value_str(wk_arg(req, "value"));
+    printf("FIRED %s\n", value ? value : "?");
+    fflush(stdout);
+    wk_reply(req, wk_str(req, "nobody hears this"));
+}
+
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
     {.request_type = "authenticate", .handler = s_authenticate},
+    {.request_type = "count", .response_type = "stream", .timeout_ms = 60000,
+     .args = "n:num, interval_ms:num(default=0)", .handler = s_count},
+    {.request_type = "watch", .response_type = "stream", .timeout_ms = -1, .handler = s_watch},
+    {.request_type = "crash_stream", .response_type = "stream", .handler = s_crash_stream},
+    {.request_type = "slow_async", .response_type = "async", .timeout_ms = 30000,
+     .args = "ms:num", .handler = s_sleep},
+    {.request_type = "fire", .response_type = "none", .args = "value:any", .handler = s_fire},
     {.request_type = "whoami", .check_permission = "any_authenticated", .handler = s_whoami},
 };
 

@@ -54,7 +54,7 @@ typedef struct {
     const char *args;
     bool args_as_map;          // the handler reads one map (wk_args) rather than positions
     const char *response_type; // "sync" (default when NULL), "async", "stream" or "none"
-    int timeout_ms;            // 0: the default (5000)
+    int timeout_ms;            // 0: the default (5000); -1: no timeout (streams only)
     // Who may call: NULL or "false" (anyone), "any_authenticated", "arg:NAME" (the argument
     // equals the caller's user id) or "role:[admin, moderator]".
     const char *check_permission;
