@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// Connection identity: bad, expired, unsigned, wrong-algorithm, unsigned-claims and future
+// tokens are refused at the handshake; a good token's sub, roles and device reach the worker;
+// auth=service lets a worker function decide.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const WebSocket = require('ws');
+const { startStack, connect, join, call } = require('../support/stack');
+const { sign, now } = require('../support/jwt');
+
+const SECRET = 'test-secret-for-the-identity-tests';
+
+// Opens a raw WebSocket with `token`; resolves 'open' or 'refused'.
+function attempt(url, token) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${url}/websocket?vsn=2.0.0&token=${encodeURIComponent(token)}`);
+    ws.on('open', () => { ws.close(); resolve('open'); });
+    ws.on('error', () => resolve('refused'));
+    ws.on('unexpected-response', () => resolve('refused'));
+  });
+}
+
+test('jwt: bad tokens are refused at the handshake, a good one sets the identity', async () => {
+  const stack = await startStack({
+    workers: ['genapi-test-worker'],
+    gatewayArgs: ['--set', 'auth=jwt', '--set', `jwt_secret=${SECRET}`],
+  });
+  try {
+    const good = sign({ sub: 'u1', roles: ['editor'], device_id: 'phone-9', exp: now() + 60 }, SECRET);
+    assert.equal(await attempt(stack.url, good), 'open');
+    const bad = {
+      garbage: 'abc.def.ghi',
+      expired: sign({ sub: 'u1', exp: now() - 120 }, SECRET),
+      unsigned: sign({ sub: 'u1', exp: now() + 60 }, SECRET, { alg: 'none' }),
+      wrong_algorithm: sign({ sub: 'u1', exp: now() + 60 }, SECRET, { alg: 'HS512' }),
+      wrong_key: sign({ sub: 'u1', exp: now() + 60 }, 'another-secret-of-enough-length'),
+      no_exp: sign({ sub: 'u1' }, SECRET),
+      not_yet_valid: sign({ sub: 'u1', exp: now() + 600, nbf: now() + 300 }, SECRET),
+      no_sub: sign({ exp: now() + 60 }, SECRET),
+    };
+    for (const [name, t] of Object.entries(bad)) {
+      assert.equal(await attempt(stack.url, t), 'refused', name);
+    }
+    // Without a token (allow_anonymous is off) the handshake is refused too.
+    assert.equal(await attempt(stack.url, ''), 'refused');
+
+    const { channel } = await join(connect(stack.url, { token: good }, stack));
+    const r = await call(channel, { request_id: 'w', service: 'test_service', request_type: 'whoami', user_id: 'spoof', roles: ['admin'] });
+    assert.deepEqual(r.result, { user_id: 'u1', roles: ['editor'], device_id: 'phone-9' });
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('auth=service: a worker function decides each connection', async () => {
+  const stack = await startStack({
+    workers: ['genapi-test-worker'],
+    gatewayArgs: ['--set', 'auth=service', '--set', 'auth_service=test_service.authenticate'],
+  });
+  try {
+    const { channel } = await join(connect(stack.url, { token: 'user:alice:admin,viewer', device_id: 'tab-1' }, stack));
+    const r = await call(channel, { request_id: 'w', service: 'test_service', request_type: 'whoami' });
+    assert.deepEqual(r.result, { user_id: 'alice', roles: ['admin', 'viewer'], device_id: 'tab-1' });
+
+    const refused = await new Promise((resolve) => {
+      const ws = new WebSocket(`${stack.url}/websocket?vsn=2.0.0&token=nope`);
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      ws.on('error', () => {});
+    });
+    assert.deepEqual(refused, { code: 1008, reason: 'authentication refused' });
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('refusals are throttled per address: after 10 in 10 s even a good token is refused', async () => {
+  const stack = await startStack({ workers: [], gatewayArgs: ['--set', 'auth=jwt', '--set', `jwt_secret=${SECRET}`] });
+  try {
+    const good = sign({ sub: 'u1', exp: now() + 60 }, SECRET);
+    for (let i = 0; i < 10; i++) assert.equal(await attempt(stack.url, 'bad.token.here'), 'refused');
+    assert.equal(await attempt(stack.url, good), 'refused');
+  } finally {
+    await stack.stop();
+  }
+});
