@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+// The walkthrough's sections 5 and 6 and fire-and-forget: async ack then result, streams in
+// order (10 ticks; 10,000 chunks), stop by request id, stop on disconnect (the worker sees the
+// cancel), a handler crashing mid-stream, a full worker pool, and `none` never answering.
+'use strict';
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { execFile } = require('node:child_process');
+const { BIN, startStack, startWorker, connect, join, call, waitForPushes } = require('../support/stack');
+
+const of = (id) => (pushes) => pushes.filter((p) => p.request_id === id);
+const ended = (id) => (pushes) => of(id)(pushes).some((p) => ['last', 'end', 'error'].includes(p.kind));
+
+test('async: the ack at once, the result as a later push', async () => {
+  const stack = await startStack({ workers: ['report_service'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const t0 = Date.now();
+    const ack = await call(channel, { request_id: 'rep', service: 'report_service', request_type: 'generate_report' });
+    assert.equal(ack.kind, 'ack');
+    assert.equal(ack.async, true);
+    assert.equal(ack.has_more, false);
+    assert.ok(Date.now() - t0 < 1000);
+    const pushes = await waitForPushes(channel, (p) => of('rep')(p).some((x) => x.kind === 'result'), 10000);
+    const result = of('rep')(pushes).find((x) => x.kind === 'result');
+    assert.deepEqual(result.result, { report_url: 'https://example.com/reports/123.pdf' });
+    assert.equal(result.success, true);
+    assert.ok(Date.now() - t0 >= 2900);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: ten ticks then the last result, in order', async () => {
+  const stack = await startStack({ workers: ['event_service'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const ack = await call(channel, { request_id: 'ev', service: 'event_service', request_type: 'stream_events' });
+    assert.deepEqual([ack.kind, ack.async, ack.has_more], ['ack', true, true]);
+    const pushes = of('ev')(await waitForPushes(channel, ended('ev'), 10000));
+    const chunks = pushes.filter((p) => p.kind === 'chunk');
+    assert.deepEqual(chunks.map((c) => c.result.number), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    for (const c of chunks) assert.deepEqual([c.has_more, c.async, c.success], [true, true, true]);
+    const last = pushes[pushes.length - 1];
+    assert.equal(last.kind, 'last');
+    assert.deepEqual(last.result, { event: 'done', total: 10 });
+    assert.equal(last.has_more, false);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: 10,000 small chunks arrive complete and in order', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    await call(channel, { request_id: 'big', service: 'test_service', request_type: 'count', args: { n: 10000 } });
+    const pushes = of('big')(await waitForPushes(channel, ended('big'), 30000));
+    const chunks = pushes.filter((p) => p.kind === 'chunk');
+    assert.equal(chunks.length, 10000);
+    chunks.forEach((c, i) => assert.equal(c.result.i, i + 1));
+    assert.equal(pushes[pushes.length - 1].kind, 'end');
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: stopped by request id (genapi-ctl stop-stream) ends with kind end; the worker sees the cancel', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    await call(channel, { request_id: 'w-stop', service: 'test_service', request_type: 'watch' });
+    await waitForPushes(channel, (p) => of('w-stop')(p).filter((x) => x.kind === 'chunk').length >= 2);
+    const out = await new Promise((resolve, reject) => execFile(path.join(BIN, 'genapi-ctl'),
+      ['stop-stream', 'w-stop', '--broker', stack.broker.endpoints.gateways],
+      (err, stdout) => (err ? reject(err) : resolve(stdout))));
+    assert.deepEqual(JSON.parse(out), { ok: true, stopped: 1 });
+    const pushes = of('w-stop')(await waitForPushes(channel, ended('w-stop'), 5000));
+    assert.equal(pushes[pushes.length - 1].kind, 'end');
+    await stack.workers[0].waitForLine(/^STREAM cancelled w-stop$/, 2000);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: a client that disconnects mid-stream stops it; the worker sees the cancel within a second', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const socket = connect(stack.url, {}, stack);
+    const { channel } = await join(socket);
+    await call(channel, { request_id: 'w-gone', service: 'test_service', request_type: 'watch' });
+    await waitForPushes(channel, (p) => of('w-gone')(p).some((x) => x.kind === 'chunk'));
+    socket.disconnect();
+    await stack.workers[0].waitForLine(/^STREAM cancelled w-gone$/, 1000);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: a handler crashing mid-stream gives the client an error, not a hang', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    stack.workers[0].killedOnPurpose = true; // it aborts by design
+    await call(channel, { request_id: 'crash', service: 'test_service', request_type: 'crash_stream' });
+    const pushes = of('crash')(await waitForPushes(channel, ended('crash'), 5000));
+    const last = pushes[pushes.length - 1];
+    assert.equal(last.kind, 'error');
+    assert.equal(last.success, false);
+    assert.equal(last.async, true);
+    assert.equal(last.error, 'Worker lost');
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('a full worker pool refuses with Service temporarily unavailable (can_retry)', async () => {
+  const stack = await startStack({ workers: [] });
+  try {
+    const worker = await startWorker('genapi-test-worker', stack.broker, { args: ['--set', 'threads=1', '--set', 'queue_max=1'] });
+    stack.procs.push(worker);
+    const { channel } = await join(connect(stack.url, {}, stack));
+    // Wait for the gateway to know test_service (it registered after the gateway started).
+    const sleep = (id) => call(channel, { request_id: id, service: 'test_service', request_type: 'sleep', args: { ms: 800 } });
+    const first = sleep('a');
+    await worker.waitForLine(/^HANDLER sleep start/);
+    const second = sleep('b'); // queued
+    const third = await sleep('c'); // refused
+    assert.deepEqual([third.success, third.error, third.can_retry], [false, 'Service temporarily unavailable', true]);
+    assert.equal((await first).success, true);
+    assert.equal((await second).success, true);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('none: the worker runs it, the client never receives anything', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    let replied = false;
+    channel.push('api', { request_id: 'f', service: 'test_service', request_type: 'fire', args: { value: 'hello' } }, 1500)
+      .receive('ok', () => { replied = true; })
+      .receive('error', () => { replied = true; });
+    // Invalid args for a none function: still silence.
+    channel.push('api', { request_id: 'f2', service: 'test_service', request_type: 'fire', args: { nope: 1 } }, 1500)
+      .receive('ok', () => { replied = true; });
+    await stack.workers[0].waitForLine(/^FIRED hello$/, 3000);
+    // A later sync call's answer arrives: anything for the none calls would have come first.
+    const r = await call(channel, { request_id: 'after', service: 'test_service', request_type: 'echo', args: { value: 1 } });
+    assert.equal(r.success, true);
+    assert.equal(replied, false);
+    assert.deepEqual(channel.pushes.filter((p) => p.request_id === 'f' || p.request_id === 'f2'), []);
+  } finally {
+    await stack.stop();
+  }
+});
