@@ -38,7 +38,7 @@ start() {
 
 echo "genapi development system (logs in $logs):"
 start broker "$bin/genapi-broker"
-for service in user_service blog_service search_service admin_service; do
+for service in user_service blog_service search_service admin_service report_service event_service; do
     start "$service" "$bin/$service" --set broker=tcp://127.0.0.1:5570
 done
 # The development config accepts anonymous connections and HS256 tokens signed with the
