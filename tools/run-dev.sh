@@ -8,8 +8,10 @@ bin="${1:-build-run/bin}"
 logs="$(mktemp -d -t genapi-run.XXXXXX)"
 pids=()
 
+stopping=0
 stop() {
     trap - INT TERM EXIT
+    stopping=1
     echo
     echo "stopping..."
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -49,4 +51,7 @@ echo "Phoenix socket: ws://localhost:4000/socket  (channel api:lobby, event \"ap
 echo "A development token: $bin/genapi-ctl token --sub user_42 --roles admin --config config/gateway.dev.json"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true
-echo "a process exited unexpectedly; see $logs" >&2
+if [ "$stopping" -eq 0 ]; then
+    echo "a process exited unexpectedly; see $logs" >&2
+    exit 1
+fi
