@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+// The gateway's broker link against a fake broker on loopback TCP (a ROUTER and an XPUB driven
+// by the test): registry snapshot, stream chunks delivered in order, a gap turned into an error
+// plus a STOP to the broker, duplicates dropped, and the stream's end.
+#include "ga_clock.h"
+#include "ga_json.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+#include "gw_bridge.h"
+#include "gw_pipeline.h"
+
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#define MAX_EVENTS 32
+
+typedef struct {
+    void *zctx;                  // context for the fake broker
+    void *router;                // fake broker: gateway socket
+    void *xpub;                  // fake broker: stream proxy output
+    char router_ep[128];         // its endpoint
+    gw_pipeline_config_t pcfg;   // pipeline settings
+    gw_bridge_config_t bcfg;     // bridge settings
+    gw_pipeline_t *pipeline;     // under test
+    gw_bridge_t *bridge;         // under test
+    uint8_t gw_id[256];          // the bridge's routing id as the fake broker sees it
+    size_t gw_id_len;            // its length
+    char kinds[MAX_EVENTS][16];  // stream messages delivered, by kind
+    char errors[MAX_EVENTS][128]; // their error text
+    int64_t data[MAX_EVENTS];    // their data (integers)
+    int n_events;                // delivered so far
+    ga_arena_t *arena;           // fake broker's decoding
+    ga_proto_msg_t msg;          // fake broker's last message
+    ga_buf_t buf;                // encoding scratch
+} fixture_t;
+
+static void
+s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
+{
+    (void) arg;
+    (void) route;
+    (void) body;
+}
+
+static void
+s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
+{
+    fixture_t *f = arg;
+    (void) route;
+    assert_true(f->n_events < MAX_EVENTS);
+    const char *kind = ga_map_get_str(body, "kind");
+    const char *error = ga_map_get_str(body, "error");
+    snprintf(f->kinds[f->n_events], sizeof f->kinds[0], "%s", kind ? kind : "?");
+    snprintf(f->errors[f->n_events], sizeof f->errors[0], "%s", error ? error : "");
+    f->data[f->n_events] = ga_map_get_int(body, "data", -1);
+    f->n_events++;
+}
+
+// Runs the bridge (as the gateway's loop would) for up to `ms`, until `done` says stop.
+static void
+s_pump(fixture_t *f, int ms, bool (*done)(fixture_t *))
+{
+    int64_t deadline = ga_clock_ms() + ms;
+    while (ga_clock_ms() < deadline && !(done && done(f))) {
+        struct pollfd fds[2] = {{.fd = gw_bridge_fd(f->bridge), .events = POLLIN},
+                                {.fd = gw_bridge_stream_fd(f->bridge), .events = POLLIN}};
+        GA_IGNORE(poll(fds, 2, 5) < 0); // a timeout or a signal: either way, process below
+        gw_bridge_process(f->bridge);
+        gw_bridge_tick(f->bridge);
+    }
+}
+
+// Receives one message on the fake broker's ROUTER (pumping the bridge meanwhile).
+static bool
+s_broker_recv(fixture_t *f, int cmd, int ms)
+{
+    int64_t deadline = ga_clock_ms() + ms;
+    while (ga_clock_ms() < deadline) {
+        s_pump(f, 5, NULL);
+        ga_arena_reset(f->arena);
+        if (ga_proto_recv(f->router, true, &f->msg, f->arena) == GA_OK && f->msg.cmd == cmd) {
+            memcpy(f->gw_id, f->msg.id, f->msg.id_len);
+            f->gw_id_len = f->msg.id_len;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+s_broker_send(fixture_t *f, int cmd, const char *json)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+    assert_int_equal(ga_proto_send_value(f->router, f->gw_id, f->gw_id_len, cmd, &v, &f->buf),
+                     GA_OK);
+}
+
+static void
+s_publish(fixture_t *f, const char *topic, int64_t call, int64_t seq, const char *kind)
+{
+    char json[256];
+    snprintf(json, sizeof json, "{\"call\":%lld,\"seq\":%lld,\"kind\":\"%s\",\"data\":%lld}",
+             (long long) call, (long long) seq, kind, (long long) seq);
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+    ga_buf_reset(&f->buf);
+    ga_wire_encode(&f->buf, &v);
+    assert_int_equal(ga_proto_publish(f->xpub, topic, GA_CMD_STREAM, &f->buf), GA_OK);
+}
+
+static int
+s_setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->zctx = zmq_ctx_new();
+    f->router = zmq_socket(f->zctx, ZMQ_ROUTER);
+    f->xpub = zmq_socket(f->zctx, ZMQ_XPUB);
+    int zero = 0;
+    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(f->xpub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(f->router, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_bind(f->xpub, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof f->router_ep;
+    zmq_getsockopt(f->router, ZMQ_LAST_ENDPOINT, f->router_ep, &len);
+    f->bcfg = (gw_bridge_config_t){.broker = f->router_ep,
+                                   .name = "gw.test",
+                                   .heartbeat_ms = 1000,
+                                   .grace_ms = 1000,
+                                   .hwm = 1000,
+                                   .max_inflight = 100};
+    f->pipeline = gw_pipeline_new(&f->pcfg);
+    f->bridge = gw_bridge_new(&f->bcfg, f->pipeline, s_on_result, NULL, f);
+    gw_bridge_on_stream(f->bridge, s_on_stream);
+    f->arena = ga_arena_new(4096);
+    ga_proto_msg_init(&f->msg);
+    ga_buf_init(&f->buf);
+    assert_int_equal(gw_bridge_connect(f->bridge), GA_OK);
+
+    // Handshake: HELLO, then a snapshot naming the stream proxy's port.
+    assert_true(s_broker_recv(f, GA_CMD_HELLO, 3000));
+    char xpub_ep[128];
+    len = sizeof xpub_ep;
+    zmq_getsockopt(f->xpub, ZMQ_LAST_ENDPOINT, xpub_ep, &len);
+    char snapshot[512];
+    snprintf(snapshot, sizeof snapshot,
+             "{\"functions\":[{\"service\":\"s\",\"request_type\":\"st\","
+             "\"response_type\":\"stream\"}],\"heartbeat_ms\":1000,\"stream_port\":%s}",
+             strrchr(xpub_ep, ':') + 1);
+    s_broker_send(f, GA_CMD_SNAPSHOT, snapshot);
+    // Wait for the bridge's subscription to reach the XPUB (it starts with byte 1).
+    int64_t deadline = ga_clock_ms() + 3000;
+    char sub[256] = "";
+    while (ga_clock_ms() < deadline) {
+        s_pump(f, 5, NULL);
+        if (zmq_recv(f->xpub, sub, sizeof sub, ZMQ_DONTWAIT) > 0 && sub[0] == 1) {
+            break;
+        }
+    }
+    assert_int_equal(sub[0], 1);
+    assert_non_null(strstr(sub + 1, "s.gw_test."));
+    assert_true(gw_bridge_has_snapshot(f->bridge));
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    gw_bridge_destroy(&f->bridge);
+    gw_pipeline_destroy(&f->pipeline);
+    zmq_close(f->router);
+    zmq_close(f->xpub);
+    zmq_ctx_term(f->zctx);
+    ga_arena_destroy(&f->arena);
+    ga_proto_msg_fini(&f->msg);
+    ga_buf_fini(&f->buf);
+    free(f);
+    return 0;
+}
+
+// Starts a stream call; returns the topic the bridge asked for and the gateway's call id.
+static int64_t
+s_start_stream(fixture_t *f, char *topic, size_t len)
+{
+    gw_identity_t who = {0};
+    ga_value_t args = ga_map(f->arena, 0);
+    gw_call_t call = {.request_id = "r1",
+                      .service = "s",
+                      .request_type = "st",
+                      .args = args,
+                      .response_type = GA_RESP_STREAM,
+                      .timeout_ms = 5000,
+                      .who = &who};
+    gw_route_t route = {.type = GA_RESP_STREAM, .conn_id = 1, .topic = "api:lobby",
+                        .request_id = "r1"};
+    assert_int_equal(gw_bridge_call(f->bridge, &call, &route), GA_OK);
+    assert_true(s_broker_recv(f, GA_CMD_CALL, 3000));
+    const char *t = ga_map_get_str(&f->msg.value, "stream_topic");
+    assert_non_null(t);
+    snprintf(topic, len, "%s", t);
+    return ga_map_get_int(&f->msg.value, "id", 0);
+}
+
+static bool
+s_three_events(fixture_t *f)
+{
+    return f->n_events >= 3;
+}
+
+static void
+test_bridge_turns_a_stream_gap_into_an_error_and_stops_the_call(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    int64_t id = s_start_stream(f, topic, sizeof topic);
+    s_publish(f, topic, 77, 1, "chunk");
+    s_publish(f, topic, 77, 2, "chunk");
+    s_publish(f, topic, 77, 4, "chunk"); // 3 was lost on the way
+    s_publish(f, topic, 77, 5, "last");
+    s_pump(f, 2000, s_three_events);
+    assert_int_equal(f->n_events, 3);
+    assert_string_equal(f->kinds[0], "chunk");
+    assert_int_equal(f->data[0], 1);
+    assert_int_equal(f->data[1], 2);
+    assert_string_equal(f->kinds[2], "error");
+    assert_string_equal(f->errors[2], "Stream interrupted: chunks were lost");
+    assert_int_equal(gw_bridge_stream_gaps(f->bridge), 1);
+    // The broker is told to stop the call, and nothing more is delivered for it.
+    assert_true(s_broker_recv(f, GA_CMD_STOP, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_events, 3);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+static void
+test_bridge_drops_duplicates_and_ends_on_last(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    s_start_stream(f, topic, sizeof topic);
+    s_publish(f, topic, 78, 1, "chunk");
+    s_publish(f, topic, 78, 1, "chunk"); // duplicate
+    s_publish(f, topic, 78, 2, "chunk");
+    s_publish(f, topic, 78, 3, "last");
+    s_publish(f, topic, 78, 4, "chunk"); // after the end: dropped
+    s_pump(f, 2000, s_three_events);
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_events, 3);
+    assert_string_equal(f->kinds[0], "chunk");
+    assert_string_equal(f->kinds[1], "chunk");
+    assert_string_equal(f->kinds[2], "last");
+    assert_int_equal(f->data[2], 3);
+    assert_int_equal(gw_bridge_stream_duplicates(f->bridge), 1);
+    assert_int_equal(gw_bridge_stream_gaps(f->bridge), 0);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+static void
+test_bridge_stops_a_disconnected_clients_streams(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    int64_t id = s_start_stream(f, topic, sizeof topic);
+    gw_bridge_stop_conn(f->bridge, 1, NULL);
+    assert_true(s_broker_recv(f, GA_CMD_STOP, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+    s_publish(f, topic, 79, 1, "chunk");
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_events, 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_bridge_turns_a_stream_gap_into_an_error_and_stops_the_call, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_drops_duplicates_and_ends_on_last, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_stops_a_disconnected_clients_streams, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
