@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+// The MessagePack codec: round trips of every type, the protocol's hex test vectors, and
+// hostile input (count bombs, deep nesting, truncation, extension types) refused without a
+// large allocation.
+#include "ga_json.h"
+#include "ga_wire.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static ga_value_t
+s_json(ga_arena_t *a, const char *text)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(text, strlen(text), a, &v, NULL, 0), GA_OK);
+    return v;
+}
+
+static size_t
+s_unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    while (*hex) {
+        if (*hex == ' ' || *hex == '\n') {
+            hex++;
+            continue;
+        }
+        unsigned v;
+        sscanf(hex, "%2x", &v);
+        out[n++] = (uint8_t) v;
+        hex += 2;
+    }
+    return n;
+}
+
+static void
+s_roundtrip(const ga_value_t *v)
+{
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_buf_t b;
+    ga_buf_init(&b);
+    ga_wire_encode(&b, v);
+    ga_value_t back;
+    assert_int_equal(ga_wire_decode(b.data, b.len, a, &back), GA_OK);
+    assert_true(ga_value_equal(v, &back));
+    ga_buf_fini(&b);
+    ga_arena_destroy(&a);
+}
+
+static void
+test_wire_round_trips_every_type(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t values[] = {ga_nil(),          ga_bool(true),      ga_bool(false),
+                           ga_int(0),         ga_int(-1),         ga_int(127),
+                           ga_int(-33),       ga_int(65536),      ga_int(INT64_MAX),
+                           ga_int(INT64_MIN), ga_float(0.5),      ga_float(-1e300),
+                           ga_str(""),        ga_str("héllo"),
+                           s_json(a, "{\"a\":[1,{\"b\":null}],\"c\":\"d\",\"e\":[]}")};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        s_roundtrip(&values[i]);
+    }
+    // A string longer than 65535 bytes (str32) and a list of 70000 items (array32).
+    char *big = malloc(70001);
+    memset(big, 'x', 70000);
+    big[70000] = '\0';
+    ga_value_t s = ga_str(big);
+    s_roundtrip(&s);
+    ga_value_t list = ga_array(a, 70000);
+    for (int i = 0; i < 70000; i++) {
+        ga_array_push(&list, a, ga_int(i));
+    }
+    s_roundtrip(&list);
+    free(big);
+    ga_arena_destroy(&a);
+}
+
+static void
+test_wire_encodes_the_protocol_test_vectors(void **state)
+{
+    (void) state;
+    struct {
+        const char *json;
+        const char *hex;
+    } vectors[] = {
+        {"{}", "80"},
+        {"{\"id\":1}", "81 a2 69 64 01"},
+        {"{\"ok\":true,\"result\":[1,\"a\"]}", "82 a2 6f 6b c3 a6 72 65 73 75 6c 74 92 01 a1 61"},
+        {"{\"id\":7,\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+         "\"args\":{\"user_id\":\"1\"},\"request_id\":\"r1\"}",
+         "86 a2 69 64 07 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 "
+         "71 75 65 73 74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 "
+         "2e 30 2e 30 a4 61 72 67 73 81 a7 75 73 65 72 5f 69 64 a1 31 aa 72 65 71 75 65 73 74 5f "
+         "69 64 a2 72 31"},
+        {"{\"id\":7,\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}",
+         "85 a2 69 64 07 a2 6f 6b c2 a5 65 72 72 6f 72 ab 57 6f 72 6b 65 72 20 6c 6f 73 74 a4 63 "
+         "6f 64 65 0d a9 63 61 6e 5f 72 65 74 72 79 c3"},
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        ga_arena_t *a = ga_arena_new(4096);
+        ga_value_t v = s_json(a, vectors[i].json);
+        ga_buf_t b;
+        ga_buf_init(&b);
+        ga_wire_encode(&b, &v);
+        uint8_t want[256];
+        size_t n = s_unhex(vectors[i].hex, want);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+        ga_value_t back;
+        assert_int_equal(ga_wire_decode(want, n, a, &back), GA_OK);
+        assert_true(ga_value_equal(&v, &back));
+        ga_buf_fini(&b);
+        ga_arena_destroy(&a);
+    }
+}
+
+static void
+test_wire_decodes_uint64_above_int64_as_float(void **state)
+{
+    (void) state;
+    const uint8_t in[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    ga_arena_t *a = ga_arena_new(256);
+    ga_value_t v;
+    assert_int_equal(ga_wire_decode(in, sizeof in, a, &v), GA_OK);
+    assert_int_equal(v.type, GA_FLOAT);
+    assert_true(v.u.f > 1.8e19);
+    const uint8_t f32[] = {0xca, 0x3f, 0xc0, 0x00, 0x00}; // 1.5 as float32
+    assert_int_equal(ga_wire_decode(f32, sizeof f32, a, &v), GA_OK);
+    assert_true(v.type == GA_FLOAT && v.u.f == 1.5);
+    ga_arena_destroy(&a);
+}
+
+// Every hostile input is refused, and nothing large was allocated for it.
+static void
+s_refused(const uint8_t *in, size_t len, ga_err_t want)
+{
+    ga_arena_t *a = ga_arena_new(256);
+    ga_value_t v;
+    assert_int_equal(ga_wire_decode(in, len, a, &v), want);
+    assert_int_equal(v.type, GA_NIL);
+    assert_true(ga_arena_used(a) < 4096);
+    ga_arena_destroy(&a);
+}
+
+static void
+test_wire_refuses_count_bombs_without_allocating(void **state)
+{
+    (void) state;
+    const uint8_t array32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t nested[] = {0xdd, 0x00, 0x01, 0x00, 0x00, 0xdd, 0x00, 0x01, 0x00, 0x00, 0xc0};
+    const uint8_t str32[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 'a'};
+    const uint8_t bin16[] = {0xc5, 0x01, 0x00, 'a', 'b'};
+    const uint8_t array16_short[] = {0xdc, 0x00, 0x03, 0x01, 0x02};
+    const uint8_t map_odd[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'b'};
+    s_refused(array32, sizeof array32, GA_EPROTO);
+    s_refused(map32, sizeof map32, GA_EPROTO);
+    s_refused(nested, sizeof nested, GA_EPROTO);
+    s_refused(str32, sizeof str32, GA_EPROTO);
+    s_refused(bin16, sizeof bin16, GA_EPROTO);
+    s_refused(array16_short, sizeof array16_short, GA_EPROTO);
+    s_refused(map_odd, sizeof map_odd, GA_EPROTO);
+}
+
+static void
+test_wire_caps_nesting_depth(void **state)
+{
+    (void) state;
+    uint8_t in[64];
+    memset(in, 0x91, 33);
+    in[33] = 0xc0;
+    s_refused(in, 34, GA_ETOOBIG);
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t v;
+    assert_int_equal(ga_wire_decode(in + 1, 33, a, &v), GA_OK); // 32 deep is fine
+    ga_arena_destroy(&a);
+}
+
+static void
+test_wire_refuses_every_truncation_and_trailing_bytes(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t v = s_json(a, "{\"id\":123456789,\"service\":\"user_service\",\"args\":{\"list\":"
+                             "[1,2.5,\"three\",null,true,{\"k\":\"v\"}],\"text\":\"a longer "
+                             "string that needs str8\"},\"neg\":-100000}");
+    ga_buf_t b;
+    ga_buf_init(&b);
+    ga_wire_encode(&b, &v);
+    for (size_t n = 0; n < b.len; n++) {
+        ga_value_t out;
+        assert_int_not_equal(ga_wire_decode(b.data, n, a, &out), GA_OK);
+    }
+    ga_buf_append_char(&b, 0x00);
+    ga_value_t out;
+    assert_int_equal(ga_wire_decode(b.data, b.len, a, &out), GA_EPROTO);
+    ga_buf_fini(&b);
+    ga_arena_destroy(&a);
+}
+
+static void
+test_wire_refuses_extensions_reserved_and_bad_keys(void **state)
+{
+    (void) state;
+    const uint8_t fixext[] = {0xd4, 0x01, 0x00};
+    const uint8_t ext8[] = {0xc7, 0x01, 0x05, 0x00};
+    const uint8_t never[] = {0xc1};
+    const uint8_t int_key[] = {0x81, 0x01, 0x02};
+    const uint8_t nul_key[] = {0x81, 0xa2, 'a', 0x00, 0x01};
+    s_refused(fixext, sizeof fixext, GA_EPROTO);
+    s_refused(ext8, sizeof ext8, GA_EPROTO);
+    s_refused(never, sizeof never, GA_EPROTO);
+    s_refused(int_key, sizeof int_key, GA_EPROTO);
+    s_refused(nul_key, sizeof nul_key, GA_EPROTO);
+    s_refused((const uint8_t *) "", 0, GA_EPROTO);
+}
+
+static void
+test_wire_survives_random_bytes(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    uint32_t seed = 12345;
+    uint8_t in[64];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 1 + (seed % 64);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (uint8_t) (seed >> 16);
+        }
+        ga_value_t v;
+        ga_err_t rc = ga_wire_decode(in, len, a, &v);
+        assert_true(rc == GA_OK || rc == GA_EPROTO || rc == GA_ETOOBIG);
+        // Whatever was accepted fits in a small multiple of the input.
+        assert_true(ga_arena_used(a) < 64 * 1024);
+        ga_arena_reset(a);
+    }
+    ga_arena_destroy(&a);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_round_trips_every_type),
+        cmocka_unit_test(test_wire_encodes_the_protocol_test_vectors),
+        cmocka_unit_test(test_wire_decodes_uint64_above_int64_as_float),
+        cmocka_unit_test(test_wire_refuses_count_bombs_without_allocating),
+        cmocka_unit_test(test_wire_caps_nesting_depth),
+        cmocka_unit_test(test_wire_refuses_every_truncation_and_trailing_bytes),
+        cmocka_unit_test(test_wire_refuses_extensions_reserved_and_bad_keys),
+        cmocka_unit_test(test_wire_survives_random_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
