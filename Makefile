@@ -8,7 +8,7 @@ BUILD      ?= build
 RUN_BUILD  ?= build-run
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build build-run test test-unit test-js run clean
+.PHONY: all deps build build-run test test-unit test-js run bench clean
 
 all: build
 
@@ -37,6 +37,10 @@ test-js:
 
 run: build-run
 	@tools/run-dev.sh $(RUN_BUILD)/bin
+
+# Benchmarks against the NATS peer (not part of `make test`); see docs/benchmarks.md.
+bench: build-run
+	@tools/bench/run-bench.sh $(RUN_BUILD)/bin
 
 clean:
 	rm -rf $(BUILD) $(RUN_BUILD)

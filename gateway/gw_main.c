@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 typedef struct {
@@ -58,7 +59,7 @@ static const ga_option_t s_options[] = {
         "frames queued per connection before it is closed as a slow consumer"),
     OPT(max_outbox_bytes, GA_OPT_INT, "16777216", 65536, 1073741824,
         "bytes queued per connection before it is closed as a slow consumer"),
-    OPT(max_connections, GA_OPT_INT, "100000", 1, 10000000, "connections accepted at once"),
+    OPT(max_connections, GA_OPT_INT, "50000", 1, 10000000, "connections accepted at once"),
     OPT(max_channels, GA_OPT_INT, "16", 1, 1024, "channels one connection may join"),
     OPT(max_inflight, GA_OPT_INT, "100000", 1, 10000000,
         "calls in flight to the broker before new ones are refused"),
@@ -170,6 +171,18 @@ s_auth_config(const options_t *opt, gw_auth_config_t *auth, ga_buf_t *key)
     return GA_OK;
 }
 
+// Raises the open-file limit toward `want` (a gateway holds one descriptor per client; lws
+// sizes its tables from this limit, so it is not raised past what is useful).
+static void
+s_raise_fd_limit(rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        GA_IGNORE(setrlimit(RLIMIT_NOFILE, &rl) != 0); // keep the old limit if refused
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -250,6 +263,7 @@ main(int argc, char **argv)
         .on_ready = s_on_ready,
         .on_ready_arg = (void *) shown,
     };
+    s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);
     ga_signal_t *sig = NULL;
     int status = 1;

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `make bench`: measures genapi against its peer, nats-server with WebSocket enabled and a cnats
+# responder, with the same load, pair by pair, alternating runs (the machine is shared and
+# noisy), and prints one table: genapi figure, NATS figure, ratio. Every process runs on
+# loopback with ephemeral ports and is stopped at the end. Results also go to
+# $BIN/../bench-results.txt.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="${1:-build-run/bin}"
+SECS="${BENCH_SECONDS:-5}"
+PAIRS="${BENCH_PAIRS:-3}"
+IDLE_CONNS="${BENCH_IDLE_CONNECTIONS:-10000}"
+
+missing=()
+for p in nats-server libnats-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    # The responder is built only when libnats is present: configure again.
+    cmake -S . -B build-run >/dev/null && cmake --build build-run -j "$(nproc)" >/dev/null
+fi
+
+work="$(mktemp -d -t genapi-bench.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# wait_line FILE REGEX: waits (10 s at most) for a line matching REGEX; prints it.
+wait_line() {
+    local deadline=$((SECONDS + 10))
+    until grep -m1 -E "$2" "$1" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "run-bench: timed out waiting for /$2/ in $1" >&2
+            cat "$1" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+# NATS: random ports for clients and websocket, read back from its log.
+cat >"$work/nats.conf" <<EOF
+listen: 127.0.0.1:-1
+websocket { listen: "127.0.0.1:-1", no_tls: true }
+EOF
+nats-server -c "$work/nats.conf" -l "$work/nats.log" &
+pids+=("$!")
+nats_pid=$!
+nats_client=$(wait_line "$work/nats.log" "Listening for client connections on" | sed -E 's/.* on ([0-9.]+:[0-9]+).*/\1/')
+nats_ws=$(wait_line "$work/nats.log" "Listening for websocket clients on" | sed -E 's/.* on ws:\/\/([0-9.]+:[0-9]+).*/\1/')
+"$BIN/genapi-nats-responder" "nats://$nats_client" user_service.get_user >"$work/responder.out" &
+pids+=("$!")
+wait_line "$work/responder.out" "^READY" >/dev/null
+
+# genapi: broker, user_service, gateway. delivery=reply so each request gets one message back,
+# as with NATS request/reply (the default `both` also pushes a copy on the api event).
+"$BIN/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
+    --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
+    --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
+pids+=("$!")
+ready=$(wait_line "$work/broker.out" "^READY")
+workers=$(sed -E 's/.*workers=([^ ]+).*/\1/' <<<"$ready")
+gateways=$(sed -E 's/.*gateways=([^ ]+).*/\1/' <<<"$ready")
+"$BIN/user_service" --set broker="$workers" --set queue_max=100000 --set log_level=warn >"$work/user.out" 2>"$work/user.log" &
+pids+=("$!")
+wait_line "$work/user.out" "^READY" >/dev/null
+"$BIN/genapi-test-worker" --set broker="$workers" --set log_level=warn >"$work/test.out" 2>"$work/test.log" &
+pids+=("$!")
+wait_line "$work/test.out" "^READY" >/dev/null
+"$BIN/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
+    --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
+pids+=("$!")
+gateway_pid=$!
+gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway (.*)/\1/')
+GENAPI_URL="$gw_url/websocket?vsn=2.0.0"
+NATS_URL="ws://$nats_ws/"
+
+# run NAME ARGS...: one genapi-bench run, its JSON kept in $work/NAME.json.
+run() {
+    local name="$1"
+    shift
+    "$BIN/genapi-bench" "$@" --json >"$work/$name.txt" 2>&1 || true
+    tail -n 1 "$work/$name.txt" >"$work/$name.json"
+}
+# field FILE EXPR: reads a number from a run's JSON (jq-free: node is on the machine).
+field() {
+    node -e "const r=require('$1');console.log(eval('r.'+process.argv[1]))" "$2" 2>/dev/null || echo 0
+}
+median() {
+    sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'
+}
+
+# pair SCENARIO GENAPI_ARGS -- NATS_ARGS: alternating runs; medians of each figure.
+declare -A result
+pair() {
+    local scenario="$1"
+    shift
+    local g_args=() n_args=()
+    while [ "$1" != "--" ]; do g_args+=("$1"); shift; done
+    shift
+    n_args=("$@")
+    for i in $(seq 1 "$PAIRS"); do
+        run "$scenario-g$i" --url "$GENAPI_URL" --gateway-pid "$gateway_pid" "${g_args[@]}"
+        run "$scenario-n$i" --url "$NATS_URL" --mode nats --gateway-pid "$nats_pid" "${n_args[@]}"
+    done
+}
+med() { # med SCENARIO SIDE EXPR
+    for i in $(seq 1 "$PAIRS"); do field "$work/$1-$2$i.json" "$3"; done | median
+}
+
+echo "genapi-bench: ${SECS}s runs, $PAIRS alternating pairs per scenario (logs in $work)"
+pair s1 --mode sync --connections 1 --inflight 1 --duration "$SECS" -- --connections 1 --inflight 1 --duration "$SECS"
+pair s2 --mode sync --connections 50 --inflight 8 --duration "$SECS" -- --connections 50 --inflight 8 --duration "$SECS"
+pair s2b --mode sync --connections 50 --inflight 1 --duration "$SECS" -- --connections 50 --inflight 1 --duration "$SECS"
+half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
+pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
+run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
+run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
+run s5a --url "$GENAPI_URL" --mode stream --service test_service --function count --args '{"n":1000}' --connections 1 --duration "$SECS"
+run s5b --url "$GENAPI_URL" --mode stream --service test_service --function count --args '{"n":1000}' --connections 100 --duration "$SECS"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+{
+    echo "| scenario | genapi | NATS | genapi / NATS |"
+    echo "| --- | --- | --- | --- |"
+    row "1: 1 conn x 1, p50 latency (us)" "$(med s1 g 'latency_us.p50')" "$(med s1 n 'latency_us.p50')"
+    row "1: 1 conn x 1, p99 latency (us)" "$(med s1 g 'latency_us.p99')" "$(med s1 n 'latency_us.p99')"
+    row "1: 1 conn x 1, round trips/s" "$(med s1 g throughput)" "$(med s1 n throughput)"
+    row "2: 50 conns x 8, requests/s" "$(med s2 g throughput)" "$(med s2 n throughput)"
+    row "2: 50 conns x 8, p99 (us)" "$(med s2 g 'latency_us.p99')" "$(med s2 n 'latency_us.p99')"
+    row "2b: 50 conns x 1, requests/s" "$(med s2b g throughput)" "$(med s2b n throughput)"
+    row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
+    row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
+    row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
+    row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
+    printf '| 5: stream chunks/s, 1 stream | %s | n/a | n/a |\n' "$(field "$work/s5a.json" chunks_per_s)"
+    printf '| 5: stream chunks/s, 100 streams | %s | n/a | n/a |\n' "$(field "$work/s5b.json" chunks_per_s)"
+    echo
+    echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+} | tee "$BIN/../bench-results.txt"
