@@ -79,8 +79,11 @@ GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
 // return values and the same exactly-once guarantee as gw_bridge_call.
 GA_MUST_CHECK ga_err_t gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check,
                                               const gw_call_t *call, const gw_route_t *route);
-// Receives and handles everything waiting. Call when the fd is readable and after sends.
+// Receives and handles everything waiting from the broker. Call when gw_bridge_fd is readable
+// and once after any sends (ZMQ_FD is edge-triggered: a send can consume a readiness edge).
 void gw_bridge_process(gw_bridge_t *self);
+// Receives and handles every waiting stream message. Call when gw_bridge_stream_fd is readable.
+void gw_bridge_process_streams(gw_bridge_t *self);
 // Heartbeats, broker liveness and call deadlines. Call periodically (every ~50-100 ms).
 void gw_bridge_tick(gw_bridge_t *self);
 // Milliseconds until the bridge next needs gw_bridge_tick.

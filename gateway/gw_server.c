@@ -43,6 +43,9 @@ struct gw_server_t {
     ga_buf_t scratch;             // response JSON, reused
     ga_buf_t frame;               // outbound frame, reused
     lws_sorted_usec_list_t tick;  // bridge timer
+    lws_sorted_usec_list_t kick;  // deferred bridge processing after sends
+    bool kicked;                  // kick is scheduled
+    bool destroying;              // the context is going: schedule nothing
     bool ready_announced;         // on_ready has been called
     gw_stats_t stats;             // counters
 };
@@ -145,6 +148,27 @@ s_deliver(gw_server_t *self, gw_conn_t *conn, const char *join_ref, const char *
 
 static void s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len);
 
+static void
+s_on_kick(lws_sorted_usec_list_t *sul)
+{
+    gw_server_t *self = lws_container_of(sul, gw_server_t, kick);
+    self->kicked = false;
+    gw_bridge_process(self->bridge);
+}
+
+// ZMQ_FD is edge-triggered: a send can consume the readiness of messages that arrived
+// meanwhile, so the bridge must be drained after sending. Doing it once per loop iteration,
+// rather than after every send, saves the socket checks (each a few system calls) that a
+// burst of requests would otherwise pay one by one.
+static void
+s_bridge_kick(gw_server_t *self)
+{
+    if (!self->kicked && !self->destroying) {
+        self->kicked = true;
+        lws_sul_schedule(self->context, 0, &self->kick, s_on_kick, 1);
+    }
+}
+
 // The identity service answered for a new connection: {user_id, roles?, device_id?} allows
 // it; an error or anything else refuses it. Held frames are then processed in order.
 static void
@@ -220,7 +244,7 @@ s_start_auth(gw_server_t *self, gw_conn_t *conn)
     if (dot == NULL || gw_bridge_call(self->bridge, &call, &route) != GA_OK) {
         s_close_later(conn, GW_CLOSE_TRY_AGAIN_LATER, "authentication unavailable");
     }
-    gw_bridge_process(self->bridge);
+    s_bridge_kick(self);
     ga_arena_reset(a);
 }
 
@@ -382,8 +406,7 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
                                .has_more = call.response_type == GA_RESP_STREAM};
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
-    // ZMQ_FD is edge-triggered: a send can leave inbound messages unannounced.
-    gw_bridge_process(self->bridge);
+    s_bridge_kick(self);
 }
 
 static void
@@ -435,6 +458,7 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
     }
     if (strcmp(f.event, "phx_leave") == 0) {
         gw_bridge_stop_conn(self->bridge, conn->id, f.topic); // its streams end with it
+        s_bridge_kick(self);
         GA_IGNORE(gw_conn_leave(conn, f.topic)); // joined: checked just above
         s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
         return;
@@ -638,6 +662,7 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
             GA_DEBUG("closed conn=%llu", (unsigned long long) (*slot)->id);
             if (ga_idmap_take(self->conns, (*slot)->id) != NULL) {
                 gw_bridge_stop_conn(self->bridge, (*slot)->id, NULL); // tell the workers
+                s_bridge_kick(self);
             }
             gw_conn_destroy(slot);
         }
@@ -664,7 +689,11 @@ s_on_bridge_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
     (void) len;
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
-        gw_bridge_process(self->bridge);
+        if (wsi == self->stream_wsi) {
+            gw_bridge_process_streams(self->bridge);
+        } else {
+            gw_bridge_process(self->bridge);
+        }
         return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (wsi == self->bridge_wsi) {
@@ -725,8 +754,10 @@ gw_server_destroy(gw_server_t **self_p)
         return;
     }
     gw_server_t *self = *self_p;
+    self->destroying = true;
     if (self->context) {
         lws_sul_cancel(&self->tick);
+        lws_sul_cancel(&self->kick);
         // Destroying the context closes every connection (CLOSED frees each gw_conn_t).
         lws_context_destroy(self->context);
     }

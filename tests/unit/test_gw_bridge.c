@@ -74,6 +74,7 @@ s_pump(fixture_t *f, int ms, bool (*done)(fixture_t *))
                                 {.fd = gw_bridge_stream_fd(f->bridge), .events = POLLIN}};
         GA_IGNORE(poll(fds, 2, 5) < 0); // a timeout or a signal: either way, process below
         gw_bridge_process(f->bridge);
+        gw_bridge_process_streams(f->bridge);
         gw_bridge_tick(f->bridge);
     }
 }
