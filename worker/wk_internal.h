@@ -62,6 +62,15 @@ struct wk_request_t {
 ga_err_t wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t *orders,
                           char *err, size_t errlen);
 
+// Runs the handler for one REQUEST body and encodes its REPLY body into `out` (left empty when
+// the function owes no reply: none and stream functions). On a pool thread, or on the I/O
+// thread for non_blocking functions.
+void wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena,
+                    ga_buf_t *out);
+// The function for (request_type, version), with its index, or NULL.
+const wk_function_t *wk_function_find(const wk_worker_t *w, const char *request_type,
+                                      const char *version, size_t *index);
+
 // Body of one pool thread (a zactor). `args` is the wk_worker_t.
 void wk_pool_actor(zsock_t *pipe, void *args);
 

@@ -9,8 +9,9 @@
 
 #include <string.h>
 
-static const wk_function_t *
-s_find(const wk_worker_t *w, const char *request_type, const char *version, size_t *index)
+const wk_function_t *
+wk_function_find(const wk_worker_t *w, const char *request_type, const char *version,
+                 size_t *index)
 {
     for (size_t i = 0; i < w->svc->n_functions; i++) {
         const ga_funcfg_t *cfg = w->cfgs[i];
@@ -24,8 +25,8 @@ s_find(const wk_worker_t *w, const char *request_type, const char *version, size
     return NULL;
 }
 
-static void
-s_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf_t *out)
+void
+wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf_t *out)
 {
     ga_value_t body;
     ga_buf_reset(out);
@@ -39,7 +40,8 @@ s_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena, ga_buf
     const char *request_type = ga_map_get_str(&body, "request_type");
     const char *version = ga_map_get_str(&body, "version");
     size_t index = 0;
-    const wk_function_t *fn = request_type ? s_find(w, request_type, version, &index) : NULL;
+    const wk_function_t *fn =
+        request_type ? wk_function_find(w, request_type, version, &index) : NULL;
     if (fn == NULL) {
         wk_encode_error(out, arena, id, GA_ENOTFOUND, "Unknown function", false);
         return;
@@ -89,7 +91,7 @@ wk_pool_actor(zsock_t *pipe, void *args)
             zframe_destroy(&frame);
             break;
         }
-        s_run(w, zframe_data(frame), zframe_size(frame), arena, &out);
+        wk_request_run(w, zframe_data(frame), zframe_size(frame), arena, &out);
         zframe_destroy(&frame);
         zframe_t *reply = zframe_new(out.data, out.len);
         if (zframe_send(&reply, pipe, 0) != 0) {

@@ -238,6 +238,21 @@ s_on_registered(io_t *io, const ga_value_t *body)
 static void
 s_on_request(io_t *io, const ga_proto_msg_t *msg)
 {
+    size_t index = 0;
+    const char *request_type = ga_map_get_str(&msg->value, "request_type");
+    const wk_function_t *fn =
+        request_type ? wk_function_find(io->w, request_type,
+                                        ga_map_get_str(&msg->value, "version"), &index)
+                     : NULL;
+    if (fn && fn->non_blocking && io->w->cfgs[index]->response_type != GA_RESP_STREAM) {
+        // Run here: the body decodes again into the same per-message arena.
+        ga_buf_reset(&io->out);
+        wk_request_run(io->w, msg->body.data, msg->body.len, io->arena, &io->out);
+        if (io->out.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
+            GA_WARN("reply not sent: broker unreachable");
+        }
+        return;
+    }
     for (int i = 0; i < io->w->opt.threads; i++) {
         if (!io->busy[i]) {
             zframe_t *f = zframe_new(msg->body.data, msg->body.len);

@@ -67,10 +67,12 @@ s_get_user_profile(wk_request_t *req, void *ctx)
 }
 
 static const wk_function_t s_functions[] = {
-    {.request_type = "list_users", .version = "1.0.0", .handler = s_list_users},
+    {.request_type = "list_users", .version = "1.0.0", .non_blocking = true,
+     .handler = s_list_users},
     {.request_type = "get_user",
      .version = "1.0.0",
      .args = "user_id:string",
+     .non_blocking = true,
      .handler = s_get_user},
     {.request_type = "get_profile",
      .check_permission = "any_authenticated",

@@ -60,6 +60,9 @@ typedef struct {
     const char *check_permission;
     // "service.request_type" of a worker function deciding instead of check_permission.
     const char *permission_callback;
+    // The handler never blocks (no I/O, no sleeping, microseconds of work): it runs on the
+    // library's I/O thread, skipping the two thread hand-offs of the pool. Not for streams.
+    bool non_blocking;
     wk_handler_fn *handler;    // the code (required)
 } wk_function_t;
 
