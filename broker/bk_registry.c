@@ -214,7 +214,7 @@ bk_registry_lookup(bk_registry_t *self, const char *service, const char *request
 bk_worker_t *
 bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg)
 {
-    return bk_registry_pick_at(self, cfg, INT64_MIN);
+    return bk_registry_pick_at(self, cfg, INT64_MAX);
 }
 
 bk_worker_t *

@@ -92,6 +92,9 @@ test('protocol errors get clear replies and leave the connection usable', async 
     // user_id at top level is ignored; the call still works.
     const spoof = await call(channel, { request_id: 's', service: 'user_service', request_type: 'get_user', user_id: 'spoof', args: { user_id: '1' } });
     assert.equal(spoof.success, true);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     for (const s of sockets) s.terminate();
     await stack.stop();
@@ -117,6 +120,9 @@ test('an oversized frame closes with 1009 and invalid UTF-8 with 1007; others ar
 
     const r = await call(channel, { request_id: 'after', service: 'user_service', request_type: 'get_user', args: { user_id: '1' } });
     assert.equal(r.success, true);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     for (const s of sockets) s.terminate();
     await stack.stop();

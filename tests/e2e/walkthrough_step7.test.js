@@ -65,6 +65,9 @@ test('walkthrough step 7: list_users and get_user over the phoenix client', asyn
     assert.equal(missing.kind, 'error');
     assert.equal(missing.error, 'not_found');
     assert.equal(missing.result, null);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     await stack.stop();
   }

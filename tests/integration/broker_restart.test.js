@@ -39,6 +39,9 @@ test('broker restart: workers and gateways reconnect by themselves', async () =>
     const { channel: fresh } = await join(connect(stack.url, {}, stack));
     const viaNew = await eventually(() => ok(fresh, `new${Date.now()}`), 10000);
     assert.equal(viaNew.result.name, 'Bob');
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     await stack.stop();
   }

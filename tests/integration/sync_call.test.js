@@ -15,6 +15,9 @@ test('sync call through real processes', async () => {
     assert.equal(r.success, true);
     assert.equal(r.result.name, 'Bob');
     assert.equal(r.request_id, 'r1');
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     await stack.stop();
   }
@@ -44,6 +47,9 @@ test('200 concurrent calls over 4 sockets are each answered once, correctly', as
     }
     assert.equal(seen.size, 200);
     for (const n of seen.values()) assert.equal(n, 1);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     await stack.stop();
   }

@@ -31,6 +31,9 @@ test('a worker killed mid-request is answered with Worker lost, then a new worke
       return e.success && e;
     }, 5000);
     assert.deepEqual(echoed.result, { value: 42 });
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
   } finally {
     await stack.stop();
   }

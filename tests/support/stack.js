@@ -83,6 +83,11 @@ class Proc {
     });
   }
 
+  // Resolves with {code, signal} once the process has exited.
+  waitExit() {
+    return this.exitPromise;
+  }
+
   kill(signal = 'SIGKILL') {
     this.killedOnPurpose = true;
     this.child.kill(signal);
@@ -165,6 +170,11 @@ async function startStack({ workers = ['user_service'], gatewayArgs = [], broker
     throw e;
   }
   stack.url = stack.gateway.url;
+  stack.wsUrl = stack.url;
+  // Prints every process's captured stderr (call it when a test fails, to help debugging).
+  stack.dumpLogs = () => {
+    for (const p of procs) console.error(`----- ${p.name} stderr -----\n${p.stderr}`);
+  };
   // Stops every socket and process; asserts clean exits (gateway first, broker last).
   stack.stop = async () => {
     for (const s of stack.sockets) s.disconnect();

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The gateway's request pipeline in-process, with no sockets: registry copy, request fields,
-// version resolution, argument conversion with defaults, the permission modes (including an
-// in-process C callback), and the conversion of broker results into client responses.
+// The request pipeline in-process: registry copy (snapshot, update), request fields, versions,
+// arguments and defaults, permission modes, and broker results as exact client JSON.
 #include "ga_json.h"
 #include "gw_pipeline.h"
 
@@ -14,36 +13,76 @@
 
 #include <cmocka.h>
 
-static const char *s_snapshot =
+// The walkthrough's user_service, as its worker registers it.
+static const char *s_walkthrough =
     "{\"functions\":["
+    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"},"
     "{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
-    "\"arg_types\":{\"user_id\":\"string\"}},"
-    "{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.10.0\","
-    "\"arg_types\":{\"user_id\":\"string\"},\"timeout\":7000},"
-    "{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"2.0.0\","
-    "\"disabled\":true},"
-    "{\"service\":\"user_service\",\"request_type\":\"get_profile\","
-    "\"check_permission\":\"any_authenticated\"},"
-    "{\"service\":\"user_service\",\"request_type\":\"own\",\"arg_types\":{\"user_id\":\"string\"},"
-    "\"check_permission\":\"arg:user_id\"},"
-    "{\"service\":\"admin\",\"request_type\":\"delete\",\"check_permission\":\"role:[admin, ops]\"},"
-    "{\"service\":\"admin\",\"request_type\":\"custom\",\"permission_callback\":\"in_process\"},"
-    "{\"service\":\"admin\",\"request_type\":\"remote\",\"permission_callback\":\"admin.authorize\"},"
-    "{\"service\":\"search\",\"request_type\":\"q\",\"arg_types\":{\"limit\":{\"type\":\"num\","
-    "\"default_value\":20},\"q\":{\"type\":\"string\",\"allow_nil\":true}},\"arg_orders\":\"map\"}"
+    "\"arg_types\":{\"user_id\":\"string\"}}"
     "]}";
 
+// More configs for versions, defaults, disabled functions and permissions.
+static const char *s_extra =
+    "{\"functions\":["
+    "{\"service\":\"report_service\",\"request_type\":\"export\",\"version\":\"1.9.0\","
+    "\"timeout\":9000},"
+    "{\"service\":\"report_service\",\"request_type\":\"export\",\"version\":\"1.10.0\","
+    "\"timeout\":7000},"
+    "{\"service\":\"report_service\",\"request_type\":\"export\",\"version\":\"2.0.0\","
+    "\"disabled\":true},"
+    "{\"service\":\"report_service\",\"request_type\":\"legacy\",\"disabled\":true},"
+    "{\"service\":\"search_service\",\"request_type\":\"search\",\"arg_types\":{"
+    "\"limit\":{\"type\":\"num\",\"default_value\":20},"
+    "\"query\":{\"type\":\"string\",\"allow_nil\":true}},\"arg_orders\":\"map\"},"
+    "{\"service\":\"event_service\",\"request_type\":\"log\",\"response_type\":\"none\","
+    "\"arg_types\":{\"msg\":\"string\"}},"
+    "{\"service\":\"user_service\",\"request_type\":\"get_profile\","
+    "\"check_permission\":\"any_authenticated\"},"
+    "{\"service\":\"user_service\",\"request_type\":\"get_user_profile\","
+    "\"arg_types\":{\"user_id\":\"string\"},\"check_permission\":\"arg:user_id\"},"
+    "{\"service\":\"admin_service\",\"request_type\":\"delete_user\","
+    "\"check_permission\":\"role:[admin, ops]\"},"
+    "{\"service\":\"admin_service\",\"request_type\":\"custom\","
+    "\"permission_callback\":\"in_process\"},"
+    "{\"service\":\"admin_service\",\"request_type\":\"remote\","
+    "\"arg_types\":{\"n\":\"num\"},\"permission_callback\":\"admin_service.authorize\"}"
+    "]}";
+
+#define N_WALKTHROUGH 2
+#define N_EXTRA       11
+
 typedef struct {
-    gw_pipeline_config_t cfg; // settings
+    gw_pipeline_config_t cfg; // settings (borrowed by the pipeline: tests may flip them)
     gw_pipeline_t *p;         // under test
-    ga_arena_t *a;            // per request
+    ga_arena_t *a;            // requests and bodies
+    gw_call_t call;           // the last prepared call
+    gw_response_t refusal;    // the last refusal
 } fixture_t;
+
+static ga_value_t
+s_json(ga_arena_t *a, const char *text)
+{
+    ga_value_t v;
+    char err[200] = "";
+    if (ga_json_decode(text, strlen(text), a, &v, err, sizeof err) != GA_OK) {
+        fail_msg("bad JSON in test: %s (%s)", text, err);
+    }
+    return v;
+}
+
+static size_t
+s_apply(fixture_t *f, const char *json, bool replace)
+{
+    ga_value_t body = s_json(f->a, json);
+    return gw_pipeline_apply(f->p, &body, replace);
+}
 
 static ga_err_t
 s_allow_bob(void *arg, const gw_identity_t *who, const gw_call_t *call, char *reason, size_t len)
 {
-    (void) arg;
-    (void) call;
+    int *calls = arg;
+    (*calls)++;
+    assert_string_equal(call->request_type, "custom");
     if (who->user_id && strcmp(who->user_id, "bob") == 0) {
         return GA_OK;
     }
@@ -51,17 +90,30 @@ s_allow_bob(void *arg, const gw_identity_t *who, const gw_call_t *call, char *re
     return GA_EDENIED;
 }
 
+static int s_callback_calls;
+
 static int
 s_setup(void **state)
 {
     static fixture_t f;
     memset(&f, 0, sizeof f);
+    s_callback_calls = 0;
     f.p = gw_pipeline_new(&f.cfg);
-    f.a = ga_arena_new(4096);
-    ga_value_t body;
-    assert_int_equal(ga_json_decode(s_snapshot, strlen(s_snapshot), f.a, &body, NULL, 0), GA_OK);
-    assert_int_equal(gw_pipeline_apply(f.p, &body, true), 9);
-    gw_pipeline_register_permission(f.p, "in_process", s_allow_bob, NULL);
+    f.a = ga_arena_new(8192);
+    assert_int_equal(s_apply(&f, s_walkthrough, true), N_WALKTHROUGH);
+    assert_int_equal(s_apply(&f, s_extra, false), N_EXTRA);
+    gw_pipeline_register_permission(f.p, "in_process", s_allow_bob, &s_callback_calls);
+    *state = &f;
+    return 0;
+}
+
+static int
+s_setup_empty(void **state)
+{
+    static fixture_t f;
+    memset(&f, 0, sizeof f);
+    f.p = gw_pipeline_new(&f.cfg);
+    f.a = ga_arena_new(8192);
     *state = &f;
     return 0;
 }
@@ -71,192 +123,853 @@ s_teardown(void **state)
 {
     fixture_t *f = *state;
     gw_pipeline_destroy(&f->p);
+    assert_null(f->p);
     ga_arena_destroy(&f->a);
     return 0;
 }
 
-// Runs prepare on `json` as `who`; returns the error message, or NULL when dispatchable.
+// Runs prepare on `json` as `who`. Returns its result; f->call or f->refusal holds the outcome.
+static ga_err_t
+s_prepare_as(fixture_t *f, const gw_identity_t *who, const char *json)
+{
+    ga_value_t payload = s_json(f->a, json);
+    memset(&f->refusal, 0, sizeof f->refusal);
+    ga_err_t rc = gw_pipeline_prepare(f->p, who, &payload, f->a, &f->call, &f->refusal);
+    if (rc != GA_OK) {
+        assert_int_equal(f->refusal.kind, GW_KIND_ERROR);
+        assert_false(f->refusal.success);
+        assert_false(f->refusal.async);
+        assert_false(f->refusal.has_more);
+        assert_null(f->refusal.result);
+        assert_non_null(f->refusal.error);
+        assert_non_null(f->refusal.request_id);
+    }
+    return rc;
+}
+
+static ga_err_t
+s_prepare(fixture_t *f, const char *json)
+{
+    static const gw_identity_t anon = {.ip = "127.0.0.1"};
+    return s_prepare_as(f, &anon, json);
+}
+
+// Prepares `json` and returns the refusal message (failing when it was accepted).
 static const char *
-s_run(fixture_t *f, const gw_identity_t *who, const char *json, gw_call_t *call)
+s_refused(fixture_t *f, const char *json)
 {
-    ga_value_t payload;
-    assert_int_equal(ga_json_decode(json, strlen(json), f->a, &payload, NULL, 0), GA_OK);
-    gw_response_t refusal;
-    gw_call_t scratch;
-    call = call ? call : &scratch;
-    if (gw_pipeline_prepare(f->p, who, &payload, f->a, call, &refusal) == GA_OK) {
-        return NULL;
+    if (s_prepare(f, json) == GA_OK) {
+        fail_msg("accepted: %s", json);
     }
-    assert_int_equal(refusal.kind, GW_KIND_ERROR);
-    assert_false(refusal.success);
-    return refusal.error;
+    return f->refusal.error;
+}
+
+// Encodes a response into a NUL-terminated string in the fixture's arena.
+static const char *
+s_encode(fixture_t *f, const gw_response_t *r)
+{
+    ga_buf_t b;
+    ga_buf_init(&b);
+    gw_response_encode(r, &b);
+    char *s = ga_arena_strndup(f->a, (const char *) b.data, b.len);
+    ga_buf_fini(&b);
+    return s;
+}
+
+// --- registry copy ---
+
+static void
+test_pipeline_apply_snapshot_adds_the_walkthrough_functions(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(gw_pipeline_function_count(f->p), 0);
+    assert_int_equal(s_apply(f, s_walkthrough, true), 2);
+    assert_int_equal(gw_pipeline_function_count(f->p), 2);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"req_1\",\"service\":\"user_service\","
+                                  "\"request_type\":\"list_users\"}"),
+                     GA_OK);
 }
 
 static void
-test_pipeline_resolves_versions_and_converts_args(void **state)
+test_pipeline_apply_skips_invalid_configs_and_counts_only_applied(void **state)
 {
     fixture_t *f = *state;
-    gw_identity_t anon = {0};
-    gw_call_t call;
-    assert_null(s_run(f, &anon,
-                      "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                      "\"get_user\",\"args\":{\"user_id\":\"1\"}}",
-                      &call));
-    assert_string_equal(call.version, "1.10.0"); // highest enabled, semver order
-    assert_int_equal(call.timeout_ms, 7000);
-    assert_string_equal(ga_map_get_str(&call.args, "user_id"), "1");
-    assert_null(s_run(f, &anon,
-                      "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                      "\"get_user\",\"version\":\"1.0.0\",\"args\":{\"user_id\":\"1\"}}",
-                      &call));
-    assert_string_equal(call.version, "1.0.0");
-    assert_string_equal(s_run(f, &anon,
-                              "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                              "\"get_user\",\"version\":\"2.0.0\"}",
-                              NULL),
+    assert_int_equal(s_apply(f,
+                             "{\"functions\":[{\"service\":\"x\",\"request_type\":\"ok\"},"
+                             "{\"service\":\"x\",\"request_type\":\"bad\",\"timeout\":5},"
+                             "{\"bad\":1},\"not a map\"]}",
+                             true),
+                     1);
+    assert_int_equal(gw_pipeline_function_count(f->p), 1);
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"x\","
+                                     "\"request_type\":\"bad\"}"),
+                        "Unknown function");
+}
+
+static void
+test_pipeline_apply_without_a_function_list_applies_nothing(void **state)
+{
+    fixture_t *f = *state;
+    size_t before = gw_pipeline_function_count(f->p);
+    assert_int_equal(s_apply(f, "{\"functions\":{\"service\":\"x\"}}", false), 0);
+    assert_int_equal(s_apply(f, "{}", false), 0);
+    assert_int_equal(gw_pipeline_function_count(f->p), before);
+}
+
+static void
+test_pipeline_second_snapshot_replaces_the_copy(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(gw_pipeline_function_count(f->p), N_WALKTHROUGH + N_EXTRA);
+    assert_int_equal(
+        s_apply(f, "{\"functions\":[{\"service\":\"x\",\"request_type\":\"y\"}]}", true), 1);
+    assert_int_equal(gw_pipeline_function_count(f->p), 1);
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\"}}"),
+                        "Unknown function");
+    assert_int_equal(
+        s_prepare(f, "{\"request_id\":\"r\",\"service\":\"x\",\"request_type\":\"y\"}"), GA_OK);
+}
+
+static void
+test_pipeline_update_adds_without_removing(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_apply(f, "{\"functions\":[{\"service\":\"x\",\"request_type\":\"z\"}]}", false), 1);
+    assert_int_equal(gw_pipeline_function_count(f->p), N_WALKTHROUGH + N_EXTRA + 1);
+    assert_int_equal(
+        s_prepare(f, "{\"request_id\":\"r\",\"service\":\"x\",\"request_type\":\"z\"}"), GA_OK);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\"}}"),
+                     GA_OK);
+}
+
+static void
+test_pipeline_update_of_same_key_replaces_that_config(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_apply(f,
+                             "{\"functions\":[{\"service\":\"user_service\",\"request_type\":"
+                             "\"get_user\",\"version\":\"1.0.0\",\"timeout\":9000,"
+                             "\"arg_types\":{\"user_id\":\"string\",\"full\":\"boolean\"}}]}",
+                             false),
+                     1);
+    assert_int_equal(gw_pipeline_function_count(f->p), N_WALKTHROUGH + N_EXTRA);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\","
+                                  "\"full\":true}}"),
+                     GA_OK);
+    assert_int_equal(f->call.timeout_ms, 9000);
+}
+
+// --- a good request ---
+
+static void
+test_pipeline_prepare_get_user_yields_a_complete_call(void **state)
+{
+    fixture_t *f = *state;
+    const gw_identity_t who = {.user_id = "u1", .ip = "10.0.0.1"};
+    assert_int_equal(s_prepare_as(f, &who,
+                                  "{\"request_id\":\"req_2\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\"}}"),
+                     GA_OK);
+    gw_call_t *c = &f->call;
+    assert_string_equal(c->request_id, "req_2");
+    assert_string_equal(c->service, "user_service");
+    assert_string_equal(c->request_type, "get_user");
+    assert_non_null(c->version); // resolved, though the request names none
+    assert_string_equal(c->version, "1.0.0");
+    assert_int_equal(c->args.type, GA_MAP);
+    assert_int_equal(c->args.len, 1);
+    assert_string_equal(ga_map_get_str(&c->args, "user_id"), "1");
+    assert_int_equal(c->response_type, GA_RESP_SYNC);
+    assert_int_equal(c->timeout_ms, 5000);
+    assert_null(c->permission_callback);
+    assert_ptr_equal(c->who, &who);
+}
+
+static void
+test_pipeline_prepare_list_users_without_args_gets_empty_args(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"req_1\",\"service\":\"user_service\","
+                                  "\"request_type\":\"list_users\"}"),
+                     GA_OK);
+    assert_int_equal(f->call.args.type, GA_MAP);
+    assert_int_equal(f->call.args.len, 0);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"req_1\",\"service\":\"user_service\","
+                                  "\"request_type\":\"list_users\",\"args\":null}"),
+                     GA_OK);
+    assert_int_equal(f->call.args.len, 0);
+}
+
+static void
+test_pipeline_prepare_ignores_unknown_top_level_keys(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"list_users\",\"extra\":[1,2],"
+                                  "\"user_id\":\"forged\"}"),
+                     GA_OK);
+}
+
+static void
+test_pipeline_call_version_survives_a_registry_change(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\"}}"),
+                     GA_OK);
+    const char *version = f->call.version;
+    // The snapshot frees every config the call was prepared from.
+    assert_int_equal(s_apply(f, "{\"functions\":[]}", true), 0);
+    assert_int_equal(gw_pipeline_function_count(f->p), 0);
+    assert_string_equal(version, "1.0.0");
+}
+
+// --- request field refusals ---
+
+static void
+test_pipeline_refuses_missing_service_keeping_request_id(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"req_9\",\"request_type\":\"get_user\"}"),
+                     GA_EINVAL);
+    assert_string_equal(f->refusal.error, "Missing field: service");
+    assert_string_equal(f->refusal.request_id, "req_9");
+    assert_false(f->refusal.can_retry);
+}
+
+static void
+test_pipeline_refuses_missing_request_id_answering_unknown(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"service\":\"user_service\",\"request_type\":"
+                                     "\"list_users\"}"),
+                        "Missing field: request_id");
+    assert_string_equal(f->refusal.request_id, "unknown");
+}
+
+static void
+test_pipeline_refuses_null_request_id_as_missing(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":null,\"service\":\"user_service\","
+                                     "\"request_type\":\"list_users\"}"),
+                        "Missing field: request_id");
+    assert_string_equal(f->refusal.request_id, "unknown");
+}
+
+static void
+test_pipeline_refuses_missing_request_type(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\"}"),
+                        "Missing field: request_type");
+    assert_string_equal(f->refusal.request_id, "r");
+}
+
+static void
+test_pipeline_refuses_non_string_service(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":5,"
+                                     "\"request_type\":\"get_user\"}"),
+                        "Invalid field: service (expected a non-empty string)");
+    assert_string_equal(f->refusal.request_id, "r");
+}
+
+static void
+test_pipeline_refuses_empty_service(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"\","
+                                     "\"request_type\":\"get_user\"}"),
+                        "Invalid field: service (expected a non-empty string)");
+}
+
+static void
+test_pipeline_refuses_non_string_request_id_answering_unknown(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":7,\"service\":\"user_service\","
+                                     "\"request_type\":\"list_users\"}"),
+                        "Invalid field: request_id (expected a non-empty string)");
+    assert_string_equal(f->refusal.request_id, "unknown");
+}
+
+static void
+test_pipeline_refuses_args_that_are_a_list(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"args\":[]}"),
+                     GA_EINVAL);
+    assert_string_equal(f->refusal.error, "Invalid field: args (expected an object)");
+}
+
+static void
+test_pipeline_refuses_non_string_version(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"list_users\",\"version\":1}"),
+                        "Invalid field: version (expected a non-empty string)");
+}
+
+static void
+test_pipeline_refuses_payload_that_is_not_an_object(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "[\"request_id\",\"r\"]"),
+                        "Invalid request: payload must be an object");
+    assert_string_equal(f->refusal.request_id, "unknown");
+}
+
+static void
+test_pipeline_require_auth_refuses_anonymous_callers(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.require_auth = true;
+    const char *req = "{\"request_id\":\"r\",\"service\":\"user_service\","
+                      "\"request_type\":\"list_users\"}";
+    assert_int_equal(s_prepare(f, req), GA_EDENIED);
+    assert_string_equal(f->refusal.error, "Authentication required");
+    const gw_identity_t alice = {.user_id = "alice"};
+    assert_int_equal(s_prepare_as(f, &alice, req), GA_OK);
+    f->cfg.require_auth = false;
+}
+
+// --- functions and versions ---
+
+static void
+test_pipeline_refuses_unknown_request_type_and_service(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"nope\"}"),
+                     GA_ENOTFOUND);
+    assert_string_equal(f->refusal.error, "Unknown function");
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"nope\","
+                                     "\"request_type\":\"get_user\"}"),
+                        "Unknown function");
+}
+
+static void
+test_pipeline_refuses_a_version_that_does_not_exist(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"get_user\",\"version\":\"9.9.9\","
+                                     "\"args\":{\"user_id\":\"1\"}}"),
+                        "Unknown function");
+}
+
+static void
+test_pipeline_refuses_a_disabled_config(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                  "\"request_type\":\"legacy\"}"),
+                     GA_ENOTFOUND);
+    assert_string_equal(f->refusal.error, "Function disabled");
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                     "\"request_type\":\"export\",\"version\":\"2.0.0\"}"),
                         "Function disabled");
-    // Defaults apply when absent, not when null; map-style args keep their names.
-    assert_null(s_run(f, &anon,
-                      "{\"request_id\":\"r\",\"service\":\"search\",\"request_type\":\"q\","
-                      "\"args\":{\"q\":null}}",
-                      &call));
-    assert_int_equal(ga_map_get_int(&call.args, "limit", 0), 20);
-    assert_int_equal(ga_map_get(&call.args, "q")->type, GA_NIL);
 }
 
 static void
-test_pipeline_permission_modes(void **state)
+test_pipeline_resolves_highest_enabled_version_in_semver_order(void **state)
 {
     fixture_t *f = *state;
-    const char *const admin_roles[] = {"viewer", "ops"};
-    gw_identity_t anon = {0};
-    gw_identity_t alice = {.user_id = "alice"};
-    gw_identity_t ops = {.user_id = "o", .roles = admin_roles, .n_roles = 2};
-    gw_identity_t bob = {.user_id = "bob"};
-    const char *profile = "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                          "\"get_profile\"}";
-    assert_string_equal(s_run(f, &anon, profile, NULL), "Permission denied");
-    assert_null(s_run(f, &alice, profile, NULL));
-    assert_null(s_run(f, &alice,
-                      "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":\"own\","
-                      "\"args\":{\"user_id\":\"alice\"}}",
-                      NULL));
-    assert_string_equal(s_run(f, &alice,
-                              "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                              "\"own\",\"args\":{\"user_id\":\"bob\"},\"user_id\":\"bob\"}",
-                              NULL),
-                        "Permission denied");
-    const char *del = "{\"request_id\":\"r\",\"service\":\"admin\",\"request_type\":\"delete\","
-                      "\"user_roles\":[\"admin\"]}";
-    assert_null(s_run(f, &ops, del, NULL));
-    assert_string_equal(s_run(f, &alice, del, NULL), "Permission denied");
-    const char *custom = "{\"request_id\":\"r\",\"service\":\"admin\",\"request_type\":\"custom\"}";
-    assert_null(s_run(f, &bob, custom, NULL));
-    assert_string_equal(s_run(f, &alice, custom, NULL), "Permission denied");
-    // A worker callback is left to the caller, with the check call ready to send.
-    gw_call_t call;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                  "\"request_type\":\"export\"}"),
+                     GA_OK);
+    assert_string_equal(f->call.version, "1.10.0"); // not 1.9.0 (text order), not disabled 2.0.0
+    assert_int_equal(f->call.timeout_ms, 7000);
+}
+
+static void
+test_pipeline_gives_exactly_the_version_requested(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                  "\"request_type\":\"export\",\"version\":\"1.9.0\"}"),
+                     GA_OK);
+    assert_string_equal(f->call.version, "1.9.0");
+    assert_int_equal(f->call.timeout_ms, 9000);
+}
+
+static void
+test_pipeline_treats_version_0_0_0_and_null_as_none(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                  "\"request_type\":\"export\",\"version\":\"0.0.0\"}"),
+                     GA_OK);
+    assert_string_equal(f->call.version, "1.10.0");
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"report_service\","
+                                  "\"request_type\":\"export\",\"version\":null}"),
+                     GA_OK);
+    assert_string_equal(f->call.version, "1.10.0");
+}
+
+static void
+test_pipeline_unversioned_call_has_null_version(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"search_service\","
+                                  "\"request_type\":\"search\"}"),
+                     GA_OK);
+    assert_null(f->call.version);
+}
+
+// --- arguments ---
+
+static void
+test_pipeline_refuses_get_user_without_args(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\"}"),
+                     GA_EINVAL);
+    assert_string_equal(f->refusal.error, "Missing required argument: user_id");
+}
+
+static void
+test_pipeline_refuses_an_undeclared_argument(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"get_user\",\"args\":{\"user_id\":\"1\","
+                                     "\"x\":1}}"),
+                        "Unknown argument: x");
+}
+
+static void
+test_pipeline_refuses_an_argument_of_the_wrong_type(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"get_user\",\"args\":{\"user_id\":5}}"),
+                        "Invalid type for argument user_id: expected string");
+}
+
+static void
+test_pipeline_refuses_null_for_an_argument_without_allow_nil(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"get_user\",\"args\":{\"user_id\":null}}"),
+                        "Invalid type for argument user_id: expected string");
+}
+
+static void
+test_pipeline_applies_default_when_argument_is_absent(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"search_service\","
+                                  "\"request_type\":\"search\",\"args\":{\"query\":\"q\"}}"),
+                     GA_OK);
+    const ga_value_t *limit = ga_map_get(&f->call.args, "limit");
+    assert_non_null(limit);
+    assert_int_equal(limit->type, GA_INT);
+    assert_int_equal(limit->u.i, 20);
+    assert_string_equal(ga_map_get_str(&f->call.args, "query"), "q");
+}
+
+static void
+test_pipeline_does_not_apply_default_when_argument_is_null(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"search_service\","
+                                     "\"request_type\":\"search\",\"args\":{\"limit\":null}}"),
+                        "Invalid type for argument limit: expected num");
+}
+
+static void
+test_pipeline_keeps_a_given_value_over_the_default(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"search_service\","
+                                  "\"request_type\":\"search\",\"args\":{\"limit\":5}}"),
+                     GA_OK);
+    assert_int_equal(ga_map_get_int(&f->call.args, "limit", 0), 5);
+}
+
+static void
+test_pipeline_fills_absent_nullable_argument_with_null(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"search_service\","
+                                  "\"request_type\":\"search\",\"args\":{}}"),
+                     GA_OK);
+    assert_int_equal(f->call.args.len, 2);
+    const ga_value_t *query = ga_map_get(&f->call.args, "query");
+    assert_non_null(query);
+    assert_int_equal(query->type, GA_NIL);
+}
+
+static void
+test_pipeline_refusal_of_a_none_function_reports_its_response_type(void **state)
+{
+    fixture_t *f = *state;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\"}"),
+                        "Missing required argument: msg");
+    assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    // An unknown function is not known to be a `none` function.
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"nope\"}"),
+                        "Unknown function");
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+}
+
+// --- permissions ---
+
+static void
+test_pipeline_any_authenticated_refuses_anonymous_only(void **state)
+{
+    fixture_t *f = *state;
+    const char *req = "{\"request_id\":\"r\",\"service\":\"user_service\","
+                      "\"request_type\":\"get_profile\"}";
+    assert_int_equal(s_prepare(f, req), GA_EDENIED);
+    assert_string_equal(f->refusal.error, "Permission denied");
+    const gw_identity_t alice = {.user_id = "alice"};
+    assert_int_equal(s_prepare_as(f, &alice, req), GA_OK);
+}
+
+static void
+test_pipeline_arg_permission_needs_argument_equal_to_caller(void **state)
+{
+    fixture_t *f = *state;
+    const gw_identity_t alice = {.user_id = "alice"};
+    assert_int_equal(s_prepare_as(f, &alice,
+                                  "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user_profile\","
+                                  "\"args\":{\"user_id\":\"alice\"}}"),
+                     GA_OK);
+    // A payload's user_id never changes who the caller is.
+    assert_int_equal(s_prepare_as(f, &alice,
+                                  "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user_profile\","
+                                  "\"args\":{\"user_id\":\"bob\"},\"user_id\":\"bob\"}"),
+                     GA_EDENIED);
+    assert_string_equal(f->refusal.error, "Permission denied");
+}
+
+static void
+test_pipeline_role_permission_needs_one_listed_role(void **state)
+{
+    fixture_t *f = *state;
+    const char *const ops_roles[] = {"viewer", "ops"};
+    const char *const other_roles[] = {"viewer", "opsx"};
+    const gw_identity_t ops = {.user_id = "o", .roles = ops_roles, .n_roles = 2};
+    const gw_identity_t other = {.user_id = "p", .roles = other_roles, .n_roles = 2};
+    const char *req = "{\"request_id\":\"r\",\"service\":\"admin_service\","
+                      "\"request_type\":\"delete_user\",\"user_roles\":[\"admin\"]}";
+    assert_int_equal(s_prepare_as(f, &ops, req), GA_OK);
+    assert_int_equal(s_prepare_as(f, &other, req), GA_EDENIED);
+    assert_int_equal(s_prepare(f, req), GA_EDENIED); // user_roles in a payload count for nothing
+}
+
+static void
+test_pipeline_in_process_callback_decides_synchronously(void **state)
+{
+    fixture_t *f = *state;
+    const gw_identity_t bob = {.user_id = "bob"};
+    const gw_identity_t alice = {.user_id = "alice"};
+    const char *req = "{\"request_id\":\"r\",\"service\":\"admin_service\","
+                      "\"request_type\":\"custom\"}";
+    assert_int_equal(s_prepare_as(f, &bob, req), GA_OK);
+    assert_null(f->call.permission_callback); // decided here, nothing left for the caller
+    assert_int_equal(s_prepare_as(f, &alice, req), GA_EDENIED);
+    assert_string_equal(f->refusal.error, "Permission denied");
+    assert_int_equal(s_callback_calls, 2);
+}
+
+static void
+test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call(void **state)
+{
+    fixture_t *f = *state;
+    const char *const roles[] = {"admin"};
+    const gw_identity_t alice = {
+        .user_id = "alice", .roles = roles, .n_roles = 1, .device_id = "d1", .ip = "10.1.2.3"};
+    assert_int_equal(s_prepare_as(f, &alice,
+                                  "{\"request_id\":\"req_7\",\"service\":\"admin_service\","
+                                  "\"request_type\":\"remote\",\"args\":{\"n\":3}}"),
+                     GA_OK);
+    assert_string_equal(f->call.permission_callback, "admin_service.authorize");
     gw_call_t check;
-    assert_null(s_run(f, &alice,
-                      "{\"request_id\":\"r\",\"service\":\"admin\",\"request_type\":\"remote\"}",
-                      &call));
-    assert_string_equal(call.permission_callback, "admin.authorize");
-    assert_true(gw_pipeline_check_call(&alice, &call, f->a, &check));
-    assert_string_equal(check.service, "admin");
+    assert_true(gw_pipeline_check_call(&alice, &f->call, f->a, &check));
+    assert_string_equal(check.request_id, "req_7");
+    assert_string_equal(check.service, "admin_service");
     assert_string_equal(check.request_type, "authorize");
+    assert_int_equal(check.response_type, GA_RESP_SYNC);
+    assert_int_equal(check.timeout_ms, GA_FUNCFG_TIMEOUT_DEFAULT);
+    assert_string_equal(ga_map_get_str(&check.args, "service"), "admin_service");
+    assert_string_equal(ga_map_get_str(&check.args, "request_type"), "remote");
+    assert_int_equal(ga_map_get_int(ga_map_get(&check.args, "args"), "n", 0), 3);
     assert_string_equal(ga_map_get_str(&check.args, "user_id"), "alice");
+    assert_string_equal(ga_map_get_str(&check.args, "device_id"), "d1");
+    assert_string_equal(ga_map_get_str(&check.args, "ip"), "10.1.2.3");
+    const ga_value_t *r = ga_map_get(&check.args, "roles");
+    assert_non_null(r);
+    assert_int_equal(r->type, GA_ARRAY);
+    assert_int_equal(r->len, 1);
+    assert_string_equal(r->u.items[0].u.s, "admin");
 }
 
 static void
-test_pipeline_check_answers_allow_only_true(void **state)
+test_pipeline_check_call_for_anonymous_sends_nulls(void **state)
 {
     fixture_t *f = *state;
-    const char *answers[] = {"{\"ok\":true,\"result\":true}", "{\"ok\":true,\"result\":{\"allow\":true}}",
-                             "{\"ok\":true,\"result\":false}", "{\"ok\":true,\"result\":\"yes\"}",
-                             "{\"ok\":false,\"error\":\"boom\"}", "{\"ok\":true}"};
-    bool want[] = {true, true, false, false, false, false};
-    for (size_t i = 0; i < 6; i++) {
-        ga_value_t v;
-        assert_int_equal(ga_json_decode(answers[i], strlen(answers[i]), f->a, &v, NULL, 0), GA_OK);
-        assert_int_equal(gw_pipeline_check_allows(&v), want[i]);
+    const gw_identity_t anon = {0};
+    assert_int_equal(s_prepare_as(f, &anon,
+                                  "{\"request_id\":\"r\",\"service\":\"admin_service\","
+                                  "\"request_type\":\"remote\",\"args\":{\"n\":1}}"),
+                     GA_OK);
+    gw_call_t check;
+    assert_true(gw_pipeline_check_call(&anon, &f->call, f->a, &check));
+    assert_int_equal(ga_map_get(&check.args, "user_id")->type, GA_NIL);
+    assert_int_equal(ga_map_get(&check.args, "device_id")->type, GA_NIL);
+    assert_int_equal(ga_map_get(&check.args, "ip")->type, GA_NIL);
+    assert_int_equal(ga_map_get(&check.args, "roles")->len, 0);
+}
+
+static void
+test_pipeline_check_call_refuses_names_without_service_dot_function(void **state)
+{
+    fixture_t *f = *state;
+    const gw_identity_t anon = {0};
+    const char *names[] = {"nodot", ".fn", "svc.", NULL};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        gw_call_t call = {.request_id = "r",
+                          .service = "s",
+                          .request_type = "t",
+                          .permission_callback = names[i]};
+        gw_call_t check;
+        assert_false(gw_pipeline_check_call(&anon, &call, f->a, &check));
     }
 }
 
 static void
-test_pipeline_results_become_responses(void **state)
+test_pipeline_check_answers_allow_only_true_or_allow_true(void **state)
 {
     fixture_t *f = *state;
-    struct {
+    const struct {
         const char *body;
-        bool detail;
-        const char *json;
+        bool allows;
     } cases[] = {
-        {"{\"ok\":true,\"result\":{\"a\":1}}", false,
-         "{\"request_id\":\"r\",\"success\":true,\"result\":{\"a\":1},\"error\":null,\"async\":"
-         "false,\"has_more\":false,\"can_retry\":false,\"kind\":\"result\"}"},
-        {"{\"ok\":false,\"error\":\"not_found\",\"code\":14}", false,
-         "{\"request_id\":\"r\",\"success\":false,\"result\":null,\"error\":\"not_found\","
-         "\"async\":false,\"has_more\":false,\"can_retry\":false,\"kind\":\"error\"}"},
-        {"{\"ok\":false,\"error\":\"db down\",\"code\":15}", false,
-         "{\"request_id\":\"r\",\"success\":false,\"result\":null,\"error\":\"Internal Server "
-         "Error\",\"async\":false,\"has_more\":false,\"can_retry\":false,\"kind\":\"error\"}"},
-        {"{\"ok\":false,\"error\":\"db down\",\"code\":15}", true,
-         "{\"request_id\":\"r\",\"success\":false,\"result\":null,\"error\":\"db down\","
-         "\"async\":false,\"has_more\":false,\"can_retry\":false,\"kind\":\"error\"}"},
-        {"{\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}", false,
-         "{\"request_id\":\"r\",\"success\":false,\"result\":null,\"error\":\"Worker lost\","
-         "\"async\":false,\"has_more\":false,\"can_retry\":true,\"kind\":\"error\"}"},
+        {"{\"ok\":true,\"result\":true}", true},
+        {"{\"ok\":true,\"result\":{\"allow\":true}}", true},
+        {"{\"ok\":true,\"result\":false}", false},
+        {"{\"ok\":true,\"result\":{\"allow\":false}}", false},
+        {"{\"ok\":true,\"result\":{\"allow\":\"yes\"}}", false},
+        {"{\"ok\":true,\"result\":\"yes\"}", false},
+        {"{\"ok\":true,\"result\":1}", false},
+        {"{\"ok\":true}", false},
+        {"{\"ok\":false,\"error\":\"boom\",\"result\":true}", false},
+        {"{\"ok\":\"true\",\"result\":true}", false},
+        {"{\"result\":true}", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        f->cfg.detail_errors = cases[i].detail;
-        ga_value_t body;
-        assert_int_equal(
-            ga_json_decode(cases[i].body, strlen(cases[i].body), f->a, &body, NULL, 0), GA_OK);
-        gw_response_t r;
-        gw_pipeline_result(f->p, &body, "r", &r);
-        ga_buf_t b;
-        ga_buf_init(&b);
-        gw_response_encode(&r, &b);
-        ga_buf_append_char(&b, '\0');
-        assert_string_equal((const char *) b.data, cases[i].json);
-        ga_buf_fini(&b);
+        ga_value_t v = s_json(f->a, cases[i].body);
+        if (gw_pipeline_check_allows(&v) != cases[i].allows) {
+            fail_msg("check_allows(%s) != %d", cases[i].body, cases[i].allows);
+        }
     }
+}
+
+// --- results and responses ---
+
+static void
+test_pipeline_result_ok_becomes_a_success_result(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t body = s_json(f->a, "{\"ok\":true,\"result\":{\"id\":\"1\",\"name\":\"Alice\"}}");
+    gw_response_t r;
+    gw_pipeline_result(f->p, &body, "req_2", &r);
+    assert_int_equal(r.kind, GW_KIND_RESULT);
+    assert_true(r.success);
+    assert_string_equal(r.request_id, "req_2");
+    assert_null(r.error);
+    assert_false(r.can_retry);
+    assert_non_null(r.result);
+    assert_string_equal(ga_map_get_str(r.result, "name"), "Alice");
+    assert_string_equal(s_encode(f, &r),
+                        "{\"request_id\":\"req_2\",\"success\":true,\"result\":{\"id\":\"1\","
+                        "\"name\":\"Alice\"},\"error\":null,\"async\":false,\"has_more\":false,"
+                        "\"can_retry\":false,\"kind\":\"result\"}");
+}
+
+static void
+test_pipeline_result_handler_error_shows_its_message(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t body = s_json(f->a, "{\"ok\":false,\"error\":\"not_found\",\"code\":14}");
+    gw_response_t r;
+    gw_pipeline_result(f->p, &body, "r", &r);
+    assert_int_equal(r.kind, GW_KIND_ERROR);
+    assert_false(r.success);
+    assert_null(r.result);
+    assert_string_equal(r.error, "not_found");
+    assert_false(r.can_retry);
+}
+
+static void
+test_pipeline_result_internal_error_is_hidden_without_detail_errors(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t body = s_json(f->a, "{\"ok\":false,\"error\":\"db down\",\"code\":15}");
+    gw_response_t r;
+    f->cfg.detail_errors = false;
+    gw_pipeline_result(f->p, &body, "r", &r);
+    assert_string_equal(r.error, "Internal Server Error");
+    f->cfg.detail_errors = true;
+    gw_pipeline_result(f->p, &body, "r", &r);
+    assert_string_equal(r.error, "db down");
     f->cfg.detail_errors = false;
 }
 
 static void
-test_pipeline_snapshot_replaces_and_update_adds(void **state)
+test_pipeline_result_without_code_or_message_is_internal(void **state)
 {
     fixture_t *f = *state;
-    const char *snap = "{\"functions\":[{\"service\":\"x\",\"request_type\":\"y\"}]}";
-    const char *upd = "{\"functions\":[{\"service\":\"x\",\"request_type\":\"z\"},{\"bad\":1}]}";
-    ga_value_t v;
-    assert_int_equal(ga_json_decode(snap, strlen(snap), f->a, &v, NULL, 0), GA_OK);
-    assert_int_equal(gw_pipeline_apply(f->p, &v, true), 1);
-    assert_int_equal(gw_pipeline_function_count(f->p), 1);
-    assert_int_equal(ga_json_decode(upd, strlen(upd), f->a, &v, NULL, 0), GA_OK);
-    assert_int_equal(gw_pipeline_apply(f->p, &v, false), 1); // the bad one is skipped
-    assert_int_equal(gw_pipeline_function_count(f->p), 2);
-    gw_identity_t anon = {0};
-    assert_string_equal(s_run(f, &anon,
-                              "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":"
-                              "\"get_user\"}",
-                              NULL),
-                        "Unknown function");
+    gw_response_t r;
+    ga_value_t no_code = s_json(f->a, "{\"ok\":false,\"error\":\"secret\"}");
+    gw_pipeline_result(f->p, &no_code, "r", &r);
+    assert_string_equal(r.error, "Internal Server Error");
+    ga_value_t no_msg = s_json(f->a, "{\"ok\":false,\"code\":14}");
+    gw_pipeline_result(f->p, &no_msg, "r", &r);
+    assert_string_equal(r.error, "Internal Server Error");
+    assert_int_equal(r.kind, GW_KIND_ERROR);
 }
+
+static void
+test_pipeline_result_propagates_can_retry(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t body =
+        s_json(f->a, "{\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}");
+    gw_response_t r;
+    gw_pipeline_result(f->p, &body, "r", &r);
+    assert_string_equal(r.error, "Worker lost");
+    assert_true(r.can_retry);
+    assert_string_equal(s_encode(f, &r),
+                        "{\"request_id\":\"r\",\"success\":false,\"result\":null,\"error\":"
+                        "\"Worker lost\",\"async\":false,\"has_more\":false,\"can_retry\":true,"
+                        "\"kind\":\"error\"}");
+}
+
+static void
+test_response_error_names_unknown_request_id(void **state)
+{
+    fixture_t *f = *state;
+    gw_response_t r;
+    gw_response_error(&r, NULL, "Service unavailable", true);
+    assert_string_equal(r.request_id, "unknown");
+    assert_int_equal(r.kind, GW_KIND_ERROR);
+    assert_string_equal(s_encode(f, &r),
+                        "{\"request_id\":\"unknown\",\"success\":false,\"result\":null,\"error\":"
+                        "\"Service unavailable\",\"async\":false,\"has_more\":false,"
+                        "\"can_retry\":true,\"kind\":\"error\"}");
+}
+
+static void
+test_response_encode_writes_keys_in_fixed_order_with_flags(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t data = s_json(f->a, "[1,\"two\",null]");
+    gw_response_t r = {.request_id = "s\"1",
+                       .kind = GW_KIND_CHUNK,
+                       .success = true,
+                       .result = &data,
+                       .async = true,
+                       .has_more = true};
+    assert_string_equal(s_encode(f, &r),
+                        "{\"request_id\":\"s\\\"1\",\"success\":true,\"result\":[1,\"two\",null],"
+                        "\"error\":null,\"async\":true,\"has_more\":true,\"can_retry\":false,"
+                        "\"kind\":\"chunk\"}");
+    gw_response_t ack = {.request_id = "a", .kind = GW_KIND_ACK, .success = true, .async = true};
+    assert_string_equal(s_encode(f, &ack),
+                        "{\"request_id\":\"a\",\"success\":true,\"result\":null,\"error\":null,"
+                        "\"async\":true,\"has_more\":false,\"can_retry\":false,\"kind\":\"ack\"}");
+}
+
+static void
+test_kind_names_match_the_spec(void **state)
+{
+    (void) state;
+    assert_string_equal(gw_kind_name(GW_KIND_RESULT), "result");
+    assert_string_equal(gw_kind_name(GW_KIND_ERROR), "error");
+    assert_string_equal(gw_kind_name(GW_KIND_ACK), "ack");
+    assert_string_equal(gw_kind_name(GW_KIND_CHUNK), "chunk");
+    assert_string_equal(gw_kind_name(GW_KIND_LAST), "last");
+    assert_string_equal(gw_kind_name(GW_KIND_END), "end");
+}
+
+#define T(name)       cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+#define T_EMPTY(name) cmocka_unit_test_setup_teardown(name, s_setup_empty, s_teardown)
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pipeline_resolves_versions_and_converts_args, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_pipeline_permission_modes, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_pipeline_check_answers_allow_only_true, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_pipeline_results_become_responses, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_pipeline_snapshot_replaces_and_update_adds, s_setup,
-                                        s_teardown),
+        T_EMPTY(test_pipeline_apply_snapshot_adds_the_walkthrough_functions),
+        T_EMPTY(test_pipeline_apply_skips_invalid_configs_and_counts_only_applied),
+        T(test_pipeline_apply_without_a_function_list_applies_nothing),
+        T(test_pipeline_second_snapshot_replaces_the_copy),
+        T(test_pipeline_update_adds_without_removing),
+        T(test_pipeline_update_of_same_key_replaces_that_config),
+        T(test_pipeline_prepare_get_user_yields_a_complete_call),
+        T(test_pipeline_prepare_list_users_without_args_gets_empty_args),
+        T(test_pipeline_prepare_ignores_unknown_top_level_keys),
+        T(test_pipeline_call_version_survives_a_registry_change),
+        T(test_pipeline_refuses_missing_service_keeping_request_id),
+        T(test_pipeline_refuses_missing_request_id_answering_unknown),
+        T(test_pipeline_refuses_null_request_id_as_missing),
+        T(test_pipeline_refuses_missing_request_type),
+        T(test_pipeline_refuses_non_string_service),
+        T(test_pipeline_refuses_empty_service),
+        T(test_pipeline_refuses_non_string_request_id_answering_unknown),
+        T(test_pipeline_refuses_args_that_are_a_list),
+        T(test_pipeline_refuses_non_string_version),
+        T(test_pipeline_refuses_payload_that_is_not_an_object),
+        T(test_pipeline_require_auth_refuses_anonymous_callers),
+        T(test_pipeline_refuses_unknown_request_type_and_service),
+        T(test_pipeline_refuses_a_version_that_does_not_exist),
+        T(test_pipeline_refuses_a_disabled_config),
+        T(test_pipeline_resolves_highest_enabled_version_in_semver_order),
+        T(test_pipeline_gives_exactly_the_version_requested),
+        T(test_pipeline_treats_version_0_0_0_and_null_as_none),
+        T(test_pipeline_unversioned_call_has_null_version),
+        T(test_pipeline_refuses_get_user_without_args),
+        T(test_pipeline_refuses_an_undeclared_argument),
+        T(test_pipeline_refuses_an_argument_of_the_wrong_type),
+        T(test_pipeline_refuses_null_for_an_argument_without_allow_nil),
+        T(test_pipeline_applies_default_when_argument_is_absent),
+        T(test_pipeline_does_not_apply_default_when_argument_is_null),
+        T(test_pipeline_keeps_a_given_value_over_the_default),
+        T(test_pipeline_fills_absent_nullable_argument_with_null),
+        T(test_pipeline_refusal_of_a_none_function_reports_its_response_type),
+        T(test_pipeline_any_authenticated_refuses_anonymous_only),
+        T(test_pipeline_arg_permission_needs_argument_equal_to_caller),
+        T(test_pipeline_role_permission_needs_one_listed_role),
+        T(test_pipeline_in_process_callback_decides_synchronously),
+        T(test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call),
+        T(test_pipeline_check_call_for_anonymous_sends_nulls),
+        T(test_pipeline_check_call_refuses_names_without_service_dot_function),
+        T(test_pipeline_check_answers_allow_only_true_or_allow_true),
+        T(test_pipeline_result_ok_becomes_a_success_result),
+        T(test_pipeline_result_handler_error_shows_its_message),
+        T(test_pipeline_result_internal_error_is_hidden_without_detail_errors),
+        T(test_pipeline_result_without_code_or_message_is_internal),
+        T(test_pipeline_result_propagates_can_retry),
+        T(test_response_error_names_unknown_request_id),
+        T(test_response_encode_writes_keys_in_fixed_order_with_flags),
+        T(test_kind_names_match_the_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: MIT
+// The broker's registry without sockets: REGISTER bodies (accepted, refused per config or whole),
+// change detection, version lookup, worker choice (offers, nodes, breaker), expiry, snapshots.
+#include "bk_registry.h"
+#include "ga_json.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define PICKS 200 // picks per check of a random choice
+
+// The walkthrough's user_service worker.
+static const char *s_user_service =
+    "{\"node\":\"user_service@host-1\",\"service\":\"user_service\",\"config_version\":\"1\","
+    "\"functions\":["
+    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"},"
+    "{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+    "\"arg_types\":{\"user_id\":\"string\"}}"
+    "]}";
+
+typedef struct {
+    bk_registry_t *r;   // under test
+    ga_arena_t *a;      // bodies and results
+    ga_value_t failed;  // the last register's refused configs
+    ga_value_t changed; // the last register's added or changed configs
+    bk_worker_t *w;     // the last registered worker
+    char err[256];      // the last register's error
+} fixture_t;
+
+static int
+s_setup(void **state)
+{
+    static fixture_t f;
+    memset(&f, 0, sizeof f);
+    f.r = bk_registry_new();
+    f.a = ga_arena_new(8192);
+    *state = &f;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    bk_registry_destroy(&f->r);
+    assert_null(f->r);
+    ga_arena_destroy(&f->a);
+    return 0;
+}
+
+// Registers `json` for the worker with the one-byte routing id `id`.
+static ga_err_t
+s_register(fixture_t *f, uint8_t id, const char *json, int64_t expiry)
+{
+    ga_value_t body;
+    char why[200] = "";
+    if (ga_json_decode(json, strlen(json), f->a, &body, why, sizeof why) != GA_OK) {
+        fail_msg("bad JSON in test: %s (%s)", json, why);
+    }
+    uint8_t rid[3] = {0x00, id, 0xff}; // a ZeroMQ-style id with a NUL byte in it
+    f->err[0] = '\0';
+    f->w = NULL;
+    return bk_registry_register(f->r, rid, sizeof rid, &body, expiry, f->a, &f->failed, &f->changed,
+                                &f->w, f->err, sizeof f->err);
+}
+
+// A REGISTER body for `service` at `node` with the given configs (a JSON list's inside).
+static const char *
+s_body(fixture_t *f, const char *node, const char *service, const char *configs)
+{
+    size_t n = strlen(node) + strlen(service) + strlen(configs) + 128;
+    char *s = ga_arena_alloc(f->a, n);
+    snprintf(s, n,
+             "{\"node\":\"%s\",\"service\":\"%s\",\"config_version\":\"1\","
+             "\"functions\":[%s]}",
+             node, service, configs);
+    return s;
+}
+
+// True when list `changed` holds a config source with this request_type (and version).
+static bool
+s_has_source(const ga_value_t *list, const char *request_type, const char *version)
+{
+    for (uint32_t i = 0; i < list->len; i++) {
+        const ga_value_t *src = &list->u.items[i];
+        const char *rt = ga_map_get_str(src, "request_type");
+        const char *v = ga_map_get_str(src, "version");
+        if (rt && strcmp(rt, request_type) == 0 &&
+            (version == NULL ? v == NULL : v && strcmp(v, version) == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// --- REGISTER ---
+
+static void
+test_registry_register_accepts_the_walkthrough_worker(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    assert_int_equal(f->failed.type, GA_ARRAY);
+    assert_int_equal(f->failed.len, 0);
+    assert_int_equal(f->changed.type, GA_ARRAY);
+    assert_int_equal(f->changed.len, 2);
+    assert_true(s_has_source(&f->changed, "list_users", "1.0.0"));
+    assert_true(s_has_source(&f->changed, "get_user", "1.0.0"));
+    assert_non_null(f->w);
+    assert_string_equal(f->w->node, "user_service@host-1");
+    assert_string_equal(f->w->service, "user_service");
+    assert_int_equal(f->w->expiry, 1000);
+    assert_true(f->w->registered);
+    assert_int_equal(f->w->id_len, 3);
+    assert_memory_equal(f->w->id, "\x00\x01\xff", 3);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+    assert_int_equal(bk_registry_worker_count(f->r), 1);
+    assert_int_equal(bk_registry_failed_count(f->r), 0);
+}
+
+static void
+test_registry_worker_is_found_by_its_routing_id(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    uint8_t same[3] = {0x00, 0x01, 0xff};
+    uint8_t other[3] = {0x00, 0x02, 0xff};
+    uint8_t prefix[2] = {0x00, 0x01};
+    assert_ptr_equal(bk_registry_worker(f->r, same, 3), f->w);
+    assert_null(bk_registry_worker(f->r, other, 3));
+    assert_null(bk_registry_worker(f->r, prefix, 2));
+}
+
+static void
+test_registry_register_refuses_a_bad_config_and_keeps_the_others(void **state)
+{
+    fixture_t *f = *state;
+    const char *body = s_body(f, "n1", "user_service",
+                              "{\"service\":\"user_service\",\"request_type\":\"good\"},"
+                              "{\"service\":\"user_service\",\"request_type\":\"slow\","
+                              "\"timeout\":5},"
+                              "{\"service\":\"user_service\",\"request_type\":\"also_good\"}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    assert_int_equal(f->failed.len, 1);
+    const ga_value_t *fail = &f->failed.u.items[0];
+    assert_string_equal(ga_map_get_str(fail, "function"), "slow");
+    const char *reason = ga_map_get_str(fail, "reason");
+    assert_non_null(reason);
+    assert_int_equal(strncmp(reason, "timeout:", 8), 0);
+    assert_int_equal(f->changed.len, 2);
+    assert_true(s_has_source(&f->changed, "good", NULL));
+    assert_true(s_has_source(&f->changed, "also_good", NULL));
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+    assert_null(bk_registry_lookup(f->r, "user_service", "slow", NULL));
+    assert_int_equal(bk_registry_failed_count(f->r), 1);
+}
+
+static void
+test_registry_register_names_an_unknown_field_in_the_reason(void **state)
+{
+    fixture_t *f = *state;
+    const char *body = s_body(f, "n1", "user_service",
+                              "{\"service\":\"user_service\",\"request_type\":\"f\","
+                              "\"colour\":\"blue\"}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    assert_int_equal(f->failed.len, 1);
+    const char *reason = ga_map_get_str(&f->failed.u.items[0], "reason");
+    assert_int_equal(strncmp(reason, "colour:", 7), 0);
+    assert_int_equal(f->changed.len, 0);
+}
+
+static void
+test_registry_register_refuses_a_function_of_another_service(void **state)
+{
+    fixture_t *f = *state;
+    const char *body = s_body(f, "n1", "user_service",
+                              "{\"service\":\"admin_service\",\"request_type\":\"delete_user\"},"
+                              "{\"service\":\"user_service\",\"request_type\":\"get_user\"}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    assert_int_equal(f->failed.len, 1);
+    assert_string_equal(ga_map_get_str(&f->failed.u.items[0], "function"), "delete_user");
+    const char *reason = ga_map_get_str(&f->failed.u.items[0], "reason");
+    assert_int_equal(strncmp(reason, "service:", 8), 0);
+    assert_non_null(strstr(reason, "admin_service"));
+    assert_null(bk_registry_lookup(f->r, "admin_service", "delete_user", NULL));
+    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    assert_int_equal(f->changed.len, 1);
+}
+
+static void
+test_registry_register_reports_a_config_without_request_type_as_unnamed(void **state)
+{
+    fixture_t *f = *state;
+    const char *body = s_body(f, "n1", "user_service", "{\"service\":\"user_service\"}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    assert_int_equal(f->failed.len, 1);
+    assert_string_equal(ga_map_get_str(&f->failed.u.items[0], "function"), "(unnamed)");
+    assert_int_equal(strncmp(ga_map_get_str(&f->failed.u.items[0], "reason"), "request_type:", 13),
+                     0);
+}
+
+static void
+test_registry_register_refuses_a_body_without_node(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1,
+                                "{\"service\":\"user_service\",\"config_version\":\"1\","
+                                "\"functions\":[]}",
+                                1000),
+                     GA_ECONFIG);
+    assert_true(strlen(f->err) > 0);
+    assert_null(f->w);
+    assert_int_equal(bk_registry_worker_count(f->r), 0);
+}
+
+static void
+test_registry_register_refuses_a_body_without_service_or_with_empty_node(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, "{\"node\":\"n1\",\"functions\":[]}", 1000), GA_ECONFIG);
+    assert_int_equal(s_register(f, 1, "{\"node\":\"\",\"service\":\"s\",\"functions\":[]}", 1000),
+                     GA_ECONFIG);
+    assert_int_equal(s_register(f, 1, "{\"node\":5,\"service\":\"s\",\"functions\":[]}", 1000),
+                     GA_ECONFIG);
+    assert_int_equal(bk_registry_worker_count(f->r), 0);
+}
+
+static void
+test_registry_register_refuses_functions_that_are_not_a_list(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, "{\"node\":\"n1\",\"service\":\"s\",\"functions\":{}}", 1000),
+                     GA_ECONFIG);
+    assert_int_equal(s_register(f, 1, "{\"node\":\"n1\",\"service\":\"s\"}", 1000), GA_ECONFIG);
+    assert_true(strlen(f->err) > 0);
+    assert_int_equal(bk_registry_worker_count(f->r), 0);
+    assert_int_equal(bk_registry_function_count(f->r), 0);
+}
+
+static void
+test_registry_registering_the_same_table_again_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    bk_worker_t *first = f->w;
+    assert_int_equal(s_register(f, 1, s_user_service, 2000), GA_OK);
+    assert_int_equal(f->changed.len, 0);
+    assert_int_equal(f->failed.len, 0);
+    assert_ptr_equal(f->w, first); // the same worker, re-registered
+    assert_int_equal(f->w->expiry, 2000);
+    assert_int_equal(bk_registry_worker_count(f->r), 1);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+}
+
+static void
+test_registry_second_worker_with_the_same_table_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    assert_int_equal(f->changed.len, 0);
+    assert_int_equal(bk_registry_worker_count(f->r), 2);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+}
+
+static void
+test_registry_changed_lists_only_the_config_that_changed(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    const char *body = s_body(f, "user_service@host-1", "user_service",
+                              "{\"service\":\"user_service\",\"request_type\":\"list_users\","
+                              "\"version\":\"1.0.0\"},"
+                              "{\"service\":\"user_service\",\"request_type\":\"get_user\","
+                              "\"version\":\"1.0.0\",\"arg_types\":{\"user_id\":\"string\"},"
+                              "\"timeout\":9000}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    assert_int_equal(f->changed.len, 1);
+    assert_true(s_has_source(&f->changed, "get_user", "1.0.0"));
+    assert_int_equal(bk_registry_lookup(f->r, "user_service", "get_user", "1.0.0")->timeout_ms,
+                     9000);
+}
+
+static void
+test_registry_failed_list_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    const char *bad = "{\"service\":\"s\",\"request_type\":\"f\",\"timeout\":1}";
+    for (int round = 0; round < 3; round++) {
+        size_t n = 100 * (strlen(bad) + 1) + 1;
+        char *configs = ga_arena_alloc(f->a, n);
+        configs[0] = '\0';
+        for (int i = 0; i < 100; i++) {
+            strcat(configs, i ? "," : "");
+            strcat(configs, bad);
+        }
+        assert_int_equal(s_register(f, 1, s_body(f, "n1", "s", configs), 1000), GA_OK);
+        assert_int_equal(f->failed.len, 100); // the reply still names every refusal
+    }
+    assert_int_equal(bk_registry_failed_count(f->r), BK_FAILED_MAX);
+}
+
+// --- lookup ---
+
+static void
+test_registry_lookup_without_version_resolves_the_highest(void **state)
+{
+    fixture_t *f = *state;
+    const char *body = s_body(f, "n1", "s",
+                              "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"1.9.0\"},"
+                              "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"1.10.0\"},"
+                              "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"1.2.0\"}");
+    assert_int_equal(s_register(f, 1, body, 1000), GA_OK);
+    const ga_funcfg_t *c = bk_registry_lookup(f->r, "s", "f", NULL);
+    assert_non_null(c);
+    assert_string_equal(c->version, "1.10.0");
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", "1.9.0")->version, "1.9.0");
+    assert_null(bk_registry_lookup(f->r, "s", "f", "3.0.0"));
+    assert_null(bk_registry_lookup(f->r, "s", "g", NULL));
+    assert_null(bk_registry_lookup(f->r, "t", "f", NULL));
+}
+
+// --- pick ---
+
+static void
+test_registry_pick_returns_the_worker_offering_the_function(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1,
+                                s_body(f, "a@h", "s",
+                                       "{\"service\":\"s\","
+                                       "\"request_type\":\"f1\"}"),
+                                1000),
+                     GA_OK);
+    bk_worker_t *a = f->w;
+    assert_int_equal(s_register(f, 2,
+                                s_body(f, "b@h", "s",
+                                       "{\"service\":\"s\","
+                                       "\"request_type\":\"f2\"}"),
+                                1000),
+                     GA_OK);
+    bk_worker_t *b = f->w;
+    const ga_funcfg_t *f1 = bk_registry_lookup(f->r, "s", "f1", NULL);
+    const ga_funcfg_t *f2 = bk_registry_lookup(f->r, "s", "f2", NULL);
+    assert_non_null(f1);
+    assert_non_null(f2);
+    for (int i = 0; i < PICKS; i++) {
+        assert_ptr_equal(bk_registry_pick(f->r, f1), a);
+        assert_ptr_equal(bk_registry_pick(f->r, f2), b);
+    }
+}
+
+static void
+test_registry_pick_chooses_among_every_worker_offering_it(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    bk_worker_t *a = f->w;
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    bk_worker_t *b = f->w;
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
+    srand(1);
+    int seen_a = 0;
+    int seen_b = 0;
+    for (int i = 0; i < PICKS; i++) {
+        bk_worker_t *w = bk_registry_pick(f->r, cfg);
+        assert_true(w == a || w == b);
+        seen_a += w == a;
+        seen_b += w == b;
+    }
+    assert_true(seen_a > 0);
+    assert_true(seen_b > 0);
+}
+
+static void
+test_registry_pick_respects_the_nodes_list(void **state)
+{
+    fixture_t *f = *state;
+    const char *cfg_json = "{\"service\":\"s\",\"request_type\":\"f\","
+                           "\"nodes\":[\"s@host-2\",\"s@host-3\"]}";
+    assert_int_equal(s_register(f, 1, s_body(f, "s@host-1", "s", cfg_json), 1000), GA_OK);
+    assert_int_equal(s_register(f, 2, s_body(f, "s@host-2", "s", cfg_json), 1000), GA_OK);
+    bk_worker_t *allowed = f->w;
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "s", "f", NULL);
+    assert_int_equal(cfg->n_nodes, 2);
+    for (int i = 0; i < PICKS; i++) {
+        assert_ptr_equal(bk_registry_pick(f->r, cfg), allowed);
+    }
+}
+
+static void
+test_registry_pick_is_null_when_no_listed_node_is_live(void **state)
+{
+    fixture_t *f = *state;
+    const char *cfg_json = "{\"service\":\"s\",\"request_type\":\"f\",\"nodes\":[\"s@elsewhere\"]}";
+    assert_int_equal(s_register(f, 1, s_body(f, "s@host-1", "s", cfg_json), 1000), GA_OK);
+    assert_null(bk_registry_pick(f->r, bk_registry_lookup(f->r, "s", "f", NULL)));
+}
+
+static void
+test_registry_pick_ignores_a_worker_that_stopped_offering_it(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    const char *only_list = s_body(f, "user_service@host-1", "user_service",
+                                   "{\"service\":\"user_service\",\"request_type\":"
+                                   "\"list_users\",\"version\":\"1.0.0\"}");
+    assert_int_equal(s_register(f, 1, only_list, 1000), GA_OK);
+    const ga_funcfg_t *get_user = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
+    assert_non_null(get_user); // the config stays known
+    assert_null(bk_registry_pick(f->r, get_user));
+    const ga_funcfg_t *list = bk_registry_lookup(f->r, "user_service", "list_users", NULL);
+    assert_ptr_equal(bk_registry_pick(f->r, list), f->w);
+}
+
+static void
+test_registry_pick_offers_by_exact_version(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1,
+                                s_body(f, "old@h", "s",
+                                       "{\"service\":\"s\","
+                                       "\"request_type\":\"f\",\"version\":\"1.0.0\"}"),
+                                1000),
+                     GA_OK);
+    bk_worker_t *older = f->w;
+    assert_int_equal(s_register(f, 2,
+                                s_body(f, "new@h", "s",
+                                       "{\"service\":\"s\","
+                                       "\"request_type\":\"f\",\"version\":\"2.0.0\"}"),
+                                1000),
+                     GA_OK);
+    bk_worker_t *newer = f->w;
+    for (int i = 0; i < PICKS; i++) {
+        assert_ptr_equal(bk_registry_pick(f->r, bk_registry_lookup(f->r, "s", "f", "1.0.0")),
+                         older);
+        assert_ptr_equal(bk_registry_pick(f->r, bk_registry_lookup(f->r, "s", "f", NULL)), newer);
+    }
+}
+
+static void
+test_registry_pick_at_skips_workers_with_an_open_breaker(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    bk_worker_t *w = f->w;
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "list_users", NULL);
+    assert_ptr_equal(bk_registry_pick_at(f->r, cfg, 50), w);
+    w->breaker_until = 100;
+    assert_null(bk_registry_pick_at(f->r, cfg, 50));
+    assert_null(bk_registry_pick_at(f->r, cfg, 99));
+    assert_ptr_equal(bk_registry_pick_at(f->r, cfg, 100), w); // closed again at its end
+    assert_ptr_equal(bk_registry_pick(f->r, cfg), w);         // pick ignores the breaker
+}
+
+static void
+test_registry_remove_makes_pick_return_null(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
+    assert_non_null(bk_registry_pick(f->r, cfg));
+    bk_registry_remove(f->r, f->w);
+    assert_null(bk_registry_pick(f->r, cfg));
+    assert_int_equal(bk_registry_worker_count(f->r), 0);
+    uint8_t rid[3] = {0x00, 0x01, 0xff};
+    assert_null(bk_registry_worker(f->r, rid, 3));
+}
+
+static void
+test_registry_remove_leaves_other_workers_pickable(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    bk_worker_t *a = f->w;
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    bk_worker_t *b = f->w;
+    bk_registry_remove(f->r, a);
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
+    for (int i = 0; i < PICKS; i++) {
+        assert_ptr_equal(bk_registry_pick(f->r, cfg), b);
+    }
+}
+
+// --- liveness ---
+
+static void
+test_registry_expired_returns_workers_whose_expiry_is_past(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 100), GA_OK);
+    bk_worker_t *w100 = f->w;
+    assert_int_equal(s_register(f, 2, s_user_service, 200), GA_OK);
+    bk_worker_t *w200 = f->w;
+    assert_int_equal(s_register(f, 3, s_user_service, 300), GA_OK);
+    bk_worker_t *out[8];
+    assert_int_equal(bk_registry_expired(f->r, 100, out, 8), 0); // not before its expiry
+    assert_int_equal(bk_registry_expired(f->r, 101, out, 8), 1);
+    assert_ptr_equal(out[0], w100);
+    size_t n = bk_registry_expired(f->r, 250, out, 8);
+    assert_int_equal(n, 2);
+    assert_true((out[0] == w100 && out[1] == w200) || (out[0] == w200 && out[1] == w100));
+    assert_int_equal(bk_registry_expired(f->r, 1000, out, 8), 3);
+    assert_int_equal(bk_registry_expired(f->r, 1000, out, 2), 2); // at most max
+}
+
+static void
+test_registry_reregistering_extends_the_expiry(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 100), GA_OK);
+    assert_int_equal(s_register(f, 1, s_user_service, 500), GA_OK);
+    bk_worker_t *out[2];
+    assert_int_equal(bk_registry_expired(f->r, 200, out, 2), 0);
+}
+
+static void
+s_count_worker(bk_worker_t *w, void *arg)
+{
+    assert_true(w->registered);
+    (*(int *) arg)++;
+}
+
+static void
+test_registry_each_worker_visits_every_worker(void **state)
+{
+    fixture_t *f = *state;
+    for (uint8_t id = 1; id <= 5; id++) {
+        assert_int_equal(s_register(f, id, s_user_service, 1000), GA_OK);
+    }
+    int n = 0;
+    bk_registry_each_worker(f->r, s_count_worker, &n);
+    assert_int_equal(n, 5);
+}
+
+// --- snapshot ---
+
+static void
+test_registry_snapshot_lists_every_config(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
+    assert_int_equal(s_register(f, 2,
+                                s_body(f, "a@h", "admin_service",
+                                       "{\"service\":\"admin_service\",\"request_type\":"
+                                       "\"delete_user\",\"check_permission\":"
+                                       "\"role:[admin]\"}"),
+                                1000),
+                     GA_OK);
+    ga_value_t snap = bk_registry_snapshot(f->r, f->a);
+    assert_int_equal(snap.type, GA_ARRAY);
+    assert_int_equal(snap.len, 3);
+    assert_true(s_has_source(&snap, "list_users", "1.0.0"));
+    assert_true(s_has_source(&snap, "get_user", "1.0.0"));
+    assert_true(s_has_source(&snap, "delete_user", NULL));
+    // Sources are complete configs: they parse back to the same function.
+    for (uint32_t i = 0; i < snap.len; i++) {
+        ga_funcfg_t *cfg = NULL;
+        char why[200];
+        assert_int_equal(ga_funcfg_parse(&snap.u.items[i], &cfg, why, sizeof why), GA_OK);
+        assert_non_null(bk_registry_lookup(f->r, cfg->service, cfg->request_type, cfg->version));
+        ga_funcfg_destroy(&cfg);
+    }
+}
+
+static void
+test_registry_snapshot_of_empty_registry_is_an_empty_list(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t snap = bk_registry_snapshot(f->r, f->a);
+    assert_int_equal(snap.type, GA_ARRAY);
+    assert_int_equal(snap.len, 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_registry_register_accepts_the_walkthrough_worker),
+        T(test_registry_worker_is_found_by_its_routing_id),
+        T(test_registry_register_refuses_a_bad_config_and_keeps_the_others),
+        T(test_registry_register_names_an_unknown_field_in_the_reason),
+        T(test_registry_register_refuses_a_function_of_another_service),
+        T(test_registry_register_reports_a_config_without_request_type_as_unnamed),
+        T(test_registry_register_refuses_a_body_without_node),
+        T(test_registry_register_refuses_a_body_without_service_or_with_empty_node),
+        T(test_registry_register_refuses_functions_that_are_not_a_list),
+        T(test_registry_registering_the_same_table_again_changes_nothing),
+        T(test_registry_second_worker_with_the_same_table_changes_nothing),
+        T(test_registry_changed_lists_only_the_config_that_changed),
+        T(test_registry_failed_list_is_bounded),
+        T(test_registry_lookup_without_version_resolves_the_highest),
+        T(test_registry_pick_returns_the_worker_offering_the_function),
+        T(test_registry_pick_chooses_among_every_worker_offering_it),
+        T(test_registry_pick_respects_the_nodes_list),
+        T(test_registry_pick_is_null_when_no_listed_node_is_live),
+        T(test_registry_pick_ignores_a_worker_that_stopped_offering_it),
+        T(test_registry_pick_offers_by_exact_version),
+        T(test_registry_pick_at_skips_workers_with_an_open_breaker),
+        T(test_registry_remove_makes_pick_return_null),
+        T(test_registry_remove_leaves_other_workers_pickable),
+        T(test_registry_expired_returns_workers_whose_expiry_is_past),
+        T(test_registry_reregistering_extends_the_expiry),
+        T(test_registry_each_worker_visits_every_worker),
+        T(test_registry_snapshot_lists_every_config),
+        T(test_registry_snapshot_of_empty_registry_is_an_empty_list),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
