@@ -14,6 +14,7 @@
 #include "ga_proto.h"
 #include "ga_timeq.h"
 #include "ga_wire.h"
+#include "ga_zpoll.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -920,14 +921,21 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
-    zmq_pollitem_t items[5] = {
-        {.socket = self->workers, .events = ZMQ_POLLIN},
-        {.socket = self->gateways, .events = ZMQ_POLLIN},
-        {.fd = self->wake[0], .events = ZMQ_POLLIN},
-        {.socket = self->stream_in, .events = ZMQ_POLLIN},
-        {.socket = self->stream_out, .events = ZMQ_POLLIN},
+    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, N_ITEMS };
+    ga_zpoll_item_t items[N_ITEMS] = {
+        [WORKERS] = {.socket = self->workers},
+        [GATEWAYS] = {.socket = self->gateways},
+        [WAKE] = {.fd = self->wake[0]},
+        [STREAM_IN] = {.socket = self->stream_in},
+        [STREAM_OUT] = {.socket = self->stream_out},
     };
+    ga_zpoll_t poller;
+    if (ga_zpoll_init(&poller, items, N_ITEMS) != GA_OK) {
+        GA_ERR("cannot poll the broker's sockets: %s", zmq_strerror(zmq_errno()));
+        return GA_EIO;
+    }
     self->next_heartbeat = ga_clock_ms() + self->cfg->heartbeat_ms;
+    ga_err_t rc = GA_OK;
     while (!atomic_load(&self->stop)) {
         int64_t now = ga_clock_ms();
         int64_t next = self->next_heartbeat;
@@ -935,22 +943,25 @@ bk_broker_run(bk_broker_t *self)
         if (due < next) {
             next = due;
         }
+        // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
+        // check them before every sleep rather than track each send.
+        items[WORKERS].dirty = items[GATEWAYS].dirty = true;
         long timeout = next > now ? (long) (next - now) : 0;
-        int n = zmq_poll(items, 5, timeout);
-        if (n < 0) {
-            if (zmq_errno() == EINTR) {
+        if (ga_zpoll_wait(&poller, timeout) < 0) {
+            if (errno == EINTR) {
                 continue;
             }
-            GA_ERR("poll failed: %s", zmq_strerror(zmq_errno()));
-            return GA_EIO;
+            GA_ERR("poll failed: %s", strerror(errno));
+            rc = GA_EIO;
+            break;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (items[WORKERS].ready) {
             s_drain(self, self->workers, true, 256);
         }
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (items[GATEWAYS].ready) {
             s_drain(self, self->gateways, false, 256);
         }
-        for (int i = 0; i < 1024 && (items[3].revents & ZMQ_POLLIN); i++) {
+        for (int i = 0; i < 1024 && items[STREAM_IN].ready; i++) {
             uint32_t events = 0;
             size_t len = sizeof events;
             if (zmq_getsockopt(self->stream_in, ZMQ_EVENTS, &events, &len) != 0 ||
@@ -958,11 +969,13 @@ bk_broker_run(bk_broker_t *self)
                 break;
             }
             s_on_stream(self);
+            ga_zpoll_touch(&poller, self->stream_out);
         }
-        if (items[4].revents & ZMQ_POLLIN) {
+        if (items[STREAM_OUT].ready) {
             s_drain_subscriptions(self);
         }
         s_on_tick(self, ga_clock_ms());
     }
-    return GA_OK;
+    ga_zpoll_fini(&poller);
+    return rc;
 }

@@ -9,8 +9,10 @@
 #include "ga_log.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
+#include "ga_zpoll.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,6 +170,7 @@ typedef struct {
     int64_t next_hb;        // when to heartbeat next
     int64_t register_at;    // when to send REGISTER next (while unregistered)
     int64_t backoff;        // current re-register delay
+    ga_zpoll_t *poller;     // the I/O loop's poller: sends on pool sockets touch it
 } io_t;
 
 static void
@@ -256,6 +259,7 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     for (int i = 0; i < io->w->opt.threads; i++) {
         if (!io->busy[i]) {
             zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+            ga_zpoll_touch(io->poller, zsock_resolve(io->pool[i]));
             if (zframe_send(&f, io->pool[i], 0) != 0) {
                 zframe_destroy(&f);
                 break;
@@ -333,6 +337,7 @@ s_on_pool(io_t *io, int i)
     }
     zframe_destroy(&reply);
     zframe_t *next = zlist_pop(io->queue);
+    ga_zpoll_touch(io->poller, zsock_resolve(io->pool[i]));
     if (next == NULL) {
         io->busy[i] = false;
     } else if (zframe_send(&next, io->pool[i], 0) != 0) {
@@ -446,14 +451,22 @@ s_io_actor(zsock_t *pipe, void *args)
     zsock_signal(pipe, 0);     // zactor_new returns
     zsock_signal(pipe, ok ? 0 : 1); // wk_worker_start reads the outcome
     int n = ok ? io.w->opt.threads + 2 : 1;
-    zmq_pollitem_t *items = ga_calloc((size_t) n, sizeof *items);
-    items[0] = (zmq_pollitem_t){.socket = zsock_resolve(pipe), .events = ZMQ_POLLIN};
+    ga_zpoll_item_t *items = ga_calloc((size_t) n, sizeof *items);
+    items[0].socket = zsock_resolve(pipe);
     if (ok) {
-        items[1] = (zmq_pollitem_t){.socket = io.dealer, .events = ZMQ_POLLIN};
+        items[1].socket = io.dealer;
         for (int i = 0; i < io.w->opt.threads; i++) {
-            items[2 + i] =
-                (zmq_pollitem_t){.socket = zsock_resolve(io.pool[i]), .events = ZMQ_POLLIN};
+            items[2 + i].socket = zsock_resolve(io.pool[i]);
         }
+    }
+    ga_zpoll_t poller;
+    if (ga_zpoll_init(&poller, items, n) != GA_OK) {
+        GA_ERR("cannot poll the worker's sockets: %s", zmq_strerror(zmq_errno()));
+        ok = false;
+        n = 0;
+    }
+    io.poller = &poller;
+    if (ok) {
         s_register(&io, ga_clock_ms());
         io.next_hb = ga_clock_ms() + io.hb_ms;
     }
@@ -461,10 +474,17 @@ s_io_actor(zsock_t *pipe, void *args)
         int64_t now = ga_clock_ms();
         int64_t next = io.registered ? io.next_hb : io.register_at;
         long timeout = !ok ? -1 : (next > now ? (long) (next - now) : 0);
-        if (zmq_poll(items, n, timeout) < 0) {
-            break; // interrupted context: stop
+        if (ok) {
+            // Replies, refusals, heartbeats and registrations all go out on the DEALER.
+            items[1].dirty = true;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (n == 0 || ga_zpoll_wait(&poller, timeout) < 0) {
+            if (n > 0 && errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if (items[0].ready) {
             char *cmd = zstr_recv(pipe);
             bool term = cmd == NULL || strcmp(cmd, "$TERM") == 0;
             zstr_free(&cmd);
@@ -476,15 +496,18 @@ s_io_actor(zsock_t *pipe, void *args)
             continue;
         }
         now = ga_clock_ms();
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (items[1].ready) {
             s_on_broker(&io, now);
         }
         for (int i = 0; i < io.w->opt.threads; i++) {
-            if (items[2 + i].revents & ZMQ_POLLIN) {
+            if (items[2 + i].ready) {
                 s_on_pool(&io, i);
             }
         }
         s_on_timer(&io, now);
+    }
+    if (n > 0) {
+        ga_zpoll_fini(&poller);
     }
     ga_free(items);
     s_io_fini(&io);
