@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // genapi-bench: a single-threaded epoll load generator. It speaks Phoenix V2 over WebSocket to
 // a genapi gateway (modes sync, async, stream, idle) or the NATS text protocol over WebSocket
-// to nats-server (mode nats), keeps K requests in flight on each of N connections (or sends at
-// a fixed rate, open loop, timing each request from its scheduled time), records every latency
-// sample and reports throughput, percentiles, errors by kind and CPU use, as text and JSON.
+// to nats-server (modes nats and nats-stream, the peers of sync and stream), keeps K requests
+// in flight on each of N connections (or sends at a fixed rate, open loop, timing each request
+// from its scheduled time), records every latency sample and reports throughput, percentiles,
+// errors by kind and CPU use, as text and JSON.
+#include "bench_nats.h"
 #include "bench_stats.h"
 #include "bench_ws.h"
 
@@ -27,7 +29,19 @@
 #define MAX_ERRORS  16          // distinct error messages counted
 #define IO_CHUNK    65536
 
-typedef enum { MODE_SYNC, MODE_ASYNC, MODE_STREAM, MODE_IDLE, MODE_NATS } mode_t_;
+typedef enum {
+    MODE_SYNC,
+    MODE_ASYNC,
+    MODE_STREAM,
+    MODE_IDLE,
+    MODE_NATS,
+    MODE_NATS_STREAM,
+} mode_t_;
+
+// --mode names and report names, in mode_t_ order.
+static const char *const s_mode_names[] = {"sync", "async", "stream",
+                                           "idle", "nats",  "nats-stream"};
+#define MODE_COUNT ((int) (sizeof s_mode_names / sizeof s_mode_names[0]))
 
 typedef enum { ST_CONNECTING, ST_HANDSHAKE, ST_JOINING, ST_READY, ST_CLOSED } state_t;
 
@@ -69,10 +83,12 @@ typedef struct {
     double rate;          // open-loop requests/s (0: closed loop)
     const char *service;  // genapi service
     const char *function; // genapi request_type
-    const char *args;     // JSON args
+    const char *args;     // JSON args (genapi), request payload (NATS)
     const char *subject;  // NATS subject
     bool json;            // print JSON too
     int gateway_pid;      // for CPU and RSS, or 0
+    int pid;              // ours: in NATS inboxes, so replies meant for an earlier run (a
+                          // stream the responder is still sending) do not reach this one
     // state
     int ep;               // epoll fd
     conn_t *conns;        // connections
@@ -98,6 +114,19 @@ s_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool
+s_is_nats(const bench_t *b)
+{
+    return b->mode == MODE_NATS || b->mode == MODE_NATS_STREAM;
+}
+
+// Stream modes run one stream at a time per connection, whatever --inflight says.
+static bool
+s_is_stream(const bench_t *b)
+{
+    return b->mode == MODE_STREAM || b->mode == MODE_NATS_STREAM;
 }
 
 static void
@@ -181,11 +210,10 @@ s_request(bench_t *b, conn_t *c, int64_t at)
     uint64_t ref = ++c->next_ref;
     char buf[2048];
     int n;
-    if (b->mode == MODE_NATS) {
-        char payload[512];
-        int plen = snprintf(payload, sizeof payload, "{\"user_id\":\"1\"}");
-        n = snprintf(buf, sizeof buf, "PUB %s _INBOX.%d.%llu %d\r\n%s\r\n", b->subject, c->index,
-                     (unsigned long long) ref, plen, payload);
+    if (s_is_nats(b)) {
+        // The reply subject carries the ref: each MSG back says which request it answers.
+        n = snprintf(buf, sizeof buf, "PUB %s _INBOX.%d.%d.%llu %zu\r\n%s\r\n", b->subject,
+                     b->pid, c->index, (unsigned long long) ref, strlen(b->args), b->args);
     } else {
         n = snprintf(buf, sizeof buf,
                      "[\"0\",\"%llu\",\"api:lobby\",\"api\",{\"request_id\":\"%llu\",\"service\":"
@@ -216,7 +244,7 @@ s_top_up(bench_t *b, conn_t *c)
     if (b->rate > 0 || c->state != ST_READY || b->mode == MODE_IDLE) {
         return;
     }
-    int k = b->mode == MODE_STREAM ? 1 : b->inflight;
+    int k = s_is_stream(b) ? 1 : b->inflight;
     while (c->inflight < k && s_may_send(b)) {
         s_request(b, c, s_now_us());
     }
@@ -348,43 +376,47 @@ s_on_phx(bench_t *b, conn_t *c, const char *p, size_t len, int64_t now)
     }
 }
 
-// NATS protocol text: MSG <subject> <sid> [reply] <bytes>\r\n<payload>\r\n, PING, PONG, +OK, -ERR.
+// NATS protocol text kept across WebSocket frames in c->text: every complete operation is
+// handled, the rest waits for the next frame. In mode nats a MSG completes its request; in mode
+// nats-stream every MSG is a chunk and the one marked last completes the stream.
 static void
 s_on_nats(bench_t *b, conn_t *c, int64_t now)
 {
     size_t off = 0;
     while (off < c->text_len) {
-        char *line = c->text + off;
-        char *crlf = (char *) s_find(line, c->text + c->text_len, "\r\n");
-        if (crlf == NULL) {
+        bench_nats_op_t op;
+        long used = bench_nats_parse(c->text + off, c->text_len - off, &op);
+        if (used == 0) {
             break;
         }
-        size_t line_len = (size_t) (crlf - line);
-        if (line_len >= 4 && memcmp(line, "MSG ", 4) == 0) {
-            char subject[128];
-            unsigned long sid = 0;
-            unsigned long bytes = 0;
-            if (sscanf(line, "MSG %127s %lu %lu", subject, &sid, &bytes) != 3) {
-                break;
-            }
-            size_t need = line_len + 2 + bytes + 2;
-            if (c->text_len - off < need) {
-                break; // payload not complete yet
-            }
-            const char *dot = strrchr(subject, '.');
-            s_complete(b, c, dot ? strtoull(dot + 1, NULL, 10) : 0, now);
-            off += need;
-            continue;
+        if (used < 0) {
+            s_count_error(b, "malformed NATS protocol text", 28);
+            c->state = ST_CLOSED;
+            return;
         }
-        if (line_len >= 4 && memcmp(line, "PING", 4) == 0) {
+        off += (size_t) used;
+        if (op.kind == BENCH_NATS_MSG) {
+            uint64_t ref = bench_nats_subject_ref(op.subject, op.subject_len);
+            if (b->mode != MODE_NATS_STREAM) {
+                s_complete(b, c, ref, now);
+                continue;
+            }
+            b->chunks++;
+            if (bench_nats_stream_is_last(op.payload, op.payload_len)) {
+                const char *end = op.payload + op.payload_len;
+                if (s_find(op.payload, end, "\"error\":")) {
+                    s_error_of(b, op.payload, end);
+                }
+                s_complete(b, c, ref, now);
+            }
+        } else if (op.kind == BENCH_NATS_PING) {
             s_send_frame(b, c, BENCH_WS_TEXT, "PONG\r\n", 6);
-        } else if (line_len >= 4 && memcmp(line, "PONG", 4) == 0 && c->state == ST_JOINING) {
+        } else if (op.kind == BENCH_NATS_PONG && c->state == ST_JOINING) {
             c->state = ST_READY;
             b->ready++;
-        } else if (line_len >= 4 && memcmp(line, "-ERR", 4) == 0) {
-            s_count_error(b, line, line_len);
+        } else if (op.kind == BENCH_NATS_ERR) {
+            s_count_error(b, op.line, op.line_len);
         }
-        off += line_len + 2;
     }
     memmove(c->text, c->text + off, c->text_len - off);
     c->text_len -= off;
@@ -394,11 +426,12 @@ static void
 s_on_open(bench_t *b, conn_t *c)
 {
     c->state = ST_JOINING;
-    if (b->mode == MODE_NATS) {
+    if (s_is_nats(b)) {
         char sub[128];
         const char *connect = "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false}\r\n";
         s_send_frame(b, c, BENCH_WS_TEXT, connect, strlen(connect));
-        int n = snprintf(sub, sizeof sub, "SUB _INBOX.%d.* 1\r\nPING\r\n", c->index);
+        int n =
+            snprintf(sub, sizeof sub, "SUB _INBOX.%d.%d.* 1\r\nPING\r\n", b->pid, c->index);
         s_send_frame(b, c, BENCH_WS_TEXT, sub, (size_t) n);
     } else {
         const char *join = "[\"0\",null,\"api:lobby\",\"phx_join\",{}]";
@@ -459,11 +492,17 @@ s_on_readable(bench_t *b, conn_t *c)
         }
         if (opcode == BENCH_WS_PING) {
             s_send_frame(b, c, BENCH_WS_PONG, payload, plen);
-        } else if (b->mode == MODE_NATS) {
-            s_grow((uint8_t **) &c->text, &c->text_cap, c->text_len + plen + 1);
-            memcpy(c->text + c->text_len, payload, plen);
-            c->text_len += plen;
-            s_on_nats(b, c, now);
+        } else if (s_is_nats(b)) {
+            // nats-server sends protocol text in text or binary frames, maybe fragmented.
+            if (opcode == BENCH_WS_TEXT || opcode == BENCH_WS_BINARY || opcode == 0) {
+                s_grow((uint8_t **) &c->text, &c->text_cap, c->text_len + plen);
+                memcpy(c->text + c->text_len, payload, plen);
+                c->text_len += plen;
+                s_on_nats(b, c, now);
+                if (c->state == ST_CLOSED) {
+                    return;
+                }
+            }
         } else if (opcode == BENCH_WS_TEXT || opcode == 0) {
             s_on_phx(b, c, payload, plen, now);
         }
@@ -579,10 +618,13 @@ static void
 s_usage(void)
 {
     fprintf(stderr,
-            "usage: genapi-bench --url ws://HOST:PORT/PATH [--mode sync|async|stream|idle|nats]\n"
+            "usage: genapi-bench --url ws://HOST:PORT/PATH\n"
+            "         [--mode sync|async|stream|idle|nats|nats-stream]\n"
             "         [--connections N] [--inflight K] [--duration S] [--requests N]\n"
             "         [--rate R] [--service S] [--function F] [--args JSON] [--subject SUBJ]\n"
-            "         [--gateway-pid PID] [--json]\n");
+            "         [--gateway-pid PID] [--json]\n"
+            "  nats, nats-stream: PUB --args (at most 1024 bytes) to --subject; nats-stream\n"
+            "  expects genapi-nats-responder --stream: --args '{\"n\":N}' asks for N chunks\n");
 }
 
 static bool
@@ -603,10 +645,9 @@ s_options(bench_t *b, int argc, char **argv)
         if (strcmp(a, "--url") == 0) {
             url = v;
         } else if (strcmp(a, "--mode") == 0) {
-            const char *names[] = {"sync", "async", "stream", "idle", "nats"};
             int m = -1;
-            for (int k = 0; k < 5; k++) {
-                m = strcmp(v, names[k]) == 0 ? k : m;
+            for (int k = 0; k < MODE_COUNT; k++) {
+                m = strcmp(v, s_mode_names[k]) == 0 ? k : m;
             }
             if (m < 0) {
                 return false;
@@ -636,8 +677,9 @@ s_options(bench_t *b, int argc, char **argv)
             return false;
         }
     }
+    // Longer args would not fit s_request's buffer (and nothing would ever be sent).
     return url && s_parse_url(b, url) && b->connections > 0 && b->inflight > 0 &&
-           b->inflight < RING / 2 && b->duration > 0;
+           b->inflight < RING / 2 && b->duration > 0 && strlen(b->args) <= 1024;
 }
 
 static void
@@ -659,12 +701,11 @@ s_report(bench_t *b, double elapsed, int64_t cpu_us, int64_t gw_cpu_us, int64_t 
     for (int i = 0; i < MAX_ERRORS; i++) {
         errors += b->errors[i].count;
     }
-    const char *mode_names[] = {"sync", "async", "stream", "idle", "nats"};
-    printf("mode %s, %d connections x %d in flight, %.1f s%s\n", mode_names[b->mode],
+    printf("mode %s, %d connections x %d in flight, %.1f s%s\n", s_mode_names[b->mode],
            b->connections, b->inflight, elapsed, b->rate > 0 ? ", open loop" : "");
     printf("  requests %llu, %.0f/s; ready connections %d\n", (unsigned long long) b->done, tput,
            b->ready);
-    if (b->mode == MODE_STREAM) {
+    if (s_is_stream(b)) {
         printf("  stream chunks %llu, %.0f/s\n", (unsigned long long) b->chunks,
                elapsed > 0 ? (double) b->chunks / elapsed : 0);
     }
@@ -689,7 +730,7 @@ s_report(bench_t *b, double elapsed, int64_t cpu_us, int64_t gw_cpu_us, int64_t 
     printf("{\"mode\":\"%s\",\"connections\":%d,\"inflight\":%d,\"duration_s\":%.3f,"
            "\"open_loop_rate\":%.1f,\"requests\":%llu,\"throughput\":%.1f,\"chunks\":%llu,"
            "\"chunks_per_s\":%.1f,\"ready\":%d,\"latency_us\":{",
-           mode_names[b->mode], b->connections, b->inflight, elapsed, b->rate,
+           s_mode_names[b->mode], b->connections, b->inflight, elapsed, b->rate,
            (unsigned long long) b->done, tput, (unsigned long long) b->chunks,
            elapsed > 0 ? (double) b->chunks / elapsed : 0, b->ready);
     for (int i = 0; i < 5; i++) {
@@ -722,6 +763,7 @@ main(int argc, char **argv)
                  .function = "get_user",
                  .args = "{\"user_id\":\"1\"}",
                  .subject = "user_service.get_user",
+                 .pid = (int) getpid(),
                  .mask = 0x9e3779b9u};
     if (!s_options(&b, argc, argv)) {
         s_usage();

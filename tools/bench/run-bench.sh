@@ -56,7 +56,10 @@ pids+=("$!")
 nats_pid=$!
 nats_client=$(wait_line "$work/nats.log" "Listening for client connections on" | sed -E 's/.* on ([0-9.]+:[0-9]+).*/\1/')
 nats_ws=$(wait_line "$work/nats.log" "Listening for websocket clients on" | sed -E 's/.* on ws:\/\/([0-9.]+:[0-9]+).*/\1/')
-"$BIN/genapi-nats-responder" "nats://$nats_client" user_service.get_user >"$work/responder.out" &
+# One responder serves both peers: get_user (scenarios 1-4) and, on test_service.count, streams
+# of N chunks like genapi's test_service.count (scenario 5).
+"$BIN/genapi-nats-responder" "nats://$nats_client" user_service.get_user --stream test_service.count \
+    >"$work/responder.out" &
 pids+=("$!")
 wait_line "$work/responder.out" "^READY" >/dev/null
 
@@ -98,7 +101,10 @@ median() {
     sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'
 }
 
-# pair SCENARIO GENAPI_ARGS -- NATS_ARGS: alternating runs; medians of each figure.
+# pair SCENARIO GENAPI_ARGS -- NATS_ARGS: alternating runs; medians of each figure. The NATS
+# side runs in mode nats unless NATS_ARGS names another (the last --mode wins). With SETTLE=S,
+# waits S seconds after each run: a stream run ends with streams still being sent (NATS has no
+# cancel: the responder finishes every stream it started), which must not load the next run.
 declare -A result
 pair() {
     local scenario="$1"
@@ -109,7 +115,9 @@ pair() {
     n_args=("$@")
     for i in $(seq 1 "$PAIRS"); do
         run "$scenario-g$i" --url "$GENAPI_URL" --gateway-pid "$gateway_pid" "${g_args[@]}"
+        sleep "${SETTLE:-0}"
         run "$scenario-n$i" --url "$NATS_URL" --mode nats --gateway-pid "$nats_pid" "${n_args[@]}"
+        sleep "${SETTLE:-0}"
     done
 }
 med() { # med SCENARIO SIDE EXPR
@@ -124,8 +132,10 @@ half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
 pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
 run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
 run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
-run s5a --url "$GENAPI_URL" --mode stream --service test_service --function count --args '{"n":1000}' --connections 1 --duration "$SECS"
-run s5b --url "$GENAPI_URL" --mode stream --service test_service --function count --args '{"n":1000}' --connections 100 --duration "$SECS"
+stream_g=(--mode stream --service test_service --function count --args '{"n":1000}' --duration "$SECS")
+stream_n=(--mode nats-stream --subject test_service.count --args '{"n":1000}' --duration "$SECS")
+SETTLE=1 pair s5a "${stream_g[@]}" --connections 1 -- "${stream_n[@]}" --connections 1
+SETTLE=1 pair s5b "${stream_g[@]}" --connections 100 -- "${stream_n[@]}" --connections 100
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
@@ -142,8 +152,8 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
     row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
     row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
-    printf '| 5: stream chunks/s, 1 stream | %s | n/a | n/a |\n' "$(field "$work/s5a.json" chunks_per_s)"
-    printf '| 5: stream chunks/s, 100 streams | %s | n/a | n/a |\n' "$(field "$work/s5b.json" chunks_per_s)"
+    row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
+    row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"
     echo
-    echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
 } | tee "$BIN/../bench-results.txt"

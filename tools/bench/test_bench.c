@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-// genapi-bench's own arithmetic and framing: nearest-rank percentiles, and WebSocket frames
-// encoded and decoded at every length boundary.
+// genapi-bench's own arithmetic and framing: nearest-rank percentiles, WebSocket frames
+// encoded and decoded at every length boundary, NATS protocol text cut anywhere, and the
+// stream convention shared with genapi-nats-responder.
+#include "bench_nats.h"
 #include "bench_stats.h"
 #include "bench_ws.h"
 
@@ -8,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +133,165 @@ test_ws_handshake_request_and_response(void **state)
     assert_int_equal(bench_ws_handshake_done(refused, strlen(refused), &used), -1);
 }
 
+static void
+test_nats_parse_operations(void **state)
+{
+    (void) state;
+    const char text[] = "INFO {\"server_id\":\"x\"}\r\n"
+                        "MSG _INBOX.3.42 1 7\r\n{\"i\":1}\r\n"
+                        "MSG\t_INBOX.3.43  1 reply.to 4\r\na\r\nb\r\n" // CRLF in a payload
+                        "PING\r\n"
+                        "PONG\r\n"
+                        "-ERR 'Maximum Payload Violation'\r\n"
+                        "+OK\r\n";
+    size_t len = sizeof text - 1;
+    size_t off = 0;
+    bench_nats_op_t op;
+    long n = bench_nats_parse(text + off, len - off, &op);
+    assert_int_equal(op.kind, BENCH_NATS_OTHER);
+    off += (size_t) n;
+    n = bench_nats_parse(text + off, len - off, &op);
+    assert_int_equal(op.kind, BENCH_NATS_MSG);
+    assert_int_equal(n, strlen("MSG _INBOX.3.42 1 7\r\n{\"i\":1}\r\n"));
+    assert_int_equal(op.subject_len, strlen("_INBOX.3.42"));
+    assert_memory_equal(op.subject, "_INBOX.3.42", op.subject_len);
+    assert_int_equal(bench_nats_subject_ref(op.subject, op.subject_len), 42);
+    assert_int_equal(op.payload_len, 7);
+    assert_memory_equal(op.payload, "{\"i\":1}", 7);
+    off += (size_t) n;
+    n = bench_nats_parse(text + off, len - off, &op);
+    assert_int_equal(op.kind, BENCH_NATS_MSG);
+    assert_int_equal(bench_nats_subject_ref(op.subject, op.subject_len), 43);
+    assert_int_equal(op.payload_len, 4);
+    assert_memory_equal(op.payload, "a\r\nb", 4);
+    off += (size_t) n;
+    bench_nats_kind_t rest[] = {BENCH_NATS_PING, BENCH_NATS_PONG, BENCH_NATS_ERR, BENCH_NATS_OTHER};
+    for (size_t i = 0; i < 4; i++) {
+        n = bench_nats_parse(text + off, len - off, &op);
+        assert_true(n > 0);
+        assert_int_equal(op.kind, rest[i]);
+        off += (size_t) n;
+    }
+    assert_int_equal(off, len);
+    assert_int_equal(bench_nats_parse(text, 0, &op), 0);
+
+    // Malformed: too few fields, a byte count that is not a number, a payload without its
+    // CRLF, a line longer than any the server sends.
+    const char *bad[] = {"MSG a 1\r\n", "MSG a 1 x7\r\n{\"i\":1}\r\n", "MSG a 1 2 3 4\r\n",
+                         "MSG a 1 2\r\nabcd\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(bench_nats_parse(bad[i], strlen(bad[i]), &op), -1);
+    }
+    char *long_line = malloc(BENCH_NATS_MAX_LINE + 10);
+    memset(long_line, 'x', BENCH_NATS_MAX_LINE + 10);
+    assert_int_equal(bench_nats_parse(long_line, BENCH_NATS_MAX_LINE + 1, &op), 0);
+    assert_int_equal(bench_nats_parse(long_line, BENCH_NATS_MAX_LINE + 10, &op), -1);
+    free(long_line);
+
+    assert_int_equal(bench_nats_subject_ref("_INBOX.0.", 9), 0);
+    assert_int_equal(bench_nats_subject_ref("nodot", 5), 0);
+    assert_int_equal(bench_nats_subject_ref("_INBOX.0.1x", 11), 0);
+    assert_int_equal(bench_nats_subject_ref("_INBOX.17.18446744073709551615", 30),
+                     UINT64_MAX);
+}
+
+static void
+test_nats_message_incomplete_at_every_cut(void **state)
+{
+    (void) state;
+    const char msg[] = "MSG _INBOX.0.7 1 22\r\n{\"i\":1000,\"last\":true}\r\n";
+    size_t len = sizeof msg - 1;
+    bench_nats_op_t op;
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_equal(bench_nats_parse(msg, cut, &op), 0);
+    }
+    assert_int_equal(bench_nats_parse(msg, len, &op), (long) len);
+    assert_true(bench_nats_stream_is_last(op.payload, op.payload_len));
+}
+
+// A stream as the server sends it, delivered in pieces of every size from 1 to 97 bytes the
+// way genapi-bench receives it (appended to the text kept from earlier frames): every message
+// is seen once, in order, and only the last is marked last.
+static void
+test_nats_stream_across_frames(void **state)
+{
+    (void) state;
+    enum { N = 300 };
+    char *wire = malloc(N * 64);
+    size_t wire_len = 0;
+    for (long long i = 1; i <= N; i++) {
+        char chunk[64];
+        size_t clen = bench_nats_stream_chunk(chunk, sizeof chunk, i, N);
+        assert_true(clen > 0);
+        wire_len += (size_t) sprintf(wire + wire_len, "MSG _INBOX.5.9 1 %zu\r\n%.*s\r\n", clen,
+                                     (int) clen, chunk);
+    }
+    char *text = malloc(wire_len);
+    for (size_t piece = 1; piece < 98; piece++) {
+        size_t text_len = 0;
+        long long seen = 0;
+        int lasts = 0;
+        for (size_t sent = 0; sent < wire_len;) {
+            size_t take = wire_len - sent < piece ? wire_len - sent : piece;
+            memcpy(text + text_len, wire + sent, take);
+            text_len += take;
+            sent += take;
+            size_t off = 0;
+            bench_nats_op_t op;
+            long used;
+            while ((used = bench_nats_parse(text + off, text_len - off, &op)) > 0) {
+                assert_int_equal(op.kind, BENCH_NATS_MSG);
+                assert_int_equal(bench_nats_subject_ref(op.subject, op.subject_len), 9);
+                char expect[64];
+                size_t elen = bench_nats_stream_chunk(expect, sizeof expect, ++seen, N);
+                assert_int_equal(op.payload_len, elen);
+                assert_memory_equal(op.payload, expect, elen);
+                lasts += bench_nats_stream_is_last(op.payload, op.payload_len);
+                off += (size_t) used;
+            }
+            assert_int_equal(used, 0);
+            memmove(text, text + off, text_len - off);
+            text_len -= off;
+        }
+        assert_int_equal(seen, N);
+        assert_int_equal(lasts, 1);
+        assert_int_equal(text_len, 0);
+    }
+    free(text);
+    free(wire);
+}
+
+static void
+test_nats_stream_convention(void **state)
+{
+    (void) state;
+    const char *good[] = {"{\"n\":1000}", "{ \"n\" : 5 }", "{\"x\":\"n\",\"n\":3}",
+                          "{\"n\":1000000000}"};
+    long long want[] = {1000, 5, 3, 1000000000};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(bench_nats_stream_n(good[i], strlen(good[i])), want[i]);
+    }
+    const char *bad[] = {"{}", "{\"n\":0}", "{\"n\":-1}", "{\"n\":1.5}", "{\"n\":1e3}",
+                         "{\"n\":\"7\"}", "{\"n\":1000000001}", "{\"name\":4}", "{\"n\":"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(bench_nats_stream_n(bad[i], strlen(bad[i])), 0);
+    }
+    // Only part of the payload is read: a length that stops before the digits finds nothing.
+    assert_int_equal(bench_nats_stream_n("{\"n\":12}", 5), 0);
+
+    char out[64];
+    assert_int_equal(bench_nats_stream_chunk(out, sizeof out, 1, 3), 7);
+    assert_memory_equal(out, "{\"i\":1}", 7);
+    assert_false(bench_nats_stream_is_last(out, 7));
+    size_t n = bench_nats_stream_chunk(out, sizeof out, 3, 3);
+    assert_string_equal(out, "{\"i\":3,\"last\":true}");
+    assert_true(bench_nats_stream_is_last(out, n));
+    assert_false(bench_nats_stream_is_last(out, n - 2)); // ..."last":tru
+    assert_int_equal(bench_nats_stream_chunk(out, 8, 1000, 1000), 0);
+    assert_true(bench_nats_stream_is_last(BENCH_NATS_STREAM_BAD_REQUEST,
+                                          strlen(BENCH_NATS_STREAM_BAD_REQUEST)));
+}
+
 int
 main(void)
 {
@@ -137,6 +299,10 @@ main(void)
         cmocka_unit_test(test_stats_percentiles_by_nearest_rank),
         cmocka_unit_test(test_ws_frames_round_trip_at_length_boundaries),
         cmocka_unit_test(test_ws_handshake_request_and_response),
+        cmocka_unit_test(test_nats_parse_operations),
+        cmocka_unit_test(test_nats_message_incomplete_at_every_cut),
+        cmocka_unit_test(test_nats_stream_across_frames),
+        cmocka_unit_test(test_nats_stream_convention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
