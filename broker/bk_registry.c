@@ -299,3 +299,18 @@ bk_registry_failed_count(const bk_registry_t *self)
 {
     return zlist_size(self->failed);
 }
+
+ga_value_t
+bk_registry_failed_list(bk_registry_t *self, ga_arena_t *arena)
+{
+    ga_value_t list = ga_array(arena, (uint32_t) zlist_size(self->failed));
+    for (failed_t *f = zlist_first(self->failed); f; f = zlist_next(self->failed)) {
+        ga_value_t m = ga_map(arena, 4);
+        ga_map_put(&m, arena, "service", ga_str_dup(arena, f->service, strlen(f->service)));
+        ga_map_put(&m, arena, "function", ga_str_dup(arena, f->function, strlen(f->function)));
+        ga_map_put(&m, arena, "reason", ga_str_dup(arena, f->reason, strlen(f->reason)));
+        ga_map_put(&m, arena, "at_ms", ga_int(f->at_wall_ms));
+        ga_array_push(&list, arena, m);
+    }
+    return list;
+}

@@ -76,5 +76,7 @@ size_t bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, 
 size_t bk_registry_function_count(const bk_registry_t *self);
 size_t bk_registry_worker_count(const bk_registry_t *self);
 size_t bk_registry_failed_count(const bk_registry_t *self);
+// The failed-configs list, oldest first: [{service, function, reason, at_ms (wall clock)}].
+ga_value_t bk_registry_failed_list(bk_registry_t *self, ga_arena_t *arena);
 
 #endif

@@ -174,6 +174,29 @@ test_broker_routes_call_and_maps_ids_both_ways(void **state)
     assert_int_equal(stats.late_replies, 1);
 }
 
+// An operator sees each refused config, with its reason, in the admin status.
+static void
+test_broker_lists_failed_configs_in_status(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_register_worker(f);
+    s_send_json(f, f->gateway, GA_CMD_ADMIN, "{\"op\":\"status\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "functions", -1), 1);
+    const ga_value_t *failed = ga_map_get(&f->msg.value, "failed_configs");
+    assert_non_null(failed);
+    assert_int_equal(failed->type, GA_ARRAY);
+    assert_int_equal(failed->len, 1);
+    const ga_value_t *entry = &failed->u.items[0];
+    assert_string_equal(ga_map_get_str(entry, "service"), "test_service");
+    assert_string_equal(ga_map_get_str(entry, "function"), "bad");
+    assert_non_null(strstr(ga_map_get_str(entry, "reason"), "timeout"));
+    assert_true(ga_map_get_int(entry, "at_ms", 0) > 0);
+    s_stop(f);
+}
+
 static void
 test_broker_answers_unknown_function_and_missing_worker(void **state)
 {
@@ -295,6 +318,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_routes_call_and_maps_ids_both_ways),
+        cmocka_unit_test(test_broker_lists_failed_configs_in_status),
         cmocka_unit_test(test_broker_answers_unknown_function_and_missing_worker),
         cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),
         cmocka_unit_test(test_broker_times_out_a_call_the_worker_never_answers),
