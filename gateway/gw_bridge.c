@@ -40,6 +40,7 @@ struct gw_bridge_t {
     gw_result_fn *on_result;       // result callback
     gw_registry_fn *on_registry;   // registry callback
     gw_stream_fn *on_stream;       // stream callback
+    gw_accept_fn *on_accept;       // checked async/stream call allowed and sent
     void *arg;                     // callbacks' argument
     void *zctx;                    // libzmq context (owned)
     void *dealer;                  // DEALER to the broker
@@ -227,6 +228,12 @@ void
 gw_bridge_on_stream(gw_bridge_t *self, gw_stream_fn *on_stream)
 {
     self->on_stream = on_stream;
+}
+
+void
+gw_bridge_on_accept(gw_bridge_t *self, gw_accept_fn *on_accept)
+{
+    self->on_accept = on_accept;
 }
 
 uint64_t
@@ -417,6 +424,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         ga_buf_init(&p->held);
     }
     s_route_copy(p, route);
+    p->route.checking = check != NULL;
     p->next_seq = 1;
     if (check) {
         p->held_id = ++self->next_id;
@@ -569,9 +577,13 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
             return;
         }
         ga_buf_reset(&p->held);
+        p->route.checking = false;
         if (p->route.type == GA_RESP_NONE) {
             s_release(self, p); // allowed and sent: nothing more will come back
             return;
+        }
+        if (p->route.type != GA_RESP_SYNC && self->on_accept) {
+            self->on_accept(self->arg, &p->route);
         }
         s_track(self, p, p->held_id, p->held_timeout_ms);
         return;

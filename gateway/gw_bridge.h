@@ -37,6 +37,7 @@ typedef struct {
     const char *ref;         // the push's ref (NULL for null)
     const char *topic;       // channel topic
     const char *request_id;  // client's request id
+    bool checking;           // a worker permission callback is deciding: nothing acknowledged yet
 } gw_route_t;
 
 // Called with the RESULT body for each call (for timeouts and broker loss, a synthesized body
@@ -45,6 +46,10 @@ typedef void(gw_result_fn)(void *arg, const gw_route_t *route, const ga_value_t 
 // Called for each message of a stream, in order: `body` is {kind, data | error} with kind
 // chunk, last, end or error. After any kind but chunk the stream is over.
 typedef void(gw_stream_fn)(void *arg, const gw_route_t *route, const ga_value_t *body);
+// Called when a worker permission callback allowed an async or stream call and the call was
+// sent: the moment to acknowledge it (before, the client could be told "accepted" and then
+// "Permission denied").
+typedef void(gw_accept_fn)(void *arg, const gw_route_t *route);
 // Called after a SNAPSHOT or UPDATE has been applied to the pipeline.
 typedef void(gw_registry_fn)(void *arg, bool snapshot);
 
@@ -55,6 +60,8 @@ gw_bridge_t *gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipelin
                            gw_result_fn *on_result, gw_registry_fn *on_registry, void *arg);
 // Sets the stream callback (streams are refused until one is set).
 void gw_bridge_on_stream(gw_bridge_t *self, gw_stream_fn *on_stream);
+// Sets the callback for permission-checked async and stream calls once allowed and sent.
+void gw_bridge_on_accept(gw_bridge_t *self, gw_accept_fn *on_accept);
 // Answers nothing more: calls still in flight are dropped silently (the process is stopping).
 void gw_bridge_destroy(gw_bridge_t **self_p);
 // Creates the socket, connects and says HELLO. GA_EIO when the endpoint is unusable.

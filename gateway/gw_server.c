@@ -265,6 +265,17 @@ s_route_conn(gw_server_t *self, const gw_route_t *route)
     return conn;
 }
 
+// The acknowledgement of an accepted async call or a started stream.
+static gw_response_t
+s_ack(const char *request_id, ga_resp_t type)
+{
+    return (gw_response_t){.request_id = request_id,
+                           .kind = GW_KIND_ACK,
+                           .success = true,
+                           .async = true,
+                           .has_more = type == GA_RESP_STREAM};
+}
+
 static void
 s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
@@ -280,15 +291,32 @@ s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
     if (conn == NULL) {
         return;
     }
+    if (route->type == GA_RESP_NONE) {
+        return; // fire and forget: a denial by a permission callback is not heard either
+    }
     gw_response_t resp;
     gw_pipeline_result(self->pipeline, body, route->request_id, &resp);
-    if (route->type == GA_RESP_SYNC) {
+    if (route->type == GA_RESP_SYNC || route->checking) {
+        // A sync answer, or a permission callback's denial before any acknowledgement.
         s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
     } else {
         // Acknowledged already: the outcome is a push (an error inside a stream is async).
         resp.async = route->type == GA_RESP_STREAM && resp.kind == GW_KIND_ERROR;
         s_push(self, conn, route->join_ref, route->topic, &resp);
     }
+}
+
+// A permission callback allowed an async or stream call and it was sent: acknowledge it now.
+static void
+s_on_accept(void *arg, const gw_route_t *route)
+{
+    gw_server_t *self = arg;
+    gw_conn_t *conn = s_route_conn(self, route);
+    if (conn == NULL) {
+        return;
+    }
+    gw_response_t resp = s_ack(route->request_id, route->type);
+    s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
 }
 
 static void
@@ -397,13 +425,10 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (rc != GA_OK) {
         gw_response_error(&resp, call.request_id, "Too many requests in flight", true);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
-    } else if (call.response_type != GA_RESP_SYNC) {
-        // async: accepted, the result follows as a push; stream: started, chunks follow.
-        resp = (gw_response_t){.request_id = call.request_id,
-                               .kind = GW_KIND_ACK,
-                               .success = true,
-                               .async = true,
-                               .has_more = call.response_type == GA_RESP_STREAM};
+    } else if (call.response_type != GA_RESP_SYNC && call.permission_callback == NULL) {
+        // async: accepted, the result follows as a push; stream: started, chunks follow. With
+        // a permission callback the acknowledgement waits for its answer (s_on_accept).
+        resp = s_ack(call.request_id, call.response_type);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
     s_bridge_kick(self);
@@ -738,6 +763,7 @@ gw_server_new(const gw_config_t *cfg)
     self->cfg = cfg;
     self->pipeline = gw_pipeline_new(&cfg->pipeline);
     self->bridge = gw_bridge_new(&cfg->bridge, self->pipeline, s_on_result, s_on_registry, self);
+    gw_bridge_on_accept(self->bridge, s_on_accept);
     gw_bridge_on_stream(self->bridge, s_on_stream);
     self->auth = gw_auth_new(&cfg->auth);
     self->conns = ga_idmap_new();

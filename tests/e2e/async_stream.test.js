@@ -157,3 +157,49 @@ test('none: the worker runs it, the client never receives anything', async () =>
     await stack.stop();
   }
 });
+
+test('a permission callback decides before any ack: async, stream and none', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const svc = { service: 'test_service' };
+
+    // Denied: the reply is the denial itself, never an ack first, and nothing is pushed.
+    let r = await call(channel, { ...svc, request_id: 'ad', request_type: 'guarded_async', args: { value: 'closed' } });
+    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied']);
+    r = await call(channel, { ...svc, request_id: 'sd', request_type: 'guarded_stream', args: { value: 'closed', n: 3 } });
+    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied']);
+
+    // Allowed: the ack, then the result (async) or the chunks (stream).
+    r = await call(channel, { ...svc, request_id: 'aa', request_type: 'guarded_async', args: { value: 'open' } });
+    assert.deepEqual([r.kind, r.async], ['ack', true]);
+    let pushes = await waitForPushes(channel, (p) => of('aa')(p).some((x) => x.kind === 'result'), 5000);
+    assert.deepEqual(of('aa')(pushes).find((x) => x.kind === 'result').result, { value: 'open' });
+    r = await call(channel, { ...svc, request_id: 'sa', request_type: 'guarded_stream', args: { value: 'open', n: 3 } });
+    assert.deepEqual([r.kind, r.has_more], ['ack', true]);
+    pushes = await waitForPushes(channel, ended('sa'), 5000);
+    assert.equal(of('sa')(pushes).filter((x) => x.kind === 'chunk' || x.kind === 'last').length, 3);
+
+    // none: silence either way; only the allowed call runs.
+    let replied = false;
+    for (const [id, value] of [['nd', 'closed'], ['na', 'open']]) {
+      channel.push('api', { ...svc, request_id: id, request_type: 'guarded_fire', args: { value } }, 1500)
+        .receive('ok', () => { replied = true; })
+        .receive('error', () => { replied = true; });
+    }
+    await stack.workers[0].waitForLine(/^FIRED open$/, 3000);
+    r = await call(channel, { ...svc, request_id: 'after', request_type: 'echo', args: { value: 1 } });
+    assert.equal(r.success, true);
+    assert.equal(replied, false);
+    assert.ok(!stack.workers[0].lines.some((l) => l === 'FIRED closed'));
+    // Denied calls: at most the copy of the denial (delivery "both"), never an ack or a result.
+    assert.deepEqual(channel.pushes.filter((p) => ['ad', 'sd'].includes(p.request_id)).map((p) => p.kind)
+      .filter((k) => k !== 'error'), []);
+    assert.deepEqual(channel.pushes.filter((p) => ['nd', 'na'].includes(p.request_id)), []);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void
 s_sleep(wk_request_t *req, void *ctx)
@@ -163,6 +164,17 @@ s_fire(wk_request_t *req, void *ctx)
     wk_reply(req, wk_str(req, "nobody hears this"));
 }
 
+// A permission callback: allows a call whose `value` argument is "open". Slow on purpose
+// (200 ms), so that anything sent before its answer would be seen first by a client.
+static void
+s_guard(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    usleep(200 * 1000);
+    const char *value = wk_value_str(wk_value_get(wk_arg(req, "args"), "value"));
+    wk_reply(req, wk_bool(req, value && strcmp(value, "open") == 0));
+}
+
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
@@ -177,6 +189,14 @@ static const wk_function_t s_functions[] = {
      .args = "ms:num", .handler = s_sleep},
     {.request_type = "fire", .response_type = "none", .args = "value:any", .handler = s_fire},
     {.request_type = "whoami", .check_permission = "any_authenticated", .handler = s_whoami},
+    {.request_type = "guard", .handler = s_guard},
+    {.request_type = "guarded_async", .response_type = "async", .args = "value:any",
+     .permission_callback = "test_service.guard", .handler = s_echo},
+    {.request_type = "guarded_stream", .response_type = "stream", .timeout_ms = 60000,
+     .args = "value:any, n:num, interval_ms:num(default=0)",
+     .permission_callback = "test_service.guard", .handler = s_count},
+    {.request_type = "guarded_fire", .response_type = "none", .args = "value:any",
+     .permission_callback = "test_service.guard", .handler = s_fire},
 };
 
 static const wk_service_t s_service = {
