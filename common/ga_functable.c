@@ -60,38 +60,68 @@ s_base_key(char *buf, size_t len, const char *service, const char *request_type)
     snprintf(buf, len, "%s\x1f%s", service, request_type);
 }
 
+// Compares dot-separated identifiers of [a, a_end) and [b, b_end): numbers numerically and
+// below text, text in ASCII order; when one list is a prefix of the other, the shorter is lower.
+static int
+s_ident_cmp(const char *a, const char *a_end, const char *b, const char *b_end)
+{
+    while (a < a_end && b < b_end) {
+        size_t la = strcspn(a, ".");
+        size_t lb = strcspn(b, ".");
+        la = la < (size_t) (a_end - a) ? la : (size_t) (a_end - a);
+        lb = lb < (size_t) (b_end - b) ? lb : (size_t) (b_end - b);
+        bool na = la > 0 && strspn(a, "0123456789") >= la;
+        bool nb = lb > 0 && strspn(b, "0123456789") >= lb;
+        int c;
+        if (na && nb) {
+            // Numeric: skip leading zeros, then the longer number is larger.
+            while (la > 1 && *a == '0') {
+                a++;
+                la--;
+            }
+            while (lb > 1 && *b == '0') {
+                b++;
+                lb--;
+            }
+            c = la != lb ? (la < lb ? -1 : 1) : memcmp(a, b, la);
+        } else if (na != nb) {
+            c = na ? -1 : 1;
+        } else {
+            c = memcmp(a, b, la < lb ? la : lb);
+            if (c == 0 && la != lb) {
+                c = la < lb ? -1 : 1;
+            }
+        }
+        if (c != 0) {
+            return c < 0 ? -1 : 1;
+        }
+        a += la;
+        b += lb;
+        a += a < a_end && *a == '.';
+        b += b < b_end && *b == '.';
+    }
+    return a < a_end ? 1 : b < b_end ? -1 : 0;
+}
+
 int
 ga_version_cmp(const char *a, const char *b)
 {
-    while (*a || *b) {
-        char *ea, *eb;
-        unsigned long na = strtoul(a, &ea, 10);
-        unsigned long nb = strtoul(b, &eb, 10);
-        if (ea != a && eb != b) {
-            if (na != nb) {
-                return na < nb ? -1 : 1;
-            }
-            a = ea;
-            b = eb;
-        } else {
-            // Non-numeric parts compare as text up to the next dot.
-            size_t la = strcspn(a, ".");
-            size_t lb = strcspn(b, ".");
-            int c = strncmp(a, b, la < lb ? la : lb);
-            if (c != 0 || la != lb) {
-                return c != 0 ? c : (la < lb ? -1 : 1);
-            }
-            a += la;
-            b += lb;
-        }
-        if (*a == '.') {
-            a++;
-        }
-        if (*b == '.') {
-            b++;
-        }
+    // Build metadata (after '+') does not take part; a pre-release (after the first '-')
+    // ranks below its release: 1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-beta < 1.0.0.
+    const char *a_end = a + strcspn(a, "+");
+    const char *b_end = b + strcspn(b, "+");
+    const char *a_pre = a + strcspn(a, "-+");
+    const char *b_pre = b + strcspn(b, "-+");
+    int c = s_ident_cmp(a, a_pre, b, b_pre);
+    if (c != 0) {
+        return c;
     }
-    return 0;
+    bool ha = a_pre < a_end;
+    bool hb = b_pre < b_end;
+    if (ha != hb) {
+        return ha ? -1 : 1;
+    }
+    return ha ? s_ident_cmp(a_pre + 1, a_end, b_pre + 1, b_end) : 0;
 }
 
 // Recomputes the resolved config for (service, request_type).

@@ -36,8 +36,9 @@ void ga_functable_each(const ga_functable_t *self, void (*fn)(const ga_funcfg_t 
 // The key string for a config ("service\x1frequest_type\x1fversion"), written into buf.
 void ga_functable_key(char *buf, size_t len, const char *service, const char *request_type,
                       const char *version);
-// Compares two version strings in semantic-version order (numeric dot-separated parts, then
-// text); returns <0, 0 or >0.
+// Compares two version strings in semantic-version precedence: dot-separated parts, numbers
+// numerically and below text; a pre-release ("-beta") below its release; build metadata ("+x")
+// ignored; "1" < "1.0" (a missing part ranks lower). Returns <0, 0 or >0.
 int ga_version_cmp(const char *a, const char *b);
 
 #endif

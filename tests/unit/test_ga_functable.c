@@ -364,7 +364,7 @@ test_version_cmp_prerelease_is_consistent_and_antisymmetric(void **state)
     (void) state;
     int ab = ga_version_cmp("1.0.0-beta", "1.0.0");
     int ba = ga_version_cmp("1.0.0", "1.0.0-beta");
-    assert_true(ab != 0);
+    assert_true(ab < 0); // a pre-release ranks below its release
     assert_int_equal(s_sign(ab), -s_sign(ba));
     // Repeated calls agree.
     assert_int_equal(s_sign(ga_version_cmp("1.0.0-beta", "1.0.0")), s_sign(ab));
@@ -411,6 +411,41 @@ test_version_cmp_sorts_a_release_sequence(void **state)
     }
 }
 
+// semver.org's precedence example, plus build metadata and leading zeros.
+static void
+test_version_cmp_follows_semver_precedence(void **state)
+{
+    (void) state;
+    const char *seq[] = {"1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
+                         "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1-rc.1",
+                         "1.0.1"};
+    size_t n = sizeof seq / sizeof seq[0];
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) {
+            int c = s_sign(ga_version_cmp(seq[i], seq[j]));
+            int want = i < j ? -1 : (i > j ? 1 : 0);
+            if (c != want) {
+                fail_msg("cmp(%s, %s) = %d, want %d", seq[i], seq[j], c, want);
+            }
+        }
+    }
+    assert_int_equal(ga_version_cmp("1.0.0+build.5", "1.0.0"), 0);
+    assert_int_equal(ga_version_cmp("1.0.0-rc.1+b7", "1.0.0-rc.1"), 0);
+    assert_int_equal(ga_version_cmp("1.01.0", "1.1.0"), 0);
+    assert_true(ga_version_cmp("1.0.0-rc.1+b7", "1.0.0+a") < 0);
+}
+
+static void
+test_functable_resolve_prefers_a_release_over_its_prerelease(void **state)
+{
+    ga_functable_t *t = *state;
+    s_put_version(t, "2.0.0-beta", false);
+    s_put_version(t, "1.0.0", false);
+    assert_string_equal(ga_functable_resolve(t, "s", "f", NULL)->version, "2.0.0-beta");
+    s_put_version(t, "2.0.0", false);
+    assert_string_equal(ga_functable_resolve(t, "s", "f", NULL)->version, "2.0.0");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 int
@@ -442,6 +477,8 @@ main(void)
         cmocka_unit_test(test_version_cmp_prerelease_is_consistent_and_antisymmetric),
         cmocka_unit_test(test_version_cmp_is_antisymmetric_over_many_pairs),
         cmocka_unit_test(test_version_cmp_sorts_a_release_sequence),
+        cmocka_unit_test(test_version_cmp_follows_semver_precedence),
+        T(test_functable_resolve_prefers_a_release_over_its_prerelease),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
