@@ -12,19 +12,9 @@
 
 #include <cmocka.h>
 
-#define N_IDS 10000
+#include "test_rand.h"
 
-// A small deterministic generator (xorshift64*), so failures reproduce.
-static uint64_t
-s_rand(uint64_t *seed)
-{
-    uint64_t x = *seed;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *seed = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
+#define N_IDS 10000
 
 static int
 s_setup(void **state)
@@ -144,7 +134,7 @@ test_idmap_sequential_ids_with_random_deletions_match_oracle(void **state)
     uint64_t seed = 0x9E3779B97F4A7C15ULL;
     for (int round = 0; round < 3; round++) {
         for (int k = 0; k < N_IDS / 2; k++) {
-            size_t i = (size_t) (s_rand(&seed) % N_IDS);
+            size_t i = (size_t) (test_rand(&seed) % N_IDS);
             void *want = o.live[i] ? (void *) &o.vals[i] : NULL;
             assert_ptr_equal(ga_idmap_take(m, o.ids[i]), want);
             if (o.live[i]) {
@@ -155,7 +145,7 @@ test_idmap_sequential_ids_with_random_deletions_match_oracle(void **state)
         s_check(m, &o);
         // Put back a random part of what is gone.
         for (size_t i = 0; i < N_IDS; i++) {
-            if (!o.live[i] && s_rand(&seed) % 3 == 0) {
+            if (!o.live[i] && test_rand(&seed) % 3 == 0) {
                 ga_idmap_put(m, o.ids[i], &o.vals[i]);
                 o.live[i] = true;
                 o.n_live++;
@@ -174,7 +164,7 @@ test_idmap_random_ids_with_random_deletions_match_oracle(void **state)
     uint64_t seed = 12345;
     // xorshift64* never repeats an output within its period and never yields 0.
     for (size_t i = 0; i < N_IDS; i++) {
-        o.ids[i] = s_rand(&seed);
+        o.ids[i] = test_rand(&seed);
         assert_true(o.ids[i] != 0);
     }
     // Interleave puts and takes so deletions happen at every table size.
@@ -183,7 +173,7 @@ test_idmap_random_ids_with_random_deletions_match_oracle(void **state)
         o.live[i] = true;
         o.n_live++;
         if (i % 4 == 3) {
-            size_t victim = (size_t) (s_rand(&seed) % (i + 1));
+            size_t victim = (size_t) (test_rand(&seed) % (i + 1));
             void *want = o.live[victim] ? (void *) &o.vals[victim] : NULL;
             assert_ptr_equal(ga_idmap_take(m, o.ids[victim]), want);
             if (o.live[victim]) {
@@ -220,7 +210,7 @@ test_idmap_any_single_deletion_keeps_all_other_entries_findable(void **state)
     for (int trial = 0; trial < TRIALS; trial++) {
         uint64_t ids[N];
         for (int i = 0; i < N; i++) {
-            ids[i] = s_rand(&seed); // distinct and non-zero (see s_rand)
+            ids[i] = test_rand(&seed); // distinct and non-zero (see s_rand)
         }
         for (int victim = 0; victim < N; victim++) {
             ga_idmap_t *m = ga_idmap_new();

@@ -12,19 +12,9 @@
 
 #include <cmocka.h>
 
-#define N_RANDOM 10000
+#include "test_rand.h"
 
-// A small deterministic generator (xorshift64*), so failures reproduce.
-static uint64_t
-s_rand(uint64_t *seed)
-{
-    uint64_t x = *seed;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *seed = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
+#define N_RANDOM 10000
 
 static int
 s_setup(void **state)
@@ -164,7 +154,7 @@ test_timeq_random_pushes_come_out_sorted(void **state)
     uint64_t seed = 0xDEADBEEFCAFEULL;
     for (uint64_t id = 1; id <= N_RANDOM; id++) {
         // A narrow range makes many duplicates; a few extreme values test the ends.
-        int64_t d = (int64_t) (s_rand(&seed) % 5000) - 1000;
+        int64_t d = (int64_t) (test_rand(&seed) % 5000) - 1000;
         if (id % 1000 == 0) {
             d = id % 2000 == 0 ? INT64_MAX - 1 : INT64_MIN + 1;
         }
@@ -200,7 +190,7 @@ test_timeq_interleaved_pushes_and_pops_stay_ordered(void **state)
     size_t total_popped = 0;
     for (int64_t now = 0; next_id <= N_RANDOM || live > 0; now += 7) {
         for (int k = 0; k < 3 && next_id <= N_RANDOM; k++) {
-            int64_t d = now + (int64_t) (s_rand(&seed) % 100);
+            int64_t d = now + (int64_t) (test_rand(&seed) % 100);
             deadline_of[next_id] = d;
             ga_timeq_push(q, d, next_id++);
             live++;
