@@ -8,7 +8,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
 const { startStack, connect, join, call } = require('../support/stack');
-const { sign, now } = require('../support/jwt');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { sign, now, keyPair } = require('../support/jwt');
 
 const SECRET = 'test-secret-for-the-identity-tests';
 
@@ -53,6 +56,44 @@ test('jwt: bad tokens are refused at the handshake, a good one sets the identity
     await stack.stop();
   }
 });
+
+// RS256 and ES256 with a public key file: the pinned algorithm only, the right key only, and
+// no algorithm confusion (an HS256 token whose secret is the public key itself).
+for (const [alg, type, otherAlg, otherType] of [['RS256', 'rsa', 'ES256', 'ec'], ['ES256', 'ec', 'RS256', 'rsa']]) {
+  test(`jwt ${alg}: tokens verified with a public key; other keys and algorithms refused`, async () => {
+    const keys = keyPair(type);
+    const stranger = keyPair(type);
+    const other = keyPair(otherType);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'genapi-jwt-'));
+    const pemFile = path.join(dir, 'public.pem');
+    fs.writeFileSync(pemFile, keys.publicPem);
+    const stack = await startStack({
+      workers: ['genapi-test-worker'],
+      gatewayArgs: ['--set', 'auth=jwt', '--set', `jwt_alg=${alg}`, '--set', `jwt_public_key_file=${pemFile}`],
+    });
+    try {
+      const claims = { sub: 'k1', roles: ['viewer'], exp: now() + 60 };
+      const good = sign(claims, keys.privateKey, { alg });
+      assert.equal(await attempt(stack.url, good), 'open');
+      const bad = {
+        another_key: sign(claims, stranger.privateKey, { alg }),
+        another_algorithm: sign(claims, other.privateKey, { alg: otherAlg }),
+        hs256_with_the_public_key_as_secret: sign(claims, keys.publicPem, { alg: 'HS256' }),
+        unsigned: sign(claims, null, { alg: 'none' }),
+        expired: sign({ ...claims, exp: now() - 120 }, keys.privateKey, { alg }),
+      };
+      for (const [name, t] of Object.entries(bad)) {
+        assert.equal(await attempt(stack.url, t), 'refused', name);
+      }
+      const { channel } = await join(connect(stack.url, { token: good }, stack));
+      const r = await call(channel, { request_id: 'w', service: 'test_service', request_type: 'whoami' });
+      assert.deepEqual(r.result, { user_id: 'k1', roles: ['viewer'], device_id: null });
+    } finally {
+      await stack.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('auth=service: a worker function decides each connection', async () => {
   const stack = await startStack({
