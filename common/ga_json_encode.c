@@ -1,105 +1,14 @@
 // SPDX-License-Identifier: MIT
-// jansson for parsing (strict), a small writer for output. Conversion to ga_value_t copies
-// strings into the caller's arena and frees the jansson tree before returning.
+// Encoding: a small writer from ga_value_t to JSON text. It never fails, writes shortest
+// round-trip numbers, maps non-finite floats to null and replaces invalid UTF-8 with U+FFFD.
 #include "ga_json.h"
 
 #include "ga_utf8.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ga_err_t
-s_convert(json_t *j, ga_arena_t *arena, ga_value_t *out, int depth)
-{
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-        *out = ga_nil();
-        return GA_OK;
-    case JSON_TRUE:
-        *out = ga_bool(true);
-        return GA_OK;
-    case JSON_FALSE:
-        *out = ga_bool(false);
-        return GA_OK;
-    case JSON_INTEGER:
-        *out = ga_int((int64_t) json_integer_value(j));
-        return GA_OK;
-    case JSON_REAL:
-        *out = ga_float(json_real_value(j));
-        return GA_OK;
-    case JSON_STRING:
-        *out = ga_str_dup(arena, json_string_value(j), json_string_length(j));
-        return GA_OK;
-    case JSON_ARRAY: {
-        if (depth >= GA_JSON_MAX_DEPTH) {
-            return GA_ETOOBIG;
-        }
-        size_t n = json_array_size(j);
-        ga_value_t a = ga_array(arena, (uint32_t) n);
-        for (size_t i = 0; i < n; i++) {
-            ga_err_t rc = s_convert(json_array_get(j, i), arena, &a.u.items[i], depth + 1);
-            if (rc != GA_OK) {
-                return rc;
-            }
-        }
-        a.len = (uint32_t) n;
-        *out = a;
-        return GA_OK;
-    }
-    case JSON_OBJECT: {
-        if (depth >= GA_JSON_MAX_DEPTH) {
-            return GA_ETOOBIG;
-        }
-        size_t n = json_object_size(j);
-        ga_value_t m = ga_map(arena, (uint32_t) n);
-        const char *key;
-        json_t *val;
-        uint32_t i = 0;
-        json_object_foreach(j, key, val) {
-            size_t klen = strlen(key);
-            m.u.pairs[i].key = ga_arena_strndup(arena, key, klen);
-            m.u.pairs[i].key_len = (uint32_t) klen;
-            ga_err_t rc = s_convert(val, arena, &m.u.pairs[i].value, depth + 1);
-            if (rc != GA_OK) {
-                return rc;
-            }
-            i++;
-        }
-        m.len = i;
-        *out = m;
-        return GA_OK;
-    }
-    }
-    return GA_EPROTO;
-}
-
-ga_err_t
-ga_json_decode(const char *text, size_t len, ga_arena_t *arena, ga_value_t *out, char *err,
-               size_t errlen)
-{
-    *out = ga_nil();
-    json_error_t jerr;
-    // JSON_DISABLE_EOF_CHECK is not set: trailing garbage is an error.
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL) {
-        if (err && errlen) {
-            snprintf(err, errlen, "%s at offset %d", jerr.text, jerr.position);
-        }
-        return GA_EPROTO;
-    }
-    ga_err_t rc = s_convert(j, arena, out, 0);
-    json_decref(j);
-    if (rc != GA_OK) {
-        *out = ga_nil();
-        if (err && errlen) {
-            snprintf(err, errlen, "nesting deeper than %d", GA_JSON_MAX_DEPTH);
-        }
-    }
-    return rc;
-}
 
 void
 ga_json_encode_str(ga_buf_t *out, const char *s, size_t len)
