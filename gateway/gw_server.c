@@ -21,6 +21,7 @@
 
 #define GW_TICK_MAX_US (100 * LWS_US_PER_MS) // longest wait between bridge ticks
 #define GW_WS_PATH     "/socket/websocket"
+#define GW_BATCH_BYTES 65536 // frames gathered into one write up to this many bytes
 #define GW_HELD_MAX    16   // frames held per connection while its identity is being decided
 #define GW_PARAMS_MAX  32   // connect params kept for the identity service
 #define GW_AUTH_TIMEOUT_MS 5000
@@ -42,6 +43,7 @@ struct gw_server_t {
     ga_arena_t *arena;            // per-message arena
     ga_buf_t scratch;             // response JSON, reused
     ga_buf_t frame;               // outbound frame, reused
+    ga_buf_t batch;               // several outbound WebSocket frames for one write, reused
     lws_sorted_usec_list_t tick;  // bridge timer
     lws_sorted_usec_list_t kick;  // deferred bridge processing after sends
     bool kicked;                  // kick is scheduled
@@ -536,10 +538,33 @@ s_on_receive(gw_server_t *self, struct lws *wsi, gw_conn_t *conn, const void *in
     return 0;
 }
 
+// Appends one unmasked, unfragmented server-to-client text frame (RFC 6455 section 5.2).
+static void
+s_append_ws_frame(ga_buf_t *buf, const uint8_t *payload, size_t len)
+{
+    uint8_t head[10] = {0x81}; // FIN + text
+    size_t n = 2;
+    if (len < 126) {
+        head[1] = (uint8_t) len;
+    } else if (len <= 0xffff) {
+        head[1] = 126;
+        head[2] = (uint8_t) (len >> 8);
+        head[3] = (uint8_t) len;
+        n = 4;
+    } else {
+        head[1] = 127;
+        for (int i = 0; i < 8; i++) {
+            head[2 + i] = (uint8_t) ((uint64_t) len >> (56 - 8 * i));
+        }
+        n = 10;
+    }
+    ga_buf_append(buf, head, n);
+    ga_buf_append(buf, payload, len);
+}
+
 static int
 s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
 {
-    (void) self;
     if (conn->close_code) {
         lws_close_reason(wsi, (enum lws_close_status) conn->close_code,
                          (unsigned char *) conn->close_reason, strlen(conn->close_reason));
@@ -549,8 +574,29 @@ s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
     if (out == NULL) {
         return 0;
     }
-    int n = lws_write(wsi, out->data + LWS_PRE, out->len, LWS_WRITE_TEXT);
-    ga_free(out);
+    int n;
+    if (conn->out_head == NULL) {
+        n = lws_write(wsi, out->data + LWS_PRE, out->len, LWS_WRITE_TEXT);
+        ga_free(out);
+    } else {
+        // Several frames are waiting (replies to pipelined requests, stream chunks): frame them
+        // here and hand them to the socket in one write, one system call instead of one each.
+        // LWS_WRITE_RAW sends bytes as they are; a partial send is buffered by libwebsockets,
+        // which calls WRITEABLE again only once it is out, so frames are never interleaved.
+        ga_buf_t *b = &self->batch;
+        ga_buf_reset(b);
+        ga_buf_reserve(b, LWS_PRE);
+        b->len = LWS_PRE;
+        do {
+            s_append_ws_frame(b, out->data + LWS_PRE, out->len);
+            ga_free(out);
+        } while (b->len < GW_BATCH_BYTES && (out = gw_conn_dequeue(conn)) != NULL);
+        n = lws_write(wsi, b->data + LWS_PRE, b->len - LWS_PRE, LWS_WRITE_RAW);
+        if (b->cap > 4 * GW_BATCH_BYTES) {
+            ga_buf_fini(b); // one large frame passed through: do not keep its buffer
+            ga_buf_init(b);
+        }
+    }
     if (n < 0) {
         return -1;
     }
@@ -770,6 +816,7 @@ gw_server_new(const gw_config_t *cfg)
     self->arena = ga_arena_new(65536);
     ga_buf_init(&self->scratch);
     ga_buf_init(&self->frame);
+    ga_buf_init(&self->batch);
     return self;
 }
 
@@ -794,6 +841,7 @@ gw_server_destroy(gw_server_t **self_p)
     ga_arena_destroy(&self->arena);
     ga_buf_fini(&self->scratch);
     ga_buf_fini(&self->frame);
+    ga_buf_fini(&self->batch);
     ga_free(self);
     *self_p = NULL;
 }
