@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# A/B comparison of two genapi builds on this machine: each round starts a fresh stack (broker,
+# user_service, gateway with delivery=reply) from A's binaries, drives it with genapi-bench,
+# stops it, then does the same with B's, so slow drifts of a shared machine hit both alike.
+# Prints requests/s, p50/p99 and each process's CPU per request (from /proc/PID/stat).
+#
+#   tools/bench/ab.sh A_BIN_DIR B_BIN_DIR [CONNECTIONS] [INFLIGHT] [ROUNDS] [SECONDS]
+#
+# For example, the previous commit against the working tree:
+#   git worktree add /tmp/prev HEAD~1 && cmake -S /tmp/prev -B /tmp/prev/build-run \
+#       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGA_BUILD_TESTS=OFF && cmake --build /tmp/prev/build-run
+#   make build-run && tools/bench/ab.sh /tmp/prev/build-run/bin build-run/bin 50 8 3
+set -euo pipefail
+A="$(cd "$1" && pwd)"
+B="$(cd "$2" && pwd)"
+CONNS="${3:-50}"
+INFLIGHT="${4:-8}"
+ROUNDS="${5:-3}"
+SECS="${6:-5}"
+BENCH="$B/genapi-bench" # one load generator for both sides
+work="$(mktemp -d -t genapi-ab.XXXXXX)"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+trap 'cleanup; rm -rf "$work"' EXIT
+
+# wait_line FILE REGEX: prints the first line of FILE matching REGEX (10 s at most).
+wait_line() {
+    local deadline=$((SECONDS + 10))
+    until grep -m1 -E "$2" "$1" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "ab: no /$2/ in $1" >&2
+            cat "$1" "${1%.out}.log" >&2 2>/dev/null || true
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# one NAME BIN_DIR: one round against a fresh stack from BIN_DIR.
+one() {
+    local name="$1" bin="$2"
+    "$bin/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
+        --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
+        --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
+    local broker=$!
+    pids+=("$broker")
+    local ready
+    ready=$(wait_line "$work/broker.out" "^READY")
+    local workers gateways
+    workers=$(sed -E 's/.*workers=([^ ]+).*/\1/' <<<"$ready")
+    gateways=$(sed -E 's/.*gateways=([^ ]+).*/\1/' <<<"$ready")
+    "$bin/user_service" --set broker="$workers" --set queue_max=100000 --set log_level=warn \
+        >"$work/user.out" 2>"$work/user.log" &
+    local worker=$!
+    pids+=("$worker")
+    wait_line "$work/user.out" "^READY" >/dev/null
+    "$bin/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
+        --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
+    local gateway=$!
+    pids+=("$gateway")
+    local url
+    url="$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway (.*)/\1/')/websocket?vsn=2.0.0"
+    local g0 b0 w0 g1 b1 w1
+    g0=$(cpu_ticks "$gateway") b0=$(cpu_ticks "$broker") w0=$(cpu_ticks "$worker")
+    "$BENCH" --url "$url" --mode sync --connections "$CONNS" --inflight "$INFLIGHT" \
+        --duration "$SECS" --json | tail -n 1 >"$work/run.json"
+    g1=$(cpu_ticks "$gateway") b1=$(cpu_ticks "$broker") w1=$(cpu_ticks "$worker")
+    local tick_us=$((1000000 / $(getconf CLK_TCK)))
+    node -e '
+        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        const [name, tick, dg, db, dw] = process.argv.slice(2);
+        const per = (d) => (r.requests ? (d * tick) / r.requests : 0).toFixed(1);
+        console.log(`${name} ${r.connections}x${r.inflight}: ${r.throughput.toFixed(0)} req/s, ` +
+            `p50 ${r.latency_us.p50} p99 ${r.latency_us.p99} us, errors ${r.errors.total}; ` +
+            `us/request: gateway ${per(dg)} broker ${per(db)} worker ${per(dw)}`);
+    ' "$work/run.json" "$name" "$tick_us" $((g1 - g0)) $((b1 - b0)) $((w1 - w0))
+    cleanup
+}
+
+echo "ab: A=$A B=$B, $ROUNDS rounds of ${SECS}s at $CONNS x $INFLIGHT"
+for _ in $(seq 1 "$ROUNDS"); do
+    one A "$A"
+    one B "$B"
+done
