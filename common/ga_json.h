@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// JSON codec between text and ga_value_t. No I/O; the only state is a process-wide random seed
-// for the duplicate-key hash table (it never changes a result).
+// JSON codec between text and ga_value_t. Pure: no I/O, no global state (the duplicate-key
+// table of a large object takes a per-call seed from the clock and addresses; it never changes
+// a result).
 // Decoding is our own single-pass parser that builds values directly in the caller's arena (no
 // malloc per message). It is strict RFC 8259, as jansson was with JSON_REJECT_DUPLICATES: any
 // value at top level; only space, tab, CR and LF as whitespace; trailing bytes refused; strings

@@ -17,13 +17,11 @@
 #include <langinfo.h>
 #include <math.h>
 #include <stdalign.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -469,24 +467,21 @@ s_number(parser_t *ps, ga_value_t *out)
 
 // ---- duplicate keys ----
 
-// A process-wide random seed, so that a peer cannot choose keys that all collide (it would make
-// the table quadratic). Threads racing on the first call may each store a different seed:
-// harmless, since a table keeps the seed it was built with.
+// A seed per table, so that a peer cannot choose keys that all collide (it would make the table
+// quadratic): the monotonic clock in nanoseconds (a vDSO read, no system call) mixed with a
+// heap and a stack address (both randomised by ASLR). No state is kept between calls, so the
+// codec stays free of globals (STYLE.md); it is computed only for objects of more than
+// LINEAR_KEYS keys.
 static uint64_t
-s_hash_seed(void)
+s_hash_seed(const void *table)
 {
-    static _Atomic uint64_t seed;
-    uint64_t s = atomic_load_explicit(&seed, memory_order_relaxed);
-    if (s == 0) {
-        if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t) sizeof s) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            s = ((uint64_t) ts.tv_nsec * 0x9e3779b97f4a7c15u) ^ (uint64_t) (uintptr_t) &ts;
-        }
-        s |= 1;
-        atomic_store_explicit(&seed, s, memory_order_relaxed);
-    }
-    return s;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t s = (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+    s ^= (uint64_t) (uintptr_t) table * 0x9e3779b97f4a7c15u;
+    s ^= ((uint64_t) (uintptr_t) &ts << 17) * 0xbf58476d1ce4e5b9u;
+    s ^= s >> 31;
+    return s | 1;
 }
 
 // 64x64 -> 128-bit multiply folded to 64 bits (wyhash's mixing step).
@@ -557,7 +552,7 @@ s_keys_grow(parser_t *ps, keyset_t *ks, const ga_pair_t *pairs, uint32_t n)
         }
         return;
     }
-    ks->seed = s_hash_seed();
+    ks->seed = s_hash_seed(ks);
     for (uint32_t i = 0; i < n; i++) {
         s_keys_insert(ks, s_hash(pairs[i].key, pairs[i].key_len, ks->seed), i);
     }
