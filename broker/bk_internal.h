@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// The broker's private state (struct bk_broker_t, calls in flight, gateways) and the functions
+// its files share, each marked with the file that defines it. Included only by broker/*.c;
+// everything here runs on the loop thread.
+#ifndef BK_INTERNAL_H
+#define BK_INTERNAL_H
+
+#include "bk_broker.h"
+#include "bk_registry.h"
+#include "ga_arena.h"
+#include "ga_err.h"
+#include "ga_idmap.h"
+#include "ga_mem.h"
+#include "ga_proto.h"
+#include "ga_timeq.h"
+#include "ga_value.h"
+
+#include <czmq.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// A call in flight: which gateway asked, under which id, and which worker has it.
+typedef struct bk_call_t bk_call_t;
+#define BK_REQUEST_ID_MAX 128 // bytes of a client request id kept for stop-stream
+
+struct bk_call_t {
+    uint64_t id;         // broker's id (sent to the worker)
+    bool stream;         // a stream call: ends with its last chunk, not a reply
+    char request_id[BK_REQUEST_ID_MAX]; // the client's request id (truncated)
+    uint64_t gw_call_id; // the gateway's id for the same call
+    uint8_t gw_id[255];  // gateway routing id
+    size_t gw_id_len;    // bytes in gw_id
+    bk_worker_t *worker; // worker handling it (borrowed; calls are failed before it goes)
+    bk_call_t *next;     // free-list link
+};
+
+// A connected gateway.
+typedef struct {
+    uint8_t id[255]; // routing id
+    size_t id_len;   // bytes in id
+    int64_t expiry;  // monotonic ms
+} bk_gateway_t;
+
+struct bk_broker_t {
+    const bk_config_t *cfg;     // borrowed configuration
+    void *zctx;                 // libzmq context (owned)
+    void *workers;              // ROUTER for workers
+    void *gateways;             // ROUTER for gateways
+    void *stream_in;            // XSUB: workers' stream chunks
+    void *stream_out;           // XPUB: gateways' subscriptions
+    char worker_ep[256];        // bound endpoint, real port
+    char gateway_ep[256];       // bound endpoint, real port
+    char stream_in_ep[256];     // bound endpoint, real port
+    char stream_out_ep[256];    // bound endpoint, real port
+    int wake[2];                // pipe: bk_broker_stop writes, the loop polls
+    atomic_bool stop;           // set by bk_broker_stop
+    bk_registry_t *registry;    // functions and workers
+    zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
+    ga_idmap_t *calls;          // broker id -> bk_call_t
+    ga_timeq_t *deadlines;      // call deadlines (lazy: stale ids skipped)
+    bk_call_t *free_calls;      // recycled call records
+    uint64_t next_id;           // last call id handed out
+    ga_arena_t *arena;          // per-message arena, reset after each message
+    ga_proto_msg_t msg;         // receive buffers, reused
+    ga_buf_t out;               // send buffer, reused
+    int64_t next_heartbeat;     // monotonic ms
+    bk_stats_t stats;           // counters
+};
+
+// bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
+void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+             const ga_value_t *body);
+// bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
+void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
+                   ga_err_t code, const char *message, bool can_retry);
+
+// bk_peers.c: one message from a gateway (HELLO, HEARTBEAT, CALL, STOP, ADMIN).
+void bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_peers.c: one message from a worker (REGISTER, HEARTBEAT, REPLY, DISCONNECT).
+void bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg);
+
+// bk_calls.c: routes a gateway's CALL to a worker, or answers it with an error.
+void bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_calls.c: a worker's REPLY, passed on to the gateway that made the call.
+void bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg);
+// bk_calls.c: fails every call `w` holds, then removes `w` from the registry (invalid after).
+void bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why);
+// bk_calls.c: tells the worker holding `call` to stop it.
+void bk_cancel_worker(bk_broker_t *self, const bk_call_t *call);
+// bk_calls.c: returns `call` (already taken out of self->calls) to the free list.
+void bk_release_call(bk_broker_t *self, bk_call_t *call);
+// bk_calls.c: the timer: call deadlines, silent workers and gateways, heartbeats.
+void bk_on_tick(bk_broker_t *self, int64_t now);
+
+// bk_streams.c: forwards one stream message from the XSUB side to the XPUB side.
+void bk_on_stream(bk_broker_t *self);
+// bk_streams.c: reads and drops gateways' subscriptions from the XPUB side.
+void bk_drain_subscriptions(bk_broker_t *self);
+// bk_streams.c: a gateway's STOP: cancels its call without answering.
+void bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_streams.c: stops every open stream with client request id `request_id`; returns how many.
+size_t bk_stop_streams(bk_broker_t *self, const char *request_id);
+
+// bk_admin.c: an operator's ADMIN request on the gateway socket.
+void bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
+
+#endif

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+// The broker's peers: gateways (liveness, the snapshot on connect, function-table updates) and
+// workers (REGISTER with its push token, liveness), and the dispatch of each message they send.
+#include "bk_internal.h"
+
+#include "bk_registry.h"
+#include "ga_arena.h"
+#include "ga_clock.h"
+#include "ga_log.h"
+#include "ga_mem.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The port of a bound endpoint ("tcp://0.0.0.0:5573" -> 5573), told to peers so they can
+// reach the stream proxy at the host they already use for the broker.
+static int64_t
+s_port(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    return colon ? strtoll(colon + 1, NULL, 10) : 0;
+}
+
+static int64_t
+s_liveness_ms(const bk_broker_t *self)
+{
+    return self->cfg->heartbeat_ms * GA_PROTO_LIVENESS;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateways
+
+static bk_gateway_t *
+s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_new)
+{
+    char key[2 * 255 + 1];
+    for (size_t i = 0; i < id_len; i++) {
+        snprintf(key + 2 * i, 3, "%02x", id[i]);
+    }
+    key[2 * id_len] = '\0';
+    bk_gateway_t *gw = zhash_lookup(self->gws, key);
+    *is_new = gw == NULL;
+    if (gw == NULL) {
+        gw = ga_calloc(1, sizeof *gw);
+        memcpy(gw->id, id, id_len);
+        gw->id_len = id_len;
+        ga_assert(zhash_insert(self->gws, key, gw) == 0);
+        zhash_freefn(self->gws, key, ga_free);
+    }
+    gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+    return gw;
+}
+
+static void
+s_send_snapshot(bk_broker_t *self, const uint8_t *id, size_t id_len)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 2);
+    ga_map_put(&m, a, "functions", bk_registry_snapshot(self->registry, a));
+    ga_map_put(&m, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    ga_map_put(&m, a, "stream_port", ga_int(s_port(self->stream_out_ep)));
+    bk_send(self, self->gateways, id, id_len, GA_CMD_SNAPSHOT, &m);
+}
+
+static void
+s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 1);
+    ga_map_put(&m, a, "functions", *changed);
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, &m); // encoded once, sent to every gateway
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        if (ga_proto_send(self->gateways, gw->id, gw->id_len, GA_CMD_UPDATE, &self->out) !=
+            GA_OK) {
+            self->stats.undeliverable++;
+        }
+    }
+}
+
+void
+bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    if (msg->cmd == GA_CMD_ADMIN) {
+        bk_on_admin(self, msg); // operators are not gateways: no snapshot, no liveness
+        return;
+    }
+    bool is_new;
+    s_gateway_touch(self, msg->id, msg->id_len, &is_new);
+    if (is_new || msg->cmd == GA_CMD_HELLO) {
+        GA_INFO("gateway connected (%s)", is_new ? "new" : "hello again");
+        s_send_snapshot(self, msg->id, msg->id_len);
+    }
+    switch (msg->cmd) {
+    case GA_CMD_CALL:
+        bk_on_call(self, msg);
+        break;
+    case GA_CMD_STOP:
+        bk_on_stop(self, msg);
+        break;
+    case GA_CMD_HELLO:
+    case GA_CMD_HEARTBEAT:
+        break;
+    default:
+        self->stats.malformed++;
+        GA_WARN("unexpected %s from a gateway dropped", ga_cmd_name(msg->cmd));
+        break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+static void
+s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    ga_arena_t *a = self->arena;
+    const char *token = self->cfg->push_token;
+    ga_value_t reply = ga_map(a, 5);
+    if (token && token[0]) {
+        const char *given = ga_map_get_str(&msg->value, "token");
+        size_t tlen = strlen(token);
+        // Constant-time comparison: the time taken does not depend on where they differ.
+        unsigned diff = given == NULL || strlen(given) != tlen;
+        for (size_t i = 0; given && i < tlen && given[i]; i++) {
+            diff |= (unsigned) (token[i] ^ given[i]);
+        }
+        if (diff) {
+            GA_WARN("REGISTER refused: invalid push token");
+            ga_map_put(&reply, a, "ok", ga_bool(false));
+            ga_map_put(&reply, a, "error", ga_str("invalid push token"));
+            bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+            return;
+        }
+    }
+    ga_value_t failed, changed;
+    bk_worker_t *w = NULL;
+    char err[256];
+    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &msg->value,
+                                       ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
+                                       &w, err, sizeof err);
+    if (rc != GA_OK) {
+        GA_WARN("REGISTER refused: %s", err);
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str(err));
+        bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+        return;
+    }
+    GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
+            w->service, changed.len, failed.len);
+    if (changed.len) {
+        s_broadcast_update(self, &changed);
+    }
+    ga_map_put(&reply, a, "ok", ga_bool(true));
+    ga_map_put(&reply, a, "failed", failed);
+    ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
+    ga_map_put(&reply, a, "stream_port", ga_int(s_port(self->stream_in_ep)));
+    bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+}
+
+void
+bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    if (msg->cmd == GA_CMD_REGISTER) {
+        s_on_register(self, msg);
+        return;
+    }
+    bk_worker_t *w = bk_registry_worker(self->registry, msg->id, msg->id_len);
+    if (w == NULL) {
+        // Typically after a broker restart: the worker must push its table again.
+        if (msg->cmd != GA_CMD_DISCONNECT) {
+            ga_arena_t *a = self->arena;
+            ga_value_t m = ga_map(a, 1);
+            ga_map_put(&m, a, "reason", ga_str("unknown worker: register again"));
+            bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_DISCONNECT, &m);
+        }
+        return;
+    }
+    w->expiry = ga_clock_ms() + s_liveness_ms(self);
+    switch (msg->cmd) {
+    case GA_CMD_HEARTBEAT:
+        break;
+    case GA_CMD_REPLY:
+        bk_on_reply(self, w, msg);
+        break;
+    case GA_CMD_DISCONNECT:
+        bk_drop_worker(self, w, "disconnected");
+        break;
+    default:
+        self->stats.malformed++;
+        GA_WARN("unexpected %s from worker %s dropped", ga_cmd_name(msg->cmd), w->node);
+        break;
+    }
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// Streams: the XSUB/XPUB proxy that forwards workers' chunks to gateways untouched and forgets a
+// stream call when its last message passes, and the stops (a gateway's STOP, admin stop_stream).
+#include "bk_internal.h"
+
+#include "ga_arena.h"
+#include "ga_idmap.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+
+#include <string.h>
+#include <zmq.h>
+
+// Forwards one stream message from the XSUB side to the XPUB side, frames untouched, and
+// forgets the call when the message ends the stream.
+void
+bk_on_stream(bk_broker_t *self)
+{
+    zmq_msg_t parts[4];
+    int n = 0;
+    bool more = true;
+    bool ok = true;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, self->stream_in, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&part);
+            ok = false;
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (n < 4) {
+            parts[n++] = part;
+        } else {
+            zmq_msg_close(&part);
+            ok = false; // too many frames: drained and dropped
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    ok = ok && n == 4 && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
+         memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
+         zmq_msg_size(&parts[2]) == 1 && *(uint8_t *) zmq_msg_data(&parts[2]) == GA_CMD_STREAM;
+    ga_value_t body;
+    if (ok && ga_wire_decode(zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]), self->arena,
+                             &body) == GA_OK) {
+        const char *kind = ga_map_get_str(&body, "kind");
+        int64_t id = ga_map_get_int(&body, "call", 0);
+        bool ends = kind && strcmp(kind, "chunk") != 0;
+        bk_call_t *call = ends && id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
+        if (call) {
+            if (call->worker) {
+                call->worker->failures = 0;
+            }
+            bk_release_call(self, call);
+        }
+        for (int i = 0; i < 4; i++) {
+            int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
+            if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
+                // Only the first frame can fail (the rest of a message always goes):
+                // this gateway's queue is full, and the gap tells it.
+                self->stats.chunks_dropped++;
+                break;
+            }
+        }
+        self->stats.chunks++;
+    } else {
+        self->stats.malformed++;
+    }
+    for (int i = 0; i < n; i++) {
+        zmq_msg_close(&parts[i]); // harmless on parts already sent
+    }
+    ga_arena_reset(self->arena);
+}
+
+// Gateways' subscriptions arrive on the XPUB side; there is nothing to forward upstream (the
+// XSUB side subscribes to everything), so they are read and dropped.
+void
+bk_drain_subscriptions(bk_broker_t *self)
+{
+    char buf[256];
+    for (int i = 0; i < 256 && zmq_recv(self->stream_out, buf, sizeof buf, ZMQ_DONTWAIT) >= 0;
+         i++) {
+    }
+}
+
+// Finds the call a gateway knows as `gw_call_id` (O(calls): stops are rare).
+typedef struct {
+    const uint8_t *gw_id; // gateway routing id
+    size_t gw_id_len;     // its length
+    uint64_t gw_call_id;  // the gateway's id; 0 to match by request id
+    const char *request_id; // client request id, or NULL
+    uint64_t *found;      // matching broker ids
+    size_t n;             // matches so far
+    size_t max;           // room in found
+} match_t;
+
+static void
+s_match(uint64_t id, void *value, void *arg)
+{
+    match_t *m = arg;
+    bk_call_t *call = value;
+    bool hit = m->request_id
+                   ? call->stream && strcmp(call->request_id, m->request_id) == 0
+                   : call->gw_call_id == m->gw_call_id && call->gw_id_len == m->gw_id_len &&
+                         memcmp(call->gw_id, m->gw_id, m->gw_id_len) == 0;
+    if (hit && m->n < m->max) {
+        m->found[m->n++] = id;
+    }
+}
+
+// STOP from a gateway: its client is gone, so cancel without answering.
+void
+bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    int64_t gw_call_id = ga_map_get_int(&msg->value, "id", 0);
+    uint64_t found = 0;
+    match_t m = {.gw_id = msg->id,
+                 .gw_id_len = msg->id_len,
+                 .gw_call_id = (uint64_t) gw_call_id,
+                 .found = &found,
+                 .max = 1};
+    ga_idmap_each(self->calls, s_match, &m);
+    bk_call_t *call = m.n ? ga_idmap_take(self->calls, found) : NULL;
+    if (call) {
+        bk_cancel_worker(self, call);
+        bk_release_call(self, call);
+    }
+}
+
+// Stops every open stream with the client request id `request_id`; the client gets kind end.
+size_t
+bk_stop_streams(bk_broker_t *self, const char *request_id)
+{
+    uint64_t found[64];
+    match_t m = {.request_id = request_id, .found = found, .max = 64};
+    ga_idmap_each(self->calls, s_match, &m);
+    for (size_t i = 0; i < m.n; i++) {
+        bk_call_t *call = ga_idmap_take(self->calls, found[i]);
+        bk_cancel_worker(self, call);
+        ga_arena_t *a = self->arena;
+        ga_value_t r = ga_map(a, 3);
+        ga_map_put(&r, a, "id", ga_int((int64_t) call->gw_call_id));
+        ga_map_put(&r, a, "ok", ga_bool(true));
+        ga_map_put(&r, a, "stopped", ga_bool(true));
+        bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &r);
+        bk_release_call(self, call);
+    }
+    return m.n;
+}
