@@ -5,6 +5,74 @@
 #include <stdio.h>
 #include <string.h>
 
+struct gw_outpool_t {
+    size_t block;    // bytes of data in every pooled block
+    size_t max_free; // most blocks kept
+    size_t n_free;   // blocks kept
+    gw_out_t *free;  // kept blocks, linked through next
+};
+
+gw_outpool_t *
+gw_outpool_new(size_t block, size_t max_free)
+{
+    gw_outpool_t *self = ga_calloc(1, sizeof *self);
+    self->block = block;
+    self->max_free = max_free;
+    return self;
+}
+
+void
+gw_outpool_destroy(gw_outpool_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL) {
+        return;
+    }
+    gw_outpool_t *self = *self_p;
+    while (self->free) {
+        gw_out_t *next = self->free->next;
+        ga_free(self->free);
+        self->free = next;
+    }
+    ga_free(self);
+    *self_p = NULL;
+}
+
+size_t
+gw_outpool_free_count(const gw_outpool_t *self)
+{
+    return self->n_free;
+}
+
+// A block of at least `size` data bytes: a kept one when it fits a pooled block.
+static gw_out_t *
+s_out_alloc(gw_outpool_t *pool, size_t size)
+{
+    if (pool && size <= pool->block) {
+        gw_out_t *out = pool->free;
+        if (out) {
+            pool->free = out->next;
+            pool->n_free--;
+            return out;
+        }
+        size = pool->block;
+    }
+    gw_out_t *out = ga_malloc(sizeof *out + size);
+    out->cap = size;
+    return out;
+}
+
+static void
+s_out_free(gw_outpool_t *pool, gw_out_t *out)
+{
+    if (pool && out->cap == pool->block && pool->n_free < pool->max_free) {
+        out->next = pool->free;
+        pool->free = out;
+        pool->n_free++;
+        return;
+    }
+    ga_free(out);
+}
+
 gw_conn_t *
 gw_conn_new(uint64_t id, void *wsi, const char *ip)
 {
@@ -105,6 +173,7 @@ gw_conn_hold(gw_conn_t *self, const void *data, size_t len, size_t max)
     gw_out_t *f = ga_malloc(sizeof *f + len);
     f->next = NULL;
     f->len = len;
+    f->cap = len;
     memcpy(f->data, data, len);
     if (self->held_tail) {
         self->held_tail->next = f;
@@ -149,7 +218,7 @@ gw_conn_enqueue(gw_conn_t *self, const void *data, size_t len, size_t pre, size_
     if (self->out_count >= max_count || self->out_bytes + len > max_bytes) {
         return false;
     }
-    gw_out_t *out = ga_malloc(sizeof *out + pre + len);
+    gw_out_t *out = s_out_alloc(self->pool, pre + len);
     out->next = NULL;
     out->len = len;
     memcpy(out->data + pre, data, len);
@@ -181,10 +250,16 @@ gw_conn_dequeue(gw_conn_t *self)
 }
 
 void
+gw_conn_release(gw_conn_t *self, gw_out_t *out)
+{
+    s_out_free(self->pool, out);
+}
+
+void
 gw_conn_clear_queue(gw_conn_t *self)
 {
     gw_out_t *out;
     while ((out = gw_conn_dequeue(self)) != NULL) {
-        ga_free(out);
+        gw_conn_release(self, out);
     }
 }

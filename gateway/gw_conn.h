@@ -18,8 +18,21 @@ typedef struct gw_out_t gw_out_t;
 struct gw_out_t {
     gw_out_t *next; // next frame in the queue
     size_t len;     // payload bytes (after the headroom)
+    size_t cap;     // bytes allocated in data
     unsigned char data[]; // headroom + payload
 };
+
+// A bounded free list of outbound frame blocks shared by the connections of one gateway thread,
+// so that queuing a reply costs no malloc in the steady state. Frames that do not fit a block
+// are allocated to size and freed after use. Not thread-safe (one per event loop).
+typedef struct gw_outpool_t gw_outpool_t;
+// Blocks of `block` bytes (headroom + payload); at most `max_free` kept when released.
+gw_outpool_t *gw_outpool_new(size_t block, size_t max_free);
+// Frees the kept blocks. Frames still queued on connections stay valid (they are freed with
+// their connections only if those are destroyed first: destroy the pool last).
+void gw_outpool_destroy(gw_outpool_t **self_p);
+// Blocks currently kept for reuse.
+size_t gw_outpool_free_count(const gw_outpool_t *self);
 
 typedef struct {
     char *topic;    // joined topic (owned)
@@ -35,6 +48,7 @@ typedef struct {
     gw_channel_t *channels;  // joined channels
     size_t n_channels;       // entries used
     ga_buf_t rx;             // inbound message being assembled
+    gw_outpool_t *pool;      // where outbound frames come from and return to (NULL: malloc)
     gw_out_t *out_head;      // oldest queued frame
     gw_out_t *out_tail;      // newest queued frame
     size_t out_count;        // frames queued
@@ -74,8 +88,10 @@ void gw_conn_clear_params(gw_conn_t *self);
 // connection as a slow consumer.
 bool gw_conn_enqueue(gw_conn_t *self, const void *data, size_t len, size_t pre, size_t max_count,
                      size_t max_bytes);
-// Removes and returns the oldest frame (caller frees it with ga_free), or NULL.
+// Removes and returns the oldest frame (the caller gives it back with gw_conn_release), or NULL.
 gw_out_t *gw_conn_dequeue(gw_conn_t *self);
+// Returns a dequeued frame to the connection's pool (or frees it).
+void gw_conn_release(gw_conn_t *self, gw_out_t *out);
 // Drops every queued frame.
 void gw_conn_clear_queue(gw_conn_t *self);
 

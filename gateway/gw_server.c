@@ -22,6 +22,8 @@
 #define GW_TICK_MAX_US (100 * LWS_US_PER_MS) // longest wait between bridge ticks
 #define GW_WS_PATH     "/socket/websocket"
 #define GW_BATCH_BYTES 65536 // frames gathered into one write up to this many bytes
+#define GW_OUT_BLOCK   (1024 - 32) // pooled outbound frame block: headroom + a typical reply
+#define GW_OUT_BLOCKS_KEPT 4096    // blocks kept for reuse (about 4 MB at most)
 #define GW_HELD_MAX    16   // frames held per connection while its identity is being decided
 #define GW_PARAMS_MAX  32   // connect params kept for the identity service
 #define GW_AUTH_TIMEOUT_MS 5000
@@ -39,6 +41,7 @@ struct gw_server_t {
     struct lws *bridge_wsi;       // the adopted bridge fd
     struct lws *stream_wsi;       // the adopted stream fd
     ga_idmap_t *conns;            // conn id -> gw_conn_t
+    gw_outpool_t *outpool;        // outbound frame blocks shared by the connections
     uint64_t next_conn_id;        // last id handed out
     ga_arena_t *arena;            // per-message arena
     ga_buf_t scratch;             // response JSON, reused
@@ -577,7 +580,7 @@ s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
     int n;
     if (conn->out_head == NULL) {
         n = lws_write(wsi, out->data + LWS_PRE, out->len, LWS_WRITE_TEXT);
-        ga_free(out);
+        gw_conn_release(conn, out);
     } else {
         // Several frames are waiting (replies to pipelined requests, stream chunks): frame them
         // here and hand them to the socket in one write, one system call instead of one each.
@@ -589,7 +592,7 @@ s_on_writeable(gw_server_t *self, struct lws *wsi, gw_conn_t *conn)
         b->len = LWS_PRE;
         do {
             s_append_ws_frame(b, out->data + LWS_PRE, out->len);
-            ga_free(out);
+            gw_conn_release(conn, out);
         } while (b->len < GW_BATCH_BYTES && (out = gw_conn_dequeue(conn)) != NULL);
         n = lws_write(wsi, b->data + LWS_PRE, b->len - LWS_PRE, LWS_WRITE_RAW);
         if (b->cap > 4 * GW_BATCH_BYTES) {
@@ -684,6 +687,7 @@ s_on_handshake(gw_server_t *self, struct lws *wsi, gw_conn_t **slot)
     }
     gw_conn_destroy(slot); // a repeated filter call replaces, never leaks
     gw_conn_t *conn = gw_conn_new(++self->next_conn_id, wsi, ip);
+    conn->pool = self->outpool;
     gw_conn_set_identity(conn, &id);
     if (self->cfg->auth.mode == GW_AUTH_SERVICE) {
         conn->auth_pending = true;
@@ -813,6 +817,7 @@ gw_server_new(const gw_config_t *cfg)
     gw_bridge_on_stream(self->bridge, s_on_stream);
     self->auth = gw_auth_new(&cfg->auth);
     self->conns = ga_idmap_new();
+    self->outpool = gw_outpool_new(GW_OUT_BLOCK, GW_OUT_BLOCKS_KEPT);
     self->arena = ga_arena_new(65536);
     ga_buf_init(&self->scratch);
     ga_buf_init(&self->frame);
@@ -838,6 +843,7 @@ gw_server_destroy(gw_server_t **self_p)
     gw_pipeline_destroy(&self->pipeline);
     gw_auth_destroy(&self->auth);
     ga_idmap_destroy(&self->conns);
+    gw_outpool_destroy(&self->outpool); // after every connection is gone
     ga_arena_destroy(&self->arena);
     ga_buf_fini(&self->scratch);
     ga_buf_fini(&self->frame);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // One connection's bookkeeping without sockets: channels (join, re-join, leave, the limit), the
-// bounded outbound queue (limits, FIFO order, headroom) and the frames held during auth.
+// bounded outbound queue (limits, FIFO order, headroom), its frame pool and the frames held
+// during auth.
 #include "gw_conn.h"
 
 #include <setjmp.h>
@@ -45,7 +46,7 @@ s_dequeue_expect(gw_conn_t *c, const char *want, size_t pre)
     assert_non_null(f);
     assert_int_equal(f->len, strlen(want));
     assert_memory_equal(f->data + pre, want, f->len);
-    ga_free(f);
+    gw_conn_release(c, f);
 }
 
 // --- creation and identity ---
@@ -426,6 +427,77 @@ test_conn_clear_params_frees_and_empties(void **state)
     gw_conn_clear_params(c); // twice is harmless
 }
 
+// --- the outbound frame pool ---
+
+// Frames that fit a block come from the pool and go back to it: after the first round trip,
+// queuing costs no allocation (the same block comes back).
+static void
+test_outpool_reuses_released_blocks(void **state)
+{
+    (void) state;
+    gw_outpool_t *pool = gw_outpool_new(64, 2);
+    gw_conn_t *c = gw_conn_new(1, NULL, NULL);
+    c->pool = pool;
+    assert_true(gw_conn_enqueue(c, "hello", 5, 16, NO_LIMIT, NO_LIMIT));
+    gw_out_t *first = gw_conn_dequeue(c);
+    assert_int_equal(first->cap, 64);
+    assert_memory_equal(first->data + 16, "hello", 5);
+    gw_conn_release(c, first);
+    assert_int_equal(gw_outpool_free_count(pool), 1);
+    assert_true(gw_conn_enqueue(c, "again", 5, 16, NO_LIMIT, NO_LIMIT));
+    assert_int_equal(gw_outpool_free_count(pool), 0);
+    gw_out_t *second = gw_conn_dequeue(c);
+    assert_ptr_equal(second, first);
+    assert_memory_equal(second->data + 16, "again", 5);
+    gw_conn_release(c, second);
+    gw_conn_destroy(&c);
+    gw_outpool_destroy(&pool);
+    assert_null(pool);
+}
+
+// A frame larger than a block is allocated to size and freed, never kept; the pool keeps at
+// most max_free blocks; clearing a queue returns its blocks.
+static void
+test_outpool_is_bounded_and_keeps_only_block_sized_frames(void **state)
+{
+    (void) state;
+    gw_outpool_t *pool = gw_outpool_new(32, 2);
+    gw_conn_t *c = gw_conn_new(1, NULL, NULL);
+    c->pool = pool;
+    char big[100];
+    memset(big, 'x', sizeof big);
+    assert_true(gw_conn_enqueue(c, big, sizeof big, 8, NO_LIMIT, NO_LIMIT));
+    gw_out_t *f = gw_conn_dequeue(c);
+    assert_int_equal(f->cap, 108);
+    assert_memory_equal(f->data + 8, big, sizeof big);
+    gw_conn_release(c, f);
+    assert_int_equal(gw_outpool_free_count(pool), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_true(gw_conn_enqueue(c, "abc", 3, 8, NO_LIMIT, NO_LIMIT));
+    }
+    gw_conn_clear_queue(c);
+    assert_int_equal(c->out_count, 0);
+    assert_int_equal(gw_outpool_free_count(pool), 2); // three were freed (LeakSanitizer checks)
+    gw_conn_destroy(&c);
+    gw_outpool_destroy(&pool);
+}
+
+// A connection destroyed with frames queued gives them back before the pool goes.
+static void
+test_outpool_takes_back_the_queue_of_a_destroyed_connection(void **state)
+{
+    (void) state;
+    gw_outpool_t *pool = gw_outpool_new(48, 8);
+    gw_conn_t *c = gw_conn_new(1, NULL, NULL);
+    c->pool = pool;
+    for (int i = 0; i < 3; i++) {
+        assert_true(gw_conn_enqueue(c, "frame", 5, 16, NO_LIMIT, NO_LIMIT));
+    }
+    gw_conn_destroy(&c);
+    assert_int_equal(gw_outpool_free_count(pool), 3);
+    gw_outpool_destroy(&pool);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 int
@@ -457,6 +529,9 @@ main(void)
         cmocka_unit_test(test_conn_destroy_frees_queue_channels_held_frames_and_params),
         T(test_conn_hold_keeps_copies_in_order_up_to_max),
         T(test_conn_clear_params_frees_and_empties),
+        cmocka_unit_test(test_outpool_reuses_released_blocks),
+        cmocka_unit_test(test_outpool_is_bounded_and_keeps_only_block_sized_frames),
+        cmocka_unit_test(test_outpool_takes_back_the_queue_of_a_destroyed_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
