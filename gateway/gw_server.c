@@ -22,8 +22,8 @@
 #define GW_TICK_MAX_US (100 * LWS_US_PER_MS) // longest wait between bridge ticks
 #define GW_WS_PATH     "/socket/websocket"
 #define GW_BATCH_BYTES 65536 // frames gathered into one write up to this many bytes
-#define GW_OUT_BLOCK   (1024 - 32) // pooled outbound frame block: headroom + a typical reply
-#define GW_OUT_BLOCKS_KEPT 4096    // blocks kept for reuse (about 4 MB at most)
+#define GW_OUT_BLOCK   (512 - 32) // pooled outbound frame block: headroom + a typical reply
+#define GW_OUT_BLOCKS_KEPT 1024   // blocks kept for reuse (about 0.5 MB at most)
 #define GW_HELD_MAX    16   // frames held per connection while its identity is being decided
 #define GW_PARAMS_MAX  32   // connect params kept for the identity service
 #define GW_AUTH_TIMEOUT_MS 5000
