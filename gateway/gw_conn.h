@@ -28,8 +28,8 @@ struct gw_out_t {
 typedef struct gw_outpool_t gw_outpool_t;
 // Blocks of `block` bytes (headroom + payload); at most `max_free` kept when released.
 gw_outpool_t *gw_outpool_new(size_t block, size_t max_free);
-// Frees the kept blocks. Frames still queued on connections stay valid (they are freed with
-// their connections only if those are destroyed first: destroy the pool last).
+// Frees the kept blocks. Connections give their frames back to the pool when released or
+// destroyed, so destroy the pool after every connection that uses it.
 void gw_outpool_destroy(gw_outpool_t **self_p);
 // Blocks currently kept for reuse.
 size_t gw_outpool_free_count(const gw_outpool_t *self);

@@ -336,8 +336,9 @@ s_on_pool(io_t *io, int i)
         GA_WARN("reply not sent: broker unreachable");
     }
     zframe_destroy(&reply);
+    // pool[i] was ready, so the poller checks it again before sleeping: the send below needs
+    // no touch.
     zframe_t *next = zlist_pop(io->queue);
-    ga_zpoll_touch(io->poller, zsock_resolve(io->pool[i]));
     if (next == NULL) {
         io->busy[i] = false;
     } else if (zframe_send(&next, io->pool[i], 0) != 0) {

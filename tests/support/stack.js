@@ -83,11 +83,6 @@ class Proc {
     });
   }
 
-  // Resolves with {code, signal} once the process has exited.
-  waitExit() {
-    return this.exitPromise;
-  }
-
   kill(signal = 'SIGKILL') {
     this.killedOnPurpose = true;
     this.child.kill(signal);
@@ -170,7 +165,6 @@ async function startStack({ workers = ['user_service'], gatewayArgs = [], broker
     throw e;
   }
   stack.url = stack.gateway.url;
-  stack.wsUrl = stack.url;
   // Prints every process's captured stderr (call it when a test fails, to help debugging).
   stack.dumpLogs = () => {
     for (const p of procs) console.error(`----- ${p.name} stderr -----\n${p.stderr}`);
