@@ -92,9 +92,11 @@ bk_broker_destroy(bk_broker_t **self_p)
     *self_p = NULL;
 }
 
+// Binds one socket; `option` names the setting that holds `endpoint`, so that a bind failure
+// says what to change.
 static ga_err_t
-s_bind_socket(bk_broker_t *self, int type, const char *endpoint, void **sock, char *bound,
-              size_t len)
+s_bind_socket(bk_broker_t *self, int type, const char *option, const char *endpoint, void **sock,
+              char *bound, size_t len)
 {
     *sock = zmq_socket(self->zctx, type);
     if (*sock == NULL) {
@@ -114,7 +116,8 @@ s_bind_socket(bk_broker_t *self, int type, const char *endpoint, void **sock, ch
         return GA_EIO;
     }
     if (zmq_bind(*sock, endpoint) != 0) {
-        GA_ERR("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        GA_ERR("cannot bind %s: %s (set the option %s to another endpoint)", endpoint,
+               zmq_strerror(zmq_errno()), option);
         return GA_EIO;
     }
     size_t n = len;
@@ -135,19 +138,19 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->worker_endpoint, &self->workers,
-                                self->worker_ep, sizeof self->worker_ep);
+    ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", self->cfg->worker_endpoint,
+                                &self->workers, self->worker_ep, sizeof self->worker_ep);
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->gateway_endpoint, &self->gateways,
-                           self->gateway_ep, sizeof self->gateway_ep);
+        rc = s_bind_socket(self, ZMQ_ROUTER, "gateway_endpoint", self->cfg->gateway_endpoint,
+                           &self->gateways, self->gateway_ep, sizeof self->gateway_ep);
     }
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_XSUB, self->cfg->stream_in_endpoint, &self->stream_in,
-                           self->stream_in_ep, sizeof self->stream_in_ep);
+        rc = s_bind_socket(self, ZMQ_XSUB, "stream_in_endpoint", self->cfg->stream_in_endpoint,
+                           &self->stream_in, self->stream_in_ep, sizeof self->stream_in_ep);
     }
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_XPUB, self->cfg->stream_out_endpoint, &self->stream_out,
-                           self->stream_out_ep, sizeof self->stream_out_ep);
+        rc = s_bind_socket(self, ZMQ_XPUB, "stream_out_endpoint", self->cfg->stream_out_endpoint,
+                           &self->stream_out, self->stream_out_ep, sizeof self->stream_out_ep);
     }
     // The proxy takes every chunk from every worker; the XPUB side filters per gateway.
     if (rc == GA_OK && zmq_send(self->stream_in, "\x01", 1, 0) != 1) {

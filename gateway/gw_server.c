@@ -888,7 +888,8 @@ gw_server_start(gw_server_t *self)
                                                 : 4096);
     self->context = lws_create_context(&info);
     if (self->context == NULL) {
-        GA_ERR("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        GA_ERR("cannot listen on %s:%d (in use? set the option listen)",
+               info.iface ? info.iface : "*", info.port);
         return GA_EIO;
     }
     self->vhost = lws_get_vhost_by_name(self->context, "default");
