@@ -63,7 +63,14 @@ struct gw_bridge_t {
     int64_t next_hb;               // next heartbeat
     bool connected;                // broker heard within the liveness window
     bool have_snapshot;            // a SNAPSHOT has been applied
+    int64_t unheard_since;         // monotonic ms since when the broker is unheard (0: heard)
+    ga_log_every_t unheard_log;    // "no answer from the broker", once per interval
+    ga_log_every_t refused_log;    // the broker's DISCONNECT reason, once per interval
+    bool refused;                  // the endpoint answered DISCONNECT: not a gateway endpoint
 };
+
+// A broker that stays unreachable, or refuses us, is logged at once and then once a minute.
+#define GW_LOG_REPEAT_MS 60000
 
 gw_bridge_t *
 gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_fn *on_result,
@@ -209,6 +216,7 @@ gw_bridge_connect(gw_bridge_t *self)
     }
     self->last_heard = ga_clock_ms();
     self->next_hb = self->last_heard;
+    self->unheard_since = self->last_heard;
     return GA_OK;
 }
 
@@ -659,9 +667,25 @@ gw_bridge_process(gw_bridge_t *self)
             ga_arena_reset(self->arena);
             return;
         }
+        if (rc == GA_OK && self->msg.cmd == GA_CMD_DISCONNECT) {
+            // Not a broker's gateway endpoint (typically its worker endpoint): say why, and
+            // stay unconnected.
+            const char *why = ga_map_get_str(&self->msg.value, "reason");
+            self->refused = true;
+            if (ga_log_every_due(&self->refused_log, why, ga_clock_ms(), GW_LOG_REPEAT_MS)) {
+                GA_ERR("broker %s refused this gateway: %s", self->cfg->broker,
+                       why ? why : "(no reason)");
+            }
+            ga_arena_reset(self->arena);
+            continue;
+        }
         if (rc == GA_OK) {
             if (!self->connected) {
                 GA_NOTICE("broker %s reachable", self->cfg->broker);
+                self->unheard_since = 0;
+                self->refused = false;
+                ga_log_every_reset(&self->unheard_log);
+                ga_log_every_reset(&self->refused_log);
             }
             self->connected = true;
             self->last_heard = ga_clock_ms();
@@ -706,6 +730,7 @@ gw_bridge_tick(gw_bridge_t *self)
         GA_WARN("broker silent for %d heartbeats; failing %zu call(s) in flight",
                 GA_PROTO_LIVENESS, n);
         self->connected = false;
+        self->unheard_since = now;
         // The broker may have lost them all: answer each now rather than at its deadline.
         uint64_t *ids = ga_malloc(sizeof(uint64_t) * (n + 1));
         uint64_t *cursor = ids;
@@ -716,6 +741,14 @@ gw_bridge_tick(gw_bridge_t *self)
             ga_arena_reset(self->arena);
         }
         ga_free(ids);
+    }
+    if (!self->connected && !self->refused && self->unheard_since &&
+        now - self->unheard_since >= self->hb_ms * GA_PROTO_LIVENESS &&
+        ga_log_every_due(&self->unheard_log, NULL, now, GW_LOG_REPEAT_MS)) {
+        GA_WARN("no answer from the broker at %s for %lld ms: is it running, and is this "
+                "gateway's broker option the broker's gateway endpoint (gateway_endpoint, default "
+                "port 5571)?",
+                self->cfg->broker, (long long) (now - self->unheard_since));
     }
     if (now >= self->next_hb) {
         // While the broker is unheard, say HELLO often: connecting is quick after a restart.
