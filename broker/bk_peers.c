@@ -9,6 +9,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_secret.h"
 #include "ga_wire.h"
 
 #include <czmq.h>
@@ -140,14 +141,8 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     const char *token = self->cfg->push_token;
     ga_value_t reply = ga_map(a, 5);
     if (token && token[0]) {
-        const char *given = ga_map_get_str(&msg->value, "token");
-        size_t tlen = strlen(token);
-        // Constant-time comparison: the time taken does not depend on where they differ.
-        unsigned diff = given == NULL || strlen(given) != tlen;
-        for (size_t i = 0; given && i < tlen && given[i]; i++) {
-            diff |= (unsigned) (token[i] ^ given[i]);
-        }
-        if (diff) {
+        // Over the full length of both, NUL bytes included, in constant time.
+        if (!ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
             GA_WARN("REGISTER refused: invalid push token");
             ga_map_put(&reply, a, "ok", ga_bool(false));
             ga_map_put(&reply, a, "error", ga_str("invalid push token"));
