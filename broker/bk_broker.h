@@ -20,6 +20,9 @@ typedef struct {
     int64_t hwm;                  // ZeroMQ send/receive high-water mark per peer (messages)
     int64_t breaker_threshold;    // consecutive failures that open a worker's circuit
     int64_t breaker_cooldown_ms;  // how long an open circuit skips the worker
+    // CurveZMQ (docs/security.md): both set, or both NULL/empty (CURVE off).
+    const char *curve_secret_file; // the broker's certificate (FILE and FILE_secret), role broker
+    const char *curve_peers_dir;   // public certificates of the gateways, workers and operators
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;

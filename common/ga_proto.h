@@ -63,6 +63,8 @@ typedef struct {
     int cmd;                     // command byte
     ga_buf_t body;               // raw MessagePack body
     ga_value_t value;            // decoded body (a map), in the arena passed to recv
+    bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
+    char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
 
 void ga_proto_msg_init(ga_proto_msg_t *self);
