@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Parsing and registration-time validation of function configs (SPEC section 2). Every rule
-// failure returns GA_ECONFIG with a message that starts with the field's name.
+// Parsing and registration-time validation of function configs (docs/protocol.md, "Function
+// config"). Every rule failure returns GA_ECONFIG with a message that starts with the field's
+// name.
 #include "ga_funcfg.h"
 
 #include "ga_mem.h"

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// DEALER to the broker, driven from the gateway loop. ZMQ_FD signals edges, so every entry
-// point ends by draining while ZMQ_EVENTS says POLLIN (PLATFORM.md). Call records come from a
-// free list and keep their strings inline, so a steady load allocates nothing per request.
+// The DEALER to the broker and the SUB for stream chunks, driven from the gateway loop. ZMQ_FD
+// signals edges (a send can consume the edge of messages that arrived meanwhile), so each
+// socket is drained by receiving until EAGAIN: on every readiness callback, after sends (the
+// server's deferred kick) and on every tick. Call records come from a free list and keep their
+// strings inline, so a steady load allocates nothing per request.
 #include "gw_bridge.h"
 
 #include "ga_arena.h"

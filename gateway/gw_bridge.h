@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The gateway's link to the broker: one DEALER socket, living on the gateway's loop thread (its
-// ZMQ_FD is adopted into the libwebsockets loop). Sends calls, keeps the table of calls in
-// flight with their deadlines, receives results and registry changes, heartbeats the broker
-// and notices when it goes silent. Every call it accepts is answered exactly once through the
-// result callback: by the broker, by a timeout, or by the loss of the broker.
+// The gateway's link to the broker: a DEALER to the broker's gateway ROUTER (calls, results,
+// registry snapshot and updates, heartbeats) and a SUB to the broker's XPUB (stream chunks),
+// both living on the gateway's loop thread (their ZMQ_FDs are adopted into the libwebsockets
+// loop). Sends calls, keeps the table of calls in flight with their deadlines, receives results,
+// stream chunks and registry changes, heartbeats the broker and notices when it goes silent.
+// Every call it accepts is answered exactly once (through the result callback, or for streams
+// the stream callback): by the broker, by a timeout, or by the loss of the broker.
 #ifndef GW_BRIDGE_H
 #define GW_BRIDGE_H
 

@@ -39,9 +39,9 @@ typedef struct wk_stream_t wk_stream_t;
 // live until the handler returns; they are owned by the request.
 typedef struct ga_value_t wk_value_t;
 
-// A handler runs on a pool thread. It must answer exactly once with wk_reply or
-// wk_reply_error before returning (a handler that returns without answering is answered
-// with an internal error). `ctx` is the service's ctx.
+// A handler runs on a pool thread (on the I/O thread when the function is non_blocking). It
+// must answer exactly once with wk_reply or wk_reply_error before returning (a handler that
+// returns without answering is answered with an internal error). `ctx` is the service's ctx.
 typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
 
 typedef struct {
