@@ -24,6 +24,8 @@ typedef struct {
     int64_t breaker_cooldown_ms; // see table
     char *log_level;        // see table
     bool insecure_bind;     // see table
+    char *curve_secret_file; // see table
+    char *curve_peers_dir;   // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -51,6 +53,10 @@ static const ga_option_t s_options[] = {
      "err, warn, notice, info or debug"},
     {"insecure_bind", GA_OPT_BOOL, "false", 0, 0, offsetof(options_t, insecure_bind),
      "allow endpoints beyond loopback without transport security (trusted networks only)"},
+    {"curve_secret_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_secret_file),
+     "the broker's CURVE certificate (FILE and FILE_secret, genapi-ctl keygen --role broker)"},
+    {"curve_peers_dir", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_peers_dir),
+     "directory of the public certificates of the gateways, workers and operators admitted"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -71,10 +77,10 @@ s_is_loopback(const char *endpoint)
            strncmp(host, "[::1]:", 6) == 0;
 }
 
-// The broker's sockets carry caller identities and accept registrations, and nothing on them is
-// encrypted or authenticated by a key yet: beyond loopback they are refused unless the operator
-// says the network is trusted (insecure_bind), and then a push token is required so that no
-// stranger can register functions. Returns false with the reason in `err`.
+// The broker's sockets carry caller identities and accept registrations: beyond loopback they
+// need CURVE (every peer holds an admitted key), or the operator's word that the network is
+// trusted (insecure_bind); either way a push token is required too. Returns false with the
+// reason in `err`.
 static bool
 s_check_exposure(const options_t *opt, char *err, size_t errlen)
 {
@@ -89,10 +95,12 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
         if (s_is_loopback(eps[i].endpoint)) {
             continue;
         }
-        if (!opt->insecure_bind) {
+        bool curve = opt->curve_secret_file[0] && opt->curve_peers_dir[0];
+        if (!curve && !opt->insecure_bind) {
             snprintf(err, errlen,
                      "%s: %s listens beyond loopback without transport security; use a loopback "
-                     "address, or set insecure_bind=true on a trusted network only",
+                     "address, configure CURVE (curve_secret_file, curve_peers_dir), or set "
+                     "insecure_bind=true on a trusted network only",
                      eps[i].name, eps[i].endpoint);
             return false;
         }
@@ -102,9 +110,11 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
                      eps[i].name, eps[i].endpoint);
             return false;
         }
-        GA_WARN("insecure_bind: %s %s is reachable beyond this host without transport "
-                "security; anyone who can reach it can send calls with any identity",
-                eps[i].name, eps[i].endpoint);
+        if (!curve) {
+            GA_WARN("insecure_bind: %s %s is reachable beyond this host without transport "
+                    "security; anyone who can reach it can send calls with any identity",
+                    eps[i].name, eps[i].endpoint);
+        }
     }
     return true;
 }
@@ -151,6 +161,8 @@ main(int argc, char **argv)
         .hwm = opt.hwm,
         .breaker_threshold = opt.breaker_threshold,
         .breaker_cooldown_ms = opt.breaker_cooldown_ms,
+        .curve_secret_file = opt.curve_secret_file,
+        .curve_peers_dir = opt.curve_peers_dir,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

@@ -124,6 +124,45 @@ ga_curve_client(void *sock, const ga_curve_cert_t *own, const char *server_publi
     return GA_OK;
 }
 
+ga_err_t
+ga_curve_client_load(const char *own_option, const char *own_path, const char *broker_option,
+                     const char *broker_path, const char *role, ga_curve_cert_t *own,
+                     ga_curve_cert_t *broker, bool *on, char *err, size_t errlen)
+{
+    bool have_own = own_path && own_path[0];
+    bool have_broker = broker_path && broker_path[0];
+    *on = false;
+    if (!have_own && !have_broker) {
+        return GA_OK;
+    }
+    if (!have_own || !have_broker) {
+        snprintf(err, errlen, "%s: CURVE needs both %s and %s",
+                 have_own ? broker_option : own_option, own_option, broker_option);
+        return GA_ECONFIG;
+    }
+    char why[512];
+    if (ga_curve_load(own_path, true, own, why, sizeof why) != GA_OK) {
+        snprintf(err, errlen, "%s: %s", own_option, why);
+        return GA_ECONFIG;
+    }
+    if (strcmp(own->role, role) != 0) {
+        snprintf(err, errlen, "%s: %s is a %s key, not a %s key", own_option, own_path,
+                 own->role, role);
+        return GA_ECONFIG;
+    }
+    if (ga_curve_load(broker_path, false, broker, why, sizeof why) != GA_OK) {
+        snprintf(err, errlen, "%s: %s", broker_option, why);
+        return GA_ECONFIG;
+    }
+    if (strcmp(broker->role, "broker") != 0) {
+        snprintf(err, errlen, "%s: %s is a %s key, not the broker's", broker_option, broker_path,
+                 broker->role);
+        return GA_ECONFIG;
+    }
+    *on = true;
+    return GA_OK;
+}
+
 bool
 ga_curve_allows_service(const char *services, const char *service)
 {

@@ -43,6 +43,16 @@ GA_MUST_CHECK ga_err_t ga_curve_server(void *sock, const ga_curve_cert_t *own,
 GA_MUST_CHECK ga_err_t ga_curve_client(void *sock, const ga_curve_cert_t *own,
                                        const char *server_public);
 
+// A client's settings: its own certificate (with secret, role `role`) at `own_path` and the
+// broker's public certificate at `broker_path`. Both empty: CURVE off (*on false, GA_OK). One
+// without the other, a missing file or a wrong role: GA_ECONFIG, the reason (naming the option
+// `own_option` or `broker_option`) in `err`.
+GA_MUST_CHECK ga_err_t ga_curve_client_load(const char *own_option, const char *own_path,
+                                            const char *broker_option, const char *broker_path,
+                                            const char *role, ga_curve_cert_t *own,
+                                            ga_curve_cert_t *broker, bool *on, char *err,
+                                            size_t errlen);
+
 // True when `service` is in the comma-separated `services` ("*" allows any).
 bool ga_curve_allows_service(const char *services, const char *service);
 

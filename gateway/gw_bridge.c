@@ -188,6 +188,11 @@ gw_bridge_connect(gw_bridge_t *self)
                        sizeof reconnect_max) != 0) {
         return GA_EIO;
     }
+    if (self->cfg->curve &&
+        ga_curve_client(self->dealer, self->cfg->curve, self->cfg->curve_broker) != GA_OK) {
+        GA_ERR("cannot set CURVE keys: %s", zmq_strerror(zmq_errno()));
+        return GA_EIO;
+    }
     if (zmq_connect(self->dealer, self->cfg->broker) != 0) {
         GA_ERR("cannot connect to broker %s: %s", self->cfg->broker, zmq_strerror(zmq_errno()));
         return GA_EIO;
@@ -211,6 +216,8 @@ gw_bridge_connect(gw_bridge_t *self)
     len = sizeof self->sub_fd;
     if (self->sub == NULL || zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(self->sub, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm) != 0 ||
+        (self->cfg->curve &&
+         ga_curve_client(self->sub, self->cfg->curve, self->cfg->curve_broker) != GA_OK) ||
         zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, self->topic_prefix,
                        strlen(self->topic_prefix)) != 0 ||
         zmq_getsockopt(self->sub, ZMQ_FD, &self->sub_fd, &len) != 0) {

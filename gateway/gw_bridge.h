@@ -9,6 +9,7 @@
 #ifndef GW_BRIDGE_H
 #define GW_BRIDGE_H
 
+#include "ga_curve.h"
 #include "ga_err.h"
 #include "ga_value.h"
 #include "gw_pipeline.h"
@@ -23,6 +24,8 @@ typedef struct {
     int64_t grace_ms;       // added to a function's timeout for the gateway's own deadline
     int64_t hwm;            // ZeroMQ high-water mark (messages)
     int64_t max_inflight;   // calls in flight across the gateway before refusals
+    const ga_curve_cert_t *curve; // this gateway's CURVE certificate, or NULL (CURVE off)
+    const char *curve_broker;     // the broker's public key (Z85) when curve is set
 } gw_bridge_config_t;
 
 // What the gateway needs to route a result back: copied when the call is sent.

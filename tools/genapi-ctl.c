@@ -46,7 +46,19 @@ s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *
     ga_buf_init(&out);
     ga_proto_msg_t msg;
     ga_proto_msg_init(&msg);
+    // CURVE: an operator certificate and the broker's public one, named by the environment
+    // (GENAPI_CURVE_SECRET_FILE, GENAPI_CURVE_BROKER_FILE) like the programs' options.
+    ga_curve_cert_t own, broker_cert;
+    bool curve = false;
+    char err[600];
+    if (ga_curve_client_load("GENAPI_CURVE_SECRET_FILE", getenv("GENAPI_CURVE_SECRET_FILE"),
+                             "GENAPI_CURVE_BROKER_FILE", getenv("GENAPI_CURVE_BROKER_FILE"),
+                             "operator", &own, &broker_cert, &curve, err, sizeof err) != GA_OK) {
+        fprintf(stderr, "genapi-ctl: %s\n", err);
+        goto out;
+    }
     if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        (curve && ga_curve_client(sock, &own, broker_cert.public_txt) != GA_OK) ||
         zmq_connect(sock, broker) != 0) {
         fprintf(stderr, "genapi-ctl: cannot connect to %s\n", broker);
         goto out;

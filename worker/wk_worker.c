@@ -437,6 +437,11 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
             0) {
         return false;
     }
+    if (w->curve &&
+        ga_curve_client(io->dealer, &w->curve_own, w->curve_broker.public_txt) != GA_OK) {
+        GA_ERR("cannot set CURVE keys: %s", zmq_strerror(zmq_errno()));
+        return false;
+    }
     if (zmq_connect(io->dealer, w->opt.broker) != 0) {
         GA_ERR("cannot connect to %s: %s", w->opt.broker, zmq_strerror(zmq_errno()));
         return false;
@@ -544,6 +549,12 @@ ga_err_t
 wk_worker_start(wk_worker_t *self, char *err, size_t errlen)
 {
     ga_err_t rc = s_build_table(self, err, errlen);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    rc = ga_curve_client_load("curve_secret_file", self->opt.curve_secret_file,
+                              "curve_broker_file", self->opt.curve_broker_file, "worker",
+                              &self->curve_own, &self->curve_broker, &self->curve, err, errlen);
     if (rc != GA_OK) {
         return rc;
     }

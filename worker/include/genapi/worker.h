@@ -84,6 +84,10 @@ typedef struct {
     // Called on the library's I/O thread each time the broker accepts the table.
     void (*on_registered)(const char *node, const char *broker, void *arg);
     void *on_registered_arg;   // passed to on_registered
+    // CurveZMQ (docs/security.md): this worker's certificate (FILE and FILE_secret, made by
+    // genapi-ctl keygen --role worker) and the broker's public certificate. Both NULL: off.
+    const char *curve_secret_file;
+    const char *curve_broker_file;
 } wk_options_t;
 
 // Creates a worker for `service` with `options` (either may be borrowed; both must outlive
