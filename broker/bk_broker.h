@@ -24,6 +24,9 @@ typedef struct {
     // CurveZMQ (docs/security.md): both set, or both NULL/empty (CURVE off).
     const char *curve_secret_file; // the broker's certificate (FILE and FILE_secret), role broker
     const char *curve_peers_dir;   // public certificates of the gateways, workers and operators
+    // Functions workers may register: comma-separated "service" or "service.function"; NULL or
+    // empty: any (reserved names excepted).
+    const char *allowlist;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -55,6 +58,7 @@ typedef struct {
     uint64_t chunks;        // stream chunks forwarded
     uint64_t chunks_dropped; // stream chunks a gateway could not take (it sees a gap)
     uint64_t breaker_opened; // times a worker's circuit opened
+    uint64_t refused;        // messages refused for the sender's key (CURVE on)
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

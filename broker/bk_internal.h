@@ -107,6 +107,19 @@ void bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg);
 // bk_streams.c: stops every open stream with client request id `request_id`; returns how many.
 size_t bk_stop_streams(bk_broker_t *self, const char *request_id);
 
+// bk_access.c: with CURVE on, whether the sender of `msg` on the gateway socket holds the key
+// its command needs (gateway for calls, operator for ADMIN); a refused CALL or ADMIN is
+// answered here. True when it may go on.
+bool bk_access_gateway_msg(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_access.c: with CURVE on, why the REGISTER `msg` may not register at all (no worker key,
+// a service its key does not name, a service another key holds), in `buf`; NULL when it may.
+const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *buf,
+                                       size_t len);
+// bk_access.c: the REGISTER `body` without the functions the allowlist or the reserved names
+// refuse (in `a`); those go to `*refused` as [{function, reason}].
+ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
+                            ga_value_t *refused);
+
 // bk_admin.c: an operator's ADMIN request on the gateway socket.
 void bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
 

@@ -26,6 +26,7 @@ typedef struct {
     bool insecure_bind;     // see table
     char *curve_secret_file; // see table
     char *curve_peers_dir;   // see table
+    char *allowlist;         // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -57,6 +58,8 @@ static const ga_option_t s_options[] = {
      "the broker's CURVE certificate (FILE and FILE_secret, genapi-ctl keygen --role broker)"},
     {"curve_peers_dir", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_peers_dir),
      "directory of the public certificates of the gateways, workers and operators admitted"},
+    {"allowlist", GA_OPT_STR, "", 0, 0, offsetof(options_t, allowlist),
+     "functions workers may register: comma-separated service or service.function (empty: any)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -163,6 +166,7 @@ main(int argc, char **argv)
         .breaker_cooldown_ms = opt.breaker_cooldown_ms,
         .curve_secret_file = opt.curve_secret_file,
         .curve_peers_dir = opt.curve_peers_dir,
+        .allowlist = opt.allowlist,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

@@ -95,6 +95,9 @@ s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
 void
 bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
+    if (!bk_access_gateway_msg(self, msg)) {
+        return;
+    }
     if (msg->cmd == GA_CMD_ADMIN) {
         bk_on_admin(self, msg); // operators are not gateways: no snapshot, no liveness
         return;
@@ -150,10 +153,19 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
             return;
         }
     }
-    ga_value_t failed, changed;
+    ga_value_t failed, changed, refused;
     bk_worker_t *w = NULL;
     char err[256];
-    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &msg->value,
+    const char *why = bk_access_register_refusal(self, msg, err, sizeof err);
+    if (why) {
+        GA_WARN("REGISTER refused: %s", why);
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str(why));
+        bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+        return;
+    }
+    ga_value_t body = bk_access_filter(self, &msg->value, a, &refused);
+    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &body,
                                        ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
                                        &w, err, sizeof err);
     if (rc != GA_OK) {
@@ -162,6 +174,10 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         ga_map_put(&reply, a, "error", ga_str(err));
         bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
         return;
+    }
+    snprintf(w->key, sizeof w->key, "%s", msg->user_id);
+    for (uint32_t i = 0; i < refused.len; i++) {
+        ga_array_push(&failed, a, refused.u.items[i]);
     }
     GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
             w->service, changed.len, failed.len);
