@@ -63,24 +63,51 @@ start() {
     echo "  $name: $(grep -m1 '^READY' "$logs/$name.out" | cut -d' ' -f2-)"
 }
 
+services=(user_service blog_service search_service admin_service report_service event_service)
+
+# CurveZMQ keys (docs/security.md), made on the first run next to the binaries: the broker's
+# own, and one for the gateway, the operator (genapi-ctl) and each service, whose public halves
+# the broker admits.
+keys="$(cd "$bin/.." && pwd)/keys"
+if [ ! -f "$keys/broker_secret" ]; then
+    mkdir -p "$keys/peers"
+    chmod 700 "$keys"
+    "$bin/genapi-ctl" keygen --role broker --out "$keys/broker" >/dev/null
+    "$bin/genapi-ctl" keygen --role gateway --name dev-gateway --out "$keys/peers/gateway" >/dev/null
+    "$bin/genapi-ctl" keygen --role operator --name dev-operator --out "$keys/peers/operator" >/dev/null
+    for service in "${services[@]}"; do
+        "$bin/genapi-ctl" keygen --role worker --name "$service" --services "$service" \
+            --out "$keys/peers/$service" >/dev/null
+    done
+    echo "CURVE keys made in $keys"
+fi
+client_keys() { echo "--set" "curve_secret_file=$keys/peers/$1" "--set" "curve_broker_file=$keys/broker"; }
+
 echo "genapi development system (logs in $logs):"
-# Loopback only: the development system is for this machine.
+# Loopback only, and CURVE on: the development system runs as it would be deployed.
 start broker "$bin/genapi-broker" \
     --set "worker_endpoint=tcp://127.0.0.1:$worker_port" \
     --set "gateway_endpoint=tcp://127.0.0.1:$broker_gateway_port" \
     --set "stream_in_endpoint=tcp://127.0.0.1:$stream_in_port" \
-    --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port"
-for service in user_service blog_service search_service admin_service report_service event_service; do
-    start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port"
+    --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port" \
+    --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers"
+for service in "${services[@]}"; do
+    # shellcheck disable=SC2046 # client_keys prints separate words on purpose
+    start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port" \
+        $(client_keys "$service")
 done
 # The development config accepts anonymous connections and HS256 tokens signed with the
 # development secret written in config/gateway.dev.json (see the README).
+# shellcheck disable=SC2046
 start gateway "$bin/genapi-gateway" --config config/gateway.dev.json \
-    --set "listen=0.0.0.0:$gateway_port" --set "broker=tcp://127.0.0.1:$broker_gateway_port"
+    --set "listen=0.0.0.0:$gateway_port" --set "broker=tcp://127.0.0.1:$broker_gateway_port" \
+    $(client_keys gateway)
 socket_url="$(grep -m1 '^READY gateway' "$logs/gateway.out" | cut -d' ' -f3)"
 echo
 echo "Phoenix socket: $socket_url  (channel api:lobby, event \"api\")"
 echo "A development token: $bin/genapi-ctl token --sub user_42 --roles admin --config config/gateway.dev.json"
+echo "Broker status:       GENAPI_CURVE_SECRET_FILE=$keys/peers/operator GENAPI_CURVE_BROKER_FILE=$keys/broker \\"
+echo "                     $bin/genapi-ctl status --broker tcp://127.0.0.1:$broker_gateway_port"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true
 if [ "$stopping" -eq 0 ]; then

@@ -6,7 +6,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, execFile } = require('node:child_process');
 const net = require('node:net');
 const path = require('node:path');
 const { BIN, connect, join, call } = require('../support/stack');
@@ -79,6 +79,20 @@ test('make run: every port is a variable, the banner shows the real ones, a call
     } finally {
       socket.disconnect();
     }
+    // CURVE is on: the operator key the banner names reads the broker's status; no key, no answer.
+    const keys = path.join(BIN, '..', 'keys');
+    const status = (env) => new Promise((resolve) => execFile(path.join(BIN, 'genapi-ctl'),
+      ['status', '--broker', `tcp://127.0.0.1:${ports.BROKER_GATEWAY_PORT}`],
+      { env: { ...process.env, ...env }, timeout: 15000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
+    assert.match(banner, /GENAPI_CURVE_SECRET_FILE=\S+\/peers\/operator/);
+    const withKey = await status({ GENAPI_CURVE_SECRET_FILE: path.join(keys, 'peers', 'operator'),
+      GENAPI_CURVE_BROKER_FILE: path.join(keys, 'broker') });
+    assert.equal(withKey.code, 0, withKey.stderr);
+    assert.equal(JSON.parse(withKey.stdout).workers.length, 6);
+    const without = await status({});
+    assert.notEqual(without.code, 0);
+    assert.match(without.stderr, /no answer from the broker/);
   } finally {
     run.child.kill('SIGINT');
     assert.equal(await run.exited, 0, run.out());
