@@ -78,6 +78,41 @@ bk_access_gateway_msg(bk_broker_t *self, const ga_proto_msg_t *msg)
     return false;
 }
 
+// A caller identity field: absent, or a non-empty string without NUL bytes, at most `max` bytes.
+static bool
+s_identity_str(const ga_value_t *v, size_t max)
+{
+    return v == NULL || v->type == GA_NIL ||
+           (v->type == GA_STR && v->len > 0 && v->len <= max && strlen(v->u.s) == v->len);
+}
+
+bool
+bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg)
+{
+    const ga_value_t *body = &msg->value;
+    const ga_value_t *roles = ga_map_get(body, "roles");
+    bool ok = s_identity_str(ga_map_get(body, "user_id"), BK_IDENTITY_MAX) &&
+              s_identity_str(ga_map_get(body, "device_id"), BK_IDENTITY_MAX) &&
+              s_identity_str(ga_map_get(body, "ip"), 64) &&
+              (roles == NULL || roles->type == GA_NIL ||
+               (roles->type == GA_ARRAY && roles->len <= BK_ROLES_MAX));
+    for (uint32_t i = 0; ok && roles && roles->type == GA_ARRAY && i < roles->len; i++) {
+        ok = s_identity_str(&roles->u.items[i], BK_IDENTITY_MAX) &&
+             roles->u.items[i].type == GA_STR;
+    }
+    if (ok) {
+        return true;
+    }
+    self->stats.malformed++;
+    int64_t id = ga_map_get_int(body, "id", 0);
+    GA_WARN("CALL %lld refused: malformed caller identity", (long long) id);
+    if (id > 0) {
+        bk_send_error(self, msg->id, msg->id_len, (uint64_t) id, GA_EPROTO,
+                      "Invalid caller identity", false);
+    }
+    return false;
+}
+
 typedef struct {
     const char *service; // the service being registered
     const char *key;     // the registering key

@@ -111,6 +111,12 @@ size_t bk_stop_streams(bk_broker_t *self, const char *request_id);
 // its command needs (gateway for calls, operator for ADMIN); a refused CALL or ADMIN is
 // answered here. True when it may go on.
 bool bk_access_gateway_msg(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_access.c: whether a CALL's caller identity is well formed (user_id, device_id, ip: absent
+// or non-empty strings without NULs, at most BK_IDENTITY_MAX bytes; roles: at most BK_ROLES_MAX
+// such strings). A malformed one is answered here with `Invalid caller identity`.
+#define BK_IDENTITY_MAX 1024
+#define BK_ROLES_MAX 64
+bool bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg);
 // bk_access.c: with CURVE on, why the REGISTER `msg` may not register at all (no worker key,
 // a service its key does not name, a service another key holds), in `buf`; NULL when it may.
 const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *buf,

@@ -119,7 +119,9 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
-        bk_on_call(self, msg);
+        if (bk_access_call_identity(self, msg)) {
+            bk_on_call(self, msg);
+        }
         break;
     case GA_CMD_STOP:
         bk_on_stop(self, msg);
