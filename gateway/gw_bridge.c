@@ -568,8 +568,9 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
     }
     if (p->held.len) {
         // The permission check answered: send the held call, or deny.
-        if (!gw_pipeline_check_allows(body)) {
-            s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+        const char *denial = gw_pipeline_check_denial(body, self->arena);
+        if (denial) {
+            s_answer_error(self, p, GA_EDENIED, denial, false);
             return;
         }
         if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {

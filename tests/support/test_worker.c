@@ -164,15 +164,20 @@ s_fire(wk_request_t *req, void *ctx)
     wk_reply(req, wk_str(req, "nobody hears this"));
 }
 
-// A permission callback: allows a call whose `value` argument is "open". Slow on purpose
-// (200 ms), so that anything sent before its answer would be seen first by a client.
+// A permission callback: allows (an ok answer) a call whose `value` argument is "open", denies
+// (an error, whose reason the client sees) any other. Slow on purpose (200 ms), so that
+// anything sent before its answer would be seen first by a client.
 static void
 s_guard(wk_request_t *req, void *ctx)
 {
     (void) ctx;
     usleep(200 * 1000);
     const char *value = wk_value_str(wk_value_get(wk_arg(req, "args"), "value"));
-    wk_reply(req, wk_bool(req, value && strcmp(value, "open") == 0));
+    if (value && strcmp(value, "open") == 0) {
+        wk_reply(req, NULL);
+    } else {
+        wk_reply_error(req, "value is not open");
+    }
 }
 
 static const wk_function_t s_functions[] = {
@@ -197,6 +202,13 @@ static const wk_function_t s_functions[] = {
      .permission_callback = "test_service.guard", .handler = s_count},
     {.request_type = "guarded_fire", .response_type = "none", .args = "value:any",
      .permission_callback = "test_service.guard", .handler = s_fire},
+    // Callbacks that fail in other ways: an error answer (fail), no answer (silent), absent.
+    {.request_type = "guarded_by_fail", .args = "value:any",
+     .permission_callback = "test_service.fail", .handler = s_echo},
+    {.request_type = "guarded_by_silent", .args = "value:any",
+     .permission_callback = "test_service.silent", .handler = s_echo},
+    {.request_type = "guarded_by_nothing", .args = "value:any",
+     .permission_callback = "test_service.nothing", .handler = s_echo},
 };
 
 static const wk_service_t s_service = {
