@@ -352,6 +352,7 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->version = cfg->version ? ga_arena_strdup(arena, cfg->version) : NULL;
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
+    call->request_info = cfg->request_info;
     if (!s_permitted(self, cfg, who, call, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EDENIED;

@@ -59,6 +59,9 @@ typedef struct {
     // caller sends the check (gw_pipeline_check_call) and dispatches only on approval.
     const char *permission_callback;
     const gw_identity_t *who; // the caller (borrowed: valid while the call is being sent)
+    // The function's request_info: only then does the CALL carry the caller's identity (user id,
+    // roles, device id, ip) for the handler. The gateway's own checks use `who` regardless.
+    bool request_info;
 } gw_call_t;
 
 // An in-process permission callback (registered by an embedding program): GA_OK allows the

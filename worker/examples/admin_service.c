@@ -50,6 +50,7 @@ static const wk_function_t s_functions[] = {
     {.request_type = "admin_action",
      .args = "action:string",
      .permission_callback = "admin_service.authorize",
+     .request_info = true, // the handler reports who performed the action
      .handler = s_admin_action},
     {.request_type = "authorize", .handler = s_authorize},
 };
