@@ -123,9 +123,8 @@ s_value(cursor_t *c, ga_value_t *out)
 }
 
 // The options of the notation ("default" is the config's default_value).
-static const char *const s_option_names[] = {"max_bytes", "max_items", "max_item_bytes",
-                                             "allow_nil", "default",   "required",
-                                             "accept"};
+static const char *const s_option_names[] = {
+    "max_bytes", "max_items", "max_item_bytes", "allow_nil", "default", "required", "accept"};
 #define N_OPTIONS (sizeof s_option_names / sizeof s_option_names[0])
 
 // "(key=value, ...)" after a type: the extended form {type, key: value, ...}.

@@ -252,7 +252,8 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
         {"\"before_execute\":\"data_service.validate_quota\"", "before_execute: not supported yet"},
         {"\"after_execute\":\"data_service.log_response\"", "after_execute: not supported yet"},
         {"\"hook_timeout\":5000", "hook_timeout: not supported yet"},
-        {"\"choose_node_mode\":\"hash\"", "choose_node_mode: \"hash\" not supported yet (only random)"},
+        {"\"choose_node_mode\":\"hash\"",
+         "choose_node_mode: \"hash\" not supported yet (only random)"},
         {"\"choose_node_mode\":\"hash:user_id\"",
          "choose_node_mode: \"hash:user_id\" not supported yet (only random)"},
         {"\"choose_node_mode\":\"round_robin\"",
@@ -262,7 +263,8 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256];
-        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",%s}", cases[i].field);
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",%s}",
+                 cases[i].field);
         char err[256] = "";
         ga_funcfg_t *cfg = NULL;
         if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, cases[i].want) != 0) {
