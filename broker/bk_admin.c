@@ -9,6 +9,7 @@
 #include "ga_clock.h"
 #include "ga_idmap.h"
 #include "ga_proto.h"
+#include "ga_secret.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_value_t reply = ga_map(a, 6);
     const char *op = ga_map_get_str(&msg->value, "op");
     const char *token = self->cfg->admin_token;
-    const char *given = ga_map_get_str(&msg->value, "token");
-    if (token && token[0] && (given == NULL || strcmp(given, token) != 0)) {
+    if (token && token[0] && !ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("admin token required"));
     } else if (op && strcmp(op, "stop_stream") == 0) {

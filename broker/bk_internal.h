@@ -7,6 +7,8 @@
 
 #include "bk_broker.h"
 #include "bk_registry.h"
+#include "bk_zap.h"
+#include "ga_curve.h"
 #include "ga_arena.h"
 #include "ga_err.h"
 #include "ga_idmap.h"
@@ -65,6 +67,8 @@ struct bk_broker_t {
     ga_arena_t *arena;          // per-message arena, reset after each message
     ga_proto_msg_t msg;         // receive buffers, reused
     ga_buf_t out;               // send buffer, reused
+    bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
+    ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     int64_t next_heartbeat;     // monotonic ms
     bk_stats_t stats;           // counters
 };

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Checks one argument value against its ga_argspec_t (SPEC section 3). Used by the gateway on
-// every request and by ga_funcfg at registration for default values. Messages are
-// client-visible and name the argument. Pure.
+// Checks one argument value against its ga_argspec_t (types and options: docs/protocol.md,
+// "Function config"; messages: "Errors a client can see"). Used by the gateway on every
+// request and by ga_funcfg at registration for default values. Messages are client-visible and
+// name the argument. Pure.
 #include "ga_funcfg.h"
 #include "ga_utf8.h"
 

@@ -97,7 +97,7 @@ GA_MUST_CHECK ga_err_t ga_funcfg_parse(const ga_value_t *v, ga_funcfg_t **out, c
 void ga_funcfg_destroy(ga_funcfg_t **self_p);
 
 // Checks one argument value against its spec. Returns GA_OK or GA_EINVAL with the
-// client-visible message in `err` (the wording of docs/protocol.md, "Errors a client can see").
+// client-visible message in `err` (worded as in docs/protocol.md, "Errors a client can see").
 GA_MUST_CHECK ga_err_t ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err,
                                     size_t errlen);
 

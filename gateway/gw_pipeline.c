@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The request pipeline: payload fields, function lookup, argument validation, result
-// conversion. Keeps the gateway's copy of the registry. Pure with respect to I/O.
+// The request pipeline: payload fields, function lookup, argument validation, permission
+// checks, result conversion. Keeps the gateway's copy of the registry. Pure with respect to I/O.
 #include "gw_pipeline.h"
 
 #include "ga_functable.h"

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The gateway's request pipeline, apart from any socket: decode a request payload, find the
-// function in the registry copy, validate and convert arguments, (later: rate limits,
-// permissions, hooks), and turn broker results into client responses. The WebSocket server
-// and the broker bridge call it; tests and embedding programs can drive it directly.
+// function in the registry copy, validate and convert arguments, check permission (built-in
+// modes and in-process callbacks here; a worker permission callback is sent by the bridge,
+// gw_bridge_call_checked), and turn broker results into client responses. Rate limits and
+// hooks are not built. The WebSocket server and the broker bridge call it; tests and embedding
+// programs can drive it directly.
 // Owned by one thread (the gateway's loop).
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
@@ -34,15 +36,15 @@ typedef enum {
     GW_KIND_END,
 } gw_kind_t;
 
-// A response object as the client sees it (SPEC section 1).
+// A response object as the client sees it (docs/protocol.md, section 1, "Responses").
 typedef struct {
     const char *request_id;   // echoed; "unknown" when the request had none
     gw_kind_t kind;           // result, error, ack, chunk, last, end
     bool success;             // false only for errors
     const ga_value_t *result; // NULL encodes as null
     const char *error;        // NULL encodes as null
-    bool async;               // see the SPEC table
-    bool has_more;            // see the SPEC table
+    bool async;               // see the table in docs/protocol.md, "Responses"
+    bool has_more;            // see the table in docs/protocol.md, "Responses"
     bool can_retry;           // errors only: retrying may succeed
 } gw_response_t;
 

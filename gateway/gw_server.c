@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // libwebsockets glue: accepts /socket/websocket, assembles inbound messages within the payload
-// limit, runs the Phoenix protocol and the API pipeline, and writes one queued frame per
-// WRITEABLE callback. The broker bridge's fd lives in the same loop as a raw file descriptor.
+// limit, runs the Phoenix protocol and the API pipeline, and on each WRITEABLE callback writes
+// the queued frames (several gathered into one write, up to GW_BATCH_BYTES). The broker
+// bridge's two ZeroMQ fds (DEALER and SUB) live in the same loop as raw file descriptors.
 #include "gw_server.h"
 
 #include "ga_arena.h"
@@ -888,7 +889,8 @@ gw_server_start(gw_server_t *self)
                                                 : 4096);
     self->context = lws_create_context(&info);
     if (self->context == NULL) {
-        GA_ERR("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        GA_ERR("cannot listen on %s:%d (in use? set the option listen)",
+               info.iface ? info.iface : "*", info.port);
         return GA_EIO;
     }
     self->vhost = lws_get_vhost_by_name(self->context, "default");

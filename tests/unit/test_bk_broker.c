@@ -278,6 +278,46 @@ test_broker_refuses_a_wrong_push_token(void **state)
     s_stop(f);
 }
 
+// The push and admin tokens are compared over their full length: a C-string comparison would
+// accept "push-secret-123\0x" for "push-secret-123".
+static void
+test_broker_compares_tokens_over_their_full_length(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start("push-secret-123", 1000);
+    f->cfg.admin_token = "admin-secret-456"; // read by the loop only when an ADMIN arrives
+    ga_arena_t *a = f->arena;
+    ga_value_t reg = ga_map(a, 5);
+    ga_map_put(&reg, a, "node", ga_str("n"));
+    ga_map_put(&reg, a, "service", ga_str("test_service"));
+    ga_map_put(&reg, a, "config_version", ga_str("1"));
+    ga_map_put(&reg, a, "token", ga_strn("push-secret-123\0x", 17));
+    ga_map_put(&reg, a, "functions", ga_array(a, 0));
+    assert_int_equal(ga_proto_send_value(f->worker, NULL, 0, GA_CMD_REGISTER, &reg, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "invalid push token");
+
+    ga_value_t admin = ga_map(f->arena, 2);
+    ga_map_put(&admin, f->arena, "op", ga_str("status"));
+    ga_map_put(&admin, f->arena, "token", ga_strn("admin-secret-456\0junk", 21));
+    assert_int_equal(ga_proto_send_value(f->gateway, NULL, 0, GA_CMD_ADMIN, &admin, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "admin token required");
+    // The exact token passes.
+    ga_value_t exact = ga_map(f->arena, 2);
+    ga_map_put(&exact, f->arena, "op", ga_str("status"));
+    ga_map_put(&exact, f->arena, "token", ga_str("admin-secret-456"));
+    assert_int_equal(ga_proto_send_value(f->gateway, NULL, 0, GA_CMD_ADMIN, &exact, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    s_stop(f);
+}
+
 static void
 test_broker_tells_an_unknown_worker_to_register_again(void **state)
 {
@@ -323,6 +363,7 @@ main(void)
         cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),
         cmocka_unit_test(test_broker_times_out_a_call_the_worker_never_answers),
         cmocka_unit_test(test_broker_refuses_a_wrong_push_token),
+        cmocka_unit_test(test_broker_compares_tokens_over_their_full_length),
         cmocka_unit_test(test_broker_tells_an_unknown_worker_to_register_again),
         cmocka_unit_test(test_broker_drops_hostile_messages_and_keeps_serving),
     };

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Function configs (SPEC section 2) and argument checks (section 3), table-driven: the
-// walkthrough's own configs are accepted with the defaults, each broken rule is refused with a
-// message naming the field, and every type and option accepts and refuses what it should, with
-// the exact client-visible messages.
+// Function configs and argument checks (docs/protocol.md, "Function config" and "Errors a
+// client can see"), table-driven: the walkthrough's own configs are accepted with the defaults,
+// each broken rule is refused with a message naming the field, and every type and option
+// accepts and refuses what it should, with the exact client-visible messages.
 #include "ga_funcfg.h"
 #include "ga_json.h"
 

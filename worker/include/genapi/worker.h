@@ -39,9 +39,9 @@ typedef struct wk_stream_t wk_stream_t;
 // live until the handler returns; they are owned by the request.
 typedef struct ga_value_t wk_value_t;
 
-// A handler runs on a pool thread. It must answer exactly once with wk_reply or
-// wk_reply_error before returning (a handler that returns without answering is answered
-// with an internal error). `ctx` is the service's ctx.
+// A handler runs on a pool thread (on the I/O thread when the function is non_blocking). It
+// must answer exactly once with wk_reply or wk_reply_error before returning (a handler that
+// returns without answering is answered with an internal error). `ctx` is the service's ctx.
 typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
 
 typedef struct {
@@ -88,6 +88,10 @@ typedef struct {
     // Called on the library's I/O thread each time the broker accepts the table.
     void (*on_registered)(const char *node, const char *broker, void *arg);
     void *on_registered_arg;   // passed to on_registered
+    // CurveZMQ (docs/security.md): this worker's certificate (FILE and FILE_secret, made by
+    // genapi-ctl keygen --role worker) and the broker's public certificate. Both NULL: off.
+    const char *curve_secret_file;
+    const char *curve_broker_file;
 } wk_options_t;
 
 // Creates a worker for `service` with `options` (either may be borrowed; both must outlive
