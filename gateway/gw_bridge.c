@@ -377,7 +377,8 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     }
     ga_map_put(&m, a, "args", call->args);
     ga_map_put(&m, a, "request_id", ga_str(call->request_id));
-    const gw_identity_t *who = call->who;
+    // The caller's identity reaches the handler only when its function asks (request_info).
+    const gw_identity_t *who = call->request_info ? call->who : NULL;
     if (who && who->user_id) {
         ga_map_put(&m, a, "user_id", ga_str(who->user_id));
     }
@@ -585,8 +586,9 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
     }
     if (p->held.len) {
         // The permission check answered: send the held call, or deny.
-        if (!gw_pipeline_check_allows(body)) {
-            s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+        const char *denial = gw_pipeline_check_denial(body, self->arena);
+        if (denial) {
+            s_answer_error(self, p, GA_EDENIED, denial, false);
             return;
         }
         if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {

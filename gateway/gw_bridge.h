@@ -87,7 +87,7 @@ void gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic)
 GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
                                       const gw_route_t *route);
 // Sends `check` (a permission callback call) first and `call` only when the check allows it
-// (gw_pipeline_check_allows); otherwise the result callback gets "Permission denied". Same
+// (gw_pipeline_check_denial); otherwise the result callback gets its denial. Same
 // return values and the same exactly-once guarantee as gw_bridge_call.
 GA_MUST_CHECK ga_err_t gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check,
                                               const gw_call_t *call, const gw_route_t *route);

@@ -195,19 +195,22 @@ s_arg_is_user(const gw_identity_t *who, const ga_value_t *args, const char *name
     return false;
 }
 
-// The built-in modes and in-process callbacks. Worker callbacks are left to the caller.
+// The built-in modes and in-process callbacks. Worker callbacks are left to the caller. On a
+// denial `denial` holds the client's message: "Permission denied", with ": REASON" when an
+// in-process callback gave one.
 static bool
 s_permitted(gw_pipeline_t *self, const ga_funcfg_t *cfg, const gw_identity_t *who,
-            gw_call_t *call)
+            gw_call_t *call, char *denial, size_t len)
 {
+    snprintf(denial, len, "Permission denied");
     if (cfg->permission_callback) {
         for (size_t i = 0; i < self->n_permission_fns; i++) {
             const permission_fn_t *p = &self->permission_fns[i];
             if (strcmp(p->name, cfg->permission_callback) == 0) {
                 char reason[256] = "";
                 bool ok = p->fn(p->arg, who, call, reason, sizeof reason) == GA_OK;
-                if (!ok) {
-                    GA_DEBUG("permission callback %s denied: %s", p->name, reason);
+                if (!ok && reason[0]) {
+                    snprintf(denial, len, "Permission denied: %s", reason);
                 }
                 return ok;
             }
@@ -263,19 +266,30 @@ gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena
     return true;
 }
 
-bool
-gw_pipeline_check_allows(const ga_value_t *body)
+const char *
+gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena)
 {
     const ga_value_t *ok = ga_map_get(body, "ok");
-    const ga_value_t *result = ga_map_get(body, "result");
-    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || result == NULL) {
-        return false;
+    if (ok && ok->type == GA_BOOL && ok->u.b) {
+        // Any ok answer allows, whatever its value, except one that says no: `false`, or a map
+        // whose "allow" is false (what a callback written for a boolean answer means).
+        const ga_value_t *result = ga_map_get(body, "result");
+        const ga_value_t *allow = result ? ga_map_get(result, "allow") : NULL;
+        bool no = (result && result->type == GA_BOOL && !result->u.b) ||
+                  (allow && allow->type == GA_BOOL && !allow->u.b);
+        return no ? "Permission denied" : NULL;
     }
-    if (result->type == GA_BOOL) {
-        return result->u.b;
+    // Only the callback's own error answer carries a reason for the client; a crash, a
+    // timeout, an unknown callback or a malformed answer denies without one.
+    const char *reason = ga_map_get_str(body, "error");
+    if (ok && ok->type == GA_BOOL && ga_map_get_int(body, "code", 0) == GA_EHANDLER && reason &&
+        reason[0]) {
+        size_t n = strlen(reason) + sizeof "Permission denied: ";
+        char *msg = ga_arena_alloc(arena, n);
+        snprintf(msg, n, "Permission denied: %s", reason);
+        return msg;
     }
-    const ga_value_t *allow = ga_map_get(result, "allow");
-    return allow && allow->type == GA_BOOL && allow->u.b;
+    return "Permission denied";
 }
 
 ga_err_t
@@ -338,8 +352,9 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->version = cfg->version ? ga_arena_strdup(arena, cfg->version) : NULL;
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
-    if (!s_permitted(self, cfg, who, call)) {
-        gw_response_error(refusal, request_id, "Permission denied", false);
+    call->request_info = cfg->request_info;
+    if (!s_permitted(self, cfg, who, call, msg, 512)) {
+        gw_response_error(refusal, request_id, msg, false);
         return GA_EDENIED;
     }
     if (call->permission_callback) {

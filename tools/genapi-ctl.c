@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
-// auth=jwt; `status` and `stop-stream` speak the broker's admin operations on its gateway
-// endpoint (docs/operations.md).
+// auth=jwt; `status`, `functions` and `stop-stream` speak the broker's admin operations on its
+// gateway endpoint (docs/operations.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -25,6 +25,7 @@ s_usage(void)
             "                        (--config GATEWAY.json | --secret S | --alg RS256|ES256 "
             "--key PRIVATE.pem)\n"
             "       genapi-ctl status [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl functions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
             "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n"
             "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
             "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
@@ -95,28 +96,32 @@ s_admin_cmd(int argc, char **argv)
 {
     const char *broker = getenv("GENAPI_BROKER_ADMIN");
     const char *token = getenv("GENAPI_ADMIN_TOKEN");
-    const char *request_id = NULL;
+    const char *operand = NULL; // stop-stream: the request id; functions: the service
     broker = broker ? broker : "tcp://127.0.0.1:5571";
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
             broker = argv[++i];
         } else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
             token = argv[++i];
-        } else if (request_id == NULL && argv[i][0] != '-') {
-            request_id = argv[i];
+        } else if (operand == NULL && argv[i][0] != '-') {
+            operand = argv[i];
         } else {
             return s_usage();
         }
     }
     bool stop = strcmp(argv[1], "stop-stream") == 0;
-    if (stop != (request_id != NULL)) {
+    bool functions = strcmp(argv[1], "functions") == 0;
+    if ((stop && operand == NULL) || (!stop && !functions && operand != NULL)) {
         return s_usage();
     }
     ga_arena_t *a = ga_arena_new(4096);
     ga_value_t request = ga_map(a, 3);
-    ga_map_put(&request, a, "op", ga_str(stop ? "stop_stream" : "status"));
+    const char *op = stop ? "stop_stream" : functions ? "functions" : "status";
+    ga_map_put(&request, a, "op", ga_str(op));
     if (stop) {
-        ga_map_put(&request, a, "request_id", ga_str(request_id));
+        ga_map_put(&request, a, "request_id", ga_str(operand));
+    } else if (functions && operand) {
+        ga_map_put(&request, a, "service", ga_str(operand));
     }
     int status = s_admin(broker, token, &request, a);
     ga_arena_destroy(&a);
@@ -276,7 +281,8 @@ main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "token") == 0) {
         return s_token(argc, argv);
     }
-    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "stop-stream") == 0)) {
+    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "functions") == 0 ||
+                      strcmp(argv[1], "stop-stream") == 0)) {
         return s_admin_cmd(argc, argv);
     }
     return s_usage();

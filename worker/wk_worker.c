@@ -117,6 +117,9 @@ s_build_table(wk_worker_t *self, char *err, size_t errlen)
         if (fn->permission_callback) {
             ga_map_put(&m, a, "permission_callback", ga_str(fn->permission_callback));
         }
+        if (fn->request_info) {
+            ga_map_put(&m, a, "request_info", ga_bool(true));
+        }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
             snprintf(err, errlen, "function %s: %s", fn->request_type, why);

@@ -685,7 +685,7 @@ test_pipeline_in_process_callback_decides_synchronously(void **state)
     assert_int_equal(s_prepare_as(f, &bob, req), GA_OK);
     assert_null(f->call.permission_callback); // decided here, nothing left for the caller
     assert_int_equal(s_prepare_as(f, &alice, req), GA_EDENIED);
-    assert_string_equal(f->refusal.error, "Permission denied");
+    assert_string_equal(f->refusal.error, "Permission denied: not bob"); // its reason
     assert_int_equal(s_callback_calls, 2);
 }
 
@@ -754,30 +754,52 @@ test_pipeline_check_call_refuses_names_without_service_dot_function(void **state
     }
 }
 
+// The permission callback contract: an ok answer allows (whatever its value, except one that
+// says no), the callback's own error denies with its reason, any other failure denies plainly.
 static void
-test_pipeline_check_answers_allow_only_true_or_allow_true(void **state)
+test_pipeline_check_answer_allows_on_ok_and_denies_with_the_callbacks_reason(void **state)
 {
     fixture_t *f = *state;
     const struct {
         const char *body;
-        bool allows;
+        const char *denial; // NULL: allowed
     } cases[] = {
-        {"{\"ok\":true,\"result\":true}", true},
-        {"{\"ok\":true,\"result\":{\"allow\":true}}", true},
-        {"{\"ok\":true,\"result\":false}", false},
-        {"{\"ok\":true,\"result\":{\"allow\":false}}", false},
-        {"{\"ok\":true,\"result\":{\"allow\":\"yes\"}}", false},
-        {"{\"ok\":true,\"result\":\"yes\"}", false},
-        {"{\"ok\":true,\"result\":1}", false},
-        {"{\"ok\":true}", false},
-        {"{\"ok\":false,\"error\":\"boom\",\"result\":true}", false},
-        {"{\"ok\":\"true\",\"result\":true}", false},
-        {"{\"result\":true}", false},
+        {"{\"ok\":true,\"result\":null}", NULL}, // the walkthrough's :ok
+        {"{\"ok\":true}", NULL},
+        {"{\"ok\":true,\"result\":true}", NULL},
+        {"{\"ok\":true,\"result\":{\"allow\":true}}", NULL},
+        {"{\"ok\":true,\"result\":\"yes\"}", NULL},
+        {"{\"ok\":true,\"result\":{\"user\":\"u1\"}}", NULL},
+        // An ok answer that says no still denies (fail closed for boolean answers).
+        {"{\"ok\":true,\"result\":false}", "Permission denied"},
+        {"{\"ok\":true,\"result\":{\"allow\":false}}", "Permission denied"},
+        // The callback's own error: its reason reaches the client.
+        {"{\"ok\":false,\"error\":\"unauthorized\",\"code\":14}",
+         "Permission denied: unauthorized"},
+        {"{\"ok\":false,\"error\":\"Quota exceeded. Upgrade your plan.\",\"code\":14,"
+         "\"can_retry\":false}",
+         "Permission denied: Quota exceeded. Upgrade your plan."},
+        // Anything else: no reason (crash, timeout, unknown callback, internal, malformed).
+        {"{\"ok\":false,\"error\":\"\",\"code\":14}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}",
+         "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Request timed out\",\"code\":4}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Unknown function\",\"code\":7}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Internal Server Error\",\"code\":15}",
+         "Permission denied"},
+        {"{\"ok\":false,\"error\":\"boom\"}", "Permission denied"},
+        {"{\"ok\":\"true\",\"result\":true}", "Permission denied"},
+        {"{\"result\":true}", "Permission denied"},
+        {"{\"error\":\"x\",\"code\":14}", "Permission denied"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ga_value_t v = s_json(f->a, cases[i].body);
-        if (gw_pipeline_check_allows(&v) != cases[i].allows) {
-            fail_msg("check_allows(%s) != %d", cases[i].body, cases[i].allows);
+        const char *got = gw_pipeline_check_denial(&v, f->a);
+        bool same = got == NULL ? cases[i].denial == NULL
+                                : cases[i].denial != NULL && strcmp(got, cases[i].denial) == 0;
+        if (!same) {
+            fail_msg("check_denial(%s) = %s, want %s", cases[i].body, got ? got : "(allowed)",
+                     cases[i].denial ? cases[i].denial : "(allowed)");
         }
     }
 }
@@ -961,7 +983,7 @@ main(void)
         T(test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call),
         T(test_pipeline_check_call_for_anonymous_sends_nulls),
         T(test_pipeline_check_call_refuses_names_without_service_dot_function),
-        T(test_pipeline_check_answers_allow_only_true_or_allow_true),
+        T(test_pipeline_check_answer_allows_on_ok_and_denies_with_the_callbacks_reason),
         T(test_pipeline_result_ok_becomes_a_success_result),
         T(test_pipeline_result_handler_error_shows_its_message),
         T(test_pipeline_result_internal_error_is_hidden_without_detail_errors),
