@@ -400,6 +400,8 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     gw_response_t resp;
     if (gw_pipeline_prepare(self->pipeline, &conn->who, f->payload, self->arena, &call, &resp) !=
         GA_OK) {
+        // A `none` function's callers hear nothing, refusals included; a request that does
+        // not identify a function is answered (its type is unknown).
         if (call.response_type != GA_RESP_NONE) {
             s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
         }
@@ -418,8 +420,10 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (gw_pipeline_check_call(&conn->who, &call, self->arena, &check)) {
         rc = gw_bridge_call_checked(self->bridge, &check, &call, &route);
     } else {
-        gw_response_error(&resp, call.request_id, "Permission denied", false);
-        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        if (call.response_type != GA_RESP_NONE) {
+            gw_response_error(&resp, call.request_id, "Permission denied", false);
+            s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        }
         return;
     }
     if (call.response_type == GA_RESP_NONE) {

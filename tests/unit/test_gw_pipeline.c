@@ -626,6 +626,57 @@ test_pipeline_refusal_of_a_none_function_reports_its_response_type(void **state)
     assert_int_equal(f->call.response_type, GA_RESP_SYNC);
 }
 
+// Once service, request_type and version name a config, every refusal of a `none` function
+// says so, whichever check refused it: the caller must stay silent.
+static void
+test_pipeline_every_refusal_of_a_known_none_function_reports_it(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_apply(f,
+                "{\"functions\":[{\"service\":\"event_service\",\"request_type\":\"off\","
+                "\"response_type\":\"none\",\"disabled\":true},"
+                "{\"service\":\"event_service\",\"request_type\":\"mine\","
+                "\"response_type\":\"none\",\"check_permission\":\"any_authenticated\"}]}",
+                false),
+        2);
+    static const char *const cases[][2] = {
+        {"{\"service\":\"event_service\",\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}",
+         "Missing field: request_id"},
+        {"{\"request_id\":7,\"service\":\"event_service\",\"request_type\":\"log\"}",
+         "Invalid field: request_id (expected a non-empty string)"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"log\","
+         "\"args\":[]}",
+         "Invalid field: args (expected an object)"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"off\"}",
+         "Function disabled"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"log\","
+         "\"args\":{\"msg\":\"m\",\"x\":1}}",
+         "Unknown argument: x"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"mine\"}",
+         "Permission denied"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_string_equal(s_refused(f, cases[i][0]), cases[i][1]);
+        assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    }
+    f->cfg.require_auth = true;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}"),
+                        "Authentication required");
+    assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    f->cfg.require_auth = false;
+    // Not identified: a version of the wrong type, or one that does not exist.
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"version\":1}"),
+                        "Invalid field: version (expected a non-empty string)");
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"version\":\"9\"}"),
+                        "Unknown function");
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+}
+
 // --- permissions ---
 
 static void
@@ -954,6 +1005,7 @@ main(void)
         T(test_pipeline_keeps_a_given_value_over_the_default),
         T(test_pipeline_fills_absent_nullable_argument_with_null),
         T(test_pipeline_refusal_of_a_none_function_reports_its_response_type),
+        T(test_pipeline_every_refusal_of_a_known_none_function_reports_it),
         T(test_pipeline_any_authenticated_refuses_anonymous_only),
         T(test_pipeline_arg_permission_needs_argument_equal_to_caller),
         T(test_pipeline_role_permission_needs_one_listed_role),
