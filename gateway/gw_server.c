@@ -443,6 +443,24 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     s_bridge_kick(self);
 }
 
+// Ends the join on `topic`, as a Phoenix server ends a channel: its streams are stopped (the
+// workers are told), results still due for it are dropped, and the client gets
+// [join_ref, join_ref, topic, "phx_close", {}] for that join.
+static void
+s_close_channel(gw_server_t *self, gw_conn_t *conn, const char *topic)
+{
+    gw_channel_t *ch = gw_conn_channel(conn, topic);
+    if (ch == NULL) {
+        return;
+    }
+    gw_bridge_stop_conn(self->bridge, conn->id, topic);
+    s_bridge_kick(self);
+    ga_buf_reset(&self->frame);
+    gw_phx_encode(&self->frame, ch->join_ref, ch->join_ref, topic, "phx_close", "{}", 2);
+    s_send_frame(self, conn, &self->frame);
+    GA_IGNORE(gw_conn_leave(conn, topic)); // joined: found just above
+}
+
 static void
 s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
 {
@@ -479,22 +497,33 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
     if (strcmp(f.event, "phx_join") == 0) {
         if (!s_topic_allowed(self->cfg->topics, f.topic)) {
             s_reply_reason(self, conn, &f, "unmatched topic");
-        } else if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
+            return;
+        }
+        if (gw_conn_channel(conn, f.topic)) {
+            s_close_channel(self, conn, f.topic); // a duplicate join replaces the old one
+        }
+        if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
             s_reply_reason(self, conn, &f, "too many channels");
         } else {
             s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
         }
         return;
     }
-    if (gw_conn_channel(conn, f.topic) == NULL) {
-        s_reply_reason(self, conn, &f, "unmatched topic");
+    gw_channel_t *ch = gw_conn_channel(conn, f.topic);
+    if (strcmp(f.event, "phx_leave") == 0) {
+        // Answered ok whether joined or not, as a Phoenix server does; the join it names (or
+        // a join with a null join_ref) is then closed. A leave naming an older join of the
+        // topic leaves the current one alone.
+        bool current = ch && (ch->join_ref == NULL ||
+                              (f.join_ref && strcmp(ch->join_ref, f.join_ref) == 0));
+        s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+        if (current) {
+            s_close_channel(self, conn, f.topic);
+        }
         return;
     }
-    if (strcmp(f.event, "phx_leave") == 0) {
-        gw_bridge_stop_conn(self->bridge, conn->id, f.topic); // its streams end with it
-        s_bridge_kick(self);
-        GA_IGNORE(gw_conn_leave(conn, f.topic)); // joined: checked just above
-        s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+    if (ch == NULL) {
+        s_reply_reason(self, conn, &f, "unmatched topic");
         return;
     }
     if (strcmp(f.event, self->cfg->api_event) == 0) {

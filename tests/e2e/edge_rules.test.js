@@ -104,3 +104,50 @@ test('none: the in-flight limit refuses silently', async () => {
     await stack.stop();
   }
 });
+
+test('a duplicate join closes the old one (its stream stopped); phx_leave is ok then phx_close', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  const sockets = [];
+  try {
+    const ws = await raw(stack.url);
+    sockets.push(ws);
+    ws.sendFrame(['1', '1', 'api:lobby', 'phx_join', {}]);
+    assert.equal((await ws.next(isReply('1')))[4].status, 'ok');
+    ws.sendFrame(['1', '2', 'api:lobby', 'api', { request_id: 'w1', service: 'test_service', request_type: 'watch' }]);
+    assert.equal((await ws.next(isReply('2')))[4].response.kind, 'ack');
+    await stack.workers[0].waitForLine(/^HANDLER watch start w1$/);
+    // The same topic joined again: phx_close for the old join, then the new join's reply.
+    ws.sendFrame(['3', '3', 'api:lobby', 'phx_join', {}]);
+    const reply = await ws.next(isReply('3'));
+    assert.deepEqual(reply, ['3', '3', 'api:lobby', 'phx_reply', { status: 'ok', response: {} }]);
+    const close = ws.all.findIndex((f) => f[3] === 'phx_close');
+    assert.deepEqual(ws.all[close], ['1', '1', 'api:lobby', 'phx_close', {}]);
+    assert.ok(close < ws.all.indexOf(reply));
+    await stack.workers[0].waitForLine(/^STREAM cancelled w1$/);
+    // The new join works; the old stream's chunks do not follow it.
+    ws.sendFrame(['3', '4', 'api:lobby', 'api', { request_id: 'e', service: 'test_service', request_type: 'echo', args: { value: 2 } }]);
+    assert.equal((await ws.next(isReply('4')))[4].response.result.value, 2);
+    const after = ws.all.length;
+    ws.sendFrame([null, 'h', 'phoenix', 'heartbeat', {}]);
+    await ws.next(isReply('h'));
+    assert.deepEqual(ws.all.slice(after).filter((f) => f[4] && f[4].request_id === 'w1'), []);
+    // Leave: ok, then phx_close for that join; the topic is no longer joined.
+    ws.sendFrame(['3', '5', 'api:lobby', 'phx_leave', {}]);
+    assert.deepEqual(await ws.next(isReply('5')), ['3', '5', 'api:lobby', 'phx_reply', { status: 'ok', response: {} }]);
+    assert.deepEqual(await ws.next((f) => f[3] === 'phx_close' && f[0] === '3'), ['3', '3', 'api:lobby', 'phx_close', {}]);
+    ws.sendFrame(['3', '6', 'api:lobby', 'api', { request_id: 'x', service: 'test_service', request_type: 'echo', args: {} }]);
+    assert.deepEqual((await ws.next(isReply('6')))[4], { status: 'error', response: { reason: 'unmatched topic' } });
+    // Leaving a topic not joined is answered ok, with no phx_close.
+    ws.sendFrame(['7', '7', 'chat:x', 'phx_leave', {}]);
+    assert.deepEqual((await ws.next(isReply('7')))[4], { status: 'ok', response: {} });
+    ws.sendFrame([null, 'h2', 'phoenix', 'heartbeat', {}]);
+    await ws.next(isReply('h2'));
+    assert.deepEqual(ws.all.filter((f) => f[3] === 'phx_close' && f[2] === 'chat:x'), []);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    for (const s of sockets) s.terminate();
+    await stack.stop();
+  }
+});
