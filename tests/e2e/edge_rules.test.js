@@ -151,3 +151,51 @@ test('a duplicate join closes the old one (its stream stopped); phx_leave is ok 
     await stack.stop();
   }
 });
+
+// The HTTP status of a WebSocket handshake to `path` (101 when it opens).
+function handshakeStatus(base, path) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${base}${path}`);
+    ws.on('open', () => { ws.terminate(); resolve({ status: 101 }); });
+    ws.on('unexpected-response', (req, res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    ws.on('error', reject);
+  });
+}
+
+test('strict protocol: non-string refs get phx_error; only the socket path and vsn=2.0.0 are upgraded', async () => {
+  const stack = await startStack({ workers: [] });
+  const sockets = [];
+  try {
+    const ws = await raw(stack.url);
+    sockets.push(ws);
+    for (const frame of [[1, '1', 'api:lobby', 'phx_join', {}], ['1', 2, 'api:lobby', 'phx_join', {}], [null, 3, 'phoenix', 'heartbeat', {}]]) {
+      ws.sendFrame(frame);
+      const e = await ws.next((f) => f[3] === 'phx_error');
+      assert.deepEqual(e, [null, null, 'phoenix', 'phx_error', { reason: 'malformed frame: join_ref and ref must be strings or null' }]);
+    }
+    ws.sendFrame([null, 'h', 'phoenix', 'heartbeat', {}]); // still open
+    await ws.next(isReply('h'));
+    assert.deepEqual(ws.all.filter((f) => f[3] === 'phx_reply' && f[1] !== 'h'), []);
+
+    const base = stack.url.replace(/\/socket$/, '');
+    let r = await handshakeStatus(base, '/other/websocket?vsn=2.0.0');
+    assert.equal(r.status, 404);
+    assert.match(r.body, /use \/socket\/websocket/);
+    assert.equal((await handshakeStatus(base, '/socket?vsn=2.0.0')).status, 404);
+    r = await handshakeStatus(base, '/socket/websocket');
+    assert.equal(r.status, 400);
+    assert.match(r.body, /vsn=2\.0\.0 required/);
+    assert.equal((await handshakeStatus(base, '/socket/websocket?vsn=1.0.0')).status, 400);
+    assert.equal((await handshakeStatus(base, '/socket/websocket?vsn=2.0.0')).status, 101);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    for (const s of sockets) s.terminate();
+    await stack.stop();
+  }
+});
