@@ -199,3 +199,27 @@ test('strict protocol: non-string refs get phx_error; only the socket path and v
     await stack.stop();
   }
 });
+
+test('the global caps hold for values nested in arguments', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  const sockets = [];
+  try {
+    const ws = await joined(stack.url);
+    sockets.push(ws);
+    const echo = (ref, value) => ws.sendFrame(['j', ref, 'api:lobby', 'api', { request_id: ref, service: 'test_service', request_type: 'echo', args: { value } }]);
+    echo('big', { note: { text: 'x'.repeat(5000) } });
+    assert.equal((await ws.next(isReply('big')))[4].response.error, 'Argument value exceeds max_bytes 3000 at value.note.text');
+    echo('long', [1, Array(2000).fill(0)]);
+    assert.equal((await ws.next(isReply('long')))[4].response.error, 'Argument value exceeds max_items 1000 at value[1]');
+    echo('ok', { text: 'x'.repeat(3000), items: Array(1000).fill(0) });
+    const r = (await ws.next(isReply('ok')))[4].response;
+    assert.equal(r.success, true);
+    assert.equal(r.result.value.items.length, 1000);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    for (const s of sockets) s.terminate();
+    await stack.stop();
+  }
+});
