@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Checks one argument value against its ga_argspec_t (docs/protocol.md, "Function config"),
-// and every value nested inside it against the global caps. Used by the gateway on every
+// Checks one argument value against its ga_argspec_t (types and options: docs/protocol.md,
+// "Function config"; messages: "Errors a client can see"). Used by the gateway on every
 // request and by ga_funcfg at registration for default values. Messages are client-visible and
 // name the argument. Pure.
 #include "ga_funcfg.h"
