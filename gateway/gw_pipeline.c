@@ -292,6 +292,31 @@ gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena)
     return "Permission denied";
 }
 
+// The config a payload names, before any other check: service and request_type non-empty
+// strings, version absent, null or a non-empty string, and a config found for them (enabled or
+// disabled). NULL when the payload does not identify one. Its response type then governs every
+// refusal: a `none` function's callers hear nothing, whichever check fails.
+static const ga_funcfg_t *
+s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
+{
+    const char *service = NULL;
+    const char *request_type = NULL;
+    char msg[8];
+    if (!s_field(payload, "service", &service, msg, sizeof msg) ||
+        !s_field(payload, "request_type", &request_type, msg, sizeof msg)) {
+        return NULL;
+    }
+    const ga_value_t *version = ga_map_get(payload, "version");
+    const char *wanted = NULL;
+    if (version && version->type != GA_NIL) {
+        if (version->type != GA_STR || version->len == 0) {
+            return NULL;
+        }
+        wanted = version->u.s;
+    }
+    return ga_functable_resolve(self->functions, service, request_type, wanted);
+}
+
 ga_err_t
 gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_value_t *payload,
                     ga_arena_t *arena, gw_call_t *call, gw_response_t *refusal)
@@ -302,6 +327,8 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, NULL, "Invalid request: payload must be an object", false);
         return GA_EINVAL;
     }
+    const ga_funcfg_t *cfg = s_identify(self, payload);
+    call->response_type = cfg ? cfg->response_type : GA_RESP_SYNC; // refusals included
     const char *request_id = NULL;
     if (!s_field(payload, "request_id", &request_id, msg, 512) ||
         !s_field(payload, "service", &call->service, msg, 512) ||
@@ -316,14 +343,10 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         return GA_EDENIED;
     }
     const ga_value_t *version = ga_map_get(payload, "version");
-    const char *wanted = NULL;
-    if (version && version->type != GA_NIL) {
-        if (version->type != GA_STR || version->len == 0) {
-            gw_response_error(refusal, request_id,
-                              "Invalid field: version (expected a non-empty string)", false);
-            return GA_EINVAL;
-        }
-        wanted = version->u.s;
+    if (version && version->type != GA_NIL && (version->type != GA_STR || version->len == 0)) {
+        gw_response_error(refusal, request_id,
+                          "Invalid field: version (expected a non-empty string)", false);
+        return GA_EINVAL;
     }
     const ga_value_t *args = ga_map_get(payload, "args");
     ga_value_t empty = ga_map(arena, 0);
@@ -333,9 +356,8 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Invalid field: args (expected an object)", false);
         return GA_EINVAL;
     }
-    const ga_funcfg_t *cfg =
-        ga_functable_resolve(self->functions, call->service, call->request_type, wanted);
-    if (cfg == NULL) {
+    if (cfg == NULL) { // s_identify read the same fields
+
         gw_response_error(refusal, request_id, "Unknown function", false);
         return GA_ENOTFOUND;
     }
@@ -343,7 +365,6 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Function disabled", false);
         return GA_ENOTFOUND;
     }
-    call->response_type = cfg->response_type; // known from here on, refusals included
     if (!s_args(cfg, args, arena, &call->args, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EINVAL;
