@@ -388,3 +388,43 @@ ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_t er
     }
     return GA_OK;
 }
+
+ga_err_t
+ga_funcfg_check_args(const ga_funcfg_t *cfg, const ga_value_t *given, ga_arena_t *arena,
+                     ga_value_t *out, char *msg, size_t len)
+{
+    if (given->type != GA_MAP) {
+        return s_fail(msg, len, "Invalid field: args (expected an object)");
+    }
+    for (uint32_t i = 0; i < given->len; i++) {
+        const char *key = given->u.pairs[i].key;
+        bool declared = false;
+        for (uint32_t k = 0; k < cfg->n_args && !declared; k++) {
+            declared = strcmp(cfg->args[k].name, key) == 0;
+        }
+        if (!declared) {
+            return s_fail(msg, len, "Unknown argument: %s", key);
+        }
+    }
+    *out = ga_map(arena, cfg->n_args);
+    for (uint32_t k = 0; k < cfg->n_args; k++) {
+        const ga_argspec_t *spec = &cfg->args[k];
+        const ga_value_t *v = ga_map_get(given, spec->name);
+        if (v == NULL) {
+            if (spec->has_default) {
+                ga_map_put(out, arena, spec->name, spec->default_value);
+                continue;
+            }
+            if (spec->allow_nil || spec->type == GA_ARG_ANY) {
+                ga_map_put(out, arena, spec->name, ga_nil());
+                continue;
+            }
+            return s_fail(msg, len, "Missing required argument: %s", spec->name);
+        }
+        if (ga_arg_check(spec, v, msg, len) != GA_OK) {
+            return GA_EINVAL;
+        }
+        ga_map_put(out, arena, spec->name, *v);
+    }
+    return GA_OK;
+}

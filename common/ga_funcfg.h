@@ -101,6 +101,16 @@ void ga_funcfg_destroy(ga_funcfg_t **self_p);
 GA_MUST_CHECK ga_err_t ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err,
                                     size_t errlen);
 
+// Checks a request's arguments (`given`, a map) against every declared argument of `cfg`:
+// undeclared names are refused, absent ones take their default (or nil when allowed), each
+// value is checked with ga_arg_check. On GA_OK `*out` is the converted map (in `arena`); on
+// GA_EINVAL `msg` holds the client-visible message. The gateway runs it on every request and
+// the worker library again before any handler (a handler never sees arguments its declaration
+// forbids, whoever sent the call).
+GA_MUST_CHECK ga_err_t ga_funcfg_check_args(const ga_funcfg_t *cfg, const ga_value_t *given,
+                                            ga_arena_t *arena, ga_value_t *out, char *msg,
+                                            size_t len);
+
 // Names and parsing for enums ("sync" <-> GA_RESP_SYNC). Parsers return -1 when unknown.
 const char *ga_resp_name(ga_resp_t r);
 int ga_resp_parse(const char *name);

@@ -104,46 +104,6 @@ s_field(const ga_value_t *payload, const char *name, const char **out, char *msg
     return true;
 }
 
-// Validates `given` against the config's declared arguments; builds the converted map.
-static bool
-s_args(const ga_funcfg_t *cfg, const ga_value_t *given, ga_arena_t *arena, ga_value_t *out,
-       char *msg, size_t len)
-{
-    for (uint32_t i = 0; i < given->len; i++) {
-        const char *key = given->u.pairs[i].key;
-        bool declared = false;
-        for (uint32_t k = 0; k < cfg->n_args && !declared; k++) {
-            declared = strcmp(cfg->args[k].name, key) == 0;
-        }
-        if (!declared) {
-            snprintf(msg, len, "Unknown argument: %s", key);
-            return false;
-        }
-    }
-    *out = ga_map(arena, cfg->n_args);
-    for (uint32_t k = 0; k < cfg->n_args; k++) {
-        const ga_argspec_t *spec = &cfg->args[k];
-        const ga_value_t *v = ga_map_get(given, spec->name);
-        if (v == NULL) {
-            if (spec->has_default) {
-                ga_map_put(out, arena, spec->name, spec->default_value);
-                continue;
-            }
-            if (spec->allow_nil || spec->type == GA_ARG_ANY) {
-                ga_map_put(out, arena, spec->name, ga_nil());
-                continue;
-            }
-            snprintf(msg, len, "Missing required argument: %s", spec->name);
-            return false;
-        }
-        if (ga_arg_check(spec, v, msg, len) != GA_OK) {
-            return false;
-        }
-        ga_map_put(out, arena, spec->name, *v);
-    }
-    return true;
-}
-
 void
 gw_pipeline_register_permission(gw_pipeline_t *self, const char *name, gw_permission_fn *fn,
                                 void *arg)
@@ -365,7 +325,7 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Function disabled", false);
         return GA_ENOTFOUND;
     }
-    if (!s_args(cfg, args, arena, &call->args, msg, 512)) {
+    if (ga_funcfg_check_args(cfg, args, arena, &call->args, msg, 512) != GA_OK) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EINVAL;
     }

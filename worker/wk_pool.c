@@ -46,13 +46,27 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         wk_encode_error(out, arena, id, GA_ENOTFOUND, "Unknown function", false);
         return;
     }
-    const ga_value_t *args = ga_map_get(&body, "args");
+    // Defence in depth: the arguments are checked against this worker's own declaration, whoever
+    // sent the call, so a handler never sees arguments its declaration forbids.
+    const ga_funcfg_t *cfg = w->cfgs[index];
+    const ga_value_t *given = ga_map_get(&body, "args");
     ga_value_t empty = ga_map(arena, 0);
+    ga_value_t *args = ga_arena_alloc(arena, sizeof *args);
+    char why[512];
+    if (ga_funcfg_check_args(cfg, given && given->type != GA_NIL ? given : &empty, arena, args,
+                             why, sizeof why) != GA_OK) {
+        GA_WARN("call %lld to %s.%s refused: %s", (long long) id, w->svc->service, request_type,
+                why);
+        if (cfg->response_type != GA_RESP_NONE) {
+            wk_encode_error(out, arena, id, GA_EINVAL, why, false);
+        }
+        return;
+    }
     wk_request_t req = {
         .arena = arena,
         .body = &body,
-        .args = args && args->type == GA_MAP ? args : &empty,
-        .cfg = w->cfgs[index],
+        .args = args,
+        .cfg = cfg,
         .id = id,
         .out = out,
     };

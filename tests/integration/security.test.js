@@ -206,3 +206,31 @@ test('the allowlist decides which functions workers may register', async () => {
     await broker.stop();
   }
 });
+
+test('a worker checks every call against its own declaration, whoever sent it', async () => {
+  // Without CURVE, on loopback: a local process can play a gateway. The forged call bypasses the
+  // gateway's argument checks; the worker must refuse it rather than run (and crash) the handler.
+  const broker = await startBroker();
+  const worker = await startWorker('user_service', broker);
+  try {
+    const forged = (id, args) => JSON.stringify({ id, service: 'user_service', request_type: 'get_user',
+      version: '1.0.0', args, request_id: `f${id}` });
+    const r = await peer(broker.endpoints.gateways, ['--send', 'HELLO', '{"name":"forger"}',
+      '--send', 'CALL', forged(1, {}),
+      '--send', 'CALL', forged(2, { user_id: 1 }),
+      '--send', 'CALL', forged(3, { user_id: '1', admin: true }),
+      '--send', 'CALL', forged(4, { user_id: '2' })]);
+    const results = r.stdout.split('\n').filter((l) => l.startsWith('RECV RESULT'))
+      .map((l) => JSON.parse(l.slice('RECV RESULT '.length)));
+    const byId = Object.fromEntries(results.map((x) => [x.id, x]));
+    assert.deepEqual([byId[1].ok, byId[1].error], [false, 'Missing required argument: user_id']);
+    assert.deepEqual([byId[2].ok, byId[2].error], [false, 'Invalid type for argument user_id: expected string']);
+    assert.deepEqual([byId[3].ok, byId[3].error], [false, 'Unknown argument: admin']);
+    assert.equal(byId[4].ok, true);
+    assert.equal(byId[4].result.name, 'Bob');
+    assert.equal(worker.exited, null, worker.stderr);
+  } finally {
+    await worker.stop();
+    await broker.stop();
+  }
+});
