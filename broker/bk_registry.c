@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Registry bookkeeping for the broker: the function table, workers by routing id, and the
-// failed-configs list. Workers are found by a hex rendering of their routing id.
+// Registry bookkeeping for the broker: the function table, workers by routing id, the nodes
+// claiming each config, and the failed-configs list. Workers are found by a hex rendering of
+// their routing id.
 #include "bk_registry.h"
 
 #include "ga_clock.h"
@@ -25,6 +26,7 @@ typedef struct {
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
+    zhash_t *claims;           // function key -> zhash_t of node names listing it (owned)
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
 };
 
@@ -51,6 +53,13 @@ s_worker_free(void *data)
 }
 
 static void
+s_claim_free(void *data)
+{
+    zhash_t *nodes = data;
+    zhash_destroy(&nodes);
+}
+
+static void
 s_failed_free(void *data)
 {
     failed_t *f = data;
@@ -66,8 +75,9 @@ bk_registry_new(void)
     bk_registry_t *self = ga_calloc(1, sizeof *self);
     self->functions = ga_functable_new();
     self->workers = zhash_new();
+    self->claims = zhash_new();
     self->failed = zlist_new();
-    ga_assert(self->workers && self->failed);
+    ga_assert(self->workers && self->claims && self->failed);
     return self;
 }
 
@@ -80,6 +90,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     bk_registry_t *self = *self_p;
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
+    zhash_destroy(&self->claims);
     while (zlist_size(self->failed)) {
         s_failed_free(zlist_pop(self->failed));
     }
@@ -125,11 +136,113 @@ s_failure(ga_arena_t *arena, const char *function, const char *reason)
     return m;
 }
 
+// Node `node` lists the config `fkey`.
+static void
+s_claim(bk_registry_t *self, const char *fkey, const char *node)
+{
+    zhash_t *nodes = zhash_lookup(self->claims, fkey);
+    if (nodes == NULL) {
+        nodes = zhash_new();
+        ga_assert(nodes && zhash_insert(self->claims, fkey, nodes) == 0);
+        zhash_freefn(self->claims, fkey, s_claim_free);
+    }
+    zhash_update(nodes, node, (void *) "1");
+}
+
+// True when some worker in the registry offers `fkey`.
+static bool
+s_offered(bk_registry_t *self, const char *fkey)
+{
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (w->offers && zhash_lookup(w->offers, fkey)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Deletes the config `fkey` when no node claims it and no worker offers it, and appends
+// {service, request_type, version?} to `removed` (when not NULL). The key's parts are
+// separated by 0x1f (ga_functable_key).
+static void
+s_collect_if_orphan(bk_registry_t *self, const char *fkey, ga_arena_t *arena,
+                    ga_value_t *removed)
+{
+    zhash_t *nodes = zhash_lookup(self->claims, fkey);
+    if ((nodes && zhash_size(nodes) > 0) || s_offered(self, fkey)) {
+        return;
+    }
+    char parts[600];
+    snprintf(parts, sizeof parts, "%s", fkey);
+    char *rt = strchr(parts, '\x1f');
+    char *version = rt ? strchr(rt + 1, '\x1f') : NULL;
+    if (version == NULL) {
+        return; // not a key of ours
+    }
+    *rt++ = '\0';
+    *version++ = '\0';
+    zhash_delete(self->claims, fkey);
+    if (!ga_functable_remove(self->functions, parts, rt, version[0] ? version : NULL)) {
+        return;
+    }
+    if (removed) {
+        ga_value_t m = ga_map(arena, 3);
+        ga_map_put(&m, arena, "service", ga_str_dup(arena, parts, strlen(parts)));
+        ga_map_put(&m, arena, "request_type", ga_str_dup(arena, rt, strlen(rt)));
+        if (version[0]) {
+            ga_map_put(&m, arena, "version", ga_str_dup(arena, version, strlen(version)));
+        }
+        ga_array_push(removed, arena, m);
+    }
+}
+
+// Collects the keys of `service`'s configs that are not in `offers` (for s_withdraw).
+typedef struct {
+    const char *service; // the registering worker's service
+    zhash_t *offers;     // what it offers now
+    zlist_t *keys;       // keys collected (strings owned by the list)
+} unlisted_t;
+
+static void
+s_collect_unlisted(const ga_funcfg_t *cfg, void *arg)
+{
+    unlisted_t *u = arg;
+    if (strcmp(cfg->service, u->service) != 0) {
+        return;
+    }
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    if (zhash_lookup(u->offers, fkey) == NULL) {
+        char *copy = ga_strdup(fkey);
+        ga_assert(zlist_append(u->keys, copy) == 0);
+        zlist_freefn(u->keys, copy, ga_free, true);
+    }
+}
+
+// Node `node` no longer lists the configs of `service` missing from `offers`: its claims go,
+// and the configs left without claims or offers are deleted.
+static void
+s_withdraw(bk_registry_t *self, const char *service, const char *node, zhash_t *offers,
+           ga_arena_t *arena, ga_value_t *removed)
+{
+    unlisted_t u = {.service = service, .offers = offers, .keys = zlist_new()};
+    ga_assert(u.keys);
+    ga_functable_each(self->functions, s_collect_unlisted, &u);
+    for (const char *fkey = zlist_first(u.keys); fkey; fkey = zlist_next(u.keys)) {
+        zhash_t *nodes = zhash_lookup(self->claims, fkey);
+        if (nodes && zhash_lookup(nodes, node)) {
+            zhash_delete(nodes, node);
+            s_collect_if_orphan(self, fkey, arena, removed);
+        }
+    }
+    zlist_destroy(&u.keys);
+}
+
 ga_err_t
 bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
                      const ga_value_t *body, int64_t expiry, ga_arena_t *arena,
-                     ga_value_t *failed, ga_value_t *changed, bk_worker_t **worker, char *err,
-                     size_t errlen)
+                     ga_value_t *failed, ga_value_t *changed, ga_value_t *removed,
+                     bk_worker_t **worker, char *err, size_t errlen)
 {
     const char *node = ga_map_get_str(body, "node");
     const char *service = ga_map_get_str(body, "service");
@@ -165,6 +278,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
 
     *failed = ga_array(arena, 0);
     *changed = ga_array(arena, 0);
+    *removed = ga_array(arena, 0);
     for (uint32_t i = 0; i < functions->len; i++) {
         const ga_value_t *fv = &functions->u.items[i];
         char why[256];
@@ -186,22 +300,35 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         char fkey[600];
         ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
         zhash_insert(offers, fkey, (void *) "1"); // a duplicate entry in one table is harmless
+        s_claim(self, fkey, node);
         ga_value_t source = ga_value_copy(arena, &cfg->source);
         if (ga_functable_put(self->functions, &cfg)) {
             ga_array_push(changed, arena, source);
         }
     }
     w->registered = true;
+    s_withdraw(self, service, node, offers, arena, removed);
     *worker = w;
     return GA_OK;
 }
 
 void
-bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
+bk_registry_remove(bk_registry_t *self, bk_worker_t *worker, ga_arena_t *arena,
+                   ga_value_t *removed)
 {
+    if (removed) {
+        *removed = ga_array(arena, 0);
+    }
+    // Its offers outlive it here: each may have been the last of an unclaimed config.
+    zlist_t *keys = zhash_keys(worker->offers);
+    ga_assert(keys);
     char key[HEXKEY_MAX];
     s_hexkey(key, worker->id, worker->id_len);
     zhash_delete(self->workers, key);
+    for (const char *fkey = zlist_first(keys); fkey; fkey = zlist_next(keys)) {
+        s_collect_if_orphan(self, fkey, arena, removed);
+    }
+    zlist_destroy(&keys);
 }
 
 const ga_funcfg_t *

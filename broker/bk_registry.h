@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: MIT
 // The broker's registry: function configs by (service, request_type, version), the live
-// workers of each service and what each offers, and the failed-configs list. Owned by the
-// broker's loop thread; no I/O here, so it is unit-testable without sockets.
+// workers of each service and what each offers, the nodes that claim each config, and the
+// failed-configs list. Owned by the broker's loop thread; no I/O here, so it is unit-testable
+// without sockets.
+//
+// When a config goes (docs/protocol.md, "Registry updates"): each config remembers the node
+// names whose latest REGISTER listed it. A REGISTER from node N that lacks a config N listed
+// before withdraws N's claim. A config that no node claims is deleted as soon as no worker in
+// the registry offers it either (at once, or when the last such worker is removed). A worker
+// that dies or disconnects withdraws nothing: its configs stay, and calls get "Service
+// unavailable" until a worker serves them again.
 #ifndef BK_REGISTRY_H
 #define BK_REGISTRY_H
 
@@ -41,18 +49,24 @@ bk_worker_t *bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t i
 
 // Registers (or re-registers) the worker at `id` from a REGISTER body. Each function config is
 // validated; accepted ones are added or replaced, refused ones recorded in the failed list.
-// On return `*failed` is a list of {function, reason} and `*changed` a list of the config
-// sources that were added or changed (both in `arena`). Returns GA_OK, or GA_ECONFIG with
-// `err` set when the body itself is unusable (no node or service, functions not a list).
-// The caller checks the push token before calling.
+// The table is the node's whole table: configs of its service the node listed before and
+// lists no more lose its claim (see above). On return `*failed` is a list of {function,
+// reason}, `*changed` a list of the config sources that were added or changed, and
+// `*removed` a list of {service, request_type, version?} of the configs deleted (all in
+// `arena`). Returns GA_OK, or GA_ECONFIG with `err` set when the body itself is unusable (no
+// node or service, functions not a list). The caller checks the push token before calling.
 GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *id,
                                             size_t id_len, const ga_value_t *body,
                                             int64_t expiry, ga_arena_t *arena,
                                             ga_value_t *failed, ga_value_t *changed,
-                                            bk_worker_t **worker, char *err, size_t errlen);
+                                            ga_value_t *removed, bk_worker_t **worker, char *err,
+                                            size_t errlen);
 
-// Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
-void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
+// Removes a worker (it has died or disconnected). Its pointer is invalid afterwards. Configs
+// that no node claims and no other worker offers are deleted; when `removed` is not NULL it
+// is set to the list of {service, request_type, version?} deleted (in `arena`).
+void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker, ga_arena_t *arena,
+                        ga_value_t *removed);
 
 // Looks up a config; `version` NULL means the unversioned config, else the highest enabled
 // version. Returns NULL when unknown.
