@@ -145,11 +145,7 @@ bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why)
         }
         ga_free(lost.ids);
     }
-    ga_value_t removed;
-    bk_registry_remove(self->registry, w, self->arena, &removed);
-    if (removed.len) {
-        bk_broadcast_update(self, NULL, &removed);
-    }
+    bk_registry_remove(self->registry, w);
 }
 
 void

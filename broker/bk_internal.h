@@ -88,8 +88,10 @@ void bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg);
 // either may be NULL or empty) in one UPDATE under the next sequence number; a gateway that
 // cannot take it is owed a SNAPSHOT.
 void bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value_t *removed);
-// bk_peers.c: the gateways' share of the tick: forgets silent ones, heartbeats the others with
-// the registry's sequence number, and sends each owed SNAPSHOT.
+// bk_peers.c: the registry's and gateways' share of the tick: deletes the configs no worker
+// has offered for a liveness period (bk_registry_sweep) and tells the gateways, forgets silent
+// gateways, heartbeats the others with the registry's sequence number, and sends each owed
+// SNAPSHOT.
 void bk_tick_gateways(bk_broker_t *self, int64_t now);
 
 // bk_calls.c: routes a gateway's CALL to a worker, or answers it with an error.

@@ -107,6 +107,13 @@ bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value
 void
 bk_tick_gateways(bk_broker_t *self, int64_t now)
 {
+    // Functions whose service has been up without them for one liveness period go now: every
+    // gateway hears of it, and the heartbeats below carry the new number.
+    ga_value_t removed;
+    if (bk_registry_sweep(self->registry, now, s_liveness_ms(self), self->arena, &removed)) {
+        GA_NOTICE("%u function(s) no worker offers any more removed", removed.len);
+        bk_broadcast_update(self, NULL, &removed);
+    }
     ga_value_t hb = ga_map(self->arena, 1);
     ga_map_put(&hb, self->arena, "seq", ga_int((int64_t) self->registry_seq));
     zlist_t *dead = zlist_new();
@@ -183,12 +190,12 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
             return;
         }
     }
-    ga_value_t failed, changed, removed;
+    ga_value_t failed, changed;
     bk_worker_t *w = NULL;
     char err[256];
     ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &msg->value,
                                        ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
-                                       &removed, &w, err, sizeof err);
+                                       &w, err, sizeof err);
     if (rc != GA_OK) {
         GA_WARN("REGISTER refused: %s", err);
         ga_map_put(&reply, a, "ok", ga_bool(false));
@@ -196,9 +203,9 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
         return;
     }
-    GA_INFO("worker %s registered for %s: %u function(s) changed, %u removed, %u refused",
-            w->node, w->service, changed.len, removed.len, failed.len);
-    bk_broadcast_update(self, &changed, &removed);
+    GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
+            w->service, changed.len, failed.len);
+    bk_broadcast_update(self, &changed, NULL);
     ga_map_put(&reply, a, "ok", ga_bool(true));
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));

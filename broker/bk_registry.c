@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Registry bookkeeping for the broker: the function table, workers by routing id, the nodes
-// claiming each config, and the failed-configs list. Workers are found by a hex rendering of
+// Registry bookkeeping for the broker: the function table, workers by routing id, configs
+// waiting to be deleted, and the failed-configs list. Workers are found by a hex rendering of
 // their routing id.
 #include "bk_registry.h"
 
@@ -26,7 +26,8 @@ typedef struct {
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
-    zhash_t *claims;           // function key -> zhash_t of node names listing it (owned)
+    zhash_t *unoffered;        // function key -> int64_t (owned): since when unoffered, service up
+    bool dirty;                // workers or offers changed since the last sweep
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
 };
 
@@ -53,13 +54,6 @@ s_worker_free(void *data)
 }
 
 static void
-s_claim_free(void *data)
-{
-    zhash_t *nodes = data;
-    zhash_destroy(&nodes);
-}
-
-static void
 s_failed_free(void *data)
 {
     failed_t *f = data;
@@ -75,9 +69,9 @@ bk_registry_new(void)
     bk_registry_t *self = ga_calloc(1, sizeof *self);
     self->functions = ga_functable_new();
     self->workers = zhash_new();
-    self->claims = zhash_new();
+    self->unoffered = zhash_new();
     self->failed = zlist_new();
-    ga_assert(self->workers && self->claims && self->failed);
+    ga_assert(self->workers && self->unoffered && self->failed);
     return self;
 }
 
@@ -90,7 +84,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     bk_registry_t *self = *self_p;
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
-    zhash_destroy(&self->claims);
+    zhash_destroy(&self->unoffered);
     while (zlist_size(self->failed)) {
         s_failed_free(zlist_pop(self->failed));
     }
@@ -136,113 +130,11 @@ s_failure(ga_arena_t *arena, const char *function, const char *reason)
     return m;
 }
 
-// Node `node` lists the config `fkey`.
-static void
-s_claim(bk_registry_t *self, const char *fkey, const char *node)
-{
-    zhash_t *nodes = zhash_lookup(self->claims, fkey);
-    if (nodes == NULL) {
-        nodes = zhash_new();
-        ga_assert(nodes && zhash_insert(self->claims, fkey, nodes) == 0);
-        zhash_freefn(self->claims, fkey, s_claim_free);
-    }
-    zhash_update(nodes, node, (void *) "1");
-}
-
-// True when some worker in the registry offers `fkey`.
-static bool
-s_offered(bk_registry_t *self, const char *fkey)
-{
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
-        if (w->offers && zhash_lookup(w->offers, fkey)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-// Deletes the config `fkey` when no node claims it and no worker offers it, and appends
-// {service, request_type, version?} to `removed` (when not NULL). The key's parts are
-// separated by 0x1f (ga_functable_key).
-static void
-s_collect_if_orphan(bk_registry_t *self, const char *fkey, ga_arena_t *arena,
-                    ga_value_t *removed)
-{
-    zhash_t *nodes = zhash_lookup(self->claims, fkey);
-    if ((nodes && zhash_size(nodes) > 0) || s_offered(self, fkey)) {
-        return;
-    }
-    char parts[600];
-    snprintf(parts, sizeof parts, "%s", fkey);
-    char *rt = strchr(parts, '\x1f');
-    char *version = rt ? strchr(rt + 1, '\x1f') : NULL;
-    if (version == NULL) {
-        return; // not a key of ours
-    }
-    *rt++ = '\0';
-    *version++ = '\0';
-    zhash_delete(self->claims, fkey);
-    if (!ga_functable_remove(self->functions, parts, rt, version[0] ? version : NULL)) {
-        return;
-    }
-    if (removed) {
-        ga_value_t m = ga_map(arena, 3);
-        ga_map_put(&m, arena, "service", ga_str_dup(arena, parts, strlen(parts)));
-        ga_map_put(&m, arena, "request_type", ga_str_dup(arena, rt, strlen(rt)));
-        if (version[0]) {
-            ga_map_put(&m, arena, "version", ga_str_dup(arena, version, strlen(version)));
-        }
-        ga_array_push(removed, arena, m);
-    }
-}
-
-// Collects the keys of `service`'s configs that are not in `offers` (for s_withdraw).
-typedef struct {
-    const char *service; // the registering worker's service
-    zhash_t *offers;     // what it offers now
-    zlist_t *keys;       // keys collected (strings owned by the list)
-} unlisted_t;
-
-static void
-s_collect_unlisted(const ga_funcfg_t *cfg, void *arg)
-{
-    unlisted_t *u = arg;
-    if (strcmp(cfg->service, u->service) != 0) {
-        return;
-    }
-    char fkey[600];
-    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    if (zhash_lookup(u->offers, fkey) == NULL) {
-        char *copy = ga_strdup(fkey);
-        ga_assert(zlist_append(u->keys, copy) == 0);
-        zlist_freefn(u->keys, copy, ga_free, true);
-    }
-}
-
-// Node `node` no longer lists the configs of `service` missing from `offers`: its claims go,
-// and the configs left without claims or offers are deleted.
-static void
-s_withdraw(bk_registry_t *self, const char *service, const char *node, zhash_t *offers,
-           ga_arena_t *arena, ga_value_t *removed)
-{
-    unlisted_t u = {.service = service, .offers = offers, .keys = zlist_new()};
-    ga_assert(u.keys);
-    ga_functable_each(self->functions, s_collect_unlisted, &u);
-    for (const char *fkey = zlist_first(u.keys); fkey; fkey = zlist_next(u.keys)) {
-        zhash_t *nodes = zhash_lookup(self->claims, fkey);
-        if (nodes && zhash_lookup(nodes, node)) {
-            zhash_delete(nodes, node);
-            s_collect_if_orphan(self, fkey, arena, removed);
-        }
-    }
-    zlist_destroy(&u.keys);
-}
-
 ga_err_t
 bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
                      const ga_value_t *body, int64_t expiry, ga_arena_t *arena,
-                     ga_value_t *failed, ga_value_t *changed, ga_value_t *removed,
-                     bk_worker_t **worker, char *err, size_t errlen)
+                     ga_value_t *failed, ga_value_t *changed, bk_worker_t **worker, char *err,
+                     size_t errlen)
 {
     const char *node = ga_map_get_str(body, "node");
     const char *service = ga_map_get_str(body, "service");
@@ -278,7 +170,6 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
 
     *failed = ga_array(arena, 0);
     *changed = ga_array(arena, 0);
-    *removed = ga_array(arena, 0);
     for (uint32_t i = 0; i < functions->len; i++) {
         const ga_value_t *fv = &functions->u.items[i];
         char why[256];
@@ -300,35 +191,24 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         char fkey[600];
         ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
         zhash_insert(offers, fkey, (void *) "1"); // a duplicate entry in one table is harmless
-        s_claim(self, fkey, node);
         ga_value_t source = ga_value_copy(arena, &cfg->source);
         if (ga_functable_put(self->functions, &cfg)) {
             ga_array_push(changed, arena, source);
         }
     }
     w->registered = true;
-    s_withdraw(self, service, node, offers, arena, removed);
+    self->dirty = true;
     *worker = w;
     return GA_OK;
 }
 
 void
-bk_registry_remove(bk_registry_t *self, bk_worker_t *worker, ga_arena_t *arena,
-                   ga_value_t *removed)
+bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
 {
-    if (removed) {
-        *removed = ga_array(arena, 0);
-    }
-    // Its offers outlive it here: each may have been the last of an unclaimed config.
-    zlist_t *keys = zhash_keys(worker->offers);
-    ga_assert(keys);
     char key[HEXKEY_MAX];
     s_hexkey(key, worker->id, worker->id_len);
     zhash_delete(self->workers, key);
-    for (const char *fkey = zlist_first(keys); fkey; fkey = zlist_next(keys)) {
-        s_collect_if_orphan(self, fkey, arena, removed);
-    }
-    zlist_destroy(&keys);
+    self->dirty = true;
 }
 
 const ga_funcfg_t *
@@ -387,6 +267,89 @@ bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena)
     void *ctx[2] = {&list, arena};
     ga_functable_each(self->functions, s_snap_one, ctx);
     return list;
+}
+
+// One sweep's view: what the registered workers offer, which services have one, and the
+// configs to delete.
+typedef struct {
+    bk_registry_t *self; // registry
+    int64_t now;         // sweep time
+    int64_t grace_ms;    // how long a config may stay unoffered
+    zhash_t *offered;    // function keys some worker offers
+    zhash_t *services;   // services with a registered worker
+    ga_arena_t *arena;   // for `doomed`
+    ga_value_t doomed;   // [{service, request_type, version?}] to delete
+} sweep_t;
+
+static void
+s_sweep_one(const ga_funcfg_t *cfg, void *arg)
+{
+    sweep_t *sw = arg;
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    zhash_t *unoffered = sw->self->unoffered;
+    if (zhash_lookup(sw->offered, fkey) || !zhash_lookup(sw->services, cfg->service)) {
+        zhash_delete(unoffered, fkey); // served, or the whole service is down: it stays
+        return;
+    }
+    int64_t *since = zhash_lookup(unoffered, fkey);
+    if (since == NULL) {
+        since = ga_malloc(sizeof *since);
+        *since = sw->now;
+        ga_assert(zhash_insert(unoffered, fkey, since) == 0);
+        zhash_freefn(unoffered, fkey, ga_free);
+        return;
+    }
+    if (sw->now - *since < sw->grace_ms) {
+        return;
+    }
+    ga_arena_t *a = sw->arena;
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "service", ga_str_dup(a, cfg->service, strlen(cfg->service)));
+    ga_map_put(&m, a, "request_type",
+               ga_str_dup(a, cfg->request_type, strlen(cfg->request_type)));
+    if (cfg->version) {
+        ga_map_put(&m, a, "version", ga_str_dup(a, cfg->version, strlen(cfg->version)));
+    }
+    ga_array_push(&sw->doomed, a, m);
+}
+
+size_t
+bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t *arena,
+                  ga_value_t *removed)
+{
+    *removed = ga_array(arena, 0);
+    if (!self->dirty && zhash_size(self->unoffered) == 0) {
+        return 0;
+    }
+    self->dirty = false;
+    sweep_t sw = {.self = self, .now = now, .grace_ms = grace_ms, .offered = zhash_new(),
+                  .services = zhash_new(), .arena = arena, .doomed = ga_array(arena, 0)};
+    ga_assert(sw.offered && sw.services);
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (!w->registered) {
+            continue;
+        }
+        zhash_update(sw.services, w->service, (void *) "1");
+        for (void *v = zhash_first(w->offers); v; v = zhash_next(w->offers)) {
+            zhash_update(sw.offered, zhash_cursor(w->offers), (void *) "1");
+        }
+    }
+    ga_functable_each(self->functions, s_sweep_one, &sw);
+    for (uint32_t i = 0; i < sw.doomed.len; i++) {
+        const ga_value_t *k = &sw.doomed.u.items[i];
+        const char *service = ga_map_get_str(k, "service");
+        const char *request_type = ga_map_get_str(k, "request_type");
+        const char *version = ga_map_get_str(k, "version");
+        char fkey[600];
+        ga_functable_key(fkey, sizeof fkey, service, request_type, version);
+        zhash_delete(self->unoffered, fkey);
+        ga_functable_remove(self->functions, service, request_type, version);
+    }
+    zhash_destroy(&sw.offered);
+    zhash_destroy(&sw.services);
+    *removed = sw.doomed;
+    return sw.doomed.len;
 }
 
 void

@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The broker's registry: function configs by (service, request_type, version), the live
-// workers of each service and what each offers, the nodes that claim each config, and the
-// failed-configs list. Owned by the broker's loop thread; no I/O here, so it is unit-testable
-// without sockets.
+// workers of each service and what each offers, and the failed-configs list. Owned by the
+// broker's loop thread; no I/O here, so it is unit-testable without sockets.
 //
-// When a config goes (docs/protocol.md, "Registry updates"): each config remembers the node
-// names whose latest REGISTER listed it. A REGISTER from node N that lacks a config N listed
-// before withdraws N's claim. A config that no node claims is deleted as soon as no worker in
-// the registry offers it either (at once, or when the last such worker is removed). A worker
-// that dies or disconnects withdraws nothing: its configs stay, and calls get "Service
-// unavailable" until a worker serves them again.
+// When a config goes (docs/protocol.md, "Registry updates"): a config that no worker in the
+// registry offers while its service has at least one registered worker (the service is up,
+// without it) is deleted once that has lasted `grace_ms` (bk_registry_sweep). A service with
+// no worker at all keeps its configs: a worker that dies or disconnects deletes nothing, and
+// calls get "Service unavailable" until a worker serves them again.
 #ifndef BK_REGISTRY_H
 #define BK_REGISTRY_H
 
@@ -49,24 +47,18 @@ bk_worker_t *bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t i
 
 // Registers (or re-registers) the worker at `id` from a REGISTER body. Each function config is
 // validated; accepted ones are added or replaced, refused ones recorded in the failed list.
-// The table is the node's whole table: configs of its service the node listed before and
-// lists no more lose its claim (see above). On return `*failed` is a list of {function,
-// reason}, `*changed` a list of the config sources that were added or changed, and
-// `*removed` a list of {service, request_type, version?} of the configs deleted (all in
-// `arena`). Returns GA_OK, or GA_ECONFIG with `err` set when the body itself is unusable (no
-// node or service, functions not a list). The caller checks the push token before calling.
+// On return `*failed` is a list of {function, reason} and `*changed` a list of the config
+// sources that were added or changed (both in `arena`). Returns GA_OK, or GA_ECONFIG with
+// `err` set when the body itself is unusable (no node or service, functions not a list).
+// The caller checks the push token before calling.
 GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *id,
                                             size_t id_len, const ga_value_t *body,
                                             int64_t expiry, ga_arena_t *arena,
                                             ga_value_t *failed, ga_value_t *changed,
-                                            ga_value_t *removed, bk_worker_t **worker, char *err,
-                                            size_t errlen);
+                                            bk_worker_t **worker, char *err, size_t errlen);
 
-// Removes a worker (it has died or disconnected). Its pointer is invalid afterwards. Configs
-// that no node claims and no other worker offers are deleted; when `removed` is not NULL it
-// is set to the list of {service, request_type, version?} deleted (in `arena`).
-void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker, ga_arena_t *arena,
-                        ga_value_t *removed);
+// Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
+void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
 
 // Looks up a config; `version` NULL means the unversioned config, else the highest enabled
 // version. Returns NULL when unknown.
@@ -80,6 +72,13 @@ bk_worker_t *bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, in
 
 // Every config's source, as a list in `arena` (for a gateway's snapshot).
 ga_value_t bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena);
+
+// Deletes the configs that have been unoffered while their service is up for `grace_ms` or
+// more at `now` (and starts or stops the clock of the others). `*removed` is set to the list
+// of {service, request_type, version?} deleted (in `arena`); returns its length. Cheap when
+// nothing changed since the last sweep and no config is waiting.
+size_t bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t *arena,
+                         ga_value_t *removed);
 
 // Calls fn for every worker (fn must not add or remove workers).
 void bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg),

@@ -30,6 +30,8 @@ typedef struct {
     ga_arena_t *arena;    // decoded messages
     ga_proto_msg_t msg;   // last message received
     ga_buf_t buf;         // encode scratch
+    void *keep[4];        // fake peers s_expect keeps alive (HEARTBEAT every 100 ms)
+    int n_keep;           // entries in keep
 } fixture_t;
 
 static void *
@@ -105,9 +107,17 @@ static bool
 s_expect(fixture_t *f, void *sock, int cmd, int ms)
 {
     int64_t deadline = ga_clock_ms() + ms;
+    int64_t next_keep = 0;
     while (ga_clock_ms() < deadline) {
+        if (f->n_keep && ga_clock_ms() >= next_keep) {
+            next_keep = ga_clock_ms() + 100;
+            for (int i = 0; i < f->n_keep; i++) {
+                s_send_json(f, f->keep[i], GA_CMD_HEARTBEAT, "{}");
+            }
+        }
         zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, (long) (deadline - ga_clock_ms())) <= 0) {
+        long wait = (long) (deadline - ga_clock_ms());
+        if (zmq_poll(&item, 1, f->n_keep && wait > 50 ? 50 : wait) <= 0) {
             continue;
         }
         ga_arena_reset(f->arena);
@@ -357,20 +367,25 @@ test_broker_answers_temporarily_unavailable_while_workers_register_again(void **
     s_stop(f);
 }
 
-// Every gateway gets each change once, numbered; a heartbeat names the current number.
+// Every gateway gets each change once, numbered; a heartbeat names the current number. A
+// function the service's worker no longer offers goes after one liveness period (600 ms).
 static void
 test_broker_numbers_updates_and_sends_removals_to_every_gateway(void **state)
 {
     (void) state;
-    fixture_t *f = s_start(NULL, 1000);
+    fixture_t *f = s_start(NULL, 200);
     void *second = s_dealer(f, bk_broker_gateway_endpoint(f->broker));
     void *gws[2] = {f->gateway, second};
+    f->keep[0] = f->gateway;
+    f->keep[1] = second;
+    f->n_keep = 2;
     for (int i = 0; i < 2; i++) {
         s_send_json(f, gws[i], GA_CMD_HELLO, "{\"name\":\"gw\"}");
         assert_true(s_expect(f, gws[i], GA_CMD_SNAPSHOT, 2000));
         assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 0);
     }
     s_register_worker(f);
+    f->keep[f->n_keep++] = f->worker;
     for (int i = 0; i < 2; i++) {
         assert_true(s_expect(f, gws[i], GA_CMD_UPDATE, 2000));
         assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 1);
@@ -383,7 +398,7 @@ test_broker_numbers_updates_and_sends_removals_to_every_gateway(void **state)
                 "\"config_version\":\"2\",\"functions\":[]}");
     assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
     for (int i = 0; i < 2; i++) {
-        assert_true(s_expect(f, gws[i], GA_CMD_UPDATE, 2000));
+        assert_true(s_expect(f, gws[i], GA_CMD_UPDATE, 5000));
         assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 2);
         assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 0);
         const ga_value_t *removed = ga_map_get(&f->msg.value, "removed");
@@ -398,6 +413,13 @@ test_broker_numbers_updates_and_sends_removals_to_every_gateway(void **state)
     assert_true(s_expect(f, second, GA_CMD_SNAPSHOT, 2000));
     assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 2);
     assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 0);
+    // Calls now get Unknown function.
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":3,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Unknown function");
+    f->n_keep = 0;
     zmq_close(second);
     s_stop(f);
 }
@@ -417,7 +439,7 @@ test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update(void **state)
     s_send_json(f, gw, GA_CMD_HELLO, "{\"name\":\"gw-a\"}");
     assert_true(s_expect(f, gw, GA_CMD_SNAPSHOT, 2000));
     zmq_close(gw); // gone for a moment: the broker cannot deliver to it
-    s_sleep_ms(300);
+    s_sleep_ms(500);
     s_register_worker(f); // its UPDATE finds no gateway-a
     gw = zmq_socket(f->zctx, ZMQ_DEALER);
     assert_int_equal(zmq_setsockopt(gw, ZMQ_LINGER, &zero, sizeof zero), 0);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The broker's registry without sockets: REGISTER bodies (accepted, refused per config or whole),
-// change detection, removals (claims by node), version lookup, worker choice (offers, nodes,
-// breaker), expiry, snapshots.
+// change detection, version lookup, worker choice (offers, nodes, breaker), expiry, snapshots,
+// and the sweep that deletes what the workers of an up service no longer offer.
 #include "bk_registry.h"
 #include "ga_json.h"
 
@@ -31,7 +31,7 @@ typedef struct {
     ga_arena_t *a;      // bodies and results
     ga_value_t failed;  // the last register's refused configs
     ga_value_t changed; // the last register's added or changed configs
-    ga_value_t removed; // the last register's (or remove's) deleted configs
+    ga_value_t removed; // the last sweep's deleted configs
     bk_worker_t *w;     // the last registered worker
     char err[256];      // the last register's error
 } fixture_t;
@@ -70,7 +70,7 @@ s_register(fixture_t *f, uint8_t id, const char *json, int64_t expiry)
     f->err[0] = '\0';
     f->w = NULL;
     return bk_registry_register(f->r, rid, sizeof rid, &body, expiry, f->a, &f->failed, &f->changed,
-                                &f->removed, &f->w, f->err, sizeof f->err);
+                                &f->w, f->err, sizeof f->err);
 }
 
 // A REGISTER body for `service` at `node` with the given configs (a JSON list's inside).
@@ -406,144 +406,20 @@ test_registry_pick_is_null_when_no_listed_node_is_live(void **state)
     assert_null(bk_registry_pick(f->r, bk_registry_lookup(f->r, "s", "f", NULL)));
 }
 
-// The walkthrough's two user_service configs, as a list's inside (for s_body).
-static const char *s_user_configs =
-    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"},"
-    "{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
-    "\"arg_types\":{\"user_id\":\"string\"}}";
-
-static const char *s_only_list_users =
-    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"}";
-
 static void
 test_registry_pick_ignores_a_worker_that_stopped_offering_it(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(s_register(f, 2, s_body(f, "user_service@host-2", "user_service",
-                                              s_user_configs),
-                                1000),
-                     GA_OK);
-    bk_worker_t *other = f->w;
     assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    assert_int_equal(
-        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
-                   1000),
-        GA_OK);
-    assert_int_equal(f->removed.len, 0);
+    const char *only_list = s_body(f, "user_service@host-1", "user_service",
+                                   "{\"service\":\"user_service\",\"request_type\":"
+                                   "\"list_users\",\"version\":\"1.0.0\"}");
+    assert_int_equal(s_register(f, 1, only_list, 1000), GA_OK);
     const ga_funcfg_t *get_user = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
-    assert_non_null(get_user); // host-2 still lists it
-    for (int i = 0; i < PICKS; i++) {
-        assert_ptr_equal(bk_registry_pick(f->r, get_user), other);
-    }
-}
-
-// --- removals ---
-
-static void
-s_assert_removed_get_user(fixture_t *f)
-{
-    assert_int_equal(f->removed.type, GA_ARRAY);
-    assert_int_equal(f->removed.len, 1);
-    const ga_value_t *key = &f->removed.u.items[0];
-    assert_string_equal(ga_map_get_str(key, "service"), "user_service");
-    assert_string_equal(ga_map_get_str(key, "request_type"), "get_user");
-    assert_string_equal(ga_map_get_str(key, "version"), "1.0.0");
-    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
-    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", "1.0.0"));
-    assert_non_null(bk_registry_lookup(f->r, "user_service", "list_users", NULL));
-    assert_int_equal(bk_registry_function_count(f->r), 1);
-}
-
-static void
-test_registry_reregistering_without_a_function_removes_it(void **state)
-{
-    fixture_t *f = *state;
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    assert_int_equal(f->removed.len, 0);
-    assert_int_equal(
-        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
-                   1000),
-        GA_OK);
-    assert_int_equal(f->changed.len, 0);
-    s_assert_removed_get_user(f);
-    // Listing it again brings it back, as a change.
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    assert_int_equal(f->changed.len, 1);
-    assert_int_equal(f->removed.len, 0);
-    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
-}
-
-static void
-test_registry_a_function_goes_when_the_last_node_listing_it_drops_it(void **state)
-{
-    fixture_t *f = *state;
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    assert_int_equal(s_register(f, 2, s_body(f, "user_service@host-2", "user_service",
-                                              s_user_configs),
-                                1000),
-                     GA_OK);
-    assert_int_equal(
-        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
-                   1000),
-        GA_OK);
-    assert_int_equal(f->removed.len, 0);
-    assert_int_equal(
-        s_register(f, 2, s_body(f, "user_service@host-2", "user_service", s_only_list_users),
-                   1000),
-        GA_OK);
-    s_assert_removed_get_user(f);
-}
-
-// The usual restart: the old process is dead but not yet found silent when the new one (same
-// node name, new routing id) registers a table without the function.
-static void
-test_registry_a_restart_without_a_function_removes_it_once_the_old_process_is_gone(
-    void **state)
-{
-    fixture_t *f = *state;
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    bk_worker_t *old = f->w;
-    assert_int_equal(
-        s_register(f, 2, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
-                   1000),
-        GA_OK);
-    assert_int_equal(f->removed.len, 0); // the old process still offers it
-    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
-    bk_registry_remove(f->r, old, f->a, &f->removed);
-    s_assert_removed_get_user(f);
-}
-
-static void
-test_registry_a_dead_worker_keeps_its_functions_for_its_restart(void **state)
-{
-    fixture_t *f = *state;
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    bk_registry_remove(f->r, f->w, f->a, &f->removed);
-    assert_int_equal(f->removed.len, 0);
-    assert_int_equal(bk_registry_function_count(f->r), 2);
-    assert_null(bk_registry_pick(f->r, bk_registry_lookup(f->r, "user_service", "get_user",
-                                                           NULL)));
-    // Back with the same table: nothing changes, nothing goes.
-    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
-    assert_int_equal(f->changed.len, 0);
-    assert_int_equal(f->removed.len, 0);
-    assert_ptr_equal(bk_registry_pick(f->r, bk_registry_lookup(f->r, "user_service", "get_user",
-                                                               NULL)),
-                     f->w);
-}
-
-static void
-test_registry_a_table_touches_only_its_own_service(void **state)
-{
-    fixture_t *f = *state;
-    assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
-    assert_int_equal(s_register(f, 2,
-                                s_body(f, "user_service@host-1", "admin_service",
-                                       "{\"service\":\"admin_service\",\"request_type\":\"x\"}"),
-                                1000),
-                     GA_OK);
-    assert_int_equal(f->removed.len, 0);
-    assert_int_equal(bk_registry_function_count(f->r), 3);
+    assert_non_null(get_user); // the config stays known
+    assert_null(bk_registry_pick(f->r, get_user));
+    const ga_funcfg_t *list = bk_registry_lookup(f->r, "user_service", "list_users", NULL);
+    assert_ptr_equal(bk_registry_pick(f->r, list), f->w);
 }
 
 static void
@@ -593,9 +469,7 @@ test_registry_remove_makes_pick_return_null(void **state)
     assert_int_equal(s_register(f, 1, s_user_service, 1000), GA_OK);
     const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
     assert_non_null(bk_registry_pick(f->r, cfg));
-    bk_registry_remove(f->r, f->w, f->a, &f->removed);
-    assert_int_equal(f->removed.len, 0); // a worker gone withdraws nothing
-    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    bk_registry_remove(f->r, f->w);
     assert_null(bk_registry_pick(f->r, cfg));
     assert_int_equal(bk_registry_worker_count(f->r), 0);
     uint8_t rid[3] = {0x00, 0x01, 0xff};
@@ -610,7 +484,7 @@ test_registry_remove_leaves_other_workers_pickable(void **state)
     bk_worker_t *a = f->w;
     assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
     bk_worker_t *b = f->w;
-    bk_registry_remove(f->r, a, f->a, NULL);
+    bk_registry_remove(f->r, a);
     const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
     for (int i = 0; i < PICKS; i++) {
         assert_ptr_equal(bk_registry_pick(f->r, cfg), b);
@@ -666,6 +540,113 @@ test_registry_each_worker_visits_every_worker(void **state)
     int n = 0;
     bk_registry_each_worker(f->r, s_count_worker, &n);
     assert_int_equal(n, 5);
+}
+
+// --- sweep: functions no worker offers any more ---
+
+#define GRACE 600 // ms: the sweep's grace period in these tests
+
+static const char *s_only_list_users =
+    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"}";
+
+static size_t
+s_sweep(fixture_t *f, int64_t now)
+{
+    return bk_registry_sweep(f->r, now, GRACE, f->a, &f->removed);
+}
+
+static void
+s_assert_removed_get_user(fixture_t *f)
+{
+    assert_int_equal(f->removed.type, GA_ARRAY);
+    assert_int_equal(f->removed.len, 1);
+    const ga_value_t *key = &f->removed.u.items[0];
+    assert_string_equal(ga_map_get_str(key, "service"), "user_service");
+    assert_string_equal(ga_map_get_str(key, "request_type"), "get_user");
+    assert_string_equal(ga_map_get_str(key, "version"), "1.0.0");
+    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", "1.0.0"));
+    assert_non_null(bk_registry_lookup(f->r, "user_service", "list_users", NULL));
+    assert_int_equal(bk_registry_function_count(f->r), 1);
+}
+
+static void
+test_registry_sweep_removes_what_a_reregistered_worker_dropped_after_the_grace(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(
+        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 2000), 0); // the clock starts
+    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    assert_int_equal(s_sweep(f, 2000 + GRACE - 1), 0);
+    assert_int_equal(s_sweep(f, 2000 + GRACE), 1);
+    s_assert_removed_get_user(f);
+    assert_int_equal(s_sweep(f, 9000), 0); // once
+}
+
+static void
+test_registry_sweep_keeps_a_function_offered_again_within_the_grace(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    assert_int_equal(
+        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_register(f, 2, s_user_service, 10000), GA_OK); // offered again
+    assert_int_equal(s_sweep(f, 1000 + GRACE), 0);
+    // Its clock restarts from zero the next time.
+    bk_registry_remove(f->r, f->w);
+    assert_int_equal(s_sweep(f, 1000 + 2 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 1000 + 3 * GRACE - 1), 0);
+    assert_int_equal(s_sweep(f, 1000 + 3 * GRACE), 1);
+    s_assert_removed_get_user(f);
+}
+
+// A worker dying is not a withdrawal: with its service down, everything stays known.
+static void
+test_registry_sweep_keeps_the_functions_of_a_service_with_no_worker(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    bk_registry_remove(f->r, f->w);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_sweep(f, 1000 + 100 * GRACE), 0);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+    // Another service's workers do not count.
+    assert_int_equal(s_register(f, 2,
+                                s_body(f, "a@h", "admin_service",
+                                       "{\"service\":\"admin_service\",\"request_type\":\"x\"}"),
+                                10000),
+                     GA_OK);
+    assert_int_equal(s_sweep(f, 2000 + 100 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 3000 + 100 * GRACE), 0);
+    assert_int_equal(bk_registry_function_count(f->r), 3);
+}
+
+// The usual restart: the old process (dead, not yet found silent) still offers the function
+// when the new one registers without it; the clock starts when the old one is removed.
+static void
+test_registry_sweep_removes_a_function_a_restarted_worker_dropped(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    bk_worker_t *old = f->w;
+    assert_int_equal(
+        s_register(f, 2, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_sweep(f, 1000 + 10 * GRACE), 0); // still offered by the old one
+    bk_registry_remove(f->r, old);
+    assert_int_equal(s_sweep(f, 2000 + 10 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 2000 + 11 * GRACE), 1);
+    s_assert_removed_get_user(f);
 }
 
 // --- snapshot ---
@@ -732,11 +713,6 @@ main(void)
         T(test_registry_pick_respects_the_nodes_list),
         T(test_registry_pick_is_null_when_no_listed_node_is_live),
         T(test_registry_pick_ignores_a_worker_that_stopped_offering_it),
-        T(test_registry_reregistering_without_a_function_removes_it),
-        T(test_registry_a_function_goes_when_the_last_node_listing_it_drops_it),
-        T(test_registry_a_restart_without_a_function_removes_it_once_the_old_process_is_gone),
-        T(test_registry_a_dead_worker_keeps_its_functions_for_its_restart),
-        T(test_registry_a_table_touches_only_its_own_service),
         T(test_registry_pick_offers_by_exact_version),
         T(test_registry_pick_at_skips_workers_with_an_open_breaker),
         T(test_registry_remove_makes_pick_return_null),
@@ -744,6 +720,10 @@ main(void)
         T(test_registry_expired_returns_workers_whose_expiry_is_past),
         T(test_registry_reregistering_extends_the_expiry),
         T(test_registry_each_worker_visits_every_worker),
+        T(test_registry_sweep_removes_what_a_reregistered_worker_dropped_after_the_grace),
+        T(test_registry_sweep_keeps_a_function_offered_again_within_the_grace),
+        T(test_registry_sweep_keeps_the_functions_of_a_service_with_no_worker),
+        T(test_registry_sweep_removes_a_function_a_restarted_worker_dropped),
         T(test_registry_snapshot_lists_every_config),
         T(test_registry_snapshot_of_empty_registry_is_an_empty_list),
     };
