@@ -329,6 +329,9 @@ bk_broker_run(bk_broker_t *self)
         return GA_EIO;
     }
     self->next_heartbeat = ga_clock_ms() + self->cfg->heartbeat_ms;
+    // One worker-liveness period: by then every live worker has heard of this broker (or
+    // found it silent) and registered again.
+    self->warm_until = ga_clock_ms() + self->cfg->heartbeat_ms * GA_PROTO_LIVENESS;
     ga_err_t rc = GA_OK;
     while (!atomic_load(&self->stop)) {
         int64_t now = ga_clock_ms();

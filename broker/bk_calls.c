@@ -44,6 +44,12 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
         return;
     }
     const ga_funcfg_t *cfg = bk_registry_lookup(self->registry, service, request_type, version);
+    if (cfg == NULL && ga_clock_ms() < self->warm_until) {
+        // Just started: its workers may not have registered again yet (docs/protocol.md).
+        bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
+                      "Service temporarily unavailable", true);
+        return;
+    }
     if (cfg == NULL) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_ENOTFOUND,
                       "Unknown function", false);
@@ -229,20 +235,6 @@ bk_on_tick(bk_broker_t *self, int64_t now)
         bk_drop_worker(self, expired[i], "silent for 3 heartbeats");
     }
     bk_registry_each_worker(self->registry, s_heartbeat_worker, self);
-    ga_value_t empty = ga_map(self->arena, 0);
-    zlist_t *dead = zlist_new();
-    ga_assert(dead);
-    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
-        if (gw->expiry < now) {
-            zlist_append(dead, (void *) zhash_cursor(self->gws));
-        } else {
-            bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_HEARTBEAT, &empty);
-        }
-    }
-    for (const char *key = zlist_first(dead); key; key = zlist_next(dead)) {
-        GA_NOTICE("gateway removed: silent for 3 heartbeats");
-        zhash_delete(self->gws, key);
-    }
-    zlist_destroy(&dead);
+    bk_tick_gateways(self, now);
     ga_arena_reset(self->arena);
 }

@@ -43,6 +43,7 @@ typedef struct {
     uint8_t id[255]; // routing id
     size_t id_len;   // bytes in id
     int64_t expiry;  // monotonic ms
+    bool resync;     // an UPDATE could not be sent: a SNAPSHOT is owed (sent on the tick)
 } bk_gateway_t;
 
 struct bk_broker_t {
@@ -70,6 +71,9 @@ struct bk_broker_t {
     bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
     ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     int64_t next_heartbeat;     // monotonic ms
+    uint64_t registry_seq;      // registry changes so far (SNAPSHOT, UPDATE, gateway HEARTBEAT)
+    int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
+                                // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
 };
 
@@ -84,6 +88,15 @@ void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, ui
 void bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg);
 // bk_peers.c: one message from a worker (REGISTER, HEARTBEAT, REPLY, DISCONNECT).
 void bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_peers.c: tells every gateway of a registry change (`changed` configs, `removed` keys,
+// either may be NULL or empty) in one UPDATE under the next sequence number; a gateway that
+// cannot take it is owed a SNAPSHOT.
+void bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value_t *removed);
+// bk_peers.c: the registry's and gateways' share of the tick: deletes the configs no worker
+// has offered for a liveness period (bk_registry_sweep) and tells the gateways, forgets silent
+// gateways, heartbeats the others with the registry's sequence number, and sends each owed
+// SNAPSHOT.
+void bk_tick_gateways(bk_broker_t *self, int64_t now);
 
 // bk_calls.c: routes a gateway's CALL to a worker, or answers it with an error.
 void bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg);

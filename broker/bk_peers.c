@@ -56,29 +56,51 @@ s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_ne
     return gw;
 }
 
-static void
-s_send_snapshot(bk_broker_t *self, const uint8_t *id, size_t id_len)
+// Sends the whole registry to gateway `gw`; false when it could not take it (then it is owed
+// one, retried on the tick).
+static bool
+s_send_snapshot(bk_broker_t *self, bk_gateway_t *gw)
 {
     ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, 2);
+    int64_t warming = self->warm_until - ga_clock_ms();
+    ga_value_t m = ga_map(a, 5);
     ga_map_put(&m, a, "functions", bk_registry_snapshot(self->registry, a));
+    ga_map_put(&m, a, "seq", ga_int((int64_t) self->registry_seq));
+    ga_map_put(&m, a, "warming_ms", ga_int(warming > 0 ? warming : 0));
     ga_map_put(&m, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
     ga_map_put(&m, a, "stream_port", ga_int(s_port(self->stream_out_ep)));
-    bk_send(self, self->gateways, id, id_len, GA_CMD_SNAPSHOT, &m);
+    ga_err_t rc = ga_proto_send_value(self->gateways, gw->id, gw->id_len, GA_CMD_SNAPSHOT, &m,
+                                      &self->out);
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        GA_DEBUG("snapshot not sent (%s): retried on the next heartbeat", ga_strerror(rc));
+    }
+    gw->resync = rc != GA_OK;
+    return rc == GA_OK;
 }
 
-static void
-s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
+void
+bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value_t *removed)
 {
+    if ((changed == NULL || changed->len == 0) && (removed == NULL || removed->len == 0)) {
+        return;
+    }
     ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, 1);
-    ga_map_put(&m, a, "functions", *changed);
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "seq", ga_int((int64_t) ++self->registry_seq));
+    ga_map_put(&m, a, "functions", changed ? *changed : ga_array(a, 0));
+    ga_map_put(&m, a, "removed", removed ? *removed : ga_array(a, 0));
     ga_buf_reset(&self->out);
     ga_wire_encode(&self->out, &m); // encoded once, sent to every gateway
     for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        if (gw->resync) {
+            continue; // a snapshot is owed anyway, and will include this change
+        }
         if (ga_proto_send(self->gateways, gw->id, gw->id_len, GA_CMD_UPDATE, &self->out) !=
             GA_OK) {
+            // Missing one update would leave its copy wrong for good: owe it a snapshot.
             self->stats.undeliverable++;
+            gw->resync = true;
         }
     }
 }
@@ -91,6 +113,36 @@ s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
 #define BK_WRONG_PORT_GATEWAY                                                                    \
     "wrong port: this is the broker's worker endpoint (worker_endpoint); a gateway's broker "   \
     "option must name the broker's gateway endpoint (gateway_endpoint, default port 5571)"
+
+void
+bk_tick_gateways(bk_broker_t *self, int64_t now)
+{
+    // Functions whose service has been up without them for one liveness period go now: every
+    // gateway hears of it, and the heartbeats below carry the new number.
+    ga_value_t removed;
+    if (bk_registry_sweep(self->registry, now, s_liveness_ms(self), self->arena, &removed)) {
+        GA_NOTICE("%u function(s) no worker offers any more removed", removed.len);
+        bk_broadcast_update(self, NULL, &removed);
+    }
+    ga_value_t hb = ga_map(self->arena, 1);
+    ga_map_put(&hb, self->arena, "seq", ga_int((int64_t) self->registry_seq));
+    zlist_t *dead = zlist_new();
+    ga_assert(dead);
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        if (gw->expiry < now) {
+            zlist_append(dead, (void *) zhash_cursor(self->gws));
+        } else if (gw->resync) {
+            s_send_snapshot(self, gw); // a snapshot is a sign of life too
+        } else {
+            bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_HEARTBEAT, &hb);
+        }
+    }
+    for (const char *key = zlist_first(dead); key; key = zlist_next(dead)) {
+        GA_NOTICE("gateway removed: silent for 3 heartbeats");
+        zhash_delete(self->gws, key);
+    }
+    zlist_destroy(&dead);
+}
 
 void
 bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
@@ -112,10 +164,11 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
         return;
     }
     bool is_new;
-    s_gateway_touch(self, msg->id, msg->id_len, &is_new);
+    bk_gateway_t *gw = s_gateway_touch(self, msg->id, msg->id_len, &is_new);
     if (is_new || msg->cmd == GA_CMD_HELLO) {
+        // HELLO again is also how a gateway that saw a gap in the updates asks for a snapshot.
         GA_INFO("gateway connected (%s)", is_new ? "new" : "hello again");
-        s_send_snapshot(self, msg->id, msg->id_len);
+        s_send_snapshot(self, gw);
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
@@ -183,9 +236,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
             w->service, changed.len, failed.len);
-    if (changed.len) {
-        s_broadcast_update(self, &changed);
-    }
+    bk_broadcast_update(self, &changed, NULL);
     ga_map_put(&reply, a, "ok", ga_bool(true));
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Registry bookkeeping for the broker: the function table, workers by routing id, and the
-// failed-configs list. Workers are found by a hex rendering of their routing id.
+// Registry bookkeeping for the broker: the function table, workers by routing id, configs
+// waiting to be deleted, and the failed-configs list. Workers are found by a hex rendering of
+// their routing id.
 #include "bk_registry.h"
 
 #include "ga_clock.h"
@@ -25,6 +26,8 @@ typedef struct {
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
+    zhash_t *unoffered;        // function key -> int64_t (owned): since when unoffered, service up
+    bool dirty;                // workers or offers changed since the last sweep
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
 };
 
@@ -66,8 +69,9 @@ bk_registry_new(void)
     bk_registry_t *self = ga_calloc(1, sizeof *self);
     self->functions = ga_functable_new();
     self->workers = zhash_new();
+    self->unoffered = zhash_new();
     self->failed = zlist_new();
-    ga_assert(self->workers && self->failed);
+    ga_assert(self->workers && self->unoffered && self->failed);
     return self;
 }
 
@@ -80,6 +84,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     bk_registry_t *self = *self_p;
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
+    zhash_destroy(&self->unoffered);
     while (zlist_size(self->failed)) {
         s_failed_free(zlist_pop(self->failed));
     }
@@ -192,6 +197,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         }
     }
     w->registered = true;
+    self->dirty = true;
     *worker = w;
     return GA_OK;
 }
@@ -202,6 +208,7 @@ bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
     char key[HEXKEY_MAX];
     s_hexkey(key, worker->id, worker->id_len);
     zhash_delete(self->workers, key);
+    self->dirty = true;
 }
 
 const ga_funcfg_t *
@@ -260,6 +267,89 @@ bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena)
     void *ctx[2] = {&list, arena};
     ga_functable_each(self->functions, s_snap_one, ctx);
     return list;
+}
+
+// One sweep's view: what the registered workers offer, which services have one, and the
+// configs to delete.
+typedef struct {
+    bk_registry_t *self; // registry
+    int64_t now;         // sweep time
+    int64_t grace_ms;    // how long a config may stay unoffered
+    zhash_t *offered;    // function keys some worker offers
+    zhash_t *services;   // services with a registered worker
+    ga_arena_t *arena;   // for `doomed`
+    ga_value_t doomed;   // [{service, request_type, version?}] to delete
+} sweep_t;
+
+static void
+s_sweep_one(const ga_funcfg_t *cfg, void *arg)
+{
+    sweep_t *sw = arg;
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    zhash_t *unoffered = sw->self->unoffered;
+    if (zhash_lookup(sw->offered, fkey) || !zhash_lookup(sw->services, cfg->service)) {
+        zhash_delete(unoffered, fkey); // served, or the whole service is down: it stays
+        return;
+    }
+    int64_t *since = zhash_lookup(unoffered, fkey);
+    if (since == NULL) {
+        since = ga_malloc(sizeof *since);
+        *since = sw->now;
+        ga_assert(zhash_insert(unoffered, fkey, since) == 0);
+        zhash_freefn(unoffered, fkey, ga_free);
+        return;
+    }
+    if (sw->now - *since < sw->grace_ms) {
+        return;
+    }
+    ga_arena_t *a = sw->arena;
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "service", ga_str_dup(a, cfg->service, strlen(cfg->service)));
+    ga_map_put(&m, a, "request_type",
+               ga_str_dup(a, cfg->request_type, strlen(cfg->request_type)));
+    if (cfg->version) {
+        ga_map_put(&m, a, "version", ga_str_dup(a, cfg->version, strlen(cfg->version)));
+    }
+    ga_array_push(&sw->doomed, a, m);
+}
+
+size_t
+bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t *arena,
+                  ga_value_t *removed)
+{
+    *removed = ga_array(arena, 0);
+    if (!self->dirty && zhash_size(self->unoffered) == 0) {
+        return 0;
+    }
+    self->dirty = false;
+    sweep_t sw = {.self = self, .now = now, .grace_ms = grace_ms, .offered = zhash_new(),
+                  .services = zhash_new(), .arena = arena, .doomed = ga_array(arena, 0)};
+    ga_assert(sw.offered && sw.services);
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (!w->registered) {
+            continue;
+        }
+        zhash_update(sw.services, w->service, (void *) "1");
+        for (void *v = zhash_first(w->offers); v; v = zhash_next(w->offers)) {
+            zhash_update(sw.offered, zhash_cursor(w->offers), (void *) "1");
+        }
+    }
+    ga_functable_each(self->functions, s_sweep_one, &sw);
+    for (uint32_t i = 0; i < sw.doomed.len; i++) {
+        const ga_value_t *k = &sw.doomed.u.items[i];
+        const char *service = ga_map_get_str(k, "service");
+        const char *request_type = ga_map_get_str(k, "request_type");
+        const char *version = ga_map_get_str(k, "version");
+        char fkey[600];
+        ga_functable_key(fkey, sizeof fkey, service, request_type, version);
+        zhash_delete(self->unoffered, fkey);
+        ga_functable_remove(self->functions, service, request_type, version);
+    }
+    zhash_destroy(&sw.offered);
+    zhash_destroy(&sw.services);
+    *removed = sw.doomed;
+    return sw.doomed.len;
 }
 
 void

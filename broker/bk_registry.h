@@ -2,6 +2,12 @@
 // The broker's registry: function configs by (service, request_type, version), the live
 // workers of each service and what each offers, and the failed-configs list. Owned by the
 // broker's loop thread; no I/O here, so it is unit-testable without sockets.
+//
+// When a config goes (docs/protocol.md, "Registry updates"): a config that no worker in the
+// registry offers while its service has at least one registered worker (the service is up,
+// without it) is deleted once that has lasted `grace_ms` (bk_registry_sweep). A service with
+// no worker at all keeps its configs: a worker that dies or disconnects deletes nothing, and
+// calls get "Service unavailable" until a worker serves them again.
 #ifndef BK_REGISTRY_H
 #define BK_REGISTRY_H
 
@@ -67,6 +73,13 @@ bk_worker_t *bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, in
 
 // Every config's source, as a list in `arena` (for a gateway's snapshot).
 ga_value_t bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena);
+
+// Deletes the configs that have been unoffered while their service is up for `grace_ms` or
+// more at `now` (and starts or stops the clock of the others). `*removed` is set to the list
+// of {service, request_type, version?} deleted (in `arena`); returns its length. Cheap when
+// nothing changed since the last sweep and no config is waiting.
+size_t bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t *arena,
+                         ga_value_t *removed);
 
 // Calls fn for every worker (fn must not add or remove workers).
 void bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg),

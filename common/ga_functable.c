@@ -193,6 +193,25 @@ ga_functable_resolve(const ga_functable_t *self, const char *service, const char
     return zhash_lookup(self->latest, base);
 }
 
+bool
+ga_functable_remove(ga_functable_t *self, const char *service, const char *request_type,
+                    const char *version)
+{
+    char key[KEY_MAX];
+    ga_functable_key(key, sizeof key, service, request_type, version);
+    if (zhash_lookup(self->configs, key) == NULL) {
+        return false;
+    }
+    // The names may live in the config being freed: recompute with copies.
+    char svc[KEY_MAX];
+    char rt[KEY_MAX];
+    snprintf(svc, sizeof svc, "%s", service);
+    snprintf(rt, sizeof rt, "%s", request_type);
+    zhash_delete(self->configs, key);
+    s_relatest(self, svc, rt);
+    return true;
+}
+
 void
 ga_functable_clear(ga_functable_t *self)
 {

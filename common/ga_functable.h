@@ -26,6 +26,10 @@ const ga_funcfg_t *ga_functable_get(const ga_functable_t *self, const char *serv
 // Lookup with version resolution (see above). Borrowed until the next change.
 const ga_funcfg_t *ga_functable_resolve(const ga_functable_t *self, const char *service,
                                         const char *request_type, const char *version);
+// Removes the config with exactly this key (`version` NULL: the unversioned one); the
+// resolution of (service, request_type) is recomputed. Returns true when there was one.
+bool ga_functable_remove(ga_functable_t *self, const char *service, const char *request_type,
+                         const char *version);
 // Removes every config.
 void ga_functable_clear(ga_functable_t *self);
 size_t ga_functable_size(const ga_functable_t *self);

@@ -37,14 +37,14 @@
 typedef enum {
     GA_CMD_REGISTER = 0x01,   // W->B: {node, service, config_version, token?, functions}
     GA_CMD_REGISTERED = 0x02, // B->W: {ok, failed, heartbeat_ms, stream_port} or {ok:false, error}
-    GA_CMD_HEARTBEAT = 0x03,  // both ways, all peers: {}
+    GA_CMD_HEARTBEAT = 0x03,  // both ways, all peers: {}; broker -> gateway: {seq}
     GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, args, ...}
     GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
     GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
     GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream with this id (other calls ignore it)
-    GA_CMD_HELLO = 0x10,      // G->B: {name}
-    GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, heartbeat_ms}: replaces the gateway's copy
-    GA_CMD_UPDATE = 0x12,     // B->G: {functions}: added or replaced configs
+    GA_CMD_HELLO = 0x10,      // G->B: {name}: answered with a SNAPSHOT (also to resync)
+    GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, seq, warming_ms, heartbeat_ms, stream_port}
+    GA_CMD_UPDATE = 0x12,     // B->G: {seq, functions, removed: [{service, request_type, ...}]}
     GA_CMD_CALL = 0x13,       // G->B: {id, service, request_type, version, args, ...}
     GA_CMD_RESULT = 0x14,     // B->G: {id, ok, result | error, code, can_retry, stopped?}
     GA_CMD_STOP = 0x15,       // G->B: {id}: the client is gone; stop that call

@@ -69,6 +69,10 @@ struct gw_bridge_t {
     ga_log_every_t unheard_log;    // "no answer from the broker", once per interval
     ga_log_every_t refused_log;    // the broker's DISCONNECT reason, once per interval
     bool refused;                  // the endpoint answered DISCONNECT: not a gateway endpoint
+    int64_t registry_seq;          // sequence number of the registry copy (SNAPSHOT, UPDATE)
+    bool want_snapshot;            // a gap was seen: HELLO again until a SNAPSHOT comes
+    uint64_t registry_gaps;        // registry gaps seen
+    int64_t resync_at;             // monotonic ms of the next such HELLO
 };
 
 // A broker that stays unreachable, or refuses us, is logged at once and then once a minute.
@@ -263,6 +267,12 @@ uint64_t
 gw_bridge_stream_gaps(const gw_bridge_t *self)
 {
     return self->gaps;
+}
+
+uint64_t
+gw_bridge_registry_gaps(const gw_bridge_t *self)
+{
+    return self->registry_gaps;
 }
 
 // (Re)connects the SUB to the broker's stream proxy: the broker's host, the port it names.
@@ -617,6 +627,45 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
     s_release(self, p);
 }
 
+// Registry sequence numbers (docs/protocol.md, "Registry updates"): a SNAPSHOT sets the copy's
+// number, each UPDATE must be the next one, and a HEARTBEAT names the broker's current one.
+// Anything else means an update was lost: the copy is applied as far as it goes and a fresh
+// SNAPSHOT is asked for (HELLO again, see s_resync).
+static void
+s_check_seq(gw_bridge_t *self, const ga_proto_msg_t *msg)
+{
+    int64_t seq = ga_map_get_int(&msg->value, "seq", -1);
+    if (msg->cmd == GA_CMD_SNAPSHOT) {
+        self->registry_seq = seq;
+        self->want_snapshot = false;
+        return;
+    }
+    if (!self->have_snapshot || (msg->cmd == GA_CMD_HEARTBEAT && seq < 0)) {
+        return; // a snapshot comes first anyway; a heartbeat need not name the number
+    }
+    int64_t expected = msg->cmd == GA_CMD_UPDATE ? self->registry_seq + 1 : self->registry_seq;
+    if (msg->cmd == GA_CMD_UPDATE) {
+        self->registry_seq = seq;
+    }
+    if (seq != expected && !self->want_snapshot) {
+        GA_WARN("registry %s %lld, expected %lld: an update was lost; asking for a snapshot",
+                ga_cmd_name(msg->cmd), (long long) seq, (long long) expected);
+        self->registry_gaps++;
+        self->want_snapshot = true;
+        self->resync_at = 0;
+    }
+}
+
+// Asks for the snapshot a gap calls for, again every heartbeat until it comes.
+static void
+s_resync(gw_bridge_t *self, int64_t now)
+{
+    if (self->want_snapshot && self->connected && now >= self->resync_at) {
+        self->resync_at = now + self->hb_ms;
+        s_hello(self);
+    }
+}
+
 static void
 s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
 {
@@ -627,6 +676,7 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_SNAPSHOT:
     case GA_CMD_UPDATE: {
         bool snapshot = msg->cmd == GA_CMD_SNAPSHOT;
+        s_check_seq(self, msg);
         size_t n = gw_pipeline_apply(self->pipeline, &msg->value, snapshot);
         s_stream_connect(self, ga_map_get_int(&msg->value, "stream_port", 0));
         int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
@@ -643,6 +693,7 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
         break;
     }
     case GA_CMD_HEARTBEAT:
+        s_check_seq(self, msg);
         break;
     default:
         GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(msg->cmd));
@@ -708,6 +759,7 @@ gw_bridge_process(gw_bridge_t *self)
             return;
         }
         ga_arena_reset(self->arena);
+        s_resync(self, self->last_heard);
     }
 }
 
@@ -772,6 +824,7 @@ gw_bridge_tick(gw_bridge_t *self)
             s_hello(self); // until the broker answers with a snapshot
         }
     }
+    s_resync(self, now);
     gw_bridge_process(self);
 }
 

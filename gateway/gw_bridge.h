@@ -109,5 +109,7 @@ size_t gw_bridge_inflight(const gw_bridge_t *self);
 // Stream messages dropped as duplicates, and streams ended by a gap.
 uint64_t gw_bridge_stream_duplicates(const gw_bridge_t *self);
 uint64_t gw_bridge_stream_gaps(const gw_bridge_t *self);
+// Registry updates found missing (each answered by asking the broker for a fresh snapshot).
+uint64_t gw_bridge_registry_gaps(const gw_bridge_t *self);
 
 #endif

@@ -3,6 +3,7 @@
 // checks, result conversion. Keeps the gateway's copy of the registry. Pure with respect to I/O.
 #include "gw_pipeline.h"
 
+#include "ga_clock.h"
 #include "ga_functable.h"
 #include "ga_json.h"
 #include "ga_log.h"
@@ -21,6 +22,8 @@ typedef struct {
 struct gw_pipeline_t {
     const gw_pipeline_config_t *cfg; // borrowed settings
     ga_functable_t *functions;       // registry copy
+    ga_functable_t *held;            // the copy before a warming broker's snapshot, or NULL
+    int64_t held_until;              // monotonic ms: `held` answers until then
     size_t rejected_configs;         // configs from the broker this gateway refused
     permission_fn_t permission_fns[GW_PERMISSION_FNS_MAX]; // in-process callbacks
     size_t n_permission_fns;         // entries used
@@ -42,6 +45,7 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
         return;
     }
     ga_functable_destroy(&(*self_p)->functions);
+    ga_functable_destroy(&(*self_p)->held);
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -51,9 +55,39 @@ gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace)
 {
     const ga_value_t *list = ga_map_get(body, "functions");
     if (replace) {
-        ga_functable_clear(self->functions);
+        // A broker still in its re-registration window (just restarted) does not know yet
+        // what its workers will register again: keep the old copy aside for that long, so a
+        // function known before is "temporarily unavailable", not unknown.
+        int64_t warming = ga_map_get_int(body, "warming_ms", 0);
+        int64_t now = ga_clock_ms();
+        if (warming <= 0 || (self->held && now >= self->held_until)) {
+            ga_functable_destroy(&self->held);
+        }
+        if (warming > 0 && self->held == NULL && ga_functable_size(self->functions) > 0) {
+            self->held = self->functions; // a second snapshot in the window keeps the first copy
+            self->functions = ga_functable_new();
+        } else {
+            ga_functable_clear(self->functions);
+        }
+        self->held_until = now + (warming > 0 ? warming : 0);
     }
     size_t applied = 0;
+    const ga_value_t *removed = ga_map_get(body, "removed");
+    for (uint32_t i = 0; removed && removed->type == GA_ARRAY && i < removed->len; i++) {
+        const ga_value_t *key = &removed->u.items[i];
+        const char *service = ga_map_get_str(key, "service");
+        const char *request_type = ga_map_get_str(key, "request_type");
+        if (service == NULL || request_type == NULL) {
+            self->rejected_configs++;
+            GA_WARN("removal from the broker without service or request_type ignored");
+            continue;
+        }
+        const char *version = ga_map_get_str(key, "version");
+        applied += ga_functable_remove(self->functions, service, request_type, version);
+        if (self->held) {
+            ga_functable_remove(self->held, service, request_type, version); // gone for good
+        }
+    }
     for (uint32_t i = 0; list && list->type == GA_ARRAY && i < list->len; i++) {
         ga_funcfg_t *cfg = NULL;
         char why[256];
@@ -316,8 +350,20 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Invalid field: args (expected an object)", false);
         return GA_EINVAL;
     }
+    const char *wanted = version && version->type == GA_STR ? version->u.s : NULL;
+    if (cfg == NULL && self->held && ga_clock_ms() >= self->held_until) {
+        ga_functable_destroy(&self->held); // the broker's window is over
+    }
+    const ga_funcfg_t *before =
+        cfg || self->held == NULL
+            ? NULL
+            : ga_functable_resolve(self->held, call->service, call->request_type, wanted);
+    if (before) {
+        call->response_type = before->response_type; // a `none` caller hears nothing
+        gw_response_error(refusal, request_id, "Service temporarily unavailable", true);
+        return GA_EUNAVAIL;
+    }
     if (cfg == NULL) { // s_identify read the same fields
-
         gw_response_error(refusal, request_id, "Unknown function", false);
         return GA_ENOTFOUND;
     }

@@ -84,9 +84,13 @@ gw_pipeline_t *gw_pipeline_new(const gw_pipeline_config_t *cfg);
 void gw_pipeline_destroy(gw_pipeline_t **self_p);
 
 // Applies a registry message from the broker: `replace` (a SNAPSHOT) empties the copy first.
-// `body` is the message body ({functions: [config, ...]}). Invalid configs are skipped and
-// counted (the broker validated them; a gateway of another version may disagree). Returns the
-// number of configs applied.
+// `body` is the message body ({functions: [config, ...], removed: [{service, request_type,
+// version?}, ...]}); removals are applied before additions. Invalid configs are skipped and
+// counted (the broker validated them; a gateway of another version may disagree). A SNAPSHOT
+// with `warming_ms` > 0 (the broker has just started) keeps the previous copy aside for that
+// long: a function it knew that the new copy lacks is refused with "Service temporarily
+// unavailable" (can_retry) instead of "Unknown function". Returns the number of configs added,
+// changed or removed.
 size_t gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace);
 size_t gw_pipeline_function_count(const gw_pipeline_t *self);
 

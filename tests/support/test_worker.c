@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // genapi-test-worker: a service for the integration tests. test_service offers sleep (a slow
 // handler that announces itself on stdout, so a test can kill the worker mid-request), echo,
-// fail (a handler error) and silent (a handler that forgets to answer).
+// fail (a handler error) and silent (a handler that forgets to answer), and more below.
+// `--drop NAME[,NAME...]` leaves those functions out of the table it
+// registers, as a new version of a service that no longer has them would.
 #include <genapi/worker.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,8 +242,45 @@ static const wk_service_t s_service = {
     .n_functions = sizeof s_functions / sizeof s_functions[0],
 };
 
+// True when `name` is one of the comma-separated names in `list`.
+static bool
+s_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && strncmp(p, name, n) == 0) {
+            return true;
+        }
+        p += k + (p[k] == ',');
+    }
+    return false;
+}
+
 int
 main(int argc, char **argv)
 {
-    return wk_main(argc, argv, &s_service);
+    const char *drop = NULL;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) {
+            drop = argv[++i];
+        } else {
+            argv[kept++] = argv[i]; // the rest goes to wk_main, in order
+        }
+    }
+    argc = kept;
+    argv[argc] = NULL;
+    enum { N = sizeof s_functions / sizeof s_functions[0] };
+    wk_function_t table[N];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (!s_listed(drop, s_functions[i].request_type)) {
+            table[n++] = s_functions[i];
+        }
+    }
+    wk_service_t service = s_service;
+    service.functions = table;
+    service.n_functions = n;
+    return wk_main(argc, argv, &service);
 }

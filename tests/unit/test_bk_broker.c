@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The broker in-process on loopback TCP, driven by raw DEALER sockets acting as a worker and a
-// gateway: routing, id mapping, liveness, deadlines, push tokens and hostile input.
+// gateway: routing, id mapping, liveness, deadlines, push tokens, registry updates (sequence
+// numbers, removals, owed snapshots), the re-registration window and hostile input.
 #include "bk_broker.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include <cmocka.h>
@@ -28,6 +30,8 @@ typedef struct {
     ga_arena_t *arena;    // decoded messages
     ga_proto_msg_t msg;   // last message received
     ga_buf_t buf;         // encode scratch
+    void *keep[4];        // fake peers s_expect keeps alive (HEARTBEAT every 100 ms)
+    int n_keep;           // entries in keep
 } fixture_t;
 
 static void *
@@ -103,9 +107,17 @@ static bool
 s_expect(fixture_t *f, void *sock, int cmd, int ms)
 {
     int64_t deadline = ga_clock_ms() + ms;
+    int64_t next_keep = 0;
     while (ga_clock_ms() < deadline) {
+        if (f->n_keep && ga_clock_ms() >= next_keep) {
+            next_keep = ga_clock_ms() + 100;
+            for (int i = 0; i < f->n_keep; i++) {
+                s_send_json(f, f->keep[i], GA_CMD_HEARTBEAT, "{}");
+            }
+        }
         zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, (long) (deadline - ga_clock_ms())) <= 0) {
+        long wait = (long) (deadline - ga_clock_ms());
+        if (zmq_poll(&item, 1, f->n_keep && wait > 50 ? 50 : wait) <= 0) {
             continue;
         }
         ga_arena_reset(f->arena);
@@ -198,10 +210,20 @@ test_broker_lists_failed_configs_in_status(void **state)
 }
 
 static void
+s_sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+        // interrupted: sleep the rest
+    }
+}
+
+static void
 test_broker_answers_unknown_function_and_missing_worker(void **state)
 {
     (void) state;
-    fixture_t *f = s_start(NULL, 1000);
+    fixture_t *f = s_start(NULL, 50);
+    s_sleep_ms(400); // past the re-registration window (3 heartbeats of 50 ms)
     s_send_json(f, f->gateway, GA_CMD_CALL,
                 "{\"id\":1,\"service\":\"nope\",\"request_type\":\"x\",\"request_id\":\"r\"}");
     assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
@@ -397,6 +419,125 @@ test_broker_drops_hostile_messages_and_keeps_serving(void **state)
     assert_int_equal(stats.malformed, 4);
 }
 
+// Right after a start the broker cannot tell an unknown function from one whose workers have
+// not registered again yet: for one liveness period it answers "temporarily unavailable".
+static void
+test_broker_answers_temporarily_unavailable_while_workers_register_again(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 200);
+    s_send_json(f, f->gateway, GA_CMD_HELLO, "{\"name\":\"gw\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_SNAPSHOT, 2000));
+    int64_t warming = ga_map_get_int(&f->msg.value, "warming_ms", -1);
+    assert_true(warming > 0 && warming <= 600);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":1,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Service temporarily unavailable");
+    assert_true(ga_map_get(&f->msg.value, "can_retry")->u.b);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "code", 0), GA_EUNAVAIL);
+    // After the window an unknown function is unknown, and snapshots say the window is over.
+    s_sleep_ms(800);
+    s_send_json(f, f->gateway, GA_CMD_HELLO, "{\"name\":\"gw\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_SNAPSHOT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "warming_ms", -1), 0);
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":2,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Unknown function");
+    assert_false(ga_map_get(&f->msg.value, "can_retry")->u.b);
+    s_stop(f);
+}
+
+// Every gateway gets each change once, numbered; a heartbeat names the current number. A
+// function the service's worker no longer offers goes after one liveness period (600 ms).
+static void
+test_broker_numbers_updates_and_sends_removals_to_every_gateway(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 200);
+    void *second = s_dealer(f, bk_broker_gateway_endpoint(f->broker));
+    void *gws[2] = {f->gateway, second};
+    f->keep[0] = f->gateway;
+    f->keep[1] = second;
+    f->n_keep = 2;
+    for (int i = 0; i < 2; i++) {
+        s_send_json(f, gws[i], GA_CMD_HELLO, "{\"name\":\"gw\"}");
+        assert_true(s_expect(f, gws[i], GA_CMD_SNAPSHOT, 2000));
+        assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 0);
+    }
+    s_register_worker(f);
+    f->keep[f->n_keep++] = f->worker;
+    for (int i = 0; i < 2; i++) {
+        assert_true(s_expect(f, gws[i], GA_CMD_UPDATE, 2000));
+        assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 1);
+        assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 1);
+        assert_int_equal(ga_map_get(&f->msg.value, "removed")->len, 0);
+    }
+    // The same node registers again without echo: nobody lists it any more.
+    s_send_json(f, f->worker, GA_CMD_REGISTER,
+                "{\"node\":\"test@here\",\"service\":\"test_service\","
+                "\"config_version\":\"2\",\"functions\":[]}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    for (int i = 0; i < 2; i++) {
+        assert_true(s_expect(f, gws[i], GA_CMD_UPDATE, 5000));
+        assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 2);
+        assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 0);
+        const ga_value_t *removed = ga_map_get(&f->msg.value, "removed");
+        assert_int_equal(removed->len, 1);
+        assert_string_equal(ga_map_get_str(&removed->u.items[0], "service"), "test_service");
+        assert_string_equal(ga_map_get_str(&removed->u.items[0], "request_type"), "echo");
+        assert_null(ga_map_get(&removed->u.items[0], "version"));
+    }
+    assert_true(s_expect(f, second, GA_CMD_HEARTBEAT, 2500));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 2);
+    s_send_json(f, second, GA_CMD_HELLO, "{\"name\":\"gw\"}");
+    assert_true(s_expect(f, second, GA_CMD_SNAPSHOT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 2);
+    assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 0);
+    // Calls now get Unknown function.
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":3,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Unknown function");
+    f->n_keep = 0;
+    zmq_close(second);
+    s_stop(f);
+}
+
+// An UPDATE the broker could not send is not lost: the gateway is owed a snapshot, sent on
+// the next heartbeat.
+static void
+test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    void *gw = zmq_socket(f->zctx, ZMQ_DEALER);
+    int zero = 0;
+    assert_int_equal(zmq_setsockopt(gw, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(gw, ZMQ_ROUTING_ID, "gw-a", 4), 0);
+    assert_int_equal(zmq_connect(gw, bk_broker_gateway_endpoint(f->broker)), 0);
+    s_send_json(f, gw, GA_CMD_HELLO, "{\"name\":\"gw-a\"}");
+    assert_true(s_expect(f, gw, GA_CMD_SNAPSHOT, 2000));
+    zmq_close(gw); // gone for a moment: the broker cannot deliver to it
+    s_sleep_ms(500);
+    s_register_worker(f); // its UPDATE finds no gateway-a
+    gw = zmq_socket(f->zctx, ZMQ_DEALER);
+    assert_int_equal(zmq_setsockopt(gw, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(gw, ZMQ_ROUTING_ID, "gw-a", 4), 0);
+    assert_int_equal(zmq_connect(gw, bk_broker_gateway_endpoint(f->broker)), 0);
+    s_send_json(f, gw, GA_CMD_HEARTBEAT, "{}"); // not a HELLO: it does not know it missed one
+    assert_true(s_expect(f, gw, GA_CMD_SNAPSHOT, 3000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "seq", -1), 1);
+    assert_int_equal(ga_map_get(&f->msg.value, "functions")->len, 1);
+    zmq_close(gw);
+    bk_stats_t stats = s_stop(f);
+    assert_true(stats.undeliverable >= 1);
+}
+
 int
 main(void)
 {
@@ -411,6 +552,9 @@ main(void)
         cmocka_unit_test(test_broker_refuses_malformed_caller_identities),
         cmocka_unit_test(test_broker_tells_an_unknown_worker_to_register_again),
         cmocka_unit_test(test_broker_drops_hostile_messages_and_keeps_serving),
+        cmocka_unit_test(test_broker_answers_temporarily_unavailable_while_workers_register_again),
+        cmocka_unit_test(test_broker_numbers_updates_and_sends_removals_to_every_gateway),
+        cmocka_unit_test(test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

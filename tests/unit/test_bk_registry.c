@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The broker's registry without sockets: REGISTER bodies (accepted, refused per config or whole),
-// change detection, version lookup, worker choice (offers, nodes, breaker), expiry, snapshots.
+// change detection, version lookup, worker choice (offers, nodes, breaker), expiry, snapshots,
+// and the sweep that deletes what the workers of an up service no longer offer.
 #include "bk_registry.h"
 #include "ga_json.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     ga_arena_t *a;      // bodies and results
     ga_value_t failed;  // the last register's refused configs
     ga_value_t changed; // the last register's added or changed configs
+    ga_value_t removed; // the last sweep's deleted configs
     bk_worker_t *w;     // the last registered worker
     char err[256];      // the last register's error
 } fixture_t;
@@ -540,6 +542,113 @@ test_registry_each_worker_visits_every_worker(void **state)
     assert_int_equal(n, 5);
 }
 
+// --- sweep: functions no worker offers any more ---
+
+#define GRACE 600 // ms: the sweep's grace period in these tests
+
+static const char *s_only_list_users =
+    "{\"service\":\"user_service\",\"request_type\":\"list_users\",\"version\":\"1.0.0\"}";
+
+static size_t
+s_sweep(fixture_t *f, int64_t now)
+{
+    return bk_registry_sweep(f->r, now, GRACE, f->a, &f->removed);
+}
+
+static void
+s_assert_removed_get_user(fixture_t *f)
+{
+    assert_int_equal(f->removed.type, GA_ARRAY);
+    assert_int_equal(f->removed.len, 1);
+    const ga_value_t *key = &f->removed.u.items[0];
+    assert_string_equal(ga_map_get_str(key, "service"), "user_service");
+    assert_string_equal(ga_map_get_str(key, "request_type"), "get_user");
+    assert_string_equal(ga_map_get_str(key, "version"), "1.0.0");
+    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    assert_null(bk_registry_lookup(f->r, "user_service", "get_user", "1.0.0"));
+    assert_non_null(bk_registry_lookup(f->r, "user_service", "list_users", NULL));
+    assert_int_equal(bk_registry_function_count(f->r), 1);
+}
+
+static void
+test_registry_sweep_removes_what_a_reregistered_worker_dropped_after_the_grace(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(
+        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 2000), 0); // the clock starts
+    assert_non_null(bk_registry_lookup(f->r, "user_service", "get_user", NULL));
+    assert_int_equal(s_sweep(f, 2000 + GRACE - 1), 0);
+    assert_int_equal(s_sweep(f, 2000 + GRACE), 1);
+    s_assert_removed_get_user(f);
+    assert_int_equal(s_sweep(f, 9000), 0); // once
+}
+
+static void
+test_registry_sweep_keeps_a_function_offered_again_within_the_grace(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    assert_int_equal(
+        s_register(f, 1, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_register(f, 2, s_user_service, 10000), GA_OK); // offered again
+    assert_int_equal(s_sweep(f, 1000 + GRACE), 0);
+    // Its clock restarts from zero the next time.
+    bk_registry_remove(f->r, f->w);
+    assert_int_equal(s_sweep(f, 1000 + 2 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 1000 + 3 * GRACE - 1), 0);
+    assert_int_equal(s_sweep(f, 1000 + 3 * GRACE), 1);
+    s_assert_removed_get_user(f);
+}
+
+// A worker dying is not a withdrawal: with its service down, everything stays known.
+static void
+test_registry_sweep_keeps_the_functions_of_a_service_with_no_worker(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    bk_registry_remove(f->r, f->w);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_sweep(f, 1000 + 100 * GRACE), 0);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+    // Another service's workers do not count.
+    assert_int_equal(s_register(f, 2,
+                                s_body(f, "a@h", "admin_service",
+                                       "{\"service\":\"admin_service\",\"request_type\":\"x\"}"),
+                                10000),
+                     GA_OK);
+    assert_int_equal(s_sweep(f, 2000 + 100 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 3000 + 100 * GRACE), 0);
+    assert_int_equal(bk_registry_function_count(f->r), 3);
+}
+
+// The usual restart: the old process (dead, not yet found silent) still offers the function
+// when the new one registers without it; the clock starts when the old one is removed.
+static void
+test_registry_sweep_removes_a_function_a_restarted_worker_dropped(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_user_service, 10000), GA_OK);
+    bk_worker_t *old = f->w;
+    assert_int_equal(
+        s_register(f, 2, s_body(f, "user_service@host-1", "user_service", s_only_list_users),
+                   10000),
+        GA_OK);
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_sweep(f, 1000 + 10 * GRACE), 0); // still offered by the old one
+    bk_registry_remove(f->r, old);
+    assert_int_equal(s_sweep(f, 2000 + 10 * GRACE), 0);
+    assert_int_equal(s_sweep(f, 2000 + 11 * GRACE), 1);
+    s_assert_removed_get_user(f);
+}
+
 // --- snapshot ---
 
 static void
@@ -611,6 +720,10 @@ main(void)
         T(test_registry_expired_returns_workers_whose_expiry_is_past),
         T(test_registry_reregistering_extends_the_expiry),
         T(test_registry_each_worker_visits_every_worker),
+        T(test_registry_sweep_removes_what_a_reregistered_worker_dropped_after_the_grace),
+        T(test_registry_sweep_keeps_a_function_offered_again_within_the_grace),
+        T(test_registry_sweep_keeps_the_functions_of_a_service_with_no_worker),
+        T(test_registry_sweep_removes_a_function_a_restarted_worker_dropped),
         T(test_registry_snapshot_lists_every_config),
         T(test_registry_snapshot_of_empty_registry_is_an_empty_list),
     };

@@ -297,6 +297,25 @@ test_functable_clear_removes_every_config(void **state)
 }
 
 static void
+test_functable_remove_drops_one_key_and_reresolves(void **state)
+{
+    ga_functable_t *t = *state;
+    s_put_version(t, "1.0.0", false);
+    s_put_version(t, "2.0.0", false);
+    assert_string_equal(ga_functable_resolve(t, "s", "f", NULL)->version, "2.0.0");
+    // The resolved config itself goes: resolution falls back to the next version.
+    assert_true(ga_functable_remove(t, "s", "f", "2.0.0"));
+    assert_int_equal(ga_functable_size(t), 1);
+    assert_null(ga_functable_get(t, "s", "f", "2.0.0"));
+    assert_string_equal(ga_functable_resolve(t, "s", "f", NULL)->version, "1.0.0");
+    assert_false(ga_functable_remove(t, "s", "f", "2.0.0")); // already gone
+    assert_false(ga_functable_remove(t, "s", "f", NULL));    // no unversioned config
+    assert_true(ga_functable_remove(t, "s", "f", "1.0.0"));
+    assert_null(ga_functable_resolve(t, "s", "f", NULL));
+    assert_int_equal(ga_functable_size(t), 0);
+}
+
+static void
 s_collect(const ga_funcfg_t *cfg, void *arg)
 {
     int *seen = arg;
@@ -470,6 +489,7 @@ main(void)
         T(test_functable_put_of_same_source_in_other_key_order_returns_false),
         T(test_functable_put_of_different_source_replaces_and_returns_true),
         T(test_functable_clear_removes_every_config),
+        T(test_functable_remove_drops_one_key_and_reresolves),
         T(test_functable_each_visits_every_config_once),
         cmocka_unit_test(test_functable_key_joins_parts_with_unit_separators),
         cmocka_unit_test(test_version_cmp_orders_numeric_parts_numerically),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The gateway's broker link against a fake broker on loopback TCP (a ROUTER and an XPUB driven
-// by the test): registry snapshot, stream chunks delivered in order, a gap turned into an error
-// plus a STOP to the broker, duplicates dropped, and the stream's end.
+// by the test): registry snapshot, numbered updates (a missing one makes it ask for a fresh
+// snapshot), stream chunks delivered in order, a gap turned into an error plus a STOP to the
+// broker, duplicates dropped, and the stream's end.
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_proto.h"
@@ -154,7 +155,7 @@ s_setup(void **state)
     char snapshot[512];
     snprintf(snapshot, sizeof snapshot,
              "{\"functions\":[{\"service\":\"s\",\"request_type\":\"st\","
-             "\"response_type\":\"stream\"}],\"heartbeat_ms\":1000,\"stream_port\":%s}",
+             "\"response_type\":\"stream\"}],\"seq\":1,\"heartbeat_ms\":1000,\"stream_port\":%s}",
              strrchr(xpub_ep, ':') + 1);
     s_broker_send(f, GA_CMD_SNAPSHOT, snapshot);
     // Wait for the bridge's subscription to reach the XPUB (it starts with byte 1).
@@ -312,6 +313,48 @@ test_bridge_sends_the_identity_only_with_request_info(void **state)
     assert_string_equal(ga_map_get_str(&f->msg.value, "ip"), "10.0.0.9");
 }
 
+static void
+test_bridge_asks_for_a_snapshot_when_an_update_is_missing(void **state)
+{
+    fixture_t *f = *state;
+    s_broker_send(f, GA_CMD_UPDATE,
+                  "{\"seq\":2,\"functions\":[{\"service\":\"s\",\"request_type\":\"a\"}],"
+                  "\"removed\":[]}");
+    assert_false(s_broker_recv(f, GA_CMD_HELLO, 300)); // in order: nothing to ask
+    assert_int_equal(gw_pipeline_function_count(f->pipeline), 2);
+    // 3 never arrives (the broker's queue to us was full).
+    s_broker_send(f, GA_CMD_UPDATE,
+                  "{\"seq\":4,\"functions\":[],"
+                  "\"removed\":[{\"service\":\"s\",\"request_type\":\"st\"}]}");
+    assert_true(s_broker_recv(f, GA_CMD_HELLO, 2000));
+    assert_int_equal(gw_bridge_registry_gaps(f->bridge), 1);
+    assert_int_equal(gw_pipeline_function_count(f->pipeline), 1); // applied as far as it goes
+    // Until the snapshot comes it asks again, once a heartbeat.
+    assert_true(s_broker_recv(f, GA_CMD_HELLO, 2500));
+    s_broker_send(f, GA_CMD_SNAPSHOT,
+                  "{\"seq\":4,\"functions\":[{\"service\":\"s\",\"request_type\":\"a\"},"
+                  "{\"service\":\"s\",\"request_type\":\"b\"}],\"heartbeat_ms\":1000}");
+    assert_false(s_broker_recv(f, GA_CMD_HELLO, 1500));
+    assert_int_equal(gw_pipeline_function_count(f->pipeline), 2);
+    // Numbering continues from the snapshot's.
+    s_broker_send(f, GA_CMD_UPDATE, "{\"seq\":5,\"functions\":[],\"removed\":[]}");
+    s_broker_send(f, GA_CMD_HEARTBEAT, "{\"seq\":5}");
+    assert_false(s_broker_recv(f, GA_CMD_HELLO, 300));
+    assert_int_equal(gw_bridge_registry_gaps(f->bridge), 1);
+}
+
+// The lost update was the last one: the broker's heartbeat names a newer registry.
+static void
+test_bridge_asks_for_a_snapshot_when_a_heartbeat_names_a_newer_registry(void **state)
+{
+    fixture_t *f = *state;
+    s_broker_send(f, GA_CMD_HEARTBEAT, "{\"seq\":1}");
+    assert_false(s_broker_recv(f, GA_CMD_HELLO, 300));
+    s_broker_send(f, GA_CMD_HEARTBEAT, "{\"seq\":2}");
+    assert_true(s_broker_recv(f, GA_CMD_HELLO, 2000));
+    assert_int_equal(gw_bridge_registry_gaps(f->bridge), 1);
+}
+
 int
 main(void)
 {
@@ -324,6 +367,11 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_identity_only_with_request_info,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_asks_for_a_snapshot_when_an_update_is_missing,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bridge_asks_for_a_snapshot_when_a_heartbeat_names_a_newer_registry, s_setup,
+            s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

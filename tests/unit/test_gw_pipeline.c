@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -261,6 +262,91 @@ test_pipeline_update_of_same_key_replaces_that_config(void **state)
                                   "\"full\":true}}"),
                      GA_OK);
     assert_int_equal(f->call.timeout_ms, 9000);
+}
+
+static const char *s_get_user_1 =
+    "{\"request_id\":\"r\",\"service\":\"user_service\",\"request_type\":\"get_user\","
+    "\"args\":{\"user_id\":\"1\"}}";
+
+static void
+test_pipeline_update_removals_make_a_function_unknown(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_apply(f,
+                             "{\"seq\":2,\"functions\":[],\"removed\":["
+                             "{\"service\":\"user_service\",\"request_type\":\"get_user\","
+                             "\"version\":\"1.0.0\"},"
+                             "{\"service\":\"report_service\",\"request_type\":\"legacy\"},"
+                             "{\"service\":\"user_service\",\"request_type\":\"never\"},"
+                             "{\"request_type\":\"no service\"}, 7]}",
+                             false),
+                     2); // two known configs removed; the unknown and malformed ones skipped
+    assert_int_equal(gw_pipeline_function_count(f->p), N_WALKTHROUGH + N_EXTRA - 2);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_ENOTFOUND);
+    assert_string_equal(f->refusal.error, "Unknown function");
+    assert_false(f->refusal.can_retry);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"list_users\"}"),
+                     GA_OK);
+}
+
+// A just-restarted broker's snapshot lacks what its workers have not registered again yet.
+static void
+test_pipeline_a_warming_snapshot_keeps_known_functions_temporarily_unavailable(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_apply(f,
+                             "{\"seq\":0,\"warming_ms\":60000,\"functions\":["
+                             "{\"service\":\"user_service\",\"request_type\":\"list_users\","
+                             "\"version\":\"1.0.0\"}]}",
+                             true),
+                     1);
+    assert_int_equal(gw_pipeline_function_count(f->p), 1);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_EUNAVAIL);
+    assert_string_equal(f->refusal.error, "Service temporarily unavailable");
+    assert_true(f->refusal.can_retry);
+    // A `none` function's caller hears nothing, this refusal included.
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                  "\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}"),
+                     GA_EUNAVAIL);
+    assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    // Never known: unknown, window or not.
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                     "\"request_type\":\"nope\"}"),
+                        "Unknown function");
+    // A second snapshot within the window keeps the copy from before the restart.
+    assert_int_equal(s_apply(f, "{\"seq\":0,\"warming_ms\":60000,\"functions\":[]}", true),
+                     0);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_EUNAVAIL);
+    // Registered again: served as usual.
+    assert_int_equal(s_apply(f, s_walkthrough, false), N_WALKTHROUGH);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    // Removed by the broker: unknown at once, window or not.
+    assert_int_equal(s_apply(f,
+                             "{\"seq\":2,\"removed\":[{\"service\":\"user_service\","
+                             "\"request_type\":\"get_user\",\"version\":\"1.0.0\"}]}",
+                             false),
+                     1);
+    assert_string_equal(s_refused(f, s_get_user_1), "Unknown function");
+    // A snapshot after the window: what it lacks is unknown.
+    assert_int_equal(s_apply(f, "{\"seq\":3,\"warming_ms\":0,\"functions\":[]}", true), 0);
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}"),
+                        "Unknown function");
+}
+
+static void
+test_pipeline_the_warming_window_ends(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_apply(f, "{\"seq\":0,\"warming_ms\":50,\"functions\":[]}", true), 0);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_EUNAVAIL);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 120 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+        // interrupted: sleep the rest
+    }
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_ENOTFOUND);
+    assert_string_equal(f->refusal.error, "Unknown function");
 }
 
 // --- a good request ---
@@ -1069,6 +1155,9 @@ main(void)
         T(test_pipeline_second_snapshot_replaces_the_copy),
         T(test_pipeline_update_adds_without_removing),
         T(test_pipeline_update_of_same_key_replaces_that_config),
+        T(test_pipeline_update_removals_make_a_function_unknown),
+        T(test_pipeline_a_warming_snapshot_keeps_known_functions_temporarily_unavailable),
+        T(test_pipeline_the_warming_window_ends),
         T(test_pipeline_prepare_get_user_yields_a_complete_call),
         T(test_pipeline_prepare_list_users_without_args_gets_empty_args),
         T(test_pipeline_prepare_ignores_unknown_top_level_keys),
