@@ -55,7 +55,7 @@ const WALKTHROUGH = {
   ],
   // Section 3. Arguments are elided there: delete_user takes the user_id, admin_action the
   // action. MyApp.Permissions.check is admin_service.authorize, a function of the same worker
-  // (it declares no arguments, so no client can pass it any).
+  // that declares what a gateway sends a permission callback (WK_PERMISSION_CALLBACK_ARGS).
   admin_service: [
     { request_type: 'delete_user', check_permission: 'role:[admin]', arg_types: { user_id: 'string' } },
     {
@@ -65,7 +65,19 @@ const WALKTHROUGH = {
       arg_types: { action: 'string' },
       request_info: true, // its handler reports who performed the action
     },
-    { request_type: 'authorize' },
+    {
+      request_type: 'authorize',
+      arg_types: {
+        service: 'string',
+        request_type: 'string',
+        args: 'map',
+        user_id: { type: 'string', allow_nil: true },
+        roles: { type: 'list_string', allow_nil: true },
+        device_id: { type: 'string', allow_nil: true },
+        ip: { type: 'string', allow_nil: true },
+      },
+      arg_orders: ['service', 'request_type', 'args', 'user_id', 'roles', 'device_id', 'ip'],
+    },
   ],
   // Section 5.
   report_service: [

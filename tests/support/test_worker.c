@@ -206,7 +206,7 @@ static const wk_function_t s_functions[] = {
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
-    {.request_type = "authenticate", .handler = s_authenticate},
+    {.request_type = "authenticate", .args = WK_AUTH_SERVICE_ARGS, .handler = s_authenticate},
     {.request_type = "count", .response_type = "stream", .timeout_ms = 60000,
      .args = "n:num, interval_ms:num(default=0)", .handler = s_count},
     {.request_type = "watch", .response_type = "stream", .timeout_ms = -1, .handler = s_watch},
@@ -219,7 +219,7 @@ static const wk_function_t s_functions[] = {
     // All the identity a handler can see, with request_info and without.
     {.request_type = "identity", .request_info = true, .handler = s_identity},
     {.request_type = "identity_blind", .handler = s_identity},
-    {.request_type = "guard", .handler = s_guard},
+    {.request_type = "guard", .args = WK_PERMISSION_CALLBACK_ARGS, .handler = s_guard},
     {.request_type = "guarded_async", .response_type = "async", .args = "value:any",
      .permission_callback = "test_service.guard", .handler = s_echo},
     {.request_type = "guarded_stream", .response_type = "stream", .timeout_ms = 60000,
@@ -228,10 +228,12 @@ static const wk_function_t s_functions[] = {
     {.request_type = "guarded_fire", .response_type = "none", .args = "value:any",
      .permission_callback = "test_service.guard", .handler = s_fire},
     // Callbacks that fail in other ways: an error answer (fail), no answer (silent), absent.
+    {.request_type = "failing_guard", .args = WK_PERMISSION_CALLBACK_ARGS, .handler = s_fail},
+    {.request_type = "silent_guard", .args = WK_PERMISSION_CALLBACK_ARGS, .handler = s_silent},
     {.request_type = "guarded_by_fail", .args = "value:any",
-     .permission_callback = "test_service.fail", .handler = s_echo},
+     .permission_callback = "test_service.failing_guard", .handler = s_echo},
     {.request_type = "guarded_by_silent", .args = "value:any",
-     .permission_callback = "test_service.silent", .handler = s_echo},
+     .permission_callback = "test_service.silent_guard", .handler = s_echo},
     {.request_type = "guarded_by_nothing", .args = "value:any",
      .permission_callback = "test_service.nothing", .handler = s_echo},
 };

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The walkthrough's admin_service (section 3, "Permissions"): delete_user needs the admin role;
 // admin_action is decided by a permission callback, authorize, which is itself a function of
-// this worker (it allows callers holding the admin or operator role). authorize declares no
-// arguments, so a client calling it directly can pass nothing and is always refused.
+// this worker (it allows callers holding the admin or operator role). authorize declares the
+// arguments a gateway sends a permission callback (WK_PERMISSION_CALLBACK_ARGS); a client that
+// calls it directly learns only whether the roles it names would be allowed: it acts on nothing.
 #include <genapi/worker.h>
 
 #include <string.h>
@@ -52,7 +53,7 @@ static const wk_function_t s_functions[] = {
      .permission_callback = "admin_service.authorize",
      .request_info = true, // the handler reports who performed the action
      .handler = s_admin_action},
-    {.request_type = "authorize", .handler = s_authorize},
+    {.request_type = "authorize", .args = WK_PERMISSION_CALLBACK_ARGS, .handler = s_authorize},
 };
 
 static const wk_service_t s_service = {

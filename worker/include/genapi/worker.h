@@ -44,6 +44,18 @@ typedef struct ga_value_t wk_value_t;
 // returns without answering is answered with an internal error). `ctx` is the service's ctx.
 typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
 
+// The library checks every call's arguments against the function's declaration before its
+// handler runs, whoever sent the call. A function the gateway calls on its own behalf declares
+// what the gateway sends it:
+// a permission callback (named by another function's permission_callback) ...
+#define WK_PERMISSION_CALLBACK_ARGS                                                                \
+    "service:string, request_type:string, args:map, user_id:string(allow_nil=true), "            \
+    "roles:list_string(allow_nil=true), device_id:string(allow_nil=true), "                      \
+    "ip:string(allow_nil=true)"
+// ... and the identity service of a gateway with auth=service (its connect params and the
+// client's address).
+#define WK_AUTH_SERVICE_ARGS "params:map, ip:string(allow_nil=true)"
+
 typedef struct {
     const char *request_type;  // function name (required)
     const char *version;       // version string, NULL for none
