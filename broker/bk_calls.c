@@ -201,6 +201,10 @@ bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len)
         if (call->stream) {
             bk_cancel_worker(self, call);
         }
+        // Dropped if the gateway is really gone; if it was only stalled, it reads this when it
+        // resumes, rather than waiting on a stream the worker no longer sends.
+        bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_EUNAVAIL,
+                      "Service unavailable", true);
         bk_release_call(self, call);
     }
     if (m.n) {

@@ -95,8 +95,8 @@ void bk_cancel_worker(bk_broker_t *self, const bk_call_t *call);
 void bk_release_call(bk_broker_t *self, bk_call_t *call);
 // bk_calls.c: the timer: call deadlines, silent workers and gateways, heartbeats.
 void bk_on_tick(bk_broker_t *self, int64_t now);
-// bk_calls.c: forgets every call of the gateway `gw_id` (it is gone: nobody to answer); the
-// workers are told to stop its streams.
+// bk_calls.c: forgets every call of the gateway `gw_id` (it went silent), answering each with
+// `Service unavailable` in case it was only stalled; the workers are told to stop its streams.
 void bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len);
 
 // bk_streams.c: forwards one stream message from the XSUB side to the XPUB side.

@@ -327,7 +327,7 @@ test_broker_drops_hostile_messages_and_keeps_serving(void **state)
 static const char *s_register_streams =
     "{\"node\":\"streamer@here\",\"service\":\"test_service\",\"config_version\":\"1\","
     "\"functions\":[{\"service\":\"test_service\",\"request_type\":\"st\","
-    "\"response_type\":\"stream\",\"timeout\":300},"
+    "\"response_type\":\"stream\",\"timeout\":600},"
     "{\"service\":\"test_service\",\"request_type\":\"forever\","
     "\"response_type\":\"stream\",\"timeout\":\"infinity\"}]}";
 
@@ -395,8 +395,8 @@ s_start_stream(fixture_t *f, const char *request_type, int64_t gw_call_id)
     return id;
 }
 
-// A stream's timeout (300 ms) bounds the silence between its messages: one that keeps talking
-// for four times as long is not cut; once silent, it times out and its worker is told to stop.
+// A stream's timeout (600 ms) bounds the silence between its messages: one that keeps talking
+// for 2.5 times as long is not cut; once silent, it times out and its worker is told to stop.
 static void
 test_broker_stream_deadline_bounds_silence_not_the_whole_stream(void **state)
 {
@@ -404,8 +404,9 @@ test_broker_stream_deadline_bounds_silence_not_the_whole_stream(void **state)
     fixture_t *f = s_start(NULL, 1000);
     void *pub = s_stream_worker(f);
     int64_t id = s_start_stream(f, "st", 70);
-    for (int64_t seq = 1; seq <= 8; seq++) { // 8 x 150 ms
+    for (int64_t seq = 1; seq <= 10; seq++) { // 10 x 150 ms
         s_publish(f, pub, "s.gw.70", id, seq, "chunk", 1);
+        s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}"); // the worker stays alive
         assert_false(s_expect(f, f->gateway, GA_CMD_RESULT, 150));
     }
     assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
@@ -416,7 +417,7 @@ test_broker_stream_deadline_bounds_silence_not_the_whole_stream(void **state)
     zmq_close(pub);
     bk_stats_t stats = s_stop(f);
     assert_int_equal(stats.timeouts, 1);
-    assert_int_equal(stats.chunks, 8);
+    assert_int_equal(stats.chunks, 10);
 }
 
 // A gateway's queue that is full loses stream messages at the broker's XPUB (XPUB_NODROP).
@@ -511,6 +512,10 @@ test_broker_stops_the_streams_of_a_lost_gateway(void **state)
     }
     assert_true(cancelled);
     assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+    // Were the gateway only stalled, it would find its stream ended when it resumed.
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 1000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 73);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Service unavailable");
     zmq_close(pub);
     s_stop(f);
 }
