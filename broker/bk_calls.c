@@ -193,8 +193,10 @@ bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len)
     if (max == 0) {
         return;
     }
-    gw_calls_t m = {.gw_id = gw_id, .gw_id_len = gw_id_len,
-                    .ids = ga_malloc(sizeof(uint64_t) * max), .max = max};
+    gw_calls_t m = {.gw_id = gw_id,
+                    .gw_id_len = gw_id_len,
+                    .ids = ga_malloc(sizeof(uint64_t) * max),
+                    .max = max};
     ga_idmap_each(self->calls, s_collect_gateway, &m);
     for (size_t i = 0; i < m.n; i++) {
         bk_call_t *call = ga_idmap_take(self->calls, m.ids[i]);
