@@ -1,12 +1,22 @@
 # SPDX-License-Identifier: MIT
 # The two commands a newcomer needs:
-#   make run   - install what is missing, build, start broker + gateway (:4000) + user_service
+#   make run   - install what is missing, build, start the broker, the example services and a
+#                gateway (ports below, each a variable: make run GATEWAY_PORT=4100)
 #   make test  - install what is missing, build with ASan/UBSan, run every test
 # Both call tools/install-deps.sh first. CMake does the real build; this file only names steps.
 
 BUILD      ?= build
 RUN_BUILD  ?= build-run
 JOBS       ?= $(shell nproc)
+
+# Ports of `make run` (make run GATEWAY_PORT=4100 BROKER_WORKER_PORT=6570 ...): the gateway's
+# WebSocket, and the broker's worker, gateway, stream-in and stream-out sockets.
+GATEWAY_PORT       ?= 4000
+BROKER_WORKER_PORT ?= 5570
+BROKER_GATEWAY_PORT ?= 5571
+STREAM_IN_PORT     ?= 5572
+STREAM_OUT_PORT    ?= 5573
+export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT
 
 .PHONY: all deps build build-run test test-unit test-js run bench clean
 

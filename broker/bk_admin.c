@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // ADMIN: operator requests (genapi-ctl) on the gateway socket, guarded by admin_token: status
-// (workers, circuits, functions, failed configs, calls in flight) and stop_stream.
+// (workers, circuits, functions, failed configs, calls in flight), functions (every registered
+// config as its worker pushed it) and stop_stream.
 #include "bk_internal.h"
 
 #include "bk_registry.h"
@@ -8,8 +9,46 @@
 #include "ga_clock.h"
 #include "ga_idmap.h"
 #include "ga_proto.h"
+#include "ga_secret.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+// Orders configs by service, request_type, then version (unversioned first).
+static int
+s_config_cmp(const void *pa, const void *pb)
+{
+    const ga_value_t *a = pa;
+    const ga_value_t *b = pb;
+    static const char *const keys[] = {"service", "request_type", "version"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *x = ga_map_get_str(a, keys[i]);
+        const char *y = ga_map_get_str(b, keys[i]);
+        int c = strcmp(x ? x : "", y ? y : "");
+        if (c != 0) {
+            return c;
+        }
+    }
+    return 0;
+}
+
+// Every registered config's source (of `service` only, when not NULL), sorted.
+static ga_value_t
+s_functions(bk_broker_t *self, const char *service, ga_arena_t *a)
+{
+    ga_value_t all = bk_registry_snapshot(self->registry, a);
+    ga_value_t out = ga_array(a, all.len ? all.len : 1);
+    for (uint32_t i = 0; i < all.len; i++) {
+        const char *svc = ga_map_get_str(&all.u.items[i], "service");
+        if (service == NULL || (svc && strcmp(svc, service) == 0)) {
+            ga_array_push(&out, a, all.u.items[i]);
+        }
+    }
+    if (out.len > 1) {
+        qsort(out.u.items, out.len, sizeof out.u.items[0], s_config_cmp);
+    }
+    return out;
+}
 
 static void
 s_status_worker(bk_worker_t *w, void *arg)
@@ -35,8 +74,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_value_t reply = ga_map(a, 6);
     const char *op = ga_map_get_str(&msg->value, "op");
     const char *token = self->cfg->admin_token;
-    const char *given = ga_map_get_str(&msg->value, "token");
-    if (token && token[0] && (given == NULL || strcmp(given, token) != 0)) {
+    if (token && token[0] && !ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("admin token required"));
     } else if (op && strcmp(op, "stop_stream") == 0) {
@@ -47,6 +85,11 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         if (n == 0) {
             ga_map_put(&reply, a, "error", ga_str("no open stream with that request id"));
         }
+    } else if (op && strcmp(op, "functions") == 0) {
+        const ga_value_t *svc = ga_map_get(&msg->value, "service");
+        ga_map_put(&reply, a, "ok", ga_bool(true));
+        ga_map_put(&reply, a, "functions",
+                   s_functions(self, svc && svc->type == GA_STR ? svc->u.s : NULL, a));
     } else if (op && strcmp(op, "status") == 0) {
         int64_t now = ga_clock_ms();
         ga_value_t workers = ga_array(a, 4);
@@ -60,7 +103,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_idmap_size(self->calls)));
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
-        ga_map_put(&reply, a, "error", ga_str("unknown op (status, stop_stream)"));
+        ga_map_put(&reply, a, "error", ga_str("unknown op (status, functions, stop_stream)"));
     }
     bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &reply);
 }

@@ -68,6 +68,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
+    bk_zap_destroy(&self->zap); // its socket closes before the context terminates
     if (self->workers) {
         zmq_close(self->workers);
     }
@@ -92,12 +93,19 @@ bk_broker_destroy(bk_broker_t **self_p)
     *self_p = NULL;
 }
 
+// Binds one socket; `option` names the setting that holds `endpoint`, so that a bind failure
+// says what to change. With CURVE on, the socket is a CURVE server whose peers the ZAP handler
+// admits by `domain`.
 static ga_err_t
-s_bind_socket(bk_broker_t *self, int type, const char *endpoint, void **sock, char *bound,
-              size_t len)
+s_bind_socket(bk_broker_t *self, int type, const char *option, const char *domain,
+              const char *endpoint, void **sock, char *bound, size_t len)
 {
     *sock = zmq_socket(self->zctx, type);
     if (*sock == NULL) {
+        return GA_EIO;
+    }
+    if (self->zap && ga_curve_server(*sock, &self->curve, domain) != GA_OK) {
+        GA_ERR("cannot make %s a CURVE server: %s", option, zmq_strerror(zmq_errno()));
         return GA_EIO;
     }
     int one = 1;
@@ -114,13 +122,55 @@ s_bind_socket(bk_broker_t *self, int type, const char *endpoint, void **sock, ch
         return GA_EIO;
     }
     if (zmq_bind(*sock, endpoint) != 0) {
-        GA_ERR("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        GA_ERR("cannot bind %s: %s (set the option %s to another endpoint)", endpoint,
+               zmq_strerror(zmq_errno()), option);
         return GA_EIO;
     }
     size_t n = len;
     if (zmq_getsockopt(*sock, ZMQ_LAST_ENDPOINT, bound, &n) != 0) {
         return GA_EIO;
     }
+    return GA_OK;
+}
+
+// CURVE on when both settings are given: the broker's own certificate, the peers' public
+// certificates, and the ZAP handler bound before any socket (libzmq 4.3 admits every client of
+// a CURVE socket while no ZAP handler is bound).
+static ga_err_t
+s_curve_start(bk_broker_t *self)
+{
+    const char *secret = self->cfg->curve_secret_file;
+    const char *peers = self->cfg->curve_peers_dir;
+    bool have_secret = secret && secret[0];
+    bool have_peers = peers && peers[0];
+    if (!have_secret && !have_peers) {
+        return GA_OK;
+    }
+    char err[600];
+    if (!have_secret || !have_peers) {
+        GA_ERR("%s: CURVE needs both curve_secret_file and curve_peers_dir",
+               have_secret ? "curve_peers_dir" : "curve_secret_file");
+        return GA_ECONFIG;
+    }
+    if (ga_curve_load(secret, true, &self->curve, err, sizeof err) != GA_OK) {
+        GA_ERR("curve_secret_file: %s", err);
+        return GA_ECONFIG;
+    }
+    if (strcmp(self->curve.role, "broker") != 0) {
+        GA_ERR("curve_secret_file: %s is a %s key, not a broker key", secret, self->curve.role);
+        return GA_ECONFIG;
+    }
+    self->zap = bk_zap_new();
+    if (bk_zap_load_dir(self->zap, peers, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
+    if (bk_zap_bind(self->zap, self->zctx) != GA_OK) {
+        return GA_EIO;
+    }
+    self->msg.want_user_id = true;
+    GA_INFO("curve on: %zu peer key(s) from %s; broker public key %s", bk_zap_key_count(self->zap),
+            peers, self->curve.public_txt);
     return GA_OK;
 }
 
@@ -135,18 +185,25 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->worker_endpoint, &self->workers,
-                                self->worker_ep, sizeof self->worker_ep);
+    if (s_curve_start(self) != GA_OK) {
+        return GA_ECONFIG;
+    }
+    ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
+                                self->cfg->worker_endpoint, &self->workers, self->worker_ep,
+                                sizeof self->worker_ep);
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_ROUTER, self->cfg->gateway_endpoint, &self->gateways,
-                           self->gateway_ep, sizeof self->gateway_ep);
+        rc = s_bind_socket(self, ZMQ_ROUTER, "gateway_endpoint", BK_ZAP_GATEWAYS,
+                           self->cfg->gateway_endpoint, &self->gateways, self->gateway_ep,
+                           sizeof self->gateway_ep);
     }
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_XSUB, self->cfg->stream_in_endpoint, &self->stream_in,
-                           self->stream_in_ep, sizeof self->stream_in_ep);
+        rc = s_bind_socket(self, ZMQ_XSUB, "stream_in_endpoint", BK_ZAP_STREAMS_IN,
+                           self->cfg->stream_in_endpoint, &self->stream_in, self->stream_in_ep,
+                           sizeof self->stream_in_ep);
     }
     if (rc == GA_OK) {
-        rc = s_bind_socket(self, ZMQ_XPUB, self->cfg->stream_out_endpoint, &self->stream_out,
+        rc = s_bind_socket(self, ZMQ_XPUB, "stream_out_endpoint", BK_ZAP_STREAMS_OUT,
+                           self->cfg->stream_out_endpoint, &self->stream_out,
                            self->stream_out_ep, sizeof self->stream_out_ep);
     }
     // The proxy takes every chunk from every worker; the XPUB side filters per gateway.
@@ -257,13 +314,14 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
-    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, N_ITEMS };
+    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, ZAP, N_ITEMS };
     ga_zpoll_item_t items[N_ITEMS] = {
         [WORKERS] = {.socket = self->workers},
         [GATEWAYS] = {.socket = self->gateways},
         [WAKE] = {.fd = self->wake[0]},
         [STREAM_IN] = {.socket = self->stream_in},
         [STREAM_OUT] = {.socket = self->stream_out},
+        [ZAP] = {.socket = self->zap ? bk_zap_socket(self->zap) : NULL, .fd = -1},
     };
     ga_zpoll_t poller;
     if (ga_zpoll_init(&poller, items, N_ITEMS) != GA_OK) {
@@ -290,6 +348,10 @@ bk_broker_run(bk_broker_t *self)
             GA_ERR("poll failed: %s", strerror(errno));
             rc = GA_EIO;
             break;
+        }
+        if (items[ZAP].ready) {
+            bk_zap_process(self->zap); // first: handshakes wait on it
+            ga_zpoll_touch(&poller, bk_zap_socket(self->zap));
         }
         if (items[WORKERS].ready) {
             s_drain(self, self->workers, true, 256);

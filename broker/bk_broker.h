@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The broker: one thread, one poll loop, two ROUTER sockets (workers, gateways). It owns the
-// registry, worker and gateway liveness, and the routing of every call with its deadline.
+// The broker: one thread, one poll loop over two ROUTER sockets (workers, gateways), the
+// XSUB/XPUB stream proxy and a wake-up pipe. It owns the registry, worker and gateway liveness,
+// the routing of every call with its deadline, and the forwarding of stream chunks.
 // Everything except bk_broker_stop runs on the thread that calls bk_broker_run.
 #ifndef BK_BROKER_H
 #define BK_BROKER_H
@@ -20,6 +21,12 @@ typedef struct {
     int64_t hwm;                  // ZeroMQ send/receive high-water mark per peer (messages)
     int64_t breaker_threshold;    // consecutive failures that open a worker's circuit
     int64_t breaker_cooldown_ms;  // how long an open circuit skips the worker
+    // CurveZMQ (docs/security.md): both set, or both NULL/empty (CURVE off).
+    const char *curve_secret_file; // the broker's certificate (FILE and FILE_secret), role broker
+    const char *curve_peers_dir;   // public certificates of the gateways, workers and operators
+    // Functions workers may register: comma-separated "service" or "service.function"; NULL or
+    // empty: any (reserved names excepted).
+    const char *allowlist;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -39,7 +46,7 @@ GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
 // Asks the loop to stop. Any thread; async-signal-safe.
 void bk_broker_stop(bk_broker_t *self);
 
-// Counters, for tests and /metrics (read on the loop thread or after run returns).
+// Counters, for tests (read on the loop thread or after run returns). No endpoint exports them.
 typedef struct {
     uint64_t calls;         // CALLs received
     uint64_t results;       // RESULTs sent to gateways
@@ -51,6 +58,7 @@ typedef struct {
     uint64_t chunks;        // stream chunks forwarded
     uint64_t chunks_dropped; // stream messages a gateway could not take (the stream is ended)
     uint64_t breaker_opened; // times a worker's circuit opened
+    uint64_t refused;        // messages refused for the sender's key (CURVE on)
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

@@ -7,6 +7,8 @@
 
 #include "bk_broker.h"
 #include "bk_registry.h"
+#include "bk_zap.h"
+#include "ga_curve.h"
 #include "ga_arena.h"
 #include "ga_err.h"
 #include "ga_idmap.h"
@@ -67,6 +69,8 @@ struct bk_broker_t {
     ga_arena_t *arena;          // per-message arena, reset after each message
     ga_proto_msg_t msg;         // receive buffers, reused
     ga_buf_t out;               // send buffer, reused
+    bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
+    ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     int64_t next_heartbeat;     // monotonic ms
     bk_stats_t stats;           // counters
 };
@@ -107,6 +111,25 @@ void bk_drain_subscriptions(bk_broker_t *self);
 void bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg);
 // bk_streams.c: stops every open stream with client request id `request_id`; returns how many.
 size_t bk_stop_streams(bk_broker_t *self, const char *request_id);
+
+// bk_access.c: with CURVE on, whether the sender of `msg` on the gateway socket holds the key
+// its command needs (gateway for calls, operator for ADMIN); a refused CALL or ADMIN is
+// answered here. True when it may go on.
+bool bk_access_gateway_msg(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_access.c: whether a CALL's caller identity is well formed (user_id, device_id, ip: absent
+// or non-empty strings without NULs, at most BK_IDENTITY_MAX bytes; roles: at most BK_ROLES_MAX
+// such strings). A malformed one is answered here with `Invalid caller identity`.
+#define BK_IDENTITY_MAX 1024
+#define BK_ROLES_MAX 64
+bool bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_access.c: with CURVE on, why the REGISTER `msg` may not register at all (no worker key,
+// a service its key does not name, a service another key holds), in `buf`; NULL when it may.
+const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *buf,
+                                       size_t len);
+// bk_access.c: the REGISTER `body` without the functions the allowlist or the reserved names
+// refuse (in `a`); those go to `*refused` as [{function, reason}].
+ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
+                            ga_value_t *refused);
 
 // bk_admin.c: an operator's ADMIN request on the gateway socket.
 void bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);

@@ -9,6 +9,7 @@
 #include <czmq.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef struct {
     char *worker_endpoint;  // see table
@@ -22,18 +23,22 @@ typedef struct {
     int64_t breaker_threshold;   // see table
     int64_t breaker_cooldown_ms; // see table
     char *log_level;        // see table
+    bool insecure_bind;     // see table
+    char *curve_secret_file; // see table
+    char *curve_peers_dir;   // see table
+    char *allowlist;         // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
-    {"worker_endpoint", GA_OPT_STR, "tcp://*:5570", 0, 0, offsetof(options_t, worker_endpoint),
+    {"worker_endpoint", GA_OPT_STR, "tcp://127.0.0.1:5570", 0, 0, offsetof(options_t, worker_endpoint),
      "ROUTER endpoint for workers"},
-    {"gateway_endpoint", GA_OPT_STR, "tcp://*:5571", 0, 0, offsetof(options_t, gateway_endpoint),
+    {"gateway_endpoint", GA_OPT_STR, "tcp://127.0.0.1:5571", 0, 0, offsetof(options_t, gateway_endpoint),
      "ROUTER endpoint for gateways"},
     {"heartbeat_ms", GA_OPT_INT, "1000", 50, 60000, offsetof(options_t, heartbeat_ms),
      "heartbeat interval in ms; a peer silent for 3 intervals is dead"},
-    {"stream_in_endpoint", GA_OPT_STR, "tcp://*:5572", 0, 0,
+    {"stream_in_endpoint", GA_OPT_STR, "tcp://127.0.0.1:5572", 0, 0,
      offsetof(options_t, stream_in_endpoint), "XSUB endpoint where workers publish stream chunks"},
-    {"stream_out_endpoint", GA_OPT_STR, "tcp://*:5573", 0, 0,
+    {"stream_out_endpoint", GA_OPT_STR, "tcp://127.0.0.1:5573", 0, 0,
      offsetof(options_t, stream_out_endpoint), "XPUB endpoint where gateways subscribe"},
     {"admin_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, admin_token),
      "token every admin request (genapi-ctl) must present (empty: none)"},
@@ -47,8 +52,75 @@ static const ga_option_t s_options[] = {
      "ZeroMQ high-water mark per peer, in messages"},
     {"log_level", GA_OPT_STR, "info", 0, 0, offsetof(options_t, log_level),
      "err, warn, notice, info or debug"},
+    {"insecure_bind", GA_OPT_BOOL, "false", 0, 0, offsetof(options_t, insecure_bind),
+     "allow endpoints beyond loopback without transport security (trusted networks only)"},
+    {"curve_secret_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_secret_file),
+     "the broker's CURVE certificate (FILE and FILE_secret, genapi-ctl keygen --role broker)"},
+    {"curve_peers_dir", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_peers_dir),
+     "directory of the public certificates of the gateways, workers and operators admitted"},
+    {"allowlist", GA_OPT_STR, "", 0, 0, offsetof(options_t, allowlist),
+     "functions workers may register: comma-separated service or service.function (empty: any)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
+
+// True when `endpoint` can be reached from this host only: tcp on a loopback address, ipc or
+// inproc. Anything else ("tcp://*:5570", "tcp://0.0.0.0:5570", an interface, a public address)
+// listens beyond loopback.
+static bool
+s_is_loopback(const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) {
+        return true;
+    }
+    if (strncmp(endpoint, "tcp://", 6) != 0) {
+        return false;
+    }
+    const char *host = endpoint + 6;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+           strncmp(host, "[::1]:", 6) == 0;
+}
+
+// The broker's sockets carry caller identities and accept registrations: beyond loopback they
+// need CURVE (every peer holds an admitted key), or the operator's word that the network is
+// trusted (insecure_bind); either way a push token is required too. Returns false with the
+// reason in `err`.
+static bool
+s_check_exposure(const options_t *opt, char *err, size_t errlen)
+{
+    const struct {
+        const char *name;
+        const char *endpoint;
+    } eps[] = {{"worker_endpoint", opt->worker_endpoint},
+               {"gateway_endpoint", opt->gateway_endpoint},
+               {"stream_in_endpoint", opt->stream_in_endpoint},
+               {"stream_out_endpoint", opt->stream_out_endpoint}};
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        if (s_is_loopback(eps[i].endpoint)) {
+            continue;
+        }
+        bool curve = opt->curve_secret_file[0] && opt->curve_peers_dir[0];
+        if (!curve && !opt->insecure_bind) {
+            snprintf(err, errlen,
+                     "%s: %s listens beyond loopback without transport security; use a loopback "
+                     "address, configure CURVE (curve_secret_file, curve_peers_dir), or set "
+                     "insecure_bind=true on a trusted network only",
+                     eps[i].name, eps[i].endpoint);
+            return false;
+        }
+        if (opt->push_token == NULL || opt->push_token[0] == '\0') {
+            snprintf(err, errlen,
+                     "push_token: required when the broker listens beyond loopback (%s is %s)",
+                     eps[i].name, eps[i].endpoint);
+            return false;
+        }
+        if (!curve) {
+            GA_WARN("insecure_bind: %s %s is reachable beyond this host without transport "
+                    "security; anyone who can reach it can send calls with any identity",
+                    eps[i].name, eps[i].endpoint);
+        }
+    }
+    return true;
+}
 
 static void
 s_on_signal(int signo, void *arg)
@@ -76,6 +148,11 @@ main(int argc, char **argv)
     }
     int level = ga_log_level_parse(opt.log_level);
     ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    if (!s_check_exposure(&opt, err, sizeof err)) {
+        fprintf(stderr, "genapi-broker: %s\n", err);
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
     bk_config_t cfg = {
         .worker_endpoint = opt.worker_endpoint,
         .gateway_endpoint = opt.gateway_endpoint,
@@ -87,6 +164,9 @@ main(int argc, char **argv)
         .hwm = opt.hwm,
         .breaker_threshold = opt.breaker_threshold,
         .breaker_cooldown_ms = opt.breaker_cooldown_ms,
+        .curve_secret_file = opt.curve_secret_file,
+        .curve_peers_dir = opt.curve_peers_dir,
+        .allowlist = opt.allowlist,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

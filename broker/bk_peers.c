@@ -9,6 +9,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_secret.h"
 #include "ga_wire.h"
 
 #include <czmq.h>
@@ -82,11 +83,32 @@ s_broadcast_update(bk_broker_t *self, const ga_value_t *changed)
     }
 }
 
+// Told to a worker that connected to the gateway endpoint, and to a gateway that connected to
+// the worker endpoint: the option `broker` names a different port for each.
+#define BK_WRONG_PORT_WORKER                                                                     \
+    "wrong port: this is the broker's gateway endpoint (gateway_endpoint); a worker's broker "  \
+    "option must name the broker's worker endpoint (worker_endpoint, default port 5570)"
+#define BK_WRONG_PORT_GATEWAY                                                                    \
+    "wrong port: this is the broker's worker endpoint (worker_endpoint); a gateway's broker "   \
+    "option must name the broker's gateway endpoint (gateway_endpoint, default port 5571)"
+
 void
 bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
+    if (!bk_access_gateway_msg(self, msg)) {
+        return;
+    }
     if (msg->cmd == GA_CMD_ADMIN) {
         bk_on_admin(self, msg); // operators are not gateways: no snapshot, no liveness
+        return;
+    }
+    if (msg->cmd == GA_CMD_REGISTER) {
+        // A worker on the gateway port: refuse its table with the reason, never a snapshot.
+        ga_arena_t *a = self->arena;
+        ga_value_t reply = ga_map(a, 2);
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str(BK_WRONG_PORT_WORKER));
+        bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
         return;
     }
     bool is_new;
@@ -97,7 +119,9 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
-        bk_on_call(self, msg);
+        if (bk_access_call_identity(self, msg)) {
+            bk_on_call(self, msg);
+        }
         break;
     case GA_CMD_STOP:
         bk_on_stop(self, msg);
@@ -122,14 +146,8 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     const char *token = self->cfg->push_token;
     ga_value_t reply = ga_map(a, 5);
     if (token && token[0]) {
-        const char *given = ga_map_get_str(&msg->value, "token");
-        size_t tlen = strlen(token);
-        // Constant-time comparison: the time taken does not depend on where they differ.
-        unsigned diff = given == NULL || strlen(given) != tlen;
-        for (size_t i = 0; given && i < tlen && given[i]; i++) {
-            diff |= (unsigned) (token[i] ^ given[i]);
-        }
-        if (diff) {
+        // Over the full length of both, NUL bytes included, in constant time.
+        if (!ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
             GA_WARN("REGISTER refused: invalid push token");
             ga_map_put(&reply, a, "ok", ga_bool(false));
             ga_map_put(&reply, a, "error", ga_str("invalid push token"));
@@ -137,10 +155,19 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
             return;
         }
     }
-    ga_value_t failed, changed;
+    ga_value_t failed, changed, refused;
     bk_worker_t *w = NULL;
     char err[256];
-    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &msg->value,
+    const char *why = bk_access_register_refusal(self, msg, err, sizeof err);
+    if (why) {
+        GA_WARN("REGISTER refused: %s", why);
+        ga_map_put(&reply, a, "ok", ga_bool(false));
+        ga_map_put(&reply, a, "error", ga_str(why));
+        bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
+        return;
+    }
+    ga_value_t body = bk_access_filter(self, &msg->value, a, &refused);
+    ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &body,
                                        ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
                                        &w, err, sizeof err);
     if (rc != GA_OK) {
@@ -149,6 +176,10 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         ga_map_put(&reply, a, "error", ga_str(err));
         bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
         return;
+    }
+    snprintf(w->key, sizeof w->key, "%s", msg->user_id);
+    for (uint32_t i = 0; i < refused.len; i++) {
+        ga_array_push(&failed, a, refused.u.items[i]);
     }
     GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
             w->service, changed.len, failed.len);
@@ -171,11 +202,14 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     bk_worker_t *w = bk_registry_worker(self->registry, msg->id, msg->id_len);
     if (w == NULL) {
-        // Typically after a broker restart: the worker must push its table again.
+        // Typically after a broker restart: the worker must push its table again. A gateway's
+        // HELLO here means a gateway on the worker port: it is told which port to use.
         if (msg->cmd != GA_CMD_DISCONNECT) {
             ga_arena_t *a = self->arena;
             ga_value_t m = ga_map(a, 1);
-            ga_map_put(&m, a, "reason", ga_str("unknown worker: register again"));
+            ga_map_put(&m, a, "reason",
+                       ga_str(msg->cmd == GA_CMD_HELLO ? BK_WRONG_PORT_GATEWAY
+                                                       : "unknown worker: register again"));
             bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_DISCONNECT, &m);
         }
         return;

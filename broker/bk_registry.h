@@ -31,6 +31,7 @@ typedef struct {
     void *offers;        // zhash_t of function keys it offers (values unused)
     int failures;        // consecutive failures (timeouts); reset by any answer
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
+    char key[64];        // CURVE public key it registered with ("" when CURVE is off)
 } bk_worker_t;
 
 bk_registry_t *bk_registry_new(void);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Checks one argument value against its ga_argspec_t (SPEC section 3). Used by the gateway on
-// every request and by ga_funcfg at registration for default values. Messages are
-// client-visible and name the argument. Pure.
+// Checks one argument value against its ga_argspec_t (types and options: docs/protocol.md,
+// "Function config"; messages: "Errors a client can see"). Used by the gateway on every
+// request and by ga_funcfg at registration for default values. Messages are client-visible and
+// name the argument. Pure.
 #include "ga_funcfg.h"
 #include "ga_utf8.h"
 
@@ -169,6 +170,128 @@ s_check_map_keys(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_
     return GA_OK;
 }
 
+// Where a nested value sits inside an argument ("data.items[3].text"), for messages.
+typedef struct {
+    const char *arg; // the argument's name
+    char path[128];  // the path so far (truncated with "..." when longer)
+    size_t len;      // bytes used in path
+} arg_path_t;
+
+// Appends to the path; returns the length to restore afterwards.
+__attribute__((format(printf, 2, 3))) static size_t
+s_path_push(arg_path_t *p, const char *fmt, ...)
+{
+    size_t before = p->len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p->path + p->len, sizeof p->path - p->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t) n >= sizeof p->path - p->len) {
+        memcpy(p->path + sizeof p->path - 4, "...", 4); // full: mark it and keep what fits
+        p->len = sizeof p->path - 1;
+    } else {
+        p->len += (size_t) n;
+    }
+    return before;
+}
+
+static void
+s_path_pop(arg_path_t *p, size_t len)
+{
+    p->len = len;
+    p->path[len] = '\0';
+}
+
+// The global caps on a value nested inside an argument, and on everything inside it: strings
+// and map keys at most GA_ARG_MAX_BYTES_DEFAULT bytes, lists and maps at most
+// GA_ARG_MAX_ITEMS_DEFAULT entries. Depth is bounded by the decoders (GA_JSON_MAX_DEPTH).
+static ga_err_t
+s_check_nested(arg_path_t *p, const ga_value_t *v, char *err, size_t errlen)
+{
+    switch (v->type) {
+    case GA_STR:
+        if (v->len > GA_ARG_MAX_BYTES_DEFAULT) {
+            return s_fail(err, errlen, "Argument %s exceeds max_bytes %d at %s", p->arg,
+                          GA_ARG_MAX_BYTES_DEFAULT, p->path);
+        }
+        return GA_OK;
+    case GA_ARRAY:
+        if (v->len > GA_ARG_MAX_ITEMS_DEFAULT) {
+            return s_fail(err, errlen, "Argument %s exceeds max_items %d at %s", p->arg,
+                          GA_ARG_MAX_ITEMS_DEFAULT, p->path);
+        }
+        for (uint32_t i = 0; i < v->len; i++) {
+            size_t mark = s_path_push(p, "[%u]", i);
+            ga_err_t rc = s_check_nested(p, &v->u.items[i], err, errlen);
+            s_path_pop(p, mark);
+            if (rc != GA_OK) {
+                return rc;
+            }
+        }
+        return GA_OK;
+    case GA_MAP:
+        if (v->len > GA_ARG_MAX_ITEMS_DEFAULT) {
+            return s_fail(err, errlen, "Argument %s exceeds max_items %d at %s", p->arg,
+                          GA_ARG_MAX_ITEMS_DEFAULT, p->path);
+        }
+        for (uint32_t i = 0; i < v->len; i++) {
+            const char *key = v->u.pairs[i].key;
+            size_t klen = strlen(key);
+            if (klen > GA_ARG_MAX_BYTES_DEFAULT) {
+                return s_fail(err, errlen, "Argument %s has a key over max_bytes %d at %s", p->arg,
+                              GA_ARG_MAX_BYTES_DEFAULT, p->path);
+            }
+            size_t mark = s_path_push(p, ".%.*s%s", klen > 40 ? 40 : (int) klen, key,
+                                      klen > 40 ? "..." : "");
+            ga_err_t rc = s_check_nested(p, &v->u.pairs[i].value, err, errlen);
+            s_path_pop(p, mark);
+            if (rc != GA_OK) {
+                return rc;
+            }
+        }
+        return GA_OK;
+    default:
+        return GA_OK;
+    }
+}
+
+// Applies the global caps to what a list or map argument holds (`whole` false: its own size
+// was checked against the spec) or to an `any` argument entirely (`whole` true).
+static ga_err_t
+s_check_contents(const ga_argspec_t *spec, const ga_value_t *v, bool whole, char *err,
+                 size_t errlen)
+{
+    arg_path_t p = {.arg = spec->name};
+    s_path_push(&p, "%s", spec->name);
+    if (whole) {
+        return s_check_nested(&p, v, err, errlen);
+    }
+    for (uint32_t i = 0; i < v->len; i++) {
+        size_t mark;
+        const ga_value_t *item;
+        if (v->type == GA_ARRAY) {
+            mark = s_path_push(&p, "[%u]", i);
+            item = &v->u.items[i];
+        } else {
+            const char *key = v->u.pairs[i].key;
+            size_t klen = strlen(key);
+            if (klen > GA_ARG_MAX_BYTES_DEFAULT) {
+                return s_fail(err, errlen, "Argument %s has a key over max_bytes %d at %s",
+                              spec->name, GA_ARG_MAX_BYTES_DEFAULT, p.path);
+            }
+            mark = s_path_push(&p, ".%.*s%s", klen > 40 ? 40 : (int) klen, key,
+                               klen > 40 ? "..." : "");
+            item = &v->u.pairs[i].value;
+        }
+        ga_err_t rc = s_check_nested(&p, item, err, errlen);
+        s_path_pop(&p, mark);
+        if (rc != GA_OK) {
+            return rc;
+        }
+    }
+    return GA_OK;
+}
+
 ga_err_t
 ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_t errlen)
 {
@@ -187,7 +310,7 @@ ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_t er
     bool ok = true;
     switch (spec->type) {
     case GA_ARG_ANY:
-        return GA_OK;
+        return s_check_contents(spec, v, true, err, errlen);
     case GA_ARG_STRING:
         return s_check_string(spec, v, max_bytes, tname, err, errlen);
     case GA_ARG_NUM:
@@ -214,7 +337,10 @@ ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_t er
             return s_fail(err, errlen, "Argument %s exceeds max_items %lld", spec->name,
                           (long long) max_items);
         }
-        return s_check_map_keys(spec, v, err, errlen);
+        if (s_check_map_keys(spec, v, err, errlen) != GA_OK) {
+            return GA_EINVAL;
+        }
+        return s_check_contents(spec, v, false, err, errlen);
     case GA_ARG_LIST:
     case GA_ARG_LIST_STRING:
     case GA_ARG_LIST_NUM:
@@ -256,6 +382,9 @@ ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err, size_t er
     }
     if (!ok) {
         return s_fail(err, errlen, "Invalid type for argument %s: expected %s", spec->name, tname);
+    }
+    if (spec->type == GA_ARG_LIST || spec->type == GA_ARG_LIST_MAP) {
+        return s_check_contents(spec, v, false, err, errlen);
     }
     return GA_OK;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Parsing and registration-time validation of function configs (SPEC section 2). Every rule
-// failure returns GA_ECONFIG with a message that starts with the field's name.
+// Parsing and registration-time validation of function configs (docs/protocol.md, "Function
+// config"). Every rule failure returns GA_ECONFIG with a message that starts with the field's
+// name; so does a field whose feature is not built yet.
 #include "ga_funcfg.h"
 
 #include "ga_mem.h"
@@ -36,6 +37,18 @@ const char *
 ga_argtype_name(ga_argtype_t t)
 {
     return s_type_names[t];
+}
+
+// "a, b, c" from a NULL-terminated or counted list of names, into `out`.
+static void
+s_join(const char *const *names, size_t n, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && names[i] && used < outlen; i++) {
+        int k = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", names[i]);
+        used += k > 0 ? (size_t) k : 0;
+    }
 }
 
 int
@@ -119,6 +132,10 @@ s_limit(parse_t *ps, const ga_value_t *v, const char *arg, const char *opt, int6
     return GA_OK;
 }
 
+static const char *const s_option_names[] = {
+    "type", "max_bytes", "max_items", "max_item_bytes", "allow_nil", "default_value", "required",
+    "accept"};
+
 // One entry of arg_types: "type" or {type: ..., max_bytes: ..., ...}.
 static ga_err_t
 s_argspec(parse_t *ps, const char *name, const ga_value_t *v, ga_argspec_t *spec)
@@ -140,7 +157,10 @@ s_argspec(parse_t *ps, const char *name, const ga_value_t *v, ga_argspec_t *spec
     }
     int t = ga_argtype_parse(type->u.s);
     if (t < 0) {
-        return s_fail(ps, "arg_types.%s: unknown type \"%s\"", name, type->u.s);
+        char valid[200];
+        s_join(s_type_names, sizeof s_type_names / sizeof s_type_names[0], valid, sizeof valid);
+        return s_fail(ps, "arg_types.%s: unknown type \"%s\" (valid: %s)", name, type->u.s,
+                      valid);
     }
     spec->type = (ga_argtype_t) t;
     if (v->type != GA_MAP) {
@@ -187,7 +207,10 @@ s_argspec(parse_t *ps, const char *name, const ga_value_t *v, ga_argspec_t *spec
             rc = req ? s_str_list(ps, ov, field, &spec->required, &spec->n_required)
                      : s_str_list(ps, ov, field, &spec->accept, &spec->n_accept);
         } else {
-            return s_fail(ps, "arg_types.%s.%s: unknown option", name, opt);
+            char valid[200];
+            s_join(s_option_names, sizeof s_option_names / sizeof s_option_names[0], valid,
+                   sizeof valid);
+            return s_fail(ps, "arg_types.%s.%s: unknown option (valid: %s)", name, opt, valid);
         }
         if (rc != GA_OK) {
             return rc;
@@ -316,6 +339,10 @@ s_node_mode(parse_t *ps, const ga_value_t *v)
         return s_fail(ps, "choose_node_mode: must be random, hash, hash:ARG, round_robin or "
                           "sticky:KEY");
     }
+    if (strcmp(mode, "random") != 0) {
+        // Valid, but the broker picks at random among the live workers whatever is asked.
+        return s_fail(ps, "choose_node_mode: \"%s\" not supported yet (only random)", mode);
+    }
     ps->cfg->choose_node_mode = mode;
     return GA_OK;
 }
@@ -383,11 +410,33 @@ s_retry(parse_t *ps, const ga_value_t *v)
     return s_fail(ps, "retry: must be N, \"same_node:N\" or \"all_nodes:N\" with N in 1..10");
 }
 
-static const char *const s_known_fields[] = {
-    "service",  "request_type", "version",         "nodes",          "choose_node_mode",
-    "timeout",  "arg_types",    "arg_orders",      "response_type",  "check_permission",
-    "permission_callback", "retry", "before_execute", "after_execute", "hook_timeout",
-    "request_info", "disabled", NULL};
+// Every field a config may carry, and whether genapi acts on it yet. A field whose feature is
+// not built is refused when set ("retry: not supported yet"), never accepted and ignored: a
+// quota-enforcing before hook that never ran would fail open. A field added here starts as
+// not acted on until the code behind it exists (docs/protocol.md, "Function config").
+static const struct {
+    const char *name; // the key
+    bool acted_on;    // false: refused when set to anything but nil
+} s_fields[] = {
+    {"service", true},
+    {"request_type", true},
+    {"version", true},
+    {"nodes", true},
+    {"choose_node_mode", true}, // random only: s_node_mode refuses the other modes
+    {"timeout", true},
+    {"arg_types", true},
+    {"arg_orders", true},
+    {"response_type", true},
+    {"check_permission", true},
+    {"permission_callback", true},
+    {"retry", false},
+    {"before_execute", false},
+    {"after_execute", false},
+    {"hook_timeout", false},
+    {"request_info", true},
+    {"disabled", true},
+};
+#define N_FIELDS (sizeof s_fields / sizeof s_fields[0])
 
 static ga_err_t
 s_parse(parse_t *ps, const ga_value_t *v)
@@ -397,12 +446,18 @@ s_parse(parse_t *ps, const ga_value_t *v)
         return s_fail(ps, "config: must be a map");
     }
     for (uint32_t i = 0; i < v->len; i++) {
-        bool known = false;
-        for (int k = 0; s_known_fields[k]; k++) {
-            known = known || strcmp(v->u.pairs[i].key, s_known_fields[k]) == 0;
+        size_t k = 0;
+        while (k < N_FIELDS && strcmp(v->u.pairs[i].key, s_fields[k].name) != 0) {
+            k++;
         }
-        if (!known) {
-            return s_fail(ps, "%s: unknown field", v->u.pairs[i].key);
+        if (k == N_FIELDS) {
+            const char *names[N_FIELDS];
+            for (size_t j = 0; j < N_FIELDS; j++) {
+                names[j] = s_fields[j].name;
+            }
+            char valid[300];
+            s_join(names, N_FIELDS, valid, sizeof valid);
+            return s_fail(ps, "%s: unknown field (valid: %s)", v->u.pairs[i].key, valid);
         }
     }
     ga_err_t rc;
@@ -461,6 +516,12 @@ s_parse(parse_t *ps, const ga_value_t *v)
                 return s_fail(ps, "%s: must be a boolean", flags[i]);
             }
             *dst[i] = f->u.b;
+        }
+    }
+    for (size_t k = 0; k < N_FIELDS; k++) {
+        const ga_value_t *f = ga_map_get(v, s_fields[k].name);
+        if (!s_fields[k].acted_on && f && f->type != GA_NIL) {
+            return s_fail(ps, "%s: not supported yet", s_fields[k].name);
         }
     }
     return GA_OK;

@@ -2,8 +2,9 @@
 // A function config: what a worker offers (service, request_type, version), how it is called
 // (timeout, response type, node choice) and what it accepts (argument specs). Parsed from the
 // ga_value_t map that workers push (docs/protocol.md, "Function config") and validated field by
-// field: a config that breaks a rule is refused with a message naming the field. Each config
-// owns an arena that holds all of its strings and values; the config is immutable once parsed.
+// field: a config that breaks a rule, or sets a field whose feature is not built yet, is
+// refused with a message naming the field. Each config owns an arena that holds all of its
+// strings and values; the config is immutable once parsed.
 #ifndef GA_FUNCFG_H
 #define GA_FUNCFG_H
 
@@ -73,16 +74,18 @@ struct ga_funcfg_t {
     ga_argspec_t *args;           // declared arguments, in arg_orders order
     uint32_t n_args;              // entries in args
     bool args_as_map;             // arg_orders: "map" (handler gets one map)
-    const char *choose_node_mode; // random, hash, hash:ARG, round_robin, sticky:KEY
+    const char *choose_node_mode; // "random" (the other modes are refused: not supported yet)
     const char *const *nodes;     // allowed node names (NULL: any live worker)
     uint32_t n_nodes;             // entries in nodes
     const char *check_permission; // "false", "any_authenticated", "arg:NAME", "role:[a,b]"
     const char *permission_callback; // worker function "service.request_type", or NULL
+    // Not supported yet: a config setting retry, before_execute, after_execute or hook_timeout
+    // is refused, so these stay NULL and the default.
     const char *retry;            // NULL, "N", "same_node:N", "all_nodes:N"
     const char *before_execute;   // hook function, or NULL
     const char *after_execute;    // hook function, or NULL
     int64_t hook_timeout_ms;      // per hook call
-    bool request_info;            // handler also sees request id, user, device, ip
+    bool request_info;            // the handler also sees the caller: user, roles, device, ip
     bool disabled;                // refused with "Function disabled"
     ga_value_t source;            // the config map as received (for forwarding), in arena
 };
@@ -94,7 +97,7 @@ GA_MUST_CHECK ga_err_t ga_funcfg_parse(const ga_value_t *v, ga_funcfg_t **out, c
 void ga_funcfg_destroy(ga_funcfg_t **self_p);
 
 // Checks one argument value against its spec. Returns GA_OK or GA_EINVAL with the
-// client-visible message in `err` (SPEC section 3 wording).
+// client-visible message in `err` (worded as in docs/protocol.md, "Errors a client can see").
 GA_MUST_CHECK ga_err_t ga_arg_check(const ga_argspec_t *spec, const ga_value_t *v, char *err,
                                     size_t errlen);
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A table of function configs keyed by (service, request_type, version), with the version
-// rules of SPEC section 7: a request naming a version gets exactly that one; a request without
-// one gets the unversioned config if there is one, else the highest enabled version in
-// semantic-version order. The broker's registry and each gateway's copy use this table.
+// rules of docs/protocol.md ("Requests", field `version`): a request naming a version gets
+// exactly that one; a request without one gets the unversioned config if there is one, else
+// the highest enabled version in semantic-version order. The broker's registry and each gateway's copy use this table.
 // Owns its configs. Not thread-safe.
 #ifndef GA_FUNCTABLE_H
 #define GA_FUNCTABLE_H

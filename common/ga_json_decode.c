@@ -470,8 +470,8 @@ s_number(parser_t *ps, ga_value_t *out)
 // A seed per table, so that a peer cannot choose keys that all collide (it would make the table
 // quadratic): the monotonic clock in nanoseconds (a vDSO read, no system call) mixed with a
 // heap and a stack address (both randomised by ASLR). No state is kept between calls, so the
-// codec stays free of globals (STYLE.md); it is computed only for objects of more than
-// LINEAR_KEYS keys.
+// codec stays free of globals (codecs are pure, so they can be fuzzed); it is computed only for
+// objects of more than LINEAR_KEYS keys.
 static uint64_t
 s_hash_seed(const void *table)
 {

@@ -83,3 +83,26 @@ ga_log_write(ga_log_level_t level, const char *fmt, ...)
     va_end(ap);
     sink(level, line);
 }
+
+bool
+ga_log_every_due(ga_log_every_t *self, const char *key, int64_t now_ms, int64_t interval_ms)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = key ? key : ""; *c; c++) {
+        h = (h ^ (uint8_t) *c) * 16777619u;
+    }
+    h |= 1u; // never 0, which means "nothing logged yet"
+    if (self->key_hash == h && now_ms < self->next_ms) {
+        return false;
+    }
+    self->key_hash = h;
+    self->next_ms = now_ms + interval_ms;
+    return true;
+}
+
+void
+ga_log_every_reset(ga_log_every_t *self)
+{
+    self->key_hash = 0;
+    self->next_ms = 0;
+}

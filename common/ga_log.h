@@ -6,6 +6,8 @@
 #define GA_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef enum {
     GA_LOG_ERR = 0,
@@ -30,6 +32,20 @@ void ga_log_set_sink(ga_log_sink_fn *sink);
 void ga_log_stderr_sink(ga_log_level_t level, const char *line);
 
 void ga_log_write(ga_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// A condition that persists (a broker that does not answer, a port that is wrong) is logged
+// once, then at most once per interval, never once per retry. One per condition and owner;
+// not thread-safe. Zeroed memory is a valid initial state.
+typedef struct {
+    int64_t next_ms;   // monotonic ms before which the same key is not logged again
+    uint32_t key_hash; // FNV-1a hash of the key last logged (0: nothing logged yet)
+} ga_log_every_t;
+
+// True when the caller should log now: the first time, when `key` (the reason, or NULL) differs
+// from the last one logged, or once `interval_ms` has passed since the last.
+bool ga_log_every_due(ga_log_every_t *self, const char *key, int64_t now_ms, int64_t interval_ms);
+// Forgets the condition (it cleared): the next occurrence is logged at once.
+void ga_log_every_reset(ga_log_every_t *self);
 
 #define GA_LOG_AT(lvl, ...)                                                                        \
     do {                                                                                           \

@@ -6,6 +6,7 @@
 #include "ga_wire.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -124,6 +125,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     msg->cmd = 0;
     ga_buf_reset(&msg->body);
     msg->value = ga_nil();
+    msg->user_id[0] = '\0';
     if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
         zmq_msg_close(&part);
@@ -144,6 +146,10 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
             if (size != GA_PROTO_TAG_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
                 goto out;
             }
+            // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so
+            // it carries the connection's metadata.
+            const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
+            snprintf(msg->user_id, sizeof msg->user_id, "%s", user ? user : "");
         } else if (slot == 2) {
             if (size != 1 || ga_cmd_name(data[0]) == NULL) {
                 goto out;

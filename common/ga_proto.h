@@ -36,12 +36,12 @@
 
 typedef enum {
     GA_CMD_REGISTER = 0x01,   // W->B: {node, service, config_version, token?, functions}
-    GA_CMD_REGISTERED = 0x02, // B->W: {accepted, failed:[{function, reason}], heartbeat_ms}
+    GA_CMD_REGISTERED = 0x02, // B->W: {ok, failed, heartbeat_ms, stream_port} or {ok:false, error}
     GA_CMD_HEARTBEAT = 0x03,  // both ways, all peers: {}
     GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, args, ...}
     GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
     GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
-    GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream (or call) with this id
+    GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream with this id (other calls ignore it)
     GA_CMD_HELLO = 0x10,      // G->B: {name}
     GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, heartbeat_ms}: replaces the gateway's copy
     GA_CMD_UPDATE = 0x12,     // B->G: {functions}: added or replaced configs
@@ -63,6 +63,8 @@ typedef struct {
     int cmd;                     // command byte
     ga_buf_t body;               // raw MessagePack body
     ga_value_t value;            // decoded body (a map), in the arena passed to recv
+    bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
+    char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
 
 void ga_proto_msg_init(ga_proto_msg_t *self);

@@ -2,9 +2,10 @@
 // ga_zpoll: waits on ZeroMQ sockets and plain descriptors with fewer system calls than
 // zmq_poll. zmq_poll asks every socket for ZMQ_EVENTS before and after it sleeps, and in
 // libzmq 4.3 each of those asks costs a getpid and a poll even for a socket nobody touched;
-// on this machine (PLATFORM.md) a system call is the expensive thing. ga_zpoll sleeps in one
-// poll on the sockets' ZMQ_FDs and asks ZMQ_EVENTS only of a socket whose descriptor fired or
-// that the caller marked dirty.
+// on the virtualised 2-vCPU build machines a system call is the expensive thing
+// (docs/benchmarks.md, "Where the time goes"). ga_zpoll sleeps in one poll on the sockets'
+// ZMQ_FDs and asks ZMQ_EVENTS only of a socket whose descriptor fired or that the caller marked
+// dirty.
 //
 // ZMQ_FD is edge-triggered: any call on a socket (a send, a recv that did not end in EAGAIN)
 // may consume the signal of messages that then wait unseen. The contract that makes one

@@ -188,7 +188,7 @@ gw_auth_is_throttled(gw_auth_t *self, const char *peer, int64_t now_ms)
     return p && now_ms - p->window_start < GW_AUTH_WINDOW_MS && p->count >= GW_AUTH_REFUSALS_MAX;
 }
 
-void
+bool
 gw_auth_note_refusal(gw_auth_t *self, const char *peer, int64_t now_ms)
 {
     peer_t *p = zhash_lookup(self->peers, peer);
@@ -209,6 +209,7 @@ gw_auth_note_refusal(gw_auth_t *self, const char *peer, int64_t now_ms)
         p->count = 0;
     }
     p->count++;
+    return p->count == GW_AUTH_REFUSALS_MAX;
 }
 
 ga_err_t

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Connection identity at the handshake: verifies a JWT from the connect params (algorithm pinned
-// by config, signature, exp required, nbf/iss/aud when configured) and rate-limits refusals per
+// by config, signature, exp required, nbf/iss/aud when configured) and counts refusals per
 // peer address, since the Phoenix client reconnects at once after every refusal. The only file
 // that includes libjwt. Owned by the gateway's loop thread.
 #ifndef GW_AUTH_H
@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define GW_AUTH_MAX_ROLES      32   // roles kept from a token
-#define GW_AUTH_REFUSALS_MAX   10   // refusals per peer per window before refusing unchecked
+#define GW_AUTH_REFUSALS_MAX   10   // refusals per peer per window before it is throttled
 #define GW_AUTH_WINDOW_MS      10000
 #define GW_AUTH_PEERS_MAX      4096 // peers tracked for refusal limiting
 
@@ -55,11 +55,14 @@ void gw_auth_destroy(gw_auth_t **self_p);
 GA_MUST_CHECK ga_err_t gw_auth_verify(gw_auth_t *self, const char *token, int64_t now_s,
                                       gw_auth_identity_t *out, char *why, size_t whylen);
 
-// Refusal limiting by peer address: true when `peer` has been refused too often lately, so the
-// handshake is refused before any verification work.
+// Refusal throttling by peer address: true when `peer` has been refused GW_AUTH_REFUSALS_MAX
+// times in the current window. It marks only the failing attempts: a throttled address's
+// refusals are answered 429 rather than 401; its valid and anonymous connections still pass
+// (see docs/protocol.md, "Identity").
 bool gw_auth_is_throttled(gw_auth_t *self, const char *peer, int64_t now_ms);
-// Records one refusal for `peer`.
-void gw_auth_note_refusal(gw_auth_t *self, const char *peer, int64_t now_ms);
+// Records one refusal for `peer`. Returns true exactly once per window: on the refusal that
+// makes the address throttled (the caller logs it then, and not for the refusals that follow).
+bool gw_auth_note_refusal(gw_auth_t *self, const char *peer, int64_t now_ms);
 
 // Signs a development token (genapi-ctl). Returns a string the caller frees with ga_free.
 GA_MUST_CHECK ga_err_t gw_auth_sign(const char *alg, const unsigned char *key, size_t key_len,

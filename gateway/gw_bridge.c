@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// DEALER to the broker, driven from the gateway loop. ZMQ_FD signals edges, so every entry
-// point ends by draining while ZMQ_EVENTS says POLLIN (PLATFORM.md). Call records come from a
-// free list and keep their strings inline, so a steady load allocates nothing per request.
+// The DEALER to the broker and the SUB for stream chunks, driven from the gateway loop. ZMQ_FD
+// signals edges (a send can consume the edge of messages that arrived meanwhile), so each
+// socket is drained by receiving until EAGAIN: on every readiness callback, after sends (the
+// server's deferred kick) and on every tick. Call records come from a free list and keep their
+// strings inline, so a steady load allocates nothing per request.
 #include "gw_bridge.h"
 
 #include "ga_arena.h"
@@ -65,7 +67,14 @@ struct gw_bridge_t {
     int64_t next_hb;               // next heartbeat
     bool connected;                // broker heard within the liveness window
     bool have_snapshot;            // a SNAPSHOT has been applied
+    int64_t unheard_since;         // monotonic ms since when the broker is unheard (0: heard)
+    ga_log_every_t unheard_log;    // "no answer from the broker", once per interval
+    ga_log_every_t refused_log;    // the broker's DISCONNECT reason, once per interval
+    bool refused;                  // the endpoint answered DISCONNECT: not a gateway endpoint
 };
+
+// A broker that stays unreachable, or refuses us, is logged at once and then once a minute.
+#define GW_LOG_REPEAT_MS 60000
 
 gw_bridge_t *
 gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_fn *on_result,
@@ -181,6 +190,11 @@ gw_bridge_connect(gw_bridge_t *self)
                        sizeof reconnect_max) != 0) {
         return GA_EIO;
     }
+    if (self->cfg->curve &&
+        ga_curve_client(self->dealer, self->cfg->curve, self->cfg->curve_broker) != GA_OK) {
+        GA_ERR("cannot set CURVE keys: %s", zmq_strerror(zmq_errno()));
+        return GA_EIO;
+    }
     if (zmq_connect(self->dealer, self->cfg->broker) != 0) {
         GA_ERR("cannot connect to broker %s: %s", self->cfg->broker, zmq_strerror(zmq_errno()));
         return GA_EIO;
@@ -204,6 +218,8 @@ gw_bridge_connect(gw_bridge_t *self)
     len = sizeof self->sub_fd;
     if (self->sub == NULL || zmq_setsockopt(self->sub, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(self->sub, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm) != 0 ||
+        (self->cfg->curve &&
+         ga_curve_client(self->sub, self->cfg->curve, self->cfg->curve_broker) != GA_OK) ||
         zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, self->topic_prefix,
                        strlen(self->topic_prefix)) != 0 ||
         zmq_getsockopt(self->sub, ZMQ_FD, &self->sub_fd, &len) != 0) {
@@ -211,6 +227,7 @@ gw_bridge_connect(gw_bridge_t *self)
     }
     self->last_heard = ga_clock_ms();
     self->next_hb = self->last_heard;
+    self->unheard_since = self->last_heard;
     return GA_OK;
 }
 
@@ -362,7 +379,8 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     }
     ga_map_put(&m, a, "args", call->args);
     ga_map_put(&m, a, "request_id", ga_str(call->request_id));
-    const gw_identity_t *who = call->who;
+    // The caller's identity reaches the handler only when its function asks (request_info).
+    const gw_identity_t *who = call->request_info ? call->who : NULL;
     if (who && who->user_id) {
         ga_map_put(&m, a, "user_id", ga_str(who->user_id));
     }
@@ -582,8 +600,9 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
     }
     if (p->held.len) {
         // The permission check answered: send the held call, or deny.
-        if (!gw_pipeline_check_allows(body)) {
-            s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+        const char *denial = gw_pipeline_check_denial(body, self->arena);
+        if (denial) {
+            s_answer_error(self, p, GA_EDENIED, denial, false);
             return;
         }
         if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {
@@ -673,9 +692,25 @@ gw_bridge_process(gw_bridge_t *self)
             ga_arena_reset(self->arena);
             return;
         }
+        if (rc == GA_OK && self->msg.cmd == GA_CMD_DISCONNECT) {
+            // Not a broker's gateway endpoint (typically its worker endpoint): say why, and
+            // stay unconnected.
+            const char *why = ga_map_get_str(&self->msg.value, "reason");
+            self->refused = true;
+            if (ga_log_every_due(&self->refused_log, why, ga_clock_ms(), GW_LOG_REPEAT_MS)) {
+                GA_ERR("broker %s refused this gateway: %s", self->cfg->broker,
+                       why ? why : "(no reason)");
+            }
+            ga_arena_reset(self->arena);
+            continue;
+        }
         if (rc == GA_OK) {
             if (!self->connected) {
                 GA_NOTICE("broker %s reachable", self->cfg->broker);
+                self->unheard_since = 0;
+                self->refused = false;
+                ga_log_every_reset(&self->unheard_log);
+                ga_log_every_reset(&self->refused_log);
             }
             self->connected = true;
             self->last_heard = ga_clock_ms();
@@ -726,6 +761,7 @@ gw_bridge_tick(gw_bridge_t *self)
         GA_WARN("broker silent for %d heartbeats; failing %zu call(s) in flight",
                 GA_PROTO_LIVENESS, n);
         self->connected = false;
+        self->unheard_since = now;
         // The broker may have lost them all: answer each now rather than at its deadline.
         uint64_t *ids = ga_malloc(sizeof(uint64_t) * (n + 1));
         uint64_t *cursor = ids;
@@ -736,6 +772,14 @@ gw_bridge_tick(gw_bridge_t *self)
             ga_arena_reset(self->arena);
         }
         ga_free(ids);
+    }
+    if (!self->connected && !self->refused && self->unheard_since &&
+        now - self->unheard_since >= self->hb_ms * GA_PROTO_LIVENESS &&
+        ga_log_every_due(&self->unheard_log, NULL, now, GW_LOG_REPEAT_MS)) {
+        GA_WARN("no answer from the broker at %s for %lld ms: is it running, and is this "
+                "gateway's broker option the broker's gateway endpoint (gateway_endpoint, default "
+                "port 5571)?",
+                self->cfg->broker, (long long) (now - self->unheard_since));
     }
     if (now >= self->next_hb) {
         // While the broker is unheard, say HELLO often: connecting is quick after a restart.

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
-// The gateway's link to the broker: one DEALER socket, living on the gateway's loop thread (its
-// ZMQ_FD is adopted into the libwebsockets loop). Sends calls, keeps the table of calls in
-// flight with their deadlines, receives results and registry changes, heartbeats the broker
-// and notices when it goes silent. Every call it accepts is answered exactly once through the
-// result callback: by the broker, by a timeout, or by the loss of the broker.
+// The gateway's link to the broker: a DEALER to the broker's gateway ROUTER (calls, results,
+// registry snapshot and updates, heartbeats) and a SUB to the broker's XPUB (stream chunks),
+// both living on the gateway's loop thread (their ZMQ_FDs are adopted into the libwebsockets
+// loop). Sends calls, keeps the table of calls in flight with their deadlines, receives results,
+// stream chunks and registry changes, heartbeats the broker and notices when it goes silent.
+// Every call it accepts is answered exactly once (through the result callback, or for streams
+// the stream callback): by the broker, by a timeout, or by the loss of the broker.
 #ifndef GW_BRIDGE_H
 #define GW_BRIDGE_H
 
+#include "ga_curve.h"
 #include "ga_err.h"
 #include "ga_value.h"
 #include "gw_pipeline.h"
@@ -21,6 +24,8 @@ typedef struct {
     int64_t grace_ms;       // added to a function's timeout for the gateway's own deadline
     int64_t hwm;            // ZeroMQ high-water mark (messages)
     int64_t max_inflight;   // calls in flight across the gateway before refusals
+    const ga_curve_cert_t *curve; // this gateway's CURVE certificate, or NULL (CURVE off)
+    const char *curve_broker;     // the broker's public key (Z85) when curve is set
 } gw_bridge_config_t;
 
 // What the gateway needs to route a result back: copied when the call is sent.
@@ -82,7 +87,7 @@ void gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic)
 GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
                                       const gw_route_t *route);
 // Sends `check` (a permission callback call) first and `call` only when the check allows it
-// (gw_pipeline_check_allows); otherwise the result callback gets "Permission denied". Same
+// (gw_pipeline_check_denial); otherwise the result callback gets its denial. Same
 // return values and the same exactly-once guarantee as gw_bridge_call.
 GA_MUST_CHECK ga_err_t gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check,
                                               const gw_call_t *call, const gw_route_t *route);

@@ -2,6 +2,7 @@
 // genapi-gateway: parses options, starts the WebSocket server and the broker link, prints
 // READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
 #include "ga_config.h"
+#include "ga_curve.h"
 #include "ga_log.h"
 #include "ga_signal.h"
 #include "gw_server.h"
@@ -40,6 +41,8 @@ typedef struct {
     char *trusted_proxies;     // see table
     char *auth_service;        // see table
     char *log_level;           // see table
+    char *curve_secret_file;   // see table
+    char *curve_broker_file;   // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -85,6 +88,9 @@ static const ga_option_t s_options[] = {
     OPT(trusted_proxies, GA_OPT_STR, "", 0, 0,
         "comma-separated proxy addresses whose X-Forwarded-For gives the client address"),
     OPT(log_level, GA_OPT_STR, "info", 0, 0, "err, warn, notice, info or debug"),
+    OPT(curve_secret_file, GA_OPT_STR, "", 0, 0,
+        "this gateway's CURVE certificate (FILE and FILE_secret, role gateway)"),
+    OPT(curve_broker_file, GA_OPT_STR, "", 0, 0, "the broker's public CURVE certificate"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -231,6 +237,16 @@ main(int argc, char **argv)
         ga_config_fini(s_options, &opt);
         return 2;
     }
+    ga_curve_cert_t curve_own, curve_broker;
+    bool curve_on = false;
+    if (ga_curve_client_load("curve_secret_file", opt.curve_secret_file, "curve_broker_file",
+                             opt.curve_broker_file, "gateway", &curve_own, &curve_broker,
+                             &curve_on, err, sizeof err) != GA_OK) {
+        fprintf(stderr, "genapi-gateway: %s\n", err);
+        ga_buf_fini(&key);
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
     char name[160];
     char hostname[128] = "localhost";
     GA_IGNORE(gethostname(hostname, sizeof hostname) != 0); // keep "localhost" on failure
@@ -258,7 +274,9 @@ main(int argc, char **argv)
                    .heartbeat_ms = opt.heartbeat_ms,
                    .grace_ms = opt.timeout_grace_ms,
                    .hwm = 100000,
-                   .max_inflight = opt.max_inflight},
+                   .max_inflight = opt.max_inflight,
+                   .curve = curve_on ? &curve_own : NULL,
+                   .curve_broker = curve_on ? curve_broker.public_txt : NULL},
         .pipeline = {.detail_errors = opt.detail_errors, .require_auth = opt.require_auth},
         .on_ready = s_on_ready,
         .on_ready_arg = (void *) shown,

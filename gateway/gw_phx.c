@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-// A ref is a string or null; Phoenix clients send strings. Numbers are accepted and rendered
-// as text, since some clients count with integers.
+// A ref is a string or null, as docs/protocol.md says; anything else (numbers included) is a
+// malformed frame.
 static ga_err_t
-s_ref(const ga_value_t *v, ga_arena_t *arena, const char **out)
+s_ref(const ga_value_t *v, const char **out)
 {
     if (v->type == GA_NIL) {
         *out = NULL;
@@ -19,12 +19,6 @@ s_ref(const ga_value_t *v, ga_arena_t *arena, const char **out)
     }
     if (v->type == GA_STR) {
         *out = v->u.s;
-        return GA_OK;
-    }
-    if (v->type == GA_INT) {
-        char *s = ga_arena_alloc(arena, 24);
-        snprintf(s, 24, "%lld", (long long) v->u.i);
-        *out = s;
         return GA_OK;
     }
     return GA_EPROTO;
@@ -47,7 +41,7 @@ gw_phx_decode(const char *text, size_t len, ga_arena_t *arena, gw_phx_frame_t *o
         return GA_EPROTO;
     }
     const ga_value_t *it = v.u.items;
-    if (s_ref(&it[0], arena, &out->join_ref) != GA_OK || s_ref(&it[1], arena, &out->ref) != GA_OK) {
+    if (s_ref(&it[0], &out->join_ref) != GA_OK || s_ref(&it[1], &out->ref) != GA_OK) {
         snprintf(err, errlen, "malformed frame: join_ref and ref must be strings or null");
         return GA_EPROTO;
     }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The request pipeline: payload fields, function lookup, argument validation, result
-// conversion. Keeps the gateway's copy of the registry. Pure with respect to I/O.
+// The request pipeline: payload fields, function lookup, argument validation, permission
+// checks, result conversion. Keeps the gateway's copy of the registry. Pure with respect to I/O.
 #include "gw_pipeline.h"
 
 #include "ga_functable.h"
@@ -195,19 +195,22 @@ s_arg_is_user(const gw_identity_t *who, const ga_value_t *args, const char *name
     return false;
 }
 
-// The built-in modes and in-process callbacks. Worker callbacks are left to the caller.
+// The built-in modes and in-process callbacks. Worker callbacks are left to the caller. On a
+// denial `denial` holds the client's message: "Permission denied", with ": REASON" when an
+// in-process callback gave one.
 static bool
 s_permitted(gw_pipeline_t *self, const ga_funcfg_t *cfg, const gw_identity_t *who,
-            gw_call_t *call)
+            gw_call_t *call, char *denial, size_t len)
 {
+    snprintf(denial, len, "Permission denied");
     if (cfg->permission_callback) {
         for (size_t i = 0; i < self->n_permission_fns; i++) {
             const permission_fn_t *p = &self->permission_fns[i];
             if (strcmp(p->name, cfg->permission_callback) == 0) {
                 char reason[256] = "";
                 bool ok = p->fn(p->arg, who, call, reason, sizeof reason) == GA_OK;
-                if (!ok) {
-                    GA_DEBUG("permission callback %s denied: %s", p->name, reason);
+                if (!ok && reason[0]) {
+                    snprintf(denial, len, "Permission denied: %s", reason);
                 }
                 return ok;
             }
@@ -263,19 +266,55 @@ gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena
     return true;
 }
 
-bool
-gw_pipeline_check_allows(const ga_value_t *body)
+const char *
+gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena)
 {
     const ga_value_t *ok = ga_map_get(body, "ok");
-    const ga_value_t *result = ga_map_get(body, "result");
-    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || result == NULL) {
-        return false;
+    if (ok && ok->type == GA_BOOL && ok->u.b) {
+        // Any ok answer allows, whatever its value, except one that says no: `false`, or a map
+        // whose "allow" is false (what a callback written for a boolean answer means).
+        const ga_value_t *result = ga_map_get(body, "result");
+        const ga_value_t *allow = result ? ga_map_get(result, "allow") : NULL;
+        bool no = (result && result->type == GA_BOOL && !result->u.b) ||
+                  (allow && allow->type == GA_BOOL && !allow->u.b);
+        return no ? "Permission denied" : NULL;
     }
-    if (result->type == GA_BOOL) {
-        return result->u.b;
+    // Only the callback's own error answer carries a reason for the client; a crash, a
+    // timeout, an unknown callback or a malformed answer denies without one.
+    const char *reason = ga_map_get_str(body, "error");
+    if (ok && ok->type == GA_BOOL && ga_map_get_int(body, "code", 0) == GA_EHANDLER && reason &&
+        reason[0]) {
+        size_t n = strlen(reason) + sizeof "Permission denied: ";
+        char *msg = ga_arena_alloc(arena, n);
+        snprintf(msg, n, "Permission denied: %s", reason);
+        return msg;
     }
-    const ga_value_t *allow = ga_map_get(result, "allow");
-    return allow && allow->type == GA_BOOL && allow->u.b;
+    return "Permission denied";
+}
+
+// The config a payload names, before any other check: service and request_type non-empty
+// strings, version absent, null or a non-empty string, and a config found for them (enabled or
+// disabled). NULL when the payload does not identify one. Its response type then governs every
+// refusal: a `none` function's callers hear nothing, whichever check fails.
+static const ga_funcfg_t *
+s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
+{
+    const char *service = NULL;
+    const char *request_type = NULL;
+    char msg[8];
+    if (!s_field(payload, "service", &service, msg, sizeof msg) ||
+        !s_field(payload, "request_type", &request_type, msg, sizeof msg)) {
+        return NULL;
+    }
+    const ga_value_t *version = ga_map_get(payload, "version");
+    const char *wanted = NULL;
+    if (version && version->type != GA_NIL) {
+        if (version->type != GA_STR || version->len == 0) {
+            return NULL;
+        }
+        wanted = version->u.s;
+    }
+    return ga_functable_resolve(self->functions, service, request_type, wanted);
 }
 
 ga_err_t
@@ -288,6 +327,8 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, NULL, "Invalid request: payload must be an object", false);
         return GA_EINVAL;
     }
+    const ga_funcfg_t *cfg = s_identify(self, payload);
+    call->response_type = cfg ? cfg->response_type : GA_RESP_SYNC; // refusals included
     const char *request_id = NULL;
     if (!s_field(payload, "request_id", &request_id, msg, 512) ||
         !s_field(payload, "service", &call->service, msg, 512) ||
@@ -302,14 +343,10 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         return GA_EDENIED;
     }
     const ga_value_t *version = ga_map_get(payload, "version");
-    const char *wanted = NULL;
-    if (version && version->type != GA_NIL) {
-        if (version->type != GA_STR || version->len == 0) {
-            gw_response_error(refusal, request_id,
-                              "Invalid field: version (expected a non-empty string)", false);
-            return GA_EINVAL;
-        }
-        wanted = version->u.s;
+    if (version && version->type != GA_NIL && (version->type != GA_STR || version->len == 0)) {
+        gw_response_error(refusal, request_id,
+                          "Invalid field: version (expected a non-empty string)", false);
+        return GA_EINVAL;
     }
     const ga_value_t *args = ga_map_get(payload, "args");
     ga_value_t empty = ga_map(arena, 0);
@@ -319,9 +356,8 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Invalid field: args (expected an object)", false);
         return GA_EINVAL;
     }
-    const ga_funcfg_t *cfg =
-        ga_functable_resolve(self->functions, call->service, call->request_type, wanted);
-    if (cfg == NULL) {
+    if (cfg == NULL) { // s_identify read the same fields
+
         gw_response_error(refusal, request_id, "Unknown function", false);
         return GA_ENOTFOUND;
     }
@@ -329,7 +365,6 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Function disabled", false);
         return GA_ENOTFOUND;
     }
-    call->response_type = cfg->response_type; // known from here on, refusals included
     if (!s_args(cfg, args, arena, &call->args, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EINVAL;
@@ -338,8 +373,9 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->version = cfg->version ? ga_arena_strdup(arena, cfg->version) : NULL;
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
-    if (!s_permitted(self, cfg, who, call)) {
-        gw_response_error(refusal, request_id, "Permission denied", false);
+    call->request_info = cfg->request_info;
+    if (!s_permitted(self, cfg, who, call, msg, 512)) {
+        gw_response_error(refusal, request_id, msg, false);
         return GA_EDENIED;
     }
     if (call->permission_callback) {

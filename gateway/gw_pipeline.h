@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The gateway's request pipeline, apart from any socket: decode a request payload, find the
-// function in the registry copy, validate and convert arguments, (later: rate limits,
-// permissions, hooks), and turn broker results into client responses. The WebSocket server
-// and the broker bridge call it; tests and embedding programs can drive it directly.
+// function in the registry copy, validate and convert arguments, check permission (built-in
+// modes and in-process callbacks here; a worker permission callback is sent by the bridge,
+// gw_bridge_call_checked), and turn broker results into client responses. Rate limits and
+// hooks are not built. The WebSocket server and the broker bridge call it; tests and embedding
+// programs can drive it directly.
 // Owned by one thread (the gateway's loop).
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
@@ -34,15 +36,15 @@ typedef enum {
     GW_KIND_END,
 } gw_kind_t;
 
-// A response object as the client sees it (SPEC section 1).
+// A response object as the client sees it (docs/protocol.md, section 1, "Responses").
 typedef struct {
     const char *request_id;   // echoed; "unknown" when the request had none
     gw_kind_t kind;           // result, error, ack, chunk, last, end
     bool success;             // false only for errors
     const ga_value_t *result; // NULL encodes as null
     const char *error;        // NULL encodes as null
-    bool async;               // see the SPEC table
-    bool has_more;            // see the SPEC table
+    bool async;               // see the table in docs/protocol.md, "Responses"
+    bool has_more;            // see the table in docs/protocol.md, "Responses"
     bool can_retry;           // errors only: retrying may succeed
 } gw_response_t;
 
@@ -59,10 +61,14 @@ typedef struct {
     // caller sends the check (gw_pipeline_check_call) and dispatches only on approval.
     const char *permission_callback;
     const gw_identity_t *who; // the caller (borrowed: valid while the call is being sent)
+    // The function's request_info: only then does the CALL carry the caller's identity (user id,
+    // roles, device id, ip) for the handler. The gateway's own checks use `who` regardless.
+    bool request_info;
 } gw_call_t;
 
 // An in-process permission callback (registered by an embedding program): GA_OK allows the
-// call; anything else denies it, with `reason` for the logs.
+// call; anything else denies it. The client sees "Permission denied: REASON" when the callback
+// wrote a `reason`, else "Permission denied".
 typedef ga_err_t(gw_permission_fn)(void *arg, const gw_identity_t *who, const gw_call_t *call,
                                    char *reason, size_t reason_len);
 
@@ -102,9 +108,12 @@ void gw_pipeline_register_permission(gw_pipeline_t *self, const char *name, gw_p
 // the form "service.request_type".
 bool gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena_t *arena,
                             gw_call_t *check);
-// True when a permission callback's RESULT body allows the call: ok and a result of `true` or
-// {"allow": true}. Every other answer (error, timeout, anything else) denies.
-bool gw_pipeline_check_allows(const ga_value_t *body);
+// The verdict of a permission callback's RESULT body (docs/protocol.md, "Permissions"): NULL
+// allows (any ok answer, whatever its value, except `false` or {"allow": false}); otherwise the
+// client's error message, in `arena` when it is built: "Permission denied: REASON" when the
+// callback answered with its own error (code GA_EHANDLER), plain "Permission denied" for any
+// other failure (crash, timeout, unknown callback, malformed answer) and for `false`.
+const char *gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena);
 
 // Converts a broker RESULT body for `request_id` into the response the client gets.
 void gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body,

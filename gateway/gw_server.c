@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // libwebsockets glue: accepts /socket/websocket, assembles inbound messages within the payload
-// limit, runs the Phoenix protocol and the API pipeline, and writes one queued frame per
-// WRITEABLE callback. The broker bridge's fd lives in the same loop as a raw file descriptor.
+// limit, runs the Phoenix protocol and the API pipeline, and on each WRITEABLE callback writes
+// the queued frames (several gathered into one write, up to GW_BATCH_BYTES). The broker
+// bridge's two ZeroMQ fds (DEALER and SUB) live in the same loop as raw file descriptors.
 #include "gw_server.h"
 
 #include "ga_arena.h"
@@ -28,6 +29,8 @@
 #define GW_PARAMS_MAX  32   // connect params kept for the identity service
 #define GW_AUTH_TIMEOUT_MS 5000
 #define GW_CLOSE_TRY_AGAIN_LATER 1013 // RFC 6455 registry: "Try Again Later"
+#define GW_HTTP_TOO_MANY_REQUESTS 429 // RFC 6585 (libwebsockets names no constant for it)
+#define GW_PHX_VSN     "2.0.0" // the only serializer version spoken
 
 struct gw_server_t {
     const gw_config_t *cfg;       // borrowed settings
@@ -40,6 +43,8 @@ struct gw_server_t {
     gw_auth_t *auth;              // handshake identity checks
     struct lws *bridge_wsi;       // the adopted bridge fd
     struct lws *stream_wsi;       // the adopted stream fd
+    struct lws *upgrade_wsi;      // the upgrade accepted last, until its filter callback
+    gw_conn_t *upgrade_conn;      // its connection (owned until then)
     ga_idmap_t *conns;            // conn id -> gw_conn_t
     gw_outpool_t *outpool;        // outbound frame blocks shared by the connections
     uint64_t next_conn_id;        // last id handed out
@@ -174,6 +179,17 @@ s_bridge_kick(gw_server_t *self)
     }
 }
 
+// Logs an address that has just become throttled, once per window.
+static void
+s_note_refusal(gw_server_t *self, const char *ip, int64_t now)
+{
+    if (gw_auth_note_refusal(self->auth, ip, now)) {
+        GA_NOTICE("auth: %d refused handshakes from ip=%s in %d s: its further refusals are "
+                  "answered 429 until the window ends; valid and anonymous connections pass",
+                  GW_AUTH_REFUSALS_MAX, ip, GW_AUTH_WINDOW_MS / 1000);
+    }
+}
+
 // The identity service answered for a new connection: {user_id, roles?, device_id?} allows
 // it; an error or anything else refuses it. Held frames are then processed in order.
 static void
@@ -184,7 +200,7 @@ s_on_auth_result(gw_server_t *self, gw_conn_t *conn, const ga_value_t *body)
     const char *user = ga_map_get_str(result, "user_id");
     if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || user == NULL || user[0] == '\0') {
         self->stats.auth_refused++;
-        gw_auth_note_refusal(self->auth, conn->ip, ga_clock_ms());
+        s_note_refusal(self, conn->ip, ga_clock_ms());
         GA_INFO("connection refused by the identity service conn=%llu ip=%s",
                 (unsigned long long) conn->id, conn->ip);
         s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication refused");
@@ -400,6 +416,8 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     gw_response_t resp;
     if (gw_pipeline_prepare(self->pipeline, &conn->who, f->payload, self->arena, &call, &resp) !=
         GA_OK) {
+        // A `none` function's callers hear nothing, refusals included; a request that does
+        // not identify a function is answered (its type is unknown).
         if (call.response_type != GA_RESP_NONE) {
             s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
         }
@@ -418,8 +436,10 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (gw_pipeline_check_call(&conn->who, &call, self->arena, &check)) {
         rc = gw_bridge_call_checked(self->bridge, &check, &call, &route);
     } else {
-        gw_response_error(&resp, call.request_id, "Permission denied", false);
-        s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        if (call.response_type != GA_RESP_NONE) {
+            gw_response_error(&resp, call.request_id, "Permission denied", false);
+            s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
+        }
         return;
     }
     if (call.response_type == GA_RESP_NONE) {
@@ -437,6 +457,24 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
     s_bridge_kick(self);
+}
+
+// Ends the join on `topic`, as a Phoenix server ends a channel: its streams are stopped (the
+// workers are told), results still due for it are dropped, and the client gets
+// [join_ref, join_ref, topic, "phx_close", {}] for that join.
+static void
+s_close_channel(gw_server_t *self, gw_conn_t *conn, const char *topic)
+{
+    gw_channel_t *ch = gw_conn_channel(conn, topic);
+    if (ch == NULL) {
+        return;
+    }
+    gw_bridge_stop_conn(self->bridge, conn->id, topic);
+    s_bridge_kick(self);
+    ga_buf_reset(&self->frame);
+    gw_phx_encode(&self->frame, ch->join_ref, ch->join_ref, topic, "phx_close", "{}", 2);
+    s_send_frame(self, conn, &self->frame);
+    GA_IGNORE(gw_conn_leave(conn, topic)); // joined: found just above
 }
 
 static void
@@ -475,22 +513,33 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
     if (strcmp(f.event, "phx_join") == 0) {
         if (!s_topic_allowed(self->cfg->topics, f.topic)) {
             s_reply_reason(self, conn, &f, "unmatched topic");
-        } else if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
+            return;
+        }
+        if (gw_conn_channel(conn, f.topic)) {
+            s_close_channel(self, conn, f.topic); // a duplicate join replaces the old one
+        }
+        if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
             s_reply_reason(self, conn, &f, "too many channels");
         } else {
             s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
         }
         return;
     }
-    if (gw_conn_channel(conn, f.topic) == NULL) {
-        s_reply_reason(self, conn, &f, "unmatched topic");
+    gw_channel_t *ch = gw_conn_channel(conn, f.topic);
+    if (strcmp(f.event, "phx_leave") == 0) {
+        // Answered ok whether joined or not, as a Phoenix server does; the join it names (or
+        // a join with a null join_ref) is then closed. A leave naming an older join of the
+        // topic leaves the current one alone.
+        bool current = ch && (ch->join_ref == NULL ||
+                              (f.join_ref && strcmp(ch->join_ref, f.join_ref) == 0));
+        s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+        if (current) {
+            s_close_channel(self, conn, f.topic);
+        }
         return;
     }
-    if (strcmp(f.event, "phx_leave") == 0) {
-        gw_bridge_stop_conn(self->bridge, conn->id, f.topic); // its streams end with it
-        s_bridge_kick(self);
-        GA_IGNORE(gw_conn_leave(conn, f.topic)); // joined: checked just above
-        s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+    if (ch == NULL) {
+        s_reply_reason(self, conn, &f, "unmatched topic");
         return;
     }
     if (strcmp(f.event, self->cfg->api_event) == 0) {
@@ -641,66 +690,133 @@ s_peer_address(const gw_server_t *self, struct lws *wsi, char *ip, size_t len)
     }
 }
 
-// Decides a WebSocket upgrade: the path, the connection limit, then identity. Refusals are
-// cheap: a peer refused too often is refused before any token is verified.
+// Refuses an upgrade with an HTTP status and a one-line body saying why; the connection is
+// then closed (the response is a few hundred bytes: the socket takes it at once).
 static int
-s_on_handshake(gw_server_t *self, struct lws *wsi, gw_conn_t **slot)
+s_refuse_upgrade(struct lws *wsi, unsigned int status, const char *why)
 {
+    GA_IGNORE(lws_return_http_status(wsi, status, why)); // closing either way
+    return -1;
+}
+
+// Finds URL argument `name` ("vsn="): GA_OK with `*value` pointing into `buf`, GA_ENOTFOUND
+// when absent, GA_ETOOBIG when present but longer than `len` (never taken as absent). Unlike
+// lws_get_urlarg_by_name, which stops at the first argument too long for its buffer, a long
+// argument before it (a token) does not hide it.
+static ga_err_t
+s_urlarg(struct lws *wsi, const char *name, char *buf, int len, const char **value)
+{
+    size_t n = strlen(name);
+    *value = NULL;
+    for (int i = 0;; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0) {
+            return GA_ENOTFOUND;
+        }
+        char *frag = flen < len ? buf : ga_malloc((size_t) flen + 1); // rare: a long argument
+        bool match = lws_hdr_copy_fragment(wsi, frag, flen + 1, WSI_TOKEN_HTTP_URI_ARGS, i) > 0 &&
+                     strncmp(frag, name, n) == 0;
+        if (frag != buf) {
+            ga_free(frag);
+            if (match) {
+                return GA_ETOOBIG;
+            }
+        } else if (match) {
+            *value = buf + n;
+            return GA_OK;
+        }
+    }
+}
+
+// Decides a WebSocket upgrade (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, where an HTTP answer can
+// still be sent): the path (404), vsn (400), the connection limit (503), then identity (401,
+// or 429 from an address refused too often lately). An accepted upgrade's connection is kept
+// for the FILTER_PROTOCOL_CONNECTION callback that follows for the same wsi.
+static int
+s_on_upgrade(gw_server_t *self, struct lws *wsi)
+{
+    gw_conn_destroy(&self->upgrade_conn); // an earlier upgrade that went no further
+    self->upgrade_wsi = NULL;
     char uri[128];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, GW_WS_PATH) != 0) {
-        return 1; // not the Phoenix socket path
+        return s_refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND, "not found: use " GW_WS_PATH);
+    }
+    char vsn_buf[32];
+    const char *vsn;
+    if (s_urlarg(wsi, "vsn=", vsn_buf, (int) sizeof vsn_buf, &vsn) != GA_OK ||
+        strcmp(vsn, GW_PHX_VSN) != 0) {
+        return s_refuse_upgrade(wsi, HTTP_STATUS_BAD_REQUEST,
+                                "vsn=" GW_PHX_VSN " required (Phoenix serializer V2)");
     }
     if ((int64_t) ga_idmap_size(self->conns) >= self->cfg->max_connections) {
         GA_WARN("connection refused: %lld connections open",
                 (long long) self->cfg->max_connections);
-        return 1;
+        return s_refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
     }
     char ip[64] = "";
     s_peer_address(self, wsi, ip, sizeof ip);
     int64_t now = ga_clock_ms();
-    if (gw_auth_is_throttled(self->auth, ip, now)) {
-        self->stats.auth_refused++;
-        return 1;
-    }
-    // lws copies "name=value" into the buffer and returns a pointer to the value within it.
     char token_buf[8300];
     char device_buf[160];
-    const char *token = lws_get_urlarg_by_name(wsi, "token=", token_buf, (int) sizeof token_buf);
-    const char *device =
-        lws_get_urlarg_by_name(wsi, "device_id=", device_buf, (int) sizeof device_buf);
+    const char *token;
+    const char *device;
+    ga_err_t token_rc = s_urlarg(wsi, "token=", token_buf, (int) sizeof token_buf, &token);
+    if (s_urlarg(wsi, "device_id=", device_buf, (int) sizeof device_buf, &device) == GA_ETOOBIG) {
+        return s_refuse_upgrade(wsi, HTTP_STATUS_BAD_REQUEST, "device_id too long");
+    }
     gw_auth_identity_t id;
-    char why[128];
-    if (gw_auth_verify(self->auth, token, ga_clock_wall_ms() / 1000, &id, why, sizeof why) !=
-        GA_OK) {
+    char why[128] = "token too long";
+    // Every token is checked, even from a throttled address: a valid one must pass there too.
+    if ((token_rc == GA_ETOOBIG && self->cfg->auth.mode == GW_AUTH_JWT) ||
+        gw_auth_verify(self->auth, token, ga_clock_wall_ms() / 1000, &id, why, sizeof why) !=
+            GA_OK) {
         self->stats.auth_refused++;
-        gw_auth_note_refusal(self->auth, ip, now);
+        bool throttled = gw_auth_is_throttled(self->auth, ip, now);
+        s_note_refusal(self, ip, now);
+        if (throttled) {
+            return s_refuse_upgrade(wsi, GW_HTTP_TOO_MANY_REQUESTS, "too many refused handshakes");
+        }
         GA_INFO("connection refused: %s ip=%s", why, ip);
-        return 1;
+        return s_refuse_upgrade(wsi, HTTP_STATUS_UNAUTHORIZED, why);
     }
     if (id.device_id == NULL && device && device[0]) {
         id.device_id = ga_strdup(device);
     }
-    if (slot == NULL) {
-        gw_auth_identity_fini(&id);
-        return 1; // no per-connection storage: cannot happen with our protocol table
-    }
-    gw_conn_destroy(slot); // a repeated filter call replaces, never leaks
     gw_conn_t *conn = gw_conn_new(++self->next_conn_id, wsi, ip);
     conn->pool = self->outpool;
     gw_conn_set_identity(conn, &id);
     if (self->cfg->auth.mode == GW_AUTH_SERVICE) {
         conn->auth_pending = true;
         conn->params = ga_calloc(GW_PARAMS_MAX, sizeof(char *));
-        char arg[1024];
+        // Each "name=value" up to the size of a token; a longer one is left out, the rest kept.
+        int flen;
         for (int i = 0; conn->n_params < GW_PARAMS_MAX &&
-                        lws_hdr_copy_fragment(wsi, arg, (int) sizeof arg, WSI_TOKEN_HTTP_URI_ARGS,
-                                              i) > 0;
+                        (flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i)) > 0;
              i++) {
-            conn->params[conn->n_params++] = ga_strdup(arg);
+            if (flen < (int) sizeof token_buf &&
+                lws_hdr_copy_fragment(wsi, token_buf, (int) sizeof token_buf,
+                                      WSI_TOKEN_HTTP_URI_ARGS, i) > 0) {
+                conn->params[conn->n_params++] = ga_strdup(token_buf);
+            }
         }
     }
-    *slot = conn;
+    self->upgrade_wsi = wsi;
+    self->upgrade_conn = conn;
+    return 0;
+}
+
+// Binds the connection decided by s_on_upgrade to the wsi's per-session slot.
+static int
+s_on_handshake(gw_server_t *self, struct lws *wsi, gw_conn_t **slot)
+{
+    if (slot == NULL || self->upgrade_wsi != wsi || self->upgrade_conn == NULL) {
+        return 1; // not an upgrade s_on_upgrade accepted: cannot happen with lws 4.1
+    }
+    gw_conn_destroy(slot); // a repeated filter call replaces, never leaks
+    *slot = self->upgrade_conn;
+    self->upgrade_conn = NULL;
+    self->upgrade_wsi = NULL;
     return 0;
 }
 
@@ -711,6 +827,8 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
     gw_server_t *self = ctx ? lws_context_user(ctx) : NULL;
     gw_conn_t **slot = user;
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return s_on_upgrade(self, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return s_on_handshake(self, wsi, slot);
     case LWS_CALLBACK_ESTABLISHED:
@@ -839,6 +957,7 @@ gw_server_destroy(gw_server_t **self_p)
         // Destroying the context closes every connection (CLOSED frees each gw_conn_t).
         lws_context_destroy(self->context);
     }
+    gw_conn_destroy(&self->upgrade_conn);
     gw_bridge_destroy(&self->bridge);
     gw_pipeline_destroy(&self->pipeline);
     gw_auth_destroy(&self->auth);
@@ -888,7 +1007,8 @@ gw_server_start(gw_server_t *self)
                                                 : 4096);
     self->context = lws_create_context(&info);
     if (self->context == NULL) {
-        GA_ERR("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        GA_ERR("cannot listen on %s:%d (in use? set the option listen)",
+               info.iface ? info.iface : "*", info.port);
         return GA_EIO;
     }
     self->vhost = lws_get_vhost_by_name(self->context, "default");

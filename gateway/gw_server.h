@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The gateway's WebSocket server: a libwebsockets context with one service thread that also
-// drives the broker bridge (its ZeroMQ fd is adopted into the same loop), so a request goes
+// drives the broker bridge (its ZeroMQ fds are adopted into the same loop), so a request goes
 // from frame to broker and back without a thread hand-off. Speaks Phoenix Channels V2 on
 // /socket/websocket. Everything except gw_server_stop runs on the thread calling gw_server_run.
 #ifndef GW_SERVER_H

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
-// auth=jwt; `status` and `stop-stream` speak the broker's admin operations on its gateway
-// endpoint (docs/operations.md).
+// auth=jwt; `status`, `functions` and `stop-stream` speak the broker's admin operations on its
+// gateway endpoint (docs/operations.md).
 #include "ga_arena.h"
+#include "ga_curve.h"
 #include "ga_json.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
@@ -24,7 +25,10 @@ s_usage(void)
             "                        (--config GATEWAY.json | --secret S | --alg RS256|ES256 "
             "--key PRIVATE.pem)\n"
             "       genapi-ctl status [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
-            "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n");
+            "       genapi-ctl functions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
+            "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
     return 2;
 }
 
@@ -43,7 +47,19 @@ s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *
     ga_buf_init(&out);
     ga_proto_msg_t msg;
     ga_proto_msg_init(&msg);
+    // CURVE: an operator certificate and the broker's public one, named by the environment
+    // (GENAPI_CURVE_SECRET_FILE, GENAPI_CURVE_BROKER_FILE) like the programs' options.
+    ga_curve_cert_t own, broker_cert;
+    bool curve = false;
+    char err[600];
+    if (ga_curve_client_load("GENAPI_CURVE_SECRET_FILE", getenv("GENAPI_CURVE_SECRET_FILE"),
+                             "GENAPI_CURVE_BROKER_FILE", getenv("GENAPI_CURVE_BROKER_FILE"),
+                             "operator", &own, &broker_cert, &curve, err, sizeof err) != GA_OK) {
+        fprintf(stderr, "genapi-ctl: %s\n", err);
+        goto out;
+    }
     if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        (curve && ga_curve_client(sock, &own, broker_cert.public_txt) != GA_OK) ||
         zmq_connect(sock, broker) != 0) {
         fprintf(stderr, "genapi-ctl: cannot connect to %s\n", broker);
         goto out;
@@ -80,28 +96,32 @@ s_admin_cmd(int argc, char **argv)
 {
     const char *broker = getenv("GENAPI_BROKER_ADMIN");
     const char *token = getenv("GENAPI_ADMIN_TOKEN");
-    const char *request_id = NULL;
+    const char *operand = NULL; // stop-stream: the request id; functions: the service
     broker = broker ? broker : "tcp://127.0.0.1:5571";
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
             broker = argv[++i];
         } else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
             token = argv[++i];
-        } else if (request_id == NULL && argv[i][0] != '-') {
-            request_id = argv[i];
+        } else if (operand == NULL && argv[i][0] != '-') {
+            operand = argv[i];
         } else {
             return s_usage();
         }
     }
     bool stop = strcmp(argv[1], "stop-stream") == 0;
-    if (stop != (request_id != NULL)) {
+    bool functions = strcmp(argv[1], "functions") == 0;
+    if ((stop && operand == NULL) || (!stop && !functions && operand != NULL)) {
         return s_usage();
     }
     ga_arena_t *a = ga_arena_new(4096);
     ga_value_t request = ga_map(a, 3);
-    ga_map_put(&request, a, "op", ga_str(stop ? "stop_stream" : "status"));
+    const char *op = stop ? "stop_stream" : functions ? "functions" : "status";
+    ga_map_put(&request, a, "op", ga_str(op));
     if (stop) {
-        ga_map_put(&request, a, "request_id", ga_str(request_id));
+        ga_map_put(&request, a, "request_id", ga_str(operand));
+    } else if (functions && operand) {
+        ga_map_put(&request, a, "service", ga_str(operand));
     }
     int status = s_admin(broker, token, &request, a);
     ga_arena_destroy(&a);
@@ -215,13 +235,54 @@ s_token(int argc, char **argv)
     return status;
 }
 
+// keygen: a CurveZMQ key pair as two certificate files (docs/security.md).
+static int
+s_keygen(int argc, char **argv)
+{
+    const char *role = NULL;
+    const char *out = NULL;
+    const char *name = NULL;
+    const char *services = NULL;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--role") == 0) {
+            role = argv[i + 1];
+        } else if (strcmp(argv[i], "--out") == 0) {
+            out = argv[i + 1];
+        } else if (strcmp(argv[i], "--name") == 0) {
+            name = argv[i + 1];
+        } else if (strcmp(argv[i], "--services") == 0) {
+            services = argv[i + 1];
+        } else {
+            return s_usage();
+        }
+    }
+    if (role == NULL || out == NULL || (argc % 2) != 0) {
+        return s_usage();
+    }
+    if (services && strcmp(role, "worker") != 0) {
+        fprintf(stderr, "genapi-ctl: --services applies to worker keys only\n");
+        return 2;
+    }
+    char err[512];
+    if (ga_curve_generate(out, role, name, services, err, sizeof err) != GA_OK) {
+        fprintf(stderr, "genapi-ctl: %s\n", err);
+        return 1;
+    }
+    printf("%s (public, give it to the broker) and %s_secret (keep it here)\n", out, out);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
+        return s_keygen(argc, argv);
+    }
     if (argc >= 2 && strcmp(argv[1], "token") == 0) {
         return s_token(argc, argv);
     }
-    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "stop-stream") == 0)) {
+    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "functions") == 0 ||
+                      strcmp(argv[1], "stop-stream") == 0)) {
         return s_admin_cmd(argc, argv);
     }
     return s_usage();

@@ -122,9 +122,14 @@ s_value(cursor_t *c, ga_value_t *out)
     return GA_OK;
 }
 
+// The options of the notation ("default" is the config's default_value).
+static const char *const s_option_names[] = {
+    "max_bytes", "max_items", "max_item_bytes", "allow_nil", "default", "required", "accept"};
+#define N_OPTIONS (sizeof s_option_names / sizeof s_option_names[0])
+
 // "(key=value, ...)" after a type: the extended form {type, key: value, ...}.
 static ga_err_t
-s_options(cursor_t *c, ga_value_t type, ga_value_t *out)
+s_options(cursor_t *c, const char *arg, ga_value_t type, ga_value_t *out)
 {
     *out = ga_map(c->a, 4);
     ga_map_put(out, c->a, "type", type);
@@ -143,6 +148,17 @@ s_options(cursor_t *c, ga_value_t type, ga_value_t *out)
         }
         c->p++;
         char *key = ga_arena_strndup(c->a, start, n);
+        size_t k = 0;
+        while (k < N_OPTIONS && strcmp(key, s_option_names[k]) != 0) {
+            k++;
+        }
+        if (k == N_OPTIONS) {
+            snprintf(c->err, c->errlen,
+                     "args: %s: unknown option \"%s\" (valid: max_bytes, max_items, "
+                     "max_item_bytes, allow_nil, default, required, accept)",
+                     arg, key);
+            return GA_ECONFIG;
+        }
         if (strcmp(key, "default") == 0) {
             key = "default_value";
         }
@@ -193,9 +209,20 @@ wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t 
             return s_fail(&c, "expected a type after ':'");
         }
         ga_value_t type = ga_str_dup(a, tstart, (size_t) (c.p - tstart));
+        if (ga_argtype_parse(type.u.s) < 0) {
+            char valid[200] = "";
+            for (int t = 0; t <= GA_ARG_ANY; t++) {
+                size_t used = strlen(valid);
+                snprintf(valid + used, sizeof valid - used, "%s%s", t ? ", " : "",
+                         ga_argtype_name((ga_argtype_t) t));
+            }
+            snprintf(err, errlen, "args: %s: unknown type \"%s\" (valid: %s)", name, type.u.s,
+                     valid);
+            return GA_ECONFIG;
+        }
         ga_value_t entry = type;
         if (*c.p == '(') {
-            ga_err_t rc = s_options(&c, type, &entry);
+            ga_err_t rc = s_options(&c, name, type, &entry);
             if (rc != GA_OK) {
                 return rc;
             }

@@ -7,6 +7,7 @@
 #include "genapi/worker.h"
 
 #include "ga_arena.h"
+#include "ga_curve.h"
 #include "ga_funcfg.h"
 #include "ga_mem.h"
 #include "ga_value.h"
@@ -35,6 +36,9 @@ struct wk_worker_t {
     char pub_endpoint[256];   // where pub is connected
     bool pub_ready;           // the broker's subscription has arrived on pub
     ga_idmap_t *streams;      // broker call id -> wk_stream_t (open streams)
+    bool curve;               // CURVE on: curve_own and curve_broker are loaded
+    ga_curve_cert_t curve_own;    // this worker's certificate (with its secret key)
+    ga_curve_cert_t curve_broker; // the broker's public certificate
 };
 
 struct wk_stream_t {

@@ -20,6 +20,8 @@ typedef struct {
     char *push_token;   // see table
     char *node;         // see table
     char *log_level;    // see table
+    char *curve_secret_file; // see table
+    char *curve_broker_file; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -36,6 +38,10 @@ static const ga_option_t s_options[] = {
      "node name (empty: <service>@<hostname>)"},
     {"log_level", GA_OPT_STR, "info", 0, 0, offsetof(options_t, log_level),
      "err, warn, notice, info or debug"},
+    {"curve_secret_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_secret_file),
+     "this worker's CURVE certificate (FILE and FILE_secret, role worker)"},
+    {"curve_broker_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_broker_file),
+     "the broker's public CURVE certificate"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -85,6 +91,8 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         .threads = (int) opt.threads,
         .queue_max = (int) opt.queue_max,
         .push_token = opt.push_token,
+        .curve_secret_file = opt.curve_secret_file,
+        .curve_broker_file = opt.curve_broker_file,
         .on_registered = s_on_registered,
     };
     int wake[2] = {-1, -1};

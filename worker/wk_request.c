@@ -55,10 +55,23 @@ wk_arg_bool(wk_request_t *req, const char *name, bool dflt)
     return v && v->type == GA_BOOL ? v->u.b : dflt;
 }
 
+// The caller's identity is the handler's only when its function declares request_info.
+static bool
+s_request_info(const wk_request_t *req)
+{
+    return req->cfg != NULL && req->cfg->request_info;
+}
+
 const char *
 wk_request_user_id(wk_request_t *req)
 {
-    return ga_map_get_str(req->body, "user_id");
+    return s_request_info(req) ? ga_map_get_str(req->body, "user_id") : NULL;
+}
+
+const char *
+wk_request_ip(wk_request_t *req)
+{
+    return s_request_info(req) ? ga_map_get_str(req->body, "ip") : NULL;
 }
 
 const char *
@@ -70,13 +83,13 @@ wk_request_id(wk_request_t *req)
 const char *
 wk_request_device_id(wk_request_t *req)
 {
-    return ga_map_get_str(req->body, "device_id");
+    return s_request_info(req) ? ga_map_get_str(req->body, "device_id") : NULL;
 }
 
 bool
 wk_request_has_role(wk_request_t *req, const char *role)
 {
-    const ga_value_t *roles = ga_map_get(req->body, "roles");
+    const ga_value_t *roles = s_request_info(req) ? ga_map_get(req->body, "roles") : NULL;
     for (uint32_t i = 0; roles && roles->type == GA_ARRAY && i < roles->len; i++) {
         const ga_value_t *r = &roles->u.items[i];
         if (r->type == GA_STR && strcmp(r->u.s, role) == 0) {

@@ -45,6 +45,7 @@ wk_stream_connect(wk_worker_t *w, const char *endpoint)
     if (pub == NULL || zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one) != 0 ||
+        (w->curve && ga_curve_client(pub, &w->curve_own, w->curve_broker.public_txt) != GA_OK) ||
         zmq_connect(pub, endpoint) != 0) {
         GA_ERR("cannot connect the stream socket to %s", endpoint);
         if (pub) {

@@ -117,6 +117,9 @@ s_build_table(wk_worker_t *self, char *err, size_t errlen)
         if (fn->permission_callback) {
             ga_map_put(&m, a, "permission_callback", ga_str(fn->permission_callback));
         }
+        if (fn->request_info) {
+            ga_map_put(&m, a, "request_info", ga_bool(true));
+        }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
             snprintf(err, errlen, "function %s: %s", fn->request_type, why);
@@ -171,7 +174,14 @@ typedef struct {
     int64_t register_at;    // when to send REGISTER next (while unregistered)
     int64_t backoff;        // current re-register delay
     ga_zpoll_t *poller;     // the I/O loop's poller: sends on pool sockets touch it
+    int64_t unregistered_since; // monotonic ms of the first REGISTER not yet accepted (0: none)
+    ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
+    ga_log_every_t silent_log;  // "no answer from the broker", once per interval
 } io_t;
+
+// A broker that stays unreachable, or keeps refusing the table, is logged at once and then
+// once a minute: not silent, and not once per retry either.
+#define WK_LOG_REPEAT_MS 60000
 
 static void
 s_send(io_t *io, int cmd, const ga_value_t *body)
@@ -196,6 +206,9 @@ s_register(io_t *io, int64_t now)
     }
     ga_map_put(&m, a, "functions", w->table);
     s_send(io, GA_CMD_REGISTER, &m);
+    if (io->unregistered_since == 0) {
+        io->unregistered_since = now;
+    }
     io->register_at = now + io->backoff;
     io->backoff = io->backoff * 2 > WK_BACKOFF_MAX_MS ? WK_BACKOFF_MAX_MS : io->backoff * 2;
     ga_arena_reset(a);
@@ -207,7 +220,10 @@ s_on_registered(io_t *io, const ga_value_t *body)
     const ga_value_t *ok = ga_map_get(body, "ok");
     if (ok == NULL || ok->type != GA_BOOL || !ok->u.b) {
         const char *why = ga_map_get_str(body, "error");
-        GA_ERR("broker refused the function table: %s", why ? why : "(no reason)");
+        if (ga_log_every_due(&io->refused_log, why, ga_clock_ms(), WK_LOG_REPEAT_MS)) {
+            GA_ERR("broker %s refused the function table: %s", io->w->opt.broker,
+                   why ? why : "(no reason)");
+        }
         return; // retried with backoff
     }
     const ga_value_t *failed = ga_map_get(body, "failed");
@@ -232,6 +248,9 @@ s_on_registered(io_t *io, const ga_value_t *body)
     io->next_hb = 0; // heartbeat now, then on the broker's schedule
     io->registered = true;
     io->backoff = WK_BACKOFF_MIN_MS;
+    io->unregistered_since = 0;
+    ga_log_every_reset(&io->refused_log);
+    ga_log_every_reset(&io->silent_log);
     GA_INFO("registered with %s as %s", io->w->opt.broker, io->w->node);
     if (io->w->opt.on_registered) {
         io->w->opt.on_registered(io->w->node, io->w->opt.broker, io->w->opt.on_registered_arg);
@@ -359,6 +378,16 @@ s_on_timer(io_t *io, int64_t now)
     if (!io->registered && now >= io->register_at) {
         s_register(io, now);
     }
+    // Nothing heard since the first unanswered REGISTER, for a liveness period: say so.
+    if (!io->registered && io->unregistered_since &&
+        now - io->unregistered_since >= io->hb_ms * GA_PROTO_LIVENESS &&
+        io->last_heard < io->unregistered_since &&
+        ga_log_every_due(&io->silent_log, NULL, now, WK_LOG_REPEAT_MS)) {
+        GA_WARN("no answer from the broker at %s for %lld ms: is it running, and is this "
+                "worker's broker option the broker's worker endpoint (worker_endpoint, default "
+                "port 5570)?",
+                io->w->opt.broker, (long long) (now - io->unregistered_since));
+    }
     if (now >= io->next_hb) {
         io->next_hb = now + io->hb_ms;
         if (io->registered) {
@@ -409,6 +438,11 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
         zmq_setsockopt(io->dealer, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) != 0 ||
         zmq_setsockopt(io->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max) !=
             0) {
+        return false;
+    }
+    if (w->curve &&
+        ga_curve_client(io->dealer, &w->curve_own, w->curve_broker.public_txt) != GA_OK) {
+        GA_ERR("cannot set CURVE keys: %s", zmq_strerror(zmq_errno()));
         return false;
     }
     if (zmq_connect(io->dealer, w->opt.broker) != 0) {
@@ -518,6 +552,12 @@ ga_err_t
 wk_worker_start(wk_worker_t *self, char *err, size_t errlen)
 {
     ga_err_t rc = s_build_table(self, err, errlen);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    rc = ga_curve_client_load("curve_secret_file", self->opt.curve_secret_file,
+                              "curve_broker_file", self->opt.curve_broker_file, "worker",
+                              &self->curve_own, &self->curve_broker, &self->curve, err, errlen);
     if (rc != GA_OK) {
         return rc;
     }

@@ -224,9 +224,9 @@ test('a permission callback decides before any ack: async, stream and none', asy
 
     // Denied: the reply is the denial itself, never an ack first, and nothing is pushed.
     let r = await call(channel, { ...svc, request_id: 'ad', request_type: 'guarded_async', args: { value: 'closed' } });
-    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied']);
+    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied: value is not open']);
     r = await call(channel, { ...svc, request_id: 'sd', request_type: 'guarded_stream', args: { value: 'closed', n: 3 } });
-    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied']);
+    assert.deepEqual([r.kind, r.success, r.error], ['error', false, 'Permission denied: value is not open']);
 
     // Allowed: the ack, then the result (async) or the chunks (stream).
     r = await call(channel, { ...svc, request_id: 'aa', request_type: 'guarded_async', args: { value: 'open' } });

@@ -52,6 +52,11 @@ test('jwt: bad tokens are refused at the handshake, a good one sets the identity
     const { channel } = await join(connect(stack.url, { token: good }, stack));
     const r = await call(channel, { request_id: 'w', service: 'test_service', request_type: 'whoami', user_id: 'spoof', roles: ['admin'] });
     assert.deepEqual(r.result, { user_id: 'u1', roles: ['editor'], device_id: 'phone-9' });
+    // The device_id connect param, sent after a long token (the phoenix client puts vsn last).
+    const plain = sign({ sub: 'u2', exp: now() + 60, team: 'x'.repeat(120) }, SECRET); // over 160 bytes
+    const { channel: other } = await join(connect(stack.url, { token: plain, device_id: 'tab-3' }, stack));
+    const r2 = await call(other, { request_id: 'w2', service: 'test_service', request_type: 'whoami' });
+    assert.deepEqual(r2.result, { user_id: 'u2', roles: [], device_id: 'tab-3' });
   } finally {
     await stack.stop();
   }
@@ -116,12 +121,35 @@ test('auth=service: a worker function decides each connection', async () => {
   }
 });
 
-test('refusals are throttled per address: after 10 in 10 s even a good token is refused', async () => {
-  const stack = await startStack({ workers: [], gatewayArgs: ['--set', 'auth=jwt', '--set', `jwt_secret=${SECRET}`] });
+// The HTTP status a handshake gets with `token` (101 when the WebSocket opens).
+function status(url, token) {
+  return new Promise((resolve, reject) => {
+    const q = token === null ? '' : `&token=${encodeURIComponent(token)}`;
+    const ws = new WebSocket(`${url}/websocket?vsn=2.0.0${q}`);
+    ws.on('open', () => { ws.close(); resolve(101); });
+    ws.on('unexpected-response', (req, res) => { res.resume(); resolve(res.statusCode); });
+    ws.on('error', reject);
+  });
+}
+
+test('refusals are throttled per address, failing attempts only: valid and anonymous ones pass', async () => {
+  const stack = await startStack({
+    workers: [],
+    gatewayArgs: ['--set', 'auth=jwt', '--set', `jwt_secret=${SECRET}`, '--set', 'allow_anonymous=true'],
+  });
   try {
     const good = sign({ sub: 'u1', exp: now() + 60 }, SECRET);
-    for (let i = 0; i < 10; i++) assert.equal(await attempt(stack.url, 'bad.token.here'), 'refused');
-    assert.equal(await attempt(stack.url, good), 'refused');
+    const codes = [];
+    for (let i = 0; i < 12; i++) codes.push(await status(stack.url, 'bad.token.here'));
+    // 401 until the address is throttled (10 refusals in 10 s), 429 after.
+    assert.deepEqual(codes, [...Array(10).fill(401), 429, 429]);
+    assert.equal(await status(stack.url, good), 101);
+    assert.equal(await status(stack.url, null), 101);
+    assert.equal(await status(stack.url, sign({ sub: 'u1', exp: now() - 120 }, SECRET)), 429);
+    assert.equal(await status(stack.url, good), 101);
+    // One log line for the throttled address in this window, not one per refusal.
+    const lines = stack.gateway.stderr.split('\n').filter((l) => /refused handshakes from ip=127\.0\.0\.1/.test(l));
+    assert.equal(lines.length, 1, stack.gateway.stderr);
   } finally {
     await stack.stop();
   }

@@ -62,10 +62,35 @@ test('permission modes with JWT identities', async () => {
     // A permission callback in a worker (admin_service.authorize: admin or operator).
     r = await req(operator, 'admin_service', 'admin_action', { action: 'reindex' });
     assert.deepEqual(r.result, { action: 'reindex', performed_by: 'op_1' });
+    // A denial carries the callback's reason (its error answer).
     r = await req(viewer, 'admin_service', 'admin_action', { action: 'reindex' });
-    assert.deepEqual([r.success, r.error], [false, 'Permission denied']);
+    assert.deepEqual([r.success, r.error], [false, 'Permission denied: unauthorized']);
     r = await req(anon, 'admin_service', 'admin_action', { action: 'reindex' });
-    assert.equal(r.error, 'Permission denied');
+    assert.equal(r.error, 'Permission denied: unauthorized');
+  } finally {
+    await stack.stop();
+  }
+});
+
+// The callback contract (docs/protocol.md, "Permissions"): an ok answer allows, an error
+// answer denies with its reason, and any other failure denies without one.
+test('permission callback: ok allows, an error denies with its reason, other failures deny plainly', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const ask = (request_type, args = {}) => call(channel, { request_id: request_type, service: 'test_service', request_type, args });
+    let r = await ask('guarded_async', { value: 'open' });
+    assert.deepEqual([r.success, r.kind], [true, 'ack']); // the guard answered ok (null)
+    r = await ask('guarded_async', { value: 'shut' });
+    assert.deepEqual([r.success, r.error], [false, 'Permission denied: value is not open']);
+    r = await ask('guarded_by_fail', { value: 1 });
+    assert.deepEqual([r.success, r.error], [false, 'Permission denied: boom']);
+    // A callback that never answers (the library answers Internal Server Error), and one that
+    // does not exist: denied, with no reason to show.
+    r = await ask('guarded_by_silent', { value: 1 });
+    assert.deepEqual([r.success, r.error, r.can_retry], [false, 'Permission denied', false]);
+    r = await ask('guarded_by_nothing', { value: 1 });
+    assert.deepEqual([r.success, r.error, r.can_retry], [false, 'Permission denied', false]);
   } finally {
     await stack.stop();
   }

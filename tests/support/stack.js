@@ -249,7 +249,7 @@ function call(channel, payload, timeoutMs = 10000) {
   });
 }
 
-// The response keys every response carries (SPEC section 1).
+// The response keys every response carries (docs/protocol.md, section 1, "Responses").
 const RESPONSE_KEYS = ['async', 'can_retry', 'error', 'has_more', 'kind', 'request_id', 'result', 'success'];
 
 function assertResponseShape(r) {

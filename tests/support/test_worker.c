@@ -56,6 +56,24 @@ s_whoami(wk_request_t *req, void *ctx)
                          "device_id", device ? wk_str(req, device) : wk_nil(req), NULL));
 }
 
+static wk_value_t *
+s_str_or_nil(wk_request_t *req, const char *s)
+{
+    return s ? wk_str(req, s) : wk_nil(req);
+}
+
+// Everything of the caller the library shows this handler (nulls when it shows nothing).
+static void
+s_identity(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_map(req, "user_id", s_str_or_nil(req, wk_request_user_id(req)), "admin",
+                         wk_bool(req, wk_request_has_role(req, "admin")), "device_id",
+                         s_str_or_nil(req, wk_request_device_id(req)), "ip",
+                         s_str_or_nil(req, wk_request_ip(req)), "request_id",
+                         s_str_or_nil(req, wk_request_id(req)), NULL));
+}
+
 static void
 s_silent(wk_request_t *req, void *ctx)
 {
@@ -164,15 +182,20 @@ s_fire(wk_request_t *req, void *ctx)
     wk_reply(req, wk_str(req, "nobody hears this"));
 }
 
-// A permission callback: allows a call whose `value` argument is "open". Slow on purpose
-// (200 ms), so that anything sent before its answer would be seen first by a client.
+// A permission callback: allows (an ok answer) a call whose `value` argument is "open", denies
+// (an error, whose reason the client sees) any other. Slow on purpose (200 ms), so that
+// anything sent before its answer would be seen first by a client.
 static void
 s_guard(wk_request_t *req, void *ctx)
 {
     (void) ctx;
     usleep(200 * 1000);
     const char *value = wk_value_str(wk_value_get(wk_arg(req, "args"), "value"));
-    wk_reply(req, wk_bool(req, value && strcmp(value, "open") == 0));
+    if (value && strcmp(value, "open") == 0) {
+        wk_reply(req, NULL);
+    } else {
+        wk_reply_error(req, "value is not open");
+    }
 }
 
 static const wk_function_t s_functions[] = {
@@ -190,7 +213,11 @@ static const wk_function_t s_functions[] = {
     {.request_type = "slow_async", .response_type = "async", .timeout_ms = 30000,
      .args = "ms:num", .handler = s_sleep},
     {.request_type = "fire", .response_type = "none", .args = "value:any", .handler = s_fire},
-    {.request_type = "whoami", .check_permission = "any_authenticated", .handler = s_whoami},
+    {.request_type = "whoami", .check_permission = "any_authenticated", .request_info = true,
+     .handler = s_whoami},
+    // All the identity a handler can see, with request_info and without.
+    {.request_type = "identity", .request_info = true, .handler = s_identity},
+    {.request_type = "identity_blind", .handler = s_identity},
     {.request_type = "guard", .handler = s_guard},
     {.request_type = "guarded_async", .response_type = "async", .args = "value:any",
      .permission_callback = "test_service.guard", .handler = s_echo},
@@ -199,6 +226,13 @@ static const wk_function_t s_functions[] = {
      .permission_callback = "test_service.guard", .handler = s_count},
     {.request_type = "guarded_fire", .response_type = "none", .args = "value:any",
      .permission_callback = "test_service.guard", .handler = s_fire},
+    // Callbacks that fail in other ways: an error answer (fail), no answer (silent), absent.
+    {.request_type = "guarded_by_fail", .args = "value:any",
+     .permission_callback = "test_service.fail", .handler = s_echo},
+    {.request_type = "guarded_by_silent", .args = "value:any",
+     .permission_callback = "test_service.silent", .handler = s_echo},
+    {.request_type = "guarded_by_nothing", .args = "value:any",
+     .permission_callback = "test_service.nothing", .handler = s_echo},
 };
 
 static const wk_service_t s_service = {

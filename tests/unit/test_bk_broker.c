@@ -286,6 +286,90 @@ test_broker_refuses_a_wrong_push_token(void **state)
     s_stop(f);
 }
 
+// The push and admin tokens are compared over their full length: a C-string comparison would
+// accept "push-secret-123\0x" for "push-secret-123".
+static void
+test_broker_compares_tokens_over_their_full_length(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start("push-secret-123", 1000);
+    f->cfg.admin_token = "admin-secret-456"; // read by the loop only when an ADMIN arrives
+    ga_arena_t *a = f->arena;
+    ga_value_t reg = ga_map(a, 5);
+    ga_map_put(&reg, a, "node", ga_str("n"));
+    ga_map_put(&reg, a, "service", ga_str("test_service"));
+    ga_map_put(&reg, a, "config_version", ga_str("1"));
+    ga_map_put(&reg, a, "token", ga_strn("push-secret-123\0x", 17));
+    ga_map_put(&reg, a, "functions", ga_array(a, 0));
+    assert_int_equal(ga_proto_send_value(f->worker, NULL, 0, GA_CMD_REGISTER, &reg, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "invalid push token");
+
+    ga_value_t admin = ga_map(f->arena, 2);
+    ga_map_put(&admin, f->arena, "op", ga_str("status"));
+    ga_map_put(&admin, f->arena, "token", ga_strn("admin-secret-456\0junk", 21));
+    assert_int_equal(ga_proto_send_value(f->gateway, NULL, 0, GA_CMD_ADMIN, &admin, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "admin token required");
+    // The exact token passes.
+    ga_value_t exact = ga_map(f->arena, 2);
+    ga_map_put(&exact, f->arena, "op", ga_str("status"));
+    ga_map_put(&exact, f->arena, "token", ga_str("admin-secret-456"));
+    assert_int_equal(ga_proto_send_value(f->gateway, NULL, 0, GA_CMD_ADMIN, &exact, &f->buf),
+                     GA_OK);
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    s_stop(f);
+}
+
+// A CALL whose caller identity is malformed is refused at the broker, never forwarded.
+static void
+test_broker_refuses_malformed_caller_identities(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_register_worker(f);
+    const char *bad[] = {
+        "{\"id\":1,\"service\":\"test_service\",\"request_type\":\"echo\",\"request_id\":\"r\","
+        "\"args\":{},\"user_id\":5}",
+        "{\"id\":2,\"service\":\"test_service\",\"request_type\":\"echo\",\"request_id\":\"r\","
+        "\"args\":{},\"roles\":\"admin\"}",
+        "{\"id\":3,\"service\":\"test_service\",\"request_type\":\"echo\",\"request_id\":\"r\","
+        "\"args\":{},\"roles\":[\"admin\",7]}",
+        "{\"id\":4,\"service\":\"test_service\",\"request_type\":\"echo\",\"request_id\":\"r\","
+        "\"args\":{},\"user_id\":\"\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_send_json(f, f->gateway, GA_CMD_CALL, bad[i]);
+        assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+        assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), (int64_t) i + 1);
+        assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Invalid caller identity");
+    }
+    // A NUL inside the user id.
+    ga_value_t call = ga_map(f->arena, 6);
+    ga_map_put(&call, f->arena, "id", ga_int(5));
+    ga_map_put(&call, f->arena, "service", ga_str("test_service"));
+    ga_map_put(&call, f->arena, "request_type", ga_str("echo"));
+    ga_map_put(&call, f->arena, "request_id", ga_str("r"));
+    ga_map_put(&call, f->arena, "args", ga_map(f->arena, 0));
+    ga_map_put(&call, f->arena, "user_id", ga_strn("alice\0admin", 11));
+    assert_int_equal(ga_proto_send_value(f->gateway, NULL, 0, GA_CMD_CALL, &call, &f->buf), GA_OK);
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Invalid caller identity");
+    // The worker never saw any of them.
+    zmq_pollitem_t item = {.socket = f->worker, .events = ZMQ_POLLIN};
+    while (zmq_poll(&item, 1, 200) > 0) {
+        ga_arena_reset(f->arena);
+        assert_int_equal(ga_proto_recv(f->worker, false, &f->msg, f->arena), GA_OK);
+        assert_int_not_equal(f->msg.cmd, GA_CMD_REQUEST);
+    }
+    s_stop(f);
+}
+
 static void
 test_broker_tells_an_unknown_worker_to_register_again(void **state)
 {
@@ -530,6 +614,8 @@ main(void)
         cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),
         cmocka_unit_test(test_broker_times_out_a_call_the_worker_never_answers),
         cmocka_unit_test(test_broker_refuses_a_wrong_push_token),
+        cmocka_unit_test(test_broker_compares_tokens_over_their_full_length),
+        cmocka_unit_test(test_broker_refuses_malformed_caller_identities),
         cmocka_unit_test(test_broker_tells_an_unknown_worker_to_register_again),
         cmocka_unit_test(test_broker_drops_hostile_messages_and_keeps_serving),
         cmocka_unit_test(test_broker_stream_deadline_bounds_silence_not_the_whole_stream),

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Function configs (SPEC section 2) and argument checks (section 3), table-driven: the
-// walkthrough's own configs are accepted with the defaults, each broken rule is refused with a
-// message naming the field, and every type and option accepts and refuses what it should, with
-// the exact client-visible messages.
+// Function configs and argument checks (docs/protocol.md, "Function config" and "Errors a
+// client can see"), table-driven: the walkthrough's own configs are accepted with the defaults,
+// each broken rule is refused with a message naming the field, and every type and option
+// accepts and refuses what it should, with the exact client-visible messages.
 #include "ga_funcfg.h"
 #include "ga_json.h"
 
@@ -236,6 +236,93 @@ test_argcheck_options_and_limits(void **state)
     s_check("\"list_num\"", list, "Argument a exceeds max_items 1000");
 }
 
+// A field whose feature is not built yet is refused when set, with a reason naming it, never
+// accepted and ignored (a before hook that never ran would fail open); nil means unset.
+static void
+test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
+{
+    (void) state;
+    struct {
+        const char *field; // JSON "key":value
+        const char *want;  // the exact refusal
+    } cases[] = {
+        {"\"retry\":3", "retry: not supported yet"},
+        {"\"retry\":\"same_node:3\"", "retry: not supported yet"},
+        {"\"retry\":\"all_nodes:5\"", "retry: not supported yet"},
+        {"\"before_execute\":\"data_service.validate_quota\"", "before_execute: not supported yet"},
+        {"\"after_execute\":\"data_service.log_response\"", "after_execute: not supported yet"},
+        {"\"hook_timeout\":5000", "hook_timeout: not supported yet"},
+        {"\"choose_node_mode\":\"hash\"",
+         "choose_node_mode: \"hash\" not supported yet (only random)"},
+        {"\"choose_node_mode\":\"hash:user_id\"",
+         "choose_node_mode: \"hash:user_id\" not supported yet (only random)"},
+        {"\"choose_node_mode\":\"round_robin\"",
+         "choose_node_mode: \"round_robin\" not supported yet (only random)"},
+        {"\"choose_node_mode\":\"sticky:user_id\"",
+         "choose_node_mode: \"sticky:user_id\" not supported yet (only random)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",%s}",
+                 cases[i].field);
+        char err[256] = "";
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, cases[i].want) != 0) {
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].field, err, cases[i].want);
+        }
+        assert_null(cfg);
+    }
+    // Unset (absent or nil) and the one supported node mode are accepted.
+    const char *fine[] = {
+        "{\"service\":\"s\",\"request_type\":\"x\",\"retry\":null,\"before_execute\":null,"
+        "\"after_execute\":null,\"hook_timeout\":null}",
+        "{\"service\":\"s\",\"request_type\":\"x\",\"choose_node_mode\":\"random\"}",
+        "{\"service\":\"s\",\"request_type\":\"x\",\"nodes\":[\"s@host-1\"],\"request_info\":true}",
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        char err[256] = "";
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(fine[i], &cfg, err, sizeof err) != GA_OK) {
+            fail_msg("%s refused: %s", fine[i], err);
+        }
+        ga_funcfg_destroy(&cfg);
+    }
+}
+
+// Unknown names list the valid ones, so the fix is in the message.
+static void
+test_funcfg_unknown_type_option_or_field_lists_the_valid_ones(void **state)
+{
+    (void) state;
+    struct {
+        const char *json;
+        const char *want;
+    } cases[] = {
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"arg_types\":{\"a\":\"strng\"}}",
+         "arg_types.a: unknown type \"strng\" (valid: string, num, boolean, uuid, datetime, "
+         "naive_datetime, list, list_string, list_num, list_uuid, list_map, map, any)"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"arg_types\":{\"a\":{\"type\":\"integer\"}}}",
+         "arg_types.a: unknown type \"integer\" (valid: string, num, boolean, uuid, datetime, "
+         "naive_datetime, list, list_string, list_num, list_uuid, list_map, map, any)"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"arg_types\":{\"a\":{\"type\":\"string\","
+         "\"maxbytes\":5}}}",
+         "arg_types.a.maxbytes: unknown option (valid: type, max_bytes, max_items, "
+         "max_item_bytes, allow_nil, default_value, required, accept)"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"colour\":1}",
+         "colour: unknown field (valid: service, request_type, version, nodes, choose_node_mode, "
+         "timeout, arg_types, arg_orders, response_type, check_permission, permission_callback, "
+         "retry, before_execute, after_execute, hook_timeout, request_info, disabled)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[512] = "";
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(cases[i].json, &cfg, err, sizeof err) != GA_ECONFIG ||
+            strcmp(err, cases[i].want) != 0) {
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -244,6 +331,8 @@ main(void)
         cmocka_unit_test(test_funcfg_refuses_broken_rules_naming_the_field),
         cmocka_unit_test(test_argcheck_every_type_valid_and_invalid),
         cmocka_unit_test(test_argcheck_options_and_limits),
+        cmocka_unit_test(test_funcfg_refuses_fields_nothing_acts_on_yet),
+        cmocka_unit_test(test_funcfg_unknown_type_option_or_field_lists_the_valid_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

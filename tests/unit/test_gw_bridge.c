@@ -350,6 +350,37 @@ test_bridge_infinite_stream_ends_on_a_broker_error(void **state)
     assert_int_equal(gw_bridge_inflight(f->bridge), 0);
 }
 
+// The caller's identity goes in a CALL only for a function declared with request_info.
+static void
+test_bridge_sends_the_identity_only_with_request_info(void **state)
+{
+    fixture_t *f = *state;
+    const char *const roles[] = {"admin"};
+    gw_identity_t who = {
+        .user_id = "u1", .roles = roles, .n_roles = 1, .device_id = "d1", .ip = "10.0.0.9"};
+    const char *const keys[] = {"user_id", "roles", "device_id", "ip"};
+    for (int info = 0; info < 2; info++) {
+        gw_call_t call = {.request_id = "r1",
+                          .service = "s",
+                          .request_type = "f",
+                          .args = ga_map(f->arena, 0),
+                          .response_type = GA_RESP_NONE,
+                          .timeout_ms = 5000,
+                          .who = &who,
+                          .request_info = info == 1};
+        gw_route_t route = {.type = GA_RESP_NONE, .conn_id = 1, .request_id = "r1"};
+        assert_int_equal(gw_bridge_call(f->bridge, &call, &route), GA_OK);
+        assert_true(s_broker_recv(f, GA_CMD_CALL, 3000));
+        for (size_t k = 0; k < 4; k++) {
+            if ((ga_map_get(&f->msg.value, keys[k]) != NULL) != (info == 1)) {
+                fail_msg("request_info %d: %s %s", info, keys[k], info ? "missing" : "sent");
+            }
+        }
+    }
+    assert_string_equal(ga_map_get_str(&f->msg.value, "user_id"), "u1");
+    assert_string_equal(ga_map_get_str(&f->msg.value, "ip"), "10.0.0.9");
+}
+
 int
 main(void)
 {
@@ -363,6 +394,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_bridge_stream_deadline_bounds_silence_not_the_whole_stream, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_infinite_stream_ends_on_a_broker_error,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_sends_the_identity_only_with_request_info,
                                         s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -626,6 +626,130 @@ test_pipeline_refusal_of_a_none_function_reports_its_response_type(void **state)
     assert_int_equal(f->call.response_type, GA_RESP_SYNC);
 }
 
+// Once service, request_type and version name a config, every refusal of a `none` function
+// says so, whichever check refused it: the caller must stay silent.
+static void
+test_pipeline_every_refusal_of_a_known_none_function_reports_it(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_apply(f,
+                "{\"functions\":[{\"service\":\"event_service\",\"request_type\":\"off\","
+                "\"response_type\":\"none\",\"disabled\":true},"
+                "{\"service\":\"event_service\",\"request_type\":\"mine\","
+                "\"response_type\":\"none\",\"check_permission\":\"any_authenticated\"}]}",
+                false),
+        2);
+    static const char *const cases[][2] = {
+        {"{\"service\":\"event_service\",\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}",
+         "Missing field: request_id"},
+        {"{\"request_id\":7,\"service\":\"event_service\",\"request_type\":\"log\"}",
+         "Invalid field: request_id (expected a non-empty string)"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"log\","
+         "\"args\":[]}",
+         "Invalid field: args (expected an object)"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"off\"}",
+         "Function disabled"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"log\","
+         "\"args\":{\"msg\":\"m\",\"x\":1}}",
+         "Unknown argument: x"},
+        {"{\"request_id\":\"r\",\"service\":\"event_service\",\"request_type\":\"mine\"}",
+         "Permission denied"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_string_equal(s_refused(f, cases[i][0]), cases[i][1]);
+        assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    }
+    f->cfg.require_auth = true;
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"args\":{\"msg\":\"m\"}}"),
+                        "Authentication required");
+    assert_int_equal(f->call.response_type, GA_RESP_NONE);
+    f->cfg.require_auth = false;
+    // Not identified: a version of the wrong type, or one that does not exist.
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"version\":1}"),
+                        "Invalid field: version (expected a non-empty string)");
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"event_service\","
+                                     "\"request_type\":\"log\",\"version\":\"9\"}"),
+                        "Unknown function");
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+}
+
+// A request to caps_service.take with `args_json` as its args.
+static const char *
+s_caps_request(fixture_t *f, const char *args_json)
+{
+    size_t n = strlen(args_json) + 128;
+    char *req = ga_arena_alloc(f->a, n);
+    snprintf(req, n, "{\"request_id\":\"r\",\"service\":\"caps_service\","
+                     "\"request_type\":\"take\",\"args\":%s}", args_json);
+    return req;
+}
+
+// `n` copies of `unit` separated by `sep`, between `open` and `close`.
+static const char *
+s_repeat(fixture_t *f, const char *open, const char *unit, const char *sep, size_t n,
+         const char *close)
+{
+    size_t len = strlen(open) + n * (strlen(unit) + strlen(sep)) + strlen(close) + 1;
+    char *out = ga_arena_alloc(f->a, len);
+    strcpy(out, open);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, i ? sep : "");
+        strcat(out, unit);
+    }
+    strcat(out, close);
+    return out;
+}
+
+static void
+test_pipeline_global_caps_hold_for_values_nested_in_arguments(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_apply(f,
+                "{\"functions\":[{\"service\":\"caps_service\",\"request_type\":\"take\","
+                "\"arg_types\":{\"a\":{\"type\":\"any\",\"allow_nil\":true},"
+                "\"m\":{\"type\":\"map\",\"allow_nil\":true},"
+                "\"l\":{\"type\":\"list\",\"allow_nil\":true},"
+                "\"lm\":{\"type\":\"list_map\",\"allow_nil\":true}}}]}",
+                false),
+        1);
+    const char *big = s_repeat(f, "\"", "x", "", 5000, "\"");     // a 5000-byte string
+    const char *ok_str = s_repeat(f, "\"", "x", "", 3000, "\"");  // exactly at the cap
+    const char *long_list = s_repeat(f, "[", "1", ",", 2000, "]"); // 2000 items
+    const char *ok_list = s_repeat(f, "[", "1", ",", 1000, "]");   // exactly at the cap
+    char args[16384];
+    struct {
+        const char *pre;   // args JSON before the large value
+        const char *inner; // the large value
+        const char *post;  // args JSON after it
+        const char *error; // the refusal
+    } cases[] = {
+        {"{\"a\":", big, "}", "Argument a exceeds max_bytes 3000 at a"},
+        {"{\"a\":{\"deep\":[{\"s\":", big, "}]}}", "Argument a exceeds max_bytes 3000 at a.deep[0].s"},
+        {"{\"a\":[[", long_list, "]]}", "Argument a exceeds max_items 1000 at a[0][0]"},
+        {"{\"m\":{\"k\":", big, "}}", "Argument m exceeds max_bytes 3000 at m.k"},
+        {"{\"m\":{\"k\":", long_list, "}}", "Argument m exceeds max_items 1000 at m.k"},
+        {"{\"l\":[1,{\"x\":", big, "}]}", "Argument l exceeds max_bytes 3000 at l[1].x"},
+        {"{\"l\":[", long_list, "]}", "Argument l exceeds max_items 1000 at l[0]"},
+        {"{\"lm\":[{\"x\":[", big, "]}]}", "Argument lm exceeds max_bytes 3000 at lm[0].x[0]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "%s%s%s", cases[i].pre, cases[i].inner, cases[i].post);
+        assert_string_equal(s_refused(f, s_caps_request(f, args)), cases[i].error);
+    }
+    // A key longer than the cap is refused too; values at the caps pass.
+    snprintf(args, sizeof args, "{\"m\":{%s:1}}", big);
+    assert_string_equal(s_refused(f, s_caps_request(f, args)),
+                        "Argument m has a key over max_bytes 3000 at m");
+    snprintf(args, sizeof args, "{\"a\":{\"s\":%s,\"l\":%s},\"lm\":[{\"l\":%s}]}", ok_str,
+             ok_list, ok_list);
+    assert_int_equal(s_prepare(f, s_caps_request(f, args)), GA_OK);
+}
+
 // --- permissions ---
 
 static void
@@ -685,7 +809,7 @@ test_pipeline_in_process_callback_decides_synchronously(void **state)
     assert_int_equal(s_prepare_as(f, &bob, req), GA_OK);
     assert_null(f->call.permission_callback); // decided here, nothing left for the caller
     assert_int_equal(s_prepare_as(f, &alice, req), GA_EDENIED);
-    assert_string_equal(f->refusal.error, "Permission denied");
+    assert_string_equal(f->refusal.error, "Permission denied: not bob"); // its reason
     assert_int_equal(s_callback_calls, 2);
 }
 
@@ -754,30 +878,52 @@ test_pipeline_check_call_refuses_names_without_service_dot_function(void **state
     }
 }
 
+// The permission callback contract: an ok answer allows (whatever its value, except one that
+// says no), the callback's own error denies with its reason, any other failure denies plainly.
 static void
-test_pipeline_check_answers_allow_only_true_or_allow_true(void **state)
+test_pipeline_check_answer_allows_on_ok_and_denies_with_the_callbacks_reason(void **state)
 {
     fixture_t *f = *state;
     const struct {
         const char *body;
-        bool allows;
+        const char *denial; // NULL: allowed
     } cases[] = {
-        {"{\"ok\":true,\"result\":true}", true},
-        {"{\"ok\":true,\"result\":{\"allow\":true}}", true},
-        {"{\"ok\":true,\"result\":false}", false},
-        {"{\"ok\":true,\"result\":{\"allow\":false}}", false},
-        {"{\"ok\":true,\"result\":{\"allow\":\"yes\"}}", false},
-        {"{\"ok\":true,\"result\":\"yes\"}", false},
-        {"{\"ok\":true,\"result\":1}", false},
-        {"{\"ok\":true}", false},
-        {"{\"ok\":false,\"error\":\"boom\",\"result\":true}", false},
-        {"{\"ok\":\"true\",\"result\":true}", false},
-        {"{\"result\":true}", false},
+        {"{\"ok\":true,\"result\":null}", NULL}, // the walkthrough's :ok
+        {"{\"ok\":true}", NULL},
+        {"{\"ok\":true,\"result\":true}", NULL},
+        {"{\"ok\":true,\"result\":{\"allow\":true}}", NULL},
+        {"{\"ok\":true,\"result\":\"yes\"}", NULL},
+        {"{\"ok\":true,\"result\":{\"user\":\"u1\"}}", NULL},
+        // An ok answer that says no still denies (fail closed for boolean answers).
+        {"{\"ok\":true,\"result\":false}", "Permission denied"},
+        {"{\"ok\":true,\"result\":{\"allow\":false}}", "Permission denied"},
+        // The callback's own error: its reason reaches the client.
+        {"{\"ok\":false,\"error\":\"unauthorized\",\"code\":14}",
+         "Permission denied: unauthorized"},
+        {"{\"ok\":false,\"error\":\"Quota exceeded. Upgrade your plan.\",\"code\":14,"
+         "\"can_retry\":false}",
+         "Permission denied: Quota exceeded. Upgrade your plan."},
+        // Anything else: no reason (crash, timeout, unknown callback, internal, malformed).
+        {"{\"ok\":false,\"error\":\"\",\"code\":14}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}",
+         "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Request timed out\",\"code\":4}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Unknown function\",\"code\":7}", "Permission denied"},
+        {"{\"ok\":false,\"error\":\"Internal Server Error\",\"code\":15}",
+         "Permission denied"},
+        {"{\"ok\":false,\"error\":\"boom\"}", "Permission denied"},
+        {"{\"ok\":\"true\",\"result\":true}", "Permission denied"},
+        {"{\"result\":true}", "Permission denied"},
+        {"{\"error\":\"x\",\"code\":14}", "Permission denied"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ga_value_t v = s_json(f->a, cases[i].body);
-        if (gw_pipeline_check_allows(&v) != cases[i].allows) {
-            fail_msg("check_allows(%s) != %d", cases[i].body, cases[i].allows);
+        const char *got = gw_pipeline_check_denial(&v, f->a);
+        bool same = got == NULL ? cases[i].denial == NULL
+                                : cases[i].denial != NULL && strcmp(got, cases[i].denial) == 0;
+        if (!same) {
+            fail_msg("check_denial(%s) = %s, want %s", cases[i].body, got ? got : "(allowed)",
+                     cases[i].denial ? cases[i].denial : "(allowed)");
         }
     }
 }
@@ -954,6 +1100,8 @@ main(void)
         T(test_pipeline_keeps_a_given_value_over_the_default),
         T(test_pipeline_fills_absent_nullable_argument_with_null),
         T(test_pipeline_refusal_of_a_none_function_reports_its_response_type),
+        T(test_pipeline_every_refusal_of_a_known_none_function_reports_it),
+        T(test_pipeline_global_caps_hold_for_values_nested_in_arguments),
         T(test_pipeline_any_authenticated_refuses_anonymous_only),
         T(test_pipeline_arg_permission_needs_argument_equal_to_caller),
         T(test_pipeline_role_permission_needs_one_listed_role),
@@ -961,7 +1109,7 @@ main(void)
         T(test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call),
         T(test_pipeline_check_call_for_anonymous_sends_nulls),
         T(test_pipeline_check_call_refuses_names_without_service_dot_function),
-        T(test_pipeline_check_answers_allow_only_true_or_allow_true),
+        T(test_pipeline_check_answer_allows_on_ok_and_denies_with_the_callbacks_reason),
         T(test_pipeline_result_ok_becomes_a_success_result),
         T(test_pipeline_result_handler_error_shows_its_message),
         T(test_pipeline_result_internal_error_is_hidden_without_detail_errors),

@@ -23,7 +23,8 @@ s_admin_action(wk_request_t *req, void *ctx)
 }
 
 // The permission callback: the gateway sends {service, request_type, args, user_id, roles,
-// device_id, ip}; answering true allows the call, anything else denies it.
+// device_id, ip}; an ok answer allows the call (the walkthrough's :ok), an error denies it and
+// the client sees "Permission denied: unauthorized" (the walkthrough's {:error, :unauthorized}).
 static void
 s_authorize(wk_request_t *req, void *ctx)
 {
@@ -34,7 +35,11 @@ s_authorize(wk_request_t *req, void *ctx)
         const char *role = wk_value_str(wk_value_at(roles, i));
         allowed = role && (strcmp(role, "admin") == 0 || strcmp(role, "operator") == 0);
     }
-    wk_reply(req, wk_bool(req, allowed));
+    if (allowed) {
+        wk_reply(req, NULL);
+    } else {
+        wk_reply_error(req, "unauthorized");
+    }
 }
 
 static const wk_function_t s_functions[] = {
@@ -45,6 +50,7 @@ static const wk_function_t s_functions[] = {
     {.request_type = "admin_action",
      .args = "action:string",
      .permission_callback = "admin_service.authorize",
+     .request_info = true, // the handler reports who performed the action
      .handler = s_admin_action},
     {.request_type = "authorize", .handler = s_authorize},
 };

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The walkthrough's report_service (section 5, "Async Execution"): generate_report takes three
-// seconds; the client gets an ack at once and the report's URL as a later push.
+// seconds; the client gets an ack at once and the report's URL as a later push. Its config is
+// the walkthrough's: version 1.0.0, one argument `format` (a string, "pdf" when absent), async,
+// the default timeout (5 s).
 #include <genapi/worker.h>
 
+#include <stdio.h>
 #include <time.h>
 
 static void
@@ -13,14 +16,16 @@ s_generate_report(wk_request_t *req, void *ctx)
     while (nanosleep(&ts, &ts) != 0) {
         // interrupted: sleep the rest
     }
-    wk_reply(req, wk_map(req, "report_url", wk_str(req, "https://example.com/reports/123.pdf"),
-                         NULL));
+    char url[300];
+    snprintf(url, sizeof url, "https://example.com/reports/123.%s", wk_arg_str(req, "format"));
+    wk_reply(req, wk_map(req, "report_url", wk_str(req, url), NULL));
 }
 
 static const wk_function_t s_functions[] = {
     {.request_type = "generate_report",
+     .version = "1.0.0",
+     .args = "format:string(default=pdf)",
      .response_type = "async",
-     .timeout_ms = 30000,
      .handler = s_generate_report},
 };
 

@@ -76,6 +76,7 @@ static const wk_function_t s_functions[] = {
      .handler = s_get_user},
     {.request_type = "get_profile",
      .check_permission = "any_authenticated",
+     .request_info = true, // the handler reads the caller's user id
      .handler = s_get_profile},
     {.request_type = "get_user_profile",
      .args = "user_id:string",

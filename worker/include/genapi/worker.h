@@ -39,9 +39,9 @@ typedef struct wk_stream_t wk_stream_t;
 // live until the handler returns; they are owned by the request.
 typedef struct ga_value_t wk_value_t;
 
-// A handler runs on a pool thread. It must answer exactly once with wk_reply or
-// wk_reply_error before returning (a handler that returns without answering is answered
-// with an internal error). `ctx` is the service's ctx.
+// A handler runs on a pool thread (on the I/O thread when the function is non_blocking). It
+// must answer exactly once with wk_reply or wk_reply_error before returning (a handler that
+// returns without answering is answered with an internal error). `ctx` is the service's ctx.
 typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
 
 typedef struct {
@@ -60,6 +60,10 @@ typedef struct {
     const char *check_permission;
     // "service.request_type" of a worker function deciding instead of check_permission.
     const char *permission_callback;
+    // The handler sees the caller's identity: wk_request_user_id, wk_request_has_role,
+    // wk_request_device_id and wk_request_ip. Without it they answer NULL (false): the gateway
+    // does not send the identity, and the library would not show it.
+    bool request_info;
     // The handler never blocks (no I/O, no sleeping, microseconds of work): it runs on the
     // library's I/O thread, skipping the two thread hand-offs of the pool. Not for streams.
     bool non_blocking;
@@ -84,6 +88,10 @@ typedef struct {
     // Called on the library's I/O thread each time the broker accepts the table.
     void (*on_registered)(const char *node, const char *broker, void *arg);
     void *on_registered_arg;   // passed to on_registered
+    // CurveZMQ (docs/security.md): this worker's certificate (FILE and FILE_secret, made by
+    // genapi-ctl keygen --role worker) and the broker's public certificate. Both NULL: off.
+    const char *curve_secret_file;
+    const char *curve_broker_file;
 } wk_options_t;
 
 // Creates a worker for `service` with `options` (either may be borrowed; both must outlive
@@ -117,11 +125,14 @@ WK_EXPORT const char *wk_arg_str(wk_request_t *req, const char *name);
 WK_EXPORT int64_t wk_arg_int(wk_request_t *req, const char *name, int64_t dflt);
 WK_EXPORT double wk_arg_num(wk_request_t *req, const char *name, double dflt);
 WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
-// Who called: the connection's user id (NULL when anonymous) and the client's request id.
-WK_EXPORT const char *wk_request_user_id(wk_request_t *req);
+// The client's request id.
 WK_EXPORT const char *wk_request_id(wk_request_t *req);
-// The connection's device id (NULL when unknown), and whether the caller holds `role`.
+// Who called, for functions declared with request_info (NULL or false otherwise): the
+// connection's user id (NULL when anonymous), its device id (NULL when unknown), its peer
+// address, and whether the caller holds `role`.
+WK_EXPORT const char *wk_request_user_id(wk_request_t *req);
 WK_EXPORT const char *wk_request_device_id(wk_request_t *req);
+WK_EXPORT const char *wk_request_ip(wk_request_t *req);
 WK_EXPORT bool wk_request_has_role(wk_request_t *req, const char *role);
 
 // Answers with `result` (NULL means nil). Only the first answer counts.

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// genapi-test-peer: a raw ZeroMQ peer for the security tests, playing whoever an attacker on the
+// network could play: a DEALER on a broker ROUTER (a forged gateway or worker), a PUB on the
+// stream proxy's input (a forged stream chunk), or a SUB on its output (an eavesdropper).
+//
+//   genapi-test-peer --connect ENDPOINT --type dealer|pub|sub [--curve-key FILE --broker-key FILE]
+//                    [--topic TOPIC] [--send COMMAND JSON]... [--listen MS]
+//
+// COMMAND is a command name (CALL, REGISTER, ADMIN, STREAM, ...) and JSON its body (a string
+// value written "\u0000"-free; a "token" given as {"$bytes": "hex"} is sent as raw bytes, NUL
+// bytes included). A pub sends each message on TOPIC; a sub subscribes to TOPIC (default: all).
+// Prints "CONNECTED" once set up, then one line per message received within MS (default 1000):
+// "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"). Exit 0 unless the arguments are bad.
+#include "ga_arena.h"
+#include "ga_curve.h"
+#include "ga_json.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+
+#include <zmq.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+s_command(const char *name)
+{
+    for (int c = 0; c < 256; c++) {
+        const char *n = ga_cmd_name(c);
+        if (n && strcmp(n, name) == 0) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+// Replaces {"$bytes": "hex"} values at the top level by raw strings.
+static void
+s_raw_bytes(ga_value_t *body, ga_arena_t *a)
+{
+    for (uint32_t i = 0; body->type == GA_MAP && i < body->len; i++) {
+        ga_value_t *v = &body->u.pairs[i].value;
+        const char *hex = v->type == GA_MAP ? ga_map_get_str(v, "$bytes") : NULL;
+        if (hex == NULL) {
+            continue;
+        }
+        size_t n = strlen(hex) / 2;
+        char *raw = ga_arena_alloc(a, n + 1);
+        for (size_t j = 0; j < n; j++) {
+            unsigned byte = 0;
+            sscanf(hex + 2 * j, "%2x", &byte);
+            raw[j] = (char) byte;
+        }
+        raw[n] = '\0';
+        *v = ga_strn(raw, n);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *endpoint = NULL, *type = "dealer", *topic = "", *curve_key = NULL;
+    const char *broker_key = NULL;
+    long listen_ms = 1000;
+    const char *sends[32][2];
+    int n_sends = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
+            endpoint = argv[++i];
+        } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+            type = argv[++i];
+        } else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
+            topic = argv[++i];
+        } else if (strcmp(argv[i], "--curve-key") == 0 && i + 1 < argc) {
+            curve_key = argv[++i];
+        } else if (strcmp(argv[i], "--broker-key") == 0 && i + 1 < argc) {
+            broker_key = argv[++i];
+        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+            listen_ms = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--send") == 0 && i + 2 < argc && n_sends < 32) {
+            sends[n_sends][0] = argv[i + 1];
+            sends[n_sends][1] = argv[i + 2];
+            n_sends++;
+            i += 2;
+        } else {
+            fprintf(stderr, "genapi-test-peer: bad argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    int zt = strcmp(type, "pub") == 0 ? ZMQ_PUB : strcmp(type, "sub") == 0 ? ZMQ_SUB : ZMQ_DEALER;
+    if (endpoint == NULL) {
+        fprintf(stderr, "genapi-test-peer: --connect is required\n");
+        return 2;
+    }
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, zt);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    ga_curve_cert_t own, broker;
+    bool curve = curve_key && broker_key;
+    char err[600];
+    // Any role will do: the broker, not this program, decides what a key may do.
+    if (curve && (ga_curve_load(curve_key, true, &own, err, sizeof err) != GA_OK ||
+                  ga_curve_load(broker_key, false, &broker, err, sizeof err) != GA_OK)) {
+        fprintf(stderr, "genapi-test-peer: %s\n", err);
+        return 2;
+    }
+    if (curve && ga_curve_client(sock, &own, broker.public_txt) != GA_OK) {
+        fprintf(stderr, "genapi-test-peer: cannot set CURVE keys\n");
+        return 2;
+    }
+    if (zt == ZMQ_SUB) {
+        zmq_setsockopt(sock, ZMQ_SUBSCRIBE, topic, strlen(topic));
+    }
+    if (zmq_connect(sock, endpoint) != 0) {
+        fprintf(stderr, "genapi-test-peer: cannot connect to %s\n", endpoint);
+        return 2;
+    }
+    zmq_sleep(zt == ZMQ_PUB ? 1 : 0); // a PUB's first messages are lost before subscriptions
+    printf("CONNECTED\n");
+    fflush(stdout);
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    for (int i = 0; i < n_sends; i++) {
+        int cmd = s_command(sends[i][0]);
+        ga_value_t body;
+        if (cmd < 0 || ga_json_decode(sends[i][1], strlen(sends[i][1]), a, &body, err,
+                                      sizeof err) != GA_OK) {
+            fprintf(stderr, "genapi-test-peer: bad --send %s %s\n", sends[i][0], sends[i][1]);
+            return 2;
+        }
+        s_raw_bytes(&body, a);
+        ga_buf_reset(&out);
+        ga_wire_encode(&out, &body);
+        ga_err_t rc = zt == ZMQ_PUB ? ga_proto_publish(sock, topic, cmd, &out)
+                                    : ga_proto_send(sock, NULL, 0, cmd, &out);
+        if (rc != GA_OK) {
+            printf("UNSENT %s\n", sends[i][0]);
+        }
+    }
+    ga_proto_msg_t msg;
+    ga_proto_msg_init(&msg);
+    void *watch = zmq_stopwatch_start();
+    for (;;) {
+        long left = listen_ms - (long) (zmq_stopwatch_intermediate(watch) / 1000);
+        if (left <= 0) {
+            break;
+        }
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, left) <= 0) {
+            continue;
+        }
+        ga_arena_reset(a);
+        if (ga_proto_recv(sock, zt == ZMQ_SUB, &msg, a) != GA_OK) {
+            printf("RECV MALFORMED\n");
+            continue;
+        }
+        ga_buf_reset(&out);
+        ga_json_encode(&out, &msg.value);
+        if (zt == ZMQ_SUB) {
+            printf("RECV %.*s %s %.*s\n", (int) msg.id_len, (const char *) msg.id,
+                   ga_cmd_name(msg.cmd), (int) out.len, (const char *) out.data);
+        } else {
+            printf("RECV %s %.*s\n", ga_cmd_name(msg.cmd), (int) out.len, (const char *) out.data);
+        }
+        fflush(stdout);
+    }
+    zmq_stopwatch_stop(watch);
+    ga_proto_msg_fini(&msg);
+    ga_buf_fini(&out);
+    ga_arena_destroy(&a);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return 0;
+}
