@@ -56,7 +56,7 @@ typedef struct {
     uint64_t late_replies;  // replies for calls already answered
     uint64_t undeliverable; // messages a peer could not take (gone or full)
     uint64_t chunks;        // stream chunks forwarded
-    uint64_t chunks_dropped; // stream chunks a gateway could not take (it sees a gap)
+    uint64_t chunks_dropped; // stream messages a gateway could not take (the stream is ended)
     uint64_t breaker_opened; // times a worker's circuit opened
     uint64_t refused;        // messages refused for the sender's key (CURVE on)
 } bk_stats_t;

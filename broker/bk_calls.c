@@ -14,6 +14,7 @@
 #include "ga_timeq.h"
 
 #include <czmq.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,8 +107,13 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     w->inflight++;
     ga_idmap_put(self->calls, call->id, call);
+    // A stream's timeout bounds the silence between two of its messages (bk_on_stream moves
+    // the deadline on); any other call's bounds the whole call. Infinity: no deadline.
+    call->idle_ms = call->stream && cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
+    call->deadline = INT64_MAX;
     if (cfg->timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
-        ga_timeq_push(self->deadlines, ga_clock_ms() + cfg->timeout_ms, call->id);
+        call->deadline = ga_clock_ms() + cfg->timeout_ms;
+        ga_timeq_push(self->deadlines, call->deadline, call->id);
     }
 }
 
@@ -167,6 +173,54 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
     bk_release_call(self, call);
 }
 
+typedef struct {
+    const uint8_t *gw_id; // gateway routing id
+    size_t gw_id_len;     // its length
+    uint64_t *ids;        // matching broker ids
+    size_t n;             // matches so far
+    size_t max;           // room in ids
+} gw_calls_t;
+
+static void
+s_collect_gateway(uint64_t id, void *value, void *arg)
+{
+    gw_calls_t *m = arg;
+    bk_call_t *call = value;
+    if (m->n < m->max && call->gw_id_len == m->gw_id_len &&
+        memcmp(call->gw_id, m->gw_id, m->gw_id_len) == 0) {
+        m->ids[m->n++] = id;
+    }
+}
+
+void
+bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len)
+{
+    size_t max = ga_idmap_size(self->calls);
+    if (max == 0) {
+        return;
+    }
+    gw_calls_t m = {.gw_id = gw_id,
+                    .gw_id_len = gw_id_len,
+                    .ids = ga_malloc(sizeof(uint64_t) * max),
+                    .max = max};
+    ga_idmap_each(self->calls, s_collect_gateway, &m);
+    for (size_t i = 0; i < m.n; i++) {
+        bk_call_t *call = ga_idmap_take(self->calls, m.ids[i]);
+        if (call->stream) {
+            bk_cancel_worker(self, call);
+        }
+        // Dropped if the gateway is really gone; if it was only stalled, it reads this when it
+        // resumes, rather than waiting on a stream the worker no longer sends.
+        bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_EUNAVAIL,
+                      "Service unavailable", true);
+        bk_release_call(self, call);
+    }
+    if (m.n) {
+        GA_NOTICE("%zu call(s) of the lost gateway forgotten", m.n);
+    }
+    ga_free(m.ids);
+}
+
 // Tells the worker holding `call` to stop it (its stream handler sees the cancel).
 void
 bk_cancel_worker(bk_broker_t *self, const bk_call_t *call)
@@ -212,10 +266,16 @@ bk_on_tick(bk_broker_t *self, int64_t now)
     // Deadlines: answer every call whose time is up.
     uint64_t id;
     while (ga_timeq_pop_due(self->deadlines, now, &id)) {
-        bk_call_t *call = ga_idmap_take(self->calls, id);
+        bk_call_t *call = ga_idmap_get(self->calls, id);
         if (call == NULL) {
             continue; // answered in time
         }
+        if (call->deadline > now) {
+            // A stream that kept talking: its deadline moved on. One entry per call stays queued.
+            ga_timeq_push(self->deadlines, call->deadline, id);
+            continue;
+        }
+        ga_idmap_take(self->calls, id);
         self->stats.timeouts++;
         bk_cancel_worker(self, call);
         s_note_failure(self, call->worker, now);

@@ -30,6 +30,8 @@ typedef struct bk_call_t bk_call_t;
 struct bk_call_t {
     uint64_t id;         // broker's id (sent to the worker)
     bool stream;         // a stream call: ends with its last chunk, not a reply
+    int64_t idle_ms;     // streams: each forwarded message moves the deadline this far; else 0
+    int64_t deadline;    // monotonic ms; the deadline queue may hold an earlier, stale one
     char request_id[BK_REQUEST_ID_MAX]; // the client's request id (truncated)
     uint64_t gw_call_id; // the gateway's id for the same call
     uint8_t gw_id[255];  // gateway routing id
@@ -110,6 +112,9 @@ void bk_cancel_worker(bk_broker_t *self, const bk_call_t *call);
 void bk_release_call(bk_broker_t *self, bk_call_t *call);
 // bk_calls.c: the timer: call deadlines, silent workers and gateways, heartbeats.
 void bk_on_tick(bk_broker_t *self, int64_t now);
+// bk_calls.c: forgets every call of the gateway `gw_id` (it went silent), answering each with
+// `Service unavailable` in case it was only stalled; the workers are told to stop its streams.
+void bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len);
 
 // bk_streams.c: forwards one stream message from the XSUB side to the XPUB side.
 void bk_on_stream(bk_broker_t *self);

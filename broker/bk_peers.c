@@ -139,6 +139,10 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
     }
     for (const char *key = zlist_first(dead); key; key = zlist_next(dead)) {
         GA_NOTICE("gateway removed: silent for 3 heartbeats");
+        bk_gateway_t *gw = zhash_lookup(self->gws, key);
+        if (gw) {
+            bk_drop_gateway_calls(self, gw->id, gw->id_len); // its streams may have no deadline
+        }
         zhash_delete(self->gws, key);
     }
     zlist_destroy(&dead);

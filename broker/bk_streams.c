@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Streams: the XSUB/XPUB proxy that forwards workers' chunks to gateways untouched and forgets a
-// stream call when its last message passes, and the stops (a gateway's STOP, admin stop_stream).
+// Streams: the XSUB/XPUB proxy that forwards workers' chunks to gateways untouched, moves a
+// stream's idle deadline on at each message, forgets the call when its last message passes (or
+// ends it with an error when a message cannot pass), and the stops (a gateway's STOP, admin
+// stop_stream).
 #include "bk_internal.h"
 
 #include "ga_arena.h"
+#include "ga_clock.h"
 #include "ga_idmap.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
@@ -11,8 +14,25 @@
 #include <string.h>
 #include <zmq.h>
 
-// Forwards one stream message from the XSUB side to the XPUB side, frames untouched, and
-// forgets the call when the message ends the stream.
+// A stream message the gateway's queue could not take: the stream is broken (the gateway would
+// see a gap at its next message, or, when the lost one ended the stream, never hear of it
+// again). End it now on the reliable ROUTER/DEALER pair: the gateway gets an error RESULT and
+// ends the stream for its client with that error; the worker is told to stop.
+static void
+s_interrupt(bk_broker_t *self, bk_call_t *call, bool ended)
+{
+    ga_idmap_take(self->calls, call->id);
+    if (!ended) {
+        bk_cancel_worker(self, call);
+    }
+    bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_EAGAIN,
+                  "Stream interrupted: chunks were lost", true);
+    bk_release_call(self, call);
+}
+
+// Forwards one stream message from the XSUB side to the XPUB side, frames untouched. Each
+// message moves its stream's deadline on; the one that ends the stream forgets the call once
+// it is on its way. A message the gateway cannot take ends the stream with an error.
 void
 bk_on_stream(bk_broker_t *self)
 {
@@ -48,23 +68,37 @@ bk_on_stream(bk_broker_t *self)
         const char *kind = ga_map_get_str(&body, "kind");
         int64_t id = ga_map_get_int(&body, "call", 0);
         bool ends = kind && strcmp(kind, "chunk") != 0;
-        bk_call_t *call = ends && id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
-        if (call) {
-            if (call->worker) {
-                call->worker->failures = 0;
-            }
-            bk_release_call(self, call);
+        bk_call_t *call = id > 0 ? ga_idmap_get(self->calls, (uint64_t) id) : NULL;
+        if (call && !call->stream) {
+            call = NULL; // not a stream: its deadline and end are the reply's business
         }
+        bool sent = true;
         for (int i = 0; i < 4; i++) {
             int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
             if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
-                // Only the first frame can fail (the rest of a message always goes):
-                // this gateway's queue is full, and the gap tells it.
-                self->stats.chunks_dropped++;
+                // Only the first frame can fail (the rest of a message always goes): this
+                // gateway's queue is full (XPUB_NODROP).
+                sent = false;
                 break;
             }
         }
-        self->stats.chunks++;
+        if (!sent) {
+            self->stats.chunks_dropped++;
+            if (call) {
+                s_interrupt(self, call, ends);
+            }
+        } else {
+            self->stats.chunks++;
+            if (call && ends) {
+                ga_idmap_take(self->calls, call->id);
+                if (call->worker) {
+                    call->worker->failures = 0;
+                }
+                bk_release_call(self, call);
+            } else if (call && call->idle_ms > 0) {
+                call->deadline = ga_clock_ms() + call->idle_ms;
+            }
+        }
     } else {
         self->stats.malformed++;
     }

@@ -32,6 +32,8 @@ struct pending_t {
     ga_buf_t held;                // encoded CALL waiting for a permission check (else empty)
     uint64_t held_id;             // the id inside `held`
     uint64_t next_seq;            // streams: the sequence number expected next
+    int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
+    int64_t deadline;             // monotonic ms; the deadline queue may hold an earlier one
     int64_t held_timeout_ms;      // its timeout
     pending_t *next;              // free-list link
 };
@@ -409,13 +411,23 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     ga_wire_encode(out, &m);
 }
 
+// Tracks `p` under `id` with its deadline: timeout + grace after now. For a stream (not while
+// its permission check runs) that bounds the silence between two messages: each one received
+// moves the deadline on (s_on_stream_msg). Infinity: no deadline.
 static void
 s_track(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t timeout_ms)
 {
     p->id = id;
     ga_idmap_put(self->calls, id, p);
+    p->idle_ms = 0;
+    p->deadline = INT64_MAX;
     if (timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
-        ga_timeq_push(self->deadlines, ga_clock_ms() + timeout_ms + self->cfg->grace_ms, id);
+        int64_t span = timeout_ms + self->cfg->grace_ms;
+        if (p->route.type == GA_RESP_STREAM && p->held.len == 0) {
+            p->idle_ms = span;
+        }
+        p->deadline = ga_clock_ms() + span;
+        ga_timeq_push(self->deadlines, p->deadline, id);
     }
 }
 
@@ -540,6 +552,8 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
     bool ends = strcmp(kind, "chunk") != 0;
     if (ends) {
         ga_idmap_take(self->calls, id);
+    } else if (p->idle_ms > 0) {
+        p->deadline = ga_clock_ms() + p->idle_ms;
     }
     self->on_stream(self->arg, &p->route, &msg->value);
     if (ends) {
@@ -777,8 +791,14 @@ gw_bridge_tick(gw_bridge_t *self)
     int64_t now = ga_clock_ms();
     uint64_t id;
     while (ga_timeq_pop_due(self->deadlines, now, &id)) {
-        pending_t *p = ga_idmap_take(self->calls, id);
+        pending_t *p = ga_idmap_get(self->calls, id);
+        if (p && p->deadline > now) {
+            // A stream that kept talking: its deadline moved on. One entry per call stays queued.
+            ga_timeq_push(self->deadlines, p->deadline, id);
+            continue;
+        }
         if (p) {
+            ga_idmap_take(self->calls, id);
             if (p->held.len) {
                 // A permission callback that does not answer in time denies.
                 s_answer_error(self, p, GA_EDENIED, "Permission denied", false);

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The walkthrough's sections 5 and 6 and fire-and-forget: async ack then result, streams in
-// order (10 ticks; 10,000 chunks), stop by request id, stop on disconnect (the worker sees the
-// cancel), a handler crashing mid-stream, a full worker pool, and `none` never answering.
+// order (10 ticks within the default timeout; search batches; 10,000 chunks), the stream timeout
+// as a bound on silence, stop by request id, stop on disconnect (the worker sees the cancel), a
+// handler crashing mid-stream or dying under an infinite stream, a full worker pool, and `none`
+// never answering.
 'use strict';
 
 const test = require('node:test');
@@ -33,7 +35,9 @@ test('async: the ack at once, the result as a later push', async () => {
   }
 });
 
-test('stream: ten ticks then the last result, in order', async () => {
+test('stream: ten ticks then the last result, in order, within the default timeout', async () => {
+  // stream_events is declared as the walkthrough declares it: no timeout, so the default
+  // 5000 ms, and it runs about 5 s: the timeout bounds the silence between messages.
   const stack = await startStack({ workers: ['event_service'] });
   try {
     const { channel } = await join(connect(stack.url, {}, stack));
@@ -47,6 +51,60 @@ test('stream: ten ticks then the last result, in order', async () => {
     assert.equal(last.kind, 'last');
     assert.deepEqual(last.result, { event: 'done', total: 10 });
     assert.equal(last.has_more, false);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: stream_search takes no arguments, sends its batches, then completes', async () => {
+  const stack = await startStack({ workers: ['event_service'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const ack = await call(channel, { request_id: 'se', service: 'event_service', request_type: 'stream_search', version: '1.0.0' });
+    assert.equal(ack.kind, 'ack');
+    const pushes = of('se')(await waitForPushes(channel, ended('se'), 10000));
+    const chunks = pushes.filter((p) => p.kind === 'chunk');
+    assert.ok(chunks.length >= 2);
+    for (const c of chunks) assert.ok(Array.isArray(c.result) && c.result.length > 0);
+    assert.equal(pushes[pushes.length - 1].kind, 'end');
+    const refused = await call(channel, { request_id: 'se2', service: 'event_service', request_type: 'stream_search', args: { query: 'x' } });
+    assert.deepEqual([refused.success, refused.error], [false, 'Unknown argument: query']);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: the timeout bounds silence, not the whole stream; a silent stream ends with a timeout error', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const svc = { service: 'test_service', request_type: 'paced' };
+    // timeout 1500 ms; 8 chunks 300 ms apart: the stream outlives its timeout, never silent long.
+    await call(channel, { ...svc, request_id: 'talks', args: { n: 8, interval_ms: 300 } });
+    let pushes = of('talks')(await waitForPushes(channel, ended('talks'), 15000));
+    assert.deepEqual(pushes.filter((p) => p.kind === 'chunk').map((c) => c.result.i), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(pushes[pushes.length - 1].kind, 'end');
+    // One chunk, then 3 s of silence: past the 1500 ms bound.
+    await call(channel, { ...svc, request_id: 'quiet', args: { n: 2, interval_ms: 3000 } });
+    pushes = of('quiet')(await waitForPushes(channel, ended('quiet'), 10000));
+    assert.deepEqual(pushes.filter((p) => p.kind === 'chunk').map((c) => c.result.i), [1]);
+    const last = pushes[pushes.length - 1];
+    assert.deepEqual([last.kind, last.success, last.error], ['error', false, 'Request timed out']);
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: with timeout infinity, a worker that dies still ends the stream with an error', async () => {
+  const stack = await startStack({ workers: ['genapi-test-worker'] });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    await call(channel, { request_id: 'inf', service: 'test_service', request_type: 'watch' });
+    await waitForPushes(channel, (p) => of('inf')(p).some((x) => x.kind === 'chunk'));
+    await stack.workers[0].kill('SIGKILL');
+    const pushes = of('inf')(await waitForPushes(channel, ended('inf'), 5000));
+    const last = pushes[pushes.length - 1];
+    assert.deepEqual([last.kind, last.error], ['error', 'Worker lost']);
   } finally {
     await stack.stop();
   }

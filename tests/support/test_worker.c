@@ -210,6 +210,8 @@ static const wk_function_t s_functions[] = {
     {.request_type = "count", .response_type = "stream", .timeout_ms = 60000,
      .args = "n:num, interval_ms:num(default=0)", .handler = s_count},
     {.request_type = "watch", .response_type = "stream", .timeout_ms = -1, .handler = s_watch},
+    {.request_type = "paced", .response_type = "stream", .timeout_ms = 1500,
+     .args = "n:num, interval_ms:num", .handler = s_count},
     {.request_type = "crash_stream", .response_type = "stream", .handler = s_crash_stream},
     {.request_type = "slow_async", .response_type = "async", .timeout_ms = 30000,
      .args = "ms:num", .handler = s_sleep},

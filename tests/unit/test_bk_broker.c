@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The broker in-process on loopback TCP, driven by raw DEALER sockets acting as a worker and a
 // gateway: routing, id mapping, liveness, deadlines, push tokens, registry updates (sequence
-// numbers, removals, owed snapshots), the re-registration window and hostile input.
+// numbers, removals, owed snapshots), the re-registration window, hostile input, and streams
+// through the XSUB/XPUB proxy (idle deadlines, a full gateway queue, a lost gateway).
 #include "bk_broker.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_proto.h"
+#include "ga_wire.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -53,14 +55,14 @@ s_dealer(fixture_t *f, const char *endpoint)
 }
 
 static fixture_t *
-s_start(const char *token, int64_t heartbeat_ms)
+s_start_hwm(const char *token, int64_t heartbeat_ms, int64_t hwm)
 {
     fixture_t *f = calloc(1, sizeof *f);
     f->cfg = (bk_config_t){.worker_endpoint = "tcp://127.0.0.1:*",
                            .gateway_endpoint = "tcp://127.0.0.1:*",
                            .heartbeat_ms = heartbeat_ms,
                            .push_token = token,
-                           .hwm = 1000,
+                           .hwm = hwm,
                            .stream_in_endpoint = "tcp://127.0.0.1:*",
                            .stream_out_endpoint = "tcp://127.0.0.1:*",
                            .breaker_threshold = 5,
@@ -75,6 +77,12 @@ s_start(const char *token, int64_t heartbeat_ms)
     ga_proto_msg_init(&f->msg);
     ga_buf_init(&f->buf);
     return f;
+}
+
+static fixture_t *
+s_start(const char *token, int64_t heartbeat_ms)
+{
+    return s_start_hwm(token, heartbeat_ms, 1000);
 }
 
 static bk_stats_t
@@ -538,6 +546,205 @@ test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update(void **state)
     assert_true(stats.undeliverable >= 1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streams: a fake worker publishes on the broker's XSUB; a fake gateway subscribes to its XPUB.
+
+static const char *s_register_streams =
+    "{\"node\":\"streamer@here\",\"service\":\"test_service\",\"config_version\":\"1\","
+    "\"functions\":[{\"service\":\"test_service\",\"request_type\":\"st\","
+    "\"response_type\":\"stream\",\"timeout\":600},"
+    "{\"service\":\"test_service\",\"request_type\":\"forever\","
+    "\"response_type\":\"stream\",\"timeout\":\"infinity\"}]}";
+
+// Registers the stream functions and connects an XPUB (the worker's stream socket) to the
+// broker's XSUB, returning once the broker's subscription has arrived.
+static void *
+s_stream_worker(fixture_t *f)
+{
+    s_send_json(f, f->worker, GA_CMD_REGISTER, s_register_streams);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    void *pub = zmq_socket(f->zctx, ZMQ_XPUB);
+    int zero = 0;
+    int one = 1;
+    assert_int_equal(zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &one, sizeof one), 0);
+    assert_int_equal(zmq_connect(pub, bk_broker_stream_in_endpoint(f->broker)), 0);
+    zmq_pollitem_t item = {.socket = pub, .events = ZMQ_POLLIN};
+    assert_true(zmq_poll(&item, 1, 3000) == 1);
+    char sub[64];
+    assert_true(zmq_recv(pub, sub, sizeof sub, 0) >= 1 && sub[0] == 1);
+    return pub;
+}
+
+// Publishes one stream message, waiting (at most 5 s) for room.
+static void
+s_publish(fixture_t *f, void *pub, const char *topic, int64_t call, int64_t seq, const char *kind,
+          size_t pad)
+{
+    ga_value_t m = ga_map(f->arena, 4);
+    ga_map_put(&m, f->arena, "call", ga_int(call));
+    ga_map_put(&m, f->arena, "seq", ga_int(seq));
+    ga_map_put(&m, f->arena, "kind", ga_str(kind));
+    char *data = ga_arena_alloc(f->arena, pad + 1);
+    memset(data, 'x', pad);
+    data[pad] = '\0';
+    ga_map_put(&m, f->arena, "data", ga_str(data));
+    ga_buf_reset(&f->buf);
+    ga_wire_encode(&f->buf, &m);
+    int64_t deadline = ga_clock_ms() + 5000;
+    ga_err_t rc;
+    while ((rc = ga_proto_publish(pub, topic, GA_CMD_STREAM, &f->buf)) == GA_EAGAIN &&
+           ga_clock_ms() < deadline) {
+        zmq_pollitem_t none = {.socket = NULL, .fd = -1};
+        zmq_poll(&none, 0, 1);
+    }
+    assert_int_equal(rc, GA_OK);
+    ga_arena_reset(f->arena);
+}
+
+// Starts stream `request_type` as gateway call `gw_call_id`; returns the broker's id.
+static int64_t
+s_start_stream(fixture_t *f, const char *request_type, int64_t gw_call_id)
+{
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"id\":%lld,\"service\":\"test_service\",\"request_type\":\"%s\","
+             "\"request_id\":\"r%lld\",\"stream_topic\":\"s.gw.%lld\"}",
+             (long long) gw_call_id, request_type, (long long) gw_call_id,
+             (long long) gw_call_id);
+    s_send_json(f, f->gateway, GA_CMD_CALL, json);
+    assert_true(s_expect(f, f->worker, GA_CMD_REQUEST, 2000));
+    int64_t id = ga_map_get_int(&f->msg.value, "id", 0);
+    assert_true(id > 0);
+    return id;
+}
+
+// A stream's timeout (600 ms) bounds the silence between its messages: one that keeps talking
+// for 2.5 times as long is not cut; once silent, it times out and its worker is told to stop.
+static void
+test_broker_stream_deadline_bounds_silence_not_the_whole_stream(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    void *pub = s_stream_worker(f);
+    int64_t id = s_start_stream(f, "st", 70);
+    for (int64_t seq = 1; seq <= 10; seq++) { // 10 x 150 ms
+        s_publish(f, pub, "s.gw.70", id, seq, "chunk", 1);
+        s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}"); // the worker stays alive
+        assert_false(s_expect(f, f->gateway, GA_CMD_RESULT, 150));
+    }
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 70);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Request timed out");
+    assert_true(s_expect(f, f->worker, GA_CMD_CANCEL, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+    zmq_close(pub);
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.timeouts, 1);
+    assert_int_equal(stats.chunks, 10);
+}
+
+// A gateway's queue that is full loses stream messages at the broker's XPUB (XPUB_NODROP).
+// Whatever was lost, a chunk or the message that ends the stream, the gateway hears of it on
+// its reliable socket at once (an error RESULT), never silence; the worker is told to stop.
+static void
+test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start_hwm(NULL, 1000, 10);
+    void *pub = s_stream_worker(f);
+    // The gateway's stream socket: subscribed, tiny buffers, and never read.
+    void *sub = zmq_socket(f->zctx, ZMQ_SUB);
+    int zero = 0;
+    int small = 1;
+    int rcvbuf = 4096;
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_RCVHWM, &small, sizeof small), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s.gw.", 5), 0);
+    assert_int_equal(zmq_connect(sub, bk_broker_stream_out_endpoint(f->broker)), 0);
+    // Probe until the subscription is in place (a message for no call goes through).
+    bool through = false;
+    for (int i = 0; i < 300 && !through; i++) {
+        s_publish(f, pub, "s.gw.probe", 0, 1, "chunk", 1);
+        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 10) == 1) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            do {
+                assert_true(zmq_msg_recv(&part, sub, 0) >= 0);
+            } while (zmq_msg_more(&part));
+            zmq_msg_close(&part);
+            through = true;
+        }
+    }
+    assert_true(through);
+
+    // A stream of large chunks overflows the gateway's queue mid-stream.
+    int64_t id = s_start_stream(f, "forever", 71);
+    bool told = false;
+    for (int64_t seq = 1; seq <= 4000 && !told; seq++) {
+        s_publish(f, pub, "s.gw.71", id, seq, "chunk", 16384);
+        if (seq % 50 == 0) {
+            s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}"); // the worker stays alive
+            told = s_expect(f, f->gateway, GA_CMD_RESULT, 1);
+        }
+    }
+    assert_true(told || s_expect(f, f->gateway, GA_CMD_RESULT, 3000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 71);
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"),
+                        "Stream interrupted: chunks were lost");
+    assert_true(ga_map_get(&f->msg.value, "can_retry")->u.b);
+    assert_true(s_expect(f, f->worker, GA_CMD_CANCEL, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+
+    // Filled again (messages for no call), a stream whose only message is its end (kind last)
+    // loses it. The broker must not forget the call silently: the gateway gets the error.
+    int64_t id2 = s_start_stream(f, "forever", 72);
+    for (int i = 0; i < 1000; i++) {
+        s_publish(f, pub, "s.gw.filler", 0, 1, "chunk", 16384);
+        if (i % 50 == 0) {
+            s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}");
+        }
+    }
+    s_publish(f, pub, "s.gw.72", id2, 1, "last", 16384);
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 3000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 72);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"),
+                        "Stream interrupted: chunks were lost");
+    zmq_close(sub);
+    zmq_close(pub);
+    bk_stats_t stats = s_stop(f);
+    assert_true(stats.chunks_dropped >= 2);
+}
+
+// A gateway that goes silent is forgotten with its calls: a stream with no deadline (timeout
+// infinity) is stopped at its worker rather than left running for nobody.
+static void
+test_broker_stops_the_streams_of_a_lost_gateway(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 50);
+    void *pub = s_stream_worker(f);
+    int64_t id = s_start_stream(f, "forever", 73);
+    // The worker stays alive (it heartbeats); the gateway says nothing more.
+    bool cancelled = false;
+    for (int i = 0; i < 40 && !cancelled; i++) {
+        s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}");
+        cancelled = s_expect(f, f->worker, GA_CMD_CANCEL, 50);
+    }
+    assert_true(cancelled);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+    // Were the gateway only stalled, it would find its stream ended when it resumed.
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 1000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 73);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Service unavailable");
+    zmq_close(pub);
+    s_stop(f);
+}
+
 int
 main(void)
 {
@@ -555,6 +762,9 @@ main(void)
         cmocka_unit_test(test_broker_answers_temporarily_unavailable_while_workers_register_again),
         cmocka_unit_test(test_broker_numbers_updates_and_sends_removals_to_every_gateway),
         cmocka_unit_test(test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update),
+        cmocka_unit_test(test_broker_stream_deadline_bounds_silence_not_the_whole_stream),
+        cmocka_unit_test(test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take),
+        cmocka_unit_test(test_broker_stops_the_streams_of_a_lost_gateway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
 // The gateway's broker link against a fake broker on loopback TCP (a ROUTER and an XPUB driven
 // by the test): registry snapshot, numbered updates (a missing one makes it ask for a fresh
 // snapshot), stream chunks delivered in order, a gap turned into an error plus a STOP to the
-// broker, duplicates dropped, and the stream's end.
+// broker, duplicates dropped, the stream's end, and its idle deadline.
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_proto.h"
@@ -190,9 +190,10 @@ s_teardown(void **state)
     return 0;
 }
 
-// Starts a stream call; returns the topic the bridge asked for and the gateway's call id.
+// Starts a stream call with `timeout_ms`; returns the topic the bridge asked for and the
+// gateway's call id.
 static int64_t
-s_start_stream(fixture_t *f, char *topic, size_t len)
+s_start_stream_timeout(fixture_t *f, char *topic, size_t len, int64_t timeout_ms)
 {
     gw_identity_t who = {0};
     ga_value_t args = ga_map(f->arena, 0);
@@ -201,7 +202,7 @@ s_start_stream(fixture_t *f, char *topic, size_t len)
                       .request_type = "st",
                       .args = args,
                       .response_type = GA_RESP_STREAM,
-                      .timeout_ms = 5000,
+                      .timeout_ms = timeout_ms,
                       .who = &who};
     gw_route_t route = {.type = GA_RESP_STREAM, .conn_id = 1, .topic = "api:lobby",
                         .request_id = "r1"};
@@ -211,6 +212,12 @@ s_start_stream(fixture_t *f, char *topic, size_t len)
     assert_non_null(t);
     snprintf(topic, len, "%s", t);
     return ga_map_get_int(&f->msg.value, "id", 0);
+}
+
+static int64_t
+s_start_stream(fixture_t *f, char *topic, size_t len)
+{
+    return s_start_stream_timeout(f, topic, len, 5000);
 }
 
 static bool
@@ -280,6 +287,68 @@ test_bridge_stops_a_disconnected_clients_streams(void **state)
     s_publish(f, topic, 79, 1, "chunk");
     s_pump(f, 100, NULL);
     assert_int_equal(f->n_events, 0);
+}
+
+static bool
+s_one_error(fixture_t *f)
+{
+    return f->n_events > 0 && strcmp(f->kinds[f->n_events - 1], "error") == 0;
+}
+
+// A stream's timeout bounds the silence between two messages, not its whole life: a stream
+// that keeps talking outlives timeout + grace several times over; one that goes silent longer
+// ends with a timeout error. (The fake broker never answers, so this is the gateway's own
+// deadline: timeout 200 + grace 1000 ms.)
+static void
+test_bridge_stream_deadline_bounds_silence_not_the_whole_stream(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    s_start_stream_timeout(f, topic, sizeof topic, 200);
+    for (int64_t seq = 1; seq <= 6; seq++) { // 6 x 400 ms: twice the 1200 ms bound
+        s_publish(f, topic, 80, seq, "chunk");
+        s_broker_send(f, GA_CMD_HEARTBEAT, "{}"); // the broker stays alive throughout
+        s_pump(f, 400, NULL);
+    }
+    assert_int_equal(f->n_events, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(f->kinds[i], "chunk");
+    }
+    assert_int_equal(gw_bridge_inflight(f->bridge), 1);
+    // Now silence: the stream ends with a timeout error, and is forgotten.
+    for (int i = 0; i < 25 && !s_one_error(f); i++) {
+        s_broker_send(f, GA_CMD_HEARTBEAT, "{}");
+        s_pump(f, 200, s_one_error);
+    }
+    assert_int_equal(f->n_events, 7);
+    assert_string_equal(f->kinds[6], "error");
+    assert_string_equal(f->errors[6], "Request timed out");
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+// With an infinite timeout there is no deadline at all; the broker's error RESULT (worker
+// lost, chunks lost on the way) still ends the stream for the client.
+static void
+test_bridge_infinite_stream_ends_on_a_broker_error(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    int64_t id = s_start_stream_timeout(f, topic, sizeof topic, -1);
+    s_publish(f, topic, 81, 1, "chunk");
+    s_pump(f, 1500, NULL); // past any 200 + 1000 ms bound: still open
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 1);
+    char result[256];
+    snprintf(result, sizeof result,
+             "{\"id\":%lld,\"ok\":false,\"error\":\"Stream interrupted: chunks were lost\","
+             "\"code\":6,\"can_retry\":true}",
+             (long long) id);
+    s_broker_send(f, GA_CMD_RESULT, result);
+    s_pump(f, 2000, s_one_error);
+    assert_int_equal(f->n_events, 2);
+    assert_string_equal(f->kinds[1], "error");
+    assert_string_equal(f->errors[1], "Stream interrupted: chunks were lost");
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
 }
 
 // The caller's identity goes in a CALL only for a function declared with request_info.
@@ -365,6 +434,10 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_stops_a_disconnected_clients_streams, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bridge_stream_deadline_bounds_silence_not_the_whole_stream, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_infinite_stream_ends_on_a_broker_error,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_identity_only_with_request_info,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_asks_for_a_snapshot_when_an_update_is_missing,
