@@ -5,10 +5,12 @@
 // and the reserved names decide which functions can be registered at all.
 #include "bk_internal.h"
 
+#include "ga_clock.h"
 #include "ga_log.h"
 #include "ga_proto.h"
 
 #include <stdio.h>
+#include <zmq.h>
 #include <string.h>
 
 // Functions genapi itself provides (relay groups) and the operator namespace: no worker may
@@ -109,6 +111,43 @@ bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg)
     if (id > 0) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) id, GA_EPROTO,
                       "Invalid caller identity", false);
+    }
+    return false;
+}
+
+uint64_t
+bk_access_hash(const void *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ ((const uint8_t *) data)[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+bool
+bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *topic_frame)
+{
+    zmq_msg_t *topic = (zmq_msg_t *) topic_frame; // zmq_msg_gets takes a non-const message
+    const char *why = NULL;
+    if (call && call->topic_hash &&
+        bk_access_hash(zmq_msg_data(topic), zmq_msg_size(topic)) != call->topic_hash) {
+        why = "not the call's topic";
+    } else if (self->zap) {
+        const char *user = zmq_msg_gets(topic, "User-Id");
+        if (call == NULL) {
+            why = "no such stream"; // cannot tell its publisher: nothing to forward it to
+        } else if (call->worker == NULL || user == NULL || strcmp(user, call->worker->key) != 0) {
+            why = "not published by the worker the call was routed to";
+        }
+    }
+    if (why == NULL) {
+        return true;
+    }
+    self->stats.refused++;
+    if (ga_log_every_due(&self->refused_stream_log, why, ga_clock_ms(), 60000)) {
+        GA_WARN("stream message for call %llu refused: %s (further refusals counted)",
+                (unsigned long long) (call ? call->id : 0), why);
     }
     return false;
 }

@@ -80,6 +80,8 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
     call->worker = w;
     call->next = NULL;
     call->stream = cfg->response_type == GA_RESP_STREAM;
+    const char *topic = ga_map_get_str(body, "stream_topic");
+    call->topic_hash = topic ? bk_access_hash(topic, strlen(topic)) : 0;
     const char *request_id = ga_map_get_str(body, "request_id");
     snprintf(call->request_id, sizeof call->request_id, "%s", request_id ? request_id : "");
     // Forward the body as it came, with the broker's id in place of the gateway's.

@@ -8,10 +8,11 @@
 #include "bk_broker.h"
 #include "bk_registry.h"
 #include "bk_zap.h"
-#include "ga_curve.h"
 #include "ga_arena.h"
+#include "ga_curve.h"
 #include "ga_err.h"
 #include "ga_idmap.h"
+#include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
 #include "ga_timeq.h"
@@ -37,6 +38,7 @@ struct bk_call_t {
     uint8_t gw_id[255];  // gateway routing id
     size_t gw_id_len;    // bytes in gw_id
     bk_worker_t *worker; // worker handling it (borrowed; calls are failed before it goes)
+    uint64_t topic_hash; // streams: FNV-1a of the stream topic its chunks must carry
     bk_call_t *next;     // free-list link
 };
 
@@ -72,6 +74,7 @@ struct bk_broker_t {
     ga_buf_t out;               // send buffer, reused
     bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
     ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
+    ga_log_every_t refused_stream_log; // refused stream messages, logged once a minute
     int64_t next_heartbeat;     // monotonic ms
     uint64_t registry_seq;      // registry changes so far (SNAPSHOT, UPDATE, gateway HEARTBEAT)
     int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
@@ -135,6 +138,12 @@ bool bk_access_gateway_msg(bk_broker_t *self, const ga_proto_msg_t *msg);
 #define BK_IDENTITY_MAX 1024
 #define BK_ROLES_MAX 64
 bool bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_access.c: FNV-1a 64 of `len` bytes (stream topics).
+uint64_t bk_access_hash(const void *data, size_t len);
+// bk_access.c: whether the stream message on `topic` (its first frame, `topic_frame`, carries
+// the publisher's ZAP user id) may be forwarded for `call`: the topic is the call's, and with
+// CURVE on the publisher is the worker the call was routed to. A refused one is counted.
+bool bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *topic_frame);
 // bk_access.c: with CURVE on, why the REGISTER `msg` may not register at all (no worker key,
 // a service its key does not name, a service another key holds), in `buf`; NULL when it may.
 const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *buf,

@@ -72,8 +72,10 @@ bk_on_stream(bk_broker_t *self)
         if (call && !call->stream) {
             call = NULL; // not a stream: its deadline and end are the reply's business
         }
-        bool sent = true;
-        for (int i = 0; i < 4; i++) {
+        // Only the call's own topic, and with CURVE on only from the worker it was routed to.
+        bool allowed = bk_access_stream_msg(self, call, &parts[0]);
+        bool sent = allowed;
+        for (int i = 0; sent && i < 4; i++) {
             int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
             if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
                 // Only the first frame can fail (the rest of a message always goes): this
@@ -82,7 +84,9 @@ bk_on_stream(bk_broker_t *self)
                 break;
             }
         }
-        if (!sent) {
+        if (!allowed) {
+            // Dropped, counted in stats.refused: nothing of it reaches a gateway.
+        } else if (!sent) {
             self->stats.chunks_dropped++;
             if (call) {
                 s_interrupt(self, call, ends);

@@ -9,8 +9,9 @@ const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
+const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { BIN, startBroker, startWorker, startGateway, connect, join, call } = require('../support/stack');
+const { BIN, startBroker, startWorker, startGateway, connect, join, call, waitForPushes } = require('../support/stack');
 
 function run(prog, args, timeoutMs = 15000) {
   return new Promise((resolve) => {
@@ -40,6 +41,7 @@ async function makeKeys() {
     operator: await gen(path.join(peers, 'operator'), 'operator', ['--name', 'ops']),
     user_service: await gen(path.join(peers, 'user_service'), 'worker', ['--services', 'user_service']),
     admin_service: await gen(path.join(peers, 'admin_service'), 'worker', ['--services', 'admin_service']),
+    event_service: await gen(path.join(peers, 'event_service'), 'worker', ['--services', 'event_service']),
     // Admitted keys the attacker stole or was given for something else.
     other_worker: await gen(path.join(peers, 'other_worker'), 'worker', ['--services', 'report_service']),
     second_admin: await gen(path.join(peers, 'second_admin'), 'worker',
@@ -56,7 +58,7 @@ async function startCurveStack(keys) {
   const procs = [broker];
   try {
     const client = (key) => ['--set', `curve_secret_file=${key}`, '--set', `curve_broker_file=${keys.broker}`];
-    for (const svc of ['user_service', 'admin_service']) {
+    for (const svc of ['user_service', 'admin_service', 'event_service']) {
       procs.push(await startWorker(svc, broker, { args: client(keys[svc]) }));
     }
     const gateway = await startGateway(broker, { args: client(keys.gateway) });
@@ -234,3 +236,59 @@ test('a worker checks every call against its own declaration, whoever sent it', 
     await broker.stop();
   }
 });
+
+test('CURVE: stream chunks reach only their gateway, and only from the worker the call went to', async () => {
+  const keys = await makeKeys();
+  const stack = await startCurveStack(keys);
+  const attackers = [];
+  try {
+    const ep = stack.broker.endpoints;
+    // Eavesdroppers: no key, and an admitted worker key (workers may not subscribe).
+    for (const extra of [[], ['--curve-key', keys.user_service, '--broker-key', keys.broker]]) {
+      attackers.push(spawnPeer(ep.streamsOut, ['--type', 'sub', '--listen', '6000', ...extra]));
+    }
+    const socket = connect(stack.url);
+    const { channel } = await join(socket);
+    const ack = await call(channel, { service: 'event_service', request_type: 'stream_events', request_id: 's1' });
+    assert.equal(ack.kind, 'ack');
+    // Forgers: an admitted worker key of another service, and no key, publishing a `last` chunk
+    // for every plausible call id on this gateway's topics.
+    const gwName = `gateway@${os.hostname()}:${stack.gateway.child.pid}`.replace(/\./g, '_');
+    const forged = [];
+    for (let gwCall = 1; gwCall <= 4; gwCall++) {
+      for (let brokerCall = 1; brokerCall <= 4; brokerCall++) {
+        forged.push({ topic: `s.${gwName}.${gwCall}`, body: { call: brokerCall, seq: 2, kind: 'last', data: 'forged' } });
+      }
+    }
+    for (const extra of [['--curve-key', keys.user_service, '--broker-key', keys.broker], []]) {
+      for (const f of forged) {
+        await run('genapi-test-peer', ['--connect', ep.streamsIn, '--type', 'pub', '--topic', f.topic,
+          '--listen', '0', ...extra, '--send', 'STREAM', JSON.stringify(f.body)]);
+      }
+    }
+    const pushes = await waitForPushes(channel, (p) => p.some((x) => x.request_id === 's1' && !x.has_more &&
+      x.kind !== 'ack'), 15000);
+    const mine = pushes.filter((x) => x.request_id === 's1' && x.kind !== 'ack');
+    assert.deepEqual(mine.map((x) => x.kind), [...Array(10).fill('chunk'), 'last']);
+    assert.ok(mine.every((x) => x.result !== 'forged'));
+    assert.deepEqual(mine[10].result, { event: 'done', total: 10 });
+    assert.match(stack.broker.stderr, /stream message for call \d+ refused: not published by the worker the call was routed to/);
+    for (const a of attackers) {
+      const out = await a.done;
+      assert.doesNotMatch(out, /RECV/, 'an eavesdropper read a chunk');
+    }
+    socket.disconnect();
+  } finally {
+    for (const a of attackers) a.child.kill('SIGKILL');
+    await stack.stop();
+    fs.rmSync(keys.dir, { recursive: true, force: true });
+  }
+});
+
+function spawnPeer(endpoint, args) {
+  const child = spawn(path.join(BIN, 'genapi-test-peer'), ['--connect', endpoint, ...args]);
+  let out = '';
+  child.stdout.on('data', (d) => { out += d.toString(); });
+  const done = new Promise((resolve) => child.on('exit', () => resolve(out)));
+  return { child, done };
+}
