@@ -7,7 +7,11 @@
 #include "ga_signal.h"
 #include "gw_server.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +47,9 @@ typedef struct {
     char *log_level;           // see table
     char *curve_secret_file;   // see table
     char *curve_broker_file;   // see table
+    char *tls_cert_file;       // see table
+    char *tls_key_file;        // see table
+    char *allowed_origins;     // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -91,6 +98,12 @@ static const ga_option_t s_options[] = {
     OPT(curve_secret_file, GA_OPT_STR, "", 0, 0,
         "this gateway's CURVE certificate (FILE and FILE_secret, role gateway)"),
     OPT(curve_broker_file, GA_OPT_STR, "", 0, 0, "the broker's public CURVE certificate"),
+    OPT(tls_cert_file, GA_OPT_STR, "", 0, 0,
+        "PEM certificate (chain) for wss:// on the listener, with tls_key_file (empty: ws://)"),
+    OPT(tls_key_file, GA_OPT_STR, "", 0, 0, "PEM private key of tls_cert_file"),
+    OPT(allowed_origins, GA_OPT_STR, "", 0, 0,
+        "comma-separated exact Origins allowed on the handshake, e.g. https://app.example.com "
+        "(empty: any)"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -101,11 +114,16 @@ s_on_signal(int signo, void *arg)
     gw_server_stop(arg);
 }
 
+typedef struct {
+    const char *host;   // the host shown
+    const char *scheme; // ws or wss
+} ready_arg_t;
+
 static void
 s_on_ready(int port, void *arg)
 {
-    const char *host = arg;
-    printf("READY gateway ws://%s:%d/socket\n", host, port);
+    const ready_arg_t *ready = arg;
+    printf("READY gateway %s://%s:%d/socket\n", ready->scheme, ready->host, port);
     fflush(stdout);
 }
 
@@ -177,6 +195,90 @@ s_auth_config(const options_t *opt, gw_auth_config_t *auth, ga_buf_t *key)
     return GA_OK;
 }
 
+// Checks the TLS files as the listener will load them: both or neither, readable, a PEM
+// certificate chain and the private key that belongs to it. Any failure refuses the start
+// (never a silent fallback to plain ws).
+static ga_err_t
+s_tls_check(const options_t *opt)
+{
+    bool cert = opt->tls_cert_file[0] != '\0';
+    bool key = opt->tls_key_file[0] != '\0';
+    if (cert != key) {
+        fprintf(stderr, "genapi-gateway: %s: required with %s\n",
+                cert ? "tls_key_file" : "tls_cert_file", cert ? "tls_cert_file" : "tls_key_file");
+        return GA_ECONFIG;
+    }
+    if (!cert) {
+        return GA_OK;
+    }
+    const char *names[2] = {"tls_cert_file", "tls_key_file"};
+    const char *paths[2] = {opt->tls_cert_file, opt->tls_key_file};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "rb");
+        if (f == NULL) {
+            fprintf(stderr, "genapi-gateway: %s: cannot read \"%s\": %s\n", names[i], paths[i],
+                    strerror(errno));
+            return GA_ECONFIG;
+        }
+        GA_IGNORE(fclose(f)); // read-only
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const char *why = NULL;
+    if (ctx == NULL) {
+        why = "tls_cert_file: cannot create a TLS context";
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, opt->tls_cert_file) != 1) {
+        why = "tls_cert_file: not a PEM certificate (chain)";
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, opt->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+        why = "tls_key_file: not a PEM private key";
+    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+        why = "tls_key_file: does not belong to the certificate in tls_cert_file";
+    }
+    if (why) {
+        char detail[256];
+        ERR_error_string_n(ERR_peek_last_error(), detail, sizeof detail);
+        fprintf(stderr, "genapi-gateway: %s (%s)\n", why, detail);
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return why ? GA_ECONFIG : GA_OK;
+}
+
+// Checks that each allowed_origins entry is an origin as browsers send it: scheme://host or
+// scheme://host:port, without a path or a trailing slash (which would never match).
+static ga_err_t
+s_origins_check(const char *list)
+{
+    for (const char *p = list; *p; p += strcspn(p, ",")) {
+        p += strspn(p, ", ");
+        size_t k = strcspn(p, ", ");
+        if (k == 0) {
+            continue;
+        }
+        size_t scheme = 0;
+        while (scheme < k && (isalnum((unsigned char) p[scheme]) || p[scheme] == '+' ||
+                              p[scheme] == '-' || p[scheme] == '.')) {
+            scheme++;
+        }
+        const char *host = p + scheme + 3;
+        size_t host_len = k >= scheme + 3 ? k - scheme - 3 : 0;
+        if (scheme == 0 || !isalpha((unsigned char) p[0]) || host_len == 0 ||
+            strncmp(p + scheme, "://", 3) != 0 || memchr(host, '/', host_len) ||
+            memchr(host, '*', host_len)) {
+            fprintf(stderr,
+                    "genapi-gateway: allowed_origins: \"%.*s\" is not an origin: use "
+                    "scheme://host[:port] (no path, no trailing slash)\n",
+                    (int) k, p);
+            return GA_ECONFIG;
+        }
+        if (k >= 256) {
+            fprintf(stderr, "genapi-gateway: allowed_origins: \"%.40s...\" is longer than 255 "
+                            "bytes\n", p);
+            return GA_ECONFIG;
+        }
+    }
+    return GA_OK;
+}
+
 // Raises the open-file limit toward `want` (a gateway holds one descriptor per client; lws
 // sizes its tables from this limit, so it is not raised past what is useful).
 static void
@@ -229,6 +331,10 @@ main(int argc, char **argv)
         return 2;
     }
     memcpy(host, opt.listen, (size_t) (colon - opt.listen));
+    if (s_tls_check(&opt) != GA_OK || s_origins_check(opt.allowed_origins) != GA_OK) {
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
     gw_auth_config_t auth = {.mode = GW_AUTH_NONE};
     ga_buf_t key;
     ga_buf_init(&key);
@@ -253,6 +359,7 @@ main(int argc, char **argv)
     hostname[sizeof hostname - 1] = '\0';
     snprintf(name, sizeof name, "gateway@%s:%d", hostname, (int) getpid());
     const char *shown = host[0] && strcmp(host, "0.0.0.0") != 0 ? host : "localhost";
+    ready_arg_t ready = {.host = shown, .scheme = opt.tls_cert_file[0] ? "wss" : "ws"};
 
     gw_config_t cfg = {
         .host = strcmp(host, "0.0.0.0") == 0 ? "" : host,
@@ -268,6 +375,9 @@ main(int argc, char **argv)
         .rx_buffer_bytes = 4096,
         .auth = auth,
         .trusted_proxies = opt.trusted_proxies,
+        .tls_cert_file = opt.tls_cert_file,
+        .tls_key_file = opt.tls_key_file,
+        .allowed_origins = opt.allowed_origins,
         .auth_service = opt.auth_service,
         .bridge = {.broker = opt.broker,
                    .name = name,
@@ -279,7 +389,7 @@ main(int argc, char **argv)
                    .curve_broker = curve_on ? curve_broker.public_txt : NULL},
         .pipeline = {.detail_errors = opt.detail_errors, .require_auth = opt.require_auth},
         .on_ready = s_on_ready,
-        .on_ready_arg = (void *) shown,
+        .on_ready_arg = &ready,
     };
     s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);
@@ -289,7 +399,8 @@ main(int argc, char **argv)
         GA_ERR("startup failed");
         goto out;
     }
-    GA_INFO("listening on %s:%d, broker %s", shown, gw_server_port(server), opt.broker);
+    GA_INFO("listening on %s://%s:%d, broker %s", ready.scheme, shown, gw_server_port(server),
+            opt.broker);
     status = gw_server_run(server) == GA_OK ? 0 : 1;
     GA_INFO("stopped");
 out:

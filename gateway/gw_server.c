@@ -699,6 +699,32 @@ s_refuse_upgrade(struct lws *wsi, unsigned int status, const char *why)
     return -1;
 }
 
+// Whether the handshake's Origin is acceptable: any when allowed_origins is empty; otherwise
+// one of its entries exactly. A handshake without Origin passes: browsers always send it on a
+// WebSocket handshake, so its absence means a non-browser client, which cross-site WebSocket
+// hijacking (what the list stops) cannot involve (docs/security.md, "The WebSocket edge").
+static bool
+s_origin_allowed(const gw_server_t *self, struct lws *wsi)
+{
+    const char *allowed = self->cfg->allowed_origins;
+    if (allowed == NULL || allowed[0] == '\0' || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) {
+        return true;
+    }
+    char origin[256];
+    int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+    if (n <= 0) {
+        return false; // longer than any origin worth listing
+    }
+    for (const char *p = allowed; *p; p += strcspn(p, ",")) {
+        p += strspn(p, ", ");
+        size_t k = strcspn(p, ", ");
+        if (k > 0 && k == (size_t) n && strncmp(p, origin, k) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // Finds URL argument `name` ("vsn="): GA_OK with `*value` pointing into `buf`, GA_ENOTFOUND
 // when absent, GA_ETOOBIG when present but longer than `len` (never taken as absent). Unlike
 // lws_get_urlarg_by_name, which stops at the first argument too long for its buffer, a long
@@ -729,14 +755,20 @@ s_urlarg(struct lws *wsi, const char *name, char *buf, int len, const char **val
 }
 
 // Decides a WebSocket upgrade (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, where an HTTP answer can
-// still be sent): the path (404), vsn (400), the connection limit (503), then identity (401,
-// or 429 from an address refused too often lately). An accepted upgrade's connection is kept
+// still be sent): the Origin (403), the path (404), vsn (400), the connection limit (503), then
+// identity (401, or 429 from an address refused too often lately). An accepted upgrade's connection is kept
 // for the FILTER_PROTOCOL_CONNECTION callback that follows for the same wsi.
 static int
 s_on_upgrade(gw_server_t *self, struct lws *wsi)
 {
     gw_conn_destroy(&self->upgrade_conn); // an earlier upgrade that went no further
     self->upgrade_wsi = NULL;
+    if (!s_origin_allowed(self, wsi)) {
+        char ip[64] = "";
+        s_peer_address(self, wsi, ip, sizeof ip);
+        GA_INFO("connection refused: origin not allowed ip=%s", ip);
+        return s_refuse_upgrade(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+    }
     char uri[128];
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, GW_WS_PATH) != 0) {
@@ -1005,10 +1037,21 @@ gw_server_start(gw_server_t *self)
     info.pt_serv_buf_size = (unsigned int) (self->cfg->rx_buffer_bytes > 4096
                                                 ? self->cfg->rx_buffer_bytes
                                                 : 4096);
+    bool tls = self->cfg->tls_cert_file && self->cfg->tls_cert_file[0];
+    if (tls) {
+        // wss only (no plain ws on this port), TLS 1.2 and later: older versions are refused
+        // whatever the system's OpenSSL configuration allows.
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = self->cfg->tls_cert_file;
+        info.ssl_private_key_filepath = self->cfg->tls_key_file;
+        info.ssl_options_set =
+            (long) (SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    }
     self->context = lws_create_context(&info);
     if (self->context == NULL) {
-        GA_ERR("cannot listen on %s:%d (in use? set the option listen)",
-               info.iface ? info.iface : "*", info.port);
+        GA_ERR("cannot listen on %s:%d (in use? set the option listen%s)",
+               info.iface ? info.iface : "*", info.port,
+               tls ? "; or TLS setup failed: see tls_cert_file, tls_key_file" : "");
         return GA_EIO;
     }
     self->vhost = lws_get_vhost_by_name(self->context, "default");

@@ -34,6 +34,9 @@ typedef struct {
     gw_auth_config_t auth;      // connection identity
     const char *auth_service;   // auth mode service: the deciding function "service.request_type"
     const char *trusted_proxies; // comma-separated peer addresses whose X-Forwarded-For counts
+    const char *tls_cert_file;  // PEM certificate (chain): TLS on the listener; NULL or "": off
+    const char *tls_key_file;   // PEM private key of tls_cert_file (set with it)
+    const char *allowed_origins; // comma-separated exact Origin values; NULL or "": any
     gw_bridge_config_t bridge;  // broker link settings
     gw_pipeline_config_t pipeline; // pipeline settings
     // Called once, on the loop thread, when the server listens and has the registry.

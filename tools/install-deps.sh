@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
-          libwebsockets-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev)
+          libwebsockets-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev openssl)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
