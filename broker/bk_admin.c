@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+// The admin operations, each enabled by name in admin_actions.
+static const char *const s_actions[] = {"status", "functions", "stop_stream"};
+
 // Orders configs by service, request_type, then version (unversioned first).
 static int
 s_config_cmp(const void *pa, const void *pb)
@@ -30,6 +33,17 @@ s_config_cmp(const void *pa, const void *pb)
         }
     }
     return 0;
+}
+
+bool
+bk_admin_action_known(const char *action)
+{
+    for (size_t i = 0; i < sizeof s_actions / sizeof s_actions[0]; i++) {
+        if (strcmp(action, s_actions[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // Every registered config's source (of `service` only, when not NULL), sorted.
@@ -74,9 +88,19 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_value_t reply = ga_map(a, 6);
     const char *op = ga_map_get_str(&msg->value, "op");
     const char *token = self->cfg->admin_token;
-    if (token && token[0] && !ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
+    const char *actions = self->cfg->admin_actions;
+    const char *refusal = NULL;
+    if (token == NULL || token[0] == '\0') {
+        refusal = "admin operations are off (set admin_token and admin_actions on the broker)";
+    } else if (!ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
+        refusal = "admin token required";
+    } else if (op && bk_admin_action_known(op) && !ga_curve_allows_service(actions, op)) {
+        refusal = "admin action not enabled (admin_actions)";
+    }
+    if (refusal) {
+        GA_WARN("ADMIN %s refused: %s", op ? op : "?", refusal);
         ga_map_put(&reply, a, "ok", ga_bool(false));
-        ga_map_put(&reply, a, "error", ga_str("admin token required"));
+        ga_map_put(&reply, a, "error", ga_str(refusal));
     } else if (op && strcmp(op, "stop_stream") == 0) {
         const char *rid = ga_map_get_str(&msg->value, "request_id");
         size_t n = rid ? bk_stop_streams(self, rid) : 0;

@@ -174,6 +174,33 @@ s_curve_start(bk_broker_t *self)
     return GA_OK;
 }
 
+// Every name in admin_actions must be an admin operation: a misspelt one would silently stay
+// off.
+static ga_err_t
+s_check_admin_actions(const bk_broker_t *self)
+{
+    const char *p = self->cfg->admin_actions;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int) n, p);
+        char *s = name;
+        while (*s == ' ') {
+            s++;
+        }
+        for (size_t k = strlen(s); k > 0 && s[k - 1] == ' '; k--) {
+            s[k - 1] = '\0';
+        }
+        if (s[0] && !bk_admin_action_known(s)) {
+            GA_ERR("admin_actions: unknown action \"%s\" (valid: status, functions, stop_stream)",
+                   s);
+            return GA_ECONFIG;
+        }
+        p += n + (p[n] == ',');
+    }
+    return GA_OK;
+}
+
 ga_err_t
 bk_broker_bind(bk_broker_t *self)
 {
@@ -185,7 +212,7 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    if (s_curve_start(self) != GA_OK) {
+    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK) {
         return GA_ECONFIG;
     }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,

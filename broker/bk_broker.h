@@ -17,7 +17,9 @@ typedef struct {
     const char *stream_in_endpoint;  // XSUB: workers publish stream chunks here
     const char *stream_out_endpoint; // XPUB: gateways subscribe to their chunks here
     const char *push_token;       // required in every REGISTER when non-empty
-    const char *admin_token;      // required in every ADMIN when non-empty
+    const char *admin_token;      // required in every ADMIN; empty: every ADMIN is refused
+    // Admin operations allowed (comma-separated: status, functions, stop_stream); empty: none.
+    const char *admin_actions;
     int64_t hwm;                  // ZeroMQ send/receive high-water mark per peer (messages)
     int64_t breaker_threshold;    // consecutive failures that open a worker's circuit
     int64_t breaker_cooldown_ms;  // how long an open circuit skips the worker

@@ -27,6 +27,7 @@ typedef struct {
     char *curve_secret_file; // see table
     char *curve_peers_dir;   // see table
     char *allowlist;         // see table
+    char *admin_actions;     // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -41,7 +42,9 @@ static const ga_option_t s_options[] = {
     {"stream_out_endpoint", GA_OPT_STR, "tcp://127.0.0.1:5573", 0, 0,
      offsetof(options_t, stream_out_endpoint), "XPUB endpoint where gateways subscribe"},
     {"admin_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, admin_token),
-     "token every admin request (genapi-ctl) must present (empty: none)"},
+     "token every admin request (genapi-ctl) must present (empty: admin requests refused)"},
+    {"admin_actions", GA_OPT_STR, "", 0, 0, offsetof(options_t, admin_actions),
+     "admin operations allowed: comma-separated status, functions, stop_stream (empty: none)"},
     {"breaker_threshold", GA_OPT_INT, "5", 0, 1000, offsetof(options_t, breaker_threshold),
      "consecutive failures (timeouts) that open a worker's circuit (0: never)"},
     {"breaker_cooldown_ms", GA_OPT_INT, "30000", 100, 3600000,
@@ -167,6 +170,7 @@ main(int argc, char **argv)
         .curve_secret_file = opt.curve_secret_file,
         .curve_peers_dir = opt.curve_peers_dir,
         .allowlist = opt.allowlist,
+        .admin_actions = opt.admin_actions,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

@@ -81,6 +81,11 @@ if [ ! -f "$keys/broker_secret" ]; then
     done
     echo "CURVE keys made in $keys"
 fi
+# The admin token genapi-ctl presents (docs/security.md), made once like the keys.
+if [ ! -f "$keys/admin_token" ]; then
+    (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$keys/admin_token")
+fi
+admin_token="$(cat "$keys/admin_token")"
 client_keys() { echo "--set" "curve_secret_file=$keys/peers/$1" "--set" "curve_broker_file=$keys/broker"; }
 
 echo "genapi development system (logs in $logs):"
@@ -90,7 +95,8 @@ start broker "$bin/genapi-broker" \
     --set "gateway_endpoint=tcp://127.0.0.1:$broker_gateway_port" \
     --set "stream_in_endpoint=tcp://127.0.0.1:$stream_in_port" \
     --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port" \
-    --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers"
+    --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers" \
+    --set "admin_token=$admin_token" --set "admin_actions=status,functions,stop_stream"
 for service in "${services[@]}"; do
     # shellcheck disable=SC2046 # client_keys prints separate words on purpose
     start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port" \
@@ -106,7 +112,8 @@ socket_url="$(grep -m1 '^READY gateway' "$logs/gateway.out" | cut -d' ' -f3)"
 echo
 echo "Phoenix socket: $socket_url  (channel api:lobby, event \"api\")"
 echo "A development token: $bin/genapi-ctl token --sub user_42 --roles admin --config config/gateway.dev.json"
-echo "Broker status:       GENAPI_CURVE_SECRET_FILE=$keys/peers/operator GENAPI_CURVE_BROKER_FILE=$keys/broker \\"
+echo "Broker status:       export GENAPI_CURVE_SECRET_FILE=$keys/peers/operator GENAPI_CURVE_BROKER_FILE=$keys/broker"
+echo "                     export GENAPI_ADMIN_TOKEN=\$(cat $keys/admin_token)"
 echo "                     $bin/genapi-ctl status --broker tcp://127.0.0.1:$broker_gateway_port"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}" || true

@@ -86,8 +86,11 @@ test('make run: every port is a variable, the banner shows the real ones, a call
       { env: { ...process.env, ...env }, timeout: 15000 },
       (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
     assert.match(banner, /GENAPI_CURVE_SECRET_FILE=\S+\/peers\/operator/);
+    assert.match(banner, /GENAPI_ADMIN_TOKEN=\$\(cat \S+\/admin_token\)/);
+    const fs = require('node:fs');
     const withKey = await status({ GENAPI_CURVE_SECRET_FILE: path.join(keys, 'peers', 'operator'),
-      GENAPI_CURVE_BROKER_FILE: path.join(keys, 'broker') });
+      GENAPI_CURVE_BROKER_FILE: path.join(keys, 'broker'),
+      GENAPI_ADMIN_TOKEN: fs.readFileSync(path.join(keys, 'admin_token'), 'utf8') });
     assert.equal(withKey.code, 0, withKey.stderr);
     assert.equal(JSON.parse(withKey.stdout).workers.length, 6);
     const without = await status({});

@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { BIN, startBroker, startWorker, startGateway, connect, join, call, waitForPushes } = require('../support/stack');
+const { BIN, ADMIN_TOKEN, startBroker, startWorker, startGateway, connect, join, call, waitForPushes } = require('../support/stack');
 
 function run(prog, args, timeoutMs = 15000) {
   return new Promise((resolve) => {
@@ -137,7 +137,7 @@ test('CURVE: only a gateway key may send calls with caller identities', async ()
     assert.equal(result.error, 'Permission denied');
     // ...and its admin request is answered.
     r = await peer(ep.gateways, ['--curve-key', keys.operator, '--broker-key', keys.broker,
-      '--send', 'ADMIN', JSON.stringify({ op: 'status' })]);
+      '--send', 'ADMIN', JSON.stringify({ op: 'status', token: ADMIN_TOKEN })]);
     assert.match(r.stdout, /RECV ADMIN_REPLY \{"ok":true/);
   } finally {
     await stack.stop();

@@ -14,6 +14,10 @@ const WebSocket = require('ws');
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = process.env.GENAPI_BIN_DIR || path.join(ROOT, 'build', 'bin');
 const HEARTBEAT_MS = 200;
+// Every test broker allows the admin operations with this token; genapi-ctl, started by the
+// tests, reads it from the environment.
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+process.env.GENAPI_ADMIN_TOKEN = ADMIN_TOKEN;
 
 // One child process with line-oriented stdout and a captured stderr.
 class Proc {
@@ -119,6 +123,7 @@ async function startBroker(opts = {}) {
     '--set', `stream_in_endpoint=${ep.streamsIn || 'tcp://127.0.0.1:*'}`,
     '--set', `stream_out_endpoint=${ep.streamsOut || 'tcp://127.0.0.1:*'}`,
     '--set', `heartbeat_ms=${opts.heartbeatMs || HEARTBEAT_MS}`,
+    '--set', `admin_token=${ADMIN_TOKEN}`, '--set', 'admin_actions=status,functions,stop_stream',
     ...(opts.args || []),
   ];
   const p = new Proc('genapi-broker', args);
@@ -273,6 +278,6 @@ async function eventually(fn, timeoutMs = 10000, intervalMs = 100) {
 }
 
 module.exports = {
-  BIN, HEARTBEAT_MS, Proc, startBroker, startWorker, startGateway, startStack,
+  BIN, HEARTBEAT_MS, ADMIN_TOKEN, Proc, startBroker, startWorker, startGateway, startStack,
   connect, join, call, waitForPushes, assertResponseShape, eventually,
 };

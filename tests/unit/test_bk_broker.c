@@ -62,6 +62,8 @@ s_start_hwm(const char *token, int64_t heartbeat_ms, int64_t hwm)
                            .gateway_endpoint = "tcp://127.0.0.1:*",
                            .heartbeat_ms = heartbeat_ms,
                            .push_token = token,
+                           .admin_token = "test-admin-token",
+                           .admin_actions = "status, functions,stop_stream",
                            .hwm = hwm,
                            .stream_in_endpoint = "tcp://127.0.0.1:*",
                            .stream_out_endpoint = "tcp://127.0.0.1:*",
@@ -201,7 +203,8 @@ test_broker_lists_failed_configs_in_status(void **state)
     (void) state;
     fixture_t *f = s_start(NULL, 1000);
     s_register_worker(f);
-    s_send_json(f, f->gateway, GA_CMD_ADMIN, "{\"op\":\"status\"}");
+    s_send_json(f, f->gateway, GA_CMD_ADMIN,
+                "{\"op\":\"status\",\"token\":\"test-admin-token\"}");
     assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
     assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
     assert_int_equal(ga_map_get_int(&f->msg.value, "functions", -1), 1);
@@ -389,6 +392,36 @@ test_broker_refuses_malformed_caller_identities(void **state)
         assert_int_equal(ga_proto_recv(f->worker, false, &f->msg, f->arena), GA_OK);
         assert_int_not_equal(f->msg.cmd, GA_CMD_REQUEST);
     }
+    s_stop(f);
+}
+
+// Admin operations need the configured token and the action enabled; with no token configured
+// every one is refused.
+static void
+test_broker_refuses_admin_operations_not_enabled(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    f->cfg.admin_actions = "status"; // read by the loop only when an ADMIN arrives
+    s_send_json(f, f->gateway, GA_CMD_ADMIN,
+                "{\"op\":\"functions\",\"token\":\"test-admin-token\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"),
+                        "admin action not enabled (admin_actions)");
+    s_send_json(f, f->gateway, GA_CMD_ADMIN, "{\"op\":\"status\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "admin token required");
+    s_send_json(f, f->gateway, GA_CMD_ADMIN,
+                "{\"op\":\"status\",\"token\":\"test-admin-token\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_true(ga_map_get(&f->msg.value, "ok")->u.b);
+    f->cfg.admin_token = "";
+    s_send_json(f, f->gateway, GA_CMD_ADMIN,
+                "{\"op\":\"status\",\"token\":\"test-admin-token\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_ADMIN_REPLY, 2000));
+    assert_false(ga_map_get(&f->msg.value, "ok")->u.b);
+    assert_non_null(strstr(ga_map_get_str(&f->msg.value, "error"), "admin operations are off"));
     s_stop(f);
 }
 
@@ -757,6 +790,7 @@ main(void)
         cmocka_unit_test(test_broker_refuses_a_wrong_push_token),
         cmocka_unit_test(test_broker_compares_tokens_over_their_full_length),
         cmocka_unit_test(test_broker_refuses_malformed_caller_identities),
+        cmocka_unit_test(test_broker_refuses_admin_operations_not_enabled),
         cmocka_unit_test(test_broker_tells_an_unknown_worker_to_register_again),
         cmocka_unit_test(test_broker_drops_hostile_messages_and_keeps_serving),
         cmocka_unit_test(test_broker_answers_temporarily_unavailable_while_workers_register_again),
