@@ -130,14 +130,15 @@ bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *topic
 {
     zmq_msg_t *topic = (zmq_msg_t *) topic_frame; // zmq_msg_gets takes a non-const message
     const char *why = NULL;
-    if (call && call->topic_hash &&
-        bk_access_hash(zmq_msg_data(topic), zmq_msg_size(topic)) != call->topic_hash) {
+    if (call == NULL) {
+        // Not an open stream (ended, stopped, never routed): nobody waits for it, and its
+        // topic and publisher cannot be checked.
+        why = "no such stream";
+    } else if (bk_access_hash(zmq_msg_data(topic), zmq_msg_size(topic)) != call->topic_hash) {
         why = "not the call's topic";
     } else if (self->zap) {
         const char *user = zmq_msg_gets(topic, "User-Id");
-        if (call == NULL) {
-            why = "no such stream"; // cannot tell its publisher: nothing to forward it to
-        } else if (call->worker == NULL || user == NULL || strcmp(user, call->worker->key) != 0) {
+        if (call->worker == NULL || user == NULL || strcmp(user, call->worker->key) != 0) {
             why = "not published by the worker the call was routed to";
         }
     }

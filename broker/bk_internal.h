@@ -141,8 +141,9 @@ bool bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg);
 // bk_access.c: FNV-1a 64 of `len` bytes (stream topics).
 uint64_t bk_access_hash(const void *data, size_t len);
 // bk_access.c: whether the stream message on `topic` (its first frame, `topic_frame`, carries
-// the publisher's ZAP user id) may be forwarded for `call`: the topic is the call's, and with
-// CURVE on the publisher is the worker the call was routed to. A refused one is counted.
+// the publisher's ZAP user id) may be forwarded for `call`: the call is an open stream (not
+// NULL), the topic is the call's, and with CURVE on the publisher is the worker the call was
+// routed to. A refused one is counted.
 bool bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *topic_frame);
 // bk_access.c: with CURVE on, why the REGISTER `msg` may not register at all (no worker key,
 // a service its key does not name, a service another key holds), in `buf`; NULL when it may.

@@ -32,7 +32,8 @@ GA_MUST_CHECK ga_err_t bk_zap_load_dir(bk_zap_t *self, const char *dir, char *er
 GA_MUST_CHECK ga_err_t bk_zap_bind(bk_zap_t *self, void *zctx);
 // The handler's socket, for the loop's poller.
 void *bk_zap_socket(const bk_zap_t *self);
-// Answers every waiting ZAP request.
+// Answers the waiting ZAP requests, at most 64 per call (the loop calls again while the
+// socket stays ready).
 void bk_zap_process(bk_zap_t *self);
 
 // The accepted peer whose ZAP user id is `user_id`, or NULL (no key, or CURVE off).

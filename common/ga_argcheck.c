@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Checks one argument value against its ga_argspec_t (types and options: docs/protocol.md,
-// "Function config"; messages: "Errors a client can see"). Used by the gateway on every
-// request and by ga_funcfg at registration for default values. Messages are client-visible and
-// name the argument. Pure.
+// "Function config"; messages: "Errors a client can see"), and a request's whole argument map
+// against its config (ga_funcfg_check_args). Used by the gateway on every request, by the
+// worker library again before every handler, and by ga_funcfg at registration for default
+// values. Messages are client-visible and name the argument. Pure.
 #include "ga_funcfg.h"
 #include "ga_utf8.h"
 

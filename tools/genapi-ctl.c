@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
-// auth=jwt; `status`, `functions` and `stop-stream` speak the broker's admin operations on its
-// gateway endpoint (docs/operations.md).
+// auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions` and
+// `stop-stream` speak the broker's admin operations on its gateway endpoint
+// (docs/operations.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"

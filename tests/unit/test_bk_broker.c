@@ -697,10 +697,12 @@ test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take(void **state
     assert_int_equal(zmq_setsockopt(sub, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s.gw.", 5), 0);
     assert_int_equal(zmq_connect(sub, bk_broker_stream_out_endpoint(f->broker)), 0);
-    // Probe until the subscription is in place (a message for no call goes through).
+    // Probe until the subscription is in place, with the chunks of a stream of its own (a
+    // message for no open stream is dropped at the broker).
+    int64_t probe = s_start_stream(f, "forever", 69);
     bool through = false;
     for (int i = 0; i < 300 && !through; i++) {
-        s_publish(f, pub, "s.gw.probe", 0, 1, "chunk", 1);
+        s_publish(f, pub, "s.gw.69", probe, i + 1, "chunk", 1);
         zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
         if (zmq_poll(&item, 1, 10) == 1) {
             zmq_msg_t part;
@@ -733,18 +735,27 @@ test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take(void **state
     assert_true(s_expect(f, f->worker, GA_CMD_CANCEL, 2000));
     assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
 
-    // Filled again (messages for no call), a stream whose only message is its end (kind last)
-    // loses it. The broker must not forget the call silently: the gateway gets the error.
+    // Still full (filler streams, one message each, so that every one is a message the full
+    // queue refuses), a stream whose only message is its end (kind last) loses it. The broker
+    // must not forget the call silently: the gateway gets the error.
     int64_t id2 = s_start_stream(f, "forever", 72);
-    for (int i = 0; i < 1000; i++) {
-        s_publish(f, pub, "s.gw.filler", 0, 1, "chunk", 16384);
+    enum { FILLERS = 200 };
+    for (int i = 0; i < FILLERS; i++) {
+        char topic[32];
+        snprintf(topic, sizeof topic, "s.gw.%d", 100 + i);
+        int64_t filler = s_start_stream(f, "forever", 100 + i);
+        s_publish(f, pub, topic, filler, 1, "chunk", 16384);
         if (i % 50 == 0) {
             s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}");
         }
     }
     s_publish(f, pub, "s.gw.72", id2, 1, "last", 16384);
-    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 3000));
-    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 72);
+    bool ended = false;
+    for (int i = 0; i < FILLERS + 1 && !ended; i++) { // fillers' RESULTs may come first
+        assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 3000));
+        ended = ga_map_get_int(&f->msg.value, "id", 0) == 72;
+    }
+    assert_true(ended);
     assert_string_equal(ga_map_get_str(&f->msg.value, "error"),
                         "Stream interrupted: chunks were lost");
     zmq_close(sub);
