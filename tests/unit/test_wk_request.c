@@ -27,12 +27,25 @@ s_stream(wk_request_t *req, void *ctx)
     assert_int_equal(wk_stream_complete(s), GA_ECLOSED); // and the stream is freed
 }
 
+// Answers with a list nested args.depth levels deep.
+static void
+s_deep(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_value_t *v = wk_int(req, 1);
+    for (int64_t i = 0; i < wk_arg_int(req, "depth", 0); i++) {
+        v = wk_list(req, v, NULL);
+    }
+    wk_reply(req, v);
+}
+
 static const wk_function_t s_functions[] = {
     {.request_type = "feed", .response_type = "stream", .timeout_ms = -1, .handler = s_stream},
+    {.request_type = "deep", .args = "depth:num", .handler = s_deep},
 };
 
 static const wk_service_t s_service = {
-    .service = "svc", .node = "svc@test", .functions = s_functions, .n_functions = 1};
+    .service = "svc", .node = "svc@test", .functions = s_functions, .n_functions = 2};
 
 // Runs the REQUEST body given as JSON and returns the decoded REPLY (nil when none).
 static ga_value_t
@@ -87,11 +100,37 @@ test_stream_request_without_a_positive_id_is_refused(void **state)
     wk_worker_destroy(&w);
 }
 
+// Found by fuzz_worker_cmd: a handler's result nested deeper than the protocol allows (here its
+// arguments echoed inside a few more levels) was encoded into a REPLY that the broker's decoder
+// refuses (GA_ETOOBIG), so the answer was dropped and the client waited for the timeout. Such a
+// result is now answered at once with an internal error; one level less still goes through.
+static void
+test_reply_nested_too_deep_is_an_internal_error(void **state)
+{
+    (void) state;
+    char err[256];
+    wk_worker_t *w = wk_worker_new(&s_service, NULL);
+    assert_int_equal(wk_table_build(w, err, sizeof err), GA_OK);
+    ga_arena_t *a = ga_arena_new(4096);
+    // The REPLY map is one level; its result may have GA_WIRE_MAX_DEPTH - 1 more.
+    ga_value_t reply = s_run(w, a, "{\"id\":5,\"request_type\":\"deep\",\"args\":{\"depth\":31}}");
+    assert_true(ga_map_get(&reply, "ok")->u.b);
+    ga_arena_reset(a);
+    reply = s_run(w, a, "{\"id\":6,\"request_type\":\"deep\",\"args\":{\"depth\":32}}");
+    assert_int_equal(reply.type, GA_MAP);
+    assert_int_equal(ga_map_get_int(&reply, "id", 0), 6);
+    assert_false(ga_map_get(&reply, "ok")->u.b);
+    assert_int_equal(ga_map_get_int(&reply, "code", 0), GA_EINTERNAL);
+    ga_arena_destroy(&a);
+    wk_worker_destroy(&w);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_request_without_a_positive_id_is_refused),
+        cmocka_unit_test(test_reply_nested_too_deep_is_an_internal_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
