@@ -2,11 +2,15 @@
 # The two commands a newcomer needs:
 #   make run   - install what is missing, build, start the broker, the example services and a
 #                gateway (ports below, each a variable: make run GATEWAY_PORT=4100)
-#   make test  - install what is missing, build with ASan/UBSan, run every test
+#   make test  - install what is missing, build with ASan/UBSan, run every test (and each
+#                fuzz target for 10 s)
+#   make fuzz  - build the libFuzzer targets with clang and run each for FUZZ_SECONDS (60)
 # Both call tools/install-deps.sh first. CMake does the real build; this file only names steps.
 
 BUILD      ?= build
 RUN_BUILD  ?= build-run
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
 # Ports of `make run` (make run GATEWAY_PORT=4100 BROKER_WORKER_PORT=6570 ...): the gateway's
@@ -18,7 +22,7 @@ STREAM_IN_PORT     ?= 5572
 STREAM_OUT_PORT    ?= 5573
 export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT
 
-.PHONY: all deps build build-run test test-unit test-js run bench clean
+.PHONY: all deps build build-run build-fuzz test test-unit test-js test-fuzz fuzz run bench clean
 
 all: build
 
@@ -36,14 +40,29 @@ build-run: deps
 	@cmake -S . -B $(RUN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGA_BUILD_TESTS=OFF >/dev/null
 	@cmake --build $(RUN_BUILD) -j $(JOBS)
 
+# The libFuzzer targets (tests/fuzz): clang, coverage-instrumented, ASan/UBSan, only the
+# libraries they link (docs/operations.md, "Fuzzing").
+build-fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="-O1 -g" \
+	    -DGA_FUZZ=ON -DGA_BUILD_TESTS=OFF -DGA_WERROR=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzz_targets -j $(JOBS)
+
 test: build
-	@$(MAKE) --no-print-directory test-unit test-js
+	@$(MAKE) --no-print-directory test-unit test-js test-fuzz
 
 test-unit:
 	@cd $(BUILD) && ctest -L unit --output-on-failure
 
 test-js:
 	@GENAPI_BIN_DIR=$(CURDIR)/$(BUILD)/bin tools/run-with-sanitizers.sh npm run --silent test:js
+
+# Each fuzz target for 10 s: part of `make test`.
+test-fuzz:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
+# Each fuzz target for FUZZ_SECONDS on a copy of its seed corpus; fails on any finding.
+fuzz: build-fuzz
+	@tools/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 run: build-run
 	@tools/run-dev.sh $(RUN_BUILD)/bin
@@ -53,4 +72,4 @@ bench: build-run
 	@tools/bench/run-bench.sh $(RUN_BUILD)/bin
 
 clean:
-	rm -rf $(BUILD) $(RUN_BUILD)
+	rm -rf $(BUILD) $(RUN_BUILD) $(FUZZ_BUILD)

@@ -65,6 +65,50 @@ s_set(const ga_option_t *o, void *cfg, const char *text, const char *source, cha
     return GA_ECONFIG;
 }
 
+ga_err_t
+ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text, size_t len,
+                     const char *source, char *err, size_t errlen)
+{
+    ga_arena_t *arena = ga_arena_new(4096);
+    ga_value_t doc;
+    char why[200];
+    ga_err_t rc = ga_json_decode(text, len, arena, &doc, why, sizeof why);
+    if (rc != GA_OK || doc.type != GA_MAP) {
+        snprintf(err, errlen, "config file %s: %s", source,
+                 rc != GA_OK ? why : "must hold a JSON object");
+        rc = GA_ECONFIG;
+        goto out;
+    }
+    for (uint32_t i = 0; i < doc.len && rc == GA_OK; i++) {
+        const ga_pair_t *p = &doc.u.pairs[i];
+        const ga_option_t *o = s_find(table, p->key, p->key_len);
+        if (o == NULL) {
+            snprintf(err, errlen, "config file %s: unknown option \"%s\"", source, p->key);
+            rc = GA_ECONFIG;
+            break;
+        }
+        char num[32];
+        const char *value = NULL;
+        if (p->value.type == GA_STR) {
+            value = p->value.u.s;
+        } else if (p->value.type == GA_INT) {
+            snprintf(num, sizeof num, "%lld", (long long) p->value.u.i);
+            value = num;
+        } else if (p->value.type == GA_BOOL) {
+            value = p->value.u.b ? "true" : "false";
+        } else {
+            snprintf(err, errlen, "config file %s: option \"%s\" must be a string, integer or "
+                                  "boolean", source, p->key);
+            rc = GA_ECONFIG;
+            break;
+        }
+        rc = s_set(o, cfg, value, source, err, errlen);
+    }
+out:
+    ga_arena_destroy(&arena);
+    return rc;
+}
+
 static ga_err_t
 s_load_file(const ga_option_t *table, void *cfg, const char *path, char *err, size_t errlen)
 {
@@ -81,43 +125,8 @@ s_load_file(const ga_option_t *table, void *cfg, const char *path, char *err, si
         ga_buf_append(&text, chunk, n);
     }
     GA_IGNORE(fclose(f)); // read-only file: nothing to flush
-    ga_arena_t *arena = ga_arena_new(4096);
-    ga_value_t doc;
-    char why[200];
-    ga_err_t rc = ga_json_decode((const char *) text.data, text.len, arena, &doc, why, sizeof why);
-    if (rc != GA_OK || doc.type != GA_MAP) {
-        snprintf(err, errlen, "config file %s: %s", path,
-                 rc != GA_OK ? why : "must hold a JSON object");
-        rc = GA_ECONFIG;
-        goto out;
-    }
-    for (uint32_t i = 0; i < doc.len && rc == GA_OK; i++) {
-        const ga_pair_t *p = &doc.u.pairs[i];
-        const ga_option_t *o = s_find(table, p->key, p->key_len);
-        if (o == NULL) {
-            snprintf(err, errlen, "config file %s: unknown option \"%s\"", path, p->key);
-            rc = GA_ECONFIG;
-            break;
-        }
-        char num[32];
-        const char *value = NULL;
-        if (p->value.type == GA_STR) {
-            value = p->value.u.s;
-        } else if (p->value.type == GA_INT) {
-            snprintf(num, sizeof num, "%lld", (long long) p->value.u.i);
-            value = num;
-        } else if (p->value.type == GA_BOOL) {
-            value = p->value.u.b ? "true" : "false";
-        } else {
-            snprintf(err, errlen, "config file %s: option \"%s\" must be a string, integer or "
-                                  "boolean", path, p->key);
-            rc = GA_ECONFIG;
-            break;
-        }
-        rc = s_set(o, cfg, value, path, err, errlen);
-    }
-out:
-    ga_arena_destroy(&arena);
+    ga_err_t rc = ga_config_parse_json(table, cfg, (const char *) text.data, text.len, path, err,
+                                       errlen);
     ga_buf_fini(&text);
     return rc;
 }

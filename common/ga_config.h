@@ -34,6 +34,12 @@ typedef struct {
 // with a message in `err` naming the option. May be called only from main.
 GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const char *prog,
                                       int argc, char **argv, char *err, size_t errlen);
+// The JSON-file step of ga_config_load: applies the object in text[0..len) to `cfg` (which
+// holds defaults or earlier values). `source` names the text in messages (the file's path).
+// GA_ECONFIG with a message in `err` naming the option. Pure apart from `cfg`.
+GA_MUST_CHECK ga_err_t ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text,
+                                            size_t len, const char *source, char *err,
+                                            size_t errlen);
 // Frees the strings ga_config_load stored in `cfg`.
 void ga_config_fini(const ga_option_t *table, void *cfg);
 

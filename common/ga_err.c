@@ -3,7 +3,7 @@
 #include "ga_err.h"
 
 const char *
-ga_strerror(int err)
+ga_strerror(ga_err_t err)
 {
     switch (err) {
     case GA_OK:

@@ -25,7 +25,7 @@ typedef enum {
 } ga_err_t;
 
 // Returns a static, human-readable name for `err` ("GA_EPROTO: protocol error"). Any thread.
-const char *ga_strerror(int err);
+const char *ga_strerror(ga_err_t err);
 
 // Marks a function whose result must be checked. To ignore on purpose: GA_IGNORE(call); // why
 #define GA_MUST_CHECK __attribute__((warn_unused_result))

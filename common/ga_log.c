@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static _Atomic int s_level = GA_LOG_INFO;
-static ga_log_sink_fn *_Atomic s_sink = NULL;
+static ga_log_sink_fn *_Atomic s_sink; // no sink until one is set (static: null)
 static char s_ident[32] = "genapi";
 
 void

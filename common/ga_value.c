@@ -129,7 +129,9 @@ ga_map_get_int(const ga_value_t *self, const char *key, int64_t dflt)
     if (v && v->type == GA_INT) {
         return v->u.i;
     }
-    if (v && v->type == GA_FLOAT && v->u.f == (double) (int64_t) v->u.f) {
+    // Only a double in [-2^63, 2^63) may be converted (NaN fails both comparisons).
+    if (v && v->type == GA_FLOAT && v->u.f >= -0x1p63 && v->u.f < 0x1p63 &&
+        v->u.f == (double) (int64_t) v->u.f) {
         return (int64_t) v->u.f;
     }
     return dflt;

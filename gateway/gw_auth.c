@@ -159,9 +159,9 @@ gw_auth_verify(gw_auth_t *self, const char *token, int64_t now_s, gw_auth_identi
         rc = s_deny(why, whylen, "token algorithm %s is not accepted", jwt_alg_str(jwt_get_alg(jwt)));
     } else if (!s_time_claim(jwt, "exp", &exp)) {
         rc = s_deny(why, whylen, "token has no exp");
-    } else if (exp + cfg->leeway_s <= now_s) {
+    } else if (exp <= now_s - cfg->leeway_s) { // not exp + leeway: exp may be near LONG_MAX
         rc = s_deny(why, whylen, "token expired");
-    } else if (s_time_claim(jwt, "nbf", &nbf) && nbf - cfg->leeway_s > now_s) {
+    } else if (s_time_claim(jwt, "nbf", &nbf) && nbf > now_s + cfg->leeway_s) {
         rc = s_deny(why, whylen, "token not valid yet");
     } else if (cfg->issuer && cfg->issuer[0] &&
                (jwt_get_grant(jwt, "iss") == NULL ||

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
-          libwebsockets-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev openssl)
+          libwebsockets-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev openssl
+          clang libclang-rt-14-dev) # clang and its libFuzzer runtime: `make fuzz`
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

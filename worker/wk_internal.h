@@ -66,6 +66,11 @@ struct wk_request_t {
 ga_err_t wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga_value_t *orders,
                           char *err, size_t errlen);
 
+// Builds the pushed table (w->table) and the parsed configs (w->cfgs) from the service
+// description; wk_worker_start calls it before starting any thread, and so can a test that
+// runs requests without sockets. GA_ECONFIG with a message in `err`.
+ga_err_t wk_table_build(wk_worker_t *w, char *err, size_t errlen);
+
 // Runs the handler for one REQUEST body and encodes its REPLY body into `out` (left empty when
 // the function owes no reply: none and stream functions). On a pool thread, or on the I/O
 // thread for non_blocking functions.

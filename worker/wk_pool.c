@@ -73,7 +73,8 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
     ga_resp_t type = req.cfg->response_type;
     if (type == GA_RESP_STREAM) {
         const char *topic = ga_map_get_str(&body, "stream_topic");
-        if (topic == NULL) {
+        // Streams are kept by call id, and 0 is no id: the broker's ids are positive.
+        if (topic == NULL || id <= 0) {
             wk_encode_error(out, arena, id, GA_EPROTO, "Internal Server Error", false);
             return;
         }

@@ -3,6 +3,7 @@
 // memory comes from the request's arena, freed when the handler returns.
 #include "wk_internal.h"
 
+#include "ga_log.h"
 #include "ga_wire.h"
 
 #include <stdarg.h>
@@ -126,6 +127,14 @@ wk_reply(wk_request_t *req, const wk_value_t *result)
     ga_map_put(&m, req->arena, "result", result ? *result : ga_nil());
     ga_buf_reset(req->out);
     ga_wire_encode(req->out, &m);
+    // A result nested deeper than the protocol allows (GA_WIRE_MAX_DEPTH) would be dropped by
+    // the broker's decoder and the caller would wait for the timeout: answer an error now.
+    if (ga_wire_scan(req->out->data, req->out->len) != GA_OK) {
+        GA_WARN("reply to call %lld nested deeper than %d levels: answered with an error",
+                (long long) req->id, GA_WIRE_MAX_DEPTH);
+        wk_encode_error(req->out, req->arena, req->id, GA_EINTERNAL, "Internal Server Error",
+                        false);
+    }
 }
 
 void

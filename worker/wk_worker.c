@@ -68,9 +68,8 @@ wk_worker_destroy(wk_worker_t **self_p)
     *self_p = NULL;
 }
 
-// Builds the pushed table and the parsed configs from the service description.
-static ga_err_t
-s_build_table(wk_worker_t *self, char *err, size_t errlen)
+ga_err_t
+wk_table_build(wk_worker_t *self, char *err, size_t errlen)
 {
     const wk_service_t *svc = self->svc;
     ga_arena_t *a = self->table_arena;
@@ -551,7 +550,7 @@ s_io_actor(zsock_t *pipe, void *args)
 ga_err_t
 wk_worker_start(wk_worker_t *self, char *err, size_t errlen)
 {
-    ga_err_t rc = s_build_table(self, err, errlen);
+    ga_err_t rc = wk_table_build(self, err, errlen);
     if (rc != GA_OK) {
         return rc;
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 static ga_value_t
 s_json(ga_arena_t *a, const char *text)
@@ -246,6 +247,40 @@ test_wire_survives_random_bytes(void **state)
     ga_arena_destroy(&a);
 }
 
+// Found by fuzz_worker_cmd: a REQUEST body whose id is the float 5.1e228. ga_map_get_int
+// converted any float to int64_t to see whether it was whole, which is undefined behaviour for a
+// double outside [-2^63, 2^63) or NaN (UBSan: "outside the range of representable values").
+// Such values now give the default; whole floats inside the range still count.
+static void
+test_wire_float_ids_outside_int64_give_the_default(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    uint8_t in[64];
+    // The fuzzer's input: {"id": 5.1e228, "request_type": "echo", "ards": {"n": 1e20}}
+    size_t len = s_unhex("83 a2 69 64 cb 6f 6b 00 00 00 00 00 00 ac 72 65 71 75 65 73 74 5f 74"
+                         "79 70 65 a4 65 63 68 6f a4 61 72 64 73 81 a1 6e cb 44 15 af 8c 78 b5"
+                         "8c 40",
+                         in);
+    ga_value_t v;
+    assert_int_equal(ga_wire_decode(in, len, a, &v), GA_OK);
+    assert_int_equal(ga_map_get_int(&v, "id", -1), -1);
+    struct {
+        double f;
+        int64_t want;
+    } cases[] = {
+        {1e300, -1},           {-1e300, -1},        {0x1p63, -1},    {-0x1p64, -1},
+        {(double) NAN, -1},    {(double) INFINITY, -1}, {7.0, 7},    {-0x1p63, INT64_MIN},
+        {0x1p62, 0x4000000000000000}, {2.5, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ga_value_t m = ga_map(a, 1);
+        ga_map_put(&m, a, "id", ga_float(cases[i].f));
+        assert_int_equal(ga_map_get_int(&m, "id", -1), cases[i].want);
+    }
+    ga_arena_destroy(&a);
+}
+
 int
 main(void)
 {
@@ -258,6 +293,7 @@ main(void)
         cmocka_unit_test(test_wire_refuses_every_truncation_and_trailing_bytes),
         cmocka_unit_test(test_wire_refuses_extensions_reserved_and_bad_keys),
         cmocka_unit_test(test_wire_survives_random_bytes),
+        cmocka_unit_test(test_wire_float_ids_outside_int64_give_the_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,7 +147,8 @@ WK_EXPORT const char *wk_request_device_id(wk_request_t *req);
 WK_EXPORT const char *wk_request_ip(wk_request_t *req);
 WK_EXPORT bool wk_request_has_role(wk_request_t *req, const char *role);
 
-// Answers with `result` (NULL means nil). Only the first answer counts.
+// Answers with `result` (NULL means nil). Only the first answer counts. A result nested more
+// than 31 lists/maps deep cannot travel (docs/protocol.md): the caller gets an internal error.
 WK_EXPORT void wk_reply(wk_request_t *req, const wk_value_t *result);
 // Answers with an error message shown to the client. Only the first answer counts.
 WK_EXPORT void wk_reply_error(wk_request_t *req, const char *fmt, ...)
