@@ -271,7 +271,8 @@ s_sticky(bk_select_t *self, const ga_funcfg_t *cfg, const char *routing_key, bk_
     if (e) {
         bk_worker_t *found = NULL;
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(cand[i]->node, e->node) == 0 && (found == NULL || s_fresher(cand[i], found))) {
+            if (strcmp(cand[i]->node, e->node) == 0 &&
+                (found == NULL || s_fresher(cand[i], found))) {
                 found = cand[i];
             }
         }
@@ -388,8 +389,8 @@ bk_select_dirty(const bk_select_t *self)
 }
 
 // ---------------------------------------------------------------------------------------------
-// State file: {"genapi_sticky": 1, "saved_at_ms": WALL, "entries": [{"key": HEX, "node": NAME, "idle_ms": N}, ...]}
-// (docs/configuration.md, "state_file"). Keys are hashes: no argument value reaches the disk.
+// State file: {"genapi_sticky": 1, "saved_at_ms": WALL, "entries": [{"key": HEX, "node": NAME,
+// "idle_ms": N}, ...]} (docs/configuration.md, "state_file"). Keys are hashes: no argument value reaches the disk.
 
 __attribute__((format(printf, 3, 4))) static ga_err_t
 s_corrupt(char *err, size_t errlen, const char *fmt, ...)
