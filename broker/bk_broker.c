@@ -30,6 +30,7 @@ bk_broker_new(const bk_config_t *cfg)
     self->cfg = cfg;
     self->wake[0] = self->wake[1] = -1;
     self->registry = bk_registry_new();
+    self->select = bk_select_new();
     self->gws = zhash_new();
     ga_assert(self->gws);
     self->calls = ga_idmap_new();
@@ -65,6 +66,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     ga_timeq_destroy(&self->deadlines);
     zhash_destroy(&self->gws);
     bk_registry_destroy(&self->registry);
+    bk_select_destroy(&self->select);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
@@ -201,6 +203,51 @@ s_check_admin_actions(const bk_broker_t *self)
     return GA_OK;
 }
 
+static bool
+s_has_state_file(const bk_broker_t *self)
+{
+    return self->cfg->state_file && self->cfg->state_file[0];
+}
+
+// The sticky mapping of the previous run. A file that cannot be read or is not a state file
+// stops the start (a silently lost mapping would move every sticky key).
+static ga_err_t
+s_state_load(bk_broker_t *self)
+{
+    if (!s_has_state_file(self)) {
+        return GA_OK;
+    }
+    char err[600];
+    if (bk_select_load(self->select, self->cfg->state_file, ga_clock_ms(), ga_clock_wall_ms(),
+                       err, sizeof err) != GA_OK) {
+        GA_ERR("%s (move it away to start with an empty mapping)", err);
+        return GA_ECONFIG;
+    }
+    GA_INFO("state_file: %zu sticky mapping(s) read from %s",
+            bk_select_sticky_count(self->select), self->cfg->state_file);
+    return GA_OK;
+}
+
+// Forgets idle sticky entries and writes the state file when the mapping changed, at most every
+// BK_STICKY_SAVE_MS (`force`: now, at stop). The write is a small file on the loop thread.
+static void
+s_state_tick(bk_broker_t *self, int64_t now, bool force)
+{
+    if (!force && now < self->next_state_save) {
+        return;
+    }
+    self->next_state_save = now + BK_STICKY_SAVE_MS;
+    bk_select_expire(self->select, now);
+    if (!s_has_state_file(self) || !bk_select_dirty(self->select)) {
+        return;
+    }
+    char err[600];
+    if (bk_select_save(self->select, self->cfg->state_file, now, ga_clock_wall_ms(), err,
+                       sizeof err) != GA_OK) {
+        GA_WARN("%s (sticky mappings are kept in memory; retried later)", err);
+    }
+}
+
 ga_err_t
 bk_broker_bind(bk_broker_t *self)
 {
@@ -212,7 +259,8 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK) {
+    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
+        s_state_load(self) != GA_OK) {
         return GA_ECONFIG;
     }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
@@ -403,7 +451,9 @@ bk_broker_run(bk_broker_t *self)
             bk_drain_subscriptions(self);
         }
         bk_on_tick(self, ga_clock_ms());
+        s_state_tick(self, ga_clock_ms(), false);
     }
+    s_state_tick(self, ga_clock_ms(), true);
     ga_zpoll_fini(&poller);
     return rc;
 }

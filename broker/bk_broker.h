@@ -29,6 +29,9 @@ typedef struct {
     // Functions workers may register: comma-separated "service" or "service.function"; NULL or
     // empty: any (reserved names excepted).
     const char *allowlist;
+    // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
+    // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
+    const char *state_file;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;

@@ -61,7 +61,9 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
                       "Function disabled", false);
         return;
     }
-    bk_worker_t *w = bk_registry_pick_at(self->registry, cfg, ga_clock_ms());
+    bk_worker_t *w = bk_select_pick(self->select, self->registry, cfg,
+                                    ga_map_get_str(body, "request_id"),
+                                    ga_map_get_str(body, "routing_key"), ga_clock_ms());
     if (w == NULL) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                       "Service unavailable", true);

@@ -7,6 +7,7 @@
 
 #include "bk_broker.h"
 #include "bk_registry.h"
+#include "bk_select.h"
 #include "bk_zap.h"
 #include "ga_arena.h"
 #include "ga_curve.h"
@@ -64,6 +65,8 @@ struct bk_broker_t {
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
     atomic_bool stop;           // set by bk_broker_stop
     bk_registry_t *registry;    // functions and workers
+    bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
+    int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
     zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
     ga_idmap_t *calls;          // broker id -> bk_call_t
     ga_timeq_t *deadlines;      // call deadlines (lazy: stale ids skipped)

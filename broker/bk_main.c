@@ -28,6 +28,7 @@ typedef struct {
     char *curve_peers_dir;   // see table
     char *allowlist;         // see table
     char *admin_actions;     // see table
+    char *state_file;        // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -63,6 +64,8 @@ static const ga_option_t s_options[] = {
      "directory of the public certificates of the gateways, workers and operators admitted"},
     {"allowlist", GA_OPT_STR, "", 0, 0, offsetof(options_t, allowlist),
      "functions workers may register: comma-separated service or service.function (empty: any)"},
+    {"state_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, state_file),
+     "file keeping sticky routing across broker restarts, read at start (empty: none)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -171,6 +174,7 @@ main(int argc, char **argv)
         .curve_peers_dir = opt.curve_peers_dir,
         .allowlist = opt.allowlist,
         .admin_actions = opt.admin_actions,
+        .state_file = opt.state_file,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

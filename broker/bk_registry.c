@@ -253,6 +253,44 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
     return chosen;
 }
 
+// Whether `w` may serve `cfg` (key `fkey`) at `now`.
+static bool
+s_candidate(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
+{
+    if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+        return false;
+    }
+    if (cfg->n_nodes == 0) {
+        return true;
+    }
+    for (uint32_t i = 0; i < cfg->n_nodes; i++) {
+        if (strcmp(cfg->nodes[i], w->node) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t
+bk_registry_candidates(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now,
+                       bk_worker_t ***buf, size_t *cap)
+{
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    size_t n = 0;
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (!s_candidate(w, cfg, fkey, now)) {
+            continue;
+        }
+        if (n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *buf = ga_realloc(*buf, sizeof(bk_worker_t *) * *cap);
+        }
+        (*buf)[n++] = w;
+    }
+    return n;
+}
+
 static void
 s_snap_one(const ga_funcfg_t *cfg, void *arg)
 {

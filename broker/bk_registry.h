@@ -71,6 +71,12 @@ bk_worker_t *bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg);
 // The same, skipping workers whose circuit breaker is open at `now`.
 bk_worker_t *bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now);
 
+// Collects the workers that may serve `cfg` at `now` (registered, offering it, on a node its
+// `nodes` list allows, circuit closed) into `*buf`, grown as needed (`*cap` is its room; the
+// caller frees it with ga_free); returns how many.
+size_t bk_registry_candidates(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now,
+                              bk_worker_t ***buf, size_t *cap);
+
 // Every config's source, as a list in `arena` (for a gateway's snapshot).
 ga_value_t bk_registry_snapshot(bk_registry_t *self, ga_arena_t *arena);
 

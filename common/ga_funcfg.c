@@ -322,9 +322,35 @@ s_has_prefix_arg(const char *s, const char *prefix)
     return strncmp(s, prefix, n) == 0 && s[n] != '\0';
 }
 
+static const char *const s_request_fields[] = {"user_id", "device_id", "ip", "request_id"};
+
+bool
+ga_funcfg_is_request_field(const char *name)
+{
+    for (size_t i = 0; i < sizeof s_request_fields / sizeof s_request_fields[0]; i++) {
+        if (strcmp(name, s_request_fields[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+s_declared(const ga_funcfg_t *cfg, const char *name)
+{
+    for (uint32_t i = 0; i < cfg->n_args; i++) {
+        if (strcmp(cfg->args[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// choose_node_mode (after the arguments: hash:ARG and sticky:KEY name one).
 static ga_err_t
 s_node_mode(parse_t *ps, const ga_value_t *v)
 {
+    ga_funcfg_t *cfg = ps->cfg;
     const char *mode = "random";
     ga_err_t rc = s_name(ps, v, "choose_node_mode", &mode, false);
     if (rc != GA_OK) {
@@ -333,17 +359,37 @@ s_node_mode(parse_t *ps, const ga_value_t *v)
     if (mode == NULL) {
         mode = "random";
     }
-    if (strcmp(mode, "random") != 0 && strcmp(mode, "hash") != 0 &&
-        strcmp(mode, "round_robin") != 0 && !s_has_prefix_arg(mode, "hash:") &&
-        !s_has_prefix_arg(mode, "sticky:")) {
-        return s_fail(ps, "choose_node_mode: must be random, hash, hash:ARG, round_robin or "
-                          "sticky:KEY");
+    cfg->choose_node_mode = mode;
+    cfg->node_key = NULL;
+    if (strcmp(mode, "random") == 0) {
+        cfg->node_mode = GA_NODE_RANDOM;
+    } else if (strcmp(mode, "hash") == 0) {
+        cfg->node_mode = GA_NODE_HASH;
+    } else if (strcmp(mode, "round_robin") == 0) {
+        cfg->node_mode = GA_NODE_ROUND_ROBIN;
+    } else if (strcmp(mode, "least_loaded") == 0) {
+        cfg->node_mode = GA_NODE_LEAST_LOADED;
+    } else if (s_has_prefix_arg(mode, "hash:")) {
+        cfg->node_mode = GA_NODE_HASH_ARG;
+        cfg->node_key = mode + 5;
+        cfg->node_key_is_arg = true;
+        if (!s_declared(cfg, cfg->node_key)) {
+            return s_fail(ps, "choose_node_mode: hash:%s names no declared argument",
+                          cfg->node_key);
+        }
+    } else if (s_has_prefix_arg(mode, "sticky:")) {
+        cfg->node_mode = GA_NODE_STICKY;
+        cfg->node_key = mode + 7;
+        cfg->node_key_is_arg = s_declared(cfg, cfg->node_key);
+        if (!cfg->node_key_is_arg && !ga_funcfg_is_request_field(cfg->node_key)) {
+            return s_fail(ps, "choose_node_mode: sticky:%s names neither a declared argument "
+                              "nor a request field (user_id, device_id, ip, request_id)",
+                          cfg->node_key);
+        }
+    } else {
+        return s_fail(ps, "choose_node_mode: must be random, hash, hash:ARG, round_robin, "
+                          "sticky:KEY or least_loaded");
     }
-    if (strcmp(mode, "random") != 0) {
-        // Valid, but the broker picks at random among the live workers whatever is asked.
-        return s_fail(ps, "choose_node_mode: \"%s\" not supported yet (only random)", mode);
-    }
-    ps->cfg->choose_node_mode = mode;
     return GA_OK;
 }
 
@@ -422,7 +468,7 @@ static const struct {
     {"request_type", true},
     {"version", true},
     {"nodes", true},
-    {"choose_node_mode", true}, // random only: s_node_mode refuses the other modes
+    {"choose_node_mode", true},
     {"timeout", true},
     {"arg_types", true},
     {"arg_orders", true},
@@ -502,6 +548,11 @@ s_parse(parse_t *ps, const ga_value_t *v)
         return rc;
     }
     const ga_value_t *nodes = ga_map_get(v, "nodes");
+    if (nodes && (nodes->type == GA_STR || nodes->type == GA_MAP)) {
+        // A resolver (a worker function naming the nodes) is not built: refused, not ignored.
+        return s_fail(ps, "nodes: a resolver is not supported yet (list node names, or leave "
+                          "nodes out for any live worker of the service)");
+    }
     if (nodes && nodes->type != GA_NIL) {
         if ((rc = s_str_list(ps, nodes, "nodes", &cfg->nodes, &cfg->n_nodes))) {
             return rc;

@@ -39,6 +39,16 @@ typedef enum {
     GA_ARG_ANY,
 } ga_argtype_t;
 
+// How the broker picks a worker for a call (docs/protocol.md, "Node selection").
+typedef enum {
+    GA_NODE_RANDOM,       // uniform among the live candidates
+    GA_NODE_HASH,         // by request id (rendezvous hashing)
+    GA_NODE_HASH_ARG,     // by an argument's value (the CALL's routing_key), rendezvous
+    GA_NODE_ROUND_ROBIN,  // a counter per function over the candidates in node-name order
+    GA_NODE_STICKY,       // sticky:KEY: a remembered key -> node mapping
+    GA_NODE_LEAST_LOADED, // fewest calls in flight
+} ga_node_mode_t;
+
 typedef enum {
     GA_RESP_SYNC,
     GA_RESP_ASYNC,
@@ -74,7 +84,12 @@ struct ga_funcfg_t {
     ga_argspec_t *args;           // declared arguments, in arg_orders order
     uint32_t n_args;              // entries in args
     bool args_as_map;             // arg_orders: "map" (handler gets one map)
-    const char *choose_node_mode; // "random" (the other modes are refused: not supported yet)
+    const char *choose_node_mode; // as given: "random", "hash", "hash:ARG", "sticky:KEY", ...
+    ga_node_mode_t node_mode;     // choose_node_mode parsed
+    // hash:ARG and sticky:KEY: the argument or request field whose value routes the call (the
+    // gateway sends it as the CALL's routing_key); NULL for the other modes.
+    const char *node_key;
+    bool node_key_is_arg;         // node_key names a declared argument (else a request field)
     const char *const *nodes;     // allowed node names (NULL: any live worker)
     uint32_t n_nodes;             // entries in nodes
     const char *check_permission; // "false", "any_authenticated", "arg:NAME", "role:[a,b]"
@@ -110,6 +125,10 @@ GA_MUST_CHECK ga_err_t ga_arg_check(const ga_argspec_t *spec, const ga_value_t *
 GA_MUST_CHECK ga_err_t ga_funcfg_check_args(const ga_funcfg_t *cfg, const ga_value_t *given,
                                             ga_arena_t *arena, ga_value_t *out, char *msg,
                                             size_t len);
+
+// The request fields sticky:KEY may name besides declared arguments: user_id, device_id, ip
+// (the caller's, as the gateway knows them) and request_id. True when `name` is one.
+bool ga_funcfg_is_request_field(const char *name);
 
 // Names and parsing for enums ("sync" <-> GA_RESP_SYNC). Parsers return -1 when unknown.
 const char *ga_resp_name(ga_resp_t r);

@@ -389,6 +389,9 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     }
     ga_map_put(&m, a, "args", call->args);
     ga_map_put(&m, a, "request_id", ga_str(call->request_id));
+    if (call->routing_key) {
+        ga_map_put(&m, a, "routing_key", ga_str(call->routing_key));
+    }
     // The caller's identity reaches the handler only when its function asks (request_info).
     const gw_identity_t *who = call->request_info ? call->who : NULL;
     if (who && who->user_id) {

@@ -311,6 +311,59 @@ s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
     return ga_functable_resolve(self->functions, service, request_type, wanted);
 }
 
+// The routing key of a hash:ARG or sticky:KEY call: a string argument as it is, any other value
+// as its JSON text; a request field (user_id, device_id, ip, request_id) as the gateway knows
+// it. Longer than GW_ROUTING_KEY_MAX bytes: "#" and 16 hex digits of its FNV-1a hash (the
+// broker only hashes it). NULL when the call has no value for it.
+#define GW_ROUTING_KEY_MAX 256
+static const char *
+s_routing_key(const ga_funcfg_t *cfg, const gw_call_t *call, ga_arena_t *arena)
+{
+    const char *key = cfg->node_key;
+    if (key == NULL) {
+        return NULL;
+    }
+    const char *s = NULL;
+    size_t len = 0;
+    if (!cfg->node_key_is_arg) {
+        const gw_identity_t *who = call->who;
+        s = strcmp(key, "user_id") == 0     ? who->user_id
+            : strcmp(key, "device_id") == 0 ? who->device_id
+            : strcmp(key, "ip") == 0        ? who->ip
+                                            : call->request_id;
+        if (s == NULL || s[0] == '\0') {
+            return NULL;
+        }
+        len = strlen(s);
+    } else {
+        const ga_value_t *v = ga_map_get(&call->args, key);
+        if (v == NULL) {
+            return NULL;
+        }
+        if (v->type == GA_STR) {
+            s = v->u.s;
+            len = strlen(s);
+        } else {
+            ga_buf_t b;
+            ga_buf_init(&b);
+            ga_json_encode(&b, v);
+            s = ga_arena_strndup(arena, (const char *) b.data, b.len);
+            len = b.len;
+            ga_buf_fini(&b);
+        }
+    }
+    if (len <= GW_ROUTING_KEY_MAX) {
+        return ga_arena_strndup(arena, s, len);
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t) s[i]) * 0x100000001b3ULL;
+    }
+    char *out = ga_arena_alloc(arena, 18);
+    snprintf(out, 18, "#%016llx", (unsigned long long) h);
+    return out;
+}
+
 ga_err_t
 gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_value_t *payload,
                     ga_arena_t *arena, gw_call_t *call, gw_response_t *refusal)
@@ -380,6 +433,7 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
     call->request_info = cfg->request_info;
+    call->routing_key = s_routing_key(cfg, call, arena);
     if (!s_permitted(self, cfg, who, call, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EDENIED;

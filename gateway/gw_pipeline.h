@@ -64,6 +64,10 @@ typedef struct {
     // The function's request_info: only then does the CALL carry the caller's identity (user id,
     // roles, device id, ip) for the handler. The gateway's own checks use `who` regardless.
     bool request_info;
+    // hash:ARG and sticky:KEY: the value the broker routes by (docs/protocol.md, "Node
+    // selection"), from the validated argument or the request field; NULL otherwise or when the
+    // call has no such value. Sent as the CALL's routing_key.
+    const char *routing_key;
 } gw_call_t;
 
 // An in-process permission callback (registered by an embedding program): GA_OK allows the

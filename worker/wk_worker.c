@@ -119,6 +119,16 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         if (fn->request_info) {
             ga_map_put(&m, a, "request_info", ga_bool(true));
         }
+        if (fn->choose_node_mode) {
+            ga_map_put(&m, a, "choose_node_mode", ga_str(fn->choose_node_mode));
+        }
+        if (fn->nodes) {
+            ga_value_t nodes = ga_array(a, 0);
+            for (size_t k = 0; fn->nodes[k]; k++) {
+                ga_array_push(&nodes, a, ga_str(fn->nodes[k]));
+            }
+            ga_map_put(&m, a, "nodes", nodes);
+        }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
             snprintf(err, errlen, "function %s: %s", fn->request_type, why);

@@ -187,7 +187,7 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
         cfg('plain', {}),
         cfg('expensive_operation', { before_execute: 'data_service.validate_quota', after_execute: 'data_service.log_response', hook_timeout: 5000 }),
         cfg('get_data', { retry: 3 }),
-        cfg('sticky', { choose_node_mode: 'sticky:user_id' }),
+        cfg('resolved', { nodes: { resolver: 'data_service.resolve_nodes' } }),
       ],
     };
     const out = await new Promise((resolve, reject) => {
@@ -202,7 +202,7 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     const want = [
       { function: 'expensive_operation', reason: 'before_execute: not supported yet' },
       { function: 'get_data', reason: 'retry: not supported yet' },
-      { function: 'sticky', reason: 'choose_node_mode: "sticky:user_id" not supported yet (only random)' },
+      { function: 'resolved', reason: 'nodes: a resolver is not supported yet (list node names, or leave nodes out for any live worker of the service)' },
     ];
     assert.deepEqual(out.failed.map(({ function: f, reason }) => ({ function: f, reason })), want);
     const status = await ctl(['status', '--broker', broker.endpoints.gateways]);

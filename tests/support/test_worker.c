@@ -4,6 +4,8 @@
 // fail (a handler error) and silent (a handler that forgets to answer), and more below.
 // `--drop NAME[,NAME...]` leaves those functions out of the table it
 // registers, as a new version of a service that no longer has them would.
+// The where_* functions answer {node} (the name given with `--set node=NAME`), one per
+// choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/worker.h>
 
 #include <stdbool.h>
@@ -201,6 +203,20 @@ s_guard(wk_request_t *req, void *ctx)
     }
 }
 
+// The node name this process registered under (from `--set node=NAME`; "" when not set).
+static char s_node[256];
+
+// {node}, after `ms` (default 0) milliseconds.
+static void
+s_where(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_nap_ms((long) wk_arg_int(req, "ms", 0));
+    wk_reply(req, wk_map(req, "node", wk_str(req, s_node), NULL));
+}
+
+static const char *const s_only_n1[] = {"n1", NULL};
+
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
@@ -238,6 +254,18 @@ static const wk_function_t s_functions[] = {
      .permission_callback = "test_service.silent_guard", .handler = s_echo},
     {.request_type = "guarded_by_nothing", .args = "value:any",
      .permission_callback = "test_service.nothing", .handler = s_echo},
+    // Node selection, one function per mode.
+    {.request_type = "where_random", .handler = s_where},
+    {.request_type = "where_rr", .choose_node_mode = "round_robin", .handler = s_where},
+    {.request_type = "where_rr2", .choose_node_mode = "round_robin", .handler = s_where},
+    {.request_type = "where_hash", .choose_node_mode = "hash", .handler = s_where},
+    {.request_type = "where_hash_arg", .choose_node_mode = "hash:key", .args = "key:string",
+     .handler = s_where},
+    {.request_type = "where_sticky", .choose_node_mode = "sticky:key", .args = "key:string",
+     .handler = s_where},
+    {.request_type = "where_least", .choose_node_mode = "least_loaded", .handler = s_where},
+    {.request_type = "hold_n1", .nodes = s_only_n1, .args = "ms:num", .timeout_ms = 30000,
+     .handler = s_where},
 };
 
 static const wk_service_t s_service = {
@@ -270,6 +298,10 @@ main(int argc, char **argv)
         if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) {
             drop = argv[++i];
         } else {
+            if (strcmp(argv[i], "--set") == 0 && i + 1 < argc &&
+                strncmp(argv[i + 1], "node=", 5) == 0) {
+                snprintf(s_node, sizeof s_node, "%s", argv[i + 1] + 5);
+            }
             argv[kept++] = argv[i]; // the rest goes to wk_main, in order
         }
     }

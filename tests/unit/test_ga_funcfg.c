@@ -252,14 +252,12 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
         {"\"before_execute\":\"data_service.validate_quota\"", "before_execute: not supported yet"},
         {"\"after_execute\":\"data_service.log_response\"", "after_execute: not supported yet"},
         {"\"hook_timeout\":5000", "hook_timeout: not supported yet"},
-        {"\"choose_node_mode\":\"hash\"",
-         "choose_node_mode: \"hash\" not supported yet (only random)"},
-        {"\"choose_node_mode\":\"hash:user_id\"",
-         "choose_node_mode: \"hash:user_id\" not supported yet (only random)"},
-        {"\"choose_node_mode\":\"round_robin\"",
-         "choose_node_mode: \"round_robin\" not supported yet (only random)"},
-        {"\"choose_node_mode\":\"sticky:user_id\"",
-         "choose_node_mode: \"sticky:user_id\" not supported yet (only random)"},
+        {"\"nodes\":\"data_service.resolve_nodes\"",
+         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
+         "live worker of the service)"},
+        {"\"nodes\":{\"resolver\":\"data_service.resolve_nodes\"}",
+         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
+         "live worker of the service)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256];
@@ -272,7 +270,7 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
         }
         assert_null(cfg);
     }
-    // Unset (absent or nil) and the one supported node mode are accepted.
+    // Unset (absent or nil) is accepted.
     const char *fine[] = {
         "{\"service\":\"s\",\"request_type\":\"x\",\"retry\":null,\"before_execute\":null,"
         "\"after_execute\":null,\"hook_timeout\":null}",
@@ -284,6 +282,68 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
         ga_funcfg_t *cfg = NULL;
         if (s_parse(fine[i], &cfg, err, sizeof err) != GA_OK) {
             fail_msg("%s refused: %s", fine[i], err);
+        }
+        ga_funcfg_destroy(&cfg);
+    }
+}
+
+// Every node mode is accepted and parsed; hash:ARG must name a declared argument, sticky:KEY an
+// argument or a request field.
+static void
+test_funcfg_node_modes(void **state)
+{
+    (void) state;
+    struct {
+        const char *mode;    // choose_node_mode
+        int want;            // ga_node_mode_t, or -1: refused
+        const char *key;     // node_key expected (NULL: none), or the refusal
+        bool is_arg;         // node_key_is_arg expected
+    } cases[] = {
+        {"random", GA_NODE_RANDOM, NULL, false},
+        {"hash", GA_NODE_HASH, NULL, false},
+        {"round_robin", GA_NODE_ROUND_ROBIN, NULL, false},
+        {"least_loaded", GA_NODE_LEAST_LOADED, NULL, false},
+        {"hash:user_id", GA_NODE_HASH_ARG, "user_id", true},
+        {"sticky:user_id", GA_NODE_STICKY, "user_id", true},
+        {"sticky:device_id", GA_NODE_STICKY, "device_id", false},
+        {"sticky:ip", GA_NODE_STICKY, "ip", false},
+        {"hash:colour", -1, "choose_node_mode: hash:colour names no declared argument", false},
+        {"hash:device_id", -1, "choose_node_mode: hash:device_id names no declared argument",
+         false},
+        {"sticky:colour", -1,
+         "choose_node_mode: sticky:colour names neither a declared argument nor a request field "
+         "(user_id, device_id, ip, request_id)",
+         false},
+        {"hash:", -1,
+         "choose_node_mode: must be random, hash, hash:ARG, round_robin, sticky:KEY or "
+         "least_loaded",
+         false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"service\":\"s\",\"request_type\":\"x\",\"choose_node_mode\":\"%s\","
+                 "\"arg_types\":{\"user_id\":\"string\"}}",
+                 cases[i].mode);
+        char err[256] = "";
+        ga_funcfg_t *cfg = NULL;
+        ga_err_t rc = s_parse(json, &cfg, err, sizeof err);
+        if (cases[i].want < 0) {
+            if (rc != GA_ECONFIG || strcmp(err, cases[i].key) != 0) {
+                fail_msg("%s: got \"%s\", want \"%s\"", cases[i].mode, err, cases[i].key);
+            }
+            continue;
+        }
+        if (rc != GA_OK) {
+            fail_msg("%s refused: %s", cases[i].mode, err);
+        }
+        assert_int_equal(cfg->node_mode, cases[i].want);
+        assert_string_equal(cfg->choose_node_mode, cases[i].mode);
+        if (cases[i].key) {
+            assert_string_equal(cfg->node_key, cases[i].key);
+            assert_int_equal(cfg->node_key_is_arg, cases[i].is_arg);
+        } else {
+            assert_null(cfg->node_key);
         }
         ga_funcfg_destroy(&cfg);
     }
@@ -333,6 +393,7 @@ main(void)
         cmocka_unit_test(test_argcheck_options_and_limits),
         cmocka_unit_test(test_funcfg_refuses_fields_nothing_acts_on_yet),
         cmocka_unit_test(test_funcfg_unknown_type_option_or_field_lists_the_valid_ones),
+        cmocka_unit_test(test_funcfg_node_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -382,6 +382,35 @@ test_bridge_sends_the_identity_only_with_request_info(void **state)
     assert_string_equal(ga_map_get_str(&f->msg.value, "ip"), "10.0.0.9");
 }
 
+// The CALL carries routing_key exactly when the call has one (hash:ARG, sticky:KEY).
+static void
+test_bridge_sends_the_routing_key_when_set(void **state)
+{
+    fixture_t *f = *state;
+    gw_identity_t who = {0};
+    const char *keys[] = {NULL, "alice"};
+    for (int i = 0; i < 2; i++) {
+        gw_call_t call = {.request_id = "r1",
+                          .service = "s",
+                          .request_type = "f",
+                          .args = ga_map(f->arena, 0),
+                          .response_type = GA_RESP_NONE,
+                          .timeout_ms = 5000,
+                          .who = &who,
+                          .routing_key = keys[i]};
+        gw_route_t route = {.type = GA_RESP_NONE, .conn_id = 1, .request_id = "r1"};
+        assert_int_equal(gw_bridge_call(f->bridge, &call, &route), GA_OK);
+        assert_true(s_broker_recv(f, GA_CMD_CALL, 3000));
+        const char *got = ga_map_get_str(&f->msg.value, "routing_key");
+        if (keys[i]) {
+            assert_non_null(got);
+            assert_string_equal(got, keys[i]);
+        } else {
+            assert_null(ga_map_get(&f->msg.value, "routing_key"));
+        }
+    }
+}
+
 static void
 test_bridge_asks_for_a_snapshot_when_an_update_is_missing(void **state)
 {
@@ -430,6 +459,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_bridge_turns_a_stream_gap_into_an_error_and_stops_the_call, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_sends_the_routing_key_when_set, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_drops_duplicates_and_ends_on_last, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_stops_a_disconnected_clients_streams, s_setup,

@@ -1145,10 +1145,75 @@ test_kind_names_match_the_spec(void **state)
 #define T(name)       cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 #define T_EMPTY(name) cmocka_unit_test_setup_teardown(name, s_setup_empty, s_teardown)
 
+// hash:ARG and sticky:KEY calls carry the value the broker routes by: a string argument as it
+// is, another value as JSON, a request field from the identity, a long value as a hash; other
+// modes and absent values carry none.
+static void
+test_pipeline_routing_key_for_hash_and_sticky_modes(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_apply(f,
+                "{\"functions\":["
+                "{\"service\":\"r\",\"request_type\":\"h\",\"choose_node_mode\":\"hash:k\","
+                "\"arg_types\":{\"k\":{\"type\":\"any\",\"allow_nil\":true},\"o\":\"num\"}},"
+                "{\"service\":\"r\",\"request_type\":\"opt\",\"choose_node_mode\":\"sticky:k\","
+                "\"arg_types\":{\"k\":{\"type\":\"string\",\"default_value\":\"dflt\"}}},"
+                "{\"service\":\"r\",\"request_type\":\"u\",\"choose_node_mode\":\"sticky:user_id\"},"
+                "{\"service\":\"r\",\"request_type\":\"rr\",\"choose_node_mode\":\"round_robin\","
+                "\"arg_types\":{\"k\":\"string\"}}]}",
+                false),
+        4);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":"
+                                  "\"h\",\"args\":{\"k\":\"alice\",\"o\":1}}"),
+                     GA_OK);
+    assert_string_equal(f->call.routing_key, "alice");
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":"
+                                  "\"h\",\"args\":{\"k\":{\"a\":[1,2.5]},\"o\":1}}"),
+                     GA_OK);
+    assert_string_equal(f->call.routing_key, "{\"a\":[1,2.5]}");
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":"
+                                  "\"h\",\"args\":{\"k\":null,\"o\":1}}"),
+                     GA_OK);
+    assert_string_equal(f->call.routing_key, "null");
+    char json[1024];
+    char long_key[400];
+    memset(long_key, 'x', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    snprintf(json, sizeof json,
+             "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":\"h\",\"args\":"
+             "{\"k\":\"%s\",\"o\":1}}",
+             long_key);
+    assert_int_equal(s_prepare(f, json), GA_OK);
+    assert_int_equal(strlen(f->call.routing_key), 17);
+    assert_int_equal(f->call.routing_key[0], '#');
+    // A default counts as the value.
+    assert_int_equal(
+        s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":\"opt\"}"),
+        GA_OK);
+    assert_string_equal(f->call.routing_key, "dflt");
+    // A request field: the caller's user id, none when anonymous.
+    static const gw_identity_t bob = {.user_id = "bob", .ip = "127.0.0.1"};
+    assert_int_equal(s_prepare_as(f, &bob, "{\"request_id\":\"1\",\"service\":\"r\","
+                                            "\"request_type\":\"u\"}"),
+                     GA_OK);
+    assert_string_equal(f->call.routing_key, "bob");
+    assert_int_equal(
+        s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":\"u\"}"),
+        GA_OK);
+    assert_null(f->call.routing_key);
+    // Other modes: none.
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"1\",\"service\":\"r\",\"request_type\":"
+                                  "\"rr\",\"args\":{\"k\":\"alice\"}}"),
+                     GA_OK);
+    assert_null(f->call.routing_key);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_pipeline_routing_key_for_hash_and_sticky_modes),
         T_EMPTY(test_pipeline_apply_snapshot_adds_the_walkthrough_functions),
         T_EMPTY(test_pipeline_apply_skips_invalid_configs_and_counts_only_applied),
         T(test_pipeline_apply_without_a_function_list_applies_nothing),

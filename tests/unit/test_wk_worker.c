@@ -68,11 +68,41 @@ test_worker_args_unknown_type_or_option_lists_the_valid_ones(void **state)
     assert_string_equal(err, "function f: arg_types.t.max_bytes: applies to string only");
 }
 
+// choose_node_mode and nodes reach the config: every mode starts, a wrong one is refused
+// with the function's name.
+static void
+test_worker_node_mode_and_nodes_are_checked(void **state)
+{
+    (void) state;
+    static const char *const nodes[] = {"n1", "n2", NULL};
+    const char *modes[] = {"random", "hash", "hash:k", "round_robin", "sticky:k",
+                           "sticky:user_id", "least_loaded", "hash:nope"};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const wk_function_t fn = {.request_type = "f", .args = "k:string",
+                                  .choose_node_mode = modes[i], .nodes = nodes,
+                                  .handler = s_handler};
+        const wk_service_t svc = {.service = "s", .functions = &fn, .n_functions = 1};
+        wk_options_t opt = {.broker = "tcp://127.0.0.1:1"};
+        wk_worker_t *w = wk_worker_new(&svc, &opt);
+        char err[512] = "";
+        ga_err_t rc = wk_worker_start(w, err, sizeof err);
+        wk_worker_destroy(&w);
+        if (strcmp(modes[i], "hash:nope") == 0) {
+            assert_int_equal(rc, GA_ECONFIG);
+            assert_string_equal(err, "function f: choose_node_mode: hash:nope names no declared "
+                                     "argument");
+        } else if (rc != GA_OK) {
+            fail_msg("%s refused: %s", modes[i], err);
+        }
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_args_unknown_type_or_option_lists_the_valid_ones),
+        cmocka_unit_test(test_worker_node_mode_and_nodes_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,12 @@ typedef struct {
     // The handler never blocks (no I/O, no sleeping, microseconds of work): it runs on the
     // library's I/O thread, skipping the two thread hand-offs of the pool. Not for streams.
     bool non_blocking;
+    // How the broker picks the worker for a call (docs/protocol.md, "Node selection"): NULL or
+    // "random", "hash" (request id), "hash:ARG" (a declared argument's value), "round_robin",
+    // "sticky:KEY" (an argument, or user_id, device_id, ip, request_id) or "least_loaded".
+    const char *choose_node_mode;
+    // The node names allowed to serve it, NULL-terminated; NULL: any worker of the service.
+    const char *const *nodes;
     wk_handler_fn *handler;    // the code (required)
 } wk_function_t;
 
