@@ -33,6 +33,7 @@ typedef struct {
     ga_value_t changed; // the last register's added or changed configs
     ga_value_t removed; // the last sweep's deleted configs
     bk_worker_t *w;     // the last registered worker
+    bool skipped;       // the last register's table was skipped (same config_version)
     char err[256];      // the last register's error
 } fixture_t;
 
@@ -70,19 +71,21 @@ s_register(fixture_t *f, uint8_t id, const char *json, int64_t expiry)
     f->err[0] = '\0';
     f->w = NULL;
     return bk_registry_register(f->r, rid, sizeof rid, &body, expiry, f->a, &f->failed, &f->changed,
-                                &f->w, f->err, sizeof f->err);
+                                &f->w, &f->skipped, f->err, sizeof f->err);
 }
 
-// A REGISTER body for `service` at `node` with the given configs (a JSON list's inside).
+// A REGISTER body for `service` at `node` with the given configs (a JSON list's inside), under
+// a config_version no other body has.
 static const char *
 s_body(fixture_t *f, const char *node, const char *service, const char *configs)
 {
+    static unsigned version; // each body a new config_version: none is skipped
     size_t n = strlen(node) + strlen(service) + strlen(configs) + 128;
     char *s = ga_arena_alloc(f->a, n);
     snprintf(s, n,
-             "{\"node\":\"%s\",\"service\":\"%s\",\"config_version\":\"1\","
+             "{\"node\":\"%s\",\"service\":\"%s\",\"config_version\":\"b%u\","
              "\"functions\":[%s]}",
-             node, service, configs);
+             node, service, ++version, configs);
     return s;
 }
 
