@@ -13,9 +13,11 @@ typedef struct {
     const char *id, *name, *email;
 } user_t;
 
+// Section 1's users, and the user the section 8 request asks for (id "123").
 static const user_t s_users[] = {
     {"1", "Alice", "alice@example.com"},
     {"2", "Bob", "bob@example.com"},
+    {"123", "Carol", "carol@example.com"},
 };
 #define N_USERS (sizeof s_users / sizeof s_users[0])
 
