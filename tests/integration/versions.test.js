@@ -198,6 +198,9 @@ test('delete a version: unknown everywhere, still deleted after the worker regis
 
     await restartWorker(s);
     assert.equal((await s.get('1.0.0', { id: '1' })).error, 'Unknown function');
+    // A new release that still ships 1.0.0 does not bring it back either.
+    await restartWorker(s, ['--set', 'config_version=release-2']);
+    assert.equal((await s.get('1.0.0', { id: '1' })).error, 'Unknown function');
     const list = await ctl(s.broker, ['versions', SVC]);
     assert.deepEqual(list.json.versions[SVC].get_user, [
       { version: '1.0.0', enabled: false, operator: 'deleted' },
@@ -226,26 +229,29 @@ test('add-config: an operator config replaces the pushed one and reaches the gat
   const os = require('node:os');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'genapi-versions-'));
   try {
-    // 1.0.0 with `id` capped at 3 bytes (the worker library still checks its own declaration
+    // 1.0.0 with `id` capped at 2 bytes (the worker library still checks its own declaration
     // too: an operator's config narrows what a handler gets, it cannot widen it).
+    assert.equal((await s.get('1.0.0', { id: '123' })).result.name, 'Carol');
     const file = path.join(dir, 'get_user_v1.json');
     fs.writeFileSync(file, JSON.stringify({
       service: SVC, request_type: 'get_user', version: '1.0.0',
-      arg_types: { id: { type: 'string', max_bytes: 3 } },
+      arg_types: { id: { type: 'string', max_bytes: 2 } },
     }));
     const added = await ctl(s.broker, ['add-config', file]);
     assert.equal(added.code, 0, added.stderr);
     const narrowed = await eventually(async () => {
-      const r = await s.get('1.0.0', { id: '12345' });
+      const r = await s.get('1.0.0', { id: '123' });
       return r.success === false && r;
     }, 5000);
     assert.match(narrowed.error, /id/);
+    assert.notEqual(narrowed.error, 'not_found');
     assert.equal((await s.get('1.0.0', { id: '1' })).success, true);
     const got = await ctl(s.broker, ['get', SVC, 'get_user', '1.0.0']);
     assert.equal(got.json.operator, 'added');
-    // It survives the worker registering again.
+    // It survives the worker registering again, under a new config_version.
     await restartWorker(s, ['--set', 'config_version=another']);
-    assert.equal((await s.get('1.0.0', { id: '12345' })).success, false);
+    const still = await s.get('1.0.0', { id: '123' });
+    assert.deepEqual([still.success, still.error], [false, narrowed.error]);
     // Refused: a version no worker offers, a config breaking a rule, not JSON.
     const v3 = await ctl(s.broker, ['add-config', JSON.stringify({ service: SVC, request_type: 'get_user', version: '3.0.0' })]);
     assert.equal(v3.code, 1);
