@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // ADMIN: operator requests (genapi-ctl) on the gateway socket, guarded by admin_token: status
 // (workers, circuits, functions, failed configs, calls in flight), functions (every registered
-// config as its worker pushed it) and stop_stream.
+// config as its worker pushed it), stop_stream, and the versions operations (docs/operations.md,
+// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify. Each
+// change of the registry reaches every gateway in one numbered UPDATE.
 #include "bk_internal.h"
 
 #include "bk_registry.h"
@@ -15,7 +17,18 @@
 #include <string.h>
 
 // The admin operations, each enabled by name in admin_actions.
-static const char *const s_actions[] = {"status", "functions", "stop_stream"};
+static const char *const s_actions[] = {"status",  "functions",  "stop_stream", "versions",
+                                        "get",     "get_latest", "disable",     "enable",
+                                        "delete",  "add_config", "verify"};
+#define S_ACTIONS_LIST                                                                           \
+    "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
+    "add_config, verify"
+
+const char *
+bk_admin_actions_list(void)
+{
+    return S_ACTIONS_LIST;
+}
 
 // Orders configs by service, request_type, then version (unversioned first).
 static int
@@ -80,6 +93,158 @@ s_status_worker(bk_worker_t *w, void *arg)
     ga_array_push(list, a, m);
 }
 
+// A request's string field, or NULL when absent, not a string or empty.
+static const char *
+s_field(const ga_proto_msg_t *msg, const char *name)
+{
+    const char *v = ga_map_get_str(&msg->value, name);
+    return v && v[0] ? v : NULL;
+}
+
+static void
+s_fail(ga_value_t *reply, ga_arena_t *a, const char *error)
+{
+    ga_map_put(reply, a, "ok", ga_bool(false));
+    ga_map_put(reply, a, "error", ga_str_dup(a, error, strlen(error)));
+}
+
+// get, get_latest: the config (exactly this version, or the one a version-less call gets),
+// whether it is callable, and what an operator did to it.
+static void
+s_get(bk_broker_t *self, const ga_proto_msg_t *msg, bool latest, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const char *service = s_field(msg, "service");
+    const char *request_type = s_field(msg, "request_type");
+    const char *version = latest ? NULL : s_field(msg, "version");
+    if (service == NULL || request_type == NULL) {
+        s_fail(reply, a, "service and request_type required");
+        return;
+    }
+    const ga_funcfg_t *cfg =
+        latest ? bk_registry_lookup(self->registry, service, request_type, NULL)
+               : bk_registry_get(self->registry, service, request_type, version);
+    if (cfg == NULL) {
+        const char *state =
+            bk_registry_override_state(self->registry, service, request_type, version);
+        char err[300];
+        snprintf(err, sizeof err, "no config %s.%s%s%s%s", service, request_type,
+                 latest ? " (no enabled version)" : version ? " " : " (unversioned)",
+                 latest || version == NULL ? "" : version,
+                 state && strcmp(state, "deleted") == 0 ? ": deleted by an operator" : "");
+        s_fail(reply, a, err);
+        return;
+    }
+    const char *state = bk_registry_override_state(self->registry, cfg->service,
+                                                   cfg->request_type, cfg->version);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "config", cfg->source);
+    ga_map_put(reply, a, "enabled", ga_bool(!cfg->disabled));
+    if (state) {
+        ga_map_put(reply, a, "operator", ga_str(state));
+    }
+}
+
+// disable, enable, delete: the operator's override of one version; every gateway is told.
+static void
+s_override(bk_broker_t *self, const ga_proto_msg_t *msg, const char *op, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const char *service = s_field(msg, "service");
+    const char *request_type = s_field(msg, "request_type");
+    const char *version = s_field(msg, "version");
+    if (service == NULL || request_type == NULL || version == NULL) {
+        s_fail(reply, a,
+               "service, request_type and version required (version \"0.0.0\" names the "
+               "unversioned config)");
+        return;
+    }
+    ga_value_t changed = ga_array(a, 0);
+    ga_value_t removed = ga_array(a, 0);
+    char err[300];
+    ga_err_t rc;
+    if (strcmp(op, "disable") == 0) {
+        rc = bk_registry_disable(self->registry, service, request_type, version, a, &changed,
+                                 err, sizeof err);
+    } else if (strcmp(op, "enable") == 0) {
+        rc = bk_registry_enable(self->registry, service, request_type, version, a, &changed,
+                                err, sizeof err);
+    } else {
+        rc = bk_registry_delete(self->registry, service, request_type, version, a, &removed,
+                                err, sizeof err);
+    }
+    if (rc != GA_OK) {
+        s_fail(reply, a, err);
+        return;
+    }
+    GA_NOTICE("ADMIN %s %s.%s %s: %u changed, %u removed", op, service, request_type, version,
+              changed.len, removed.len);
+    bk_broadcast_update(self, &changed, &removed);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "changed", ga_int((int64_t) (changed.len + removed.len)));
+}
+
+// add_config: an operator's config (as ConfigDb.add), under the registration rules (the
+// allowlist and reserved names included); every gateway is told.
+static void
+s_add_config(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const ga_value_t *cfg = ga_map_get(&msg->value, "config");
+    const char *service = cfg ? ga_map_get_str(cfg, "service") : NULL;
+    if (cfg == NULL || cfg->type != GA_MAP || service == NULL) {
+        s_fail(reply, a, "config required: a function config map with its service");
+        return;
+    }
+    ga_value_t body = ga_map(a, 2);
+    ga_value_t list = ga_array(a, 1);
+    ga_array_push(&list, a, *cfg);
+    ga_map_put(&body, a, "service", ga_str(service));
+    ga_map_put(&body, a, "functions", list);
+    ga_value_t refused;
+    ga_value_t kept = bk_access_filter(self, &body, a, &refused);
+    if (refused.len) {
+        s_fail(reply, a, ga_map_get_str(&refused.u.items[0], "reason"));
+        return;
+    }
+    (void) kept; // the one config, which the filter let through
+    ga_value_t changed;
+    char err[300];
+    if (bk_registry_add(self->registry, cfg, a, &changed, err, sizeof err) != GA_OK) {
+        s_fail(reply, a, err);
+        return;
+    }
+    GA_NOTICE("ADMIN add_config %s.%s: %u changed", service,
+              ga_map_get_str(cfg, "request_type"), changed.len);
+    bk_broadcast_update(self, &changed, NULL);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "changed", ga_int((int64_t) changed.len));
+}
+
+// verify: the service's pushed config_version against `version`.
+static void
+s_verify(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const char *service = s_field(msg, "service");
+    const char *version = s_field(msg, "version");
+    if (service == NULL || version == NULL) {
+        s_fail(reply, a, "service and version required");
+        return;
+    }
+    const char *stored = NULL;
+    bk_verify_t v = bk_registry_verify(self->registry, service, version, &stored);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "result",
+               ga_str(v == BK_VERIFY_MATCHED    ? "matched"
+                      : v == BK_VERIFY_MISMATCH ? "mismatch"
+                                                : "not_found"));
+    if (v == BK_VERIFY_MISMATCH) {
+        ga_map_put(reply, a, "stored_version",
+                   stored ? ga_str_dup(a, stored, strlen(stored)) : ga_nil());
+    }
+}
+
 // ADMIN: operator requests on the gateway socket (genapi-ctl). Guarded by admin_token.
 void
 bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
@@ -125,9 +290,22 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
                    ga_int((int64_t) bk_registry_function_count(self->registry)));
         ga_map_put(&reply, a, "failed_configs", bk_registry_failed_list(self->registry, a));
         ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_idmap_size(self->calls)));
+    } else if (op && (strcmp(op, "get") == 0 || strcmp(op, "get_latest") == 0)) {
+        s_get(self, msg, strcmp(op, "get_latest") == 0, &reply);
+    } else if (op && (strcmp(op, "disable") == 0 || strcmp(op, "enable") == 0 ||
+                      strcmp(op, "delete") == 0)) {
+        s_override(self, msg, op, &reply);
+    } else if (op && strcmp(op, "versions") == 0) {
+        ga_map_put(&reply, a, "ok", ga_bool(true));
+        ga_map_put(&reply, a, "versions",
+                   bk_registry_versions(self->registry, s_field(msg, "service"), a));
+    } else if (op && strcmp(op, "add_config") == 0) {
+        s_add_config(self, msg, &reply);
+    } else if (op && strcmp(op, "verify") == 0) {
+        s_verify(self, msg, &reply);
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
-        ga_map_put(&reply, a, "error", ga_str("unknown op (status, functions, stop_stream)"));
+        ga_map_put(&reply, a, "error", ga_str("unknown op (" S_ACTIONS_LIST ")"));
     }
     bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &reply);
 }

@@ -194,8 +194,8 @@ s_check_admin_actions(const bk_broker_t *self)
             s[k - 1] = '\0';
         }
         if (s[0] && !bk_admin_action_known(s)) {
-            GA_ERR("admin_actions: unknown action \"%s\" (valid: status, functions, stop_stream)",
-                   s);
+            GA_ERR("admin_actions: unknown action \"%s\" (valid: %s)", s,
+                   bk_admin_actions_list());
             return GA_ECONFIG;
         }
         p += n + (p[n] == ',');

@@ -157,8 +157,10 @@ const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *
 ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
                             ga_value_t *refused);
 
-// bk_admin.c: whether `action` names an admin operation (status, functions, stop_stream).
+// bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);
+// bk_admin.c: every admin operation's name, comma-separated (for messages).
+const char *bk_admin_actions_list(void);
 // bk_admin.c: an operator's ADMIN request on the gateway socket.
 void bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
 

@@ -201,7 +201,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
     ga_arena_t *a = self->arena;
     const char *token = self->cfg->push_token;
-    ga_value_t reply = ga_map(a, 5);
+    ga_value_t reply = ga_map(a, 6);
     if (token && token[0]) {
         // Over the full length of both, NUL bytes included, in constant time.
         if (!ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
@@ -214,6 +214,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     ga_value_t failed, changed, refused;
     bk_worker_t *w = NULL;
+    bool skipped = false;
     char err[256];
     const char *why = bk_access_register_refusal(self, msg, err, sizeof err);
     if (why) {
@@ -226,7 +227,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_value_t body = bk_access_filter(self, &msg->value, a, &refused);
     ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &body,
                                        ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
-                                       &w, err, sizeof err);
+                                       &w, &skipped, err, sizeof err);
     if (rc != GA_OK) {
         GA_WARN("REGISTER refused: %s", err);
         ga_map_put(&reply, a, "ok", ga_bool(false));
@@ -238,10 +239,16 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     for (uint32_t i = 0; i < refused.len; i++) {
         ga_array_push(&failed, a, refused.u.items[i]);
     }
-    GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
-            w->service, changed.len, failed.len);
+    if (skipped) {
+        GA_INFO("worker %s registered for %s: config version %s already processed, table "
+                "skipped", w->node, w->service, ga_map_get_str(&msg->value, "config_version"));
+    } else {
+        GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
+                w->service, changed.len, failed.len);
+    }
     bk_broadcast_update(self, &changed, NULL);
     ga_map_put(&reply, a, "ok", ga_bool(true));
+    ga_map_put(&reply, a, "skipped", ga_bool(skipped));
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
     ga_map_put(&reply, a, "stream_port", ga_int(s_port(self->stream_in_ep)));

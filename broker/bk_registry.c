@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Registry bookkeeping for the broker: the function table, workers by routing id, configs
-// waiting to be deleted, and the failed-configs list. Workers are found by a hex rendering of
-// their routing id.
+// waiting to be deleted, the failed-configs list, each service's last processed push (its
+// config_version) and the operators' overrides. Workers are found by a hex rendering of their
+// routing id.
 #include "bk_registry.h"
 
 #include "ga_clock.h"
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #define HEXKEY_MAX (2 * 255 + 1)
+#define KEY_MAX_REG 600 // a function key (ga_functable_key)
 
 // A refused config, kept for operators.
 typedef struct {
@@ -23,12 +25,35 @@ typedef struct {
     int64_t at_wall_ms; // when
 } failed_t;
 
+// An operator's override of one config key (docs/operations.md, "Versions"). It outlives every
+// worker registration: the workers' config for the key is kept in `pushed`, and what the table
+// holds is derived from both (s_apply).
+typedef struct {
+    char *service;       // key: service
+    char *request_type;  // key: request_type
+    char *version;       // key: version (NULL: unversioned)
+    bool deleted;        // absent from the table until an operator enables or adds it
+    bool disabled;       // served as disabled ("Function disabled")
+    ga_funcfg_t *added;  // the operator's own config (add), preferred to `pushed`; or NULL
+    ga_funcfg_t *pushed; // the config the workers last pushed for this key; or NULL
+} override_t;
+
+// A service's last processed push: what a push with the same config_version is skipped for.
+typedef struct {
+    char *config_version; // as pushed (NULL: the push named none)
+    zhash_t *keys;        // function keys accepted from it (values unused)
+    ga_arena_t *arena;    // holds `refused`
+    ga_value_t refused;   // [{function, reason}] refused from it
+} push_t;
+
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
     zhash_t *unoffered;        // function key -> int64_t (owned): since when unoffered, service up
     bool dirty;                // workers or offers changed since the last sweep
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
+    zhash_t *overrides;        // function key -> override_t (owned), at most BK_OVERRIDES_MAX
+    zhash_t *pushes;           // service -> push_t (owned)
 };
 
 static void
@@ -63,6 +88,28 @@ s_failed_free(void *data)
     ga_free(f);
 }
 
+static void
+s_override_free(void *data)
+{
+    override_t *ov = data;
+    ga_free(ov->service);
+    ga_free(ov->request_type);
+    ga_free(ov->version);
+    ga_funcfg_destroy(&ov->added);
+    ga_funcfg_destroy(&ov->pushed);
+    ga_free(ov);
+}
+
+static void
+s_push_free(void *data)
+{
+    push_t *p = data;
+    ga_free(p->config_version);
+    zhash_destroy(&p->keys);
+    ga_arena_destroy(&p->arena);
+    ga_free(p);
+}
+
 bk_registry_t *
 bk_registry_new(void)
 {
@@ -71,7 +118,10 @@ bk_registry_new(void)
     self->workers = zhash_new();
     self->unoffered = zhash_new();
     self->failed = zlist_new();
-    ga_assert(self->workers && self->unoffered && self->failed);
+    self->overrides = zhash_new();
+    self->pushes = zhash_new();
+    ga_assert(self->workers && self->unoffered && self->failed && self->overrides &&
+              self->pushes);
     return self;
 }
 
@@ -85,6 +135,8 @@ bk_registry_destroy(bk_registry_t **self_p)
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
     zhash_destroy(&self->unoffered);
+    zhash_destroy(&self->overrides);
+    zhash_destroy(&self->pushes);
     while (zlist_size(self->failed)) {
         s_failed_free(zlist_pop(self->failed));
     }
@@ -130,15 +182,115 @@ s_failure(ga_arena_t *arena, const char *function, const char *reason)
     return m;
 }
 
+// A {service, request_type, version?} key as UPDATE's `removed` lists it (in `a`).
+static ga_value_t
+s_key_value(ga_arena_t *a, const char *service, const char *request_type, const char *version)
+{
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "service", ga_str_dup(a, service, strlen(service)));
+    ga_map_put(&m, a, "request_type", ga_str_dup(a, request_type, strlen(request_type)));
+    if (version) {
+        ga_map_put(&m, a, "version", ga_str_dup(a, version, strlen(version)));
+    }
+    return m;
+}
+
+// Splits a function key (ga_functable_key) into its parts, each at most KEY_PART_MAX bytes;
+// `*version` is NULL for the unversioned key.
+#define KEY_PART_MAX 600
+static void
+s_key_split(const char *key, char *service, char *request_type, char *version_buf,
+            const char **version)
+{
+    size_t a = strcspn(key, "\x1f");
+    const char *rest = key[a] ? key + a + 1 : key + a;
+    size_t b = strcspn(rest, "\x1f");
+    snprintf(service, KEY_PART_MAX, "%.*s", (int) a, key);
+    snprintf(request_type, KEY_PART_MAX, "%.*s", (int) b, rest);
+    snprintf(version_buf, KEY_PART_MAX, "%s", rest[b] ? rest + b + 1 : "");
+    *version = version_buf[0] ? version_buf : NULL;
+}
+
+// A new config parsed from `base`'s source, marked disabled when `disable`.
+static ga_funcfg_t *
+s_config_copy(const ga_funcfg_t *base, bool disable)
+{
+    ga_arena_t *tmp = ga_arena_new(1024);
+    ga_value_t src = base->source;
+    if (disable) {
+        src = ga_map(tmp, base->source.len + 1);
+        for (uint32_t i = 0; i < base->source.len; i++) {
+            const ga_pair_t *p = &base->source.u.pairs[i];
+            if (strcmp(p->key, "disabled") != 0) {
+                ga_map_put(&src, tmp, p->key, p->value);
+            }
+        }
+        ga_map_put(&src, tmp, "disabled", ga_bool(true));
+    }
+    ga_funcfg_t *cfg = NULL;
+    char why[256];
+    ga_err_t rc = ga_funcfg_parse(&src, &cfg, why, sizeof why);
+    ga_assert(rc == GA_OK); // it parsed before, and "disabled": true is valid
+    ga_arena_destroy(&tmp);
+    return cfg;
+}
+
+// Makes the table's entry for `ov`'s key what the override says: absent when deleted (or when
+// neither an operator nor a worker gave a config), else the operator's config or else the
+// pushed one, disabled when the operator disabled it. The change, if any, is appended to
+// `*changed` or `*removed` (either may be NULL).
+static void
+s_apply(bk_registry_t *self, override_t *ov, ga_arena_t *arena, ga_value_t *changed,
+        ga_value_t *removed)
+{
+    const ga_funcfg_t *base = ov->added ? ov->added : ov->pushed;
+    if (base == NULL || ov->deleted) {
+        if (ga_functable_remove(self->functions, ov->service, ov->request_type, ov->version)) {
+            char fkey[KEY_MAX_REG];
+            ga_functable_key(fkey, sizeof fkey, ov->service, ov->request_type, ov->version);
+            zhash_delete(self->unoffered, fkey);
+            if (removed) {
+                ga_array_push(removed, arena,
+                              s_key_value(arena, ov->service, ov->request_type, ov->version));
+            }
+        }
+        return;
+    }
+    ga_funcfg_t *cfg = s_config_copy(base, ov->disabled && !base->disabled);
+    ga_value_t source = changed ? ga_value_copy(arena, &cfg->source) : ga_nil();
+    if (ga_functable_put(self->functions, &cfg) && changed) {
+        ga_array_push(changed, arena, source);
+    }
+}
+
+// Whether every config accepted from `push` is still known (in the table, or governed by an
+// operator's override): a push of the same version may then be skipped.
+static bool
+s_push_intact(bk_registry_t *self, push_t *push)
+{
+    char svc[KEY_PART_MAX], rt[KEY_PART_MAX], vbuf[KEY_PART_MAX];
+    for (void *v = zhash_first(push->keys); v; v = zhash_next(push->keys)) {
+        const char *key = zhash_cursor(push->keys);
+        const char *version;
+        s_key_split(key, svc, rt, vbuf, &version);
+        if (zhash_lookup(self->overrides, key) == NULL &&
+            ga_functable_get(self->functions, svc, rt, version) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
 ga_err_t
 bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
                      const ga_value_t *body, int64_t expiry, ga_arena_t *arena,
-                     ga_value_t *failed, ga_value_t *changed, bk_worker_t **worker, char *err,
-                     size_t errlen)
+                     ga_value_t *failed, ga_value_t *changed, bk_worker_t **worker, bool *skipped,
+                     char *err, size_t errlen)
 {
     const char *node = ga_map_get_str(body, "node");
     const char *service = ga_map_get_str(body, "service");
     const ga_value_t *functions = ga_map_get(body, "functions");
+    *skipped = false;
     if (node == NULL || node[0] == '\0' || service == NULL || service[0] == '\0') {
         snprintf(err, errlen, "register: node and service must be non-empty strings");
         return GA_ECONFIG;
@@ -170,6 +322,37 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
 
     *failed = ga_array(arena, 0);
     *changed = ga_array(arena, 0);
+    // The same config_version as the service's last processed push is skipped unless forced
+    // (docs/protocol.md, "Registration"): the worker offers what that push gave.
+    const char *config_version = ga_map_get_str(body, "config_version");
+    const ga_value_t *force = ga_map_get(body, "force");
+    push_t *last = zhash_lookup(self->pushes, service);
+    if ((force == NULL || force->type != GA_BOOL || !force->u.b) && last && config_version &&
+        last->config_version && strcmp(last->config_version, config_version) == 0 &&
+        s_push_intact(self, last)) {
+        for (void *v = zhash_first(last->keys); v; v = zhash_next(last->keys)) {
+            const char *fkey = zhash_cursor(last->keys);
+            zhash_insert(offers, fkey, (void *) "1");
+            override_t *ov = zhash_lookup(self->overrides, fkey);
+            if (ov) {
+                s_apply(self, ov, arena, changed, NULL); // back, if the sweep had taken it
+            }
+        }
+        for (uint32_t i = 0; i < last->refused.len; i++) {
+            ga_array_push(failed, arena, ga_value_copy(arena, &last->refused.u.items[i]));
+        }
+        *skipped = true;
+        w->registered = true;
+        self->dirty = true;
+        *worker = w;
+        return GA_OK;
+    }
+    push_t *push = ga_calloc(1, sizeof *push);
+    push->config_version = config_version ? ga_strdup(config_version) : NULL;
+    push->keys = zhash_new();
+    ga_assert(push->keys);
+    push->arena = ga_arena_new(1024);
+    push->refused = ga_array(push->arena, 0);
     for (uint32_t i = 0; i < functions->len; i++) {
         const ga_value_t *fv = &functions->u.items[i];
         char why[256];
@@ -186,16 +369,28 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
             const char *name = rt ? rt : "(unnamed)";
             s_add_failed(self, service, name, why);
             ga_array_push(failed, arena, s_failure(arena, name, why));
+            ga_array_push(&push->refused, push->arena, s_failure(push->arena, name, why));
             continue;
         }
         char fkey[600];
         ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
         zhash_insert(offers, fkey, (void *) "1"); // a duplicate entry in one table is harmless
+        zhash_insert(push->keys, fkey, (void *) "1");
+        override_t *ov = zhash_lookup(self->overrides, fkey);
+        if (ov) {
+            // An operator governs this key: the pushed config is kept under the override.
+            ga_funcfg_destroy(&ov->pushed);
+            ov->pushed = cfg;
+            s_apply(self, ov, arena, changed, NULL);
+            continue;
+        }
         ga_value_t source = ga_value_copy(arena, &cfg->source);
         if (ga_functable_put(self->functions, &cfg)) {
             ga_array_push(changed, arena, source);
         }
     }
+    zhash_update(self->pushes, service, push); // frees the previous record
+    zhash_freefn(self->pushes, service, s_push_free);
     w->registered = true;
     self->dirty = true;
     *worker = w;
@@ -216,6 +411,311 @@ bk_registry_lookup(bk_registry_t *self, const char *service, const char *request
                    const char *version)
 {
     return ga_functable_resolve(self->functions, service, request_type, version);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators' overrides and the push record
+
+// The override of a key, created (holding a copy of the table's config as `pushed`) when
+// `create`; NULL when absent and not created, or when the table is full of overrides.
+static override_t *
+s_override(bk_registry_t *self, const char *service, const char *request_type,
+           const char *version, bool create)
+{
+    char fkey[KEY_MAX_REG];
+    ga_functable_key(fkey, sizeof fkey, service, request_type, version);
+    override_t *ov = zhash_lookup(self->overrides, fkey);
+    if (ov || !create || zhash_size(self->overrides) >= BK_OVERRIDES_MAX) {
+        return ov;
+    }
+    ov = ga_calloc(1, sizeof *ov);
+    ov->service = ga_strdup(service);
+    ov->request_type = ga_strdup(request_type);
+    ov->version = version ? ga_strdup(version) : NULL;
+    const ga_funcfg_t *cur = ga_functable_get(self->functions, service, request_type, version);
+    ov->pushed = cur ? s_config_copy(cur, false) : NULL;
+    ga_assert(zhash_insert(self->overrides, fkey, ov) == 0);
+    zhash_freefn(self->overrides, fkey, s_override_free);
+    return ov;
+}
+
+// Forgets an override that no longer changes anything (neither flag, no operator config).
+static void
+s_override_tidy(bk_registry_t *self, override_t *ov)
+{
+    if (!ov->deleted && !ov->disabled && ov->added == NULL) {
+        char fkey[KEY_MAX_REG];
+        ga_functable_key(fkey, sizeof fkey, ov->service, ov->request_type, ov->version);
+        zhash_delete(self->overrides, fkey); // frees ov
+    }
+}
+
+// "0.0.0" names the unversioned config, as in requests.
+static const char *
+s_norm_version(const char *version)
+{
+    return version && version[0] && strcmp(version, "0.0.0") != 0 ? version : NULL;
+}
+
+static ga_err_t
+s_not_found(char *err, size_t errlen, const char *service, const char *request_type,
+            const char *version, bool deleted)
+{
+    snprintf(err, errlen, "no config %s.%s%s%s%s", service, request_type, version ? " " : "",
+             version ? version : " (unversioned)",
+             deleted ? ": deleted by an operator (enable or add-config restores it)" : "");
+    return GA_ENOTFOUND;
+}
+
+static ga_err_t
+s_full(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "too many operator overrides (at most %d)", BK_OVERRIDES_MAX);
+    return GA_ETOOBIG;
+}
+
+const ga_funcfg_t *
+bk_registry_get(bk_registry_t *self, const char *service, const char *request_type,
+                const char *version)
+{
+    return ga_functable_get(self->functions, service, request_type, s_norm_version(version));
+}
+
+const char *
+bk_registry_override_state(bk_registry_t *self, const char *service, const char *request_type,
+                           const char *version)
+{
+    char fkey[KEY_MAX_REG];
+    ga_functable_key(fkey, sizeof fkey, service, request_type, s_norm_version(version));
+    const override_t *ov = zhash_lookup(self->overrides, fkey);
+    return ov == NULL ? NULL : ov->deleted ? "deleted" : ov->disabled ? "disabled"
+                           : ov->added ? "added" : NULL;
+}
+
+ga_err_t
+bk_registry_disable(bk_registry_t *self, const char *service, const char *request_type,
+                    const char *version, ga_arena_t *arena, ga_value_t *changed, char *err,
+                    size_t errlen)
+{
+    version = s_norm_version(version);
+    *changed = ga_array(arena, 0);
+    override_t *ov = s_override(self, service, request_type, version, false);
+    if (ga_functable_get(self->functions, service, request_type, version) == NULL) {
+        return s_not_found(err, errlen, service, request_type, version, ov && ov->deleted);
+    }
+    if ((ov = s_override(self, service, request_type, version, true)) == NULL) {
+        return s_full(err, errlen);
+    }
+    ov->disabled = true;
+    s_apply(self, ov, arena, changed, NULL);
+    return GA_OK;
+}
+
+ga_err_t
+bk_registry_enable(bk_registry_t *self, const char *service, const char *request_type,
+                   const char *version, ga_arena_t *arena, ga_value_t *changed, char *err,
+                   size_t errlen)
+{
+    version = s_norm_version(version);
+    *changed = ga_array(arena, 0);
+    override_t *ov = s_override(self, service, request_type, version, false);
+    if (ov == NULL) {
+        if (ga_functable_get(self->functions, service, request_type, version) == NULL) {
+            return s_not_found(err, errlen, service, request_type, version, false);
+        }
+        return GA_OK; // nothing an operator did to lift
+    }
+    if (ov->added == NULL && ov->pushed == NULL) {
+        return s_not_found(err, errlen, service, request_type, version, false);
+    }
+    ov->disabled = false;
+    ov->deleted = false;
+    s_apply(self, ov, arena, changed, NULL);
+    s_override_tidy(self, ov);
+    self->dirty = true; // back in the table: the sweep decides whether anyone serves it
+    return GA_OK;
+}
+
+ga_err_t
+bk_registry_delete(bk_registry_t *self, const char *service, const char *request_type,
+                   const char *version, ga_arena_t *arena, ga_value_t *removed, char *err,
+                   size_t errlen)
+{
+    version = s_norm_version(version);
+    *removed = ga_array(arena, 0);
+    override_t *ov = s_override(self, service, request_type, version, false);
+    if (ga_functable_get(self->functions, service, request_type, version) == NULL) {
+        return s_not_found(err, errlen, service, request_type, version, ov && ov->deleted);
+    }
+    if ((ov = s_override(self, service, request_type, version, true)) == NULL) {
+        return s_full(err, errlen);
+    }
+    ov->deleted = true;
+    ov->disabled = false;
+    ga_funcfg_destroy(&ov->added); // deleted means the operator's own config too
+    s_apply(self, ov, arena, NULL, removed);
+    return GA_OK;
+}
+
+// Whether a registered worker of `cfg`'s service offers its key.
+static bool
+s_offered(bk_registry_t *self, const ga_funcfg_t *cfg)
+{
+    char fkey[KEY_MAX_REG];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        if (w->registered && zhash_lookup(w->offers, fkey)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+ga_err_t
+bk_registry_add(bk_registry_t *self, const ga_value_t *source, ga_arena_t *arena,
+                ga_value_t *changed, char *err, size_t errlen)
+{
+    *changed = ga_array(arena, 0);
+    ga_funcfg_t *cfg = NULL;
+    char why[256];
+    if (ga_funcfg_parse(source, &cfg, why, sizeof why) != GA_OK) {
+        snprintf(err, errlen, "%s", why);
+        return GA_ECONFIG;
+    }
+    if (!s_offered(self, cfg)) {
+        snprintf(err, errlen,
+                 "no registered worker of %s offers %s%s%s: a config names a function its "
+                 "workers have",
+                 cfg->service, cfg->request_type, cfg->version ? " " : " (unversioned)",
+                 cfg->version ? cfg->version : "");
+        ga_funcfg_destroy(&cfg);
+        return GA_ENOTFOUND;
+    }
+    override_t *ov = s_override(self, cfg->service, cfg->request_type, cfg->version, true);
+    if (ov == NULL) {
+        ga_funcfg_destroy(&cfg);
+        return s_full(err, errlen);
+    }
+    ga_funcfg_destroy(&ov->added);
+    ov->added = cfg;
+    ov->deleted = false;
+    ov->disabled = false;
+    s_apply(self, ov, arena, changed, NULL);
+    self->dirty = true;
+    return GA_OK;
+}
+
+// One function's versions for bk_registry_versions, sortable.
+typedef struct {
+    const char *service;      // borrowed from the table or an override
+    const char *request_type; // likewise
+    const char *version;      // likewise; NULL: unversioned
+    bool enabled;             // callable (not disabled, not deleted)
+    const char *operator;     // override state, or NULL
+} version_row_t;
+
+static int
+s_row_cmp(const void *pa, const void *pb)
+{
+    const version_row_t *a = pa;
+    const version_row_t *b = pb;
+    int c = strcmp(a->service, b->service);
+    if (c == 0) {
+        c = strcmp(a->request_type, b->request_type);
+    }
+    if (c == 0 && (a->version == NULL || b->version == NULL)) {
+        c = (a->version != NULL) - (b->version != NULL); // unversioned first
+    } else if (c == 0) {
+        c = ga_version_cmp(a->version, b->version);
+    }
+    return c;
+}
+
+typedef struct {
+    bk_registry_t *self;  // registry
+    const char *service;  // only this service (NULL: all)
+    version_row_t *rows;  // collected rows
+    size_t n;             // rows used
+    size_t cap;           // rows allocated
+} version_rows_t;
+
+static void
+s_row_add(version_rows_t *vr, const char *service, const char *request_type,
+          const char *version, bool enabled, const char *state)
+{
+    if (vr->service && strcmp(service, vr->service) != 0) {
+        return;
+    }
+    if (vr->n == vr->cap) {
+        vr->cap = vr->cap ? 2 * vr->cap : 16;
+        vr->rows = ga_realloc(vr->rows, vr->cap * sizeof *vr->rows);
+    }
+    vr->rows[vr->n++] = (version_row_t){service, request_type, version, enabled, state};
+}
+
+static void
+s_row_from_table(const ga_funcfg_t *cfg, void *arg)
+{
+    version_rows_t *vr = arg;
+    s_row_add(vr, cfg->service, cfg->request_type, cfg->version, !cfg->disabled,
+              bk_registry_override_state(vr->self, cfg->service, cfg->request_type,
+                                         cfg->version));
+}
+
+ga_value_t
+bk_registry_versions(bk_registry_t *self, const char *service, ga_arena_t *a)
+{
+    version_rows_t vr = {.self = self, .service = service};
+    ga_functable_each(self->functions, s_row_from_table, &vr);
+    for (override_t *ov = zhash_first(self->overrides); ov; ov = zhash_next(self->overrides)) {
+        if (ov->deleted) {
+            s_row_add(&vr, ov->service, ov->request_type, ov->version, false, "deleted");
+        }
+    }
+    if (vr.n > 1) {
+        qsort(vr.rows, vr.n, sizeof *vr.rows, s_row_cmp);
+    }
+    // {service: {request_type: [{version, enabled, operator?}]}}, built row by row in order.
+    ga_value_t out = ga_map(a, 4);
+    ga_value_t *svc_map = NULL;
+    ga_value_t *fn_list = NULL;
+    for (size_t i = 0; i < vr.n; i++) {
+        const version_row_t *r = &vr.rows[i];
+        if (i == 0 || strcmp(r->service, vr.rows[i - 1].service) != 0) {
+            ga_map_put(&out, a, ga_str_dup(a, r->service, strlen(r->service)).u.s, ga_map(a, 4));
+            svc_map = &out.u.pairs[out.len - 1].value;
+            fn_list = NULL;
+        }
+        if (fn_list == NULL || strcmp(r->request_type, vr.rows[i - 1].request_type) != 0) {
+            ga_map_put(svc_map, a, ga_str_dup(a, r->request_type, strlen(r->request_type)).u.s,
+                       ga_array(a, 2));
+            fn_list = &svc_map->u.pairs[svc_map->len - 1].value;
+        }
+        ga_value_t m = ga_map(a, 3);
+        ga_map_put(&m, a, "version",
+                   r->version ? ga_str_dup(a, r->version, strlen(r->version)) : ga_nil());
+        ga_map_put(&m, a, "enabled", ga_bool(r->enabled));
+        if (r->operator) {
+            ga_map_put(&m, a, "operator", ga_str(r->operator));
+        }
+        ga_array_push(fn_list, a, m);
+    }
+    ga_free(vr.rows);
+    return out;
+}
+
+bk_verify_t
+bk_registry_verify(bk_registry_t *self, const char *service, const char *config_version,
+                   const char **stored)
+{
+    const push_t *push = zhash_lookup(self->pushes, service);
+    *stored = push ? push->config_version : NULL;
+    if (push == NULL) {
+        return BK_VERIFY_NOT_FOUND;
+    }
+    return push->config_version && strcmp(push->config_version, config_version) == 0
+               ? BK_VERIFY_MATCHED
+               : BK_VERIFY_MISMATCH;
 }
 
 bk_worker_t *

@@ -22,6 +22,7 @@
 
 #define BK_FAILED_MAX      256                   // failed-config entries kept
 #define BK_FAILED_KEEP_MS  (24 * 3600 * 1000LL)  // how long a failed entry is kept
+#define BK_OVERRIDES_MAX   4096                  // operator overrides kept (one per config key)
 
 typedef struct bk_registry_t bk_registry_t;
 
@@ -48,15 +49,19 @@ bk_worker_t *bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t i
 
 // Registers (or re-registers) the worker at `id` from a REGISTER body. Each function config is
 // validated; accepted ones are added or replaced, refused ones recorded in the failed list.
-// On return `*failed` is a list of {function, reason} and `*changed` a list of the config
-// sources that were added or changed (both in `arena`). Returns GA_OK, or GA_ECONFIG with
-// `err` set when the body itself is unusable (no node or service, functions not a list).
-// The caller checks the push token before calling.
+// A key an operator overrides keeps the override (the pushed config is kept beneath it). When
+// the body's config_version equals the service's last processed one and `force` is not true,
+// the table is skipped (`*skipped`): the worker is registered and offers what that push
+// gave, and `*failed` repeats what it refused. On return `*failed` is a list of
+// {function, reason} and `*changed` a list of the config sources that were added or changed
+// (both in `arena`). Returns GA_OK, or GA_ECONFIG with `err` set when the body itself is
+// unusable (no node or service, functions not a list). The caller checks the push token.
 GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *id,
                                             size_t id_len, const ga_value_t *body,
                                             int64_t expiry, ga_arena_t *arena,
                                             ga_value_t *failed, ga_value_t *changed,
-                                            bk_worker_t **worker, char *err, size_t errlen);
+                                            bk_worker_t **worker, bool *skipped, char *err,
+                                            size_t errlen);
 
 // Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
 void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
@@ -65,6 +70,56 @@ void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
 // version. Returns NULL when unknown.
 const ga_funcfg_t *bk_registry_lookup(bk_registry_t *self, const char *service,
                                       const char *request_type, const char *version);
+
+// --- Operators (docs/operations.md, "Versions") ---
+// An operator's disable, delete or add is an override of one config key (service,
+// request_type, version): it survives the workers registering again, until an operator lifts
+// it (enable, or add for a deleted key). In each call `version` NULL or "0.0.0" names the
+// unversioned config. Errors: GA_ENOTFOUND (no such config), GA_ECONFIG (add: the config is
+// refused), GA_ETOOBIG (BK_OVERRIDES_MAX reached), with the reason in `err`.
+
+// The config with exactly this key (no version resolution), or NULL.
+const ga_funcfg_t *bk_registry_get(bk_registry_t *self, const char *service,
+                                   const char *request_type, const char *version);
+// What an operator did to this key: "disabled", "deleted", "added" or NULL.
+const char *bk_registry_override_state(bk_registry_t *self, const char *service,
+                                       const char *request_type, const char *version);
+// Disables a config: calls get "Function disabled", version-less calls resolve past it.
+// `*changed` lists the new source (for the gateways).
+GA_MUST_CHECK ga_err_t bk_registry_disable(bk_registry_t *self, const char *service,
+                                           const char *request_type, const char *version,
+                                           ga_arena_t *arena, ga_value_t *changed, char *err,
+                                           size_t errlen);
+// Lifts an operator's disable or delete (the config the workers pushed, or the operator's
+// added one, comes back). GA_OK without change when nothing was overridden.
+GA_MUST_CHECK ga_err_t bk_registry_enable(bk_registry_t *self, const char *service,
+                                          const char *request_type, const char *version,
+                                          ga_arena_t *arena, ga_value_t *changed, char *err,
+                                          size_t errlen);
+// Deletes a config (and an operator's added one); `*removed` lists its key.
+GA_MUST_CHECK ga_err_t bk_registry_delete(bk_registry_t *self, const char *service,
+                                          const char *request_type, const char *version,
+                                          ga_arena_t *arena, ga_value_t *removed, char *err,
+                                          size_t errlen);
+// Adds (or replaces) a config from `source` (a config map, validated as a pushed one), in
+// place of what the workers push for its key, lifting a delete or disable. Refused unless a
+// registered worker of its service offers its key (that worker runs it).
+GA_MUST_CHECK ga_err_t bk_registry_add(bk_registry_t *self, const ga_value_t *source,
+                                       ga_arena_t *arena, ga_value_t *changed, char *err,
+                                       size_t errlen);
+// Every function's versions (of `service` only, when not NULL), deleted ones included:
+// {service: {request_type: [{version (null: unversioned), enabled, operator?}]}}, versions in
+// semantic-version order, in `arena`.
+ga_value_t bk_registry_versions(bk_registry_t *self, const char *service, ga_arena_t *arena);
+
+typedef enum {
+    BK_VERIFY_MATCHED,   // the service's last processed push had this config_version
+    BK_VERIFY_MISMATCH,  // it had another (in *stored; NULL when it named none)
+    BK_VERIFY_NOT_FOUND, // no push from this service since the broker started
+} bk_verify_t;
+// Compares `config_version` with the service's last processed push.
+bk_verify_t bk_registry_verify(bk_registry_t *self, const char *service,
+                               const char *config_version, const char **stored);
 
 // Picks a live registered worker offering `cfg` (random among them), or NULL when none.
 bk_worker_t *bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg);

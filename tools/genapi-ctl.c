@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
-// auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions` and
-// `stop-stream` speak the broker's admin operations on its gateway endpoint
+// auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions`,
+// `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
+// `add-config`) and `verify` speak the broker's admin operations on its gateway endpoint
 // (docs/operations.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
@@ -28,6 +29,13 @@ s_usage(void)
             "       genapi-ctl status [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
             "       genapi-ctl functions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
             "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl versions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
+            "       genapi-ctl get SERVICE FUNCTION [VERSION]   (no VERSION: what a call "
+            "without one gets)\n"
+            "       genapi-ctl disable|enable|delete SERVICE FUNCTION VERSION   (0.0.0: the "
+            "unversioned config)\n"
+            "       genapi-ctl add-config FILE.json|-|'{...}'   (one function config)\n"
+            "       genapi-ctl verify SERVICE CONFIG_VERSION\n"
             "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
             "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
     return 2;
@@ -92,39 +100,111 @@ out:
     return status;
 }
 
+// The admin commands: name, op, operands required and allowed, and the operand fields.
+typedef struct {
+    const char *command;   // genapi-ctl's word
+    const char *op;        // the admin op
+    int min;               // operands required
+    int max;               // operands allowed
+    const char *fields[3]; // the request field each operand fills
+} admin_cmd_t;
+
+static const admin_cmd_t s_admin_cmds[] = {
+    {"status", "status", 0, 0, {NULL}},
+    {"functions", "functions", 0, 1, {"service"}},
+    {"stop-stream", "stop_stream", 1, 1, {"request_id"}},
+    {"versions", "versions", 0, 1, {"service"}},
+    {"get", "get", 2, 3, {"service", "request_type", "version"}},
+    {"disable", "disable", 3, 3, {"service", "request_type", "version"}},
+    {"enable", "enable", 3, 3, {"service", "request_type", "version"}},
+    {"delete", "delete", 3, 3, {"service", "request_type", "version"}},
+    {"add-config", "add_config", 1, 1, {"config"}},
+    {"verify", "verify", 2, 2, {"service", "version"}},
+};
+
+static const admin_cmd_t *
+s_admin_find(const char *command)
+{
+    for (size_t i = 0; i < sizeof s_admin_cmds / sizeof s_admin_cmds[0]; i++) {
+        if (strcmp(command, s_admin_cmds[i].command) == 0) {
+            return &s_admin_cmds[i];
+        }
+    }
+    return NULL;
+}
+
+static bool s_read_file(const char *path, ga_buf_t *out);
+
+// add-config's operand: JSON text ("{..."), "-" (standard input) or a file, decoded into `a`.
+static bool
+s_config_arg(const char *arg, ga_arena_t *a, ga_value_t *out)
+{
+    ga_buf_t text;
+    ga_buf_init(&text);
+    bool ok = true;
+    if (arg[0] == '{') {
+        ga_buf_append_str(&text, arg);
+    } else if (strcmp(arg, "-") == 0) {
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+            ga_buf_append(&text, chunk, n);
+        }
+    } else if (!s_read_file(arg, &text)) {
+        fprintf(stderr, "genapi-ctl: cannot read %s\n", arg);
+        ok = false;
+    }
+    char why[200] = "";
+    if (ok && (ga_json_decode((const char *) text.data, text.len, a, out, why, sizeof why) !=
+                   GA_OK ||
+               out->type != GA_MAP)) {
+        fprintf(stderr, "genapi-ctl: %s: not a JSON config map%s%s\n", arg, why[0] ? ": " : "",
+                why);
+        ok = false;
+    }
+    ga_buf_fini(&text);
+    return ok;
+}
+
 static int
-s_admin_cmd(int argc, char **argv)
+s_admin_cmd(const admin_cmd_t *cmd, int argc, char **argv)
 {
     const char *broker = getenv("GENAPI_BROKER_ADMIN");
     const char *token = getenv("GENAPI_ADMIN_TOKEN");
-    const char *operand = NULL; // stop-stream: the request id; functions: the service
+    const char *operands[3];
+    int n = 0;
     broker = broker ? broker : "tcp://127.0.0.1:5571";
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--broker") == 0 && i + 1 < argc) {
             broker = argv[++i];
         } else if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
             token = argv[++i];
-        } else if (operand == NULL && argv[i][0] != '-') {
-            operand = argv[i];
+        } else if (n < cmd->max && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0)) {
+            operands[n++] = argv[i];
         } else {
             return s_usage();
         }
     }
-    bool stop = strcmp(argv[1], "stop-stream") == 0;
-    bool functions = strcmp(argv[1], "functions") == 0;
-    if ((stop && operand == NULL) || (!stop && !functions && operand != NULL)) {
+    if (n < cmd->min) {
         return s_usage();
     }
     ga_arena_t *a = ga_arena_new(4096);
-    ga_value_t request = ga_map(a, 3);
-    const char *op = stop ? "stop_stream" : functions ? "functions" : "status";
-    ga_map_put(&request, a, "op", ga_str(op));
-    if (stop) {
-        ga_map_put(&request, a, "request_id", ga_str(operand));
-    } else if (functions && operand) {
-        ga_map_put(&request, a, "service", ga_str(operand));
+    ga_value_t request = ga_map(a, 5);
+    const char *op = cmd->op;
+    if (strcmp(op, "get") == 0 && n == 2) {
+        op = "get_latest"; // no version: what a call without one gets
     }
-    int status = s_admin(broker, token, &request, a);
+    ga_map_put(&request, a, "op", ga_str(op));
+    int status = 2;
+    for (int i = 0; i < n; i++) {
+        ga_value_t v = ga_str(operands[i]);
+        if (strcmp(cmd->fields[i], "config") == 0 && !s_config_arg(operands[i], a, &v)) {
+            goto out;
+        }
+        ga_map_put(&request, a, cmd->fields[i], v);
+    }
+    status = s_admin(broker, token, &request, a);
+out:
     ga_arena_destroy(&a);
     return status;
 }
@@ -282,9 +362,9 @@ main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "token") == 0) {
         return s_token(argc, argv);
     }
-    if (argc >= 2 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "functions") == 0 ||
-                      strcmp(argv[1], "stop-stream") == 0)) {
-        return s_admin_cmd(argc, argv);
+    const admin_cmd_t *cmd = argc >= 2 ? s_admin_find(argv[1]) : NULL;
+    if (cmd) {
+        return s_admin_cmd(cmd, argc, argv);
     }
     return s_usage();
 }

@@ -63,11 +63,16 @@ start() {
     echo "  $name: $(grep -m1 '^READY' "$logs/$name.out" | cut -d' ' -f2-)"
 }
 
-services=(user_service blog_service search_service admin_service report_service event_service)
+services=(user_service blog_service search_service admin_service report_service event_service
+          versioned_user_service data_service)
+# data_service (the walkthrough's section 9) runs as three workers, node1..node3, sharing the
+# service's key; the others run once each.
+instances() { if [ "$1" = data_service ]; then echo node1 node2 node3; else echo "$1"; fi; }
+admin_actions=status,functions,stop_stream,versions,get,get_latest,disable,enable,delete,add_config,verify
 
 # CurveZMQ keys (docs/security.md), made on the first run next to the binaries: the broker's
 # own, and one for the gateway, the operator (genapi-ctl) and each service, whose public halves
-# the broker admits.
+# the broker admits. A service added since is given its key on the next run.
 keys="$(cd "$bin/.." && pwd)/keys"
 if [ ! -f "$keys/broker_secret" ]; then
     mkdir -p "$keys/peers"
@@ -75,12 +80,14 @@ if [ ! -f "$keys/broker_secret" ]; then
     "$bin/genapi-ctl" keygen --role broker --out "$keys/broker" >/dev/null
     "$bin/genapi-ctl" keygen --role gateway --name dev-gateway --out "$keys/peers/gateway" >/dev/null
     "$bin/genapi-ctl" keygen --role operator --name dev-operator --out "$keys/peers/operator" >/dev/null
-    for service in "${services[@]}"; do
-        "$bin/genapi-ctl" keygen --role worker --name "$service" --services "$service" \
-            --out "$keys/peers/$service" >/dev/null
-    done
     echo "CURVE keys made in $keys"
 fi
+for service in "${services[@]}"; do
+    if [ ! -f "$keys/peers/${service}_secret" ]; then
+        "$bin/genapi-ctl" keygen --role worker --name "$service" --services "$service" \
+            --out "$keys/peers/$service" >/dev/null
+    fi
+done
 # The admin token genapi-ctl presents (docs/security.md), made once like the keys.
 if [ ! -f "$keys/admin_token" ]; then
     (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$keys/admin_token")
@@ -96,11 +103,19 @@ start broker "$bin/genapi-broker" \
     --set "stream_in_endpoint=tcp://127.0.0.1:$stream_in_port" \
     --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port" \
     --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers" \
-    --set "admin_token=$admin_token" --set "admin_actions=status,functions,stop_stream"
+    --set "admin_token=$admin_token" --set "admin_actions=$admin_actions"
 for service in "${services[@]}"; do
-    # shellcheck disable=SC2046 # client_keys prints separate words on purpose
-    start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port" \
-        $(client_keys "$service")
+    for instance in $(instances "$service"); do
+        if [ "$instance" = "$service" ]; then
+            # shellcheck disable=SC2046 # client_keys prints separate words on purpose
+            start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port" \
+                $(client_keys "$service")
+        else
+            # shellcheck disable=SC2046
+            start "$service.$instance" "$bin/$service" --set "node=$instance" \
+                --set "broker=tcp://127.0.0.1:$worker_port" $(client_keys "$service")
+        fi
+    done
 done
 # The development config accepts anonymous connections and HS256 tokens signed with the
 # development secret written in config/gateway.dev.json (see the README).

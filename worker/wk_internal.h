@@ -59,6 +59,7 @@ struct wk_request_t {
     bool answered;             // a reply has been encoded
     ga_buf_t *out;             // where the REPLY body is encoded
     wk_stream_t *stream;       // stream functions: the stream (NULL otherwise)
+    const char *node;          // the worker's node name (borrowed from wk_worker_t)
 };
 
 // Parses the compact argument notation of wk_function_t.args (see wk_argspec.c) into an

@@ -18,6 +18,8 @@ typedef struct {
     int64_t threads;    // see table
     int64_t queue_max;  // see table
     char *push_token;   // see table
+    char *config_version; // see table
+    bool force_push;    // see table
     char *node;         // see table
     char *log_level;    // see table
     char *curve_secret_file; // see table
@@ -34,6 +36,10 @@ static const ga_option_t s_options[] = {
      "requests waiting for a thread before new ones are refused"},
     {"push_token", GA_OPT_STR, "", 0, 0, offsetof(options_t, push_token),
      "token presented with the function table"},
+    {"config_version", GA_OPT_STR, "", 0, 0, offsetof(options_t, config_version),
+     "version of the function table (empty: a hash of the table)"},
+    {"force_push", GA_OPT_BOOL, "false", 0, 0, offsetof(options_t, force_push),
+     "push the table even when the broker already has its config_version"},
     {"node", GA_OPT_STR, "", 0, 0, offsetof(options_t, node),
      "node name (empty: <service>@<hostname>)"},
     {"log_level", GA_OPT_STR, "info", 0, 0, offsetof(options_t, log_level),
@@ -91,6 +97,8 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         .threads = (int) opt.threads,
         .queue_max = (int) opt.queue_max,
         .push_token = opt.push_token,
+        .config_version = opt.config_version[0] ? opt.config_version : NULL,
+        .force_push = opt.force_push,
         .curve_secret_file = opt.curve_secret_file,
         .curve_broker_file = opt.curve_broker_file,
         .on_registered = s_on_registered,

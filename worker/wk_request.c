@@ -82,6 +82,12 @@ wk_request_id(wk_request_t *req)
 }
 
 const char *
+wk_request_node(wk_request_t *req)
+{
+    return req->node ? req->node : "";
+}
+
+const char *
 wk_request_device_id(wk_request_t *req)
 {
     return s_request_info(req) ? ga_map_get_str(req->body, "device_id") : NULL;

@@ -100,6 +100,7 @@ wk_stream_open(wk_worker_t *w, int64_t id, const char *topic)
     s->ctx = ga_calloc(1, sizeof *s->ctx);
     s->ctx->arena = ga_arena_new(4096);
     s->ctx->id = id;
+    s->ctx->node = w->node;
     pthread_mutex_lock(&w->stream_lock);
     ga_idmap_put(w->streams, (uint64_t) id, s);
     pthread_mutex_unlock(&w->stream_lock);

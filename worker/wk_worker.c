@@ -213,6 +213,9 @@ s_register(io_t *io, int64_t now)
     if (w->opt.push_token && w->opt.push_token[0]) {
         ga_map_put(&m, a, "token", ga_str(w->opt.push_token));
     }
+    if (w->opt.force_push) {
+        ga_map_put(&m, a, "force", ga_bool(true));
+    }
     ga_map_put(&m, a, "functions", w->table);
     s_send(io, GA_CMD_REGISTER, &m);
     if (io->unregistered_since == 0) {
@@ -260,7 +263,14 @@ s_on_registered(io_t *io, const ga_value_t *body)
     io->unregistered_since = 0;
     ga_log_every_reset(&io->refused_log);
     ga_log_every_reset(&io->silent_log);
-    GA_INFO("registered with %s as %s", io->w->opt.broker, io->w->node);
+    const ga_value_t *skipped = ga_map_get(body, "skipped");
+    if (skipped && skipped->type == GA_BOOL && skipped->u.b) {
+        GA_INFO("registered with %s as %s; the broker already had config version %s, table "
+                "not pushed again (force_push pushes it)",
+                io->w->opt.broker, io->w->node, io->w->config_version);
+    } else {
+        GA_INFO("registered with %s as %s", io->w->opt.broker, io->w->node);
+    }
     if (io->w->opt.on_registered) {
         io->w->opt.on_registered(io->w->node, io->w->opt.broker, io->w->opt.on_registered_arg);
     }

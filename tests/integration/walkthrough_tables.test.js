@@ -10,7 +10,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile, spawn } = require('node:child_process');
-const { BIN, startBroker, startWorker, startStack, connect, join, call, waitForPushes } = require('../support/stack');
+const { BIN, startBroker, startWorker, startGateway, startStack, connect, join, call, waitForPushes } = require('../support/stack');
 
 // The walkthrough's declarations, in its extended argument format. Where the walkthrough elides
 // a field (`# ...`) the example's choice is noted. Fields absent here take the documented
@@ -94,6 +94,22 @@ const WALKTHROUGH = {
     { request_type: 'stream_events', arg_types: null, response_type: 'stream', version: '1.0.0' },
     { request_type: 'stream_search', arg_types: null, response_type: 'stream', version: '1.0.0' },
   ],
+  // Section 8, served as versioned_user_service (docs/walkthrough.md, section 8): two versions
+  // of get_user side by side.
+  versioned_user_service: [
+    { request_type: 'get_user', version: '1.0.0', arg_types: { id: 'string' }, response_type: 'sync' },
+    {
+      request_type: 'get_user',
+      version: '2.0.0',
+      arg_types: { id: 'string', fields: { type: 'list_string', max_items: 10 } },
+      arg_orders: ['id', 'fields'],
+      response_type: 'sync',
+    },
+  ],
+  // Section 9 (no arguments, sync; `nodes` is left to the workers of the service that run).
+  data_service: [
+    { request_type: 'get_data', response_type: 'sync' },
+  ],
 };
 
 // A config with every default filled in and arguments in the extended format, so that a
@@ -133,7 +149,11 @@ function ctl(args) {
     (err, stdout, stderr) => (err ? reject(new Error(`genapi-ctl ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout)))));
 }
 
-const byName = (a, b) => (a.request_type < b.request_type ? -1 : a.request_type > b.request_type ? 1 : 0);
+const byName = (a, b) => {
+  const ka = `${a.request_type} ${a.version}`;
+  const kb = `${b.request_type} ${b.version}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+};
 
 // One test per service: its worker alone on a broker, its table read back and compared.
 for (const [service, declared] of Object.entries(WALKTHROUGH)) {
@@ -213,5 +233,38 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     assert.deepEqual(fns.functions.map((c) => c.request_type), ['plain']);
   } finally {
     await broker.stop();
+  }
+});
+
+// Section 9's data_service, as `make run` starts it: three workers, node1..node3, each answer
+// naming the node that served it.
+test("data_service.get_data: each answer names the node that served it", async () => {
+  const broker = await startBroker();
+  const procs = [broker];
+  try {
+    for (const node of ['node1', 'node2', 'node3']) {
+      procs.push(await startWorker('data_service', broker, { args: ['--set', `node=${node}`] }));
+    }
+    const gateway = await startGateway(broker);
+    procs.push(gateway);
+    const socket = connect(gateway.url);
+    try {
+      const { channel } = await join(socket);
+      const seen = new Set();
+      for (let i = 0; i < 60 && seen.size < 3; i++) {
+        const r = await call(channel, { request_id: `d${i}`, service: 'data_service', request_type: 'get_data' });
+        assert.equal(r.success, true);
+        assert.deepEqual(Object.keys(r.result).sort(), ['data', 'node']);
+        seen.add(r.result.node);
+      }
+      assert.deepEqual([...seen].sort(), ['node1', 'node2', 'node3']);
+      // As declared: no arguments.
+      const extra = await call(channel, { request_id: 'dx', service: 'data_service', request_type: 'get_data', args: { id: '1' } });
+      assert.equal(extra.success, false);
+    } finally {
+      socket.disconnect();
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
   }
 });

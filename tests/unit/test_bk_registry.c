@@ -33,6 +33,7 @@ typedef struct {
     ga_value_t changed; // the last register's added or changed configs
     ga_value_t removed; // the last sweep's deleted configs
     bk_worker_t *w;     // the last registered worker
+    bool skipped;       // the last register's table was skipped (same config_version)
     char err[256];      // the last register's error
 } fixture_t;
 
@@ -70,19 +71,21 @@ s_register(fixture_t *f, uint8_t id, const char *json, int64_t expiry)
     f->err[0] = '\0';
     f->w = NULL;
     return bk_registry_register(f->r, rid, sizeof rid, &body, expiry, f->a, &f->failed, &f->changed,
-                                &f->w, f->err, sizeof f->err);
+                                &f->w, &f->skipped, f->err, sizeof f->err);
 }
 
-// A REGISTER body for `service` at `node` with the given configs (a JSON list's inside).
+// A REGISTER body for `service` at `node` with the given configs (a JSON list's inside), under
+// a config_version no other body has.
 static const char *
 s_body(fixture_t *f, const char *node, const char *service, const char *configs)
 {
+    static unsigned version; // each body a new config_version: none is skipped
     size_t n = strlen(node) + strlen(service) + strlen(configs) + 128;
     char *s = ga_arena_alloc(f->a, n);
     snprintf(s, n,
-             "{\"node\":\"%s\",\"service\":\"%s\",\"config_version\":\"1\","
+             "{\"node\":\"%s\",\"service\":\"%s\",\"config_version\":\"b%u\","
              "\"functions\":[%s]}",
-             node, service, configs);
+             node, service, ++version, configs);
     return s;
 }
 
@@ -690,6 +693,290 @@ test_registry_snapshot_of_empty_registry_is_an_empty_list(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
+// --- operators' overrides (versions) and the config_version skip ---
+
+// A REGISTER body under an explicit config_version (and `force`).
+static const char *
+s_versioned_body(fixture_t *f, const char *config_version, bool force, const char *configs)
+{
+    size_t n = strlen(config_version) + strlen(configs) + 160;
+    char *s = ga_arena_alloc(f->a, n);
+    snprintf(s, n,
+             "{\"node\":\"vus@host\",\"service\":\"vus\",\"config_version\":\"%s\"%s,"
+             "\"functions\":[%s]}",
+             config_version, force ? ",\"force\":true" : "", configs);
+    return s;
+}
+
+static const char *s_two_versions =
+    "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+    "\"arg_types\":{\"id\":\"string\"}},"
+    "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"2.0.0\","
+    "\"arg_types\":{\"id\":\"string\",\"fields\":{\"type\":\"list_string\",\"max_items\":10}}}";
+
+static void
+test_registry_disable_survives_the_worker_registering_again(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false, s_two_versions), 1000),
+                     GA_OK);
+    ga_value_t changed;
+    assert_int_equal(bk_registry_disable(f->r, "vus", "get_user", "2.0.0", f->a, &changed, f->err,
+                                         sizeof f->err),
+                     GA_OK);
+    assert_int_equal(changed.len, 1); // the disabled source, for the gateways
+    assert_true(ga_map_get(&changed.u.items[0], "disabled")->u.b);
+    assert_true(bk_registry_get(f->r, "vus", "get_user", "2.0.0")->disabled);
+    assert_string_equal(bk_registry_lookup(f->r, "vus", "get_user", NULL)->version, "1.0.0");
+    assert_string_equal(bk_registry_override_state(f->r, "vus", "get_user", "2.0.0"), "disabled");
+    // A restarted worker pushes it enabled again, under a new version: it stays disabled.
+    assert_int_equal(s_register(f, 2, s_versioned_body(f, "v2", false, s_two_versions), 1000),
+                     GA_OK);
+    assert_int_equal(f->changed.len, 0);
+    assert_true(bk_registry_get(f->r, "vus", "get_user", "2.0.0")->disabled);
+    // Enabled: back to what the worker pushed, and the latest again.
+    assert_int_equal(bk_registry_enable(f->r, "vus", "get_user", "2.0.0", f->a, &changed, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    assert_int_equal(changed.len, 1);
+    assert_null(ga_map_get(&changed.u.items[0], "disabled"));
+    assert_false(bk_registry_get(f->r, "vus", "get_user", "2.0.0")->disabled);
+    assert_string_equal(bk_registry_lookup(f->r, "vus", "get_user", NULL)->version, "2.0.0");
+    assert_null(bk_registry_override_state(f->r, "vus", "get_user", "2.0.0"));
+}
+
+static void
+test_registry_delete_survives_the_worker_registering_again_until_enabled(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false, s_two_versions), 1000),
+                     GA_OK);
+    ga_value_t removed, changed;
+    assert_int_equal(bk_registry_delete(f->r, "vus", "get_user", "1.0.0", f->a, &removed, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    assert_int_equal(removed.len, 1);
+    assert_string_equal(ga_map_get_str(&removed.u.items[0], "version"), "1.0.0");
+    assert_null(bk_registry_lookup(f->r, "vus", "get_user", "1.0.0"));
+    // Deleting it again: not found, saying why.
+    assert_int_equal(bk_registry_delete(f->r, "vus", "get_user", "1.0.0", f->a, &removed, f->err,
+                                        sizeof f->err),
+                     GA_ENOTFOUND);
+    assert_non_null(strstr(f->err, "deleted by an operator"));
+    // Re-registered, forced even: still gone, but its worker offers it.
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", true, s_two_versions), 1000),
+                     GA_OK);
+    assert_false(f->skipped);
+    assert_null(bk_registry_lookup(f->r, "vus", "get_user", "1.0.0"));
+    assert_int_equal(bk_registry_function_count(f->r), 1);
+    // Enabled: back, and a worker runs it.
+    assert_int_equal(bk_registry_enable(f->r, "vus", "get_user", "1.0.0", f->a, &changed, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    assert_int_equal(changed.len, 1);
+    const ga_funcfg_t *v1 = bk_registry_lookup(f->r, "vus", "get_user", "1.0.0");
+    assert_non_null(v1);
+    assert_ptr_equal(bk_registry_pick(f->r, v1), f->w);
+}
+
+static void
+test_registry_overrides_refuse_unknown_configs(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false, s_two_versions), 1000),
+                     GA_OK);
+    ga_value_t out;
+    assert_int_equal(bk_registry_disable(f->r, "vus", "get_user", "3.0.0", f->a, &out, f->err,
+                                         sizeof f->err),
+                     GA_ENOTFOUND);
+    assert_non_null(strstr(f->err, "get_user 3.0.0"));
+    assert_int_equal(bk_registry_enable(f->r, "vus", "nope", "1.0.0", f->a, &out, f->err,
+                                        sizeof f->err),
+                     GA_ENOTFOUND);
+    assert_int_equal(bk_registry_delete(f->r, "vus", "get_user", "0.0.0", f->a, &out, f->err,
+                                        sizeof f->err),
+                     GA_ENOTFOUND); // "0.0.0": the unversioned one, which this service lacks
+    assert_non_null(strstr(f->err, "(unversioned)"));
+    // Enabling what nobody overrode changes nothing.
+    assert_int_equal(bk_registry_enable(f->r, "vus", "get_user", "1.0.0", f->a, &out, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+}
+
+static ga_value_t
+s_json(fixture_t *f, const char *json)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(json, strlen(json), f->a, &v, NULL, 0), GA_OK);
+    return v;
+}
+
+static void
+test_registry_add_replaces_an_offered_config_and_survives_registration(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false, s_two_versions), 1000),
+                     GA_OK);
+    ga_value_t changed;
+    ga_value_t cfg = s_json(f, "{\"service\":\"vus\",\"request_type\":\"get_user\","
+                               "\"version\":\"1.0.0\",\"arg_types\":{\"id\":\"string\"},"
+                               "\"timeout\":7000}");
+    assert_int_equal(bk_registry_add(f->r, &cfg, f->a, &changed, f->err, sizeof f->err), GA_OK);
+    assert_int_equal(changed.len, 1);
+    assert_int_equal(bk_registry_get(f->r, "vus", "get_user", "1.0.0")->timeout_ms, 7000);
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v2", false, s_two_versions), 1000),
+                     GA_OK);
+    assert_int_equal(bk_registry_get(f->r, "vus", "get_user", "1.0.0")->timeout_ms, 7000);
+    assert_string_equal(bk_registry_override_state(f->r, "vus", "get_user", "1.0.0"), "added");
+    // A version no worker offers, and a config that breaks a rule, are refused with reasons.
+    cfg = s_json(f, "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"3.0.0\"}");
+    assert_int_equal(bk_registry_add(f->r, &cfg, f->a, &changed, f->err, sizeof f->err),
+                     GA_ENOTFOUND);
+    assert_non_null(strstr(f->err, "no registered worker of vus offers get_user 3.0.0"));
+    cfg = s_json(f, "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+                    "\"timeout\":1}");
+    assert_int_equal(bk_registry_add(f->r, &cfg, f->a, &changed, f->err, sizeof f->err),
+                     GA_ECONFIG);
+    assert_non_null(strstr(f->err, "timeout"));
+    assert_int_equal(bk_registry_get(f->r, "vus", "get_user", "1.0.0")->timeout_ms, 7000);
+}
+
+static void
+test_registry_add_restores_a_deleted_config(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false, s_two_versions), 1000),
+                     GA_OK);
+    ga_value_t out;
+    assert_int_equal(bk_registry_delete(f->r, "vus", "get_user", "2.0.0", f->a, &out, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    ga_value_t cfg = s_json(f, "{\"service\":\"vus\",\"request_type\":\"get_user\","
+                               "\"version\":\"2.0.0\",\"arg_types\":{\"id\":\"string\"}}");
+    assert_int_equal(bk_registry_add(f->r, &cfg, f->a, &out, f->err, sizeof f->err), GA_OK);
+    assert_string_equal(bk_registry_lookup(f->r, "vus", "get_user", NULL)->version, "2.0.0");
+}
+
+static void
+test_registry_versions_lists_every_version_in_order_with_its_state(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "v1", false,
+                                                       "{\"service\":\"vus\",\"request_type\":"
+                                                       "\"f\",\"version\":\"1.10.0\"},"
+                                                       "{\"service\":\"vus\",\"request_type\":"
+                                                       "\"f\",\"version\":\"1.9.0\"},"
+                                                       "{\"service\":\"vus\",\"request_type\":"
+                                                       "\"f\"},"
+                                                       "{\"service\":\"vus\",\"request_type\":"
+                                                       "\"e\",\"version\":\"2.0.0\"}"),
+                                1000),
+                     GA_OK);
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    ga_value_t out;
+    assert_int_equal(bk_registry_disable(f->r, "vus", "f", "1.9.0", f->a, &out, f->err,
+                                         sizeof f->err),
+                     GA_OK);
+    assert_int_equal(bk_registry_delete(f->r, "vus", "f", "1.10.0", f->a, &out, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    ga_value_t v = bk_registry_versions(f->r, "vus", f->a);
+    assert_int_equal(v.len, 1); // vus only
+    const ga_value_t *svc = ga_map_get(&v, "vus");
+    assert_int_equal(svc->len, 2);
+    assert_string_equal(svc->u.pairs[0].key, "e");
+    const ga_value_t *fv = ga_map_get(svc, "f");
+    assert_int_equal(fv->len, 3);
+    assert_int_equal(ga_map_get(&fv->u.items[0], "version")->type, GA_NIL); // unversioned first
+    assert_true(ga_map_get(&fv->u.items[0], "enabled")->u.b);
+    assert_string_equal(ga_map_get_str(&fv->u.items[1], "version"), "1.9.0");
+    assert_false(ga_map_get(&fv->u.items[1], "enabled")->u.b);
+    assert_string_equal(ga_map_get_str(&fv->u.items[1], "operator"), "disabled");
+    assert_string_equal(ga_map_get_str(&fv->u.items[2], "version"), "1.10.0");
+    assert_string_equal(ga_map_get_str(&fv->u.items[2], "operator"), "deleted");
+    ga_value_t all = bk_registry_versions(f->r, NULL, f->a);
+    assert_int_equal(all.len, 2);
+    assert_string_equal(all.u.pairs[0].key, "user_service");
+}
+
+static void
+test_registry_same_config_version_is_skipped_unless_forced(void **state)
+{
+    fixture_t *f = *state;
+    const char *only_v1 = "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+                          "\"arg_types\":{\"id\":\"string\"}}";
+    const char *changed_v1 =
+        "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+        "\"arg_types\":{\"id\":\"string\"},\"timeout\":9000},"
+        "{\"service\":\"vus\",\"request_type\":\"bad\",\"timeout\":1}";
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "7", false, only_v1), 1000), GA_OK);
+    assert_false(f->skipped);
+    // Another worker, the same version, another table: skipped, yet registered and offering.
+    assert_int_equal(s_register(f, 2, s_versioned_body(f, "7", false, changed_v1), 1000), GA_OK);
+    assert_true(f->skipped);
+    assert_int_equal(f->changed.len, 0);
+    assert_int_equal(f->failed.len, 0);
+    assert_int_equal(bk_registry_failed_count(f->r), 0);
+    assert_true(f->w->registered);
+    assert_int_equal(bk_registry_worker_count(f->r), 2);
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "vus", "get_user", "1.0.0");
+    assert_int_equal(cfg->timeout_ms, GA_FUNCFG_TIMEOUT_DEFAULT);
+    bk_worker_t *second = f->w;
+    bool picked_second = false;
+    for (int i = 0; i < PICKS && !picked_second; i++) {
+        picked_second = bk_registry_pick(f->r, cfg) == second;
+    }
+    assert_true(picked_second);
+    // Forced: applied, and the bad config listed.
+    assert_int_equal(s_register(f, 2, s_versioned_body(f, "7", true, changed_v1), 1000), GA_OK);
+    assert_false(f->skipped);
+    assert_int_equal(f->changed.len, 1);
+    assert_int_equal(f->failed.len, 1);
+    assert_int_equal(bk_registry_lookup(f->r, "vus", "get_user", "1.0.0")->timeout_ms, 9000);
+    // The same again, not forced: skipped; the refusal is repeated to the worker, not listed
+    // again.
+    assert_int_equal(s_register(f, 2, s_versioned_body(f, "7", false, changed_v1), 1000), GA_OK);
+    assert_true(f->skipped);
+    assert_int_equal(f->failed.len, 1);
+    assert_string_equal(ga_map_get_str(&f->failed.u.items[0], "function"), "bad");
+    assert_int_equal(bk_registry_failed_count(f->r), 1);
+}
+
+static void
+test_registry_skip_is_not_taken_when_a_config_of_that_version_is_gone(void **state)
+{
+    fixture_t *f = *state;
+    const char *only_v1 = "{\"service\":\"vus\",\"request_type\":\"get_user\",\"version\":\"1.0.0\"}";
+    // Worker 2 runs an older table without get_user; worker 1 pushes version 7 with it.
+    assert_int_equal(s_register(f, 2, s_versioned_body(f, "6", false, ""), 100000), GA_OK);
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "7", false, only_v1), 100000), GA_OK);
+    // Worker 1 goes; the service is up without get_user, so the sweep deletes it.
+    bk_registry_remove(f->r, bk_registry_worker(f->r, (const uint8_t *) "\x00\x01\xff", 3));
+    assert_int_equal(s_sweep(f, 1000), 0);
+    assert_int_equal(s_sweep(f, 1000 + GRACE), 1);
+    // Worker 3 comes with version 7, the last processed: its table is taken again all the same.
+    assert_int_equal(s_register(f, 3, s_versioned_body(f, "7", false, only_v1), 100000), GA_OK);
+    assert_false(f->skipped);
+    assert_non_null(bk_registry_lookup(f->r, "vus", "get_user", "1.0.0"));
+}
+
+static void
+test_registry_verify_answers_matched_mismatch_or_not_found(void **state)
+{
+    fixture_t *f = *state;
+    const char *stored = "x";
+    assert_int_equal(bk_registry_verify(f->r, "vus", "7", &stored), BK_VERIFY_NOT_FOUND);
+    assert_null(stored);
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "7", false, s_two_versions), 1000),
+                     GA_OK);
+    assert_int_equal(bk_registry_verify(f->r, "vus", "7", &stored), BK_VERIFY_MATCHED);
+    assert_int_equal(bk_registry_verify(f->r, "vus", "8", &stored), BK_VERIFY_MISMATCH);
+    assert_string_equal(stored, "7");
+    assert_int_equal(bk_registry_verify(f->r, "other", "7", &stored), BK_VERIFY_NOT_FOUND);
+}
+
 int
 main(void)
 {
@@ -726,6 +1013,15 @@ main(void)
         T(test_registry_sweep_removes_a_function_a_restarted_worker_dropped),
         T(test_registry_snapshot_lists_every_config),
         T(test_registry_snapshot_of_empty_registry_is_an_empty_list),
+        T(test_registry_disable_survives_the_worker_registering_again),
+        T(test_registry_delete_survives_the_worker_registering_again_until_enabled),
+        T(test_registry_overrides_refuse_unknown_configs),
+        T(test_registry_add_replaces_an_offered_config_and_survives_registration),
+        T(test_registry_add_restores_a_deleted_config),
+        T(test_registry_versions_lists_every_version_in_order_with_its_state),
+        T(test_registry_same_config_version_is_skipped_unless_forced),
+        T(test_registry_skip_is_not_taken_when_a_config_of_that_version_is_gone),
+        T(test_registry_verify_answers_matched_mismatch_or_not_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

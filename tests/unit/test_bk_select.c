@@ -85,8 +85,9 @@ s_worker(fixture_t *f, uint8_t id, const char *node, int64_t expiry)
     assert_int_equal(ga_json_decode(json, strlen(json), f->a, &body, why, sizeof why), GA_OK);
     uint8_t rid[2] = {0x00, id};
     bk_worker_t *w = NULL;
+    bool skipped = false; // the same config_version from a second node: offers it all the same
     assert_int_equal(bk_registry_register(f->r, rid, sizeof rid, &body, expiry, f->a, &failed,
-                                          &changed, &w, why, sizeof why),
+                                          &changed, &w, &skipped, why, sizeof why),
                      GA_OK);
     assert_int_equal(failed.len, 0);
     return w;

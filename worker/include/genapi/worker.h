@@ -102,7 +102,10 @@ typedef struct {
     int threads;               // handler threads (default 4)
     int queue_max;             // requests waiting for a thread before refusals (default 256)
     const char *push_token;    // sent with the table when set
-    const char *config_version; // table version; NULL: a hash of the table
+    // Table version (NULL: a hash of the table). The broker skips a table pushed under the
+    // version it last processed for the service, unless force_push (docs/protocol.md).
+    const char *config_version;
+    bool force_push;           // push the table even under an already processed version
     // Called on the library's I/O thread each time the broker accepts the table.
     void (*on_registered)(const char *node, const char *broker, void *arg);
     void *on_registered_arg;   // passed to on_registered
@@ -124,7 +127,7 @@ WK_EXPORT void wk_worker_destroy(wk_worker_t **self_p);
 WK_EXPORT ga_err_t wk_worker_start(wk_worker_t *self, char *err, size_t errlen);
 
 // A complete main(): options from --set name=value and GENAPI_* (broker, heartbeat_ms,
-// threads, queue_max, push_token, log_level), logging to stderr, "READY worker <node>
+// threads, queue_max, push_token, config_version, force_push, node, log_level), logging to stderr, "READY worker <node>
 // <broker>" on stdout at each registration, and a clean stop on SIGINT or SIGTERM (exit 0).
 // For programs only: it owns the process's signals.
 WK_EXPORT int wk_main(int argc, char **argv, const wk_service_t *service);
@@ -145,6 +148,8 @@ WK_EXPORT double wk_arg_num(wk_request_t *req, const char *name, double dflt);
 WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
 // The client's request id.
 WK_EXPORT const char *wk_request_id(wk_request_t *req);
+// The node name of the worker running the handler (the walkthrough's Node.self()).
+WK_EXPORT const char *wk_request_node(wk_request_t *req);
 // Who called, for functions declared with request_info (NULL or false otherwise): the
 // connection's user id (NULL when anonymous), its device id (NULL when unknown), its peer
 // address, and whether the caller holds `role`.
