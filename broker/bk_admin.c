@@ -15,7 +15,11 @@
 #include <string.h>
 
 // The admin operations, each enabled by name in admin_actions.
-static const char *const s_actions[] = {"status", "functions", "stop_stream"};
+static const char *const s_actions[] = {
+    "status", "functions", "stop_stream",
+    // Rate limits (bk_ratelimit.c): reads, then changes.
+    "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
+    "rate_limit_remove", "rate_limit_set"};
 
 // Orders configs by service, request_type, then version (unversioned first).
 static int
@@ -101,6 +105,9 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         GA_WARN("ADMIN %s refused: %s", op ? op : "?", refusal);
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str(refusal));
+    } else if (bk_ratelimit_is_op(op)) {
+        bk_ratelimit_admin(self, msg); // answered once the gateways have
+        return;
     } else if (op && strcmp(op, "stop_stream") == 0) {
         const char *rid = ga_map_get_str(&msg->value, "request_id");
         size_t n = rid ? bk_stop_streams(self, rid) : 0;
@@ -127,7 +134,8 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_idmap_size(self->calls)));
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
-        ga_map_put(&reply, a, "error", ga_str("unknown op (status, functions, stop_stream)"));
+        ga_map_put(&reply, a, "error", ga_str("unknown op (status, functions, stop_stream, "
+                                                   "rate_limit_*)"));
     }
     bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &reply);
 }

@@ -814,3 +814,72 @@ ga_ratelimit_inject_fault(ga_ratelimit_t *self, bool on)
 {
     self->fault = on;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operator requests
+
+static const char *const s_ops[] = {"rate_limit_config", "rate_limit_status", "rate_limit_reset",
+                                    "rate_limit_add",    "rate_limit_remove", "rate_limit_set"};
+
+bool
+ga_ratelimit_admin_op_known(const char *op)
+{
+    for (size_t i = 0; op && i < sizeof s_ops / sizeof s_ops[0]; i++) {
+        if (strcmp(op, s_ops[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// An optional string field: NULL when absent or null; false when present but not a string.
+static bool
+s_opt_str(const ga_value_t *req, const char *name, const char **out)
+{
+    const ga_value_t *v = ga_map_get(req, name);
+    *out = v && v->type == GA_STR ? v->u.s : NULL;
+    return v == NULL || v->type == GA_NIL || v->type == GA_STR;
+}
+
+ga_value_t
+ga_ratelimit_admin(ga_ratelimit_t *self, const ga_value_t *req, int64_t now_ms, ga_arena_t *arena)
+{
+    ga_arena_t *a = arena;
+    ga_value_t reply = ga_map(a, 4);
+    const char *op = ga_map_get_str(req, "op");
+    char why[256] = "";
+    const char *value = NULL, *key = NULL, *service = NULL, *request_type = NULL;
+    bool strs = s_opt_str(req, "value", &value) && s_opt_str(req, "key", &key) &&
+                s_opt_str(req, "service", &service) &&
+                s_opt_str(req, "request_type", &request_type);
+    if (!ga_ratelimit_admin_op_known(op)) {
+        snprintf(why, sizeof why, "unknown op (rate_limit_config, rate_limit_status, "
+                                  "rate_limit_reset, rate_limit_add, rate_limit_remove, "
+                                  "rate_limit_set)");
+    } else if (strcmp(op, "rate_limit_config") == 0) {
+        ga_map_put(&reply, a, "config", ga_ratelimit_config(self, a));
+    } else if (strcmp(op, "rate_limit_status") == 0 || strcmp(op, "rate_limit_reset") == 0) {
+        if (!strs || value == NULL || (service == NULL) != (request_type == NULL)) {
+            snprintf(why, sizeof why, "value (a string) is required; key, and service with "
+                                      "request_type, are optional strings");
+        } else if (strcmp(op, "rate_limit_status") == 0) {
+            ga_map_put(&reply, a, "limits",
+                       ga_ratelimit_status(self, value, key, service, request_type, now_ms, a));
+        } else {
+            size_t n = ga_ratelimit_reset(self, value, key, service, request_type);
+            ga_map_put(&reply, a, "cleared", ga_int((int64_t) n));
+        }
+    } else if (strcmp(op, "rate_limit_add") == 0) {
+        GA_IGNORE(ga_ratelimit_put(self, ga_map_get(req, "limit"), why, sizeof why)); // in why
+    } else if (strcmp(op, "rate_limit_remove") == 0) {
+        GA_IGNORE(ga_ratelimit_remove(self, ga_map_get(req, "limit"), why, sizeof why)); // why
+    } else {
+        GA_IGNORE(ga_ratelimit_configure(self, ga_map_get(req, "config"), "config", why,
+                                         sizeof why)); // the reason is in why
+    }
+    ga_map_put(&reply, a, "ok", ga_bool(why[0] == '\0'));
+    if (why[0]) {
+        ga_map_put(&reply, a, "error", ga_str_dup(a, why, strlen(why)));
+    }
+    return reply;
+}

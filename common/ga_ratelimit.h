@@ -26,6 +26,11 @@
 #define GA_RL_VALUE_MAX 1024         // bytes of a key value that tell windows apart
 #define GA_RL_NAME_MAX 128           // bytes of a key name, service or request_type
 
+// What a client is told: over a limit (with retry_after_ms), or the limiter failed with
+// fail_open false (no retry_after_ms: the client is not over any limit). Both can_retry.
+#define GA_RL_REFUSAL "Rate limit exceeded"
+#define GA_RL_FAILURE "Rate limiter unavailable"
+
 typedef struct ga_ratelimit_t ga_ratelimit_t;
 
 // Who a request is from, for the keys user_id, device_id, ip_address and argument names. Any
@@ -102,6 +107,20 @@ ga_value_t ga_ratelimit_status(ga_ratelimit_t *self, const char *value, const ch
 // returns how many windows were cleared.
 size_t ga_ratelimit_reset(ga_ratelimit_t *self, const char *value, const char *key,
                           const char *service, const char *request_type);
+
+// An operator request {op, ...} on the limiter at `now_ms`, answered with a map {ok, ...} built
+// in `arena` (docs/protocol.md, "Rate limits" lists the ops and their fields):
+//   rate_limit_config                                        -> {ok, config}
+//   rate_limit_status {value, key?, service?, request_type?}  -> {ok, limits: [...]}
+//   rate_limit_reset  {value, key?, service?, request_type?}  -> {ok, cleared}
+//   rate_limit_add    {limit: {key, max_requests, window_ms, service?, request_type?}} -> {ok}
+//   rate_limit_remove {limit: {key, service?, request_type?}} -> {ok}
+//   rate_limit_set    {config: {...}}                         -> {ok}
+// A refused request gets {ok: false, error}.
+ga_value_t ga_ratelimit_admin(ga_ratelimit_t *self, const ga_value_t *req, int64_t now_ms,
+                              ga_arena_t *arena);
+// Whether `op` is one of the operations ga_ratelimit_admin answers.
+bool ga_ratelimit_admin_op_known(const char *op);
 
 // Sweeps up to `slots` hash slots for idle windows at `now_ms` (checks do a little of this
 // each; a timer may call it too). Returns the windows freed.
