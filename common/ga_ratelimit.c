@@ -14,7 +14,7 @@
 #define RL_SLOTS_MIN 64   // hash slots to begin with (power of two)
 #define RL_RING_MIN 4     // ring slots a new window starts with
 #define RL_SWEEP_STEP 2   // hash slots swept per check
-#define RL_SWEEP_RESCUE 256 // hash slots swept before a new window is refused for max_keys
+#define RL_SWEEP_RESCUE 16 // hash slots swept before a new window is refused for max_keys
 
 typedef struct {
     bool used;             // the slot holds a limit
@@ -37,6 +37,8 @@ struct window_t {
     uint32_t head;      // ring index of the oldest timestamp
     uint32_t count;     // timestamps in the ring
     uint32_t cap;       // ring slots (grows by doubling up to the limit's max_requests)
+    int64_t oldest;     // ring[head] when count > 0, kept here so that a check or the sweep
+    int64_t newest;     // (newest: the last timestamp) reads the ring only when it changes it
     int64_t *ring;      // accepted timestamps, oldest first from head
     uint32_t value_len; // bytes in value
     char value[];       // the key value (at most GA_RL_VALUE_MAX bytes)
@@ -49,6 +51,7 @@ struct ga_ratelimit_t {
     int64_t max_keys;         // windows tracked at most
     char scope[16];           // "gateway" or "cluster" (acted on by the caller)
     limit_t limits[GA_RL_LIMITS_MAX]; // the limits; unused slots have used == false
+    uint32_t n_slots_used;    // limits[] beyond this index are unused (checks stop there)
     uint32_t next_id;         // last limit id handed out
     window_t **slots;         // hash table
     size_t n_slots;           // power of two
@@ -116,10 +119,18 @@ s_find(const ga_ratelimit_t *self, const limit_t *limit, const char *value, size
 static void
 s_expire(window_t *w, int64_t window_ms, int64_t now)
 {
+    if (w->count == 0 || w->oldest + window_ms > now) {
+        return; // the common case: nothing has left, and the ring is not touched
+    }
+    if (w->newest + window_ms <= now) {
+        w->count = 0; // everything has left
+        return;
+    }
     while (w->count > 0 && w->ring[w->head] + window_ms <= now) {
         w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
         w->count--;
     }
+    w->oldest = w->ring[w->head]; // count > 0: newest has not left
 }
 
 // Whether `w` counts for nothing any more: its limit is gone, or every timestamp has expired.
@@ -300,6 +311,18 @@ s_same_target(const limit_t *l, const char *service, const char *request_type, c
            strcmp(l->key, key) == 0;
 }
 
+// Recomputes n_slots_used after limits[] changed.
+static void
+s_limits_changed(ga_ratelimit_t *self)
+{
+    self->n_slots_used = 0;
+    for (uint32_t i = 0; i < GA_RL_LIMITS_MAX; i++) {
+        if (self->limits[i].used) {
+            self->n_slots_used = i + 1;
+        }
+    }
+}
+
 static void
 s_limit_set(ga_ratelimit_t *self, limit_t *l, const spec_t *s, uint32_t keep_id)
 {
@@ -317,6 +340,7 @@ s_limit_set(ga_ratelimit_t *self, limit_t *l, const spec_t *s, uint32_t keep_id)
     }
     l->max_requests = s->max_requests;
     l->window_ms = s->window_ms;
+    s_limits_changed(self);
 }
 
 // Parses a list of limits into `specs` (appending at *n). False with a reason.
@@ -425,6 +449,7 @@ ga_ratelimit_configure(ga_ratelimit_t *self, const ga_value_t *cfg, const char *
     limit_t old[GA_RL_LIMITS_MAX];
     memcpy(old, self->limits, sizeof old);
     memset(self->limits, 0, sizeof self->limits);
+    s_limits_changed(self);
     for (size_t k = 0; k < n; k++) {
         s_limit_set(self, &self->limits[k], &specs[k], keep[k]);
         for (size_t i = 0; i < GA_RL_LIMITS_MAX; i++) {
@@ -493,6 +518,7 @@ ga_ratelimit_remove(ga_ratelimit_t *self, const ga_value_t *limit, char *why, si
     for (size_t i = 0; i < GA_RL_LIMITS_MAX; i++) {
         if (s_same_target(&self->limits[i], service, request_type, key->u.s)) {
             s_limit_fini(&self->limits[i]); // its windows are stale now: the sweep frees them
+            s_limits_changed(self);
             return GA_OK;
         }
     }
@@ -669,7 +695,10 @@ s_push(window_t *w, int64_t max_requests, int64_t now)
     }
     uint32_t tail = w->head + w->count;
     w->ring[tail >= w->cap ? tail - w->cap : tail] = now;
-    w->count++;
+    if (w->count++ == 0) {
+        w->oldest = now;
+    }
+    w->newest = now;
 }
 
 ga_rl_verdict_t
@@ -688,7 +717,7 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
     bool failed = self->fault;
     bool limited = false;
     int64_t retry = 0;
-    for (uint32_t i = 0; i < GA_RL_LIMITS_MAX && !failed; i++) {
+    for (uint32_t i = 0; i < self->n_slots_used && !failed; i++) {
         limit_t *l = &self->limits[i];
         char num[40];
         const char *value;
@@ -704,7 +733,7 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
         }
         s_expire(w, l->window_ms, now_ms);
         if (w->count >= (uint64_t) l->max_requests) {
-            int64_t wait = w->ring[w->head] + l->window_ms - now_ms;
+            int64_t wait = w->oldest + l->window_ms - now_ms;
             l->refused++;
             limited = true;
             retry = wait > retry ? wait : retry;
@@ -761,7 +790,7 @@ ga_ratelimit_status(ga_ratelimit_t *self, const char *value, const char *key, co
             s_expire(w, l->window_ms, now_ms);
             current = w->count;
             if (current >= l->max_requests) {
-                retry = w->ring[w->head] + l->window_ms - now_ms;
+                retry = w->oldest + l->window_ms - now_ms;
             }
         }
         ga_value_t m = s_limit_value(l, a, false);

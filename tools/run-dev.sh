@@ -96,7 +96,7 @@ start broker "$bin/genapi-broker" \
     --set "stream_in_endpoint=tcp://127.0.0.1:$stream_in_port" \
     --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port" \
     --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers" \
-    --set "admin_token=$admin_token" --set "admin_actions=status,functions,stop_stream"
+    --set "admin_token=$admin_token" --set "admin_actions=status,functions,stop_stream,rate_limit_config,rate_limit_status,rate_limit_reset,rate_limit_add,rate_limit_remove,rate_limit_set"
 for service in "${services[@]}"; do
     # shellcheck disable=SC2046 # client_keys prints separate words on purpose
     start "$service" "$bin/$service" --set "broker=tcp://127.0.0.1:$worker_port" \
