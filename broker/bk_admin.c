@@ -17,12 +17,17 @@
 #include <string.h>
 
 // The admin operations, each enabled by name in admin_actions.
-static const char *const s_actions[] = {"status",  "functions",  "stop_stream", "versions",
-                                        "get",     "get_latest", "disable",     "enable",
-                                        "delete",  "add_config", "verify"};
+static const char *const s_actions[] = {
+    "status", "functions", "stop_stream",
+    // Versions and pushes (bk_registry.c overrides).
+    "versions", "get", "get_latest", "disable", "enable", "delete", "add_config", "verify",
+    // Rate limits (bk_ratelimit.c): reads, then changes.
+    "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
+    "rate_limit_remove", "rate_limit_set"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
-    "add_config, verify"
+    "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
+    "rate_limit_add, rate_limit_remove, rate_limit_set"
 
 const char *
 bk_admin_actions_list(void)
@@ -266,6 +271,9 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         GA_WARN("ADMIN %s refused: %s", op ? op : "?", refusal);
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str(refusal));
+    } else if (bk_ratelimit_is_op(op)) {
+        bk_ratelimit_admin(self, msg); // answered once the gateways have
+        return;
     } else if (op && strcmp(op, "stop_stream") == 0) {
         const char *rid = ga_map_get_str(&msg->value, "request_id");
         size_t n = rid ? bk_stop_streams(self, rid) : 0;

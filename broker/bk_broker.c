@@ -38,6 +38,7 @@ bk_broker_new(const bk_config_t *cfg)
     self->arena = ga_arena_new(16384);
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
+    self->rl = bk_ratelimit_new();
     return self;
 }
 
@@ -67,6 +68,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     zhash_destroy(&self->gws);
     bk_registry_destroy(&self->registry);
     bk_select_destroy(&self->select);
+    bk_ratelimit_destroy(&self->rl);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);

@@ -51,6 +51,11 @@ GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
 // Asks the loop to stop. Any thread; async-signal-safe.
 void bk_broker_stop(bk_broker_t *self);
 
+// The broker's cluster-wide rate limits (owned by the broker; disabled until configured with
+// ga_ratelimit_configure, before bk_broker_run or on the loop thread).
+typedef struct ga_ratelimit_t ga_ratelimit_t;
+ga_ratelimit_t *bk_broker_rate_limits(bk_broker_t *self);
+
 // Counters, for tests (read on the loop thread or after run returns). No endpoint exports them.
 typedef struct {
     uint64_t calls;         // CALLs received

@@ -43,6 +43,9 @@ struct bk_call_t {
     bk_call_t *next;     // free-list link
 };
 
+// bk_ratelimit.c: rate-limit admin operations in flight and the cluster-wide limits.
+typedef struct bk_ratelimit_t bk_ratelimit_t;
+
 // A connected gateway.
 typedef struct {
     uint8_t id[255]; // routing id
@@ -83,6 +86,7 @@ struct bk_broker_t {
     int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
                                 // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
+    bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
 };
 
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
@@ -156,6 +160,24 @@ const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *
 // refuse (in `a`); those go to `*refused` as [{function, reason}].
 ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
                             ga_value_t *refused);
+
+// bk_ratelimit.c: creates and frees the broker's rate-limit state (disabled limits).
+bk_ratelimit_t *bk_ratelimit_new(void);
+void bk_ratelimit_destroy(bk_ratelimit_t **self_p);
+// bk_ratelimit.c: whether `op` is a rate-limit admin operation (rate_limit_*).
+bool bk_ratelimit_is_op(const char *op);
+// bk_ratelimit.c: an operator's rate_limit_* ADMIN request (already allowed by bk_on_admin):
+// forwarded to every gateway (answered when all have, or after a wait), or with target
+// "broker" answered by the broker's own cluster-wide limiter.
+void bk_ratelimit_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_ratelimit.c: a gateway's GATEWAY_ADMIN_REPLY.
+void bk_ratelimit_on_reply(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_ratelimit.c: answers the operator requests whose gateways did not all answer in time.
+void bk_ratelimit_tick(bk_broker_t *self, int64_t now);
+// bk_ratelimit.c: the cluster-wide limits for a CALL carrying `rate_limit` keys (the field is
+// removed from the body): true when it may go on; otherwise answered here with `Rate limit
+// exceeded` (retry_after_ms) or `Rate limiter unavailable`.
+bool bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg);
 
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);

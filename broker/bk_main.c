@@ -3,7 +3,9 @@
 // until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
 #include "bk_broker.h"
 #include "ga_config.h"
+#include "ga_json.h"
 #include "ga_log.h"
+#include "ga_ratelimit.h"
 #include "ga_signal.h"
 
 #include <czmq.h>
@@ -29,6 +31,7 @@ typedef struct {
     char *allowlist;         // see table
     char *admin_actions;     // see table
     char *state_file;        // see table
+    char *rate_limits;       // see table (JSON)
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -66,8 +69,36 @@ static const ga_option_t s_options[] = {
      "functions workers may register: comma-separated service or service.function (empty: any)"},
     {"state_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, state_file),
      "file keeping sticky routing across broker restarts, read at start (empty: none)"},
+    {"rate_limits", GA_OPT_JSON, "{}", 0, 0, offsetof(options_t, rate_limits),
+     "cluster-wide rate limits, counted here for gateways with scope cluster (JSON, as the "
+     "gateway's rate_limits; docs/configuration.md)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
+
+// Applies the rate_limits option (cluster-wide limits); a malformed one, or one with scope
+// "gateway" (the broker counts only cluster-wide limits), refuses the start naming the field.
+static bool
+s_rate_limits(const char *text, bk_broker_t *broker)
+{
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t v;
+    char why[300];
+    bool ok = ga_json_decode(text, strlen(text), a, &v, why, sizeof why) == GA_OK;
+    if (!ok) {
+        fprintf(stderr, "genapi-broker: rate_limits: not JSON (%s)\n", why);
+    } else if (v.type == GA_MAP && ga_map_get_str(&v, "scope") &&
+               strcmp(ga_map_get_str(&v, "scope"), "cluster") != 0) {
+        fprintf(stderr, "genapi-broker: rate_limits.scope: the broker counts cluster-wide "
+                        "limits only (\"cluster\", or leave it out)\n");
+        ok = false;
+    } else if (ga_ratelimit_configure(bk_broker_rate_limits(broker), &v, "rate_limits", why,
+                                      sizeof why) != GA_OK) {
+        fprintf(stderr, "genapi-broker: %s\n", why);
+        ok = false;
+    }
+    ga_arena_destroy(&a);
+    return ok;
+}
 
 // True when `endpoint` can be reached from this host only: tcp on a loopback address, ipc or
 // inproc. Anything else ("tcp://*:5570", "tcp://0.0.0.0:5570", an interface, a public address)
@@ -179,6 +210,10 @@ main(int argc, char **argv)
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;
     int status = 1;
+    if (!s_rate_limits(opt.rate_limits, broker)) {
+        status = 2;
+        goto out;
+    }
     if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, broker, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;

@@ -124,6 +124,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         GA_NOTICE("%u function(s) no worker offers any more removed", removed.len);
         bk_broadcast_update(self, NULL, &removed);
     }
+    bk_ratelimit_tick(self, now);
     ga_value_t hb = ga_map(self->arena, 1);
     ga_map_put(&hb, self->arena, "seq", ga_int((int64_t) self->registry_seq));
     zlist_t *dead = zlist_new();
@@ -176,9 +177,12 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
-        if (bk_access_call_identity(self, msg)) {
+        if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
             bk_on_call(self, msg);
         }
+        break;
+    case GA_CMD_GATEWAY_ADMIN_REPLY:
+        bk_ratelimit_on_reply(self, msg);
         break;
     case GA_CMD_STOP:
         bk_on_stop(self, msg);

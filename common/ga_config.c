@@ -31,6 +31,7 @@ s_set(const ga_option_t *o, void *cfg, const char *text, const char *source, cha
 {
     char *field = (char *) cfg + o->offset;
     switch (o->type) {
+    case GA_OPT_JSON:
     case GA_OPT_STR: {
         char **dst = (char **) (void *) field;
         ga_free(*dst);
@@ -89,6 +90,15 @@ ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text, size
         }
         char num[32];
         const char *value = NULL;
+        if (o->type == GA_OPT_JSON && (p->value.type == GA_MAP || p->value.type == GA_ARRAY)) {
+            ga_buf_t json;
+            ga_buf_init(&json);
+            ga_json_encode(&json, &p->value);
+            ga_buf_append_char(&json, '\0');
+            rc = s_set(o, cfg, (const char *) json.data, source, err, errlen);
+            ga_buf_fini(&json);
+            continue;
+        }
         if (p->value.type == GA_STR) {
             value = p->value.u.s;
         } else if (p->value.type == GA_INT) {
@@ -149,6 +159,7 @@ s_print(const ga_option_t *table, const void *cfg)
         const char *field = (const char *) cfg + o->offset;
         switch (o->type) {
         case GA_OPT_STR:
+        case GA_OPT_JSON:
             printf("%s=%s\n", o->name, *(char *const *) (const void *) field);
             break;
         case GA_OPT_INT:
@@ -230,7 +241,7 @@ void
 ga_config_fini(const ga_option_t *table, void *cfg)
 {
     for (const ga_option_t *o = table; o->name; o++) {
-        if (o->type == GA_OPT_STR) {
+        if (o->type == GA_OPT_STR || o->type == GA_OPT_JSON) {
             char **dst = (char **) (void *) ((char *) cfg + o->offset);
             ga_free(*dst);
             *dst = NULL;

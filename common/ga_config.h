@@ -17,6 +17,10 @@ typedef enum {
     GA_OPT_STR,  // char * in the struct, owned by it (freed by ga_config_fini)
     GA_OPT_INT,  // int64_t in the struct, checked against min..max
     GA_OPT_BOOL, // bool in the struct
+    // char * in the struct holding JSON text (owned, freed by ga_config_fini): in the file an
+    // object or array (stored re-encoded) or a string holding JSON; in the environment and
+    // --set, JSON text. Decoded and checked by the program, which names the option in errors.
+    GA_OPT_JSON,
 } ga_opt_type_t;
 
 typedef struct {

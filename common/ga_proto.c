@@ -44,6 +44,10 @@ ga_cmd_name(int cmd)
         return "ADMIN";
     case GA_CMD_ADMIN_REPLY:
         return "ADMIN_REPLY";
+    case GA_CMD_GATEWAY_ADMIN:
+        return "GATEWAY_ADMIN";
+    case GA_CMD_GATEWAY_ADMIN_REPLY:
+        return "GATEWAY_ADMIN_REPLY";
     case GA_CMD_STREAM:
         return "STREAM";
     default:

@@ -10,8 +10,8 @@
 //
 //   worker  -> broker : REGISTER HEARTBEAT REPLY DISCONNECT
 //   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT CANCEL
-//   gateway -> broker : HELLO HEARTBEAT CALL STOP ADMIN
-//   broker  -> gateway: SNAPSHOT UPDATE HEARTBEAT RESULT ADMIN_REPLY
+//   gateway -> broker : HELLO HEARTBEAT CALL STOP ADMIN GATEWAY_ADMIN_REPLY
+//   broker  -> gateway: SNAPSHOT UPDATE HEARTBEAT RESULT ADMIN_REPLY GATEWAY_ADMIN
 //
 // Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
 //
@@ -50,6 +50,8 @@ typedef enum {
     GA_CMD_STOP = 0x15,       // G->B: {id}: the client is gone; stop that call
     GA_CMD_ADMIN = 0x16,      // any DEALER on the gateway socket -> B: {op, ...}
     GA_CMD_ADMIN_REPLY = 0x17, // B -> that DEALER: {ok, ...}
+    GA_CMD_GATEWAY_ADMIN = 0x18, // B->G: {id, op, ...}: a rate-limit admin op for the gateway
+    GA_CMD_GATEWAY_ADMIN_REPLY = 0x19, // G->B: {id, gateway, ok, ...}
     GA_CMD_STREAM = 0x20,     // topic message W->(proxy)->G: {call, seq, kind, data | error}
 } ga_cmd_t;
 

@@ -369,9 +369,36 @@ s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message, b
     s_release(self, p);
 }
 
-// Encodes a CALL body for `call` under `id` into `out`.
+// The caller's keys for the broker's cluster-wide rate limits (docs/protocol.md, "Rate
+// limits"): always the identity (the broker strips the field before the worker sees the call);
+// a permission check also names the call it guards, whose limits apply.
+static ga_value_t
+s_rate_limit_keys(const gw_call_t *call, ga_arena_t *a)
+{
+    ga_value_t rl = ga_map(a, 6);
+    const gw_identity_t *who = call->who;
+    if (who && who->user_id) {
+        ga_map_put(&rl, a, "user_id", ga_str(who->user_id));
+    }
+    if (who && who->device_id) {
+        ga_map_put(&rl, a, "device_id", ga_str(who->device_id));
+    }
+    if (who && who->ip && who->ip[0]) {
+        ga_map_put(&rl, a, "ip_address", ga_str(who->ip));
+    }
+    if (call->rate_limit_of) {
+        ga_map_put(&rl, a, "service", ga_str(call->rate_limit_of->service));
+        ga_map_put(&rl, a, "request_type", ga_str(call->rate_limit_of->request_type));
+        ga_map_put(&rl, a, "args", call->rate_limit_of->args);
+    }
+    return rl;
+}
+
+// Encodes a CALL body for `call` under `id` into `out`; `rate_limit`: with the keys for the
+// broker's rate limits when the call is counted there.
 static void
-s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out)
+s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out,
+              bool rate_limit)
 {
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 12);
@@ -409,6 +436,9 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     }
     if (who && who->ip && who->ip[0]) {
         ga_map_put(&m, a, "ip", ga_str(who->ip));
+    }
+    if (rate_limit && call->rate_limit_cluster) {
+        ga_map_put(&m, a, "rate_limit", s_rate_limit_keys(call, a));
     }
     ga_buf_reset(out);
     ga_wire_encode(out, &m);
@@ -449,7 +479,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         return GA_EUNAVAIL;
     }
     uint64_t id = ++self->next_id;
-    s_encode_call(self, first, id, &self->out);
+    s_encode_call(self, first, id, &self->out, true);
     ga_err_t rc = ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out);
     if (rc != GA_OK) {
         ga_arena_reset(self->arena);
@@ -472,7 +502,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     if (check) {
         p->held_id = ++self->next_id;
         p->held_timeout_ms = call->timeout_ms;
-        s_encode_call(self, call, p->held_id, &p->held);
+        s_encode_call(self, call, p->held_id, &p->held, false); // counted with the check
     }
     ga_arena_reset(self->arena);
     s_track(self, p, id, first->timeout_ms);
@@ -611,6 +641,13 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
         GA_DEBUG("result for unknown call %lld dropped (answered already)", (long long) id);
         return;
     }
+    const ga_value_t *limited = ga_map_get(body, "rate_limited");
+    if (p->held.len && limited && limited->type == GA_BOOL && limited->u.b) {
+        // The broker's rate limits refused the call before its permission check ran.
+        self->on_result(self->arg, &p->route, body);
+        s_release(self, p);
+        return;
+    }
     if (p->held.len) {
         // The permission check answered: send the held call, or deny.
         const char *denial = gw_pipeline_check_denial(body, self->arena);
@@ -712,6 +749,15 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_HEARTBEAT:
         s_check_seq(self, msg);
         break;
+    case GA_CMD_GATEWAY_ADMIN: {
+        // An operator's rate-limit operation, forwarded by the broker: answered with this
+        // gateway's name, under the broker's id.
+        ga_value_t reply = gw_pipeline_admin(self->pipeline, &msg->value, self->arena);
+        ga_map_put(&reply, self->arena, "id", ga_int(ga_map_get_int(&msg->value, "id", 0)));
+        ga_map_put(&reply, self->arena, "gateway", ga_str(self->cfg->name));
+        s_send(self, GA_CMD_GATEWAY_ADMIN_REPLY, &reply);
+        break;
+    }
     default:
         GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(msg->cmd));
         break;

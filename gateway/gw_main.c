@@ -3,7 +3,9 @@
 // READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
 #include "ga_config.h"
 #include "ga_curve.h"
+#include "ga_json.h"
 #include "ga_log.h"
+#include "ga_ratelimit.h"
 #include "ga_signal.h"
 #include "gw_server.h"
 
@@ -50,6 +52,7 @@ typedef struct {
     char *tls_cert_file;       // see table
     char *tls_key_file;        // see table
     char *allowed_origins;     // see table
+    char *rate_limits;         // see table (JSON)
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -104,6 +107,9 @@ static const ga_option_t s_options[] = {
     OPT(allowed_origins, GA_OPT_STR, "", 0, 0,
         "comma-separated exact Origins allowed on the handshake, e.g. https://app.example.com "
         "(empty: any)"),
+    OPT(rate_limits, GA_OPT_JSON, "{}", 0, 0,
+        "rate limits as a JSON object {enabled, fail_open, max_keys, scope, global_limits, "
+        "api_limits} (docs/configuration.md, \"Rate limits\")"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -279,6 +285,25 @@ s_origins_check(const char *list)
     return GA_OK;
 }
 
+// Applies the rate_limits option to the pipeline's limiter; a malformed one refuses the start
+// with the field named.
+static ga_err_t
+s_rate_limits(const char *text, gw_pipeline_t *pipeline)
+{
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t v;
+    char why[300];
+    ga_err_t rc = ga_json_decode(text, strlen(text), a, &v, why, sizeof why);
+    if (rc != GA_OK) {
+        fprintf(stderr, "genapi-gateway: rate_limits: not JSON (%s)\n", why);
+    } else if ((rc = ga_ratelimit_configure(gw_pipeline_rate_limits(pipeline), &v, "rate_limits",
+                                            why, sizeof why)) != GA_OK) {
+        fprintf(stderr, "genapi-gateway: %s\n", why);
+    }
+    ga_arena_destroy(&a);
+    return rc == GA_OK ? GA_OK : GA_ECONFIG;
+}
+
 // Raises the open-file limit toward `want` (a gateway holds one descriptor per client; lws
 // sizes its tables from this limit, so it is not raised past what is useful).
 static void
@@ -395,6 +420,10 @@ main(int argc, char **argv)
     gw_server_t *server = gw_server_new(&cfg);
     ga_signal_t *sig = NULL;
     int status = 1;
+    if (s_rate_limits(opt.rate_limits, gw_server_pipeline(server)) != GA_OK) {
+        status = 2;
+        goto out;
+    }
     if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, server, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;

@@ -27,6 +27,7 @@ struct gw_pipeline_t {
     size_t rejected_configs;         // configs from the broker this gateway refused
     permission_fn_t permission_fns[GW_PERMISSION_FNS_MAX]; // in-process callbacks
     size_t n_permission_fns;         // entries used
+    ga_ratelimit_t *limits;          // rate limits (docs/configuration.md, "Rate limits")
 };
 
 gw_pipeline_t *
@@ -35,7 +36,20 @@ gw_pipeline_new(const gw_pipeline_config_t *cfg)
     gw_pipeline_t *self = ga_calloc(1, sizeof *self);
     self->cfg = cfg;
     self->functions = ga_functable_new();
+    self->limits = ga_ratelimit_new();
     return self;
+}
+
+ga_ratelimit_t *
+gw_pipeline_rate_limits(gw_pipeline_t *self)
+{
+    return self->limits;
+}
+
+ga_value_t
+gw_pipeline_admin(gw_pipeline_t *self, const ga_value_t *req, ga_arena_t *arena)
+{
+    return ga_ratelimit_admin(self->limits, req, ga_clock_ms(), arena);
 }
 
 void
@@ -46,6 +60,7 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
     }
     ga_functable_destroy(&(*self_p)->functions);
     ga_functable_destroy(&(*self_p)->held);
+    ga_ratelimit_destroy(&(*self_p)->limits);
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -244,6 +259,8 @@ gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_arena
     check->response_type = GA_RESP_SYNC;
     check->timeout_ms = GA_FUNCFG_TIMEOUT_DEFAULT;
     check->who = who;
+    check->rate_limit_cluster = call->rate_limit_cluster;
+    check->rate_limit_of = call->rate_limit_cluster ? call : NULL;
     ga_value_t roles = ga_array(arena, (uint32_t) who->n_roles);
     for (size_t i = 0; i < who->n_roles; i++) {
         ga_array_push(&roles, arena, ga_str(who->roles[i]));
@@ -284,6 +301,39 @@ gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena)
         return msg;
     }
     return "Permission denied";
+}
+
+// The rate limits, once the arguments are validated (argument names can be keys) and before
+// the permission check and dispatch: false with the refusal in `refusal`. With scope "cluster"
+// the broker counts instead (the call is marked for it).
+static bool
+s_rate_allowed(gw_pipeline_t *self, const gw_identity_t *who, gw_call_t *call,
+               gw_response_t *refusal)
+{
+    if (!ga_ratelimit_is_enabled(self->limits)) {
+        return true;
+    }
+    if (strcmp(ga_ratelimit_scope(self->limits), "cluster") == 0) {
+        call->rate_limit_cluster = true;
+        return true;
+    }
+    ga_rl_subject_t subject = {.user_id = who->user_id,
+                               .device_id = who->device_id,
+                               .ip_address = who->ip,
+                               .args = &call->args};
+    int64_t retry = 0;
+    ga_rl_verdict_t v = ga_ratelimit_check(self->limits, call->service, call->request_type,
+                                           &subject, ga_clock_ms(), &retry);
+    if (v == GA_RL_LIMITED) {
+        gw_response_error(refusal, call->request_id, GA_RL_REFUSAL, true);
+        refusal->retry_after_ms = retry;
+        return false;
+    }
+    if (v == GA_RL_FAILED) {
+        gw_response_error(refusal, call->request_id, GA_RL_FAILURE, true);
+        return false;
+    }
+    return true;
 }
 
 // The config a payload names, before any other check: service and request_type non-empty
@@ -433,6 +483,9 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     call->response_type = cfg->response_type;
     call->timeout_ms = cfg->timeout_ms;
     call->request_info = cfg->request_info;
+    if (!s_rate_allowed(self, who, call, refusal)) {
+        return GA_EAGAIN;
+    }
     call->routing_key = s_routing_key(cfg, call, arena);
     if (!s_permitted(self, cfg, who, call, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
@@ -466,6 +519,7 @@ gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body, const char
         error = "Internal Server Error";
     }
     gw_response_error(out, request_id, error, can_retry);
+    out->retry_after_ms = ga_map_get_int(body, "retry_after_ms", 0); // a cluster rate limit
 }
 
 const char *
@@ -496,6 +550,11 @@ gw_response_encode(const gw_response_t *r, ga_buf_t *out)
     ga_buf_append_str(out, r->async ? ",\"async\":true" : ",\"async\":false");
     ga_buf_append_str(out, r->has_more ? ",\"has_more\":true" : ",\"has_more\":false");
     ga_buf_append_str(out, r->can_retry ? ",\"can_retry\":true" : ",\"can_retry\":false");
+    if (r->retry_after_ms > 0) {
+        char num[40];
+        snprintf(num, sizeof num, ",\"retry_after_ms\":%lld", (long long) r->retry_after_ms);
+        ga_buf_append_str(out, num);
+    }
     ga_buf_append_str(out, ",\"kind\":\"");
     ga_buf_append_str(out, gw_kind_name(r->kind));
     ga_buf_append_str(out, "\"}");

@@ -2,8 +2,8 @@
 // The gateway's request pipeline, apart from any socket: decode a request payload, find the
 // function in the registry copy, validate and convert arguments, check permission (built-in
 // modes and in-process callbacks here; a worker permission callback is sent by the bridge,
-// gw_bridge_call_checked), and turn broker results into client responses. Rate limits and
-// hooks are not built. The WebSocket server and the broker bridge call it; tests and embedding
+// gw_bridge_call_checked), apply the rate limits (docs/configuration.md, "Rate limits"), and
+// turn broker results into client responses. Hooks are not built. The WebSocket server and the broker bridge call it; tests and embedding
 // programs can drive it directly.
 // Owned by one thread (the gateway's loop).
 #ifndef GW_PIPELINE_H
@@ -13,6 +13,7 @@
 #include "ga_err.h"
 #include "ga_funcfg.h"
 #include "ga_mem.h"
+#include "ga_ratelimit.h"
 #include "ga_value.h"
 
 #include <stdbool.h>
@@ -46,10 +47,11 @@ typedef struct {
     bool async;               // see the table in docs/protocol.md, "Responses"
     bool has_more;            // see the table in docs/protocol.md, "Responses"
     bool can_retry;           // errors only: retrying may succeed
+    int64_t retry_after_ms;   // > 0 only for a rate-limit refusal: encoded as retry_after_ms
 } gw_response_t;
 
 // A request that passed every check, ready for the broker.
-typedef struct {
+typedef struct gw_call_t {
     const char *request_id;   // the client's id
     const char *service;      // service
     const char *request_type; // function
@@ -68,6 +70,12 @@ typedef struct {
     // selection"), from the validated argument or the request field; NULL otherwise or when the
     // call has no such value. Sent as the CALL's routing_key.
     const char *routing_key;
+    // Rate limits are counted at the broker (scope "cluster"): the CALL carries the caller's
+    // keys for it (docs/protocol.md, "Rate limits").
+    bool rate_limit_cluster;
+    // A permission check's call (gw_pipeline_check_call): the broker counts that call's limits
+    // when it gets the check, so they hold before the callback runs. NULL otherwise.
+    const struct gw_call_t *rate_limit_of;
 } gw_call_t;
 
 // An in-process permission callback (registered by an embedding program): GA_OK allows the
@@ -98,7 +106,16 @@ void gw_pipeline_destroy(gw_pipeline_t **self_p);
 size_t gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace);
 size_t gw_pipeline_function_count(const gw_pipeline_t *self);
 
-// Runs the checks on one API payload. GA_OK: `*call` is ready to dispatch (strings and args
+// The pipeline's rate limiter (owned by the pipeline): configure it before serving
+// (ga_ratelimit_configure) and change it at runtime (gw_pipeline_admin). Disabled until then.
+ga_ratelimit_t *gw_pipeline_rate_limits(gw_pipeline_t *self);
+// Answers a broker's GATEWAY_ADMIN request `req` ({op, ...}: the rate_limit_* operations of
+// ga_ratelimit_admin) with the reply map, built in `arena`.
+ga_value_t gw_pipeline_admin(gw_pipeline_t *self, const ga_value_t *req, ga_arena_t *arena);
+
+// Runs the checks on one API payload, in this order: the request fields, require_auth, the
+// function (unknown, disabled, temporarily unavailable), its arguments, the rate limits, then
+// the permission. GA_OK: `*call` is ready to dispatch (strings and args
 // borrowed from `payload` and `arena`). Any other result: `*refusal` holds the error response
 // to send, and call->response_type says whether the function was found to be a `none` function
 // (whose callers never receive anything, errors included).

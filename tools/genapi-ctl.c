@@ -2,8 +2,8 @@
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
 // auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions`,
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
-// `add-config`) and `verify` speak the broker's admin operations on its gateway endpoint
-// (docs/operations.md).
+// `add-config`), `verify` and `rate-limit` speak the broker's admin operations on its gateway
+// endpoint (docs/operations.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -36,6 +36,16 @@ s_usage(void)
             "unversioned config)\n"
             "       genapi-ctl add-config FILE.json|-|'{...}'   (one function config)\n"
             "       genapi-ctl verify SERVICE CONFIG_VERSION\n"
+            "       genapi-ctl rate-limit config\n"
+            "       genapi-ctl rate-limit status|reset VALUE [--key K] [--service S "
+            "--request-type R]\n"
+            "       genapi-ctl rate-limit add --key K --max N --window-ms MS [--service S "
+            "--request-type R]\n"
+            "       genapi-ctl rate-limit remove --key K [--service S --request-type R]\n"
+            "       genapi-ctl rate-limit set CONFIG_JSON\n"
+            "                  (each also [--cluster] [--broker ...] [--token ADMIN_TOKEN]; "
+            "--cluster: the broker's\n"
+            "                   cluster-wide limits instead of every gateway's)\n"
             "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
             "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
     return 2;
@@ -209,6 +219,95 @@ out:
     return status;
 }
 
+// rate-limit: the rate_limit_* admin operations (docs/operations.md, "Rate limits").
+static int
+s_rate_limit_cmd(int argc, char **argv)
+{
+    const char *broker = getenv("GENAPI_BROKER_ADMIN");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    broker = broker ? broker : "tcp://127.0.0.1:5571";
+    if (argc < 3) {
+        return s_usage();
+    }
+    const char *sub = argv[2];
+    const char *operand = NULL, *key = NULL, *service = NULL, *request_type = NULL;
+    long long max = 0, window = 0;
+    bool cluster = false;
+    for (int i = 3; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (strcmp(argv[i], "--broker") == 0 && more) {
+            broker = argv[++i];
+        } else if (strcmp(argv[i], "--token") == 0 && more) {
+            token = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && more) {
+            key = argv[++i];
+        } else if (strcmp(argv[i], "--service") == 0 && more) {
+            service = argv[++i];
+        } else if (strcmp(argv[i], "--request-type") == 0 && more) {
+            request_type = argv[++i];
+        } else if (strcmp(argv[i], "--max") == 0 && more) {
+            max = strtoll(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--window-ms") == 0 && more) {
+            window = strtoll(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--cluster") == 0) {
+            cluster = true;
+        } else if (operand == NULL && (argv[i][0] != '-' || argv[i][1] == '\0')) {
+            operand = argv[i];
+        } else {
+            return s_usage();
+        }
+    }
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t req = ga_map(a, 8);
+    ga_value_t limit = ga_map(a, 5);
+    if (key) {
+        ga_map_put(&limit, a, "key", ga_str(key));
+    }
+    if (service) {
+        ga_map_put(&limit, a, "service", ga_str(service));
+    }
+    if (request_type) {
+        ga_map_put(&limit, a, "request_type", ga_str(request_type));
+    }
+    int status = -1;
+    if (strcmp(sub, "config") == 0 && operand == NULL) {
+        ga_map_put(&req, a, "op", ga_str("rate_limit_config"));
+    } else if ((strcmp(sub, "status") == 0 || strcmp(sub, "reset") == 0) && operand) {
+        ga_map_put(&req, a, "op", ga_str(sub[0] == 's' ? "rate_limit_status" : "rate_limit_reset"));
+        ga_map_put(&req, a, "value", ga_str(operand));
+        for (uint32_t i = 0; i < limit.len; i++) {
+            ga_map_put(&req, a, limit.u.pairs[i].key, limit.u.pairs[i].value);
+        }
+    } else if (strcmp(sub, "add") == 0 && operand == NULL && key) {
+        ga_map_put(&limit, a, "max_requests", ga_int(max));
+        ga_map_put(&limit, a, "window_ms", ga_int(window));
+        ga_map_put(&req, a, "op", ga_str("rate_limit_add"));
+        ga_map_put(&req, a, "limit", limit);
+    } else if (strcmp(sub, "remove") == 0 && operand == NULL && key) {
+        ga_map_put(&req, a, "op", ga_str("rate_limit_remove"));
+        ga_map_put(&req, a, "limit", limit);
+    } else if (strcmp(sub, "set") == 0 && operand) {
+        ga_value_t cfg;
+        char why[200];
+        if (ga_json_decode(operand, strlen(operand), a, &cfg, why, sizeof why) != GA_OK) {
+            fprintf(stderr, "genapi-ctl: rate-limit set: not JSON (%s)\n", why);
+            status = 2;
+        }
+        ga_map_put(&req, a, "op", ga_str("rate_limit_set"));
+        ga_map_put(&req, a, "config", cfg);
+    } else {
+        status = s_usage();
+    }
+    if (status < 0) {
+        if (cluster) {
+            ga_map_put(&req, a, "target", ga_str("broker"));
+        }
+        status = s_admin(broker, token, &req, a);
+    }
+    ga_arena_destroy(&a);
+    return status;
+}
+
 // Reads a whole file into `out`; false when it cannot be read.
 static bool
 s_read_file(const char *path, ga_buf_t *out)
@@ -361,6 +460,9 @@ main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "token") == 0) {
         return s_token(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "rate-limit") == 0) {
+        return s_rate_limit_cmd(argc, argv);
     }
     const admin_cmd_t *cmd = argc >= 2 ? s_admin_find(argv[1]) : NULL;
     if (cmd) {

@@ -68,7 +68,7 @@ services=(user_service blog_service search_service admin_service report_service 
 # data_service (the walkthrough's section 9) runs as three workers, node1..node3, sharing the
 # service's key; the others run once each.
 instances() { if [ "$1" = data_service ]; then echo node1 node2 node3; else echo "$1"; fi; }
-admin_actions=status,functions,stop_stream,versions,get,get_latest,disable,enable,delete,add_config,verify
+admin_actions=status,functions,stop_stream,versions,get,get_latest,disable,enable,delete,add_config,verify,rate_limit_config,rate_limit_status,rate_limit_reset,rate_limit_add,rate_limit_remove,rate_limit_set
 
 # CurveZMQ keys (docs/security.md), made on the first run next to the binaries: the broker's
 # own, and one for the gateway, the operator (genapi-ctl) and each service, whose public halves

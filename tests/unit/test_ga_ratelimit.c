@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: MIT
+// The sliding-window limiter, driven with an injected time: the N+1th request refused with the
+// exact retry-after, the window sliding at the boundary, refused requests not counted, global
+// and per-function limits, keys from identity and arguments, reset, status, idle windows
+// reclaimed, the max_keys cap and an injected fault under fail_open both ways, config errors.
+#include "ga_ratelimit.h"
+
+#include "ga_json.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    ga_ratelimit_t *rl; // under test
+    ga_arena_t *a;      // for configs and views
+} fixture_t;
+
+static int
+s_setup(void **state)
+{
+    fixture_t *f = test_calloc(1, sizeof *f);
+    f->rl = ga_ratelimit_new();
+    f->a = ga_arena_new(4096);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    ga_ratelimit_destroy(&f->rl);
+    assert_null(f->rl);
+    ga_ratelimit_destroy(&f->rl); // twice is safe
+    ga_arena_destroy(&f->a);
+    test_free(f);
+    return 0;
+}
+
+static ga_value_t
+s_json(fixture_t *f, const char *text)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(text, strlen(text), f->a, &v, NULL, 0), GA_OK);
+    return v;
+}
+
+static void
+s_configure(fixture_t *f, const char *text)
+{
+    ga_value_t v = s_json(f, text);
+    char why[256] = "";
+    ga_err_t rc = ga_ratelimit_configure(f->rl, &v, "rate_limits", why, sizeof why);
+    if (rc != GA_OK) {
+        fail_msg("configure: %s", why);
+    }
+}
+
+static ga_rl_verdict_t
+s_check(fixture_t *f, const char *svc, const char *fn, const char *user, int64_t now,
+        int64_t *retry)
+{
+    ga_rl_subject_t who = {.user_id = user, .device_id = "dev1", .ip_address = "10.0.0.1"};
+    int64_t dummy;
+    return ga_ratelimit_check(f->rl, svc, fn, &who, now, retry ? retry : &dummy);
+}
+
+static void
+test_ratelimit_disabled_allows_everything_and_counts_nothing(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":false,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":1,\"window_ms\":1000}]}");
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    }
+    assert_int_equal(ga_ratelimit_stats(f->rl).keys, 0);
+    assert_int_equal(ga_ratelimit_stats(f->rl).checks, 0);
+}
+
+static void
+test_ratelimit_refuses_the_n_plus_first_with_exact_retry_after(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":3,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 100, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 200, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 300, NULL), GA_RL_ALLOW);
+    int64_t retry = 0;
+    assert_int_equal(s_check(f, "s", "f", "u1", 400, &retry), GA_RL_LIMITED);
+    assert_int_equal(retry, 700); // the oldest (100) leaves at 1100
+    // Another user has a window of its own.
+    assert_int_equal(s_check(f, "s", "f", "u2", 400, NULL), GA_RL_ALLOW);
+    assert_int_equal(ga_ratelimit_stats(f->rl).refused, 1);
+}
+
+static void
+test_ratelimit_window_slides_exactly_at_the_boundary(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":2,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 600, NULL), GA_RL_ALLOW);
+    int64_t retry = 0;
+    assert_int_equal(s_check(f, "s", "f", "u1", 999, &retry), GA_RL_LIMITED);
+    assert_int_equal(retry, 1);
+    // At 1000 the request of 0 has left: one slot free, not two (no fixed-window reset).
+    assert_int_equal(s_check(f, "s", "f", "u1", 1000, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 1000, &retry), GA_RL_LIMITED);
+    assert_int_equal(retry, 600); // 600 leaves at 1600
+    assert_int_equal(s_check(f, "s", "f", "u1", 1599, NULL), GA_RL_LIMITED);
+    assert_int_equal(s_check(f, "s", "f", "u1", 1600, NULL), GA_RL_ALLOW);
+}
+
+static void
+test_ratelimit_refused_requests_do_not_count(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":2,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 500, NULL), GA_RL_ALLOW);
+    for (int64_t t = 600; t < 1000; t += 50) {
+        assert_int_equal(s_check(f, "s", "f", "u1", t, NULL), GA_RL_LIMITED);
+    }
+    // Had the refusals counted, the window would still be full at 1000 and at 1500.
+    assert_int_equal(s_check(f, "s", "f", "u1", 1000, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 1500, NULL), GA_RL_ALLOW);
+    assert_int_equal(ga_ratelimit_stats(f->rl).refused, 8);
+}
+
+static void
+test_ratelimit_api_limits_apply_to_their_function_only_and_all_limits_must_pass(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,"
+                   "\"global_limits\":[{\"key\":\"user_id\",\"max_requests\":5,\"window_ms\":1000}],"
+                   "\"api_limits\":[{\"service\":\"report_service\",\"request_type\":"
+                   "\"generate_report\",\"key\":\"user_id\",\"max_requests\":2,"
+                   "\"window_ms\":60000}]}");
+    assert_int_equal(s_check(f, "report_service", "generate_report", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "report_service", "generate_report", "u1", 1, NULL), GA_RL_ALLOW);
+    int64_t retry = 0;
+    assert_int_equal(s_check(f, "report_service", "generate_report", "u1", 2, &retry),
+                     GA_RL_LIMITED);
+    assert_int_equal(retry, 59998);
+    // Other functions still pass (the refused report request did not count globally either).
+    assert_int_equal(s_check(f, "user_service", "get_user", "u1", 3, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "user_service", "get_user", "u1", 4, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "user_service", "get_user", "u1", 5, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "user_service", "get_user", "u1", 6, &retry), GA_RL_LIMITED);
+    assert_int_equal(retry, 994); // the global window: the request at 0 leaves at 1000
+    // When two limits refuse, the later of the two says when to retry.
+    assert_int_equal(s_check(f, "report_service", "generate_report", "u1", 7, &retry),
+                     GA_RL_LIMITED);
+    assert_int_equal(retry, 59993);
+}
+
+static void
+test_ratelimit_keys_from_identity_and_arguments_absent_keys_do_not_apply(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":["
+                   "{\"key\":\"device_id\",\"max_requests\":1,\"window_ms\":1000},"
+                   "{\"key\":\"account\",\"max_requests\":1,\"window_ms\":1000}]}");
+    ga_value_t args1 = s_json(f, "{\"account\":42}");
+    ga_value_t args2 = s_json(f, "{\"account\":\"42\"}");
+    ga_value_t args3 = s_json(f, "{\"account\":43}");
+    int64_t retry;
+    ga_rl_subject_t a = {.user_id = "u1", .device_id = "d1", .args = &args1};
+    ga_rl_subject_t b = {.user_id = "u1", .device_id = "d2", .args = &args2};
+    ga_rl_subject_t c = {.user_id = "u1", .device_id = "d3", .args = &args3};
+    ga_rl_subject_t none = {.user_id = "u1"};
+    assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &a, 0, &retry), GA_RL_ALLOW);
+    // The same account (the number 42 and the string "42" key alike), another device: refused.
+    assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &b, 0, &retry), GA_RL_LIMITED);
+    assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &c, 0, &retry), GA_RL_ALLOW);
+    // No device id, no account argument: neither limit applies.
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &none, 0, &retry), GA_RL_ALLOW);
+    }
+}
+
+static void
+test_ratelimit_reset_clears_a_key_and_status_reports_each_limit(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,"
+                   "\"global_limits\":[{\"key\":\"user_id\",\"max_requests\":3,\"window_ms\":1000},"
+                   "{\"key\":\"device_id\",\"max_requests\":10,\"window_ms\":1000}],"
+                   "\"api_limits\":[{\"service\":\"s\",\"request_type\":\"f\",\"key\":\"user_id\","
+                   "\"max_requests\":2,\"window_ms\":5000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 10, NULL), GA_RL_ALLOW);
+    ga_value_t st = ga_ratelimit_status(f->rl, "u1", "user_id", "s", "f", 20, f->a);
+    assert_int_equal(st.type, GA_ARRAY);
+    assert_int_equal(st.len, 2); // the global user_id limit and the function's
+    for (uint32_t i = 0; i < st.len; i++) {
+        const ga_value_t *e = &st.u.items[i];
+        bool api = strcmp(ga_map_get_str(e, "scope"), "api") == 0;
+        assert_int_equal(ga_map_get_int(e, "current", -1), 2);
+        assert_int_equal(ga_map_get_int(e, "max", -1), api ? 2 : 3);
+        assert_int_equal(ga_map_get_int(e, "remaining", -1), api ? 0 : 1);
+        assert_int_equal(ga_map_get_int(e, "window_ms", -1), api ? 5000 : 1000);
+        assert_int_equal(ga_map_get_int(e, "retry_after_ms", -1), api ? 4980 : 0);
+    }
+    // Without a function or a key: every limit.
+    st = ga_ratelimit_status(f->rl, "u1", NULL, NULL, NULL, 20, f->a);
+    assert_int_equal(st.len, 3);
+    assert_int_equal(s_check(f, "s", "f", "u1", 30, NULL), GA_RL_LIMITED);
+    // Reset u1 for the limits that apply to s.f on user_id: the global one and the function's.
+    assert_int_equal(ga_ratelimit_reset(f->rl, "u1", "user_id", "s", "f"), 2);
+    assert_int_equal(s_check(f, "s", "f", "u1", 40, NULL), GA_RL_ALLOW);
+    st = ga_ratelimit_status(f->rl, "u1", "user_id", NULL, NULL, 50, f->a);
+    assert_int_equal(st.len, 2);
+    assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), 1);
+    assert_int_equal(ga_ratelimit_reset(f->rl, "nobody", NULL, NULL, NULL), 0);
+}
+
+static void
+test_ratelimit_idle_windows_are_reclaimed_by_the_incremental_sweep(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":5,\"window_ms\":1000}]}");
+    char user[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(user, sizeof user, "user-%d", i);
+        assert_int_equal(s_check(f, "s", "f", user, 0, NULL), GA_RL_ALLOW);
+    }
+    assert_int_equal(ga_ratelimit_stats(f->rl).keys, 1000);
+    // Still inside the window: the sweep frees nothing.
+    assert_int_equal(ga_ratelimit_sweep(f->rl, 999, 1u << 20), 0);
+    // Past it: a few slots per check, until every idle window is gone (one key stays busy).
+    for (int i = 0; i < 2000 && ga_ratelimit_stats(f->rl).keys > 1; i++) {
+        assert_int_equal(s_check(f, "s", "f", "busy", 1000 + i, NULL) != GA_RL_FAILED, true);
+    }
+    assert_int_equal(ga_ratelimit_stats(f->rl).keys, 1);
+    assert_int_equal(ga_ratelimit_stats(f->rl).reclaimed, 1000);
+}
+
+static void
+test_ratelimit_key_cap_fails_open_or_closed(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"max_keys\":2,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":1,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u2", 0, NULL), GA_RL_ALLOW);
+    // fail_open (the default): a third key cannot be tracked, so it is let through, uncounted.
+    assert_int_equal(s_check(f, "s", "f", "u3", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u3", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(ga_ratelimit_stats(f->rl).failures, 2);
+    // Known keys are still limited.
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_LIMITED);
+    s_configure(f, "{\"enabled\":true,\"fail_open\":false,\"max_keys\":2,\"global_limits\":"
+                   "[{\"key\":\"user_id\",\"max_requests\":1,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u3", 0, NULL), GA_RL_FAILED);
+    // Unchanged limit: its windows were kept (u1 still limited).
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_LIMITED);
+    // Once the windows have expired, the incremental sweep makes room again within one pass
+    // over the hash table (64 slots here, a few per check).
+    ga_rl_verdict_t v = GA_RL_FAILED;
+    for (int i = 0; i < 64 && v == GA_RL_FAILED; i++) {
+        v = s_check(f, "s", "f", "u3", 1000 + i, NULL);
+    }
+    assert_int_equal(v, GA_RL_ALLOW);
+}
+
+static void
+test_ratelimit_injected_fault_follows_fail_open(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":1,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    ga_ratelimit_inject_fault(f->rl, true);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW); // fail_open
+    s_configure(f, "{\"enabled\":true,\"fail_open\":false,\"global_limits\":[{\"key\":"
+                   "\"user_id\",\"max_requests\":1,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u9", 0, NULL), GA_RL_FAILED);
+    assert_int_equal(ga_ratelimit_stats(f->rl).failures, 2);
+    ga_ratelimit_inject_fault(f->rl, false);
+    assert_int_equal(s_check(f, "s", "f", "u9", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_LIMITED);
+}
+
+static void
+test_ratelimit_put_replace_remove_at_runtime(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true}");
+    char why[256];
+    ga_value_t lim = s_json(f, "{\"key\":\"ip_address\",\"max_requests\":1,\"window_ms\":1000}");
+    assert_int_equal(ga_ratelimit_put(f->rl, &lim, why, sizeof why), GA_OK);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u2", 0, NULL), GA_RL_LIMITED); // same address
+    lim = s_json(f, "{\"key\":\"ip_address\",\"max_requests\":3,\"window_ms\":1000}");
+    assert_int_equal(ga_ratelimit_put(f->rl, &lim, why, sizeof why), GA_OK); // replaced
+    ga_value_t cfg = ga_ratelimit_config(f->rl, f->a);
+    const ga_value_t *global = ga_map_get(&cfg, "global_limits");
+    assert_int_equal(global->len, 1);
+    assert_int_equal(ga_map_get_int(&global->u.items[0], "max_requests", 0), 3);
+    assert_int_equal(s_check(f, "s", "f", "u2", 0, NULL), GA_RL_ALLOW);
+    lim = s_json(f, "{\"key\":\"ip_address\"}");
+    assert_int_equal(ga_ratelimit_remove(f->rl, &lim, why, sizeof why), GA_OK);
+    assert_int_equal(ga_ratelimit_remove(f->rl, &lim, why, sizeof why), GA_ENOTFOUND);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(s_check(f, "s", "f", "u2", 0, NULL), GA_RL_ALLOW);
+    }
+    lim = s_json(f, "{\"key\":\"user_id\",\"max_requests\":0,\"window_ms\":1000}");
+    assert_int_equal(ga_ratelimit_put(f->rl, &lim, why, sizeof why), GA_ECONFIG);
+    assert_non_null(strstr(why, "max_requests"));
+}
+
+static void
+test_ratelimit_malformed_config_is_refused_naming_the_field(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *json;  // config
+        const char *field; // expected in the reason
+    } cases[] = {
+        {"[]", "rate_limits: must be an object"},
+        {"{\"enabled\":\"yes\"}", "rate_limits.enabled"},
+        {"{\"fail_open\":1}", "rate_limits.fail_open"},
+        {"{\"max_keys\":0}", "rate_limits.max_keys"},
+        {"{\"scope\":\"world\"}", "rate_limits.scope"},
+        {"{\"limits\":[]}", "rate_limits.limits: unknown field"},
+        {"{\"global_limits\":{}}", "rate_limits.global_limits: must be an array"},
+        {"{\"global_limits\":[{\"key\":\"user_id\",\"window_ms\":10}]}",
+         "rate_limits.global_limits[0].max_requests"},
+        {"{\"global_limits\":[{\"key\":\"user_id\",\"max_requests\":1,\"window_ms\":0}]}",
+         "rate_limits.global_limits[0].window_ms"},
+        {"{\"global_limits\":[{\"key\":\"\",\"max_requests\":1,\"window_ms\":1}]}",
+         "rate_limits.global_limits[0].key"},
+        {"{\"global_limits\":[{\"key\":\"user_id\",\"max_requests\":1,\"window_ms\":1,"
+         "\"service\":\"s\"}]}",
+         "rate_limits.global_limits[0].service: unknown field"},
+        {"{\"api_limits\":[{\"key\":\"user_id\",\"max_requests\":1,\"window_ms\":1}]}",
+         "rate_limits.api_limits[0].service"},
+        {"{\"api_limits\":[{\"service\":\"s\",\"key\":\"user_id\",\"max_requests\":1,"
+         "\"window_ms\":1}]}",
+         "rate_limits.api_limits[0].request_type"},
+        {"{\"global_limits\":[{\"key\":\"user_id\",\"max_requests\":1,\"window_ms\":1},"
+         "{\"key\":\"user_id\",\"max_requests\":2,\"window_ms\":1}]}",
+         "rate_limits.global_limits[1]: a second limit"},
+    };
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":1,\"window_ms\":1000}]}");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ga_value_t v = s_json(f, cases[i].json);
+        char why[256] = "";
+        assert_int_equal(ga_ratelimit_configure(f->rl, &v, "rate_limits", why, sizeof why),
+                         GA_ECONFIG);
+        if (strstr(why, cases[i].field) == NULL) {
+            fail_msg("case %zu: \"%s\" does not name \"%s\"", i, why, cases[i].field);
+        }
+    }
+    // Nothing changed: the limit still holds.
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_LIMITED);
+}
+
+static void
+test_ratelimit_large_window_rings_grow_up_to_the_limit_only(void **state)
+{
+    fixture_t *f = *state;
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":1000,\"window_ms\":60000}]}");
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(s_check(f, "s", "f", "u1", i, NULL), GA_RL_ALLOW);
+    }
+    int64_t retry = 0;
+    assert_int_equal(s_check(f, "s", "f", "u1", 1000, &retry), GA_RL_LIMITED);
+    assert_int_equal(retry, 59000);
+    // Sliding: one leaves each millisecond from 60000 on.
+    assert_int_equal(s_check(f, "s", "f", "u1", 60000, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 60000, NULL), GA_RL_LIMITED);
+    assert_int_equal(s_check(f, "s", "f", "u1", 60001, NULL), GA_RL_ALLOW);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+        T(test_ratelimit_disabled_allows_everything_and_counts_nothing),
+        T(test_ratelimit_refuses_the_n_plus_first_with_exact_retry_after),
+        T(test_ratelimit_window_slides_exactly_at_the_boundary),
+        T(test_ratelimit_refused_requests_do_not_count),
+        T(test_ratelimit_api_limits_apply_to_their_function_only_and_all_limits_must_pass),
+        T(test_ratelimit_keys_from_identity_and_arguments_absent_keys_do_not_apply),
+        T(test_ratelimit_reset_clears_a_key_and_status_reports_each_limit),
+        T(test_ratelimit_idle_windows_are_reclaimed_by_the_incremental_sweep),
+        T(test_ratelimit_key_cap_fails_open_or_closed),
+        T(test_ratelimit_injected_fault_follows_fail_open),
+        T(test_ratelimit_put_replace_remove_at_runtime),
+        T(test_ratelimit_malformed_config_is_refused_naming_the_field),
+        T(test_ratelimit_large_window_rings_grow_up_to_the_limit_only),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
