@@ -124,7 +124,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         ga_map_put(&reply, a, "functions",
                    ga_int((int64_t) bk_registry_function_count(self->registry)));
         ga_map_put(&reply, a, "failed_configs", bk_registry_failed_list(self->registry, a));
-        ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_idmap_size(self->calls)));
+        ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_inflight_size(self->calls)));
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("unknown op (status, functions, stop_stream)"));
