@@ -595,6 +595,9 @@ s_io_actor(zsock_t *pipe, void *args)
             continue;
         }
         now = ga_clock_ms();
+        // First, before a finished handler takes the next queued request or anything received
+        // is handled: if this process was stopped, what waits was given up by the broker.
+        s_check_silence(&io, now);
         if (items[1].ready) {
             s_on_broker(&io, now);
         }

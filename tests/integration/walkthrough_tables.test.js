@@ -201,16 +201,15 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     assert.equal(out.ok, true);
     const want = [
       { function: 'expensive_operation', reason: 'before_execute: not supported yet' },
-      { function: 'get_data', reason: 'retry: not supported yet' },
       { function: 'sticky', reason: 'choose_node_mode: "sticky:user_id" not supported yet (only random)' },
     ];
     assert.deepEqual(out.failed.map(({ function: f, reason }) => ({ function: f, reason })), want);
     const status = await ctl(['status', '--broker', broker.endpoints.gateways]);
     assert.deepEqual(status.failed_configs.map(({ service, function: f, reason }) => ({ service, function: f, reason })),
       want.map((w) => ({ service: 'data_service', ...w })));
-    // Only the plain config is registered.
+    // Only the plain config and get_data (retry is acted on) are registered.
     const fns = await ctl(['functions', 'data_service', '--broker', broker.endpoints.gateways]);
-    assert.deepEqual(fns.functions.map((c) => c.request_type), ['plain']);
+    assert.deepEqual(fns.functions.map((c) => c.request_type), ['get_data', 'plain']);
   } finally {
     await broker.stop();
   }
