@@ -148,7 +148,7 @@ bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *topic
     self->stats.refused++;
     if (ga_log_every_due(&self->refused_stream_log, why, ga_clock_ms(), 60000)) {
         GA_WARN("stream message for call %llu refused: %s (further refusals counted)",
-                (unsigned long long) (call ? call->id : 0), why);
+                (unsigned long long) (call ? call->rec.id : 0), why);
     }
     return false;
 }

@@ -8,11 +8,10 @@
 #include "bk_registry.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
-#include "ga_idmap.h"
+#include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
-#include "ga_timeq.h"
 #include "ga_zpoll.h"
 
 #include <czmq.h>
@@ -33,21 +32,12 @@ bk_broker_new(const bk_config_t *cfg)
     self->select = bk_select_new();
     self->gws = zhash_new();
     ga_assert(self->gws);
-    self->calls = ga_idmap_new();
-    self->deadlines = ga_timeq_new();
+    self->calls = ga_inflight_new();
     self->arena = ga_arena_new(16384);
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     self->rl = bk_ratelimit_new();
     return self;
-}
-
-static void
-s_free_call(uint64_t id, void *value, void *arg)
-{
-    (void) id;
-    (void) arg;
-    ga_free(value);
 }
 
 void
@@ -57,14 +47,17 @@ bk_broker_destroy(bk_broker_t **self_p)
         return;
     }
     bk_broker_t *self = *self_p;
-    ga_idmap_each(self->calls, s_free_call, NULL);
-    ga_idmap_destroy(&self->calls);
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_first(self->calls)) != NULL) {
+        bk_release_call(self, (bk_call_t *) rec);
+    }
+    ga_inflight_destroy(&self->calls);
     while (self->free_calls) {
         bk_call_t *c = self->free_calls;
         self->free_calls = c->next;
+        ga_buf_fini(&c->body);
         ga_free(c);
     }
-    ga_timeq_destroy(&self->deadlines);
     zhash_destroy(&self->gws);
     bk_registry_destroy(&self->registry);
     bk_select_destroy(&self->select);
@@ -413,7 +406,7 @@ bk_broker_run(bk_broker_t *self)
     while (!atomic_load(&self->stop)) {
         int64_t now = ga_clock_ms();
         int64_t next = self->next_heartbeat;
-        int64_t due = ga_timeq_next(self->deadlines);
+        int64_t due = ga_inflight_next_deadline(self->calls);
         if (due < next) {
             next = due;
         }

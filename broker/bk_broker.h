@@ -69,6 +69,8 @@ typedef struct {
     uint64_t chunks_dropped; // stream messages a gateway could not take (the stream is ended)
     uint64_t breaker_opened; // times a worker's circuit opened
     uint64_t refused;        // messages refused for the sender's key (CURVE on)
+    uint64_t retries;        // attempts after a call's first (fallback and retry)
+    uint64_t retries_exhausted; // calls answered after using every attempt they were allowed
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

@@ -1,37 +1,300 @@
 // SPDX-License-Identifier: MIT
-// Calls in flight, each answered exactly once (worker reply, worker lost, timeout, or refusal):
-// routing to a worker, deadlines, a lost worker's calls, the circuit breaker's count. The tick is
-// here for its deadlines; it also reaps silent peers and heartbeats the others.
+// Calls in flight, each answered exactly once (worker reply, worker lost, timeout, refusal),
+// whatever number of attempts it takes: the owner of each call's state machine (bk_call.h).
+// Here the machine's decisions become I/O: picking a worker for each attempt (the first by
+// the function's node selection, later ones by the retry mode), sending it with its deadline,
+// waiting out backoffs, and answering the gateway. The tick asks each owner in turn: the calls
+// (deadlines), the workers (liveness, heartbeats), the gateways (bk_tick_gateways).
 #include "bk_internal.h"
 
+#include "bk_call.h"
 #include "bk_registry.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
-#include "ga_idmap.h"
+#include "ga_functable.h"
+#include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
-#include "ga_timeq.h"
+#include "ga_wire.h"
 
 #include <czmq.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BK_EXPIRED_BATCH 64 // workers reaped per liveness check
 
+static void s_act(bk_broker_t *self, bk_call_t *call, bk_call_do_t act,
+                  const ga_proto_msg_t *reply);
+
+// Takes the call out of the table and off its worker (no-op when it is in neither).
+static void
+s_detach(bk_broker_t *self, bk_call_t *call)
+{
+    if (call->rec.linked) {
+        ga_inflight_remove(self->calls, &call->rec);
+    }
+    if (call->worker) {
+        call->worker->inflight--;
+        call->worker = NULL;
+    }
+}
+
 void
 bk_release_call(bk_broker_t *self, bk_call_t *call)
 {
-    if (call->worker) {
-        call->worker->inflight--;
-    }
+    s_detach(self, call);
+    ga_buf_reset(&call->body);
     call->next = self->free_calls;
     self->free_calls = call;
 }
 
+static bk_call_t *
+s_call_new(bk_broker_t *self)
+{
+    bk_call_t *call = self->free_calls;
+    if (call) {
+        self->free_calls = call->next;
+    } else {
+        call = ga_calloc(1, sizeof *call);
+        ga_buf_init(&call->body);
+    }
+    call->next = NULL;
+    call->worker = NULL;
+    call->node[0] = '\0';
+    return call;
+}
+
+// Whether `w` may take an attempt of `cfg` (function key `fkey`) at `now`.
+static bool
+s_eligible(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
+{
+    if (!w->registered || w->breaker_until > now || zhash_lookup(w->offers, fkey) == NULL) {
+        return false;
+    }
+    if (cfg->n_nodes == 0) {
+        return true;
+    }
+    for (uint32_t i = 0; i < cfg->n_nodes; i++) {
+        if (strcmp(cfg->nodes[i], w->node) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// A worker for the next attempt: same_node, one on the first attempt's node; otherwise one
+// not tried yet (random among them), or for retry across nodes, once all were tried, any.
+typedef struct {
+    const bk_call_t *call;  // the call
+    const ga_funcfg_t *cfg; // its function
+    const char *fkey;       // the function's key
+    int64_t now;            // for the breaker
+    bool any;               // tried ones count too
+    bk_worker_t *chosen;    // the pick
+    unsigned seen;          // candidates so far
+} pick_t;
+
+static void
+s_pick_one(bk_worker_t *w, void *arg)
+{
+    pick_t *p = arg;
+    if (!s_eligible(w, p->cfg, p->fkey, p->now)) {
+        return;
+    }
+    if (p->call->fsm.mode == BK_RETRY_SAME_NODE) {
+        if (strcmp(w->node, p->call->node) != 0) {
+            return;
+        }
+    } else if (!p->any && bk_call_fsm_tried(&p->call->fsm, w->life)) {
+        return;
+    }
+    p->seen++;
+    if ((unsigned) rand() % p->seen == 0) {
+        p->chosen = w;
+    }
+}
+
+static bk_worker_t *
+s_pick_next(bk_broker_t *self, const bk_call_t *call, const ga_funcfg_t *cfg, int64_t now)
+{
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    pick_t p = {.call = call, .cfg = cfg, .fkey = fkey, .now = now};
+    bk_registry_each_worker(self->registry, s_pick_one, &p);
+    if (p.chosen == NULL && call->fsm.mode == BK_RETRY_ALL_NODES) {
+        p.any = true;
+        bk_registry_each_worker(self->registry, s_pick_one, &p);
+    }
+    return p.chosen;
+}
+
+static void
+s_count_one(bk_worker_t *w, void *arg)
+{
+    pick_t *p = arg;
+    if (s_eligible(w, p->cfg, p->fkey, p->now)) {
+        p->seen++;
+    }
+}
+
+// Workers that could take `cfg` now: without a retry setting, each may get one attempt.
+static int
+s_candidates(bk_broker_t *self, const ga_funcfg_t *cfg, int64_t now)
+{
+    char fkey[600];
+    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    pick_t p = {.cfg = cfg, .fkey = fkey, .now = now};
+    bk_registry_each_worker(self->registry, s_count_one, &p);
+    return p.seen > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) p.seen;
+}
+
+// The REQUEST for one attempt: the CALL body with the attempt's id in place of the gateway's,
+// and the attempt's deadline as a wall-clock time (docs/protocol.md, "REQUEST").
+static ga_value_t
+s_request(bk_broker_t *self, const ga_value_t *body, uint64_t id, int64_t due, int64_t now)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, body->len + 2);
+    for (uint32_t i = 0; i < body->len; i++) {
+        const ga_pair_t *p = &body->u.pairs[i];
+        if (strcmp(p->key, "id") != 0 && strcmp(p->key, "deadline") != 0) {
+            ga_map_put(&m, a, p->key, p->value);
+        }
+    }
+    ga_map_put(&m, a, "id", ga_int((int64_t) id));
+    if (due != INT64_MAX) {
+        ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + (due - now)));
+    }
+    return m;
+}
+
+// Keeps the call in the table under `id` until `due`, owned by its gateway and by `w`.
+static void
+s_track(bk_broker_t *self, bk_call_t *call, uint64_t id, bk_worker_t *w, int64_t due)
+{
+    uint64_t owners[GA_INFLIGHT_OWNERS];
+    owners[BK_OWNER_GATEWAY] = call->gw_serial;
+    owners[BK_OWNER_WORKER] = w ? w->life : 0;
+    ga_inflight_add(self->calls, &call->rec, id, due, owners);
+    call->worker = w;
+    if (w) {
+        w->inflight++;
+    }
+}
+
+// Sends the next attempt of `call` (decoded CALL body `body`) to `w`.
+static void
+s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, bk_worker_t *w)
+{
+    int64_t now = ga_clock_ms();
+    uint64_t id = ++self->next_id;
+    if (call->fsm.attempts == 0) {
+        snprintf(call->node, sizeof call->node, "%s", w->node ? w->node : "");
+    }
+    bk_call_fsm_sent(&call->fsm, id, w->life, now);
+    // A stream's timeout bounds the silence between two of its messages (bk_on_stream moves
+    // the deadline on); any other call's attempt is due at its share of the call's timeout.
+    int64_t due = call->stream ? (call->idle_ms > 0 ? now + call->idle_ms : INT64_MAX)
+                               : bk_call_fsm_due(&call->fsm);
+    ga_value_t req = s_request(self, body, id, due, now);
+    if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, &req, &self->out) !=
+        GA_OK) {
+        self->stats.undeliverable++;
+        s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_UNSENT, id, now, (uint64_t) rand()),
+              NULL);
+        return;
+    }
+    s_track(self, call, id, w, due);
+}
+
+// The next attempt, from the kept body: the function is looked up again (it may have changed
+// or gone during a backoff).
+static void
+s_next_attempt(bk_broker_t *self, bk_call_t *call)
+{
+    int64_t now = ga_clock_ms();
+    ga_value_t body = ga_nil();
+    const ga_funcfg_t *cfg = NULL;
+    if (call->body.len &&
+        ga_wire_decode(call->body.data, call->body.len, self->arena, &body) == GA_OK) {
+        cfg = bk_registry_lookup(self->registry, ga_map_get_str(&body, "service"),
+                                 ga_map_get_str(&body, "request_type"),
+                                 ga_map_get_str(&body, "version"));
+    }
+    bk_worker_t *w = cfg && !cfg->disabled ? s_pick_next(self, call, cfg, now) : NULL;
+    if (w == NULL) {
+        s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_NO_WORKER, 0, now, 0), NULL);
+        return;
+    }
+    self->stats.retries++;
+    s_attempt(self, call, &body, w);
+}
+
+// Passes a worker's REPLY on to the gateway under the gateway's id; `can_retry` >= 0 replaces
+// the reply's own.
+static void
+s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int can_retry)
+{
+    ga_value_t *body = (ga_value_t *) &reply->value;
+    for (uint32_t i = 0; i < body->len; i++) {
+        ga_pair_t *p = &body->u.pairs[i];
+        if (strcmp(p->key, "id") == 0) {
+            p->value = ga_int((int64_t) call->gw_call_id);
+        } else if (can_retry >= 0 && strcmp(p->key, "can_retry") == 0) {
+            p->value = ga_bool(can_retry != 0);
+        }
+    }
+    bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, body);
+    self->stats.results++;
+}
+
+// Carries out what the state machine decided. The call is out of the table on entry.
+static void
+s_act(bk_broker_t *self, bk_call_t *call, bk_call_do_t act, const ga_proto_msg_t *reply)
+{
+    switch (act) {
+    case BK_DO_FORWARD:
+        s_forward(self, call, reply, -1);
+        bk_release_call(self, call);
+        return;
+    case BK_DO_FAIL:
+        if (call->fsm.exhausted) {
+            self->stats.retries_exhausted++;
+            GA_INFO("call %s: retries exhausted after %d attempt(s)", call->request_id,
+                    call->fsm.attempts);
+        }
+        if (call->fsm.code == GA_ETIMEDOUT) {
+            self->stats.timeouts++;
+        }
+        if (call->fsm.message == NULL && reply) {
+            s_forward(self, call, reply, call->fsm.can_retry); // the handler's own error
+        } else {
+            bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, call->fsm.code,
+                          call->fsm.message ? call->fsm.message : "Internal Server Error",
+                          call->fsm.can_retry);
+        }
+        bk_release_call(self, call);
+        return;
+    case BK_DO_SEND:
+        s_next_attempt(self, call);
+        return;
+    case BK_DO_WAIT:
+        // Attempt-less: under a fresh id no worker knows, so a late answer finds nothing.
+        s_track(self, call, ++self->next_id, NULL, bk_call_fsm_due(&call->fsm));
+        return;
+    case BK_DO_DROP:
+        self->stats.late_replies++;
+        return;
+    case BK_DO_NOTHING:
+        return;
+    }
+}
+
 void
-bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
+bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
     const ga_value_t *body = &msg->value;
     self->stats.calls++;
@@ -44,8 +307,9 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
         GA_WARN("CALL without id, service or request_type dropped");
         return;
     }
+    int64_t now = ga_clock_ms();
     const ga_funcfg_t *cfg = bk_registry_lookup(self->registry, service, request_type, version);
-    if (cfg == NULL && ga_clock_ms() < self->warm_until) {
+    if (cfg == NULL && now < self->warm_until) {
         // Just started: its workers may not have registered again yet (docs/protocol.md).
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                       "Service temporarily unavailable", true);
@@ -63,98 +327,76 @@ bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     bk_worker_t *w = bk_select_pick(self->select, self->registry, cfg,
                                     ga_map_get_str(body, "request_id"),
-                                    ga_map_get_str(body, "routing_key"), ga_clock_ms());
+                                    ga_map_get_str(body, "routing_key"), now);
     if (w == NULL) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                       "Service unavailable", true);
         return;
     }
-    bk_call_t *call = self->free_calls;
-    if (call) {
-        self->free_calls = call->next;
-    } else {
-        call = ga_malloc(sizeof *call);
+    if (cfg->response_type == GA_RESP_NONE) {
+        // Fire and forget: nobody waits, so nothing is tracked (and nothing retried).
+        int64_t due = cfg->timeout_ms > 0 ? now + cfg->timeout_ms : INT64_MAX;
+        ga_value_t req = s_request(self, body, ++self->next_id, due, now);
+        if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, &req,
+                                &self->out) != GA_OK) {
+            self->stats.undeliverable++;
+        }
+        return;
     }
-    call->id = ++self->next_id;
+    bk_call_t *call = s_call_new(self);
     call->gw_call_id = (uint64_t) gw_call_id;
     memcpy(call->gw_id, msg->id, msg->id_len);
     call->gw_id_len = msg->id_len;
-    call->worker = w;
-    call->next = NULL;
+    call->gw_serial = gw->serial;
     call->stream = cfg->response_type == GA_RESP_STREAM;
+    call->idle_ms = call->stream && cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
     const char *topic = ga_map_get_str(body, "stream_topic");
     call->topic_hash = topic ? bk_access_hash(topic, strlen(topic)) : 0;
     const char *request_id = ga_map_get_str(body, "request_id");
     snprintf(call->request_id, sizeof call->request_id, "%s", request_id ? request_id : "");
-    // Forward the body as it came, with the broker's id in place of the gateway's.
-    ga_value_t *idv = (ga_value_t *) ga_map_get(body, "id");
-    *idv = ga_int((int64_t) call->id);
-    if (cfg->response_type == GA_RESP_NONE) {
-        // Fire and forget: nobody waits, so nothing is tracked.
-        if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, body,
-                                &self->out) != GA_OK) {
-            self->stats.undeliverable++;
-        }
-        call->worker = NULL;
-        bk_release_call(self, call);
-        return;
+    // How it moves on (docs/protocol.md, "Retry and fallback"): a retry setting gives its
+    // attempts; without one, each worker that could take it now may get one (fallback).
+    // Streams get one attempt: their chunks may be with the client already.
+    bk_retry_mode_t mode = BK_RETRY_FALLBACK;
+    int attempts = 1;
+    if (call->stream) {
+        attempts = 1;
+    } else if (cfg->retry_attempts > 0) {
+        mode = cfg->retry_same_node ? BK_RETRY_SAME_NODE : BK_RETRY_ALL_NODES;
+        attempts = cfg->retry_attempts;
+    } else {
+        attempts = s_candidates(self, cfg, now);
     }
-    ga_err_t rc = ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, body,
-                                      &self->out);
-    if (rc != GA_OK) {
-        self->stats.undeliverable++;
-        call->worker = NULL;
-        bk_release_call(self, call);
-        bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
-                      "Service unavailable", true);
-        return;
+    bk_call_fsm_start(&call->fsm, mode, cfg->retry_attempts > 0 && !call->stream, attempts,
+                      call->stream || cfg->timeout_ms <= 0 ? 0 : cfg->timeout_ms, now);
+    if (call->fsm.max_attempts > 1) {
+        ga_buf_append(&call->body, msg->body.data, msg->body.len); // for the next attempts
     }
-    w->inflight++;
-    ga_idmap_put(self->calls, call->id, call);
-    // A stream's timeout bounds the silence between two of its messages (bk_on_stream moves
-    // the deadline on); any other call's bounds the whole call. Infinity: no deadline.
-    call->idle_ms = call->stream && cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
-    call->deadline = INT64_MAX;
-    if (cfg->timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
-        call->deadline = ga_clock_ms() + cfg->timeout_ms;
-        ga_timeq_push(self->deadlines, call->deadline, call->id);
-    }
+    s_attempt(self, call, body, w);
 }
 
-// Answers every call the worker holds with `message`, and forgets the worker.
-typedef struct {
-    bk_broker_t *self;   // broker
-    bk_worker_t *worker; // worker going away
-    uint64_t *ids;       // ids collected
-    size_t n;            // ids collected so far
-} lost_t;
-
-static void
-s_collect_lost(uint64_t id, void *value, void *arg)
+void
+bk_calls_worker_lost(bk_broker_t *self, bk_worker_t *w)
 {
-    lost_t *lost = arg;
-    bk_call_t *call = value;
-    if (call->worker == lost->worker) {
-        lost->ids[lost->n++] = id;
+    w->registered = false; // picked no more: its calls go elsewhere
+    int64_t now = ga_clock_ms();
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_take_owned(self->calls, BK_OWNER_WORKER, w->life)) != NULL) {
+        bk_call_t *call = (bk_call_t *) rec;
+        uint64_t id = rec->id;
+        s_detach(self, call);
+        s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_LOST, id, now, (uint64_t) rand()),
+              NULL);
+        ga_arena_reset(self->arena);
     }
 }
 
 void
 bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why)
 {
-    GA_NOTICE("worker %s (%s) removed: %s; %zu call(s) in flight failed", w->node ? w->node : "?",
+    GA_NOTICE("worker %s (%s) removed: %s; %zu call(s) in flight lost", w->node ? w->node : "?",
               w->service ? w->service : "?", why, w->inflight);
-    if (w->inflight) {
-        lost_t lost = {.self = self, .worker = w, .ids = ga_malloc(sizeof(uint64_t) * w->inflight)};
-        ga_idmap_each(self->calls, s_collect_lost, &lost);
-        for (size_t i = 0; i < lost.n; i++) {
-            bk_call_t *call = ga_idmap_take(self->calls, lost.ids[i]);
-            bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ELOST,
-                          "Worker lost", true);
-            bk_release_call(self, call);
-        }
-        ga_free(lost.ids);
-    }
+    bk_calls_worker_lost(self, w);
     bk_registry_remove(self->registry, w);
 }
 
@@ -162,54 +404,45 @@ void
 bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
 {
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
-    bk_call_t *call = id > 0 ? ga_idmap_get(self->calls, (uint64_t) id) : NULL;
+    bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
     if (call == NULL || call->worker != w) {
+        // An attempt given up (timed out, retried elsewhere) or a call answered already.
         self->stats.late_replies++;
         GA_DEBUG("reply for unknown or expired call %lld dropped", (long long) id);
         return;
     }
-    ga_idmap_take(self->calls, call->id);
+    s_detach(self, call);
     w->failures = 0; // it answered: whatever it said, it is alive and responsive
-    ga_value_t *idv = (ga_value_t *) ga_map_get(&msg->value, "id");
-    *idv = ga_int((int64_t) call->gw_call_id);
-    bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &msg->value);
-    self->stats.results++;
-    bk_release_call(self, call);
-}
-
-typedef struct {
-    const uint8_t *gw_id; // gateway routing id
-    size_t gw_id_len;     // its length
-    uint64_t *ids;        // matching broker ids
-    size_t n;             // matches so far
-    size_t max;           // room in ids
-} gw_calls_t;
-
-static void
-s_collect_gateway(uint64_t id, void *value, void *arg)
-{
-    gw_calls_t *m = arg;
-    bk_call_t *call = value;
-    if (m->n < m->max && call->gw_id_len == m->gw_id_len &&
-        memcmp(call->gw_id, m->gw_id, m->gw_id_len) == 0) {
-        m->ids[m->n++] = id;
+    const ga_value_t *ok = ga_map_get(&msg->value, "ok");
+    const ga_value_t *retryable = ga_map_get(&msg->value, "retryable");
+    const ga_value_t *refused = ga_map_get(&msg->value, "refused");
+    bk_call_event_t ev = BK_EV_REPLY;
+    if (ok && ok->type == GA_BOOL && !ok->u.b) {
+        if (refused && refused->type == GA_BOOL && refused->u.b) {
+            ev = BK_EV_UNSENT; // it did not run (the worker's queue was full)
+        } else if (retryable && retryable->type == GA_BOOL && retryable->u.b) {
+            ev = BK_EV_RETRYABLE;
+        }
+    }
+    bk_call_do_t act = bk_call_fsm_on(&call->fsm, ev, (uint64_t) id, ga_clock_ms(),
+                                      (uint64_t) rand());
+    if (act == BK_DO_FAIL && call->fsm.message == NULL) {
+        s_act(self, call, act, msg);
+    } else if (act == BK_DO_FAIL && ev == BK_EV_UNSENT) {
+        s_forward(self, call, msg, call->fsm.can_retry ? 1 : 0); // the worker's refusal
+        bk_release_call(self, call);
+    } else {
+        s_act(self, call, act, msg);
     }
 }
 
 void
-bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len)
+bk_drop_gateway_calls(bk_broker_t *self, const bk_gateway_t *gw)
 {
-    size_t max = ga_idmap_size(self->calls);
-    if (max == 0) {
-        return;
-    }
-    gw_calls_t m = {.gw_id = gw_id,
-                    .gw_id_len = gw_id_len,
-                    .ids = ga_malloc(sizeof(uint64_t) * max),
-                    .max = max};
-    ga_idmap_each(self->calls, s_collect_gateway, &m);
-    for (size_t i = 0; i < m.n; i++) {
-        bk_call_t *call = ga_idmap_take(self->calls, m.ids[i]);
+    size_t n = 0;
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_take_owned(self->calls, BK_OWNER_GATEWAY, gw->serial)) != NULL) {
+        bk_call_t *call = (bk_call_t *) rec;
         if (call->stream) {
             bk_cancel_worker(self, call);
         }
@@ -218,11 +451,12 @@ bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len)
         bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_EUNAVAIL,
                       "Service unavailable", true);
         bk_release_call(self, call);
+        ga_arena_reset(self->arena);
+        n++;
     }
-    if (m.n) {
-        GA_NOTICE("%zu call(s) of the lost gateway forgotten", m.n);
+    if (n) {
+        GA_NOTICE("%zu call(s) of the lost gateway forgotten", n);
     }
-    ga_free(m.ids);
 }
 
 // Tells the worker holding `call` to stop it (its stream handler sees the cancel).
@@ -234,14 +468,16 @@ bk_cancel_worker(bk_broker_t *self, const bk_call_t *call)
     }
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 1);
-    ga_map_put(&m, a, "id", ga_int((int64_t) call->id));
+    ga_map_put(&m, a, "id", ga_int((int64_t) call->rec.id));
     bk_send(self, self->workers, call->worker->id, call->worker->id_len, GA_CMD_CANCEL, &m);
 }
 
+// A timed-out attempt counts against its worker's breaker. The call's worker is always of its
+// current life: a life's calls are taken from it when it ends (bk_calls_worker_lost).
 static void
-s_note_failure(bk_broker_t *self, bk_worker_t *w, int64_t now)
+s_note_failure(bk_broker_t *self, bk_worker_t *w, uint64_t life, int64_t now)
 {
-    if (w == NULL) {
+    if (w == NULL || w->life != life) {
         return;
     }
     w->failures++;
@@ -256,6 +492,48 @@ s_note_failure(bk_broker_t *self, bk_worker_t *w, int64_t now)
 // ---------------------------------------------------------------------------------------------
 // Timers
 
+// The calls' share of the tick: every record whose deadline passed.
+static void
+s_tick_calls(bk_broker_t *self, int64_t now)
+{
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_expire(self->calls, now)) != NULL) {
+        bk_call_t *call = (bk_call_t *) rec;
+        uint64_t id = rec->id;
+        bk_worker_t *w = call->worker;
+        bk_call_do_t act = BK_DO_FAIL;
+        if (!call->stream) {
+            bool backoff = call->fsm.state == BK_CALL_BACKOFF;
+            act = bk_call_fsm_on(&call->fsm, BK_EV_DUE, backoff ? 0 : id, now, (uint64_t) rand());
+        }
+        if (act == BK_DO_NOTHING) {
+            call->worker = NULL;
+            if (w) {
+                w->inflight--;
+            }
+            s_track(self, call, id, w, bk_call_fsm_due(&call->fsm)); // not due yet
+            continue;
+        }
+        if (w) {
+            // An attempt given up: the worker is told (streams stop), the breaker counts it.
+            bk_cancel_worker(self, call);
+            int n = call->fsm.attempts;
+            s_note_failure(self, w, n > 0 ? call->fsm.tried[(n - 1) % BK_CALL_ATTEMPTS_MAX] : 0,
+                           now);
+        }
+        s_detach(self, call);
+        if (call->stream) {
+            self->stats.timeouts++;
+            bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ETIMEDOUT,
+                          "Request timed out", true);
+            bk_release_call(self, call);
+        } else {
+            s_act(self, call, act, NULL);
+        }
+        ga_arena_reset(self->arena);
+    }
+}
+
 static void
 s_heartbeat_worker(bk_worker_t *w, void *arg)
 {
@@ -264,34 +542,11 @@ s_heartbeat_worker(bk_worker_t *w, void *arg)
     bk_send(self, self->workers, w->id, w->id_len, GA_CMD_HEARTBEAT, &empty);
 }
 
-void
-bk_on_tick(bk_broker_t *self, int64_t now)
+// The workers' share of the tick: the silent ones go (their calls move on), the others hear
+// from us.
+static void
+s_tick_workers(bk_broker_t *self, int64_t now)
 {
-    // Deadlines: answer every call whose time is up.
-    uint64_t id;
-    while (ga_timeq_pop_due(self->deadlines, now, &id)) {
-        bk_call_t *call = ga_idmap_get(self->calls, id);
-        if (call == NULL) {
-            continue; // answered in time
-        }
-        if (call->deadline > now) {
-            // A stream that kept talking: its deadline moved on. One entry per call stays queued.
-            ga_timeq_push(self->deadlines, call->deadline, id);
-            continue;
-        }
-        ga_idmap_take(self->calls, id);
-        self->stats.timeouts++;
-        bk_cancel_worker(self, call);
-        s_note_failure(self, call->worker, now);
-        bk_send_error(self, call->gw_id, call->gw_id_len, call->gw_call_id, GA_ETIMEDOUT,
-                      "Request timed out", true);
-        bk_release_call(self, call);
-        ga_arena_reset(self->arena);
-    }
-    if (now < self->next_heartbeat) {
-        return;
-    }
-    self->next_heartbeat = now + self->cfg->heartbeat_ms;
     bk_worker_t *expired[BK_EXPIRED_BATCH];
     size_t n = bk_registry_expired(self->registry, now, expired, BK_EXPIRED_BATCH);
     for (size_t i = 0; i < n; i++) {
@@ -299,6 +554,17 @@ bk_on_tick(bk_broker_t *self, int64_t now)
         bk_drop_worker(self, expired[i], "silent for 3 heartbeats");
     }
     bk_registry_each_worker(self->registry, s_heartbeat_worker, self);
+}
+
+void
+bk_on_tick(bk_broker_t *self, int64_t now)
+{
+    s_tick_calls(self, now);
+    if (now < self->next_heartbeat) {
+        return;
+    }
+    self->next_heartbeat = now + self->cfg->heartbeat_ms;
+    s_tick_workers(self, now);
     bk_tick_gateways(self, now);
     ga_arena_reset(self->arena);
 }

@@ -6,17 +6,17 @@
 #define BK_INTERNAL_H
 
 #include "bk_broker.h"
+#include "bk_call.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_err.h"
-#include "ga_idmap.h"
+#include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
-#include "ga_timeq.h"
 #include "ga_value.h"
 
 #include <czmq.h>
@@ -25,22 +25,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// A call in flight: which gateway asked, under which id, and which worker has it.
+// A call in flight (docs/architecture.md, "A call at the broker"): which gateway asked, under
+// which id, its state machine (bk_call.h), and which worker has its current attempt. It lives
+// in self->calls under the current attempt's id (a fresh id during a backoff), owned by its
+// gateway (BK_OWNER_GATEWAY) and, while an attempt is out, by that worker's life
+// (BK_OWNER_WORKER): a lost gateway or worker takes exactly its own calls.
 typedef struct bk_call_t bk_call_t;
 #define BK_REQUEST_ID_MAX 128 // bytes of a client request id kept for stop-stream
+#define BK_NODE_MAX 128       // bytes of the node name kept for same_node retries
+#define BK_OWNER_GATEWAY 0    // owner index: the gateway's serial
+#define BK_OWNER_WORKER 1     // owner index: the worker's life
 
 struct bk_call_t {
-    uint64_t id;         // broker's id (sent to the worker)
-    bool stream;         // a stream call: ends with its last chunk, not a reply
-    int64_t idle_ms;     // streams: each forwarded message moves the deadline this far; else 0
-    int64_t deadline;    // monotonic ms; the deadline queue may hold an earlier, stale one
+    ga_inflight_rec_t rec; // first: id (the attempt's, sent to the worker), deadline, owners
+    bk_call_fsm_t fsm;     // attempts, deadlines, what happens next
+    bool stream;           // a stream call: ends with its last chunk, not a reply
+    int64_t idle_ms;       // streams: each forwarded message moves the deadline this far; else 0
     char request_id[BK_REQUEST_ID_MAX]; // the client's request id (truncated)
-    uint64_t gw_call_id; // the gateway's id for the same call
-    uint8_t gw_id[255];  // gateway routing id
-    size_t gw_id_len;    // bytes in gw_id
-    bk_worker_t *worker; // worker handling it (borrowed; calls are failed before it goes)
-    uint64_t topic_hash; // streams: FNV-1a of the stream topic its chunks must carry
-    bk_call_t *next;     // free-list link
+    uint64_t gw_call_id;   // the gateway's id for the same call
+    uint8_t gw_id[255];    // gateway routing id
+    size_t gw_id_len;      // bytes in gw_id
+    uint64_t gw_serial;    // the gateway's serial (owner key)
+    bk_worker_t *worker;   // worker with the current attempt, or NULL (borrowed; a worker's
+                           // calls are taken from it before it goes)
+    char node[BK_NODE_MAX]; // same_node: the node of the first attempt
+    uint64_t topic_hash;   // streams: FNV-1a of the stream topic its chunks must carry
+    ga_buf_t body;         // the CALL body as received, kept when another attempt may follow
+    bk_call_t *next;       // free-list link
 };
 
 // bk_ratelimit.c: rate-limit admin operations in flight and the cluster-wide limits.
@@ -52,6 +63,7 @@ typedef struct {
     size_t id_len;   // bytes in id
     int64_t expiry;  // monotonic ms
     bool resync;     // an UPDATE could not be sent: a SNAPSHOT is owed (sent on the tick)
+    uint64_t serial; // owner key of its calls (never reused)
 } bk_gateway_t;
 
 struct bk_broker_t {
@@ -71,10 +83,10 @@ struct bk_broker_t {
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
     zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
-    ga_idmap_t *calls;          // broker id -> bk_call_t
-    ga_timeq_t *deadlines;      // call deadlines (lazy: stale ids skipped)
+    ga_inflight_t *calls;       // attempt id -> bk_call_t, by gateway serial and worker life
     bk_call_t *free_calls;      // recycled call records
-    uint64_t next_id;           // last call id handed out
+    uint64_t next_id;           // last call (attempt) id handed out
+    uint64_t next_serial;       // last gateway serial or worker life handed out
     ga_arena_t *arena;          // per-message arena, reset after each message
     ga_proto_msg_t msg;         // receive buffers, reused
     ga_buf_t out;               // send buffer, reused
@@ -111,27 +123,33 @@ void bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_
 void bk_tick_gateways(bk_broker_t *self, int64_t now);
 
 // bk_calls.c: routes a gateway's CALL to a worker, or answers it with an error.
-void bk_on_call(bk_broker_t *self, const ga_proto_msg_t *msg);
-// bk_calls.c: a worker's REPLY, passed on to the gateway that made the call.
+void bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
+// bk_calls.c: a worker's REPLY: passed on to the gateway that made the call, or, when it is a
+// retryable failure and the call may go on, the next attempt.
 void bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg);
-// bk_calls.c: fails every call `w` holds, then removes `w` from the registry (invalid after).
+// bk_calls.c: every call whose current attempt `w` holds goes on without it (another attempt,
+// or an answer); `w` is no longer picked afterwards. For a worker that is going away or has
+// come back as a new life (it discarded its queue).
+void bk_calls_worker_lost(bk_broker_t *self, bk_worker_t *w);
+// bk_calls.c: bk_calls_worker_lost, then removes `w` from the registry (invalid after).
 void bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why);
 // bk_calls.c: tells the worker holding `call` to stop it.
 void bk_cancel_worker(bk_broker_t *self, const bk_call_t *call);
-// bk_calls.c: returns `call` (already taken out of self->calls) to the free list.
+// bk_calls.c: takes `call` out of self->calls (if in) and returns it to the free list.
 void bk_release_call(bk_broker_t *self, bk_call_t *call);
-// bk_calls.c: the timer: call deadlines, silent workers and gateways, heartbeats.
+// bk_calls.c: the timer: asks each owner in turn: the calls (deadlines, backoffs), the workers
+// (liveness, heartbeats) and the gateways (bk_tick_gateways).
 void bk_on_tick(bk_broker_t *self, int64_t now);
-// bk_calls.c: forgets every call of the gateway `gw_id` (it went silent), answering each with
+// bk_calls.c: forgets every call of the gateway `gw` (it went silent), answering each with
 // `Service unavailable` in case it was only stalled; the workers are told to stop its streams.
-void bk_drop_gateway_calls(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len);
+void bk_drop_gateway_calls(bk_broker_t *self, const bk_gateway_t *gw);
 
 // bk_streams.c: forwards one stream message from the XSUB side to the XPUB side.
 void bk_on_stream(bk_broker_t *self);
 // bk_streams.c: reads and drops gateways' subscriptions from the XPUB side.
 void bk_drain_subscriptions(bk_broker_t *self);
 // bk_streams.c: a gateway's STOP: cancels its call without answering.
-void bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg);
+void bk_on_stop(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
 // bk_streams.c: stops every open stream with client request id `request_id`; returns how many.
 size_t bk_stop_streams(bk_broker_t *self, const char *request_id);
 

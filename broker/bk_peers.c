@@ -49,6 +49,7 @@ s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_ne
         gw = ga_calloc(1, sizeof *gw);
         memcpy(gw->id, id, id_len);
         gw->id_len = id_len;
+        gw->serial = ++self->next_serial;
         ga_assert(zhash_insert(self->gws, key, gw) == 0);
         zhash_freefn(self->gws, key, ga_free);
     }
@@ -142,7 +143,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         GA_NOTICE("gateway removed: silent for 3 heartbeats");
         bk_gateway_t *gw = zhash_lookup(self->gws, key);
         if (gw) {
-            bk_drop_gateway_calls(self, gw->id, gw->id_len); // its streams may have no deadline
+            bk_drop_gateway_calls(self, gw); // its streams may have no deadline
         }
         zhash_delete(self->gws, key);
     }
@@ -178,14 +179,14 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     switch (msg->cmd) {
     case GA_CMD_CALL:
         if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
-            bk_on_call(self, msg);
+            bk_on_call(self, gw, msg);
         }
         break;
     case GA_CMD_GATEWAY_ADMIN_REPLY:
         bk_ratelimit_on_reply(self, msg);
         break;
     case GA_CMD_STOP:
-        bk_on_stop(self, msg);
+        bk_on_stop(self, gw, msg);
         break;
     case GA_CMD_HELLO:
     case GA_CMD_HEARTBEAT:
@@ -228,6 +229,17 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
         return;
     }
+    // A worker that comes back with a new session has dropped whatever it held (docs/protocol.md,
+    // "Worker lives"): its calls of the old life go on without it now, and its breaker counts
+    // the new life only.
+    int64_t session = ga_map_get_int(&msg->value, "session", 0);
+    bk_worker_t *old = bk_registry_worker(self->registry, msg->id, msg->id_len);
+    bool fresh = old == NULL || old->session != session;
+    if (old && fresh) {
+        GA_NOTICE("worker %s registered afresh: %zu call(s) of its previous life lost",
+                  old->node ? old->node : "?", old->inflight);
+        bk_calls_worker_lost(self, old);
+    }
     ga_value_t body = bk_access_filter(self, &msg->value, a, &refused);
     ga_err_t rc = bk_registry_register(self->registry, msg->id, msg->id_len, &body,
                                        ga_clock_ms() + s_liveness_ms(self), a, &failed, &changed,
@@ -240,6 +252,12 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         return;
     }
     snprintf(w->key, sizeof w->key, "%s", msg->user_id);
+    if (fresh) {
+        w->life = ++self->next_serial;
+        w->session = session;
+        w->failures = 0;
+        w->breaker_until = 0;
+    }
     for (uint32_t i = 0; i < refused.len; i++) {
         ga_array_push(&failed, a, refused.u.items[i]);
     }
@@ -256,6 +274,9 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
     ga_map_put(&reply, a, "stream_port", ga_int(s_port(self->stream_in_ep)));
+    // The worker compares requests' deadlines (our wall clock) with its own clock plus the
+    // difference this shows (docs/protocol.md, "REQUEST").
+    ga_map_put(&reply, a, "now_ms", ga_int(ga_clock_wall_ms()));
     bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_REGISTERED, &reply);
 }
 

@@ -36,7 +36,10 @@ typedef struct {
     size_t inflight;     // requests sent and not yet answered
     bool registered;     // has pushed an accepted table
     void *offers;        // zhash_t of function keys it offers (values unused)
-    int failures;        // consecutive failures (timeouts); reset by any answer
+    int failures;        // consecutive failures (timeouts) of this life; reset by any answer
+    uint64_t life;       // the broker's number for this life of the worker (a REGISTER with a
+                         // new session starts a new one): its calls are owned by it
+    int64_t session;     // the worker's session from REGISTER (a new one: it dropped its queue)
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
     char key[64];        // CURVE public key it registered with ("" when CURVE is off)
 } bk_worker_t;

@@ -7,7 +7,7 @@
 
 #include "ga_arena.h"
 #include "ga_clock.h"
-#include "ga_idmap.h"
+#include "ga_inflight.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
 
@@ -21,7 +21,6 @@
 static void
 s_interrupt(bk_broker_t *self, bk_call_t *call, bool ended)
 {
-    ga_idmap_take(self->calls, call->id);
     if (!ended) {
         bk_cancel_worker(self, call);
     }
@@ -68,7 +67,7 @@ bk_on_stream(bk_broker_t *self)
         const char *kind = ga_map_get_str(&body, "kind");
         int64_t id = ga_map_get_int(&body, "call", 0);
         bool ends = kind && strcmp(kind, "chunk") != 0;
-        bk_call_t *call = id > 0 ? ga_idmap_get(self->calls, (uint64_t) id) : NULL;
+        bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
         if (call && !call->stream) {
             call = NULL; // not a stream: its deadline and end are the reply's business
         }
@@ -94,13 +93,12 @@ bk_on_stream(bk_broker_t *self)
         } else {
             self->stats.chunks++;
             if (call && ends) {
-                ga_idmap_take(self->calls, call->id);
                 if (call->worker) {
                     call->worker->failures = 0;
                 }
                 bk_release_call(self, call);
             } else if (call && call->idle_ms > 0) {
-                call->deadline = ga_clock_ms() + call->idle_ms;
+                ga_inflight_set_deadline(self->calls, &call->rec, ga_clock_ms() + call->idle_ms);
             }
         }
     } else {
@@ -123,67 +121,44 @@ bk_drain_subscriptions(bk_broker_t *self)
     }
 }
 
-// Finds the call a gateway knows as `gw_call_id` (O(calls): stops are rare).
-typedef struct {
-    const uint8_t *gw_id; // gateway routing id
-    size_t gw_id_len;     // its length
-    uint64_t gw_call_id;  // the gateway's id; 0 to match by request id
-    const char *request_id; // client request id, or NULL
-    uint64_t *found;      // matching broker ids
-    size_t n;             // matches so far
-    size_t max;           // room in found
-} match_t;
-
-static void
-s_match(uint64_t id, void *value, void *arg)
-{
-    match_t *m = arg;
-    bk_call_t *call = value;
-    bool hit = m->request_id
-                   ? call->stream && strcmp(call->request_id, m->request_id) == 0
-                   : call->gw_call_id == m->gw_call_id && call->gw_id_len == m->gw_id_len &&
-                         memcmp(call->gw_id, m->gw_id, m->gw_id_len) == 0;
-    if (hit && m->n < m->max) {
-        m->found[m->n++] = id;
-    }
-}
-
-// STOP from a gateway: its client is gone, so cancel without answering.
+// STOP from a gateway: its client is gone, so cancel without answering. Only that gateway's
+// calls are looked at.
 void
-bk_on_stop(bk_broker_t *self, const ga_proto_msg_t *msg)
+bk_on_stop(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
     int64_t gw_call_id = ga_map_get_int(&msg->value, "id", 0);
-    uint64_t found = 0;
-    match_t m = {.gw_id = msg->id,
-                 .gw_id_len = msg->id_len,
-                 .gw_call_id = (uint64_t) gw_call_id,
-                 .found = &found,
-                 .max = 1};
-    ga_idmap_each(self->calls, s_match, &m);
-    bk_call_t *call = m.n ? ga_idmap_take(self->calls, found) : NULL;
-    if (call) {
-        bk_cancel_worker(self, call);
-        bk_release_call(self, call);
+    for (ga_inflight_rec_t *r = ga_inflight_owned(self->calls, BK_OWNER_GATEWAY, gw->serial); r;
+         r = r->next[BK_OWNER_GATEWAY]) {
+        bk_call_t *call = (bk_call_t *) r;
+        if (gw_call_id > 0 && call->gw_call_id == (uint64_t) gw_call_id) {
+            bk_cancel_worker(self, call);
+            bk_release_call(self, call);
+            return;
+        }
     }
 }
 
 // Stops every open stream with the client request id `request_id`; the client gets kind end.
+// An operator's request: it walks the table.
 size_t
 bk_stop_streams(bk_broker_t *self, const char *request_id)
 {
-    uint64_t found[64];
-    match_t m = {.request_id = request_id, .found = found, .max = 64};
-    ga_idmap_each(self->calls, s_match, &m);
-    for (size_t i = 0; i < m.n; i++) {
-        bk_call_t *call = ga_idmap_take(self->calls, found[i]);
-        bk_cancel_worker(self, call);
-        ga_arena_t *a = self->arena;
-        ga_value_t r = ga_map(a, 3);
-        ga_map_put(&r, a, "id", ga_int((int64_t) call->gw_call_id));
-        ga_map_put(&r, a, "ok", ga_bool(true));
-        ga_map_put(&r, a, "stopped", ga_bool(true));
-        bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &r);
-        bk_release_call(self, call);
+    size_t n = 0;
+    for (ga_inflight_rec_t *r = ga_inflight_first(self->calls); r;) {
+        ga_inflight_rec_t *next = r->all_next;
+        bk_call_t *call = (bk_call_t *) r;
+        if (call->stream && strcmp(call->request_id, request_id) == 0) {
+            bk_cancel_worker(self, call);
+            ga_arena_t *a = self->arena;
+            ga_value_t m = ga_map(a, 3);
+            ga_map_put(&m, a, "id", ga_int((int64_t) call->gw_call_id));
+            ga_map_put(&m, a, "ok", ga_bool(true));
+            ga_map_put(&m, a, "stopped", ga_bool(true));
+            bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, &m);
+            bk_release_call(self, call);
+            n++;
+        }
+        r = next;
     }
-    return m.n;
+    return n;
 }

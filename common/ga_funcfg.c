@@ -437,23 +437,41 @@ s_retry(parse_t *ps, const ga_value_t *v)
         char *s = ga_arena_alloc(ps->cfg->arena, 8);
         snprintf(s, 8, "%d", (int) v->u.i);
         ps->cfg->retry = s;
+        ps->cfg->retry_attempts = (int) v->u.i;
         return GA_OK;
     }
     if (v->type == GA_STR) {
         const char *n = v->u.s;
+        bool same_node = false;
         if (strncmp(n, "same_node:", 10) == 0) {
             n += 10;
+            same_node = true;
         } else if (strncmp(n, "all_nodes:", 10) == 0) {
             n += 10;
         }
         char *end = NULL;
         long k = strtol(n, &end, 10);
-        if (end != n && *end == '\0' && k >= 1 && k <= 10) {
+        if (n[0] >= '0' && n[0] <= '9' && end != n && *end == '\0' && k >= 1 && k <= 10) {
             ps->cfg->retry = v->u.s;
+            ps->cfg->retry_attempts = (int) k;
+            ps->cfg->retry_same_node = same_node;
             return GA_OK;
         }
     }
     return s_fail(ps, "retry: must be N, \"same_node:N\" or \"all_nodes:N\" with N in 1..10");
+}
+
+// Retries are for calls whose one answer the broker waits for: a stream's chunks have reached
+// the client already, and a none call has nobody waiting.
+static ga_err_t
+s_retry_fits(parse_t *ps)
+{
+    ga_resp_t r = ps->cfg->response_type;
+    if (ps->cfg->retry && (r == GA_RESP_STREAM || r == GA_RESP_NONE)) {
+        return s_fail(ps, "retry: only for sync and async functions (this one is %s)",
+                      r == GA_RESP_STREAM ? "stream" : "none");
+    }
+    return GA_OK;
 }
 
 // Every field a config may carry, and whether genapi acts on it yet. A field whose feature is
@@ -475,7 +493,7 @@ static const struct {
     {"response_type", true},
     {"check_permission", true},
     {"permission_callback", true},
-    {"retry", false},
+    {"retry", true}, // sync and async only: s_retry_fits refuses it elsewhere
     {"before_execute", false},
     {"after_execute", false},
     {"hook_timeout", false},
@@ -538,7 +556,7 @@ s_parse(parse_t *ps, const ga_value_t *v)
     if ((rc = s_args(ps, ga_map_get(v, "arg_types"), ga_map_get(v, "arg_orders"))) ||
         (rc = s_node_mode(ps, ga_map_get(v, "choose_node_mode"))) ||
         (rc = s_permission(ps, ga_map_get(v, "check_permission"))) ||
-        (rc = s_retry(ps, ga_map_get(v, "retry"))) ||
+        (rc = s_retry(ps, ga_map_get(v, "retry"))) || (rc = s_retry_fits(ps)) ||
         (rc = s_name(ps, ga_map_get(v, "permission_callback"), "permission_callback",
                      &cfg->permission_callback, false)) ||
         (rc = s_name(ps, ga_map_get(v, "before_execute"), "before_execute", &cfg->before_execute,

@@ -94,9 +94,11 @@ struct ga_funcfg_t {
     uint32_t n_nodes;             // entries in nodes
     const char *check_permission; // "false", "any_authenticated", "arg:NAME", "role:[a,b]"
     const char *permission_callback; // worker function "service.request_type", or NULL
-    // Not supported yet: a config setting retry, before_execute, after_execute or hook_timeout
-    // is refused, so these stay NULL and the default.
     const char *retry;            // NULL, "N", "same_node:N", "all_nodes:N"
+    int retry_attempts;           // from retry: attempts in all (1..10); 0 when not set
+    bool retry_same_node;         // from retry: same_node:N (else across nodes)
+    // Not supported yet: a config setting before_execute, after_execute or hook_timeout is
+    // refused, so these stay NULL and the default.
     const char *before_execute;   // hook function, or NULL
     const char *after_execute;    // hook function, or NULL
     int64_t hook_timeout_ms;      // per hook call

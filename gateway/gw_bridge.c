@@ -8,11 +8,10 @@
 
 #include "ga_arena.h"
 #include "ga_clock.h"
-#include "ga_idmap.h"
+#include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
-#include "ga_timeq.h"
 #include "ga_wire.h"
 
 #include <czmq.h>
@@ -25,7 +24,7 @@
 
 typedef struct pending_t pending_t;
 struct pending_t {
-    uint64_t id;                  // gateway call id
+    ga_inflight_rec_t rec;        // id (the gateway's call id), deadline, owner: the connection
     gw_route_t route;             // strings point into text (or heap when large)
     char text[GW_ROUTE_INLINE];   // inline storage for the route strings
     char *heap;                   // storage when the strings do not fit inline
@@ -33,7 +32,6 @@ struct pending_t {
     uint64_t held_id;             // the id inside `held`
     uint64_t next_seq;            // streams: the sequence number expected next
     int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
-    int64_t deadline;             // monotonic ms; the deadline queue may hold an earlier one
     int64_t held_timeout_ms;      // its timeout
     pending_t *next;              // free-list link
 };
@@ -55,8 +53,7 @@ struct gw_bridge_t {
     char topic_prefix[200];        // "s.<gateway name>." (the subscription)
     uint64_t duplicates;           // stream messages dropped as duplicates
     uint64_t gaps;                 // streams ended by a gap
-    ga_idmap_t *calls;             // id -> pending_t
-    ga_timeq_t *deadlines;         // call deadlines (lazy)
+    ga_inflight_t *calls;          // id -> pending_t, with deadlines, by connection (owner 0)
     pending_t *free_list;          // recycled records
     uint64_t next_id;              // last id handed out
     ga_arena_t *arena;             // per-message arena
@@ -91,8 +88,7 @@ gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_
     self->on_registry = on_registry;
     self->arg = arg;
     self->fd = -1;
-    self->calls = ga_idmap_new();
-    self->deadlines = ga_timeq_new();
+    self->calls = ga_inflight_new();
     self->arena = ga_arena_new(16384);
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
@@ -108,14 +104,6 @@ s_pending_free(pending_t *p)
     ga_free(p);
 }
 
-static void
-s_free_each(uint64_t id, void *value, void *arg)
-{
-    (void) id;
-    (void) arg;
-    s_pending_free(value);
-}
-
 void
 gw_bridge_destroy(gw_bridge_t **self_p)
 {
@@ -123,14 +111,17 @@ gw_bridge_destroy(gw_bridge_t **self_p)
         return;
     }
     gw_bridge_t *self = *self_p;
-    ga_idmap_each(self->calls, s_free_each, NULL);
-    ga_idmap_destroy(&self->calls);
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_first(self->calls)) != NULL) {
+        ga_inflight_remove(self->calls, rec);
+        s_pending_free((pending_t *) rec);
+    }
+    ga_inflight_destroy(&self->calls);
     while (self->free_list) {
         pending_t *p = self->free_list;
         self->free_list = p->next;
         s_pending_free(p);
     }
-    ga_timeq_destroy(&self->deadlines);
     if (self->dealer) {
         zmq_close(self->dealer);
     }
@@ -450,18 +441,17 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
 static void
 s_track(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t timeout_ms)
 {
-    p->id = id;
-    ga_idmap_put(self->calls, id, p);
     p->idle_ms = 0;
-    p->deadline = INT64_MAX;
+    int64_t deadline = GA_INFLIGHT_NONE;
     if (timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
         int64_t span = timeout_ms + self->cfg->grace_ms;
         if (p->route.type == GA_RESP_STREAM && p->held.len == 0) {
             p->idle_ms = span;
         }
-        p->deadline = ga_clock_ms() + span;
-        ga_timeq_push(self->deadlines, p->deadline, id);
+        deadline = ga_clock_ms() + span;
     }
+    uint64_t owners[GA_INFLIGHT_OWNERS] = {p->route.conn_id, 0};
+    ga_inflight_add(self->calls, &p->rec, id, deadline, owners);
 }
 
 ga_err_t
@@ -471,7 +461,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     if (!self->connected) {
         return GA_EUNAVAIL;
     }
-    if ((int64_t) ga_idmap_size(self->calls) >= self->cfg->max_inflight) {
+    if ((int64_t) ga_inflight_size(self->calls) >= self->cfg->max_inflight) {
         return GA_EAGAIN;
     }
     const gw_call_t *first = check ? check : call;
@@ -555,7 +545,7 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
     memcpy(digits, msg->id + plen, msg->id_len - plen);
     digits[msg->id_len - plen] = '\0';
     uint64_t id = strtoull(digits, NULL, 10);
-    pending_t *p = ga_idmap_get(self->calls, id);
+    pending_t *p = (pending_t *) ga_inflight_get(self->calls, id);
     if (p == NULL || p->route.type != GA_RESP_STREAM) {
         return; // ended or stopped already: late chunks are dropped
     }
@@ -571,7 +561,7 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
         self->gaps++;
         GA_WARN("stream %llu: expected chunk %llu, got %lld: ending it",
                 (unsigned long long) id, (unsigned long long) p->next_seq, (long long) seq);
-        ga_idmap_take(self->calls, id);
+        ga_inflight_remove(self->calls, &p->rec);
         s_send_stop(self, id);
         ga_arena_t *a = self->arena;
         ga_value_t m = ga_map(a, 2);
@@ -584,9 +574,9 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
     p->next_seq++;
     bool ends = strcmp(kind, "chunk") != 0;
     if (ends) {
-        ga_idmap_take(self->calls, id);
+        ga_inflight_remove(self->calls, &p->rec);
     } else if (p->idle_ms > 0) {
-        p->deadline = ga_clock_ms() + p->idle_ms;
+        ga_inflight_set_deadline(self->calls, &p->rec, ga_clock_ms() + p->idle_ms);
     }
     self->on_stream(self->arg, &p->route, &msg->value);
     if (ends) {
@@ -594,41 +584,21 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
     }
 }
 
-typedef struct {
-    uint64_t conn_id;  // connection
-    const char *topic; // channel, or NULL for all
-    uint64_t *ids;     // matching stream ids
-    size_t n;          // matches
-    size_t max;        // room in ids
-} conn_match_t;
-
-static void
-s_match_conn(uint64_t id, void *value, void *arg)
-{
-    conn_match_t *m = arg;
-    pending_t *p = value;
-    if (p->route.type == GA_RESP_STREAM && p->route.conn_id == m->conn_id &&
-        (m->topic == NULL || strcmp(p->route.topic, m->topic) == 0) && m->n < m->max) {
-        m->ids[m->n++] = id;
-    }
-}
-
 void
 gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic)
 {
-    size_t max = ga_idmap_size(self->calls);
-    if (max == 0) {
-        return;
+    // Only this connection's calls are walked (the table's owner index), never the whole table.
+    for (ga_inflight_rec_t *r = ga_inflight_owned(self->calls, 0, conn_id); r;) {
+        ga_inflight_rec_t *next = r->next[0];
+        pending_t *p = (pending_t *) r;
+        if (p->route.type == GA_RESP_STREAM &&
+            (topic == NULL || strcmp(p->route.topic, topic) == 0)) {
+            ga_inflight_remove(self->calls, r);
+            s_send_stop(self, r->id);
+            s_release(self, p);
+        }
+        r = next;
     }
-    conn_match_t m = {.conn_id = conn_id, .topic = topic, .ids = ga_malloc(sizeof(uint64_t) * max),
-                      .max = max};
-    ga_idmap_each(self->calls, s_match_conn, &m);
-    for (size_t i = 0; i < m.n; i++) {
-        pending_t *p = ga_idmap_take(self->calls, m.ids[i]);
-        s_send_stop(self, m.ids[i]);
-        s_release(self, p);
-    }
-    ga_free(m.ids);
     ga_arena_reset(self->arena);
 }
 
@@ -636,7 +606,7 @@ static void
 s_on_result(gw_bridge_t *self, const ga_value_t *body)
 {
     int64_t id = ga_map_get_int(body, "id", 0);
-    pending_t *p = id > 0 ? ga_idmap_take(self->calls, (uint64_t) id) : NULL;
+    pending_t *p = id > 0 ? (pending_t *) ga_inflight_take(self->calls, (uint64_t) id) : NULL;
     if (p == NULL) {
         GA_DEBUG("result for unknown call %lld dropped (answered already)", (long long) id);
         return;
@@ -826,53 +796,32 @@ gw_bridge_process(gw_bridge_t *self)
     }
 }
 
-static void
-s_fail_each(uint64_t id, void *value, void *arg)
-{
-    (void) value;
-    uint64_t **cursor = arg;
-    *(*cursor)++ = id;
-}
-
 void
 gw_bridge_tick(gw_bridge_t *self)
 {
     int64_t now = ga_clock_ms();
-    uint64_t id;
-    while (ga_timeq_pop_due(self->deadlines, now, &id)) {
-        pending_t *p = ga_idmap_get(self->calls, id);
-        if (p && p->deadline > now) {
-            // A stream that kept talking: its deadline moved on. One entry per call stays queued.
-            ga_timeq_push(self->deadlines, p->deadline, id);
-            continue;
+    ga_inflight_rec_t *rec;
+    while ((rec = ga_inflight_expire(self->calls, now)) != NULL) {
+        pending_t *p = (pending_t *) rec;
+        if (p->held.len) {
+            // A permission callback that does not answer in time denies.
+            s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+        } else {
+            s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out", true);
         }
-        if (p) {
-            ga_idmap_take(self->calls, id);
-            if (p->held.len) {
-                // A permission callback that does not answer in time denies.
-                s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
-            } else {
-                s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out", true);
-            }
-            ga_arena_reset(self->arena);
-        }
+        ga_arena_reset(self->arena);
     }
     if (self->connected && now - self->last_heard > self->hb_ms * GA_PROTO_LIVENESS) {
-        size_t n = ga_idmap_size(self->calls);
         GA_WARN("broker silent for %d heartbeats; failing %zu call(s) in flight",
-                GA_PROTO_LIVENESS, n);
+                GA_PROTO_LIVENESS, ga_inflight_size(self->calls));
         self->connected = false;
         self->unheard_since = now;
         // The broker may have lost them all: answer each now rather than at its deadline.
-        uint64_t *ids = ga_malloc(sizeof(uint64_t) * (n + 1));
-        uint64_t *cursor = ids;
-        ga_idmap_each(self->calls, s_fail_each, &cursor);
-        for (size_t i = 0; i < n; i++) {
-            pending_t *p = ga_idmap_take(self->calls, ids[i]);
-            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+        while ((rec = ga_inflight_first(self->calls)) != NULL) {
+            ga_inflight_remove(self->calls, rec);
+            s_answer_error(self, (pending_t *) rec, GA_EUNAVAIL, "Service unavailable", true);
             ga_arena_reset(self->arena);
         }
-        ga_free(ids);
     }
     if (!self->connected && !self->refused && self->unheard_since &&
         now - self->unheard_since >= self->hb_ms * GA_PROTO_LIVENESS &&
@@ -902,7 +851,7 @@ gw_bridge_next_tick_ms(const gw_bridge_t *self)
 {
     int64_t now = ga_clock_ms();
     int64_t next = self->next_hb;
-    int64_t due = ga_timeq_next(self->deadlines);
+    int64_t due = ga_inflight_next_deadline(self->calls);
     if (due < next) {
         next = due;
     }
@@ -924,5 +873,5 @@ gw_bridge_is_connected(const gw_bridge_t *self)
 size_t
 gw_bridge_inflight(const gw_bridge_t *self)
 {
-    return ga_idmap_size(self->calls);
+    return ga_inflight_size(self->calls);
 }

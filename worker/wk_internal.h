@@ -39,6 +39,11 @@ struct wk_worker_t {
     bool curve;               // CURVE on: curve_own and curve_broker are loaded
     ga_curve_cert_t curve_own;    // this worker's certificate (with its secret key)
     ga_curve_cert_t curve_broker; // the broker's public certificate
+    // The broker's wall clock minus ours, measured at each registration: a request's deadline
+    // is the broker's time (docs/protocol.md, "REQUEST"). Written by the I/O thread.
+    _Atomic int64_t clock_offset_ms;
+    atomic_uint_fast64_t expired;  // requests dropped because their deadline had passed
+    atomic_uint_fast64_t discarded; // queued requests dropped when the broker had given us up
 };
 
 struct wk_stream_t {

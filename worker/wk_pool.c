@@ -4,6 +4,7 @@
 // a time; the I/O thread owns the queue and never gives a busy thread a second request.
 #include "wk_internal.h"
 
+#include "ga_clock.h"
 #include "ga_log.h"
 #include "ga_wire.h"
 
@@ -37,6 +38,15 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         return;
     }
     int64_t id = ga_map_get_int(&body, "id", 0);
+    // Past its deadline the broker has answered it already (timed out, or moved on to another
+    // attempt): running it now would run a call its client was told failed.
+    int64_t deadline = ga_map_get_int(&body, "deadline", 0);
+    if (deadline > 0 && ga_clock_wall_ms() + atomic_load(&w->clock_offset_ms) > deadline) {
+        atomic_fetch_add(&w->expired, 1);
+        GA_INFO("call %lld dropped: dequeued %lld ms after its deadline", (long long) id,
+                (long long) (ga_clock_wall_ms() + atomic_load(&w->clock_offset_ms) - deadline));
+        return; // no reply: nobody waits for it
+    }
     const char *request_type = ga_map_get_str(&body, "request_type");
     const char *version = ga_map_get_str(&body, "version");
     size_t index = 0;

@@ -143,19 +143,45 @@ wk_reply(wk_request_t *req, const wk_value_t *result)
     }
 }
 
-void
-wk_reply_error(wk_request_t *req, const char *fmt, ...)
+static void
+s_reply_error(wk_request_t *req, bool retryable, const char *fmt, va_list ap)
 {
     if (req->answered) {
         return;
     }
     req->answered = true;
     char message[1024];
+    vsnprintf(message, sizeof message, fmt, ap);
+    ga_arena_t *a = req->arena;
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "id", ga_int(req->id));
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str(message));
+    ga_map_put(&m, a, "code", ga_int(GA_EHANDLER));
+    ga_map_put(&m, a, "can_retry", ga_bool(retryable));
+    if (retryable) {
+        ga_map_put(&m, a, "retryable", ga_bool(true)); // docs/protocol.md, "REPLY"
+    }
+    ga_buf_reset(req->out);
+    ga_wire_encode(req->out, &m);
+}
+
+void
+wk_reply_error(wk_request_t *req, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    s_reply_error(req, false, fmt, ap);
     va_end(ap);
-    wk_encode_error(req->out, req->arena, req->id, GA_EHANDLER, message, false);
+}
+
+void
+wk_reply_error_retryable(wk_request_t *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_reply_error(req, true, fmt, ap);
+    va_end(ap);
 }
 
 static wk_value_t *

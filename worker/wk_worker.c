@@ -129,6 +129,9 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
             }
             ga_map_put(&m, a, "nodes", nodes);
         }
+        if (fn->retry) {
+            ga_map_put(&m, a, "retry", ga_str(fn->retry)); // "3", "same_node:2", "all_nodes:4"
+        }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
             snprintf(err, errlen, "function %s: %s", fn->request_type, why);
@@ -186,7 +189,40 @@ typedef struct {
     int64_t unregistered_since; // monotonic ms of the first REGISTER not yet accepted (0: none)
     ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
     ga_log_every_t silent_log;  // "no answer from the broker", once per interval
+    int64_t session;            // this life's session, sent with REGISTER (new after a loss)
 } io_t;
+
+// A new session: the broker takes a REGISTER carrying it as a new life of this worker.
+static void
+s_new_session(io_t *io)
+{
+    static uint64_t counter;
+    uint64_t x = ((uint64_t) ga_clock_wall_ms() << 16) ^ (uint64_t) getpid() ^ (++counter << 48);
+    x ^= (uint64_t) ga_clock_us() * 0x9E3779B97F4A7C15ULL;
+    io->session = (int64_t) (x & INT64_MAX) | 1;
+}
+
+// The broker has given this worker up, or soon will (it was silent for a liveness period, or
+// said so): whatever waits in the queue was answered already or will be when our REGISTER
+// arrives, so it is dropped, never run; then register afresh under a new session.
+static void
+s_lost_broker(io_t *io, int64_t now, const char *why)
+{
+    size_t n = zlist_size(io->queue);
+    zframe_t *f;
+    while ((f = zlist_pop(io->queue)) != NULL) {
+        zframe_destroy(&f);
+    }
+    atomic_fetch_add(&io->w->discarded, n);
+    GA_NOTICE("%s; registering afresh%s", why, n ? " and dropping the queued requests" : "");
+    if (n) {
+        GA_NOTICE("%zu queued request(s) dropped", n);
+    }
+    io->registered = false;
+    io->backoff = WK_BACKOFF_MIN_MS;
+    s_new_session(io);
+    io->register_at = now;
+}
 
 // A broker that stays unreachable, or keeps refusing the table, is logged at once and then
 // once a minute: not silent, and not once per retry either.
@@ -206,10 +242,11 @@ s_register(io_t *io, int64_t now)
 {
     wk_worker_t *w = io->w;
     ga_arena_t *a = io->arena;
-    ga_value_t m = ga_map(a, 5);
+    ga_value_t m = ga_map(a, 6);
     ga_map_put(&m, a, "node", ga_str(w->node));
     ga_map_put(&m, a, "service", ga_str(w->svc->service));
     ga_map_put(&m, a, "config_version", ga_str(w->config_version));
+    ga_map_put(&m, a, "session", ga_int(io->session));
     if (w->opt.push_token && w->opt.push_token[0]) {
         ga_map_put(&m, a, "token", ga_str(w->opt.push_token));
     }
@@ -248,6 +285,10 @@ s_on_registered(io_t *io, const ga_value_t *body)
     if (hb > 0) {
         io->hb_ms = hb;
     }
+    int64_t broker_now = ga_map_get_int(body, "now_ms", 0);
+    if (broker_now > 0) {
+        atomic_store(&io->w->clock_offset_ms, broker_now - ga_clock_wall_ms());
+    }
     // Streams go to the broker's XSUB: same host as its worker endpoint, the port it names.
     int64_t port = ga_map_get_int(body, "stream_port", 0);
     const char *colon = strrchr(io->w->opt.broker, ':');
@@ -279,6 +320,12 @@ s_on_registered(io_t *io, const ga_value_t *body)
 static void
 s_on_request(io_t *io, const ga_proto_msg_t *msg)
 {
+    if (!io->registered) {
+        // Sent to a life the broker has given up (or will, when our REGISTER reaches it).
+        atomic_fetch_add(&io->w->discarded, 1);
+        GA_DEBUG("request received while registering afresh: dropped");
+        return;
+    }
     size_t index = 0;
     const char *request_type = ga_map_get_str(&msg->value, "request_type");
     const wk_function_t *fn =
@@ -315,15 +362,38 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     // Pool and queue full: refuse at once so the caller can retry elsewhere.
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
-    wk_encode_error(&io->out, io->arena, id, GA_EAGAIN, "Service temporarily unavailable", true);
+    ga_arena_t *a = io->arena;
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "id", ga_int(id));
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str("Service temporarily unavailable"));
+    ga_map_put(&m, a, "code", ga_int(GA_EAGAIN));
+    ga_map_put(&m, a, "can_retry", ga_bool(true));
+    ga_map_put(&m, a, "refused", ga_bool(true)); // it did not run: another node may take it
+    ga_buf_reset(&io->out);
+    ga_wire_encode(&io->out, &m);
     if (ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
         GA_DEBUG("refusal for call %lld not sent", (long long) id);
     }
 }
 
+// True (and the worker registering afresh) when the broker has been silent for a liveness
+// period: checked before anything it sent is handled, so that requests that waited while this
+// process was stopped are not run.
+static bool
+s_check_silence(io_t *io, int64_t now)
+{
+    if (io->registered && now - io->last_heard > io->hb_ms * GA_PROTO_LIVENESS) {
+        s_lost_broker(io, now, "broker silent for 3 heartbeats");
+        return true;
+    }
+    return false;
+}
+
 static void
 s_on_broker(io_t *io, int64_t now)
 {
+    s_check_silence(io, now);
     for (int budget = 256; budget > 0; budget--) {
         ga_err_t rc = ga_proto_recv(io->dealer, false, &io->msg, io->arena);
         if (rc == GA_EAGAIN || rc == GA_EIO) {
@@ -348,9 +418,7 @@ s_on_broker(io_t *io, int64_t now)
             wk_stream_cancel(io->w, ga_map_get_int(&io->msg.value, "id", 0));
             break;
         case GA_CMD_DISCONNECT:
-            GA_NOTICE("broker asks us to register again");
-            io->registered = false;
-            io->backoff = WK_BACKOFF_MIN_MS;
+            s_lost_broker(io, now, "broker asks us to register again");
             s_register(io, now);
             break;
         default:
@@ -388,12 +456,7 @@ s_on_pool(io_t *io, int i)
 static void
 s_on_timer(io_t *io, int64_t now)
 {
-    if (io->registered && now - io->last_heard > io->hb_ms * GA_PROTO_LIVENESS) {
-        GA_WARN("broker silent for %d heartbeats; registering again", GA_PROTO_LIVENESS);
-        io->registered = false;
-        io->backoff = WK_BACKOFF_MIN_MS;
-        io->register_at = now;
-    }
+    s_check_silence(io, now);
     if (!io->registered && now >= io->register_at) {
         s_register(io, now);
     }
@@ -437,6 +500,7 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
     }
     io->hb_ms = w->opt.heartbeat_ms;
     io->backoff = WK_BACKOFF_MIN_MS;
+    s_new_session(io);
     io->dealer = zmq_socket(zsys_init(), ZMQ_DEALER);
     if (io->dealer == NULL) {
         return false;
@@ -550,6 +614,9 @@ s_io_actor(zsock_t *pipe, void *args)
             continue;
         }
         now = ga_clock_ms();
+        // First, before a finished handler takes the next queued request or anything received
+        // is handled: if this process was stopped, what waits was given up by the broker.
+        s_check_silence(&io, now);
         if (items[1].ready) {
             s_on_broker(&io, now);
         }

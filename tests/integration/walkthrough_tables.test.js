@@ -221,16 +221,15 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     assert.equal(out.ok, true);
     const want = [
       { function: 'expensive_operation', reason: 'before_execute: not supported yet' },
-      { function: 'get_data', reason: 'retry: not supported yet' },
       { function: 'resolved', reason: 'nodes: a resolver is not supported yet (list node names, or leave nodes out for any live worker of the service)' },
     ];
     assert.deepEqual(out.failed.map(({ function: f, reason }) => ({ function: f, reason })), want);
     const status = await ctl(['status', '--broker', broker.endpoints.gateways]);
     assert.deepEqual(status.failed_configs.map(({ service, function: f, reason }) => ({ service, function: f, reason })),
       want.map((w) => ({ service: 'data_service', ...w })));
-    // Only the plain config is registered.
+    // Only the plain config and get_data (retry is acted on) are registered.
     const fns = await ctl(['functions', 'data_service', '--broker', broker.endpoints.gateways]);
-    assert.deepEqual(fns.functions.map((c) => c.request_type), ['plain']);
+    assert.deepEqual(fns.functions.map((c) => c.request_type), ['get_data', 'plain']);
   } finally {
     await broker.stop();
   }

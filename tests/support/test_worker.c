@@ -217,8 +217,47 @@ s_where(wk_request_t *req, void *ctx)
 
 static const char *const s_only_n1[] = {"n1", NULL};
 
+// Counts its executions for the retry tests: prints "EXEC <request id> <wall-clock ms>" when
+// it starts, sleeps `ms`, then answers as `mode` says: ok (a result), retryable
+// (wk_reply_error_retryable), or error (an ordinary error answer).
+static void
+s_tally(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("EXEC %s %lld\n", wk_request_id(req),
+           (long long) now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    fflush(stdout);
+    int64_t ms = wk_arg_int(req, "ms", 0);
+    if (ms > 0) {
+        s_nap_ms((long) ms);
+    }
+    const char *mode = wk_arg_str(req, "mode");
+    if (mode && strcmp(mode, "retryable") == 0) {
+        wk_reply_error_retryable(req, "flaky");
+    } else if (mode && strcmp(mode, "error") == 0) {
+        wk_reply_error(req, "plain error");
+    } else {
+        wk_reply(req, wk_map(req, "request_id", wk_str(req, wk_request_id(req)), NULL));
+    }
+}
+
+#define TALLY_ARGS "mode:string(default=ok), ms:num(default=0)"
+
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
+    // Retry and fallback (tests/integration/retry_fallback.test.js).
+    {.request_type = "tally", .args = TALLY_ARGS, .timeout_ms = 10000, .handler = s_tally},
+    {.request_type = "tally_1s", .args = TALLY_ARGS, .timeout_ms = 1000, .handler = s_tally},
+    {.request_type = "tally_retry3", .args = TALLY_ARGS, .timeout_ms = 10000, .retry = "3",
+     .handler = s_tally},
+    {.request_type = "tally_all3", .args = TALLY_ARGS, .timeout_ms = 10000,
+     .retry = "all_nodes:3", .handler = s_tally},
+    {.request_type = "tally_same2", .args = TALLY_ARGS, .timeout_ms = 10000,
+     .retry = "same_node:2", .handler = s_tally},
+    {.request_type = "tally_short", .args = TALLY_ARGS, .timeout_ms = 1000, .retry = "10",
+     .handler = s_tally},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},

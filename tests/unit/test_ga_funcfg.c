@@ -112,6 +112,12 @@ test_funcfg_refuses_broken_rules_naming_the_field(void **state)
         {"{\"service\":\"s\",\"request_type\":\"x\",\"check_permission\":\"arg:nope\"}",
          "check_permission:"},
         {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":\"same_node:0\"}", "retry:"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":\"same_node:+3\"}", "retry:"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":11}", "retry:"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":2,\"response_type\":\"stream\"}",
+         "retry: only for sync and async functions (this one is stream)"},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":2,\"response_type\":\"none\"}",
+         "retry: only for sync and async functions (this one is none)"},
         {"{\"service\":\"s\",\"request_type\":\"x\",\"disabled\":\"no\"}", "disabled:"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -246,9 +252,6 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
         const char *field; // JSON "key":value
         const char *want;  // the exact refusal
     } cases[] = {
-        {"\"retry\":3", "retry: not supported yet"},
-        {"\"retry\":\"same_node:3\"", "retry: not supported yet"},
-        {"\"retry\":\"all_nodes:5\"", "retry: not supported yet"},
         {"\"before_execute\":\"data_service.validate_quota\"", "before_execute: not supported yet"},
         {"\"after_execute\":\"data_service.log_response\"", "after_execute: not supported yet"},
         {"\"hook_timeout\":5000", "hook_timeout: not supported yet"},
@@ -383,10 +386,38 @@ test_funcfg_unknown_type_option_or_field_lists_the_valid_ones(void **state)
     }
 }
 
+// retry is acted on: N and all_nodes:N move across nodes, same_node:N stays on one.
+static void
+test_funcfg_parses_retry_forms(void **state)
+{
+    (void) state;
+    struct {
+        const char *json; // the config
+        int attempts;     // retry_attempts wanted
+        bool same_node;   // retry_same_node wanted
+    } cases[] = {
+        {"{\"service\":\"s\",\"request_type\":\"x\"}", 0, false},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":3}", 3, false},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":\"all_nodes:10\"}", 10, false},
+        {"{\"service\":\"s\",\"request_type\":\"x\",\"retry\":\"same_node:2\",\"response_type\":"
+         "\"async\"}",
+         2, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        ga_funcfg_t *cfg = NULL;
+        assert_int_equal(s_parse(cases[i].json, &cfg, err, sizeof err), GA_OK);
+        assert_int_equal(cfg->retry_attempts, cases[i].attempts);
+        assert_int_equal(cfg->retry_same_node, cases[i].same_node);
+        ga_funcfg_destroy(&cfg);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_funcfg_parses_retry_forms),
         cmocka_unit_test(test_funcfg_accepts_the_walkthrough_configs_with_defaults),
         cmocka_unit_test(test_funcfg_refuses_broken_rules_naming_the_field),
         cmocka_unit_test(test_argcheck_every_type_valid_and_invalid),

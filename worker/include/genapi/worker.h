@@ -85,6 +85,11 @@ typedef struct {
     const char *choose_node_mode;
     // The node names allowed to serve it, NULL-terminated; NULL: any worker of the service.
     const char *const *nodes;
+    // Retry (docs/protocol.md, "Retry and fallback"): NULL for none; "N" or "all_nodes:N" for
+    // at most N attempts in all moving across nodes, "same_node:N" for at most N on the node
+    // chosen first (N in 1..10; sync and async functions only). Retried: calls that could not
+    // be delivered, and errors answered with wk_reply_error_retryable.
+    const char *retry;
     wk_handler_fn *handler;    // the code (required)
 } wk_function_t;
 
@@ -161,8 +166,15 @@ WK_EXPORT bool wk_request_has_role(wk_request_t *req, const char *role);
 // Answers with `result` (NULL means nil). Only the first answer counts. A result nested more
 // than 31 lists/maps deep cannot travel (docs/protocol.md): the caller gets an internal error.
 WK_EXPORT void wk_reply(wk_request_t *req, const wk_value_t *result);
-// Answers with an error message shown to the client. Only the first answer counts.
+// Answers with an error message shown to the client. Only the first answer counts. The broker
+// never retries it: an error answer usually means the call ran.
 WK_EXPORT void wk_reply_error(wk_request_t *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+// The same, marking the error retryable: for a function with a retry setting, the broker makes
+// another attempt (on another node, or the same one for same_node) while attempts and time
+// remain, and the client sees this error only when none do. For a failure that leaves nothing
+// done (a dependency down, a lock not taken), so that running the call again is safe.
+WK_EXPORT void wk_reply_error_retryable(wk_request_t *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 // --- Streams (functions with response_type "stream") -----------------------------------------
