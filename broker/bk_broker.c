@@ -62,6 +62,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_registry_destroy(&self->registry);
     bk_select_destroy(&self->select);
     bk_ratelimit_destroy(&self->rl);
+    bk_groups_destroy(&self->groups);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);

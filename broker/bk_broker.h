@@ -32,6 +32,8 @@ typedef struct {
     // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
     // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
     const char *state_file;
+    int64_t max_groups;          // relay groups at most (docs/configuration.md)
+    int64_t max_group_members;   // members per relay group at most
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -71,6 +73,8 @@ typedef struct {
     uint64_t refused;        // messages refused for the sender's key (CURVE on)
     uint64_t retries;        // attempts after a call's first (fallback and retry)
     uint64_t retries_exhausted; // calls answered after using every attempt they were allowed
+    uint64_t relay_published;   // relay messages published on the proxy
+    uint64_t relay_dropped;     // relay messages the proxy could not take (the sender is told)
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

@@ -7,6 +7,7 @@
 
 #include "bk_broker.h"
 #include "bk_call.h"
+#include "bk_groups.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
@@ -99,6 +100,7 @@ struct bk_broker_t {
                                 // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
+    bk_groups_t *groups;        // relay groups (bk_relay.c; created at the first operation)
 };
 
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
@@ -196,6 +198,13 @@ void bk_ratelimit_tick(bk_broker_t *self, int64_t now);
 // removed from the body): true when it may go on; otherwise answered here with `Rate limit
 // exceeded` (retry_after_ms) or `Rate limiter unavailable`.
 bool bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg);
+
+// bk_relay.c: a gateway's GROUP operation on a relay group (docs/protocol.md, "Relay groups"):
+// answered with GROUP_REPLY (except `drop`), membership changes told with GROUP_EVENT, a
+// `send` published on the XPUB under "r.<group>".
+void bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
+// bk_relay.c: removes every member living on the dead gateway `gw` from every group.
+void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
 
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);

@@ -32,6 +32,8 @@ typedef struct {
     char *admin_actions;     // see table
     char *state_file;        // see table
     char *rate_limits;       // see table (JSON)
+    int64_t max_groups;        // see table
+    int64_t max_group_members; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -72,6 +74,11 @@ static const ga_option_t s_options[] = {
     {"rate_limits", GA_OPT_JSON, "{}", 0, 0, offsetof(options_t, rate_limits),
      "cluster-wide rate limits, counted here for gateways with scope cluster (JSON, as the "
      "gateway's rate_limits; docs/configuration.md)"},
+    {"max_groups", GA_OPT_INT, "10000", 1, 10000000, offsetof(options_t, max_groups),
+     "relay groups at most; creating one more is refused with the reason"},
+    {"max_group_members", GA_OPT_INT, "10000", 1, 10000000,
+     offsetof(options_t, max_group_members),
+     "members per relay group at most; joining beyond is refused with the reason"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -206,6 +213,8 @@ main(int argc, char **argv)
         .allowlist = opt.allowlist,
         .admin_actions = opt.admin_actions,
         .state_file = opt.state_file,
+        .max_groups = opt.max_groups,
+        .max_group_members = opt.max_group_members,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

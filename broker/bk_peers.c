@@ -144,6 +144,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         bk_gateway_t *gw = zhash_lookup(self->gws, key);
         if (gw) {
             bk_drop_gateway_calls(self, gw); // its streams may have no deadline
+            bk_relay_drop_gateway(self, gw); // its members leave every group
         }
         zhash_delete(self->gws, key);
     }
@@ -187,6 +188,9 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
         break;
     case GA_CMD_STOP:
         bk_on_stop(self, gw, msg);
+        break;
+    case GA_CMD_GROUP:
+        bk_relay_on_group(self, gw, msg);
         break;
     case GA_CMD_HELLO:
     case GA_CMD_HEARTBEAT:

@@ -50,6 +50,14 @@ ga_cmd_name(int cmd)
         return "GATEWAY_ADMIN_REPLY";
     case GA_CMD_STREAM:
         return "STREAM";
+    case GA_CMD_GROUP:
+        return "GROUP";
+    case GA_CMD_GROUP_REPLY:
+        return "GROUP_REPLY";
+    case GA_CMD_GROUP_EVENT:
+        return "GROUP_EVENT";
+    case GA_CMD_RELAY:
+        return "RELAY";
     default:
         return NULL;
     }

@@ -53,6 +53,11 @@ typedef enum {
     GA_CMD_GATEWAY_ADMIN = 0x18, // B->G: {id, op, ...}: a rate-limit admin op for the gateway
     GA_CMD_GATEWAY_ADMIN_REPLY = 0x19, // G->B: {id, gateway, ok, ...}
     GA_CMD_STREAM = 0x20,     // topic message W->(proxy)->G: {call, seq, kind, data | error}
+    // Relay groups (docs/protocol.md, "Relay groups").
+    GA_CMD_GROUP = 0x30,       // G->B: {id?, op, group_id, user_id, conn, topic, ...}
+    GA_CMD_GROUP_REPLY = 0x31, // B->G: {id, ok, result | error, code, can_retry}
+    GA_CMD_GROUP_EVENT = 0x32, // B->G: {group_id, user_id, conn, topic, state | removed, seq}
+    GA_CMD_RELAY = 0x33,       // topic message B->G on "r.<group>": {group_id, seq, ...}
 } ga_cmd_t;
 
 // Returns the command's name ("REGISTER"), or NULL when `cmd` is not a known command.
