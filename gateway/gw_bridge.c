@@ -33,6 +33,7 @@ struct pending_t {
     uint64_t next_seq;            // streams: the sequence number expected next
     int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
     int64_t held_timeout_ms;      // its timeout
+    char *relay_sub;              // a group join's proxy topic, subscribed while it is decided
     pending_t *next;              // free-list link
 };
 
@@ -114,6 +115,7 @@ gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_
 static void
 s_pending_free(pending_t *p)
 {
+    ga_free(p->relay_sub);
     ga_free(p->heap);
     ga_buf_fini(&p->held);
     ga_free(p);
@@ -343,9 +345,16 @@ s_route_copy(pending_t *p, const gw_route_t *r)
                             .request_id = dst[3]};
 }
 
+static void s_relay_sub(void *arg, const char *topic, bool subscribe);
+
 static void
 s_release(gw_bridge_t *self, pending_t *p)
 {
+    if (p->relay_sub) {
+        s_relay_sub(self, p->relay_sub, false); // the member's own subscription holds it now
+        ga_free(p->relay_sub);
+        p->relay_sub = NULL;
+    }
     if (p->heap) {
         ga_free(p->heap);
         p->heap = NULL;
@@ -537,6 +546,16 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     if ((int64_t) ga_inflight_size(self->calls) >= self->cfg->max_inflight) {
         return GA_EAGAIN;
     }
+    // A join (or create) subscribes to the group's proxy topic before the broker hears of it,
+    // so that the messages published right after the join are on their way here (ZeroMQ
+    // counts subscriptions: the member's own one, once the broker's event comes, keeps it).
+    char *relay_sub = NULL;
+    if (strcmp(op, "join") == 0 || strcmp(op, "create") == 0) {
+        size_t len = strlen(group_id) + 3;
+        relay_sub = ga_malloc(len);
+        snprintf(relay_sub, len, "r.%s", group_id);
+        s_relay_sub(self, relay_sub, true);
+    }
     uint64_t id = ++self->next_id;
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 11);
@@ -563,6 +582,10 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, GA_CMD_GROUP, &m, &self->out);
     ga_arena_reset(self->arena);
     if (rc != GA_OK) {
+        if (relay_sub) {
+            s_relay_sub(self, relay_sub, false);
+            ga_free(relay_sub);
+        }
         return GA_EUNAVAIL;
     }
     gw_relay_note_conn(self->relay, route->conn_id);
@@ -576,6 +599,7 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     s_route_copy(p, route);
     p->route.type = GA_RESP_SYNC;
     p->route.checking = false;
+    p->relay_sub = relay_sub;
     s_track(self, p, id, timeout_ms);
     return GA_OK;
 }

@@ -41,7 +41,15 @@ struct gw_relay_t {
     uint64_t delivered;           // messages delivered to members
     uint64_t gaps;                // gaps seen
     uint64_t missed;              // messages missing in those gaps
+    bool delivering;              // inside a delivery loop: drops wait (s_drop_later)
+    struct {
+        uint64_t conn;            // connection
+        char *topic;              // channel (owned), or NULL: every channel
+    } *later;                     // drops asked for during delivery (a member cut off as slow)
+    size_t n_later, cap_later;    // used, allocated
 };
+
+static void s_drop_now(gw_relay_t *self, uint64_t conn_id, const char *topic);
 
 // The built-ins (docs/protocol.md, "Relay groups"): op, request_type, config.
 static const struct {
@@ -145,6 +153,7 @@ gw_relay_destroy(gw_relay_t **self_p)
     }
     zhash_destroy(&(*self_p)->groups);
     ga_idmap_destroy(&(*self_p)->conns);
+    ga_free((*self_p)->later);
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -238,9 +247,8 @@ gw_relay_on_event(gw_relay_t *self, const ga_value_t *ev)
     m->state = st;
 }
 
-void
-gw_relay_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len,
-                    const ga_value_t *body)
+static void
+s_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len, const ga_value_t *body)
 {
     const char *id = ga_map_get_str(body, "group_id");
     if (id == NULL || topic_len != strlen(id) + 2 || memcmp(topic, "r.", 2) != 0 ||
@@ -305,6 +313,22 @@ gw_relay_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len,
 }
 
 void
+gw_relay_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len,
+                    const ga_value_t *body)
+{
+    // A delivery may cut a slow member off, which drops its memberships: that waits until the
+    // loop over the group's members is done.
+    self->delivering = true;
+    s_on_message(self, topic, topic_len, body);
+    self->delivering = false;
+    for (size_t i = 0; i < self->n_later; i++) {
+        s_drop_now(self, self->later[i].conn, self->later[i].topic);
+        ga_free(self->later[i].topic);
+    }
+    self->n_later = 0;
+}
+
+void
 gw_relay_note_conn(gw_relay_t *self, uint64_t conn_id)
 {
     ga_idmap_put(self->conns, conn_id, self);
@@ -320,6 +344,25 @@ gw_relay_drop(gw_relay_t *self, uint64_t conn_id, const char *topic)
     if (topic == NULL) {
         ga_idmap_take(self->conns, conn_id);
     }
+    if (self->delivering) {
+        if (self->n_later == self->cap_later) {
+            self->cap_later = self->cap_later ? 2 * self->cap_later : 8;
+            self->later = ga_realloc(self->later, self->cap_later * sizeof *self->later);
+        }
+        self->later[self->n_later].conn = conn_id;
+        self->later[self->n_later].topic = topic ? ga_strdup(topic) : NULL;
+        self->n_later++;
+    } else {
+        s_drop_now(self, conn_id, topic);
+    }
+    return true;
+}
+
+// Removes the local members of `conn_id` (through `topic` only, when not NULL); a group left
+// without local members is forgotten and unsubscribed.
+static void
+s_drop_now(gw_relay_t *self, uint64_t conn_id, const char *topic)
+{
     zlist_t *empty = zlist_new();
     ga_assert(empty);
     for (lgroup_t *g = zhash_first(self->groups); g; g = zhash_next(self->groups)) {
@@ -339,7 +382,6 @@ gw_relay_drop(gw_relay_t *self, uint64_t conn_id, const char *topic)
         s_group_gone(self, id, zhash_lookup(self->groups, id));
     }
     zlist_destroy(&empty);
-    return true;
 }
 
 uint64_t

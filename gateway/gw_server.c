@@ -75,6 +75,8 @@ s_close_later(gw_conn_t *conn, int code, const char *reason)
     lws_callback_on_writable(conn->wsi);
 }
 
+static void s_bridge_kick(gw_server_t *self);
+
 static void
 s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
 {
@@ -87,6 +89,9 @@ s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
         GA_NOTICE("closing slow consumer conn=%llu: outbound queue full",
                   (unsigned long long) conn->id);
         s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: queue full");
+        // Cut off now, not when its socket finally drains: it leaves its relay groups.
+        gw_bridge_group_drop(self->bridge, conn->id, NULL);
+        s_bridge_kick(self);
         return;
     }
     lws_callback_on_writable(conn->wsi);

@@ -155,3 +155,174 @@ test('relay: built-ins, chat channel joins and the permission matrix over two ga
     await stack.stop();
   }
 });
+
+// Sends `count` messages from `u` to `group` one after another (each answered before the next).
+async function sendMany(u, group, count, tag) {
+  const sent = [];
+  for (let i = 0; i < count; i++) {
+    const message = `${tag}:${i}`;
+    const r = await chat(u, 'send_message', { group_id: group, message });
+    assert.equal(r.success, true, JSON.stringify(r));
+    sent.push(message);
+  }
+  return sent;
+}
+
+// The messages `ch` got from `sender` in `group`, in arrival order.
+const from = (ch, group, sender) => relays(ch, group).filter((p) => p.result.from_user_id === sender).map((p) => p.result.message);
+
+test('relay: many members over two gateways get every message exactly once, in per-sender order; pending ones none', async () => {
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS });
+  try {
+    const gwB = await stack.startGateway();
+    const urls = [stack.url, gwB.url];
+    const admin = await user(stack, stack.url, 'admin');
+    await chat(admin, 'create_group', { group_id: 'room', group_type: 'strict_private' });
+    // 12 members alternating between the gateways, joined through chat:room; the admin accepts
+    // 8 of them and mutes 2 of those; 4 stay pending.
+    const members = [];
+    for (let i = 0; i < 12; i++) {
+      const u = await user(stack, urls[i % 2], `m${i}`);
+      const { channel, reply } = await join(u.socket, 'chat:room');
+      assert.equal(reply.state, 'pending');
+      u.chat = channel;
+      members.push(u);
+    }
+    for (let i = 0; i < 8; i++) {
+      const r = await chat(admin, 'accept_member', { group_id: 'room', user_id: `m${i}` });
+      assert.equal(r.result.state, 'active');
+    }
+    for (const i of [2, 3]) {
+      assert.equal((await chat(admin, 'mute_member', { group_id: 'room', user_id: `m${i}` })).result.state, 'muted');
+    }
+    // Senders on both gateways at once: the admin (A), m0 (A), m1 (B).
+    const senders = [admin, members[0], members[1]];
+    const N = 40;
+    const sent = await Promise.all(senders.map((s) => sendMany(s, 'room', N, s.name)));
+    const receivers = members.slice(0, 8);
+    for (const u of receivers) {
+      await waitForPushes(u.chat, (ps) => relays({ pushes: ps }, 'room').length >= N * senders.length, 15000);
+      for (let s = 0; s < senders.length; s++) {
+        assert.deepEqual(from(u.chat, 'room', senders[s].name), sent[s], `${u.name} from ${senders[s].name}`);
+      }
+    }
+    // The admin (a member through api:lobby) got them too.
+    await waitForPushes(admin.lobby, (ps) => relays({ pushes: ps }, 'room').length >= N * senders.length, 15000);
+    // Nothing beyond, no gap notices; pending members got nothing at all.
+    await new Promise((r) => setTimeout(r, 300));
+    for (const u of receivers) {
+      assert.equal(relays(u.chat, 'room').length, N * senders.length, u.name);
+      assert.equal(u.chat.pushes.filter((p) => p.kind === 'gap').length, 0);
+    }
+    for (const u of members.slice(8)) {
+      assert.equal(u.chat.pushes.filter((p) => p.kind === 'relay' || p.kind === 'gap').length, 0, u.name);
+    }
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('relay: a gateway killed while messages flow: its members leave the groups, the others lose nothing', async () => {
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS });
+  try {
+    const gwB = await stack.startGateway();
+    const admin = await user(stack, stack.url, 'admin');
+    await chat(admin, 'create_group', { group_id: 'live', group_type: 'public' });
+    const onA = [];
+    const onB = [];
+    for (let i = 0; i < 4; i++) {
+      for (const [list, url, tag] of [[onA, stack.url, 'a'], [onB, gwB.url, 'b']]) {
+        const u = await user(stack, url, `${tag}${i}`);
+        u.chat = (await join(u.socket, 'chat:live')).channel;
+        list.push(u);
+      }
+    }
+    let info = await chat(admin, 'group_info', { group_id: 'live' });
+    assert.equal(info.result.members.length, 9);
+    // The admin keeps sending while gateway B dies (SIGKILL: no goodbye, only silence).
+    const N = 150;
+    const sending = sendMany(admin, 'live', N, 'msg');
+    await waitForPushes(onA[0].chat, (ps) => relays({ pushes: ps }, 'live').length >= 20, 10000);
+    gwB.kill('SIGKILL');
+    for (const u of onB) u.socket.disconnect();
+    const sent = await sending;
+    for (const u of onA) {
+      await waitForPushes(u.chat, (ps) => relays({ pushes: ps }, 'live').length >= N, 15000);
+      assert.deepEqual(from(u.chat, 'live', 'admin'), sent, u.name);
+      assert.equal(u.chat.pushes.filter((p) => p.kind === 'gap').length, 0);
+    }
+    // Once the broker declares B dead (3 silent heartbeats), its members are gone.
+    await eventually(async () => {
+      info = await chat(admin, 'group_info', { group_id: 'live' });
+      return info.result.members.length === 5;
+    }, 10000);
+    assert.deepEqual(info.result.members.map((m) => m.user_id).sort(), ['a0', 'a1', 'a2', 'a3', 'admin']);
+    const r = await chat(admin, 'send_message', { group_id: 'live', message: 'after' });
+    assert.deepEqual(r.result, { status: 'relayed', recipients_count: 5 });
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('relay: a member that does not read is cut off and leaves the group; the others are not slowed', async () => {
+  const WebSocket = require('ws');
+  // Gateway B keeps at most 64 frames per connection.
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS });
+  try {
+    const gwB = await stack.startGateway([...GW_ARGS, '--set', 'max_outbox=400']);
+    const admin = await user(stack, stack.url, 'admin');
+    await chat(admin, 'create_group', { group_id: 'big', group_type: 'public' });
+    const fast = await user(stack, gwB.url, 'fast');
+    fast.chat = (await join(fast.socket, 'chat:big')).channel;
+    // The slow member: a raw WebSocket that joins, then stops reading.
+    const ws = new WebSocket(`${gwB.url}/websocket?vsn=2.0.0&token=${encodeURIComponent(token('slow'))}`);
+    await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+    const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+    const joined = new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+    ws.send(JSON.stringify(['1', '1', 'chat:big', 'phx_join', {}]));
+    const reply = await joined;
+    assert.equal(reply[4].status, 'ok', JSON.stringify(reply));
+    ws._socket.pause();
+    let info = await chat(admin, 'group_info', { group_id: 'big' });
+    assert.deepEqual(info.result.members.map((m) => m.user_id), ['admin', 'fast', 'slow']);
+    // Enough large messages to fill the socket buffers and then the outbox (in batches).
+    const N = 3000;
+    const text = 'y'.repeat(1900);
+    const sent = [];
+    for (let i = 0; i < N; i += 100) {
+      const batch = [];
+      for (let j = i; j < i + 100; j++) {
+        sent.push(`${j}:${text}`);
+        batch.push(chat(admin, 'send_message', { group_id: 'big', message: `${j}:${text}` }));
+      }
+      for (const r of await Promise.all(batch)) assert.equal(r.success, true, JSON.stringify(r));
+    }
+    // The fast member on the same gateway got everything, once, in order.
+    await eventually(() => relays(fast.chat, 'big').length >= N, 30000).catch(() => {
+      const kinds = {};
+      for (const p of fast.chat.pushes) kinds[p.kind] = (kinds[p.kind] || 0) + 1;
+      assert.fail(`fast member got ${JSON.stringify(kinds)} of ${N}`);
+    });
+    assert.deepEqual(from(fast.chat, 'big', 'admin'), sent);
+    // The slow one was cut off: out of the group at once, and closed (1008) once it reads.
+    await eventually(async () => {
+      info = await chat(admin, 'group_info', { group_id: 'big' });
+      return info.result.members.length === 2;
+    }, 10000);
+    ws._socket.resume();
+    assert.equal(await closed, 1008);
+    const r = await chat(admin, 'send_message', { group_id: 'big', message: 'after' });
+    assert.deepEqual(r.result, { status: 'relayed', recipients_count: 2 });
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
