@@ -326,3 +326,21 @@ test('relay: a member that does not read is cut off and leaves the group; the ot
     await stack.stop();
   }
 });
+
+test('relay: max_groups and max_group_members bound the registry, with the reason', async () => {
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS, brokerArgs: ['--set', 'max_groups=1', '--set', 'max_group_members=2'] });
+  try {
+    const a = await user(stack, stack.url, 'a');
+    const b = await user(stack, stack.url, 'b');
+    const c = await user(stack, stack.url, 'c');
+    assert.equal((await chat(a, 'create_group', { group_id: 'one' })).success, true);
+    assert.equal((await chat(a, 'create_group', { group_id: 'two' })).error, 'too many groups (max_groups)');
+    assert.equal((await chat(b, 'join_group', { group_id: 'one' })).result.state, 'active');
+    await assert.rejects(join(c.socket, 'chat:one'), (e) => e.reply.reason === 'too many members in the group (max_group_members)');
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
