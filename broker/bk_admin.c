@@ -2,7 +2,8 @@
 // ADMIN: operator requests (genapi-ctl) on the gateway socket, guarded by admin_token: status
 // (workers, circuits, functions, failed configs, calls in flight), functions (every registered
 // config as its worker pushed it), stop_stream, and the versions operations (docs/operations.md,
-// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify. Each
+// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify; and the
+// relay group operations (groups, group_info, group_delete, answered by bk_relay.c). Each
 // change of the registry reaches every gateway in one numbered UPDATE.
 #include "bk_internal.h"
 
@@ -23,11 +24,13 @@ static const char *const s_actions[] = {
     "versions", "get", "get_latest", "disable", "enable", "delete", "add_config", "verify",
     // Rate limits (bk_ratelimit.c): reads, then changes.
     "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
-    "rate_limit_remove", "rate_limit_set"};
+    "rate_limit_remove", "rate_limit_set",
+    // Relay groups (bk_relay.c).
+    "groups", "group_info", "group_delete"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
     "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
-    "rate_limit_add, rate_limit_remove, rate_limit_set"
+    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete"
 
 const char *
 bk_admin_actions_list(void)
@@ -311,6 +314,8 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         s_add_config(self, msg, &reply);
     } else if (op && strcmp(op, "verify") == 0) {
         s_verify(self, msg, &reply);
+    } else if (op && strncmp(op, "group", 5) == 0 && bk_admin_action_known(op)) {
+        bk_relay_admin(self, op, &msg->value, &reply);
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("unknown op (" S_ACTIONS_LIST ")"));

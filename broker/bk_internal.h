@@ -203,6 +203,9 @@ bool bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg);
 // answered with GROUP_REPLY (except `drop`), membership changes told with GROUP_EVENT, a
 // `send` published on the XPUB under "r.<group>".
 void bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
+// bk_relay.c: an operator's relay operation `op` (groups, group_info, group_delete: see
+// docs/protocol.md, "Admin operations"), answered into `reply` (built in the loop's arena).
+void bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
 // bk_relay.c: removes every member living on the dead gateway `gw` from every group.
 void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
 

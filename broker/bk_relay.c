@@ -290,6 +290,51 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
 }
 
 void
+bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    bk_groups_t *groups = s_groups(self);
+    if (strcmp(op, "groups") == 0) {
+        ga_value_t list = ga_array(a, (uint32_t) bk_groups_count(groups) + 1);
+        for (bk_group_t *g = bk_groups_first(groups); g; g = bk_groups_next(groups)) {
+            ga_value_t e = ga_map(a, 5);
+            ga_map_put(&e, a, "group_id", ga_str(g->id));
+            ga_map_put(&e, a, "group_type", ga_str(bk_group_type_name(g->type)));
+            ga_map_put(&e, a, "admin", ga_str(g->admin));
+            ga_map_put(&e, a, "members", ga_int((int64_t) g->n_members));
+            ga_map_put(&e, a, "messages", ga_int((int64_t) g->seq));
+            ga_array_push(&list, a, e);
+        }
+        ga_map_put(reply, a, "ok", ga_bool(true));
+        ga_map_put(reply, a, "groups", list);
+        return;
+    }
+    const char *group_id = ga_map_get_str(req, "group_id");
+    bk_group_t *g = bk_groups_find(groups, group_id);
+    if (g == NULL) {
+        ga_map_put(reply, a, "ok", ga_bool(false));
+        ga_map_put(reply, a, "error", ga_str(bk_groups_strerror(BK_GROUPS_NOT_FOUND)));
+        return;
+    }
+    if (strcmp(op, "group_info") == 0) {
+        ga_map_put(reply, a, "ok", ga_bool(true));
+        ga_map_put(reply, a, "group", s_info(self, g));
+        return;
+    }
+    // group_delete: the operator may delete any group; its members' gateways are told.
+    bk_group_t *gone = NULL;
+    bk_groups_rc_t rc = bk_groups_delete(groups, group_id, g->admin, &gone);
+    ga_assert(rc == BK_GROUPS_OK);
+    for (size_t i = 0; i < gone->n_members; i++) {
+        s_event(self, gone, &gone->members[i], true);
+    }
+    GA_NOTICE("relay group %s deleted by an operator (%zu member(s))", gone->id, gone->n_members);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "removed_members", ga_int((int64_t) gone->n_members));
+    bk_group_free(&gone);
+}
+
+void
 bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw)
 {
     if (self->groups == NULL) {

@@ -344,3 +344,48 @@ test('relay: max_groups and max_group_members bound the registry, with the reaso
     await stack.stop();
   }
 });
+
+test('relay: operators list, inspect and delete groups with genapi-ctl (admin actions)', async () => {
+  const path = require('node:path');
+  const { execFile } = require('node:child_process');
+  const { BIN } = require('../support/stack');
+  const ctl = (broker, args) => new Promise((resolve) => execFile(path.join(BIN, 'genapi-ctl'),
+    [...args, '--broker', broker.endpoints.gateways], { timeout: 15000 },
+    (err, stdout, stderr) => {
+      let json = null;
+      try { json = JSON.parse(stdout); } catch (e) { /* not JSON */ }
+      resolve({ code: err ? err.code : 0, json, stderr });
+    }));
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS, brokerArgs: ['--set', 'admin_actions=status,groups,group_info,group_delete'] });
+  try {
+    const gwB = await stack.startGateway();
+    const a = await user(stack, stack.url, 'a');
+    const b = await user(stack, gwB.url, 'b');
+    await chat(a, 'create_group', { group_id: 'ops', group_type: 'private' });
+    const bChat = (await join(b.socket, 'chat:ops')).channel;
+    await chat(a, 'send_message', { group_id: 'ops', message: 'one' });
+    let r = await ctl(stack.broker, ['groups']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.groups, [{ group_id: 'ops', group_type: 'private', admin: 'a', members: 2, messages: 1 }]);
+    r = await ctl(stack.broker, ['group-info', 'ops']);
+    assert.deepEqual(r.json.group.members, [
+      { user_id: 'a', state: 'active', admin: true },
+      { user_id: 'b', state: 'pending', admin: false },
+    ]);
+    r = await ctl(stack.broker, ['group-info', 'nope']);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.json.error, 'group not found');
+    r = await ctl(stack.broker, ['group-delete', 'ops']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.removed_members, 2);
+    r = await chat(a, 'send_message', { group_id: 'ops', message: 'two' });
+    assert.equal(r.error, 'group not found');
+    assert.equal((await ctl(stack.broker, ['groups'])).json.groups.length, 0);
+    assert.equal(bChat.pushes.filter((p) => p.kind === 'relay').length, 0); // pending all along
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
