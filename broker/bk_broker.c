@@ -233,6 +233,7 @@ s_state_tick(bk_broker_t *self, int64_t now, bool force)
         return;
     }
     self->next_state_save = now + BK_STICKY_SAVE_MS;
+    bk_relay_save(self); // relay_state_file, on the same schedule (and at stop)
     bk_select_expire(self->select, now);
     if (!s_has_state_file(self) || !bk_select_dirty(self->select)) {
         return;
@@ -256,7 +257,7 @@ bk_broker_bind(bk_broker_t *self)
         return GA_EIO;
     }
     if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
-        s_state_load(self) != GA_OK) {
+        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
         return GA_ECONFIG;
     }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,

@@ -34,6 +34,9 @@ typedef struct {
     const char *state_file;
     int64_t max_groups;          // relay groups at most (docs/configuration.md)
     int64_t max_group_members;   // members per relay group at most
+    // Relay groups' state file (docs/configuration.md): read at bind, written atomically with
+    // the sticky state (at most every BK_STICKY_SAVE_MS while groups change) and at stop.
+    const char *relay_state_file;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;

@@ -13,6 +13,7 @@ struct bk_groups_t {
     zhash_t *groups;    // id -> bk_group_t (owned)
     size_t max_groups;  // bound on groups
     size_t max_members; // bound on members per group
+    bool dirty;         // changed since the last bk_groups_saved
 };
 
 static void
@@ -206,6 +207,7 @@ s_add_member(bk_groups_t *self, bk_group_t *g, const char *user_id, const bk_whe
         g->cap_members = g->cap_members ? 2 * g->cap_members : 4;
         g->members = ga_realloc(g->members, g->cap_members * sizeof *g->members);
     }
+    self->dirty = true;
     g->members[g->n_members++] = (bk_member_t){
         .user_id = ga_strdup(user_id),
         .state = state,
@@ -271,6 +273,7 @@ bk_groups_join(bk_groups_t *self, const char *id, const char *user_id, const bk_
         ga_free(m->topic);
         m->topic = ga_strdup(where->topic);
         *state = m->state;
+        self->dirty = true;
         *moved = true;
         return BK_GROUPS_OK;
     }
@@ -291,6 +294,7 @@ bk_groups_leave(bk_groups_t *self, const char *id, const char *user_id)
         return BK_GROUPS_NOT_MEMBER;
     }
     s_remove_at(g, (size_t) (m - g->members));
+    self->dirty = true;
     return BK_GROUPS_OK;
 }
 
@@ -339,6 +343,7 @@ bk_groups_accept(bk_groups_t *self, const char *id, const char *actor, const cha
         return BK_GROUPS_NOT_PENDING;
     }
     t->state = BK_MEMBER_ACTIVE;
+    self->dirty = true;
     return BK_GROUPS_OK;
 }
 
@@ -366,6 +371,7 @@ bk_groups_mute(bk_groups_t *self, const char *id, const char *actor, const char 
         return BK_GROUPS_TARGET_PENDING;
     }
     t->state = mute ? BK_MEMBER_MUTED : BK_MEMBER_ACTIVE;
+    self->dirty = true;
     return BK_GROUPS_OK;
 }
 
@@ -405,6 +411,7 @@ bk_groups_delete(bk_groups_t *self, const char *id, const char *actor, bk_group_
     zhash_freefn(self->groups, id, NULL); // moved out to the caller
     zhash_delete(self->groups, id);
     *gone = g;
+    self->dirty = true;
     return BK_GROUPS_OK;
 }
 
@@ -422,6 +429,7 @@ bk_groups_drop_where(bk_groups_t *self, const char *gateway, uint64_t conn, cons
                     fn(arg, g, m);
                 }
                 s_remove_at(g, i);
+                self->dirty = true;
                 n++;
             } else {
                 i++;
@@ -429,6 +437,89 @@ bk_groups_drop_where(bk_groups_t *self, const char *gateway, uint64_t conn, cons
         }
     }
     return n;
+}
+
+bk_groups_rc_t
+bk_groups_restore_group(bk_groups_t *self, const char *id, bk_group_type_t type,
+                        const char *admin, uint64_t seq)
+{
+    if (!s_valid(id, BK_GROUP_ID_MAX) || !s_valid(admin, BK_USER_ID_MAX) ||
+        type > BK_GROUP_STRICT_PRIVATE) {
+        return BK_GROUPS_INVALID;
+    }
+    if (zhash_lookup(self->groups, id)) {
+        return BK_GROUPS_EXISTS;
+    }
+    if (zhash_size(self->groups) >= self->max_groups) {
+        return BK_GROUPS_TOO_MANY_GROUPS;
+    }
+    bk_group_t *g = ga_calloc(1, sizeof *g);
+    g->id = ga_strdup(id);
+    g->type = type;
+    g->admin = ga_strdup(admin);
+    g->seq = seq;
+    ga_assert(zhash_insert(self->groups, id, g) == 0);
+    zhash_freefn(self->groups, id, s_group_free_fn);
+    return BK_GROUPS_OK;
+}
+
+bk_groups_rc_t
+bk_groups_restore_member(bk_groups_t *self, const char *id, const char *user_id,
+                         bk_member_state_t state)
+{
+    bk_group_t *g = bk_groups_find(self, id);
+    if (g == NULL) {
+        return BK_GROUPS_NOT_FOUND;
+    }
+    if (!s_valid(user_id, BK_USER_ID_MAX) || state > BK_MEMBER_MUTED) {
+        return BK_GROUPS_INVALID;
+    }
+    if (bk_group_member(g, user_id)) {
+        return BK_GROUPS_ALREADY_MEMBER;
+    }
+    bk_where_t detached = {.gateway = "", .conn = 0, .topic = ""};
+    return s_add_member(self, g, user_id, &detached, state);
+}
+
+bk_groups_rc_t
+bk_groups_attach(bk_groups_t *self, const char *id, const char *user_id, const bk_where_t *where,
+                 bk_member_t **m)
+{
+    if (!s_where_valid(where)) {
+        return BK_GROUPS_INVALID;
+    }
+    bk_group_t *g = bk_groups_find(self, id);
+    if (g == NULL) {
+        return BK_GROUPS_NOT_FOUND;
+    }
+    *m = bk_group_member(g, user_id);
+    if (*m == NULL) {
+        return BK_GROUPS_NOT_MEMBER;
+    }
+    if ((*m)->gateway[0] == '\0') {
+        ga_free((*m)->gateway);
+        ga_free((*m)->topic);
+        (*m)->gateway = ga_strdup(where->gateway);
+        (*m)->topic = ga_strdup(where->topic);
+        (*m)->conn = where->conn;
+        self->dirty = true;
+        return BK_GROUPS_OK;
+    }
+    bool same = (*m)->conn == where->conn && strcmp((*m)->gateway, where->gateway) == 0 &&
+                strcmp((*m)->topic, where->topic) == 0;
+    return same ? BK_GROUPS_OK : BK_GROUPS_ALREADY_MEMBER;
+}
+
+bool
+bk_groups_dirty(const bk_groups_t *self)
+{
+    return self->dirty;
+}
+
+void
+bk_groups_saved(bk_groups_t *self)
+{
+    self->dirty = false;
 }
 
 bk_group_t *

@@ -132,6 +132,23 @@ size_t bk_groups_drop_where(bk_groups_t *self, const char *gateway, uint64_t con
                             void (*fn)(void *arg, const bk_group_t *g, const bk_member_t *m),
                             void *arg);
 
+// Restoring from a state file (broker/bk_relay.c): a group with its admin and sequence number,
+// and its members with their state, detached (no gateway yet: bk_where_t gateway "", conn 0,
+// topic "") until their gateway names them again (bk_groups_attach). Detached members are
+// listed by group_info and removed with bk_groups_drop_where(self, "", 0, NULL, ...).
+bk_groups_rc_t bk_groups_restore_group(bk_groups_t *self, const char *id, bk_group_type_t type,
+                                       const char *admin, uint64_t seq);
+bk_groups_rc_t bk_groups_restore_member(bk_groups_t *self, const char *id, const char *user_id,
+                                        bk_member_state_t state);
+// Attaches detached member `user_id` of group `id` to `where` (or confirms it is there
+// already); `*m` is the member. BK_GROUPS_ALREADY_MEMBER when it lives elsewhere.
+bk_groups_rc_t bk_groups_attach(bk_groups_t *self, const char *id, const char *user_id,
+                                const bk_where_t *where, bk_member_t **m);
+
+// Whether anything a state file keeps changed since bk_groups_saved (groups, members, states).
+bool bk_groups_dirty(const bk_groups_t *self);
+void bk_groups_saved(bk_groups_t *self);
+
 // Iteration over every group (no change to the registry in between).
 bk_group_t *bk_groups_first(bk_groups_t *self);
 bk_group_t *bk_groups_next(bk_groups_t *self);

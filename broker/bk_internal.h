@@ -101,6 +101,7 @@ struct bk_broker_t {
     bk_stats_t stats;           // counters
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
     bk_groups_t *groups;        // relay groups (bk_relay.c; created at the first operation)
+    bool relay_detached;        // groups were restored: members not yet claimed by a gateway
 };
 
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
@@ -206,6 +207,14 @@ void bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto
 // bk_relay.c: an operator's relay operation `op` (groups, group_info, group_delete: see
 // docs/protocol.md, "Admin operations"), answered into `reply` (built in the loop's arena).
 void bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
+// bk_relay.c: reads relay_state_file (when set): groups, admins, members and their states, the
+// members detached until their gateways claim them. GA_ECONFIG, logged, for an unreadable or
+// malformed file (a missing one is a first start).
+ga_err_t bk_relay_load(bk_broker_t *self);
+// bk_relay.c: writes relay_state_file atomically when groups changed since the last write.
+void bk_relay_save(bk_broker_t *self);
+// bk_relay.c: the re-registration window is over: restored members no gateway claimed go.
+void bk_relay_tick(bk_broker_t *self, int64_t now);
 // bk_relay.c: removes every member living on the dead gateway `gw` from every group.
 void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
 

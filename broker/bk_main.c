@@ -34,6 +34,7 @@ typedef struct {
     char *rate_limits;       // see table (JSON)
     int64_t max_groups;        // see table
     int64_t max_group_members; // see table
+    char *relay_state_file;    // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -79,6 +80,8 @@ static const ga_option_t s_options[] = {
     {"max_group_members", GA_OPT_INT, "10000", 1, 10000000,
      offsetof(options_t, max_group_members),
      "members per relay group at most; joining beyond is refused with the reason"},
+    {"relay_state_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, relay_state_file),
+     "file keeping relay groups and their members across broker restarts (empty: none)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -215,6 +218,7 @@ main(int argc, char **argv)
         .state_file = opt.state_file,
         .max_groups = opt.max_groups,
         .max_group_members = opt.max_group_members,
+        .relay_state_file = opt.relay_state_file,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

@@ -126,6 +126,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         bk_broadcast_update(self, NULL, &removed);
     }
     bk_ratelimit_tick(self, now);
+    bk_relay_tick(self, now);
     ga_value_t hb = ga_map(self->arena, 1);
     ga_map_put(&hb, self->arena, "seq", ga_int((int64_t) self->registry_seq));
     zlist_t *dead = zlist_new();

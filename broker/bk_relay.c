@@ -9,13 +9,21 @@
 
 #include "bk_groups.h"
 #include "ga_clock.h"
+#include "ga_json.h"
 #include "ga_log.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#define BK_RELAY_STATE_VERSION 1
+#define BK_RELAY_STATE_MAX (256u << 20) // bytes of a relay state file read at start
 
 #define BK_RELAY_MESSAGE_MAX 2000 // bytes of a relay message (the send_message config's limit)
 
@@ -42,15 +50,30 @@ s_groups(bk_broker_t *self)
 }
 
 // Tells the gateway where member `m` of `g` lives what its state now is (or that it is gone).
+static void s_event_ex(bk_broker_t *self, const bk_group_t *g, const bk_member_t *m, bool removed,
+                       bool restored);
+
 static void
 s_event(bk_broker_t *self, const bk_group_t *g, const bk_member_t *m, bool removed)
+{
+    s_event_ex(self, g, m, removed, false);
+}
+
+// `restored`: the member was claimed again after a broker restart; the gateway takes the
+// group's sequence number as it is now.
+static void
+s_event_ex(bk_broker_t *self, const bk_group_t *g, const bk_member_t *m, bool removed,
+           bool restored)
 {
     bk_gateway_t *gw = zhash_lookup(self->gws, m->gateway);
     if (gw == NULL) {
         return; // gone: its members are removed when it is declared dead
     }
     ga_arena_t *a = self->arena;
-    ga_value_t ev = ga_map(a, 7);
+    ga_value_t ev = ga_map(a, 8);
+    if (restored) {
+        ga_map_put(&ev, a, "restored", ga_bool(true));
+    }
     ga_map_put(&ev, a, "group_id", ga_str(g->id));
     ga_map_put(&ev, a, "user_id", ga_str(m->user_id));
     ga_map_put(&ev, a, "conn", ga_int((int64_t) m->conn));
@@ -156,6 +179,18 @@ s_publish(bk_broker_t *self, bk_group_t *g, const char *from, const char *messag
     return true;
 }
 
+// "active", "pending", "muted" -> bk_member_state_t; -1 for anything else.
+static int
+s_state_parse(const char *name)
+{
+    for (int s = BK_MEMBER_ACTIVE; s <= BK_MEMBER_MUTED; s++) {
+        if (name && strcmp(name, bk_member_state_name((bk_member_state_t) s)) == 0) {
+            return s;
+        }
+    }
+    return -1;
+}
+
 static bool
 s_str_ok(const char *s, size_t max)
 {
@@ -175,6 +210,33 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
     char key[2 * 255 + 1];
     s_gateway_key(gw->id, gw->id_len, key);
     bk_groups_t *groups = s_groups(self);
+    if (op && strcmp(op, "restore") == 0) {
+        // After a broker restart a gateway names its members again: a restored member is
+        // attached to it; anything else is told removed, so the gateway forgets it.
+        bk_member_t *m = NULL;
+        bk_where_t w = {.gateway = key, .conn = (uint64_t) conn, .topic = topic};
+        bk_groups_rc_t rc = group_id && user_id ? bk_groups_attach(groups, group_id, user_id, &w, &m)
+                                                : BK_GROUPS_INVALID;
+        int claimed = s_state_parse(ga_map_get_str(b, "state"));
+        if (rc == BK_GROUPS_NOT_MEMBER && claimed >= 0) {
+            // Dropped while this gateway was out of reach (declared dead): back with the state
+            // it had, which the gateway kept.
+            rc = bk_groups_restore_member(groups, group_id, user_id,
+                                          (bk_member_state_t) claimed);
+            rc = rc == BK_GROUPS_OK ? bk_groups_attach(groups, group_id, user_id, &w, &m) : rc;
+        }
+        if (rc == BK_GROUPS_OK) {
+            s_event_ex(self, bk_groups_find(groups, group_id), m, false, true);
+        } else if (group_id && user_id && topic && conn > 0) {
+            bk_group_t none = {.id = (char *) group_id};
+            bk_member_t gone = {.user_id = (char *) user_id,
+                                .gateway = key,
+                                .conn = (uint64_t) conn,
+                                .topic = (char *) topic};
+            s_event(self, &none, &gone, true);
+        }
+        return;
+    }
     if (op && strcmp(op, "drop") == 0) {
         // A connection closed (no topic) or left a channel: its memberships go, no reply.
         if (conn > 0) {
@@ -332,6 +394,208 @@ bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_valu
     ga_map_put(reply, a, "ok", ga_bool(true));
     ga_map_put(reply, a, "removed_members", ga_int((int64_t) gone->n_members));
     bk_group_free(&gone);
+}
+
+// ---------------------------------------------------------------------------------------------
+// State file: {"genapi_relay": 1, "groups": [{"group_id", "group_type", "admin", "seq",
+// "members": [{"user_id", "state"}]}]} (docs/configuration.md, "relay_state_file").
+
+static bool
+s_state_file(const bk_broker_t *self)
+{
+    return self->cfg->relay_state_file && self->cfg->relay_state_file[0];
+}
+
+// Reads the whole file into a new buffer; NULL with errno set (ENOENT: no file yet).
+static char *
+s_read_file(const char *path, size_t *len, const char **why)
+{
+    *why = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t) st.st_size > BK_RELAY_STATE_MAX) {
+        *why = "not a regular file of at most 256 MiB";
+        close(fd);
+        return NULL;
+    }
+    size_t size = (size_t) st.st_size;
+    char *text = ga_malloc(size + 1);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t k = read(fd, text + got, size - got);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            *why = k < 0 ? strerror(errno) : "file shrank while read";
+            ga_free(text);
+            close(fd);
+            return NULL;
+        }
+        got += (size_t) k;
+    }
+    close(fd);
+    *len = size;
+    return text;
+}
+
+ga_err_t
+bk_relay_load(bk_broker_t *self)
+{
+    if (!s_state_file(self)) {
+        return GA_OK;
+    }
+    const char *path = self->cfg->relay_state_file;
+    size_t len = 0;
+    const char *why = NULL;
+    char *text = s_read_file(path, &len, &why);
+    if (text == NULL && why == NULL && errno == ENOENT) {
+        return GA_OK; // first start
+    }
+    if (text == NULL) {
+        GA_ERR("relay_state_file: cannot read %s: %s", path, why ? why : strerror(errno));
+        return GA_ECONFIG;
+    }
+    ga_arena_t *a = ga_arena_new(len + 4096);
+    ga_value_t doc;
+    char err[200];
+    ga_err_t rc = GA_OK;
+    bk_groups_t *groups = s_groups(self);
+    const ga_value_t *list = NULL;
+    if (ga_json_decode(text, len, a, &doc, err, sizeof err) != GA_OK) {
+        GA_ERR("relay_state_file: %s is not valid JSON (%s)", path, err);
+        rc = GA_ECONFIG;
+    } else if (doc.type != GA_MAP ||
+               ga_map_get_int(&doc, "genapi_relay", 0) != BK_RELAY_STATE_VERSION ||
+               (list = ga_map_get(&doc, "groups")) == NULL || list->type != GA_ARRAY) {
+        GA_ERR("relay_state_file: %s is not a genapi relay state file (want "
+               "{\"genapi_relay\": 1, \"groups\": [...]})", path);
+        rc = GA_ECONFIG;
+    }
+    size_t members = 0;
+    for (uint32_t i = 0; rc == GA_OK && i < list->len; i++) {
+        const ga_value_t *g = &list->u.items[i];
+        const char *id = g->type == GA_MAP ? ga_map_get_str(g, "group_id") : NULL;
+        int type = g->type == GA_MAP ? bk_group_type_parse(ga_map_get_str(g, "group_type")) : -1;
+        const char *admin = g->type == GA_MAP ? ga_map_get_str(g, "admin") : NULL;
+        int64_t seq = g->type == GA_MAP ? ga_map_get_int(g, "seq", -1) : -1;
+        const ga_value_t *ms = g->type == GA_MAP ? ga_map_get(g, "members") : NULL;
+        bk_groups_rc_t grc = type < 0 || seq < 0 || ms == NULL || ms->type != GA_ARRAY
+                                 ? BK_GROUPS_INVALID
+                                 : bk_groups_restore_group(groups, id, (bk_group_type_t) type,
+                                                           admin, (uint64_t) seq);
+        for (uint32_t j = 0; grc == BK_GROUPS_OK && j < ms->len; j++) {
+            const ga_value_t *m = &ms->u.items[j];
+            int st = m->type == GA_MAP ? s_state_parse(ga_map_get_str(m, "state")) : -1;
+            grc = st < 0 ? BK_GROUPS_INVALID
+                         : bk_groups_restore_member(groups, id,
+                                                    ga_map_get_str(m, "user_id"),
+                                                    (bk_member_state_t) st);
+            members++;
+        }
+        if (grc != BK_GROUPS_OK) {
+            GA_ERR("relay_state_file: %s: group %u: %s (want {group_id, group_type, admin, seq, "
+                   "members: [{user_id, state}]})", path, i, bk_groups_strerror(grc));
+            rc = GA_ECONFIG;
+        }
+    }
+    if (rc == GA_OK) {
+        self->relay_detached = members > 0;
+        bk_groups_saved(groups);
+        GA_INFO("relay_state_file: %zu group(s), %zu member(s) read from %s",
+                bk_groups_count(groups), members, path);
+    } else {
+        bk_groups_destroy(&self->groups); // nothing half-loaded stays
+    }
+    ga_arena_destroy(&a);
+    ga_free(text);
+    return rc;
+}
+
+void
+bk_relay_save(bk_broker_t *self)
+{
+    if (!s_state_file(self) || self->groups == NULL ||
+        !bk_groups_dirty(self->groups)) {
+        return;
+    }
+    const char *path = self->cfg->relay_state_file;
+    ga_buf_t out;
+    ga_buf_init(&out);
+    char num[64];
+    ga_buf_append_str(&out, "{\"genapi_relay\":1,\"groups\":[");
+    bool first = true;
+    for (bk_group_t *g = bk_groups_first(self->groups); g; g = bk_groups_next(self->groups)) {
+        ga_buf_append_str(&out, first ? "\n{\"group_id\":" : ",\n{\"group_id\":");
+        first = false;
+        ga_json_encode_str(&out, g->id, strlen(g->id));
+        ga_buf_append_str(&out, ",\"group_type\":\"");
+        ga_buf_append_str(&out, bk_group_type_name(g->type));
+        ga_buf_append_str(&out, "\",\"admin\":");
+        ga_json_encode_str(&out, g->admin, strlen(g->admin));
+        snprintf(num, sizeof num, ",\"seq\":%llu,\"members\":[", (unsigned long long) g->seq);
+        ga_buf_append_str(&out, num);
+        for (size_t i = 0; i < g->n_members; i++) {
+            ga_buf_append_str(&out, i ? ",{\"user_id\":" : "{\"user_id\":");
+            ga_json_encode_str(&out, g->members[i].user_id, strlen(g->members[i].user_id));
+            ga_buf_append_str(&out, ",\"state\":\"");
+            ga_buf_append_str(&out, bk_member_state_name(g->members[i].state));
+            ga_buf_append_str(&out, "\"}");
+        }
+        ga_buf_append_str(&out, "]}");
+    }
+    ga_buf_append_str(&out, "\n]}\n");
+    char tmp[4200];
+    bool ok = (size_t) snprintf(tmp, sizeof tmp, "%s.tmp", path) < sizeof tmp;
+    int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    size_t put = 0;
+    while (fd >= 0 && put < out.len) {
+        ssize_t k = write(fd, out.data + put, out.len - put);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            break;
+        }
+        put += (size_t) k;
+    }
+    ok = fd >= 0 && put == out.len && fsync(fd) == 0;
+    int err = ok ? 0 : errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        err = errno;
+    }
+    if (ok) {
+        bk_groups_saved(self->groups);
+    } else {
+        GA_WARN("relay_state_file: cannot write %s: %s (groups are kept in memory; retried "
+                "later)", path, err ? strerror(err) : "short write");
+        if (fd >= 0) {
+            unlink(tmp);
+        }
+    }
+    ga_buf_fini(&out);
+}
+
+void
+bk_relay_tick(bk_broker_t *self, int64_t now)
+{
+    if (!self->relay_detached || now < self->warm_until || self->groups == NULL) {
+        return;
+    }
+    self->relay_detached = false;
+    size_t n = bk_groups_drop_where(self->groups, "", 0, NULL, NULL, NULL);
+    if (n) {
+        GA_NOTICE("relay: %zu restored member(s) no gateway claimed removed", n);
+    }
 }
 
 void

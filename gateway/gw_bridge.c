@@ -604,6 +604,23 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     return GA_OK;
 }
 
+// Names one local member to a broker that has just started (op `restore`, no reply).
+static void
+s_restore_member(void *arg, const char *group_id, const char *user_id, uint64_t conn_id,
+                 const char *topic, const char *state)
+{
+    gw_bridge_t *self = arg;
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "state", ga_str(state));
+    ga_map_put(&m, a, "op", ga_str("restore"));
+    ga_map_put(&m, a, "group_id", ga_str(group_id));
+    ga_map_put(&m, a, "user_id", ga_str(user_id));
+    ga_map_put(&m, a, "conn", ga_int((int64_t) conn_id));
+    ga_map_put(&m, a, "topic", ga_str(topic));
+    s_send(self, GA_CMD_GROUP, &m);
+}
+
 void
 gw_bridge_group_drop(gw_bridge_t *self, uint64_t conn_id, const char *topic)
 {
@@ -822,6 +839,16 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
         bool snapshot = msg->cmd == GA_CMD_SNAPSHOT;
         s_check_seq(self, msg);
         size_t n = gw_pipeline_apply(self->pipeline, &msg->value, snapshot);
+        if (snapshot) {
+            // A SNAPSHOT comes when the broker sees us anew: it has just started (and knows
+            // our relay members only from its state file, if at all), or it took us for dead
+            // and dropped them, or we asked after a gap. Name them all (it answers each with an
+            // event, restored or removed); a restarted broker numbers messages anew.
+            if (ga_map_get_int(&msg->value, "warming_ms", 0) > 0) {
+                gw_relay_renumber(self->relay);
+            }
+            gw_relay_each(self->relay, s_restore_member, self);
+        }
         s_stream_connect(self, ga_map_get_int(&msg->value, "stream_port", 0));
         int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
         if (hb > 0 && hb != self->hb_ms) {

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t last_seq;  // the last sequence number seen (or the group's at the first join)
     lmember_t *members; // local members
     size_t n, cap;      // used, allocated
+    bool renumber;      // a restarted broker numbers anew: take the next restored event's seq
 } lgroup_t;
 
 struct gw_relay_t {
@@ -245,6 +246,35 @@ gw_relay_on_event(gw_relay_t *self, const ga_value_t *ev)
     }
     m->topic = ga_strdup(topic);
     m->state = st;
+    const ga_value_t *restored = ga_map_get(ev, "restored");
+    if (restored && restored->type == GA_BOOL && restored->u.b && seq >= 0 && g->renumber) {
+        g->last_seq = (uint64_t) seq; // a restarted broker: its numbering goes on from here
+        g->renumber = false;
+    }
+}
+
+void
+gw_relay_renumber(gw_relay_t *self)
+{
+    for (lgroup_t *g = zhash_first(self->groups); g; g = zhash_next(self->groups)) {
+        g->renumber = true;
+    }
+}
+
+void
+gw_relay_each(const gw_relay_t *self,
+              void (*fn)(void *arg, const char *group_id, const char *user_id, uint64_t conn_id,
+                         const char *topic, const char *state),
+              void *arg)
+{
+    static const char *const names[] = {"active", "pending", "muted"};
+    for (lgroup_t *g = zhash_first(self->groups); g; g = zhash_next(self->groups)) {
+        const char *id = zhash_cursor(self->groups);
+        for (size_t i = 0; i < g->n; i++) {
+            fn(arg, id, g->members[i].user_id, g->members[i].conn, g->members[i].topic,
+               names[g->members[i].state]);
+        }
+    }
 }
 
 static void

@@ -52,6 +52,17 @@ void gw_relay_note_conn(gw_relay_t *self, uint64_t conn_id);
 // With `topic` NULL the connection is forgotten.
 bool gw_relay_drop(gw_relay_t *self, uint64_t conn_id, const char *topic);
 
+// The broker restarted: each group takes the sequence number of its next `restored` event as
+// the last one seen (the new broker's numbering may differ from the old one's).
+void gw_relay_renumber(gw_relay_t *self);
+// Calls `fn` for every local member with its state ("active", "pending", "muted"): a broker
+// that has just started, or that lost this gateway for a while, is told them again
+// (docs/protocol.md, "Relay groups on the wire", `restore`).
+void gw_relay_each(const gw_relay_t *self,
+                   void (*fn)(void *arg, const char *group_id, const char *user_id,
+                              uint64_t conn_id, const char *topic, const char *state),
+                   void *arg);
+
 // Counters: messages delivered to members, gaps seen, messages found missing in them.
 uint64_t gw_relay_delivered(const gw_relay_t *self);
 uint64_t gw_relay_gaps(const gw_relay_t *self);

@@ -389,3 +389,128 @@ test('relay: operators list, inspect and delete groups with genapi-ctl (admin ac
     await stack.stop();
   }
 });
+
+test('relay: with relay_state_file, groups and members survive a broker restart', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { startBroker } = require('../support/stack');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'genapi-relay-'));
+  const file = path.join(dir, 'relay.json');
+  const brokerArgs = ['--set', `relay_state_file=${file}`];
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS, brokerArgs });
+  try {
+    const gwB = await stack.startGateway();
+    const alice = await user(stack, stack.url, 'alice');
+    const bob = await user(stack, gwB.url, 'bob');
+    const carol = await user(stack, gwB.url, 'carol');
+    await chat(alice, 'create_group', { group_id: 'keep', group_type: 'strict_private' });
+    const bobChat = (await join(bob.socket, 'chat:keep')).channel;
+    const carolChat = (await join(carol.socket, 'chat:keep')).channel;
+    await chat(alice, 'accept_member', { group_id: 'keep', user_id: 'bob' });
+    await chat(alice, 'send_message', { group_id: 'keep', message: 'before' });
+    await waitForPushes(bobChat, (ps) => relays({ pushes: ps }, 'keep').length === 1);
+
+    const endpoints = stack.broker.endpoints;
+    await stack.broker.stop(); // written at stop
+    stack.procs.splice(stack.procs.indexOf(stack.broker), 1);
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.equal(saved.genapi_relay, 1);
+    assert.deepEqual(saved.groups.map((g) => g.group_id), ['keep']);
+    const broker2 = await startBroker({ endpoints, args: brokerArgs });
+    stack.procs.unshift(broker2);
+
+    // The gateways name their members again: the same states, the same channels.
+    const r = await eventually(async () => {
+      const x = await chat(alice, 'send_message', { group_id: 'keep', message: 'after' });
+      return x.success && x;
+    }, 15000);
+    assert.deepEqual(r.result, { status: 'relayed', recipients_count: 2 });
+    await waitForPushes(bobChat, (ps) => relays({ pushes: ps }, 'keep').length === 2, 10000);
+    assert.deepEqual(from(bobChat, 'keep', 'alice'), ['before', 'after']);
+    assert.equal(bobChat.pushes.filter((p) => p.kind === 'gap').length, 0);
+    const info = await chat(bob, 'group_info', { group_id: 'keep' });
+    assert.deepEqual(info.result.members, [
+      { user_id: 'alice', state: 'active', admin: true },
+      { user_id: 'bob', state: 'active', admin: false },
+      { user_id: 'carol', state: 'pending', admin: false },
+    ]);
+    assert.equal(carolChat.pushes.filter((p) => p.kind === 'relay').length, 0);
+    // A member that leaves after the restart is gone for good.
+    carolChat.leave();
+    await eventually(async () => (await chat(alice, 'group_info', { group_id: 'keep' })).result.members.length === 2, 10000);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('relay: a gateway taken for dead and back names its members again', async () => {
+  const stack = await startStack({ workers: [], gatewayArgs: GW_ARGS });
+  try {
+    const gwB = await stack.startGateway();
+    const alice = await user(stack, stack.url, 'alice');
+    const bob = await user(stack, gwB.url, 'bob');
+    await chat(alice, 'create_group', { group_id: 'p', group_type: 'strict_private' });
+    const bobChat = (await join(bob.socket, 'chat:p')).channel;
+    await chat(alice, 'accept_member', { group_id: 'p', user_id: 'bob' });
+    await chat(alice, 'mute_member', { group_id: 'p', user_id: 'bob' });
+    // Gateway B stops answering (SIGSTOP) long enough for the broker to drop its members.
+    gwB.child.kill('SIGSTOP');
+    try {
+      await eventually(async () => (await chat(alice, 'group_info', { group_id: 'p' })).result.members.length === 1, 10000);
+    } finally {
+      gwB.child.kill('SIGCONT');
+    }
+    // Back: B names bob again, muted as he was; he receives again.
+    const info = await eventually(async () => {
+      const x = await chat(alice, 'group_info', { group_id: 'p' });
+      return x.result.members.length === 2 && x;
+    }, 10000);
+    assert.deepEqual(info.result.members[1], { user_id: 'bob', state: 'muted', admin: false });
+    await chat(alice, 'send_message', { group_id: 'p', message: 'welcome back' });
+    await waitForPushes(bobChat, (ps) => relays({ pushes: ps }, 'p').length === 1, 10000);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('relay: a corrupt or unreadable relay_state_file stops the broker at start with a reason', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { Proc } = require('../support/stack');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'genapi-relay-bad-'));
+  try {
+    const cases = {
+      'notjson.json': 'not json',
+      'wrongkind.json': '{"genapi_sticky":1,"entries":[]}',
+      'badgroup.json': '{"genapi_relay":1,"groups":[{"group_id":"g","group_type":"odd","admin":"a","seq":0,"members":[]}]}',
+      'badmember.json': '{"genapi_relay":1,"groups":[{"group_id":"g","group_type":"public","admin":"a","seq":0,"members":[{"user_id":"u","state":"asleep"}]}]}',
+    };
+    const files = Object.entries(cases).map(([name, text]) => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, text);
+      return f;
+    });
+    for (const file of [...files, dir]) {
+      const p = new Proc('genapi-broker', [
+        '--set', 'worker_endpoint=tcp://127.0.0.1:*', '--set', 'gateway_endpoint=tcp://127.0.0.1:*',
+        '--set', 'stream_in_endpoint=tcp://127.0.0.1:*', '--set', 'stream_out_endpoint=tcp://127.0.0.1:*',
+        '--set', `relay_state_file=${file}`,
+      ]);
+      const exit = await p.exitPromise;
+      assert.notEqual(exit.code, 0, file);
+      assert.ok(!p.lines.some((l) => l.startsWith('READY')), 'the broker must not start');
+      assert.match(p.stderr, /relay_state_file: /, file);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -304,6 +304,41 @@ test_groups_drop_connection_channel_and_gateway(void **state)
     bk_groups_destroy(&gs);
 }
 
+static void
+test_groups_restore_and_attach(void **state)
+{
+    (void) state;
+    bk_groups_t *gs = bk_groups_new(4, 4);
+    assert_false(bk_groups_dirty(gs));
+    assert_int_equal(bk_groups_restore_group(gs, "g", BK_GROUP_PRIVATE, "a", 42), OK);
+    assert_int_equal(bk_groups_restore_group(gs, "g", BK_GROUP_PRIVATE, "a", 0), BK_GROUPS_EXISTS);
+    assert_int_equal(bk_groups_restore_member(gs, "g", "a", BK_MEMBER_ACTIVE), OK);
+    assert_int_equal(bk_groups_restore_member(gs, "g", "p", BK_MEMBER_PENDING), OK);
+    assert_int_equal(bk_groups_restore_member(gs, "x", "p", BK_MEMBER_PENDING), NF);
+    assert_int_equal(bk_groups_find(gs, "g")->seq, 42);
+    bk_groups_saved(gs);
+    bk_member_t *m = NULL;
+    bk_where_t w = {.gateway = "bb", .conn = 3, .topic = "chat:g"};
+    assert_int_equal(bk_groups_attach(gs, "g", "p", &w, &m), OK);
+    assert_string_equal(m->gateway, "bb");
+    assert_int_equal(m->state, BK_MEMBER_PENDING); // the saved state, whatever is claimed
+    assert_true(bk_groups_dirty(gs));
+    assert_int_equal(bk_groups_attach(gs, "g", "p", &w, &m), OK); // again: already there
+    bk_where_t other = {.gateway = "cc", .conn = 3, .topic = "chat:g"};
+    assert_int_equal(bk_groups_attach(gs, "g", "p", &other, &m), AM);
+    assert_int_equal(bk_groups_attach(gs, "g", "nobody", &w, &m), NM);
+    // Unclaimed members go: the detached ones only.
+    assert_int_equal(bk_groups_drop_where(gs, "", 0, NULL, NULL, NULL), 1);
+    assert_null(bk_group_member(bk_groups_find(gs, "g"), "a"));
+    assert_non_null(bk_group_member(bk_groups_find(gs, "g"), "p"));
+    // The admin is still the admin when it joins again.
+    bk_member_state_t st;
+    bool moved;
+    assert_int_equal(bk_groups_join(gs, "g", "a", &w, &st, &moved), OK);
+    assert_int_equal(st, BK_MEMBER_ACTIVE);
+    bk_groups_destroy(&gs);
+}
+
 int
 main(void)
 {
@@ -312,6 +347,7 @@ main(void)
         cmocka_unit_test(test_groups_missing_group_and_creation_errors),
         cmocka_unit_test(test_groups_join_again_moves_the_channel_or_is_refused),
         cmocka_unit_test(test_groups_drop_connection_channel_and_gateway),
+        cmocka_unit_test(test_groups_restore_and_attach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
