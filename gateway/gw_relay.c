@@ -48,6 +48,7 @@ struct gw_relay_t {
         char *topic;              // channel (owned), or NULL: every channel
     } *later;                     // drops asked for during delivery (a member cut off as slow)
     size_t n_later, cap_later;    // used, allocated
+    ga_buf_t json;                // the response being delivered, encoded once (reused)
 };
 
 static void s_drop_now(gw_relay_t *self, uint64_t conn_id, const char *topic);
@@ -143,6 +144,7 @@ gw_relay_new(gw_relay_sub_fn *sub, void *sub_arg)
     self->conns = ga_idmap_new();
     self->sub = sub;
     self->sub_arg = sub_arg;
+    ga_buf_init(&self->json);
     return self;
 }
 
@@ -155,6 +157,7 @@ gw_relay_destroy(gw_relay_t **self_p)
     zhash_destroy(&(*self_p)->groups);
     ga_idmap_destroy(&(*self_p)->conns);
     ga_free((*self_p)->later);
+    ga_buf_fini(&(*self_p)->json);
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -310,9 +313,12 @@ s_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len, const ga_
                              .success = false,
                              .result = &r,
                              .error = "relay messages were lost"};
+        ga_buf_reset(&self->json);
+        gw_response_encode(&gap, &self->json);
         for (size_t i = 0; self->deliver && i < g->n; i++) {
             if (g->members[i].state != L_PENDING) {
-                self->deliver(self->deliver_arg, g->members[i].conn, g->members[i].topic, &gap);
+                self->deliver(self->deliver_arg, g->members[i].conn, g->members[i].topic, &gap,
+                              (const char *) self->json.data, self->json.len);
             }
         }
         ga_arena_destroy(&a);
@@ -334,9 +340,12 @@ s_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len, const ga_
                           .kind = GW_KIND_RELAY,
                           .success = true,
                           .result = &result};
+    ga_buf_reset(&self->json);
+    gw_response_encode(&resp, &self->json); // once for every member
     for (size_t i = 0; self->deliver && i < g->n; i++) {
         if (g->members[i].state != L_PENDING) {
-            self->deliver(self->deliver_arg, g->members[i].conn, g->members[i].topic, &resp);
+            self->deliver(self->deliver_arg, g->members[i].conn, g->members[i].topic, &resp,
+                          (const char *) self->json.data, self->json.len);
             self->delivered++;
         }
     }

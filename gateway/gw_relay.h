@@ -23,9 +23,10 @@
 
 // Subscribe (true) or unsubscribe the proxy topic `topic` ("r.<group>").
 typedef void(gw_relay_sub_fn)(void *arg, const char *topic, bool subscribe);
-// Deliver `resp` (kind relay or gap) to connection `conn_id` on channel `topic`.
+// Deliver `resp` (kind relay or gap) to connection `conn_id` on channel `topic`; `json` (`len`
+// bytes) is its encoding (gw_response_encode), the same for every member of one message.
 typedef void(gw_relay_deliver_fn)(void *arg, uint64_t conn_id, const char *topic,
-                                  const gw_response_t *resp);
+                                  const gw_response_t *resp, const char *json, size_t len);
 
 typedef struct gw_relay_t gw_relay_t;
 

@@ -335,16 +335,20 @@ s_on_relay_join(gw_server_t *self, const gw_route_t *route, const ga_value_t *bo
 // A relay message (or gap notice) for a member on this gateway: pushed on the channel through
 // which it joined the group, when that channel is still joined.
 static void
-s_on_relay(void *arg, uint64_t conn_id, const char *topic, const gw_response_t *resp)
+s_on_relay(void *arg, uint64_t conn_id, const char *topic, const gw_response_t *resp,
+           const char *json, size_t len)
 {
     gw_server_t *self = arg;
+    (void) resp; // already encoded in `json`, once for every member
     gw_conn_t *conn = ga_idmap_get(self->conns, conn_id);
     gw_channel_t *ch = conn ? gw_conn_channel(conn, topic) : NULL;
     if (ch == NULL) {
         self->stats.undelivered++;
         return;
     }
-    s_push(self, conn, ch->join_ref, topic, resp);
+    ga_buf_reset(&self->frame);
+    gw_phx_encode(&self->frame, ch->join_ref, NULL, topic, self->cfg->api_event, json, len);
+    s_send_frame(self, conn, &self->frame);
 }
 
 static void

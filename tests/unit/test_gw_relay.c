@@ -32,9 +32,11 @@ s_sub(void *arg, const char *topic, bool subscribe)
 }
 
 static void
-s_deliver(void *arg, uint64_t conn, const char *topic, const gw_response_t *resp)
+s_deliver(void *arg, uint64_t conn, const char *topic, const gw_response_t *resp,
+          const char *json, size_t len)
 {
     rec_t *r = arg;
+    assert_true(len > 0 && json[0] == '{' && json[len - 1] == '}');
     r->conn[r->n] = conn;
     snprintf(r->topic[r->n], sizeof r->topic[0], "%s", topic);
     r->kind[r->n] = resp->kind;
@@ -141,9 +143,10 @@ test_relay_delivers_by_state_and_reports_gaps(void **state)
 // delivery loop: the others still get the message, and the drop happens once the loop is done.
 static gw_relay_t *s_relay;
 static void
-s_deliver_and_cut(void *arg, uint64_t conn, const char *topic, const gw_response_t *resp)
+s_deliver_and_cut(void *arg, uint64_t conn, const char *topic, const gw_response_t *resp,
+                  const char *json, size_t len)
 {
-    s_deliver(arg, conn, topic, resp);
+    s_deliver(arg, conn, topic, resp, json, len);
     if (conn == 1) {
         assert_true(gw_relay_drop(s_relay, 1, NULL));
     }
