@@ -215,8 +215,9 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
         // attached to it; anything else is told removed, so the gateway forgets it.
         bk_member_t *m = NULL;
         bk_where_t w = {.gateway = key, .conn = (uint64_t) conn, .topic = topic};
-        bk_groups_rc_t rc = group_id && user_id ? bk_groups_attach(groups, group_id, user_id, &w, &m)
-                                                : BK_GROUPS_INVALID;
+        bk_groups_rc_t rc = group_id && user_id
+                                ? bk_groups_attach(groups, group_id, user_id, &w, &m)
+                                : BK_GROUPS_INVALID;
         int claimed = s_state_parse(ga_map_get_str(b, "state"));
         if (rc == BK_GROUPS_NOT_MEMBER && claimed >= 0) {
             // Dropped while this gateway was out of reach (declared dead): back with the state

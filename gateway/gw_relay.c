@@ -66,7 +66,8 @@ static const struct {
     extra_types "},\"arg_orders\":[" orders "]"
     {"create", "create_group",
      GW_BUILTIN("create_group",
-                ",\"group_type\":{\"type\":\"string\",\"max_bytes\":32,\"default_value\":\"public\"}",
+                ",\"group_type\":{\"type\":\"string\",\"max_bytes\":32,"
+                "\"default_value\":\"public\"}",
                 "\"group_id\",\"group_type\"") "}"},
     {"join", "join_group", GW_BUILTIN("join_group", "", "\"group_id\"") "}"},
     {"leave", "leave_group", GW_BUILTIN("leave_group", "", "\"group_id\"") "}"},
