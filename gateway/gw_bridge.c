@@ -48,6 +48,8 @@ struct pending_t {
     int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
     int64_t held_timeout_ms;      // its timeout
     int64_t hook_timeout_ms;      // each hook call's timeout
+    bool before_local;            // `before` is an in-process hook's: run, never sent
+    bool after_local;             // `after` likewise
     pending_t *next;              // free-list link
 };
 
@@ -357,6 +359,8 @@ s_release(gw_bridge_t *self, pending_t *p)
     ga_buf_reset(&p->after);
     ga_buf_reset(&p->kept);
     p->step = STEP_CALL;
+    p->before_local = false;
+    p->after_local = false;
     p->next = self->free_list;
     self->free_list = p;
 }
@@ -457,6 +461,13 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     ga_wire_encode(out, &m);
 }
 
+// The hook chain's steps (below gw_bridge_call_checked).
+static ga_err_t s_held_decode(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id,
+                              ga_value_t args, const ga_value_t *result, ga_value_t request_args,
+                              ga_value_t *out);
+static void s_before_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body);
+static void s_after_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body);
+
 // Tracks `p` under `id` with its deadline: timeout + grace after now (a hook step: its
 // hook_timeout exactly, which the broker does not know of). For a stream (not while
 // its permission check or before hook runs) that bounds the silence between two messages: each one received
@@ -496,15 +507,21 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     // step before it allows (s_on_result).
     gw_call_t before;
     gw_call_t after;
-    bool has_before = gw_pipeline_hook_call(call->who, call, GW_HOOK_BEFORE, self->arena, &before);
-    bool has_after = gw_pipeline_hook_call(call->who, call, GW_HOOK_AFTER, self->arena, &after);
+    bool has_before =
+        gw_pipeline_hook_call(self->pipeline, call->who, call, GW_HOOK_BEFORE, self->arena, &before);
+    bool has_after =
+        gw_pipeline_hook_call(self->pipeline, call->who, call, GW_HOOK_AFTER, self->arena, &after);
     const gw_call_t *first = check ? check : has_before ? &before : call;
+    // An in-process before hook first runs at once (below): the call, sent after it, then
+    // carries the keys for the broker's rate limits.
+    bool local_first = first == &before && before.local_hook;
     uint64_t id = ++self->next_id;
-    s_encode_call(self, first, id, &self->out, true);
-    ga_err_t rc = ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out);
-    if (rc != GA_OK) {
-        ga_arena_reset(self->arena);
-        return GA_EUNAVAIL;
+    if (!local_first) {
+        s_encode_call(self, first, id, &self->out, true);
+        if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) != GA_OK) {
+            ga_arena_reset(self->arena);
+            return GA_EUNAVAIL;
+        }
     }
     if (first == call && call->response_type == GA_RESP_NONE) {
         ga_arena_reset(self->arena);
@@ -526,19 +543,27 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     p->step = check ? STEP_CHECK : has_before ? STEP_BEFORE : STEP_CALL;
     p->hook_timeout_ms =
         call->hook_timeout_ms > 0 ? call->hook_timeout_ms : GA_FUNCFG_HOOK_TIMEOUT_DEFAULT;
+    p->before_local = has_before && before.local_hook;
+    p->after_local = has_after && after.local_hook;
     if (check && has_before) {
         s_encode_call(self, &before, 0, &p->before, false); // its id is set when it is sent
     }
     if (first != call) {
         p->held_id = ++self->next_id;
         p->held_timeout_ms = call->timeout_ms;
-        s_encode_call(self, call, p->held_id, &p->held, false); // counted with the first step
+        s_encode_call(self, call, p->held_id, &p->held, local_first); // else counted with the first
     }
     if (has_after) {
         s_encode_call(self, &after, 0, &p->after, false); // sent with the result added
     }
+    if (local_first) {
+        ga_value_t body = gw_pipeline_run_hook(self->pipeline, before.service, &before.args,
+                                               self->arena);
+        s_before_done(self, p, &body);
+    } else {
+        s_track(self, p, id, first->timeout_ms);
+    }
     ga_arena_reset(self->arena);
-    s_track(self, p, id, first->timeout_ms);
     return GA_OK;
 }
 
@@ -652,6 +677,21 @@ static ga_err_t
 s_send_held(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args,
             const ga_value_t *result, ga_value_t request_args)
 {
+    ga_value_t m;
+    if (s_held_decode(self, buf, id, args, result, request_args, &m) != GA_OK) {
+        return GA_EUNAVAIL;
+    }
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, &m);
+    return ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) == GA_OK ? GA_OK
+                                                                               : GA_EUNAVAIL;
+}
+
+// Decodes the CALL held in `buf` into `*out` (in the arena), patched as s_send_held says.
+static ga_err_t
+s_held_decode(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args,
+              const ga_value_t *result, ga_value_t request_args, ga_value_t *out)
+{
     ga_arena_t *a = self->arena;
     ga_value_t m;
     if (ga_wire_decode(buf->data, buf->len, a, &m) != GA_OK || m.type != GA_MAP) {
@@ -674,10 +714,21 @@ s_send_held(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args
     if (request_args.type != GA_NIL && req_args) {
         *req_args = request_args;
     }
-    ga_buf_reset(&self->out);
-    ga_wire_encode(&self->out, &m);
-    return ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) == GA_OK ? GA_OK
-                                                                               : GA_EUNAVAIL;
+    *out = m;
+    return GA_OK;
+}
+
+// Runs the in-process hook of the hook CALL held in `buf` (its service is the hook's name;
+// `result` added to its args when not NULL) and returns its answer as a RESULT body.
+static ga_value_t
+s_run_local(gw_bridge_t *self, const ga_buf_t *buf, const ga_value_t *result)
+{
+    ga_value_t m;
+    if (s_held_decode(self, buf, 0, ga_nil(), result, ga_nil(), &m) != GA_OK) {
+        return gw_pipeline_run_hook(self->pipeline, "", &m, self->arena); // fails: no such hook
+    }
+    return gw_pipeline_run_hook(self->pipeline, ga_map_get_str(&m, "service"),
+                                ga_map_get(&m, "args"), self->arena);
 }
 
 // The held call was sent: track it, and acknowledge an async or stream call now.
@@ -702,6 +753,13 @@ s_sent(gw_bridge_t *self, pending_t *p)
 static void
 s_advance(gw_bridge_t *self, pending_t *p)
 {
+    if (p->before.len && p->before_local) {
+        ga_value_t body = s_run_local(self, &p->before, NULL);
+        ga_buf_reset(&p->before);
+        p->step = STEP_BEFORE;
+        s_before_done(self, p, &body);
+        return;
+    }
     if (p->before.len) {
         uint64_t id = ++self->next_id;
         if (s_send_held(self, &p->before, id, ga_nil(), NULL, ga_nil()) != GA_OK) {
@@ -770,7 +828,16 @@ s_after_start(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
     const ga_value_t *result = ga_map_get(body, "result");
     ga_value_t nil = ga_nil();
     uint64_t id = ++self->next_id;
-    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b ||
+    bool success = ok && ok->type == GA_BOOL && ok->u.b;
+    if (success && p->after_local) {
+        ga_buf_reset(&p->kept);
+        ga_wire_encode(&p->kept, body);
+        ga_value_t answer = s_run_local(self, &p->after, result ? result : &nil);
+        p->step = STEP_AFTER;
+        s_after_done(self, p, &answer);
+        return;
+    }
+    if (!success ||
         s_send_held(self, &p->after, id, ga_nil(), result ? result : &nil, ga_nil()) != GA_OK) {
         self->on_result(self->arg, &p->route, body);
         s_release(self, p);

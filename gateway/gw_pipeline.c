@@ -12,6 +12,13 @@
 #include <string.h>
 
 #define GW_PERMISSION_FNS_MAX 32 // in-process permission callbacks
+#define GW_HOOK_FNS_MAX       32 // in-process hooks
+
+typedef struct {
+    const char *name; // hook name (borrowed)
+    gw_hook_fn *fn;   // the hook
+    void *arg;        // its argument
+} hook_fn_t;
 
 typedef struct {
     const char *name;       // permission_callback name (borrowed)
@@ -28,6 +35,8 @@ struct gw_pipeline_t {
     permission_fn_t permission_fns[GW_PERMISSION_FNS_MAX]; // in-process callbacks
     size_t n_permission_fns;         // entries used
     ga_ratelimit_t *limits;          // rate limits (docs/configuration.md, "Rate limits")
+    hook_fn_t hook_fns[GW_HOOK_FNS_MAX]; // in-process hooks
+    size_t n_hook_fns;               // entries used
     uint64_t hook_failures;          // hook calls that failed (gw_pipeline_hook_failures)
     uint64_t hook_timeouts;          // hook calls that timed out
 };
@@ -424,6 +433,51 @@ s_is_function_name(const char *name)
     return dot && dot != name && dot[1] != '\0';
 }
 
+static const hook_fn_t *
+s_local_hook(const gw_pipeline_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_hook_fns; i++) {
+        if (strcmp(self->hook_fns[i].name, name) == 0) {
+            return &self->hook_fns[i];
+        }
+    }
+    return NULL;
+}
+
+// An in-process hook's name, or a worker function's.
+static bool
+s_hook_runs(const gw_pipeline_t *self, const char *name)
+{
+    return s_local_hook(self, name) != NULL || s_is_function_name(name);
+}
+
+void
+gw_pipeline_register_hook(gw_pipeline_t *self, const char *name, gw_hook_fn *fn, void *arg)
+{
+    ga_assert(self->n_hook_fns < GW_HOOK_FNS_MAX);
+    self->hook_fns[self->n_hook_fns++] = (hook_fn_t){.name = name, .fn = fn, .arg = arg};
+}
+
+ga_value_t
+gw_pipeline_run_hook(gw_pipeline_t *self, const char *name, const ga_value_t *args,
+                     ga_arena_t *arena)
+{
+    const hook_fn_t *h = s_local_hook(self, name);
+    ga_value_t body = ga_map(arena, 4);
+    char *reason = ga_arena_alloc(arena, 256);
+    reason[0] = '\0';
+    ga_value_t out = ga_nil();
+    if (h && h->fn(h->arg, args, arena, &out, reason, 256) == GA_OK) {
+        ga_map_put(&body, arena, "ok", ga_bool(true));
+        ga_map_put(&body, arena, "result", out);
+        return body;
+    }
+    ga_map_put(&body, arena, "ok", ga_bool(false));
+    ga_map_put(&body, arena, "error", ga_str(reason[0] ? reason : "Hook failed"));
+    ga_map_put(&body, arena, "code", ga_int(reason[0] ? GA_EHANDLER : GA_EINTERNAL));
+    return body;
+}
+
 ga_err_t
 gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_value_t *payload,
                     ga_arena_t *arena, gw_call_t *call, gw_response_t *refusal)
@@ -506,14 +560,15 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     }
     call->config = &cfg->source;
     call->hook_timeout_ms = cfg->hook_timeout_ms;
-    // A hook must be a worker function "service.request_type": any other name cannot run, so
-    // a before hook refuses the call and an after hook leaves the result (both counted).
-    if (cfg->before_execute && !s_is_function_name(cfg->before_execute)) {
+    // A hook is a worker function "service.request_type" or an in-process hook: any other
+    // name cannot run, so a before hook refuses the call and an after hook leaves the result
+    // (both counted).
+    if (cfg->before_execute && !s_hook_runs(self, cfg->before_execute)) {
         self->hook_failures++;
         gw_response_error(refusal, request_id, "Hook failed", false);
         return GA_EDENIED;
     }
-    if (cfg->after_execute && !s_is_function_name(cfg->after_execute)) {
+    if (cfg->after_execute && !s_hook_runs(self, cfg->after_execute)) {
         self->hook_failures++;
     } else if (cfg->after_execute) {
         call->after_execute = ga_arena_strdup(arena, cfg->after_execute);
@@ -527,19 +582,25 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
 }
 
 bool
-gw_pipeline_hook_call(const gw_identity_t *who, const gw_call_t *call, gw_hook_stage_t stage,
-                      ga_arena_t *arena, gw_call_t *hook)
+gw_pipeline_hook_call(const gw_pipeline_t *self, const gw_identity_t *who, const gw_call_t *call,
+                      gw_hook_stage_t stage, ga_arena_t *arena, gw_call_t *hook)
 {
     bool before = stage == GW_HOOK_BEFORE;
     const char *name = before ? call->before_execute : call->after_execute;
-    if (name == NULL || !s_is_function_name(name)) {
+    if (name == NULL || !s_hook_runs(self, name)) {
         return false;
     }
-    const char *dot = strchr(name, '.');
     memset(hook, 0, sizeof *hook);
     hook->request_id = call->request_id;
-    hook->service = ga_arena_strndup(arena, name, (size_t) (dot - name));
-    hook->request_type = dot + 1;
+    if (s_local_hook(self, name)) {
+        hook->local_hook = true;
+        hook->service = name;
+        hook->request_type = "";
+    } else {
+        const char *dot = strchr(name, '.');
+        hook->service = ga_arena_strndup(arena, name, (size_t) (dot - name));
+        hook->request_type = dot + 1;
+    }
     hook->response_type = GA_RESP_SYNC;
     hook->timeout_ms = call->hook_timeout_ms > 0 ? call->hook_timeout_ms
                                                  : GA_FUNCFG_HOOK_TIMEOUT_DEFAULT;

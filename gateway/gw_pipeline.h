@@ -88,6 +88,9 @@ typedef struct gw_call_t {
     // The function's config as registered, for hooks to read (borrowed from the registry copy:
     // valid while the call is being sent). NULL outside the pipeline.
     const ga_value_t *config;
+    // A hook call (gw_pipeline_hook_call) of an in-process hook: run with gw_pipeline_run_hook,
+    // never sent.
+    bool local_hook;
 } gw_call_t;
 
 typedef enum {
@@ -100,6 +103,15 @@ typedef enum {
 // wrote a `reason`, else "Permission denied".
 typedef ga_err_t(gw_permission_fn)(void *arg, const gw_identity_t *who, const gw_call_t *call,
                                    char *reason, size_t reason_len);
+
+// An in-process hook (registered by an embedding program): `args` is what a worker hook gets
+// (WK_HOOK_ARGS: hook, request, config, extra, result). GA_OK: `*out` (built in `arena`) is its
+// answer: for a before hook {args: {...}} to replace the args (validated again) or any other
+// value to go on; for an after hook the result the client gets. Anything else: a before hook
+// refuses the call with `reason` (or "Hook failed" when it wrote none); an after hook leaves
+// the result. Runs on the gateway's loop thread: it must not block.
+typedef ga_err_t(gw_hook_fn)(void *arg, const ga_value_t *args, ga_arena_t *arena,
+                             ga_value_t *out, char *reason, size_t reason_len);
 
 typedef struct {
     bool detail_errors; // show internal error details to clients
@@ -162,9 +174,20 @@ const char *gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena);
 // worker.h): hook ("before" or "after"), request {request_id, service, request_type, version,
 // args, user_id, roles, device_id, ip}, config (the function's, read-only), extra (the hook's
 // extra args, or nil) and, for an after hook, result (added by the bridge when the result
-// comes). False when the call has no such hook or its name is not "service.request_type".
-bool gw_pipeline_hook_call(const gw_identity_t *who, const gw_call_t *call, gw_hook_stage_t stage,
-                           ga_arena_t *arena, gw_call_t *hook);
+// comes). False when the call has no such hook, or its name is neither "service.request_type"
+// nor an in-process hook's.
+// An in-process hook's name instead sets `hook->local_hook` (service is the name).
+bool gw_pipeline_hook_call(const gw_pipeline_t *self, const gw_identity_t *who,
+                           const gw_call_t *call, gw_hook_stage_t stage, ga_arena_t *arena,
+                           gw_call_t *hook);
+// Registers an in-process hook under `name`: a config whose before_execute or after_execute
+// names it runs it at that step of the chain, on the loop thread. Names are borrowed.
+void gw_pipeline_register_hook(gw_pipeline_t *self, const char *name, gw_hook_fn *fn, void *arg);
+// Runs the in-process hook `name` on `args` and returns its answer as a RESULT body, as a worker
+// hook's would be: {ok: true, result} or {ok: false, error, code} (code GA_EHANDLER when it gave
+// a reason, GA_EINTERNAL otherwise or when no such hook is registered).
+ga_value_t gw_pipeline_run_hook(gw_pipeline_t *self, const char *name, const ga_value_t *args,
+                                ga_arena_t *arena);
 // The verdict of a before hook's RESULT `body` on the CALL body `call` it guards (service,
 // request_type, version, args). GA_OK: go on, sending `*args`: the hook's replacement (an ok
 // answer {args: {...}}), validated again against the function's declaration, or the call's own

@@ -540,6 +540,43 @@ test_bridge_failing_after_hook_keeps_the_result(void **state)
     assert_false(s_broker_recv(f, GA_CMD_CALL, 50));
 }
 
+// In-process hooks (gw_pipeline_register_hook) run in the chain at once: the before hook's args
+// are what the call is sent with, the after hook's answer is the result.
+static ga_err_t
+s_local_hook(void *arg, const ga_value_t *args, ga_arena_t *arena, ga_value_t *out, char *reason,
+             size_t reason_len)
+{
+    (void) arg;
+    (void) reason;
+    (void) reason_len;
+    const char *hook = ga_map_get_str(args, "hook");
+    if (strcmp(hook, "before") == 0) {
+        ga_value_t replaced = ga_map(arena, 1);
+        ga_map_put(&replaced, arena, "n", ga_int(40));
+        *out = ga_map(arena, 1);
+        ga_map_put(out, arena, "args", replaced);
+    } else {
+        *out = ga_int(ga_map_get_int(args, "result", 0) + 2);
+    }
+    return GA_OK;
+}
+
+static void
+test_bridge_runs_in_process_hooks(void **state)
+{
+    fixture_t *f = *state;
+    gw_pipeline_register_hook(f->pipeline, "h.before", s_local_hook, NULL);
+    gw_pipeline_register_hook(f->pipeline, "h.after", s_local_hook, NULL);
+    s_hooked_call(f, false, 1000, GA_RESP_SYNC);
+    int64_t id = s_expect_call(f, "s", "f"); // the hook ran at once: the call is what comes
+    assert_int_equal(ga_map_get_int(ga_map_get(&f->msg.value, "args"), "n", 0), 40);
+    s_answer(f, id, "\"ok\":true,\"result\":40");
+    s_pump(f, 3000, s_one_result);
+    assert_string_equal(f->result_json, "{\"ok\":true,\"result\":42}");
+    assert_false(s_broker_recv(f, GA_CMD_CALL, 50));
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
 static void
 test_bridge_sends_the_identity_only_with_request_info(void **state)
 {
@@ -650,6 +687,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bridge_runs_the_hook_chain_in_order, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_before_hook_refusals, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_runs_in_process_hooks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_failing_after_hook_keeps_the_result, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_routing_key_when_set, s_setup,

@@ -899,6 +899,22 @@ test_pipeline_in_process_callback_decides_synchronously(void **state)
     assert_int_equal(s_callback_calls, 2);
 }
 
+// An in-process hook: answers {saw: HOOK}, or refuses with a reason when `hook` is "refuse".
+static ga_err_t
+s_local_hook(void *arg, const ga_value_t *args, ga_arena_t *arena, ga_value_t *out, char *reason,
+             size_t reason_len)
+{
+    (void) arg;
+    const char *hook = ga_map_get_str(args, "hook");
+    if (hook && strcmp(hook, "refuse") == 0) {
+        snprintf(reason, reason_len, "no, said the hook");
+        return GA_EDENIED;
+    }
+    *out = ga_map(arena, 1);
+    ga_map_put(out, arena, "saw", ga_str(hook ? hook : "?"));
+    return GA_OK;
+}
+
 // Hooks: prepare hands the hooks to the caller with the function's config; the hook call
 // carries the whole request; the before hook's verdicts; a hook name that is not a worker
 // function refuses (before) or is skipped (after), counted either way.
@@ -928,7 +944,7 @@ test_pipeline_hooks(void **state)
     assert_int_equal(f->call.before_args.type, GA_ARRAY);
     assert_non_null(f->call.config);
     gw_call_t hook;
-    assert_true(gw_pipeline_hook_call(&alice, &f->call, GW_HOOK_BEFORE, f->a, &hook));
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_BEFORE, f->a, &hook));
     assert_string_equal(hook.service, "hooks");
     assert_string_equal(hook.request_type, "before");
     assert_int_equal(hook.timeout_ms, 300);
@@ -945,7 +961,7 @@ test_pipeline_hooks(void **state)
     assert_string_equal(ga_map_get_str(ga_map_get(&hook.args, "config"), "after_execute"),
                         "hooks.after");
     assert_int_equal(ga_map_get(&hook.args, "extra")->len, 2);
-    assert_true(gw_pipeline_hook_call(&alice, &f->call, GW_HOOK_AFTER, f->a, &hook));
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_AFTER, f->a, &hook));
     assert_string_equal(ga_map_get_str(&hook.args, "hook"), "after");
     assert_int_equal(ga_map_get(&hook.args, "extra")->type, GA_NIL);
 
@@ -1001,6 +1017,24 @@ test_pipeline_hooks(void **state)
                      GA_OK);
     assert_null(f->call.after_execute);
     assert_int_equal(gw_pipeline_hook_failures(f->p), 5);
+
+    // Registered in-process, the same name runs: the hook call is marked local, and running it
+    // gives a RESULT body as a worker hook's.
+    gw_pipeline_register_hook(f->p, "not_a_function", s_local_hook, NULL);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"data\","
+                                  "\"request_type\":\"bad_before\"}"),
+                     GA_OK);
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_BEFORE, f->a, &hook));
+    assert_true(hook.local_hook);
+    ga_value_t got = gw_pipeline_run_hook(f->p, hook.service, &hook.args, f->a);
+    assert_true(ga_map_get(&got, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(ga_map_get(&got, "result"), "saw"), "before");
+    ga_value_t refuse = s_json(f->a, "{\"hook\":\"refuse\"}");
+    got = gw_pipeline_run_hook(f->p, "not_a_function", &refuse, f->a);
+    assert_string_equal(ga_map_get_str(&got, "error"), "no, said the hook");
+    assert_int_equal(ga_map_get_int(&got, "code", 0), GA_EHANDLER);
+    got = gw_pipeline_run_hook(f->p, "unregistered", &refuse, f->a);
+    assert_int_equal(ga_map_get_int(&got, "code", 0), GA_EINTERNAL);
 }
 
 static void
