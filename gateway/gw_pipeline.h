@@ -143,8 +143,9 @@ ga_ratelimit_t *gw_pipeline_rate_limits(gw_pipeline_t *self);
 ga_value_t gw_pipeline_admin(gw_pipeline_t *self, const ga_value_t *req, ga_arena_t *arena);
 
 // Runs the checks on one API payload, in this order: the request fields, require_auth, the
-// function (unknown, disabled, temporarily unavailable), its arguments, the rate limits, then
-// the permission. GA_OK: `*call` is ready to dispatch (strings and args
+// function (unknown, disabled, temporarily unavailable), its arguments, the rate limits, the
+// permission, then that its hooks can run (a before hook that cannot refuses with "Hook
+// failed"); the hooks, their extra args, hook_timeout and the config go into the call. GA_OK: `*call` is ready to dispatch (strings and args
 // borrowed from `payload` and `arena`). Any other result: `*refusal` holds the error response
 // to send, and call->response_type says whether the function was found to be a `none` function
 // (whose callers never receive anything, errors included).
