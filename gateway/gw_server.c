@@ -450,9 +450,11 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (rc != GA_OK) {
         gw_response_error(&resp, call.request_id, "Too many requests in flight", true);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
-    } else if (call.response_type != GA_RESP_SYNC && call.permission_callback == NULL) {
+    } else if (call.response_type != GA_RESP_SYNC && call.permission_callback == NULL &&
+               call.before_execute == NULL) {
         // async: accepted, the result follows as a push; stream: started, chunks follow. With
-        // a permission callback the acknowledgement waits for its answer (s_on_accept).
+        // a permission callback or a before hook the acknowledgement waits for their answers
+        // (s_on_accept).
         resp = s_ack(call.request_id, call.response_type);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
