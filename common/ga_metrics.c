@@ -21,7 +21,6 @@ typedef enum {
     M_RL_EXCEEDED,
     M_CIRCUIT,
     M_CIRCUIT_OPENED,
-    M_CONNECTIONS,
     M_CONN_EVENTS,
     M_CONFIG,
     M_TASKS,
@@ -51,7 +50,6 @@ static const struct {
                    "Circuit breaker state per worker node: 1 open (skipped), 0 closed."},
     [M_CIRCUIT_OPENED] = {"genapi_circuit_opened_total", "counter",
                           "Times a worker node's circuit opened."},
-    [M_CONNECTIONS] = {"genapi_connections", "gauge", "WebSocket connections open."},
     [M_CONN_EVENTS] = {"genapi_connection_events_total", "counter",
                        "Connection events (connect, disconnect, join, auth_failure)."},
     [M_CONFIG] = {"genapi_config_events_total", "counter",
@@ -238,9 +236,6 @@ s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
     case GA_EV_CONNECTION_DISCONNECT:
     case GA_EV_CONNECTION_JOIN:
     case GA_EV_CONNECTION_AUTH_FAILURE:
-        if (ev == GA_EV_CONNECTION_CONNECT || ev == GA_EV_CONNECTION_DISCONNECT) {
-            s_add(self, M_CONNECTIONS, &l, ev == GA_EV_CONNECTION_CONNECT ? 1 : -1);
-        }
         s_label(&l, "event", name + strlen("genapi.connection."));
         s_add(self, M_CONN_EVENTS, &l, 1);
         break;
@@ -268,11 +263,6 @@ ga_metrics_new(void)
     for (size_t i = 0; i < TABLE_SIZE; i++) {
         self->table[i].metric = -1;
     }
-    // The gauge of open connections reads 0 before the first connection.
-    ga_buf_t l;
-    ga_buf_init(&l);
-    s_add(self, M_CONNECTIONS, &l, 0);
-    ga_buf_fini(&l);
     // Attaching cannot fail but for a full handler table, a programmer error here.
     ga_err_t rc = ga_telemetry_attach_all("genapi-metrics", s_on_event, self, &self->handler);
     ga_assert(rc == GA_OK);

@@ -22,7 +22,7 @@ static const struct {
     [GA_EV_EXECUTOR_REQUEST_EXCEPTION] = {"genapi.executor.request.exception", D, true},
     [GA_EV_EXECUTOR_RETRY] = {"genapi.executor.retry", C, true},
     [GA_EV_EXECUTOR_RETRY_EXHAUSTED] = {"genapi.executor.retry.exhausted", C, true},
-    [GA_EV_RATE_LIMITER_CHECK] = {"genapi.rate_limiter.check", D, true},
+    [GA_EV_RATE_LIMITER_CHECK] = {"genapi.rate_limiter.check", 0, true},
     [GA_EV_RATE_LIMITER_EXCEEDED] = {"genapi.rate_limiter.exceeded", C, true},
     [GA_EV_RATE_LIMITER_RESET] = {"genapi.rate_limiter.reset", C, true},
     [GA_EV_RATE_LIMITER_CLEANUP] = {"genapi.rate_limiter.cleanup", C, true},
@@ -48,7 +48,7 @@ static const struct {
     [GA_EV_CONFIG_DISABLE] = {"genapi.config.disable", C, true},
     [GA_EV_CONFIG_ENABLE] = {"genapi.config.enable", C, true},
     [GA_EV_CONNECTION_CONNECT] = {"genapi.connection.connect", 0, true},
-    [GA_EV_CONNECTION_DISCONNECT] = {"genapi.connection.disconnect", D, true},
+    [GA_EV_CONNECTION_DISCONNECT] = {"genapi.connection.disconnect", 0, true},
     [GA_EV_CONNECTION_JOIN] = {"genapi.connection.join", 0, true},
     [GA_EV_CONNECTION_AUTH_FAILURE] = {"genapi.connection.auth_failure", 0, true},
     [GA_EV_RELAY_JOIN] = {"genapi.relay.join", 0, false},
@@ -339,6 +339,7 @@ ga_telemetry_format(ga_event_t event, const ga_tm_data_t *d, char *buf, size_t l
     s_put(buf, len, &at, "pool_name", d->pool_name);
     s_put(buf, len, &at, "key", d->key);
     s_put(buf, len, &at, "scope", d->scope);
+    s_put(buf, len, &at, "topic", d->topic);
     s_put(buf, len, &at, "reason", d->reason);
     s_put(buf, len, &at, "success",
           d->success == GA_TM_TRUE ? "true" : d->success == GA_TM_FALSE ? "false" : NULL);

@@ -80,6 +80,7 @@ typedef struct {
     const char *scope;        // metadata: rate-limit scope (gateway, cluster)
     const char *reason;       // metadata: why (error kind, refusal reason, close reason)
     const char *response_type; // metadata: sync, async, stream, none
+    const char *topic;        // metadata: channel topic (connection join)
     int success;              // metadata: GA_TM_TRUE / GA_TM_FALSE, GA_TM_UNSET when not given
 } ga_tm_data_t;
 
