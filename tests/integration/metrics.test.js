@@ -196,3 +196,30 @@ test('metrics_listen beyond loopback with insecure_bind serves, and empty disabl
     await off.stop();
   }
 });
+
+test('a rate-limit refusal moves the exceeded counter (by key name, never its value) and the refusals', async () => {
+  const stack = await startStack({
+    workers: ['genapi-test-worker'],
+    gatewayArgs: ['--set', `rate_limits=${JSON.stringify({
+      enabled: true,
+      api_limits: [{ service: 'test_service', request_type: 'echo', key: 'value', max_requests: 1, window_ms: 60000 }],
+    })}`],
+  });
+  try {
+    const { channel } = await join(connect(stack.url, {}, stack));
+    const echo = (id) => call(channel, { request_id: id, service: 'test_service', request_type: 'echo', args: { value: 'secret-value' } });
+    assert.equal((await echo('r1')).success, true);
+    assert.equal((await echo('r2')).error, 'Rate limit exceeded');
+    const r = await get(stack.gateway.metricsPort, '/metrics');
+    const { samples } = parseMetrics(r.body);
+    assert.equal(samples.get(key('genapi_rate_limit_exceeded_total', { key: 'value', scope: 'gateway' })), 1);
+    assert.equal(samples.get(key('genapi_rate_limit_checks_total', { scope: 'gateway' })), 2);
+    assert.equal(samples.get(key('genapi_refusals_total', { reason: 'rate_limited' })), 1);
+    assert.doesNotMatch(r.body, /secret-value/);
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
+  }
+});
