@@ -75,6 +75,7 @@ struct ga_metrics_t {
     series_t *table;   // TABLE_SIZE slots
     size_t n_series;   // slots in use
     int handler;       // telemetry handler id
+    ga_buf_t labels;   // label text being built, reused
 };
 
 static uint64_t
@@ -185,74 +186,73 @@ static void
 s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
 {
     ga_metrics_t *self = arg;
-    ga_buf_t l;
-    ga_buf_init(&l);
+    ga_buf_t *l = &self->labels; // reused: no allocation per event once grown
+    ga_buf_reset(l);
     const char *name = ga_telemetry_name(ev);
-    s_label(&l, "event", name);
-    s_add(self, M_EVENTS, &l, 1);
+    s_label(l, "event", name);
+    s_add(self, M_EVENTS, l, 1);
     switch (ev) {
     case GA_EV_EXECUTOR_REQUEST_STOP:
     case GA_EV_EXECUTOR_REQUEST_EXCEPTION: {
         bool refused = ev == GA_EV_EXECUTOR_REQUEST_EXCEPTION;
-        s_fn(&l, d);
-        s_label(&l, "outcome", refused ? "refused" : d->success == GA_TM_FALSE ? "error" : "ok");
-        s_add(self, M_REQUESTS, &l, 1);
+        s_fn(l, d);
+        s_label(l, "outcome", refused ? "refused" : d->success == GA_TM_FALSE ? "error" : "ok");
+        s_add(self, M_REQUESTS, l, 1);
         if (refused) {
-            s_label(&l, "reason", d->reason);
-            s_add(self, M_REFUSALS, &l, 1);
+            s_label(l, "reason", d->reason);
+            s_add(self, M_REFUSALS, l, 1);
         } else {
-            s_fn(&l, d);
-            s_observe(self, &l, (double) d->duration_us / 1e6);
+            s_fn(l, d);
+            s_observe(self, l, (double) d->duration_us / 1e6);
         }
         break;
     }
     case GA_EV_EXECUTOR_RETRY:
-        s_fn(&l, d);
-        s_add(self, M_RETRIES, &l, 1);
+        s_fn(l, d);
+        s_add(self, M_RETRIES, l, 1);
         break;
     case GA_EV_EXECUTOR_RETRY_EXHAUSTED:
-        s_fn(&l, d);
-        s_add(self, M_RETRIES_EXHAUSTED, &l, 1);
+        s_fn(l, d);
+        s_add(self, M_RETRIES_EXHAUSTED, l, 1);
         break;
     case GA_EV_RATE_LIMITER_CHECK:
-        s_label(&l, "scope", d->scope);
-        s_add(self, M_RL_CHECKS, &l, 1);
+        s_label(l, "scope", d->scope);
+        s_add(self, M_RL_CHECKS, l, 1);
         break;
     case GA_EV_RATE_LIMITER_EXCEEDED:
-        s_label(&l, "key", d->key);
-        s_label(&l, "scope", d->scope);
-        s_add(self, M_RL_EXCEEDED, &l, 1);
+        s_label(l, "key", d->key);
+        s_label(l, "scope", d->scope);
+        s_add(self, M_RL_EXCEEDED, l, 1);
         break;
     case GA_EV_WORKER_POOL_CIRCUIT_OPEN:
     case GA_EV_WORKER_POOL_CIRCUIT_CLOSE:
-        s_label(&l, "node", d->node);
-        s_set(self, M_CIRCUIT, &l, ev == GA_EV_WORKER_POOL_CIRCUIT_OPEN ? 1 : 0);
+        s_label(l, "node", d->node);
+        s_set(self, M_CIRCUIT, l, ev == GA_EV_WORKER_POOL_CIRCUIT_OPEN ? 1 : 0);
         if (ev == GA_EV_WORKER_POOL_CIRCUIT_OPEN) {
-            s_label(&l, "node", d->node);
-            s_add(self, M_CIRCUIT_OPENED, &l, 1);
+            s_label(l, "node", d->node);
+            s_add(self, M_CIRCUIT_OPENED, l, 1);
         }
         break;
     case GA_EV_CONNECTION_CONNECT:
     case GA_EV_CONNECTION_DISCONNECT:
     case GA_EV_CONNECTION_JOIN:
     case GA_EV_CONNECTION_AUTH_FAILURE:
-        s_label(&l, "event", name + strlen("genapi.connection."));
-        s_add(self, M_CONN_EVENTS, &l, 1);
+        s_label(l, "event", name + strlen("genapi.connection."));
+        s_add(self, M_CONN_EVENTS, l, 1);
         break;
     case GA_EV_WORKER_POOL_TASK_STOP:
     case GA_EV_WORKER_POOL_TASK_EXCEPTION:
     case GA_EV_WORKER_POOL_TASK_REJECTED:
-        s_label(&l, "outcome", name + strlen("genapi.worker_pool.task."));
-        s_add(self, M_TASKS, &l, 1);
+        s_label(l, "outcome", name + strlen("genapi.worker_pool.task."));
+        s_add(self, M_TASKS, l, 1);
         break;
     default:
         if (strncmp(name, "genapi.config.", 14) == 0) {
-            s_label(&l, "event", name + 14);
-            s_add(self, M_CONFIG, &l, 1);
+            s_label(l, "event", name + 14);
+            s_add(self, M_CONFIG, l, 1);
         }
         break;
     }
-    ga_buf_fini(&l);
 }
 
 ga_metrics_t *
@@ -260,6 +260,7 @@ ga_metrics_new(void)
 {
     ga_metrics_t *self = ga_calloc(1, sizeof *self);
     self->table = ga_calloc(TABLE_SIZE, sizeof *self->table);
+    ga_buf_init(&self->labels);
     for (size_t i = 0; i < TABLE_SIZE; i++) {
         self->table[i].metric = -1;
     }
@@ -281,6 +282,7 @@ ga_metrics_destroy(ga_metrics_t **self_p)
         ga_free(self->table[i].labels);
     }
     ga_free(self->table);
+    ga_buf_fini(&self->labels);
     ga_free(self);
     *self_p = NULL;
 }

@@ -73,6 +73,9 @@ atomic_bool ga_telemetry_on[GA_EV_COUNT];
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static handler_t s_handlers[GA_TELEMETRY_HANDLERS_MAX]; // guarded by s_lock
 static int s_next_id;                                    // guarded by s_lock
+static uint64_t s_mask[GA_EV_COUNT]; // per event, bit i: handler slot i listens (s_lock)
+
+_Static_assert(GA_TELEMETRY_HANDLERS_MAX <= 64, "one bit per handler slot in s_mask");
 
 const char *
 ga_telemetry_name(ga_event_t event)
@@ -116,11 +119,14 @@ static void
 s_refresh(void)
 {
     for (int e = 0; e < GA_EV_COUNT; e++) {
-        bool on = false;
-        for (size_t i = 0; i < GA_TELEMETRY_HANDLERS_MAX && !on; i++) {
-            on = s_handlers[i].id != 0 && s_matches(s_handlers[i].pattern, s_events[e].name);
+        uint64_t mask = 0;
+        for (size_t i = 0; i < GA_TELEMETRY_HANDLERS_MAX; i++) {
+            if (s_handlers[i].id != 0 && s_matches(s_handlers[i].pattern, s_events[e].name)) {
+                mask |= UINT64_C(1) << i;
+            }
         }
-        atomic_store_explicit(&ga_telemetry_on[e], on, memory_order_relaxed);
+        s_mask[e] = mask;
+        atomic_store_explicit(&ga_telemetry_on[e], mask != 0, memory_order_relaxed);
     }
 }
 
@@ -289,12 +295,11 @@ ga_telemetry_emit(ga_event_t event, const ga_tm_data_t *data)
     } todo[GA_TELEMETRY_HANDLERS_MAX];
     size_t n = 0;
     pthread_mutex_lock(&s_lock);
-    for (size_t i = 0; i < GA_TELEMETRY_HANDLERS_MAX; i++) {
-        if (s_handlers[i].id != 0 && s_matches(s_handlers[i].pattern, s_events[event].name)) {
-            todo[n].fn = s_handlers[i].fn;
-            todo[n].arg = s_handlers[i].arg;
-            n++;
-        }
+    for (uint64_t mask = s_mask[event]; mask; mask &= mask - 1) {
+        int i = __builtin_ctzll(mask);
+        todo[n].fn = s_handlers[i].fn;
+        todo[n].arg = s_handlers[i].arg;
+        n++;
     }
     pthread_mutex_unlock(&s_lock);
     for (size_t i = 0; i < n; i++) {

@@ -223,3 +223,24 @@ test('a rate-limit refusal moves the exceeded counter (by key name, never its va
     await stack.stop();
   }
 });
+
+test('genapi-ctl events lists every event, marking those not emitted yet; tail says it is not built', async () => {
+  const r = await run('genapi-ctl', ['events']);
+  assert.equal(r.code, 0);
+  const lines = r.stdout.trim().split('\n');
+  const names = lines.map((l) => l.split(/\s+/)[0]);
+  for (const group of ['executor', 'rate_limiter', 'hook', 'worker_pool', 'config', 'connection', 'relay']) {
+    assert.ok(names.some((n) => n.startsWith(`genapi.${group}.`)), group);
+  }
+  assert.ok(names.includes('genapi.executor.request.stop'));
+  assert.match(lines.find((l) => l.startsWith('genapi.executor.request.stop ')), /duration_us$/);
+  assert.match(lines.find((l) => l.startsWith('genapi.hook.before.start ')), /not emitted yet/);
+  assert.equal(new Set(names).size, names.length);
+  const relay = await run('genapi-ctl', ['events', 'genapi.relay']);
+  assert.equal(relay.code, 0);
+  assert.ok(relay.stdout.trim().split('\n').every((l) => l.startsWith('genapi.relay.')));
+  assert.equal((await run('genapi-ctl', ['events', 'nope'])).code, 1);
+  const tail = await run('genapi-ctl', ['tail']);
+  assert.equal(tail.code, 2);
+  assert.match(tail.stderr, /not built yet/);
+});
