@@ -3,6 +3,7 @@
 // owner; an event nobody listens to costs one branch (its flag is off, measured below); the
 // metrics kept from events render as Prometheus text with moving counters and buckets.
 #include "ga_clock.h"
+#include "ga_log.h"
 #include "ga_metrics.h"
 #include "ga_telemetry.h"
 
@@ -167,6 +168,33 @@ test_telemetry_format_names_measurements_and_metadata(void **state)
     assert_int_equal(strlen(tiny), sizeof tiny - 1);
 }
 
+static char s_logged[512]; // last line the capturing sink saw
+
+static void
+s_sink(ga_log_level_t level, const char *line)
+{
+    (void) level;
+    snprintf(s_logged, sizeof s_logged, "%s", line);
+}
+
+static void
+test_telemetry_default_logger_writes_one_line_per_event(void **state)
+{
+    (void) state;
+    ga_log_set_sink(s_sink);
+    ga_log_set_level(GA_LOG_INFO);
+    int id;
+    assert_int_equal(ga_telemetry_attach_default_logger(&id), GA_OK);
+    GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = "svc", .request_type = "fn", .count = 2);
+    assert_non_null(strstr(s_logged, "telemetry event=genapi.executor.retry count=2 service=svc "
+                                     "request_type=fn"));
+    assert_int_equal(ga_telemetry_detach(id), GA_OK);
+    s_logged[0] = '\0';
+    GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = "svc", .count = 3);
+    assert_string_equal(s_logged, "");
+    ga_log_set_sink(NULL);
+}
+
 static int64_t
 s_now_ns(void)
 {
@@ -289,6 +317,7 @@ main(void)
         T(test_telemetry_group_helpers_and_all),
         T(test_telemetry_handler_table_is_bounded),
         T(test_telemetry_format_names_measurements_and_metadata),
+        T(test_telemetry_default_logger_writes_one_line_per_event),
         T(test_telemetry_unheard_emit_costs_a_branch),
         T(test_metrics_render_counts_requests_and_buckets),
         T(test_metrics_series_are_bounded),
