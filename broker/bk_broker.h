@@ -32,6 +32,9 @@ typedef struct {
     // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
     // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
     const char *state_file;
+    // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
+    // caller checks exposure (docs/configuration.md, metrics_listen).
+    const char *metrics_listen;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -46,6 +49,8 @@ const char *bk_broker_worker_endpoint(const bk_broker_t *self);
 const char *bk_broker_gateway_endpoint(const bk_broker_t *self);
 const char *bk_broker_stream_in_endpoint(const bk_broker_t *self);
 const char *bk_broker_stream_out_endpoint(const bk_broker_t *self);
+// The admin listener's port (after bind; 0 when metrics_listen is empty).
+int bk_broker_metrics_port(const bk_broker_t *self);
 // Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
 // Asks the loop to stop. Any thread; async-signal-safe.

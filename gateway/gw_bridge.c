@@ -318,9 +318,10 @@ s_stream_connect(gw_bridge_t *self, int64_t port)
 static void
 s_route_copy(pending_t *p, const gw_route_t *r)
 {
-    const char *src[4] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id};
+    const char *src[6] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id,
+                          r->service, r->request_type};
     size_t need = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         need += src[i] ? strlen(src[i]) + 1 : 0;
     }
     char *buf = p->text;
@@ -329,8 +330,8 @@ s_route_copy(pending_t *p, const gw_route_t *r)
     if (need > sizeof p->text) {
         buf = p->heap = ga_malloc(need);
     }
-    const char *dst[4] = {NULL, NULL, NULL, NULL};
-    for (int i = 0; i < 4; i++) {
+    const char *dst[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 6; i++) {
         if (src[i]) {
             size_t n = strlen(src[i]) + 1;
             memcpy(buf, src[i], n);
@@ -344,7 +345,10 @@ s_route_copy(pending_t *p, const gw_route_t *r)
                             .join_ref = dst[0],
                             .ref = dst[1],
                             .topic = dst[2],
-                            .request_id = dst[3]};
+                            .request_id = dst[3],
+                            .service = dst[4],
+                            .request_type = dst[5],
+                            .started_us = r->started_us};
 }
 
 static void

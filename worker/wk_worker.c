@@ -8,6 +8,7 @@
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_log.h"
+#include "ga_telemetry.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
 #include "ga_zpoll.h"
@@ -390,6 +391,7 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
         zframe_destroy(&f);
     }
     // Pool and queue full: refuse at once so the caller can retry elsewhere.
+    GA_EMIT(GA_EV_WORKER_POOL_TASK_REJECTED, .service = io->w->svc->service, .node = io->w->node, .pool_name = io->w->svc->service, .reason = "pool and queue full");
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
     ga_arena_t *a = io->arena;
     ga_value_t m = ga_map(a, 6);
