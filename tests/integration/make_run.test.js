@@ -28,7 +28,7 @@ function freePort() {
 async function freePorts() {
   const ports = {};
   for (const v of ['GATEWAY_PORT', 'BROKER_WORKER_PORT', 'BROKER_GATEWAY_PORT', 'STREAM_IN_PORT',
-    'STREAM_OUT_PORT']) {
+    'STREAM_OUT_PORT', 'GATEWAY_METRICS_PORT', 'BROKER_METRICS_PORT']) {
     ports[v] = String(await freePort());
   }
   return ports;
@@ -135,6 +135,21 @@ test('make run: a taken broker port is named, with the variable that moves it', 
     assert.match(run.out(), /broker failed to start/);
     assert.match(run.out(), /set the option gateway_endpoint/);
     assert.match(run.out(), /choose another with make run BROKER_GATEWAY_PORT=PORT/);
+  } finally {
+    blocker.close();
+  }
+});
+
+test('make run: a taken metrics port is named, with the variable that moves it', async () => {
+  const ports = await freePorts();
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(Number(ports.BROKER_METRICS_PORT), '127.0.0.1', r));
+  try {
+    const run = runDev(ports);
+    const code = await run.exited;
+    assert.notEqual(code, 0);
+    assert.match(run.out(), /metrics_listen: cannot listen/);
+    assert.match(run.out(), /choose another with make run BROKER_METRICS_PORT=PORT/);
   } finally {
     blocker.close();
   }
