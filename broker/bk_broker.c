@@ -37,6 +37,7 @@ bk_broker_new(const bk_config_t *cfg)
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     self->rl = bk_ratelimit_new();
+    self->pull = bk_pull_new();
     return self;
 }
 
@@ -62,6 +63,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_registry_destroy(&self->registry);
     bk_select_destroy(&self->select);
     bk_ratelimit_destroy(&self->rl);
+    bk_pull_destroy(&self->pull);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
@@ -258,6 +260,12 @@ bk_broker_bind(bk_broker_t *self)
         s_state_load(self) != GA_OK) {
         return GA_ECONFIG;
     }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
                                 self->cfg->worker_endpoint, &self->workers, self->worker_ep,
                                 sizeof self->worker_ep);
@@ -410,6 +418,10 @@ bk_broker_run(bk_broker_t *self)
         if (due < next) {
             next = due;
         }
+        due = bk_pull_next_due(self);
+        if (due < next) {
+            next = due;
+        }
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
@@ -446,6 +458,7 @@ bk_broker_run(bk_broker_t *self)
             bk_drain_subscriptions(self);
         }
         bk_on_tick(self, ga_clock_ms());
+        bk_pull_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
     }
     s_state_tick(self, ga_clock_ms(), true);

@@ -32,6 +32,12 @@ typedef struct {
     // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
     // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
     const char *state_file;
+    // Config pull (docs/configuration.md): every pull_interval_ms (0: never) each registered
+    // worker of the pulled services is asked for its table, each pull bounded by
+    // pull_timeout_ms; service_configs (JSON, NULL or "[]": every service) names the services.
+    int64_t pull_interval_ms;
+    int64_t pull_timeout_ms;
+    const char *service_configs;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;

@@ -32,6 +32,9 @@ typedef struct {
     char *admin_actions;     // see table
     char *state_file;        // see table
     char *rate_limits;       // see table (JSON)
+    int64_t pull_interval_ms; // see table
+    int64_t pull_timeout_ms;  // see table
+    char *service_configs;    // see table (JSON)
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -72,6 +75,13 @@ static const ga_option_t s_options[] = {
     {"rate_limits", GA_OPT_JSON, "{}", 0, 0, offsetof(options_t, rate_limits),
      "cluster-wide rate limits, counted here for gateways with scope cluster (JSON, as the "
      "gateway's rate_limits; docs/configuration.md)"},
+    {"pull_interval_ms", GA_OPT_INT, "30000", 0, 86400000, offsetof(options_t, pull_interval_ms),
+     "how often the broker pulls each worker's function table (0: never; docs/protocol.md)"},
+    {"pull_timeout_ms", GA_OPT_INT, "5000", 50, 300000, offsetof(options_t, pull_timeout_ms),
+     "how long one pull may take before it counts as failed (failures back off)"},
+    {"service_configs", GA_OPT_JSON, "[]", 0, 0, offsetof(options_t, service_configs),
+     "services whose tables are pulled: a list of names or {service, version_check} "
+     "([]: every registered service)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -206,6 +216,9 @@ main(int argc, char **argv)
         .allowlist = opt.allowlist,
         .admin_actions = opt.admin_actions,
         .state_file = opt.state_file,
+        .pull_interval_ms = opt.pull_interval_ms,
+        .pull_timeout_ms = opt.pull_timeout_ms,
+        .service_configs = opt.service_configs,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

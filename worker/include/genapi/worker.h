@@ -91,6 +91,9 @@ typedef struct {
     // be delivered, and errors answered with wk_reply_error_retryable.
     const char *retry;
     wk_handler_fn *handler;    // the code (required)
+    // Left out of the table until wk_worker_set_offered offers it (docs/protocol.md, "Config
+    // pull"): a function this service turns on at run time.
+    bool withdrawn;
 } wk_function_t;
 
 typedef struct {
@@ -130,6 +133,13 @@ WK_EXPORT void wk_worker_destroy(wk_worker_t **self_p);
 // endpoint is unusable. Registration then happens in the background, and again after any
 // broker restart.
 WK_EXPORT ga_err_t wk_worker_start(wk_worker_t *self, char *err, size_t errlen);
+// Offers (or withdraws) the function (request_type, version; version NULL for the unversioned
+// one) from now on: the table this worker answers the broker's pulls with, and pushes at its
+// next registration, has it (or not), under a new config version. The change is not pushed:
+// the broker finds it at its next pull (docs/protocol.md, "Config pull"). Any thread, after
+// wk_worker_start. GA_ENOTFOUND when the service has no such function.
+WK_EXPORT ga_err_t wk_worker_set_offered(wk_worker_t *self, const char *request_type,
+                                         const char *version, bool offered);
 
 // A complete main(): options from --set name=value and GENAPI_* (broker, heartbeat_ms,
 // threads, queue_max, push_token, config_version, force_push, node, log_level), logging to stderr, "READY worker <node>
@@ -155,6 +165,8 @@ WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
 WK_EXPORT const char *wk_request_id(wk_request_t *req);
 // The node name of the worker running the handler (the walkthrough's Node.self()).
 WK_EXPORT const char *wk_request_node(wk_request_t *req);
+// The worker running the handler (for wk_worker_set_offered).
+WK_EXPORT wk_worker_t *wk_request_worker(wk_request_t *req);
 // Who called, for functions declared with request_info (NULL or false otherwise): the
 // connection's user id (NULL when anonymous), its device id (NULL when unknown), its peer
 // address, and whether the caller holds `role`.
