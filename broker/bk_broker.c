@@ -38,6 +38,7 @@ bk_broker_new(const bk_config_t *cfg)
     ga_buf_init(&self->out);
     self->rl = bk_ratelimit_new();
     self->pull = bk_pull_new();
+    self->resolve = bk_resolve_new(cfg->resolver_cache_ms);
     return self;
 }
 
@@ -64,6 +65,7 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_select_destroy(&self->select);
     bk_ratelimit_destroy(&self->rl);
     bk_pull_destroy(&self->pull);
+    bk_resolve_destroy(&self->resolve);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
@@ -422,6 +424,10 @@ bk_broker_run(bk_broker_t *self)
         if (due < next) {
             next = due;
         }
+        due = bk_resolve_next_due(self);
+        if (due < next) {
+            next = due;
+        }
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
@@ -459,6 +465,7 @@ bk_broker_run(bk_broker_t *self)
         }
         bk_on_tick(self, ga_clock_ms());
         bk_pull_tick(self, ga_clock_ms());
+        bk_resolve_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
     }
     s_state_tick(self, ga_clock_ms(), true);

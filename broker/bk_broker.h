@@ -38,6 +38,8 @@ typedef struct {
     int64_t pull_interval_ms;
     int64_t pull_timeout_ms;
     const char *service_configs;
+    // How long a nodes resolver's answer is used before it is asked again (0: 5000 ms).
+    int64_t resolver_cache_ms;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;

@@ -8,6 +8,7 @@
 #include "bk_broker.h"
 #include "bk_call.h"
 #include "bk_pull.h"
+#include "bk_resolve.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
@@ -101,6 +102,7 @@ struct bk_broker_t {
     bk_stats_t stats;           // counters
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
     bk_pull_t *pull;            // config pull (bk_pull.c)
+    bk_resolve_t *resolve;      // node resolvers' answers and the calls waiting for them
 };
 
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.

@@ -35,6 +35,7 @@ typedef struct {
     int64_t pull_interval_ms; // see table
     int64_t pull_timeout_ms;  // see table
     char *service_configs;    // see table (JSON)
+    int64_t resolver_cache_ms; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -82,6 +83,9 @@ static const ga_option_t s_options[] = {
     {"service_configs", GA_OPT_JSON, "[]", 0, 0, offsetof(options_t, service_configs),
      "services whose tables are pulled: a list of names or {service, version_check} "
      "([]: every registered service)"},
+    {"resolver_cache_ms", GA_OPT_INT, "5000", 100, 3600000,
+     offsetof(options_t, resolver_cache_ms),
+     "how long the answer of a nodes resolver is used before it is asked again"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -219,6 +223,7 @@ main(int argc, char **argv)
         .pull_interval_ms = opt.pull_interval_ms,
         .pull_timeout_ms = opt.pull_timeout_ms,
         .service_configs = opt.service_configs,
+        .resolver_cache_ms = opt.resolver_cache_ms,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;

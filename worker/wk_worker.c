@@ -142,6 +142,14 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         if (fn->choose_node_mode) {
             ga_map_put(&m, a, "choose_node_mode", ga_str(fn->choose_node_mode));
         }
+        if (fn->nodes && fn->nodes_resolver) {
+            snprintf(err, errlen, "function %s: nodes and nodes_resolver: set one of them",
+                     fn->request_type);
+            return GA_ECONFIG;
+        }
+        if (fn->nodes_resolver) {
+            ga_map_put(&m, a, "nodes", ga_str(fn->nodes_resolver));
+        }
         if (fn->nodes) {
             ga_value_t nodes = ga_array(a, 0);
             for (size_t k = 0; fn->nodes[k]; k++) {

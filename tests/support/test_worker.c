@@ -218,6 +218,22 @@ s_where(wk_request_t *req, void *ctx)
 
 static const char *const s_only_n1[] = {"n1", NULL};
 
+// A nodes resolver: n2 only.
+static void
+s_resolve_n2(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
+// A resolver whose answer is not a list of node names.
+static void
+s_resolve_badly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_map(req, "nodes", wk_str(req, "n2"), NULL));
+}
+
 // Offers or withdraws the function `name` at run time (wk_worker_set_offered): the broker
 // learns of it by pulling the table, never by a push.
 static void
@@ -320,6 +336,19 @@ static const wk_function_t s_functions[] = {
      .handler = s_where},
     {.request_type = "where_least", .choose_node_mode = "least_loaded", .handler = s_where},
     {.request_type = "hold_n1", .nodes = s_only_n1, .args = "ms:num", .timeout_ms = 30000,
+     .handler = s_where},
+    // Nodes resolvers (where_resolved runs on n2 only) and resolvers that fail in each way.
+    {.request_type = "resolve_n2", .handler = s_resolve_n2},
+    {.request_type = "resolve_badly", .handler = s_resolve_badly},
+    {.request_type = "where_resolved", .nodes_resolver = "test_service.resolve_n2",
+     .handler = s_where},
+    {.request_type = "where_rr_resolved", .choose_node_mode = "round_robin",
+     .nodes_resolver = "test_service.resolve_n2", .handler = s_where},
+    {.request_type = "where_failing_resolver", .nodes_resolver = "test_service.fail",
+     .handler = s_where},
+    {.request_type = "where_bad_resolver", .nodes_resolver = "test_service.resolve_badly",
+     .handler = s_where},
+    {.request_type = "where_missing_resolver", .nodes_resolver = "test_service.nope",
      .handler = s_where},
     // Config pull: `late` is not in the table until `offer` offers it.
     {.request_type = "late", .withdrawn = true, .handler = s_where},

@@ -85,6 +85,10 @@ typedef struct {
     const char *choose_node_mode;
     // The node names allowed to serve it, NULL-terminated; NULL: any worker of the service.
     const char *const *nodes;
+    // Or a resolver: "service.request_type" of a sync worker function, called without
+    // arguments, whose result (a list of node names, cached briefly by the broker) allows the
+    // nodes (docs/protocol.md, "Node selection"). Not with `nodes`.
+    const char *nodes_resolver;
     // Retry (docs/protocol.md, "Retry and fallback"): NULL for none; "N" or "all_nodes:N" for
     // at most N attempts in all moving across nodes, "same_node:N" for at most N on the node
     // chosen first (N in 1..10; sync and async functions only). Retried: calls that could not
