@@ -40,6 +40,7 @@ struct bk_resolve_t {
     int64_t cache_ms;    // how long an answer is fresh
     zhash_t *entries;    // name -> s_entry_t
     int64_t next_due;    // monotonic ms: bk_resolve_tick has nothing to do before
+    size_t n_pending;    // entries with a REQUEST out (0: a REPLY is never a resolver's)
 };
 
 static void
@@ -190,6 +191,9 @@ s_fail(bk_broker_t *broker, s_entry_t *e, int64_t now, const char *why)
 {
     GA_WARN("nodes resolver %s failed: %s; the calls it routes get Service unavailable", e->name,
             why);
+    if (e->pending) {
+        broker->resolve->n_pending--;
+    }
     e->pending = 0;
     s_forget_nodes(e);
     e->failed_until = now + BK_RESOLVE_RETRY_MS;
@@ -238,6 +242,7 @@ s_ask(bk_broker_t *broker, s_entry_t *e, int64_t now)
         return;
     }
     e->pending = id;
+    broker->resolve->n_pending++;
     e->deadline = now + timeout;
     s_due(broker->resolve, e->deadline);
 }
@@ -293,8 +298,8 @@ bk_resolve_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
 {
     bk_resolve_t *self = broker->resolve;
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
-    if (id <= 0 || zhash_size(self->entries) == 0) {
-        return false;
+    if (id <= 0 || self->n_pending == 0) {
+        return false; // the usual case: one comparison per REPLY
     }
     s_entry_t *e = NULL;
     for (s_entry_t *x = zhash_first(self->entries); x; x = zhash_next(self->entries)) {
@@ -308,6 +313,7 @@ bk_resolve_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
     }
     int64_t now = ga_clock_ms();
     e->pending = 0;
+    self->n_pending--;
     const ga_value_t *ok = ga_map_get(&msg->value, "ok");
     if (ok == NULL || ok->type != GA_BOOL || !ok->u.b) {
         const char *error = ga_map_get_str(&msg->value, "error");

@@ -4,7 +4,7 @@
 // ["n2"], so every call runs on n2, whichever worker the broker asked; the first calls wait
 // for the answer rather than fail. A resolver that answers with an error, answers something
 // that is not a list of node names, or is not registered gives Service unavailable, with the
-// reason in the broker's log.
+// reason in the broker's log; so does one that answers too late, after the calls waited.
 'use strict';
 
 const test = require('node:test');
@@ -69,6 +69,7 @@ test('a failing resolver: Service unavailable, and the broker says why', async (
       ['where_failing_resolver', 'nodes resolver test_service.fail failed: it answered with an error (boom)'],
       ['where_bad_resolver', 'nodes resolver test_service.resolve_badly failed: its answer is not a list of node names'],
       ['where_missing_resolver', 'nodes resolver test_service.nope failed: no such function registered'],
+      ['where_slow_resolver', 'nodes resolver test_service.resolve_slowly failed: no answer within its timeout'],
     ];
     for (const [fn, log] of cases) {
       const r = await run(channel, fn);

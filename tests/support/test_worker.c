@@ -234,6 +234,15 @@ s_resolve_badly(wk_request_t *req, void *ctx)
     wk_reply(req, wk_map(req, "nodes", wk_str(req, "n2"), NULL));
 }
 
+// A resolver that answers after its timeout (200 ms): too late.
+static void
+s_resolve_slowly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_nap_ms(1000);
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
 // Offers or withdraws the function `name` at run time (wk_worker_set_offered): the broker
 // learns of it by pulling the table, never by a push.
 static void
@@ -340,6 +349,9 @@ static const wk_function_t s_functions[] = {
     // Nodes resolvers (where_resolved runs on n2 only) and resolvers that fail in each way.
     {.request_type = "resolve_n2", .handler = s_resolve_n2},
     {.request_type = "resolve_badly", .handler = s_resolve_badly},
+    {.request_type = "resolve_slowly", .timeout_ms = 200, .handler = s_resolve_slowly},
+    {.request_type = "where_slow_resolver", .nodes_resolver = "test_service.resolve_slowly",
+     .handler = s_where},
     {.request_type = "where_resolved", .nodes_resolver = "test_service.resolve_n2",
      .handler = s_where},
     {.request_type = "where_rr_resolved", .choose_node_mode = "round_robin",
