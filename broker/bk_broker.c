@@ -8,6 +8,8 @@
 #include "bk_registry.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
+#include "ga_httpd.h"
+#include "ga_metrics.h"
 #include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
@@ -66,6 +68,8 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_ratelimit_destroy(&self->rl);
     bk_pull_destroy(&self->pull);
     bk_resolve_destroy(&self->resolve);
+    ga_httpd_destroy(&self->httpd);
+    ga_metrics_destroy(&self->metrics);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
@@ -290,6 +294,9 @@ bk_broker_bind(bk_broker_t *self)
     if (rc == GA_OK && zmq_send(self->stream_in, "\x01", 1, 0) != 1) {
         rc = GA_EIO;
     }
+    if (rc == GA_OK) {
+        rc = bk_metrics_start(self); // last: /readyz answers once everything is bound
+    }
     return rc;
 }
 
@@ -394,7 +401,7 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
-    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, ZAP, N_ITEMS };
+    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, ZAP, HTTP, N_ITEMS };
     ga_zpoll_item_t items[N_ITEMS] = {
         [WORKERS] = {.socket = self->workers},
         [GATEWAYS] = {.socket = self->gateways},
@@ -402,6 +409,7 @@ bk_broker_run(bk_broker_t *self)
         [STREAM_IN] = {.socket = self->stream_in},
         [STREAM_OUT] = {.socket = self->stream_out},
         [ZAP] = {.socket = self->zap ? bk_zap_socket(self->zap) : NULL, .fd = -1},
+        [HTTP] = {.fd = self->httpd ? ga_httpd_fd(self->httpd) : -1},
     };
     ga_zpoll_t poller;
     if (ga_zpoll_init(&poller, items, N_ITEMS) != GA_OK) {
@@ -462,6 +470,9 @@ bk_broker_run(bk_broker_t *self)
         }
         if (items[STREAM_OUT].ready) {
             bk_drain_subscriptions(self);
+        }
+        if (items[HTTP].ready) {
+            ga_httpd_process(self->httpd);
         }
         bk_on_tick(self, ga_clock_ms());
         bk_pull_tick(self, ga_clock_ms());

@@ -236,6 +236,7 @@ s_next_attempt(bk_broker_t *self, bk_call_t *call)
         return;
     }
     self->stats.retries++;
+    GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version, .request_id = call->request_id, .node = w->node, .count = call->fsm.attempts + 1);
     s_attempt(self, call, &body, w);
 }
 
@@ -269,6 +270,7 @@ s_act(bk_broker_t *self, bk_call_t *call, bk_call_do_t act, const ga_proto_msg_t
     case BK_DO_FAIL:
         if (call->fsm.exhausted) {
             self->stats.retries_exhausted++;
+            bk_tm_call(self, call, GA_EV_EXECUTOR_RETRY_EXHAUSTED);
             GA_INFO("call %s: retries exhausted after %d attempt(s)", call->request_id,
                     call->fsm.attempts);
         }
@@ -427,6 +429,7 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
     }
     s_detach(self, call);
     w->failures = 0; // it answered: whatever it said, it is alive and responsive
+    bk_tm_worker_answered(w);
     const ga_value_t *ok = ga_map_get(&msg->value, "ok");
     const ga_value_t *retryable = ga_map_get(&msg->value, "retryable");
     const ga_value_t *refused = ga_map_get(&msg->value, "refused");
@@ -498,6 +501,7 @@ s_note_failure(bk_broker_t *self, bk_worker_t *w, uint64_t life, int64_t now)
     if (self->cfg->breaker_threshold > 0 && w->failures >= self->cfg->breaker_threshold) {
         w->breaker_until = now + self->cfg->breaker_cooldown_ms;
         self->stats.breaker_opened++;
+        GA_EMIT(GA_EV_WORKER_POOL_CIRCUIT_OPEN, .node = w->node, .pool_name = w->service, .count = w->failures);
         GA_WARN("worker %s: %d failures in a row, skipped for %lld ms (circuit open)", w->node,
                 w->failures, (long long) self->cfg->breaker_cooldown_ms);
     }

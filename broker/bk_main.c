@@ -3,6 +3,7 @@
 // until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
 #include "bk_broker.h"
 #include "ga_config.h"
+#include "ga_httpd.h"
 #include "ga_json.h"
 #include "ga_log.h"
 #include "ga_ratelimit.h"
@@ -36,6 +37,7 @@ typedef struct {
     int64_t pull_timeout_ms;  // see table
     char *service_configs;    // see table (JSON)
     int64_t resolver_cache_ms; // see table
+    char *metrics_listen;    // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -86,6 +88,9 @@ static const ga_option_t s_options[] = {
     {"resolver_cache_ms", GA_OPT_INT, "5000", 100, 3600000,
      offsetof(options_t, resolver_cache_ms),
      "how long the answer of a nodes resolver is used before it is asked again"},
+    {"metrics_listen", GA_OPT_STR, "127.0.0.1:9465", 0, 0, offsetof(options_t, metrics_listen),
+     "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
+     "loopback needs insecure_bind)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -145,6 +150,20 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
                {"gateway_endpoint", opt->gateway_endpoint},
                {"stream_in_endpoint", opt->stream_in_endpoint},
                {"stream_out_endpoint", opt->stream_out_endpoint}};
+    // The admin listener is plain HTTP whatever CURVE says: beyond loopback only on the
+    // operator's word that the network is trusted.
+    if (opt->metrics_listen[0] && !ga_httpd_is_loopback(opt->metrics_listen)) {
+        if (!opt->insecure_bind) {
+            snprintf(err, errlen,
+                     "metrics_listen: %s listens beyond loopback (metrics and health are "
+                     "unauthenticated plain HTTP); use a loopback address, or set "
+                     "insecure_bind=true on a trusted network only",
+                     opt->metrics_listen);
+            return false;
+        }
+        GA_WARN("insecure_bind: metrics_listen %s is reachable beyond this host",
+                opt->metrics_listen);
+    }
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
         if (s_is_loopback(eps[i].endpoint)) {
             continue;
@@ -224,6 +243,7 @@ main(int argc, char **argv)
         .pull_timeout_ms = opt.pull_timeout_ms,
         .service_configs = opt.service_configs,
         .resolver_cache_ms = opt.resolver_cache_ms,
+        .metrics_listen = opt.metrics_listen,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;
@@ -236,9 +256,10 @@ main(int argc, char **argv)
         GA_ERR("startup failed");
         goto out;
     }
-    printf("READY broker workers=%s gateways=%s streams_in=%s streams_out=%s\n",
+    printf("READY broker workers=%s gateways=%s streams_in=%s streams_out=%s metrics_port=%d\n",
            bk_broker_worker_endpoint(broker), bk_broker_gateway_endpoint(broker),
-           bk_broker_stream_in_endpoint(broker), bk_broker_stream_out_endpoint(broker));
+           bk_broker_stream_in_endpoint(broker), bk_broker_stream_out_endpoint(broker),
+           bk_broker_metrics_port(broker));
     fflush(stdout);
     GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
             bk_broker_gateway_endpoint(broker));

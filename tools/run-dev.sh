@@ -64,7 +64,7 @@ start() {
 }
 
 services=(user_service blog_service search_service admin_service report_service event_service
-          versioned_user_service data_service)
+          versioned_user_service data_service hooks_service)
 # data_service (the walkthrough's section 9) runs as three workers, node1..node3, sharing the
 # service's key; the others run once each.
 instances() { if [ "$1" = data_service ]; then echo node1 node2 node3; else echo "$1"; fi; }

@@ -149,7 +149,7 @@ wk_reply(wk_request_t *req, const wk_value_t *result)
     }
 }
 
-static void
+__attribute__((format(printf, 3, 0))) static void
 s_reply_error(wk_request_t *req, bool retryable, const char *fmt, va_list ap)
 {
     if (req->answered) {

@@ -6,7 +6,9 @@
 #include "wk_internal.h"
 
 #include "ga_clock.h"
+#include "ga_json.h"
 #include "ga_log.h"
+#include "ga_telemetry.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
 #include "ga_zpoll.h"
@@ -159,6 +161,34 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         }
         if (fn->retry) {
             ga_map_put(&m, a, "retry", ga_str(fn->retry)); // "3", "same_node:2", "all_nodes:4"
+        }
+        // Hooks: {"function": NAME, "args": EXTRA} when extra args are given, else NAME.
+        const char *hooks[] = {fn->before_execute, fn->after_execute};
+        const char *extras[] = {fn->before_execute_args, fn->after_execute_args};
+        const char *fields[] = {"before_execute", "after_execute"};
+        for (int h = 0; h < 2; h++) {
+            if (hooks[h] == NULL) {
+                continue;
+            }
+            if (extras[h] == NULL) {
+                ga_map_put(&m, a, fields[h], ga_str(hooks[h]));
+                continue;
+            }
+            ga_value_t extra;
+            char why[160];
+            if (ga_json_decode(extras[h], strlen(extras[h]), a, &extra, why, sizeof why) !=
+                GA_OK) {
+                snprintf(err, errlen, "function %s: %s_args: not JSON (%s)", fn->request_type,
+                         fields[h], why);
+                return GA_ECONFIG;
+            }
+            ga_value_t hook = ga_map(a, 2);
+            ga_map_put(&hook, a, "function", ga_str(hooks[h]));
+            ga_map_put(&hook, a, "args", extra);
+            ga_map_put(&m, a, fields[h], hook);
+        }
+        if (fn->hook_timeout_ms > 0) {
+            ga_map_put(&m, a, "hook_timeout", ga_int(fn->hook_timeout_ms));
         }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
@@ -423,6 +453,7 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
         zframe_destroy(&f);
     }
     // Pool and queue full: refuse at once so the caller can retry elsewhere.
+    GA_EMIT(GA_EV_WORKER_POOL_TASK_REJECTED, .service = io->w->svc->service, .node = io->w->node, .pool_name = io->w->svc->service, .reason = "pool and queue full");
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
     ga_arena_t *a = io->arena;
     ga_value_t m = ga_map(a, 6);

@@ -92,9 +92,10 @@ test('make run: every port is a variable, the banner shows the real ones, a call
       GENAPI_CURVE_BROKER_FILE: path.join(keys, 'broker'),
       GENAPI_ADMIN_TOKEN: fs.readFileSync(path.join(keys, 'admin_token'), 'utf8') });
     assert.equal(withKey.code, 0, withKey.stderr);
-    // Seven services, data_service as three workers (node1..node3).
+    // Eight services, data_service as three workers (node1..node3).
     const workers = JSON.parse(withKey.stdout).workers;
-    assert.equal(workers.length, 10);
+    assert.equal(workers.length, 11);
+    assert.equal(workers.filter((w) => w.service === 'hooks_service').length, 1);
     assert.deepEqual(workers.filter((w) => w.service === 'data_service').map((w) => w.node).sort(),
       ['node1', 'node2', 'node3']);
     const without = await status({});

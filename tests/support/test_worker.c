@@ -286,6 +286,93 @@ s_tally(wk_request_t *req, void *ctx)
 
 #define TALLY_ARGS "mode:string(default=ok), ms:num(default=0)"
 
+// Hooks (docs/protocol.md, "Hooks"). hooked, hooked_async and hooked_stream run hook_before
+// (extra args {"x": 7}) and, but for the stream, hook_after; both act on the call's `mode`:
+// hook_before: pass (go on), modify (replace the args: tag says what the hook saw), invalid
+// (args the declaration refuses), refuse (an error the client sees), slow (past the 500 ms
+// hook_timeout), crash (answers nothing: an internal error), exit (the process dies).
+// hook_after: after_fail (an error: the result stands), after_slow (past the timeout),
+// anything else wraps the result as {wrapped, hook}.
+static void
+s_hook_before(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *request = wk_arg(req, "request");
+    const wk_value_t *args = wk_value_get(request, "args");
+    const char *mode = wk_value_str(wk_value_get(args, "mode"));
+    mode = mode ? mode : "pass";
+    printf("HOOK before %s %s\n", wk_value_str(wk_value_get(request, "request_id")), mode);
+    fflush(stdout);
+    if (strcmp(mode, "modify") == 0) {
+        const char *user = wk_value_str(wk_value_get(request, "user_id"));
+        const char *ip = wk_value_str(wk_value_get(request, "ip"));
+        char tag[300];
+        snprintf(tag, sizeof tag, "%s.%s x=%lld user=%s ip=%s config=%s hook=%s",
+                 wk_value_str(wk_value_get(request, "service")),
+                 wk_value_str(wk_value_get(request, "request_type")),
+                 (long long) wk_value_int(wk_value_get(wk_arg(req, "extra"), "x"), -1),
+                 user ? user : "none", ip ? "set" : "none",
+                 wk_value_str(wk_value_get(wk_arg(req, "config"), "request_type")),
+                 wk_arg_str(req, "hook"));
+        wk_reply(req, wk_map(req, "args",
+                             wk_map(req, "value", wk_value_get(args, "value"), "mode",
+                                    wk_str(req, "modify"), "tag", wk_str(req, tag), NULL),
+                             NULL));
+    } else if (strcmp(mode, "invalid") == 0) {
+        wk_reply(req, wk_map(req, "args", wk_map(req, "bogus", wk_int(req, 1), NULL), NULL));
+    } else if (strcmp(mode, "refuse") == 0) {
+        wk_reply_error(req, "refused by the before hook");
+    } else if (strcmp(mode, "slow") == 0) {
+        s_nap_ms(1500);
+        wk_reply(req, NULL);
+    } else if (strcmp(mode, "crash") == 0) {
+        return; // no answer: the library answers an internal error
+    } else if (strcmp(mode, "exit") == 0) {
+        _exit(3);
+    } else {
+        wk_reply(req, NULL);
+    }
+}
+
+static void
+s_hook_after(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *request = wk_arg(req, "request");
+    const char *mode = wk_value_str(wk_value_get(wk_value_get(request, "args"), "mode"));
+    mode = mode ? mode : "pass";
+    if (strcmp(mode, "after_fail") == 0) {
+        wk_reply_error(req, "the after hook failed");
+    } else if (strcmp(mode, "after_slow") == 0) {
+        s_nap_ms(1500);
+        wk_reply(req, NULL);
+    } else {
+        wk_reply(req, wk_map(req, "wrapped", wk_arg(req, "result"), "hook",
+                             wk_str(req, wk_arg_str(req, "hook")), NULL));
+    }
+}
+
+// The target of the hooks: answers {value, mode, tag} as it got them.
+static void
+s_hooked(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *tag = wk_arg(req, "tag");
+    wk_reply(req, wk_map(req, "value", wk_arg(req, "value"), "mode",
+                         wk_str(req, wk_arg_str(req, "mode")), "tag", tag ? tag : wk_nil(req),
+                         NULL));
+}
+
+static void
+s_hooked_stream(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_stream_t *stream = wk_request_stream(req);
+    GA_IGNORE(wk_stream_send_last(stream, wk_str(wk_stream_ctx(stream), "only")) != GA_OK);
+}
+
+#define HOOKED_ARGS "value:any(allow_nil=true), mode:string(default=pass), tag:string(allow_nil=true)"
+
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
     // Retry and fallback (tests/integration/retry_fallback.test.js).
@@ -344,6 +431,17 @@ static const wk_function_t s_functions[] = {
     {.request_type = "where_sticky", .choose_node_mode = "sticky:key", .args = "key:string",
      .handler = s_where},
     {.request_type = "where_least", .choose_node_mode = "least_loaded", .handler = s_where},
+    {.request_type = "hook_before", .args = WK_HOOK_ARGS, .handler = s_hook_before},
+    {.request_type = "hook_after", .args = WK_HOOK_ARGS, .handler = s_hook_after},
+    {.request_type = "hooked", .args = HOOKED_ARGS, .before_execute = "test_service.hook_before",
+     .before_execute_args = "{\"x\": 7}", .after_execute = "test_service.hook_after",
+     .hook_timeout_ms = 500, .handler = s_hooked},
+    {.request_type = "hooked_async", .response_type = "async", .args = HOOKED_ARGS,
+     .before_execute = "test_service.hook_before", .before_execute_args = "{\"x\": 7}",
+     .after_execute = "test_service.hook_after", .hook_timeout_ms = 500, .handler = s_hooked},
+    {.request_type = "hooked_stream", .response_type = "stream", .args = HOOKED_ARGS,
+     .before_execute = "test_service.hook_before", .hook_timeout_ms = 500,
+     .handler = s_hooked_stream},
     {.request_type = "hold_n1", .nodes = s_only_n1, .args = "ms:num", .timeout_ms = 30000,
      .handler = s_where},
     // Nodes resolvers (where_resolved runs on n2 only) and resolvers that fail in each way.

@@ -52,6 +52,16 @@ typedef void(wk_handler_fn)(wk_request_t *req, void *ctx);
     "service:string, request_type:string, args:map, user_id:string(allow_nil=true), "            \
     "roles:list_string(allow_nil=true), device_id:string(allow_nil=true), "                      \
     "ip:string(allow_nil=true)"
+// ... a hook (named by another function's before_execute or after_execute; docs/protocol.md,
+// "Hooks"): hook is "before" or "after"; request is the whole request {request_id, service,
+// request_type, version, args, user_id, roles, device_id, ip}, whatever request_info says;
+// config the function's config (read-only); extra the hook's extra args (nil when none);
+// result, for an after hook, the call's result. A before hook answers {args: {...}} to replace
+// the args (validated again), any other value to go on unchanged, or an error to refuse the
+// call with that message; an after hook answers the result the client gets ...
+#define WK_HOOK_ARGS                                                                               \
+    "hook:string, request:map, config:map, extra:any(allow_nil=true), "                          \
+    "result:any(allow_nil=true)"
 // ... and the identity service of a gateway with auth=service (its connect params and the
 // client's address).
 #define WK_AUTH_SERVICE_ARGS "params:map, ip:string(allow_nil=true)"
@@ -94,6 +104,16 @@ typedef struct {
     // chosen first (N in 1..10; sync and async functions only). Retried: calls that could not
     // be delivered, and errors answered with wk_reply_error_retryable.
     const char *retry;
+    // Hooks (docs/protocol.md, "Hooks"): "service.request_type" of a worker function declared
+    // with WK_HOOK_ARGS, run by the gateway before the call (may replace the args or refuse)
+    // and after it (sync and async only: returns the result the client gets). Their extra
+    // args as JSON text, e.g. "[\"extra_value\", 42]" (NULL: none); hook_timeout_ms bounds each
+    // hook call (0: the default, 5000).
+    const char *before_execute;
+    const char *before_execute_args;
+    const char *after_execute;
+    const char *after_execute_args;
+    int hook_timeout_ms;
     wk_handler_fn *handler;    // the code (required)
     // Left out of the table until wk_worker_set_offered offers it (docs/protocol.md, "Config
     // pull"): a function this service turns on at run time.
