@@ -8,6 +8,7 @@
 #include "ga_json.h"
 #include "ga_log.h"
 #include "ga_mem.h"
+#include "ga_telemetry.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ typedef struct {
     int64_t deadline;     // monotonic ms: the outstanding pull has failed after it
     int failures;         // consecutive failed pulls
     int64_t backoff_ms;   // the wait after the last failure (0: none)
+    int64_t started_us;   // ga_clock_us when the current pull began (PULL_VERSION or PULL)
     char version[S_VERSION_MAX]; // config version the last answer gave ("": none yet)
     bool seen;            // marked during a tick: the worker is still registered
 } s_worker_t;
@@ -187,12 +189,22 @@ s_send_pull(bk_broker_t *broker, bk_worker_t *w, s_worker_t *st, bool full, int6
             &m);
 }
 
+// genapi.config.pull.stop: one pull (its PULL_VERSION and PULL) is over.
+static void
+s_emit_stop(const bk_worker_t *w, const s_worker_t *st, bool success, const char *reason)
+{
+    GA_EMIT(GA_EV_CONFIG_PULL_STOP, .duration_us = ga_clock_us() - st->started_us,
+            .service = w->service, .node = w->node, .reason = reason,
+            .success = success ? GA_TM_TRUE : GA_TM_FALSE);
+}
+
 // The outstanding pull of `st` failed (no answer in time, or an unusable one): the next waits
 // pull_interval × 2^failures, at most BK_PULL_BACKOFF_MAX_MS.
 static void
 s_fail(bk_pull_t *self, bk_worker_t *w, s_worker_t *st, int64_t now, const char *why)
 {
     self->failures++;
+    s_emit_stop(w, st, false, why);
     st->pending = 0;
     st->failures++;
     int64_t backoff = self->interval_ms;
@@ -243,6 +255,8 @@ s_tick_worker(bk_worker_t *w, void *arg)
         s_fail(self, w, st, ctx->now, why);
     }
     if (!st->pending && ctx->now >= st->next_at) {
+        st->started_us = ga_clock_us();
+        GA_EMIT(GA_EV_CONFIG_PULL_START, .service = w->service, .node = w->node);
         s_send_pull(ctx->broker, w, st, !version_check, ctx->now);
     }
     int64_t due = st->pending ? st->deadline : st->next_at;
@@ -362,6 +376,7 @@ bk_pull_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
         self->skipped++;
     }
     snprintf(st->version, sizeof st->version, "%s", version);
+    s_emit_stop(w, st, true, full ? "pulled" : "unchanged");
     st->failures = 0;
     st->backoff_ms = 0;
     st->next_at = now + self->interval_ms;

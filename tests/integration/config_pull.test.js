@@ -9,6 +9,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { BIN, Proc, startStack, startBroker, startWorker, connect, join, call, eventually } = require('../support/stack');
@@ -21,6 +22,20 @@ function status(broker) {
       if (err) return reject(new Error(`genapi-ctl: ${stderr}`));
       resolve(JSON.parse(stdout));
     }));
+}
+
+// The broker's genapi_config_events_total{event=NAME} from /metrics (telemetry events).
+function configEvents(broker, name) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: broker.metricsPort, path: '/metrics', timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => {
+        const m = new RegExp(`^genapi_config_events_total\\{event="${name.replace('.', '\\.')}"\\} (\\d+)$`, 'm').exec(body);
+        resolve(m ? Number(m[1]) : 0);
+      });
+    }).on('error', reject);
+  });
 }
 
 test('a table changed at run time reaches the gateway through a pull, not a push', async () => {
@@ -76,6 +91,10 @@ test('a pull whose version is unchanged stops at PULL_VERSION', async () => {
     assert.equal(st.pulls.workers.length, 1);
     assert.equal(st.pulls.workers[0].service, 'test_service');
     assert.equal(st.pulls.workers[0].failures, 0);
+    // Each pull is a genapi.config.pull.start/.stop telemetry pair.
+    assert.ok(stack.broker.metricsPort > 0);
+    assert.ok(await configEvents(stack.broker, 'pull.stop') >= 5);
+    assert.ok(await configEvents(stack.broker, 'pull.start') >= 5);
   } catch (e) {
     stack.dumpLogs();
     throw e;
