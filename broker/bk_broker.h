@@ -32,6 +32,14 @@ typedef struct {
     // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
     // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
     const char *state_file;
+    // Config pull (docs/configuration.md): every pull_interval_ms (0: never) each registered
+    // worker of the pulled services is asked for its table, each pull bounded by
+    // pull_timeout_ms; service_configs (JSON, NULL or "[]": every service) names the services.
+    int64_t pull_interval_ms;
+    int64_t pull_timeout_ms;
+    const char *service_configs;
+    // How long a nodes resolver's answer is used before it is asked again (0: 5000 ms).
+    int64_t resolver_cache_ms;
     // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
     // caller checks exposure (docs/configuration.md, metrics_listen).
     const char *metrics_listen;

@@ -7,6 +7,8 @@
 
 #include "bk_broker.h"
 #include "bk_call.h"
+#include "bk_pull.h"
+#include "bk_resolve.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
@@ -100,6 +102,8 @@ struct bk_broker_t {
                                 // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
+    bk_pull_t *pull;            // config pull (bk_pull.c)
+    bk_resolve_t *resolve;      // node resolvers' answers and the calls waiting for them
     struct ga_metrics_t *metrics; // metrics from telemetry events (metrics_listen set), or NULL
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
