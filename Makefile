@@ -14,13 +14,17 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc)
 
 # Ports of `make run` (make run GATEWAY_PORT=4100 BROKER_WORKER_PORT=6570 ...): the gateway's
-# WebSocket, and the broker's worker, gateway, stream-in and stream-out sockets.
+# WebSocket, the broker's worker, gateway, stream-in and stream-out sockets, and the gateway's
+# and broker's metrics and health listeners (loopback).
 GATEWAY_PORT       ?= 4000
 BROKER_WORKER_PORT ?= 5570
 BROKER_GATEWAY_PORT ?= 5571
 STREAM_IN_PORT     ?= 5572
 STREAM_OUT_PORT    ?= 5573
-export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT
+GATEWAY_METRICS_PORT ?= 9464
+BROKER_METRICS_PORT  ?= 9465
+export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT \
+       GATEWAY_METRICS_PORT BROKER_METRICS_PORT
 
 .PHONY: all deps build build-run build-fuzz test test-unit test-js test-fuzz fuzz run bench clean
 

@@ -301,6 +301,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
                    ga_int((int64_t) bk_registry_function_count(self->registry)));
         ga_map_put(&reply, a, "failed_configs", bk_registry_failed_list(self->registry, a));
         ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_inflight_size(self->calls)));
+        ga_map_put(&reply, a, "pulls", bk_pull_status(self, a));
     } else if (op && (strcmp(op, "get") == 0 || strcmp(op, "get_latest") == 0)) {
         s_get(self, msg, strcmp(op, "get_latest") == 0, &reply);
     } else if (op && (strcmp(op, "disable") == 0 || strcmp(op, "enable") == 0 ||

@@ -8,6 +8,8 @@
 #include "bk_registry.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
+#include "ga_httpd.h"
+#include "ga_metrics.h"
 #include "ga_inflight.h"
 #include "ga_log.h"
 #include "ga_mem.h"
@@ -37,6 +39,8 @@ bk_broker_new(const bk_config_t *cfg)
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     self->rl = bk_ratelimit_new();
+    self->pull = bk_pull_new();
+    self->resolve = bk_resolve_new(cfg->resolver_cache_ms);
     return self;
 }
 
@@ -63,6 +67,10 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_select_destroy(&self->select);
     bk_ratelimit_destroy(&self->rl);
     bk_groups_destroy(&self->groups);
+    bk_pull_destroy(&self->pull);
+    bk_resolve_destroy(&self->resolve);
+    ga_httpd_destroy(&self->httpd);
+    ga_metrics_destroy(&self->metrics);
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
@@ -260,6 +268,12 @@ bk_broker_bind(bk_broker_t *self)
         s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
         return GA_ECONFIG;
     }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
                                 self->cfg->worker_endpoint, &self->workers, self->worker_ep,
                                 sizeof self->worker_ep);
@@ -281,6 +295,9 @@ bk_broker_bind(bk_broker_t *self)
     // The proxy takes every chunk from every worker; the XPUB side filters per gateway.
     if (rc == GA_OK && zmq_send(self->stream_in, "\x01", 1, 0) != 1) {
         rc = GA_EIO;
+    }
+    if (rc == GA_OK) {
+        rc = bk_metrics_start(self); // last: /readyz answers once everything is bound
     }
     return rc;
 }
@@ -386,7 +403,7 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
-    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, ZAP, N_ITEMS };
+    enum { WORKERS, GATEWAYS, WAKE, STREAM_IN, STREAM_OUT, ZAP, HTTP, N_ITEMS };
     ga_zpoll_item_t items[N_ITEMS] = {
         [WORKERS] = {.socket = self->workers},
         [GATEWAYS] = {.socket = self->gateways},
@@ -394,6 +411,7 @@ bk_broker_run(bk_broker_t *self)
         [STREAM_IN] = {.socket = self->stream_in},
         [STREAM_OUT] = {.socket = self->stream_out},
         [ZAP] = {.socket = self->zap ? bk_zap_socket(self->zap) : NULL, .fd = -1},
+        [HTTP] = {.fd = self->httpd ? ga_httpd_fd(self->httpd) : -1},
     };
     ga_zpoll_t poller;
     if (ga_zpoll_init(&poller, items, N_ITEMS) != GA_OK) {
@@ -409,6 +427,14 @@ bk_broker_run(bk_broker_t *self)
         int64_t now = ga_clock_ms();
         int64_t next = self->next_heartbeat;
         int64_t due = ga_inflight_next_deadline(self->calls);
+        if (due < next) {
+            next = due;
+        }
+        due = bk_pull_next_due(self);
+        if (due < next) {
+            next = due;
+        }
+        due = bk_resolve_next_due(self);
         if (due < next) {
             next = due;
         }
@@ -447,7 +473,12 @@ bk_broker_run(bk_broker_t *self)
         if (items[STREAM_OUT].ready) {
             bk_drain_subscriptions(self);
         }
+        if (items[HTTP].ready) {
+            ga_httpd_process(self->httpd);
+        }
         bk_on_tick(self, ga_clock_ms());
+        bk_pull_tick(self, ga_clock_ms());
+        bk_resolve_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
     }
     s_state_tick(self, ga_clock_ms(), true);

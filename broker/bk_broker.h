@@ -37,6 +37,17 @@ typedef struct {
     // Relay groups' state file (docs/configuration.md): read at bind, written atomically with
     // the sticky state (at most every BK_STICKY_SAVE_MS while groups change) and at stop.
     const char *relay_state_file;
+    // Config pull (docs/configuration.md): every pull_interval_ms (0: never) each registered
+    // worker of the pulled services is asked for its table, each pull bounded by
+    // pull_timeout_ms; service_configs (JSON, NULL or "[]": every service) names the services.
+    int64_t pull_interval_ms;
+    int64_t pull_timeout_ms;
+    const char *service_configs;
+    // How long a nodes resolver's answer is used before it is asked again (0: 5000 ms).
+    int64_t resolver_cache_ms;
+    // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
+    // caller checks exposure (docs/configuration.md, metrics_listen).
+    const char *metrics_listen;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -51,6 +62,8 @@ const char *bk_broker_worker_endpoint(const bk_broker_t *self);
 const char *bk_broker_gateway_endpoint(const bk_broker_t *self);
 const char *bk_broker_stream_in_endpoint(const bk_broker_t *self);
 const char *bk_broker_stream_out_endpoint(const bk_broker_t *self);
+// The admin listener's port (after bind; 0 when metrics_listen is empty).
+int bk_broker_metrics_port(const bk_broker_t *self);
 // Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
 // Asks the loop to stop. Any thread; async-signal-safe.

@@ -8,6 +8,8 @@
 #include "bk_broker.h"
 #include "bk_call.h"
 #include "bk_groups.h"
+#include "bk_pull.h"
+#include "bk_resolve.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
@@ -18,6 +20,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_telemetry.h"
 #include "ga_value.h"
 
 #include <czmq.h>
@@ -102,6 +105,10 @@ struct bk_broker_t {
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
     bk_groups_t *groups;        // relay groups (bk_relay.c; created at the first operation)
     bool relay_detached;        // groups were restored: members not yet claimed by a gateway
+    bk_pull_t *pull;            // config pull (bk_pull.c)
+    bk_resolve_t *resolve;      // node resolvers' answers and the calls waiting for them
+    struct ga_metrics_t *metrics; // metrics from telemetry events (metrics_listen set), or NULL
+    struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
 
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
@@ -124,6 +131,15 @@ void bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_
 // gateways, heartbeats the others with the registry's sequence number, and sends each owed
 // SNAPSHOT.
 void bk_tick_gateways(bk_broker_t *self, int64_t now);
+
+// bk_metrics.c: emits `ev` for `call` (service and request_type from its kept body, when
+// kept; request_id, node, count = attempts so far) when someone listens.
+void bk_tm_call(bk_broker_t *self, const bk_call_t *call, ga_event_t ev);
+// bk_metrics.c: `w` answered: a circuit whose cooldown has passed is closed (and said so).
+void bk_tm_worker_answered(bk_worker_t *w);
+// bk_metrics.c: opens the admin HTTP listener when metrics_listen is set (GA_EIO, logged,
+// naming the option, when it cannot).
+GA_MUST_CHECK ga_err_t bk_metrics_start(bk_broker_t *self);
 
 // bk_calls.c: routes a gateway's CALL to a worker, or answers it with an error.
 void bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);

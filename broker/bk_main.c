@@ -3,6 +3,7 @@
 // until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
 #include "bk_broker.h"
 #include "ga_config.h"
+#include "ga_httpd.h"
 #include "ga_json.h"
 #include "ga_log.h"
 #include "ga_ratelimit.h"
@@ -35,6 +36,11 @@ typedef struct {
     int64_t max_groups;        // see table
     int64_t max_group_members; // see table
     char *relay_state_file;    // see table
+    int64_t pull_interval_ms; // see table
+    int64_t pull_timeout_ms;  // see table
+    char *service_configs;    // see table (JSON)
+    int64_t resolver_cache_ms; // see table
+    char *metrics_listen;    // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -82,6 +88,19 @@ static const ga_option_t s_options[] = {
      "members per relay group at most; joining beyond is refused with the reason"},
     {"relay_state_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, relay_state_file),
      "file keeping relay groups and their members across broker restarts (empty: none)"},
+    {"pull_interval_ms", GA_OPT_INT, "30000", 0, 86400000, offsetof(options_t, pull_interval_ms),
+     "how often the broker pulls each worker's function table (0: never; docs/protocol.md)"},
+    {"pull_timeout_ms", GA_OPT_INT, "5000", 50, 300000, offsetof(options_t, pull_timeout_ms),
+     "how long one pull may take before it counts as failed (failures back off)"},
+    {"service_configs", GA_OPT_JSON, "[]", 0, 0, offsetof(options_t, service_configs),
+     "services whose tables are pulled: a list of names or {service, version_check} "
+     "([]: every registered service)"},
+    {"resolver_cache_ms", GA_OPT_INT, "5000", 100, 3600000,
+     offsetof(options_t, resolver_cache_ms),
+     "how long the answer of a nodes resolver is used before it is asked again"},
+    {"metrics_listen", GA_OPT_STR, "127.0.0.1:9465", 0, 0, offsetof(options_t, metrics_listen),
+     "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
+     "loopback needs insecure_bind)"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -141,6 +160,20 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
                {"gateway_endpoint", opt->gateway_endpoint},
                {"stream_in_endpoint", opt->stream_in_endpoint},
                {"stream_out_endpoint", opt->stream_out_endpoint}};
+    // The admin listener is plain HTTP whatever CURVE says: beyond loopback only on the
+    // operator's word that the network is trusted.
+    if (opt->metrics_listen[0] && !ga_httpd_is_loopback(opt->metrics_listen)) {
+        if (!opt->insecure_bind) {
+            snprintf(err, errlen,
+                     "metrics_listen: %s listens beyond loopback (metrics and health are "
+                     "unauthenticated plain HTTP); use a loopback address, or set "
+                     "insecure_bind=true on a trusted network only",
+                     opt->metrics_listen);
+            return false;
+        }
+        GA_WARN("insecure_bind: metrics_listen %s is reachable beyond this host",
+                opt->metrics_listen);
+    }
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
         if (s_is_loopback(eps[i].endpoint)) {
             continue;
@@ -219,6 +252,11 @@ main(int argc, char **argv)
         .max_groups = opt.max_groups,
         .max_group_members = opt.max_group_members,
         .relay_state_file = opt.relay_state_file,
+        .pull_interval_ms = opt.pull_interval_ms,
+        .pull_timeout_ms = opt.pull_timeout_ms,
+        .service_configs = opt.service_configs,
+        .resolver_cache_ms = opt.resolver_cache_ms,
+        .metrics_listen = opt.metrics_listen,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
     ga_signal_t *sig = NULL;
@@ -231,9 +269,10 @@ main(int argc, char **argv)
         GA_ERR("startup failed");
         goto out;
     }
-    printf("READY broker workers=%s gateways=%s streams_in=%s streams_out=%s\n",
+    printf("READY broker workers=%s gateways=%s streams_in=%s streams_out=%s metrics_port=%d\n",
            bk_broker_worker_endpoint(broker), bk_broker_gateway_endpoint(broker),
-           bk_broker_stream_in_endpoint(broker), bk_broker_stream_out_endpoint(broker));
+           bk_broker_stream_in_endpoint(broker), bk_broker_stream_out_endpoint(broker),
+           bk_broker_metrics_port(broker));
     fflush(stdout);
     GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
             bk_broker_gateway_endpoint(broker));

@@ -311,7 +311,12 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_HEARTBEAT:
         break;
     case GA_CMD_REPLY:
-        bk_on_reply(self, w, msg);
+        if (!bk_resolve_on_reply(self, msg)) { // the broker's own resolver calls
+            bk_on_reply(self, w, msg);
+        }
+        break;
+    case GA_CMD_PULLED:
+        bk_pull_on_reply(self, msg);
         break;
     case GA_CMD_DISCONNECT:
         bk_drop_worker(self, w, "disconnected");

@@ -8,6 +8,7 @@
 #include "ga_clock.h"
 #include "ga_functable.h"
 #include "ga_mem.h"
+#include "ga_telemetry.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -394,6 +395,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     w->registered = true;
     self->dirty = true;
     *worker = w;
+    GA_EMIT(GA_EV_CONFIG_PUSH, .service = service, .node = node, .count = functions->len);
     return GA_OK;
 }
 
@@ -508,6 +510,7 @@ bk_registry_disable(bk_registry_t *self, const char *service, const char *reques
     }
     ov->disabled = true;
     s_apply(self, ov, arena, changed, NULL);
+    GA_EMIT(GA_EV_CONFIG_DISABLE, .service = service, .request_type = request_type, .version = version, .count = changed->len);
     return GA_OK;
 }
 
@@ -533,6 +536,7 @@ bk_registry_enable(bk_registry_t *self, const char *service, const char *request
     s_apply(self, ov, arena, changed, NULL);
     s_override_tidy(self, ov);
     self->dirty = true; // back in the table: the sweep decides whether anyone serves it
+    GA_EMIT(GA_EV_CONFIG_ENABLE, .service = service, .request_type = request_type, .version = version, .count = changed->len);
     return GA_OK;
 }
 
@@ -554,6 +558,7 @@ bk_registry_delete(bk_registry_t *self, const char *service, const char *request
     ov->disabled = false;
     ga_funcfg_destroy(&ov->added); // deleted means the operator's own config too
     s_apply(self, ov, arena, NULL, removed);
+    GA_EMIT(GA_EV_CONFIG_DELETE, .service = service, .request_type = request_type, .version = version, .count = removed->len);
     return GA_OK;
 }
 
@@ -602,6 +607,7 @@ bk_registry_add(bk_registry_t *self, const ga_value_t *source, ga_arena_t *arena
     ov->disabled = false;
     s_apply(self, ov, arena, changed, NULL);
     self->dirty = true;
+    GA_EMIT(GA_EV_CONFIG_ADD, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version);
     return GA_OK;
 }
 

@@ -474,6 +474,53 @@ s_retry_fits(parse_t *ps)
     return GA_OK;
 }
 
+// A hook (docs/protocol.md, "Hooks"): "NAME", or {"function": "NAME", "args": EXTRA} where
+// NAME is a worker function "service.request_type" or an in-process hook's name and EXTRA any
+// value handed to each call (the walkthrough's extra_args).
+static ga_err_t
+s_hook(parse_t *ps, const ga_value_t *v, const char *field, const char **name, ga_value_t *args)
+{
+    *args = ga_nil();
+    if (v == NULL || v->type != GA_MAP) {
+        if (v && v->type != GA_NIL && v->type != GA_STR) {
+            return s_fail(ps, "%s: must be \"service.request_type\" or {\"function\": "
+                              "\"service.request_type\", \"args\": [...]}",
+                          field);
+        }
+        return s_name(ps, v, field, name, false);
+    }
+    for (uint32_t i = 0; i < v->len; i++) {
+        const char *key = v->u.pairs[i].key;
+        if (strcmp(key, "function") != 0 && strcmp(key, "args") != 0) {
+            return s_fail(ps, "%s: unknown key %s (valid: function, args)", field, key);
+        }
+    }
+    const ga_value_t *fn = ga_map_get(v, "function");
+    if (fn == NULL || fn->type == GA_NIL) {
+        return s_fail(ps, "%s: function required", field);
+    }
+    ga_err_t rc = s_name(ps, fn, field, name, false);
+    const ga_value_t *extra = ga_map_get(v, "args");
+    if (rc == GA_OK && extra) {
+        *args = *extra;
+    }
+    return rc;
+}
+
+// An after hook rewrites a result: streams (whose chunks go out as they come) and none
+// functions (no result) cannot have one.
+static ga_err_t
+s_hook_fits(parse_t *ps)
+{
+    ga_resp_t r = ps->cfg->response_type;
+    if (ps->cfg->after_execute && (r == GA_RESP_STREAM || r == GA_RESP_NONE)) {
+        return s_fail(ps, "after_execute: only for sync and async functions (this one is %s%s)",
+                      r == GA_RESP_STREAM ? "stream" : "none",
+                      r == GA_RESP_STREAM ? ": its chunks reach the client as they come" : "");
+    }
+    return GA_OK;
+}
+
 // Every field a config may carry, and whether genapi acts on it yet. A field whose feature is
 // not built is refused when set ("retry: not supported yet"), never accepted and ignored: a
 // quota-enforcing before hook that never ran would fail open. A field added here starts as
@@ -494,9 +541,9 @@ static const struct {
     {"check_permission", true},
     {"permission_callback", true},
     {"retry", true}, // sync and async only: s_retry_fits refuses it elsewhere
-    {"before_execute", false},
-    {"after_execute", false},
-    {"hook_timeout", false},
+    {"before_execute", true},
+    {"after_execute", true}, // sync and async only: s_hook_fits refuses it elsewhere
+    {"hook_timeout", true},
     {"request_info", true},
     {"disabled", true},
 };
@@ -548,7 +595,7 @@ s_parse(parse_t *ps, const ga_value_t *v)
                         cfg->response_type == GA_RESP_STREAM))) {
         return rc;
     }
-    cfg->hook_timeout_ms = 5000;
+    cfg->hook_timeout_ms = GA_FUNCFG_HOOK_TIMEOUT_DEFAULT;
     if ((rc = s_timeout(ps, ga_map_get(v, "hook_timeout"), "hook_timeout", &cfg->hook_timeout_ms,
                         false))) {
         return rc;
@@ -559,19 +606,33 @@ s_parse(parse_t *ps, const ga_value_t *v)
         (rc = s_retry(ps, ga_map_get(v, "retry"))) || (rc = s_retry_fits(ps)) ||
         (rc = s_name(ps, ga_map_get(v, "permission_callback"), "permission_callback",
                      &cfg->permission_callback, false)) ||
-        (rc = s_name(ps, ga_map_get(v, "before_execute"), "before_execute", &cfg->before_execute,
-                     false)) ||
-        (rc = s_name(ps, ga_map_get(v, "after_execute"), "after_execute", &cfg->after_execute,
-                     false))) {
+        (rc = s_hook(ps, ga_map_get(v, "before_execute"), "before_execute", &cfg->before_execute,
+                     &cfg->before_args)) ||
+        (rc = s_hook(ps, ga_map_get(v, "after_execute"), "after_execute", &cfg->after_execute,
+                     &cfg->after_args)) ||
+        (rc = s_hook_fits(ps))) {
         return rc;
     }
     const ga_value_t *nodes = ga_map_get(v, "nodes");
-    if (nodes && (nodes->type == GA_STR || nodes->type == GA_MAP)) {
-        // A resolver (a worker function naming the nodes) is not built: refused, not ignored.
-        return s_fail(ps, "nodes: a resolver is not supported yet (list node names, or leave "
-                          "nodes out for any live worker of the service)");
+    if (nodes && nodes->type == GA_MAP) {
+        // {"resolver": "service.request_type"}, the same as the string alone.
+        if (nodes->len != 1 || strcmp(nodes->u.pairs[0].key, "resolver") != 0) {
+            return s_fail(ps, "nodes: a map names only a resolver: {\"resolver\": "
+                              "\"service.request_type\"}");
+        }
+        nodes = &nodes->u.pairs[0].value;
     }
-    if (nodes && nodes->type != GA_NIL) {
+    if (nodes && nodes->type == GA_STR) {
+        // A resolver: the worker function "service.request_type" whose answer lists the nodes
+        // (docs/protocol.md, "Node selection").
+        const char *dot = strchr(nodes->u.s, '.');
+        if (dot == NULL || dot == nodes->u.s || dot[1] == '\0' ||
+            memchr(nodes->u.s, '\0', nodes->len) != NULL) {
+            return s_fail(ps, "nodes: a list of node names, or a resolver function named "
+                              "\"service.request_type\"");
+        }
+        cfg->nodes_resolver = nodes->u.s;
+    } else if (nodes && nodes->type != GA_NIL) {
         if ((rc = s_str_list(ps, nodes, "nodes", &cfg->nodes, &cfg->n_nodes))) {
             return rc;
         }

@@ -21,6 +21,7 @@
 #define GA_FUNCFG_TIMEOUT_INFINITY (-1)    // streams only
 #define GA_ARG_MAX_BYTES_DEFAULT   3000    // per string, when a config sets none
 #define GA_ARG_MAX_ITEMS_DEFAULT   1000    // per list or map, when a config sets none
+#define GA_FUNCFG_HOOK_TIMEOUT_DEFAULT 5000 // ms
 #define GA_FUNCFG_MAX_ARGS         64      // declared arguments per function
 
 typedef enum {
@@ -92,16 +93,22 @@ struct ga_funcfg_t {
     bool node_key_is_arg;         // node_key names a declared argument (else a request field)
     const char *const *nodes;     // allowed node names (NULL: any live worker)
     uint32_t n_nodes;             // entries in nodes
+    // nodes as a resolver: the worker function "service.request_type" whose answer (a list of
+    // node names, cached briefly) allows the nodes; NULL when nodes is a list or absent.
+    const char *nodes_resolver;
     const char *check_permission; // "false", "any_authenticated", "arg:NAME", "role:[a,b]"
     const char *permission_callback; // worker function "service.request_type", or NULL
     const char *retry;            // NULL, "N", "same_node:N", "all_nodes:N"
     int retry_attempts;           // from retry: attempts in all (1..10); 0 when not set
     bool retry_same_node;         // from retry: same_node:N (else across nodes)
-    // Not supported yet: a config setting before_execute, after_execute or hook_timeout is
-    // refused, so these stay NULL and the default.
+    // Hooks (docs/protocol.md, "Hooks"): a worker function "service.request_type" or the name
+    // of an in-process hook, each with its extra args (nil when none). after_execute is refused
+    // for stream and none functions.
     const char *before_execute;   // hook function, or NULL
+    ga_value_t before_args;       // its extra args (any value; nil: none)
     const char *after_execute;    // hook function, or NULL
-    int64_t hook_timeout_ms;      // per hook call
+    ga_value_t after_args;        // its extra args (any value; nil: none)
+    int64_t hook_timeout_ms;      // per hook call (default GA_FUNCFG_HOOK_TIMEOUT_DEFAULT)
     bool request_info;            // the handler also sees the caller: user, roles, device, ip
     bool disabled;                // refused with "Function disabled"
     ga_value_t source;            // the config map as received (for forwarding), in arena

@@ -38,6 +38,12 @@ ga_cmd_name(int cmd)
         return "RESULT";
     case GA_CMD_CANCEL:
         return "CANCEL";
+    case GA_CMD_PULL_VERSION:
+        return "PULL_VERSION";
+    case GA_CMD_PULL:
+        return "PULL";
+    case GA_CMD_PULLED:
+        return "PULLED";
     case GA_CMD_STOP:
         return "STOP";
     case GA_CMD_ADMIN:

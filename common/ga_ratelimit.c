@@ -6,6 +6,7 @@
 #include "ga_ratelimit.h"
 
 #include "ga_mem.h"
+#include "ga_telemetry.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -165,6 +166,9 @@ ga_ratelimit_sweep(ga_ratelimit_t *self, int64_t now_ms, size_t slots)
         self->cursor = (self->cursor + 1) & (self->n_slots - 1);
     }
     self->stats.reclaimed += freed;
+    if (freed > 0) {
+        GA_EMIT(GA_EV_RATE_LIMITER_CLEANUP, .scope = self->scope, .count = (int64_t) freed);
+    }
     return freed;
 }
 
@@ -736,12 +740,14 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
             int64_t wait = w->oldest + l->window_ms - now_ms;
             l->refused++;
             limited = true;
+            GA_EMIT(GA_EV_RATE_LIMITER_EXCEEDED, .service = service, .request_type = request_type, .key = l->key, .scope = self->scope, .count = (int64_t) w->count);
             retry = wait > retry ? wait : retry;
         }
         hit[n] = w;
         hit_limit[n] = l;
         n++;
     }
+    GA_EMIT(GA_EV_RATE_LIMITER_CHECK, .service = service, .request_type = request_type, .scope = self->scope, .success = limited || failed ? GA_TM_FALSE : GA_TM_TRUE);
     if (failed) {
         self->stats.failures++;
         return self->fail_open ? GA_RL_ALLOW : GA_RL_FAILED;
@@ -829,6 +835,7 @@ ga_ratelimit_reset(ga_ratelimit_t *self, const char *value, const char *key, con
             }
         }
     }
+    GA_EMIT(GA_EV_RATE_LIMITER_RESET, .service = service, .request_type = request_type, .key = key, .scope = self->scope, .count = (int64_t) cleared);
     return cleared;
 }
 

@@ -23,17 +23,34 @@
 #define GW_ROUTE_INLINE 256 // bytes of route strings kept inline in a call record
 
 typedef struct pending_t pending_t;
+
+// What a call record is waiting for: its chain runs the permission check, the before hook,
+// the call itself and the after hook, each step sent only once the one before it allowed it.
+typedef enum {
+    STEP_CALL,   // the call itself
+    STEP_CHECK,  // its worker permission callback
+    STEP_BEFORE, // its before hook
+    STEP_AFTER,  // its after hook (the call's result is kept in `kept`)
+} step_t;
+
 struct pending_t {
     ga_inflight_rec_t rec;        // id (the gateway's call id), deadline, owner: the connection
     gw_route_t route;             // strings point into text (or heap when large)
     char text[GW_ROUTE_INLINE];   // inline storage for the route strings
     char *heap;                   // storage when the strings do not fit inline
-    ga_buf_t held;                // encoded CALL waiting for a permission check (else empty)
+    step_t step;                  // what the id in flight is
+    ga_buf_t held;                // encoded CALL waiting for the check or before hook (else empty)
+    ga_buf_t before;              // encoded before-hook CALL waiting for the check (else empty)
+    ga_buf_t after;               // encoded after-hook CALL, without its result (else empty)
+    ga_buf_t kept;                // STEP_AFTER: the call's RESULT body, for a failing hook
     uint64_t held_id;             // the id inside `held`
     uint64_t next_seq;            // streams: the sequence number expected next
     int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
     int64_t held_timeout_ms;      // its timeout
     char *relay_sub;              // a group join's proxy topic, subscribed while it is decided
+    int64_t hook_timeout_ms;      // each hook call's timeout
+    bool before_local;            // `before` is an in-process hook's: run, never sent
+    bool after_local;             // `after` likewise
     pending_t *next;              // free-list link
 };
 
@@ -118,6 +135,9 @@ s_pending_free(pending_t *p)
     ga_free(p->relay_sub);
     ga_free(p->heap);
     ga_buf_fini(&p->held);
+    ga_buf_fini(&p->before);
+    ga_buf_fini(&p->after);
+    ga_buf_fini(&p->kept);
     ga_free(p);
 }
 
@@ -316,9 +336,10 @@ s_stream_connect(gw_bridge_t *self, int64_t port)
 static void
 s_route_copy(pending_t *p, const gw_route_t *r)
 {
-    const char *src[4] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id};
+    const char *src[6] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id,
+                          r->service, r->request_type};
     size_t need = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         need += src[i] ? strlen(src[i]) + 1 : 0;
     }
     char *buf = p->text;
@@ -327,8 +348,8 @@ s_route_copy(pending_t *p, const gw_route_t *r)
     if (need > sizeof p->text) {
         buf = p->heap = ga_malloc(need);
     }
-    const char *dst[4] = {NULL, NULL, NULL, NULL};
-    for (int i = 0; i < 4; i++) {
+    const char *dst[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 6; i++) {
         if (src[i]) {
             size_t n = strlen(src[i]) + 1;
             memcpy(buf, src[i], n);
@@ -342,7 +363,10 @@ s_route_copy(pending_t *p, const gw_route_t *r)
                             .join_ref = dst[0],
                             .ref = dst[1],
                             .topic = dst[2],
-                            .request_id = dst[3]};
+                            .request_id = dst[3],
+                            .service = dst[4],
+                            .request_type = dst[5],
+                            .started_us = r->started_us};
 }
 
 static void s_relay_sub(void *arg, const char *topic, bool subscribe);
@@ -360,6 +384,12 @@ s_release(gw_bridge_t *self, pending_t *p)
         p->heap = NULL;
     }
     ga_buf_reset(&p->held);
+    ga_buf_reset(&p->before);
+    ga_buf_reset(&p->after);
+    ga_buf_reset(&p->kept);
+    p->step = STEP_CALL;
+    p->before_local = false;
+    p->after_local = false;
     p->next = self->free_list;
     self->free_list = p;
 }
@@ -460,8 +490,16 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     ga_wire_encode(out, &m);
 }
 
-// Tracks `p` under `id` with its deadline: timeout + grace after now. For a stream (not while
-// its permission check runs) that bounds the silence between two messages: each one received
+// The hook chain's steps (below gw_bridge_call_checked).
+static ga_err_t s_held_decode(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id,
+                              ga_value_t args, const ga_value_t *result, ga_value_t request_args,
+                              ga_value_t *out);
+static void s_before_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body);
+static void s_after_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body);
+
+// Tracks `p` under `id` with its deadline: timeout + grace after now (a hook step: its
+// hook_timeout exactly, which the broker does not know of). For a stream (not while
+// its permission check or before hook runs) that bounds the silence between two messages: each one received
 // moves the deadline on (s_on_stream_msg). Infinity: no deadline.
 static void
 s_track(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t timeout_ms)
@@ -469,7 +507,8 @@ s_track(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t timeout_ms)
     p->idle_ms = 0;
     int64_t deadline = GA_INFLIGHT_NONE;
     if (timeout_ms != GA_FUNCFG_TIMEOUT_INFINITY) {
-        int64_t span = timeout_ms + self->cfg->grace_ms;
+        bool hook = p->step == STEP_BEFORE || p->step == STEP_AFTER;
+        int64_t span = timeout_ms + (hook ? 0 : self->cfg->grace_ms);
         if (p->route.type == GA_RESP_STREAM && p->held.len == 0) {
             p->idle_ms = span;
         }
@@ -489,18 +528,31 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     if ((int64_t) ga_inflight_size(self->calls) >= self->cfg->max_inflight) {
         return GA_EAGAIN;
     }
-    const gw_call_t *first = check ? check : call;
     if (call->response_type == GA_RESP_STREAM && self->on_stream == NULL) {
         return GA_EUNAVAIL;
     }
+    // The chain (docs/architecture.md, "One request end to end"): permission check, before
+    // hook, the call, after hook; the first step present is sent now, each next one when the
+    // step before it allows (s_on_result).
+    gw_call_t before;
+    gw_call_t after;
+    bool has_before =
+        gw_pipeline_hook_call(self->pipeline, call->who, call, GW_HOOK_BEFORE, self->arena, &before);
+    bool has_after =
+        gw_pipeline_hook_call(self->pipeline, call->who, call, GW_HOOK_AFTER, self->arena, &after);
+    const gw_call_t *first = check ? check : has_before ? &before : call;
+    // An in-process before hook first runs at once (below): the call, sent after it, then
+    // carries the keys for the broker's rate limits.
+    bool local_first = first == &before && before.local_hook;
     uint64_t id = ++self->next_id;
-    s_encode_call(self, first, id, &self->out, true);
-    ga_err_t rc = ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out);
-    if (rc != GA_OK) {
-        ga_arena_reset(self->arena);
-        return GA_EUNAVAIL;
+    if (!local_first) {
+        s_encode_call(self, first, id, &self->out, true);
+        if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) != GA_OK) {
+            ga_arena_reset(self->arena);
+            return GA_EUNAVAIL;
+        }
     }
-    if (check == NULL && call->response_type == GA_RESP_NONE) {
+    if (first == call && call->response_type == GA_RESP_NONE) {
         ga_arena_reset(self->arena);
         return GA_OK; // fire and forget: nothing to track, nothing will come back
     }
@@ -510,17 +562,37 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     } else {
         p = ga_calloc(1, sizeof *p);
         ga_buf_init(&p->held);
+        ga_buf_init(&p->before);
+        ga_buf_init(&p->after);
+        ga_buf_init(&p->kept);
     }
     s_route_copy(p, route);
-    p->route.checking = check != NULL;
+    p->route.checking = first != call;
     p->next_seq = 1;
-    if (check) {
+    p->step = check ? STEP_CHECK : has_before ? STEP_BEFORE : STEP_CALL;
+    p->hook_timeout_ms =
+        call->hook_timeout_ms > 0 ? call->hook_timeout_ms : GA_FUNCFG_HOOK_TIMEOUT_DEFAULT;
+    p->before_local = has_before && before.local_hook;
+    p->after_local = has_after && after.local_hook;
+    if (check && has_before) {
+        s_encode_call(self, &before, 0, &p->before, false); // its id is set when it is sent
+    }
+    if (first != call) {
         p->held_id = ++self->next_id;
         p->held_timeout_ms = call->timeout_ms;
-        s_encode_call(self, call, p->held_id, &p->held, false); // counted with the check
+        s_encode_call(self, call, p->held_id, &p->held, local_first); // else counted with the first
+    }
+    if (has_after) {
+        s_encode_call(self, &after, 0, &p->after, false); // sent with the result added
+    }
+    if (local_first) {
+        ga_value_t body = gw_pipeline_run_hook(self->pipeline, before.service, &before.args,
+                                               self->arena);
+        s_before_done(self, p, &body);
+    } else {
+        s_track(self, p, id, first->timeout_ms);
     }
     ga_arena_reset(self->arena);
-    s_track(self, p, id, first->timeout_ms);
     return GA_OK;
 }
 
@@ -595,10 +667,14 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     } else {
         p = ga_calloc(1, sizeof *p);
         ga_buf_init(&p->held);
+        ga_buf_init(&p->before);
+        ga_buf_init(&p->after);
+        ga_buf_init(&p->kept);
     }
     s_route_copy(p, route);
     p->route.type = GA_RESP_SYNC;
     p->route.checking = false;
+    p->step = STEP_CALL; // no hooks: the broker's answer is the answer
     p->relay_sub = relay_sub;
     s_track(self, p, id, timeout_ms);
     return GA_OK;
@@ -735,6 +811,222 @@ gw_bridge_stop_conn(gw_bridge_t *self, uint64_t conn_id, const char *topic)
     ga_arena_reset(self->arena);
 }
 
+// Re-encodes the CALL held in `buf` under `id` into self->out and sends it; `args`: replaces
+// its args (nil: kept); `result`: added to its args as "result" (NULL: none); `request_args`:
+// replaces args.request.args (nil: kept). GA_EUNAVAIL when it cannot be sent.
+static ga_err_t
+s_send_held(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args,
+            const ga_value_t *result, ga_value_t request_args)
+{
+    ga_value_t m;
+    if (s_held_decode(self, buf, id, args, result, request_args, &m) != GA_OK) {
+        return GA_EUNAVAIL;
+    }
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, &m);
+    return ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) == GA_OK ? GA_OK
+                                                                               : GA_EUNAVAIL;
+}
+
+// Decodes the CALL held in `buf` into `*out` (in the arena), patched as s_send_held says.
+static ga_err_t
+s_held_decode(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args,
+              const ga_value_t *result, ga_value_t request_args, ga_value_t *out)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m;
+    if (ga_wire_decode(buf->data, buf->len, a, &m) != GA_OK || m.type != GA_MAP) {
+        return GA_EUNAVAIL;
+    }
+    ga_value_t *idv = (ga_value_t *) ga_map_get(&m, "id");
+    ga_value_t *argv = (ga_value_t *) ga_map_get(&m, "args");
+    if (idv == NULL || argv == NULL || argv->type != GA_MAP) {
+        return GA_EUNAVAIL;
+    }
+    *idv = ga_int((int64_t) id);
+    if (args.type != GA_NIL) {
+        *argv = args;
+    }
+    if (result) {
+        ga_map_put(argv, a, "result", *result);
+    }
+    ga_value_t *req = (ga_value_t *) ga_map_get(argv, "request");
+    ga_value_t *req_args = req ? (ga_value_t *) ga_map_get(req, "args") : NULL;
+    if (request_args.type != GA_NIL && req_args) {
+        *req_args = request_args;
+    }
+    *out = m;
+    return GA_OK;
+}
+
+// Runs the in-process hook of the hook CALL held in `buf` (its service is the hook's name;
+// `result` added to its args when not NULL) and returns its answer as a RESULT body.
+static ga_value_t
+s_run_local(gw_bridge_t *self, const ga_buf_t *buf, const ga_value_t *result)
+{
+    ga_value_t m;
+    if (s_held_decode(self, buf, 0, ga_nil(), result, ga_nil(), &m) != GA_OK) {
+        return gw_pipeline_run_hook(self->pipeline, "", &m, self->arena); // fails: no such hook
+    }
+    return gw_pipeline_run_hook(self->pipeline, ga_map_get_str(&m, "service"),
+                                ga_map_get(&m, "args"), self->arena);
+}
+
+// The held call was sent: track it, and acknowledge an async or stream call now.
+static void
+s_sent(gw_bridge_t *self, pending_t *p)
+{
+    ga_buf_reset(&p->held);
+    p->step = STEP_CALL;
+    p->route.checking = false;
+    if (p->route.type == GA_RESP_NONE) {
+        s_release(self, p); // allowed and sent: nothing more will come back
+        return;
+    }
+    if (p->route.type != GA_RESP_SYNC && self->on_accept) {
+        self->on_accept(self->arg, &p->route);
+    }
+    s_track(self, p, p->held_id, p->held_timeout_ms);
+}
+
+// The step before allowed the call: sends its before hook when it has one still to run, else
+// the call itself (then acknowledges an async or stream call).
+static void
+s_advance(gw_bridge_t *self, pending_t *p)
+{
+    if (p->before.len && p->before_local) {
+        ga_value_t body = s_run_local(self, &p->before, NULL);
+        ga_buf_reset(&p->before);
+        p->step = STEP_BEFORE;
+        s_before_done(self, p, &body);
+        return;
+    }
+    if (p->before.len) {
+        uint64_t id = ++self->next_id;
+        if (s_send_held(self, &p->before, id, ga_nil(), NULL, ga_nil()) != GA_OK) {
+            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+            return;
+        }
+        ga_buf_reset(&p->before);
+        p->step = STEP_BEFORE;
+        s_track(self, p, id, p->hook_timeout_ms);
+        return;
+    }
+    if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {
+        s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+        return;
+    }
+    s_sent(self, p);
+}
+
+// The before hook answered (or timed out: a synthesized body): send the call with the args it
+// gave, or refuse with its reason.
+static void
+s_before_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t call;
+    if (ga_wire_decode(p->held.data, p->held.len, a, &call) != GA_OK) {
+        s_answer_error(self, p, GA_EINTERNAL, "Hook failed", false);
+        return;
+    }
+    ga_value_t args;
+    const char *refusal = NULL;
+    ga_err_t rc = gw_pipeline_before_verdict(self->pipeline, body, &call, a, &args, &refusal);
+    if (rc != GA_OK) {
+        s_answer_error(self, p, rc == GA_EHANDLER ? GA_EHANDLER : GA_EDENIED, refusal,
+                       rc == GA_ETIMEDOUT);
+        return;
+    }
+    if (s_send_held(self, &p->held, p->held_id, args, NULL, ga_nil()) != GA_OK) {
+        s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+        return;
+    }
+    if (p->after.len) {
+        // The after hook sees the args the call was sent with.
+        ga_buf_t tmp = p->after;
+        ga_buf_init(&p->after);
+        if (ga_wire_decode(tmp.data, tmp.len, a, &call) == GA_OK) {
+            ga_value_t *argv = (ga_value_t *) ga_map_get(&call, "args");
+            ga_value_t *req = argv ? (ga_value_t *) ga_map_get(argv, "request") : NULL;
+            ga_value_t *req_args = req ? (ga_value_t *) ga_map_get(req, "args") : NULL;
+            if (req_args) {
+                *req_args = args;
+            }
+            ga_wire_encode(&p->after, &call);
+        }
+        ga_buf_fini(&tmp);
+    }
+    s_sent(self, p);
+}
+
+// The call's result came and it has an after hook: a success result goes through the hook
+// (kept in case the hook fails); an error answer reaches the client as it is.
+static void
+s_after_start(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
+{
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    const ga_value_t *result = ga_map_get(body, "result");
+    ga_value_t nil = ga_nil();
+    uint64_t id = ++self->next_id;
+    bool success = ok && ok->type == GA_BOOL && ok->u.b;
+    if (success && p->after_local) {
+        ga_buf_reset(&p->kept);
+        ga_wire_encode(&p->kept, body);
+        ga_value_t answer = s_run_local(self, &p->after, result ? result : &nil);
+        p->step = STEP_AFTER;
+        s_after_done(self, p, &answer);
+        return;
+    }
+    if (!success ||
+        s_send_held(self, &p->after, id, ga_nil(), result ? result : &nil, ga_nil()) != GA_OK) {
+        self->on_result(self->arg, &p->route, body);
+        s_release(self, p);
+        return;
+    }
+    ga_buf_reset(&p->kept);
+    ga_wire_encode(&p->kept, body);
+    ga_buf_reset(&p->after);
+    p->step = STEP_AFTER;
+    s_track(self, p, id, p->hook_timeout_ms);
+}
+
+// The after hook answered (or timed out, or the broker was lost: a synthesized body): its
+// result when it answered ok, else the call's own.
+static void
+s_after_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
+{
+    if (gw_pipeline_after_verdict(self->pipeline, body)) {
+        ga_arena_t *a = self->arena;
+        const ga_value_t *result = ga_map_get(body, "result");
+        ga_value_t m = ga_map(a, 2);
+        ga_map_put(&m, a, "ok", ga_bool(true));
+        ga_map_put(&m, a, "result", result ? *result : ga_nil());
+        self->on_result(self->arg, &p->route, &m);
+    } else {
+        ga_value_t kept;
+        if (ga_wire_decode(p->kept.data, p->kept.len, self->arena, &kept) == GA_OK) {
+            self->on_result(self->arg, &p->route, &kept);
+        } else {
+            s_answer_error(self, p, GA_EINTERNAL, "Internal Server Error", false);
+            return;
+        }
+    }
+    s_release(self, p);
+}
+
+// A failure body for a step the gateway itself ended (deadline, broker lost).
+static ga_value_t
+s_failure_body(gw_bridge_t *self, int code, const char *message)
+{
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str(message));
+    ga_map_put(&m, a, "code", ga_int(code));
+    return m;
+}
+
 static void
 s_on_result(gw_bridge_t *self, const ga_value_t *body)
 {
@@ -745,33 +1037,35 @@ s_on_result(gw_bridge_t *self, const ga_value_t *body)
         return;
     }
     const ga_value_t *limited = ga_map_get(body, "rate_limited");
-    if (p->held.len && limited && limited->type == GA_BOOL && limited->u.b) {
-        // The broker's rate limits refused the call before its permission check ran.
+    if (p->step != STEP_CALL && p->step != STEP_AFTER && limited && limited->type == GA_BOOL &&
+        limited->u.b) {
+        // The broker's rate limits refused the call before its first step ran.
         self->on_result(self->arg, &p->route, body);
         s_release(self, p);
         return;
     }
-    if (p->held.len) {
-        // The permission check answered: send the held call, or deny.
+    switch (p->step) {
+    case STEP_CHECK: {
+        // The permission check answered: go on with the chain, or deny.
         const char *denial = gw_pipeline_check_denial(body, self->arena);
         if (denial) {
             s_answer_error(self, p, GA_EDENIED, denial, false);
             return;
         }
-        if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {
-            s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
-            return;
-        }
-        ga_buf_reset(&p->held);
-        p->route.checking = false;
-        if (p->route.type == GA_RESP_NONE) {
-            s_release(self, p); // allowed and sent: nothing more will come back
-            return;
-        }
-        if (p->route.type != GA_RESP_SYNC && self->on_accept) {
-            self->on_accept(self->arg, &p->route);
-        }
-        s_track(self, p, p->held_id, p->held_timeout_ms);
+        s_advance(self, p);
+        return;
+    }
+    case STEP_BEFORE:
+        s_before_done(self, p, body);
+        return;
+    case STEP_AFTER:
+        s_after_done(self, p, body);
+        return;
+    case STEP_CALL:
+        break;
+    }
+    if (p->after.len && p->route.type != GA_RESP_STREAM) {
+        s_after_start(self, p, body);
         return;
     }
     if (p->route.type == GA_RESP_STREAM) {
@@ -952,9 +1246,17 @@ gw_bridge_tick(gw_bridge_t *self)
     ga_inflight_rec_t *rec;
     while ((rec = ga_inflight_expire(self->calls, now)) != NULL) {
         pending_t *p = (pending_t *) rec;
-        if (p->held.len) {
+        if (p->step == STEP_CHECK) {
             // A permission callback that does not answer in time denies.
             s_answer_error(self, p, GA_EDENIED, "Permission denied", false);
+        } else if (p->step == STEP_BEFORE || p->step == STEP_AFTER) {
+            // A hook that does not answer in time: refuses the call, or leaves the result.
+            ga_value_t late = s_failure_body(self, GA_ETIMEDOUT, "Request timed out");
+            if (p->step == STEP_BEFORE) {
+                s_before_done(self, p, &late);
+            } else {
+                s_after_done(self, p, &late);
+            }
         } else {
             s_answer_error(self, p, GA_ETIMEDOUT, "Request timed out", true);
         }
@@ -968,7 +1270,14 @@ gw_bridge_tick(gw_bridge_t *self)
         // The broker may have lost them all: answer each now rather than at its deadline.
         while ((rec = ga_inflight_first(self->calls)) != NULL) {
             ga_inflight_remove(self->calls, rec);
-            s_answer_error(self, (pending_t *) rec, GA_EUNAVAIL, "Service unavailable", true);
+            pending_t *p = (pending_t *) rec;
+            if (p->step == STEP_AFTER) {
+                // The result is here: it stands without its hook.
+                ga_value_t lost = s_failure_body(self, GA_EUNAVAIL, "Service unavailable");
+                s_after_done(self, p, &lost);
+            } else {
+                s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
+            }
             ga_arena_reset(self->arena);
         }
     }

@@ -45,6 +45,9 @@ typedef struct {
     const char *topic;       // channel topic
     const char *request_id;  // client's request id
     bool checking;           // a worker permission callback is deciding: nothing acknowledged yet
+    const char *service;     // the function called (telemetry; NULL for identity checks)
+    const char *request_type; // likewise
+    int64_t started_us;      // monotonic µs when the request came in, or 0 (telemetry off)
 } gw_route_t;
 
 // Called with the RESULT body for each call (for timeouts and broker loss, a synthesized body

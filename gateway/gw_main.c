@@ -2,6 +2,7 @@
 // genapi-gateway: parses options, starts the WebSocket server and the broker link, prints
 // READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
 #include "ga_config.h"
+#include "ga_httpd.h"
 #include "ga_curve.h"
 #include "ga_json.h"
 #include "ga_log.h"
@@ -53,6 +54,8 @@ typedef struct {
     char *tls_key_file;        // see table
     char *allowed_origins;     // see table
     char *rate_limits;         // see table (JSON)
+    char *metrics_listen;      // see table
+    bool insecure_bind;        // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -110,6 +113,11 @@ static const ga_option_t s_options[] = {
     OPT(rate_limits, GA_OPT_JSON, "{}", 0, 0,
         "rate limits as a JSON object {enabled, fail_open, max_keys, scope, global_limits, "
         "api_limits} (docs/configuration.md, \"Rate limits\")"),
+    OPT(metrics_listen, GA_OPT_STR, "127.0.0.1:9464", 0, 0,
+        "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
+        "loopback needs insecure_bind)"),
+    OPT(insecure_bind, GA_OPT_BOOL, "false", 0, 0,
+        "allow metrics_listen beyond loopback (plain, unauthenticated HTTP; trusted networks only)"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -123,13 +131,15 @@ s_on_signal(int signo, void *arg)
 typedef struct {
     const char *host;   // the host shown
     const char *scheme; // ws or wss
+    gw_server_t *server; // for the admin port
 } ready_arg_t;
 
 static void
 s_on_ready(int port, void *arg)
 {
     const ready_arg_t *ready = arg;
-    printf("READY gateway %s://%s:%d/socket\n", ready->scheme, ready->host, port);
+    printf("READY gateway %s://%s:%d/socket metrics_port=%d\n", ready->scheme, ready->host, port,
+           gw_server_metrics_port(ready->server));
     fflush(stdout);
 }
 
@@ -356,6 +366,21 @@ main(int argc, char **argv)
         return 2;
     }
     memcpy(host, opt.listen, (size_t) (colon - opt.listen));
+    if (opt.metrics_listen[0] && !ga_httpd_is_loopback(opt.metrics_listen)) {
+        if (!opt.insecure_bind) {
+            fprintf(stderr,
+                    "genapi-gateway: metrics_listen: %s listens beyond loopback (metrics and "
+                    "health are unauthenticated plain HTTP); use a loopback address, or set "
+                    "insecure_bind=true on a trusted network only\n",
+                    opt.metrics_listen);
+            ga_config_fini(s_options, &opt);
+            return 2;
+        }
+        GA_WARN("insecure_bind: metrics_listen %s is reachable beyond this host",
+                opt.metrics_listen);
+    } else if (opt.insecure_bind) {
+        GA_WARN("insecure_bind: set, but metrics_listen is on loopback (or empty): no effect");
+    }
     if (s_tls_check(&opt) != GA_OK || s_origins_check(opt.allowed_origins) != GA_OK) {
         ga_config_fini(s_options, &opt);
         return 2;
@@ -415,9 +440,11 @@ main(int argc, char **argv)
         .pipeline = {.detail_errors = opt.detail_errors, .require_auth = opt.require_auth},
         .on_ready = s_on_ready,
         .on_ready_arg = &ready,
+        .metrics_listen = opt.metrics_listen,
     };
     s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);
+    ready.server = server;
     ga_signal_t *sig = NULL;
     int status = 1;
     if (s_rate_limits(opt.rate_limits, gw_server_pipeline(server)) != GA_OK) {

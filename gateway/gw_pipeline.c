@@ -12,6 +12,13 @@
 #include <string.h>
 
 #define GW_PERMISSION_FNS_MAX 32 // in-process permission callbacks
+#define GW_HOOK_FNS_MAX       32 // in-process hooks
+
+typedef struct {
+    const char *name; // hook name (borrowed)
+    gw_hook_fn *fn;   // the hook
+    void *arg;        // its argument
+} hook_fn_t;
 
 typedef struct {
     const char *name;       // permission_callback name (borrowed)
@@ -29,6 +36,10 @@ struct gw_pipeline_t {
     size_t n_permission_fns;         // entries used
     ga_ratelimit_t *limits;          // rate limits (docs/configuration.md, "Rate limits")
     ga_functable_t *builtins;        // the gateway's own functions (gw_pipeline_add_builtin)
+    hook_fn_t hook_fns[GW_HOOK_FNS_MAX]; // in-process hooks
+    size_t n_hook_fns;               // entries used
+    uint64_t hook_failures;          // hook calls that failed (gw_pipeline_hook_failures)
+    uint64_t hook_timeouts;          // hook calls that timed out
 };
 
 gw_pipeline_t *
@@ -425,6 +436,59 @@ s_routing_key(const ga_funcfg_t *cfg, const gw_call_t *call, ga_arena_t *arena)
     return out;
 }
 
+// "service.request_type": both parts non-empty.
+static bool
+s_is_function_name(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    return dot && dot != name && dot[1] != '\0';
+}
+
+static const hook_fn_t *
+s_local_hook(const gw_pipeline_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_hook_fns; i++) {
+        if (strcmp(self->hook_fns[i].name, name) == 0) {
+            return &self->hook_fns[i];
+        }
+    }
+    return NULL;
+}
+
+// An in-process hook's name, or a worker function's.
+static bool
+s_hook_runs(const gw_pipeline_t *self, const char *name)
+{
+    return s_local_hook(self, name) != NULL || s_is_function_name(name);
+}
+
+void
+gw_pipeline_register_hook(gw_pipeline_t *self, const char *name, gw_hook_fn *fn, void *arg)
+{
+    ga_assert(self->n_hook_fns < GW_HOOK_FNS_MAX);
+    self->hook_fns[self->n_hook_fns++] = (hook_fn_t){.name = name, .fn = fn, .arg = arg};
+}
+
+ga_value_t
+gw_pipeline_run_hook(gw_pipeline_t *self, const char *name, const ga_value_t *args,
+                     ga_arena_t *arena)
+{
+    const hook_fn_t *h = s_local_hook(self, name);
+    ga_value_t body = ga_map(arena, 4);
+    char *reason = ga_arena_alloc(arena, 256);
+    reason[0] = '\0';
+    ga_value_t out = ga_nil();
+    if (h && h->fn(h->arg, args, arena, &out, reason, 256) == GA_OK) {
+        ga_map_put(&body, arena, "ok", ga_bool(true));
+        ga_map_put(&body, arena, "result", out);
+        return body;
+    }
+    ga_map_put(&body, arena, "ok", ga_bool(false));
+    ga_map_put(&body, arena, "error", ga_str(reason[0] ? reason : "Hook failed"));
+    ga_map_put(&body, arena, "code", ga_int(reason[0] ? GA_EHANDLER : GA_EINTERNAL));
+    return body;
+}
+
 ga_err_t
 gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_value_t *payload,
                     ga_arena_t *arena, gw_call_t *call, gw_response_t *refusal)
@@ -505,7 +569,160 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     if (call->permission_callback) {
         call->permission_callback = ga_arena_strdup(arena, call->permission_callback);
     }
+    call->config = &cfg->source;
+    call->hook_timeout_ms = cfg->hook_timeout_ms;
+    // A hook is a worker function "service.request_type" or an in-process hook: any other
+    // name cannot run, so a before hook refuses the call and an after hook leaves the result
+    // (both counted).
+    if (cfg->before_execute && !s_hook_runs(self, cfg->before_execute)) {
+        self->hook_failures++;
+        gw_response_error(refusal, request_id, "Hook failed", false);
+        return GA_EDENIED;
+    }
+    if (cfg->after_execute && !s_hook_runs(self, cfg->after_execute)) {
+        self->hook_failures++;
+    } else if (cfg->after_execute) {
+        call->after_execute = ga_arena_strdup(arena, cfg->after_execute);
+        call->after_args = ga_value_copy(arena, &cfg->after_args);
+    }
+    if (cfg->before_execute) {
+        call->before_execute = ga_arena_strdup(arena, cfg->before_execute);
+        call->before_args = ga_value_copy(arena, &cfg->before_args);
+    }
     return GA_OK;
+}
+
+bool
+gw_pipeline_hook_call(const gw_pipeline_t *self, const gw_identity_t *who, const gw_call_t *call,
+                      gw_hook_stage_t stage, ga_arena_t *arena, gw_call_t *hook)
+{
+    bool before = stage == GW_HOOK_BEFORE;
+    const char *name = before ? call->before_execute : call->after_execute;
+    if (name == NULL || !s_hook_runs(self, name)) {
+        return false;
+    }
+    memset(hook, 0, sizeof *hook);
+    hook->request_id = call->request_id;
+    if (s_local_hook(self, name)) {
+        hook->local_hook = true;
+        hook->service = name;
+        hook->request_type = "";
+    } else {
+        const char *dot = strchr(name, '.');
+        hook->service = ga_arena_strndup(arena, name, (size_t) (dot - name));
+        hook->request_type = dot + 1;
+    }
+    hook->response_type = GA_RESP_SYNC;
+    hook->timeout_ms = call->hook_timeout_ms > 0 ? call->hook_timeout_ms
+                                                 : GA_FUNCFG_HOOK_TIMEOUT_DEFAULT;
+    hook->who = who;
+    hook->rate_limit_cluster = call->rate_limit_cluster;
+    hook->rate_limit_of = call->rate_limit_cluster ? call : NULL;
+    // The whole request, whatever request_info says.
+    ga_value_t roles = ga_array(arena, (uint32_t) who->n_roles);
+    for (size_t i = 0; i < who->n_roles; i++) {
+        ga_array_push(&roles, arena, ga_str(who->roles[i]));
+    }
+    ga_value_t req = ga_map(arena, 9);
+    ga_map_put(&req, arena, "request_id", ga_str(call->request_id));
+    ga_map_put(&req, arena, "service", ga_str(call->service));
+    ga_map_put(&req, arena, "request_type", ga_str(call->request_type));
+    ga_map_put(&req, arena, "version", call->version ? ga_str(call->version) : ga_nil());
+    ga_map_put(&req, arena, "args", call->args);
+    ga_map_put(&req, arena, "user_id", who->user_id ? ga_str(who->user_id) : ga_nil());
+    ga_map_put(&req, arena, "roles", roles);
+    ga_map_put(&req, arena, "device_id", who->device_id ? ga_str(who->device_id) : ga_nil());
+    ga_map_put(&req, arena, "ip", who->ip && who->ip[0] ? ga_str(who->ip) : ga_nil());
+    ga_value_t args = ga_map(arena, 5);
+    ga_map_put(&args, arena, "hook", ga_str(before ? "before" : "after"));
+    ga_map_put(&args, arena, "request", req);
+    ga_map_put(&args, arena, "config", call->config ? *call->config : ga_map(arena, 0));
+    ga_map_put(&args, arena, "extra", before ? call->before_args : call->after_args);
+    hook->args = args;
+    return true;
+}
+
+// Counts a failed hook call: GA_ETIMEDOUT for one the broker or the gateway timed out.
+static ga_err_t
+s_hook_failed(gw_pipeline_t *self, const ga_value_t *body)
+{
+    if (ga_map_get_int(body, "code", 0) == GA_ETIMEDOUT) {
+        self->hook_timeouts++;
+        return GA_ETIMEDOUT;
+    }
+    self->hook_failures++;
+    return GA_EINTERNAL;
+}
+
+ga_err_t
+gw_pipeline_before_verdict(gw_pipeline_t *self, const ga_value_t *body, const ga_value_t *call,
+                           ga_arena_t *arena, ga_value_t *args, const char **refusal)
+{
+    const ga_value_t *own = ga_map_get(call, "args");
+    *args = own ? *own : ga_map(arena, 0);
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    if (ok == NULL || ok->type != GA_BOOL || !ok->u.b) {
+        // The hook's own error answer is the client's error; anything else refuses plainly.
+        const char *reason = ga_map_get_str(body, "error");
+        if (ok && ok->type == GA_BOOL && ga_map_get_int(body, "code", 0) == GA_EHANDLER &&
+            reason && reason[0]) {
+            *refusal = ga_arena_strdup(arena, reason);
+            return GA_EHANDLER;
+        }
+        ga_err_t rc = s_hook_failed(self, body);
+        *refusal = rc == GA_ETIMEDOUT ? "Hook timed out" : "Hook failed";
+        return rc;
+    }
+    const ga_value_t *result = ga_map_get(body, "result");
+    const ga_value_t *replaced = result ? ga_map_get(result, "args") : NULL;
+    if (replaced == NULL) {
+        return GA_OK; // no change
+    }
+    if (replaced->type != GA_MAP) {
+        self->hook_failures++;
+        *refusal = "Hook failed";
+        return GA_EINTERNAL;
+    }
+    const char *service = ga_map_get_str(call, "service");
+    const char *request_type = ga_map_get_str(call, "request_type");
+    const ga_funcfg_t *cfg =
+        service && request_type
+            ? ga_functable_resolve(self->functions, service, request_type,
+                                   ga_map_get_str(call, "version"))
+            : NULL;
+    if (cfg == NULL) {
+        *refusal = "Unknown function"; // removed while its hook ran
+        return GA_EINVAL;
+    }
+    char *msg = ga_arena_alloc(arena, 512);
+    if (ga_funcfg_check_args(cfg, replaced, arena, args, msg, 512) != GA_OK) {
+        *refusal = msg;
+        return GA_EINVAL;
+    }
+    return GA_OK;
+}
+
+bool
+gw_pipeline_after_verdict(gw_pipeline_t *self, const ga_value_t *body)
+{
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    if (ok && ok->type == GA_BOOL && ok->u.b) {
+        return true;
+    }
+    (void) s_hook_failed(self, body);
+    return false;
+}
+
+uint64_t
+gw_pipeline_hook_failures(const gw_pipeline_t *self)
+{
+    return self->hook_failures;
+}
+
+uint64_t
+gw_pipeline_hook_timeouts(const gw_pipeline_t *self)
+{
+    return self->hook_timeouts;
 }
 
 void

@@ -3,8 +3,10 @@
 // function in the registry copy, validate and convert arguments, check permission (built-in
 // modes and in-process callbacks here; a worker permission callback is sent by the bridge,
 // gw_bridge_call_checked), apply the rate limits (docs/configuration.md, "Rate limits"), and
-// turn broker results into client responses. Hooks are not built. The WebSocket server and the broker bridge call it; tests and embedding
-// programs can drive it directly.
+// turn broker results into client responses. Hooks (docs/protocol.md, "Hooks"): the pipeline
+// builds the hook calls and judges their answers; the bridge sends them around the call
+// (gw_bridge_call_checked). The WebSocket server and the broker bridge call it; tests and
+// embedding programs can drive it directly.
 // Owned by one thread (the gateway's loop).
 #ifndef GW_PIPELINE_H
 #define GW_PIPELINE_H
@@ -78,13 +80,40 @@ typedef struct gw_call_t {
     // A permission check's call (gw_pipeline_check_call): the broker counts that call's limits
     // when it gets the check, so they hold before the callback runs. NULL otherwise.
     const struct gw_call_t *rate_limit_of;
+    // Hooks (docs/protocol.md, "Hooks"): worker functions "service.request_type" called before
+    // and after the call (gw_pipeline_hook_call), with their extra args; NULL when none.
+    const char *before_execute;
+    const char *after_execute;
+    ga_value_t before_args;        // extra args of before_execute (nil: none)
+    ga_value_t after_args;         // extra args of after_execute (nil: none)
+    int64_t hook_timeout_ms;       // each hook call's timeout
+    // The function's config as registered, for hooks to read (borrowed from the registry copy:
+    // valid while the call is being sent). NULL outside the pipeline.
+    const ga_value_t *config;
+    // A hook call (gw_pipeline_hook_call) of an in-process hook: run with gw_pipeline_run_hook,
+    // never sent.
+    bool local_hook;
 } gw_call_t;
+
+typedef enum {
+    GW_HOOK_BEFORE,
+    GW_HOOK_AFTER,
+} gw_hook_stage_t;
 
 // An in-process permission callback (registered by an embedding program): GA_OK allows the
 // call; anything else denies it. The client sees "Permission denied: REASON" when the callback
 // wrote a `reason`, else "Permission denied".
 typedef ga_err_t(gw_permission_fn)(void *arg, const gw_identity_t *who, const gw_call_t *call,
                                    char *reason, size_t reason_len);
+
+// An in-process hook (registered by an embedding program): `args` is what a worker hook gets
+// (WK_HOOK_ARGS: hook, request, config, extra, result). GA_OK: `*out` (built in `arena`) is its
+// answer: for a before hook {args: {...}} to replace the args (validated again) or any other
+// value to go on; for an after hook the result the client gets. Anything else: a before hook
+// refuses the call with `reason` (or "Hook failed" when it wrote none); an after hook leaves
+// the result. Runs on the gateway's loop thread: it must not block.
+typedef ga_err_t(gw_hook_fn)(void *arg, const ga_value_t *args, ga_arena_t *arena,
+                             ga_value_t *out, char *reason, size_t reason_len);
 
 typedef struct {
     bool detail_errors; // show internal error details to clients
@@ -116,8 +145,9 @@ ga_ratelimit_t *gw_pipeline_rate_limits(gw_pipeline_t *self);
 ga_value_t gw_pipeline_admin(gw_pipeline_t *self, const ga_value_t *req, ga_arena_t *arena);
 
 // Runs the checks on one API payload, in this order: the request fields, require_auth, the
-// function (unknown, disabled, temporarily unavailable), its arguments, the rate limits, then
-// the permission. GA_OK: `*call` is ready to dispatch (strings and args
+// function (unknown, disabled, temporarily unavailable), its arguments, the rate limits, the
+// permission, then that its hooks can run (a before hook that cannot refuses with "Hook
+// failed"); the hooks, their extra args, hook_timeout and the config go into the call. GA_OK: `*call` is ready to dispatch (strings and args
 // borrowed from `payload` and `arena`). Any other result: `*refusal` holds the error response
 // to send, and call->response_type says whether the function was found to be a `none` function
 // (whose callers never receive anything, errors included).
@@ -146,6 +176,44 @@ bool gw_pipeline_check_call(const gw_identity_t *who, const gw_call_t *call, ga_
 // callback answered with its own error (code GA_EHANDLER), plain "Permission denied" for any
 // other failure (crash, timeout, unknown callback, malformed answer) and for `false`.
 const char *gw_pipeline_check_denial(const ga_value_t *body, ga_arena_t *arena);
+
+// Builds the call of `call`'s before or after hook (a sync call of the worker function it
+// names, with hook_timeout). Its args, as WK_HOOK_ARGS declares them (worker/include/genapi/
+// worker.h): hook ("before" or "after"), request {request_id, service, request_type, version,
+// args, user_id, roles, device_id, ip}, config (the function's, read-only), extra (the hook's
+// extra args, or nil) and, for an after hook, result (added by the bridge when the result
+// comes). False when the call has no such hook, or its name is neither "service.request_type"
+// nor an in-process hook's.
+// An in-process hook's name instead sets `hook->local_hook` (service is the name).
+bool gw_pipeline_hook_call(const gw_pipeline_t *self, const gw_identity_t *who,
+                           const gw_call_t *call, gw_hook_stage_t stage, ga_arena_t *arena,
+                           gw_call_t *hook);
+// Registers an in-process hook under `name`: a config whose before_execute or after_execute
+// names it runs it at that step of the chain, on the loop thread. Names are borrowed.
+void gw_pipeline_register_hook(gw_pipeline_t *self, const char *name, gw_hook_fn *fn, void *arg);
+// Runs the in-process hook `name` on `args` and returns its answer as a RESULT body, as a worker
+// hook's would be: {ok: true, result} or {ok: false, error, code} (code GA_EHANDLER when it gave
+// a reason, GA_EINTERNAL otherwise or when no such hook is registered).
+ga_value_t gw_pipeline_run_hook(gw_pipeline_t *self, const char *name, const ga_value_t *args,
+                                ga_arena_t *arena);
+// The verdict of a before hook's RESULT `body` on the CALL body `call` it guards (service,
+// request_type, version, args). GA_OK: go on, sending `*args`: the hook's replacement (an ok
+// answer {args: {...}}), validated again against the function's declaration, or the call's own
+// args (any other ok answer). Otherwise `*refusal` is the client's error: the hook's own error
+// message (GA_EHANDLER), "Hook timed out" (GA_ETIMEDOUT), "Hook failed" (GA_EINTERNAL: a crash,
+// an internal error, an unknown hook, an `args` that is not a map) or the validation message of
+// a replacement the declaration refuses (GA_EINVAL). Counts failures and timeouts.
+GA_MUST_CHECK ga_err_t gw_pipeline_before_verdict(gw_pipeline_t *self, const ga_value_t *body,
+                                                  const ga_value_t *call, ga_arena_t *arena,
+                                                  ga_value_t *args, const char **refusal);
+// The verdict of an after hook's RESULT `body`: true when it answered ok (its result is then
+// the result the client gets); false when it failed or timed out (counted): the original
+// result stands.
+bool gw_pipeline_after_verdict(gw_pipeline_t *self, const ga_value_t *body);
+// Hook calls that failed (crash, internal error, unknown hook, malformed answer) and that timed
+// out, since start.
+uint64_t gw_pipeline_hook_failures(const gw_pipeline_t *self);
+uint64_t gw_pipeline_hook_timeouts(const gw_pipeline_t *self);
 
 // Converts a broker RESULT body for `request_id` into the response the client gets.
 void gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body,

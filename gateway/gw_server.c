@@ -13,6 +13,9 @@
 #include "gw_conn.h"
 #include "gw_phx.h"
 #include "ga_json.h"
+#include "ga_metrics.h"
+#include "ga_telemetry.h"
+#include "gw_admin.h"
 
 #include <libwebsockets.h>
 #include <stdatomic.h>
@@ -58,6 +61,8 @@ struct gw_server_t {
     bool destroying;              // the context is going: schedule nothing
     bool ready_announced;         // on_ready has been called
     gw_stats_t stats;             // counters
+    gw_admin_t *admin;            // admin HTTP listener (metrics, health)
+    struct lws *admin_wsi;        // its adopted fd, or NULL
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -205,6 +210,7 @@ s_on_auth_result(gw_server_t *self, gw_conn_t *conn, const ga_value_t *body)
     const char *user = ga_map_get_str(result, "user_id");
     if (ok == NULL || ok->type != GA_BOOL || !ok->u.b || user == NULL || user[0] == '\0') {
         self->stats.auth_refused++;
+        GA_EMIT(GA_EV_CONNECTION_AUTH_FAILURE, .reason = "refused by the identity service");
         s_note_refusal(self, conn->ip, ga_clock_ms());
         GA_INFO("connection refused by the identity service conn=%llu ip=%s",
                 (unsigned long long) conn->id, conn->ip);
@@ -370,6 +376,7 @@ s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
     if (conn == NULL) {
         return;
     }
+    gw_tm_request_result(route, body);
     if (route->type == GA_RESP_NONE) {
         return; // fire and forget: a denial by a permission callback is not heard either
     }
@@ -423,7 +430,32 @@ s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
         resp.success = false;
         resp.error = error ? error : "Internal Server Error";
     }
+    if (resp.kind != GW_KIND_CHUNK) {
+        gw_tm_request_stop(route, resp.success);
+    }
     s_push(self, conn, route->join_ref, route->topic, &resp);
+}
+
+// The server's own counters for /metrics.
+static void
+s_admin_stats(void *arg, ga_buf_t *out)
+{
+    gw_server_t *self = arg;
+    const gw_stats_t *s = &self->stats;
+    ga_metrics_put(out, "genapi_gateway_connections_accepted_total", "counter",
+                   "WebSocket connections accepted.", (double) s->connections);
+    ga_metrics_put(out, "genapi_gateway_frames_in_total", "counter", "Inbound messages.",
+                   (double) s->frames_in);
+    ga_metrics_put(out, "genapi_gateway_malformed_total", "counter",
+                   "Messages refused as malformed.", (double) s->malformed);
+    ga_metrics_put(out, "genapi_gateway_requests_received_total", "counter",
+                   "API requests received.", (double) s->requests);
+    ga_metrics_put(out, "genapi_gateway_slow_closed_total", "counter",
+                   "Connections closed for a full outbound queue.", (double) s->slow_closed);
+    ga_metrics_put(out, "genapi_gateway_auth_refused_total", "counter",
+                   "Handshakes refused for identity.", (double) s->auth_refused);
+    ga_metrics_put(out, "genapi_gateway_connections_open", "gauge", "Connections open.",
+                   (double) ga_idmap_size(self->conns));
 }
 
 static void
@@ -476,12 +508,18 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         GA_OK) {
         // A `none` function's callers hear nothing, refusals included; a request that does
         // not identify a function is answered (its type is unknown).
+        GA_EMIT(GA_EV_EXECUTOR_REQUEST_EXCEPTION, .service = call.service, .request_type = call.request_type, .request_id = call.request_id, .reason = gw_tm_reason(resp.error, resp.retry_after_ms), .success = GA_TM_FALSE);
         if (call.response_type != GA_RESP_NONE) {
             s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
         }
         return;
     }
+    GA_EMIT(GA_EV_EXECUTOR_REQUEST_START, .service = call.service, .request_type = call.request_type, .version = call.version, .request_id = call.request_id, .response_type = ga_resp_name(call.response_type));
+    int64_t started_us = gw_tm_start_us();
     gw_route_t route = {.type = call.response_type,
+                        .service = started_us ? call.service : NULL,
+                        .request_type = started_us ? call.request_type : NULL,
+                        .started_us = started_us,
                         .conn_id = conn->id,
                         .join_ref = f->join_ref,
                         .ref = f->ref,
@@ -501,11 +539,15 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (gw_pipeline_check_call(&conn->who, &call, self->arena, &check)) {
         rc = gw_bridge_call_checked(self->bridge, &check, &call, &route);
     } else {
+        GA_EMIT(GA_EV_EXECUTOR_REQUEST_EXCEPTION, .service = call.service, .request_type = call.request_type, .request_id = call.request_id, .reason = "permission_denied", .success = GA_TM_FALSE);
         if (call.response_type != GA_RESP_NONE) {
             gw_response_error(&resp, call.request_id, "Permission denied", false);
             s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
         }
         return;
+    }
+    if (rc != GA_OK) {
+        GA_EMIT(GA_EV_EXECUTOR_REQUEST_EXCEPTION, .service = call.service, .request_type = call.request_type, .request_id = call.request_id, .reason = rc == GA_EUNAVAIL ? "unavailable" : "overloaded", .success = GA_TM_FALSE);
     }
     if (call.response_type == GA_RESP_NONE) {
         // Fire and forget: the client hears nothing, errors included.
@@ -515,9 +557,11 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     } else if (rc != GA_OK) {
         gw_response_error(&resp, call.request_id, "Too many requests in flight", true);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
-    } else if (call.response_type != GA_RESP_SYNC && call.permission_callback == NULL) {
+    } else if (call.response_type != GA_RESP_SYNC && call.permission_callback == NULL &&
+               call.before_execute == NULL) {
         // async: accepted, the result follows as a push; stream: started, chunks follow. With
-        // a permission callback the acknowledgement waits for its answer (s_on_accept).
+        // a permission callback or a before hook the acknowledgement waits for their answers
+        // (s_on_accept).
         resp = s_ack(call.request_id, call.response_type);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
@@ -623,6 +667,7 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
             s_relay_join(self, conn, &f); // answered when the broker has decided
         } else {
             s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
+            GA_EMIT(GA_EV_CONNECTION_JOIN, .topic = f.topic);
         }
         return;
     }
@@ -905,6 +950,7 @@ s_on_upgrade(gw_server_t *self, struct lws *wsi)
         gw_auth_verify(self->auth, token, ga_clock_wall_ms() / 1000, &id, why, sizeof why) !=
             GA_OK) {
         self->stats.auth_refused++;
+        GA_EMIT(GA_EV_CONNECTION_AUTH_FAILURE, .reason = why);
         bool throttled = gw_auth_is_throttled(self->auth, ip, now);
         s_note_refusal(self, ip, now);
         if (throttled) {
@@ -970,6 +1016,7 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         }
         ga_idmap_put(self->conns, (*slot)->id, *slot);
         self->stats.connections++;
+        GA_EMIT(GA_EV_CONNECTION_CONNECT, .success = GA_TM_TRUE);
         if ((*slot)->auth_pending) {
             s_start_auth(self, *slot);
         }
@@ -987,6 +1034,7 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
         if (slot && *slot) {
             GA_DEBUG("closed conn=%llu", (unsigned long long) (*slot)->id);
             if (ga_idmap_take(self->conns, (*slot)->id) != NULL) {
+                GA_EMIT(GA_EV_CONNECTION_DISCONNECT, .success = GA_TM_TRUE);
                 gw_bridge_stop_conn(self->bridge, (*slot)->id, NULL); // tell the workers
                 gw_bridge_group_drop(self->bridge, (*slot)->id, NULL); // and its groups
                 s_bridge_kick(self);
@@ -1018,6 +1066,8 @@ s_on_bridge_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
     case LWS_CALLBACK_RAW_RX_FILE:
         if (wsi == self->stream_wsi) {
             gw_bridge_process_streams(self->bridge);
+        } else if (wsi == self->admin_wsi) {
+            gw_admin_process(self->admin);
         } else {
             gw_bridge_process(self->bridge);
         }
@@ -1027,6 +1077,8 @@ s_on_bridge_fd(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
             self->bridge_wsi = NULL;
         } else if (wsi == self->stream_wsi) {
             self->stream_wsi = NULL;
+        } else if (wsi == self->admin_wsi) {
+            self->admin_wsi = NULL;
         }
         return 0;
     default:
@@ -1076,6 +1128,7 @@ gw_server_new(const gw_config_t *cfg)
     ga_buf_init(&self->scratch);
     ga_buf_init(&self->frame);
     ga_buf_init(&self->batch);
+    self->admin = gw_admin_new(cfg->metrics_listen, self->bridge, s_admin_stats, self);
     return self;
 }
 
@@ -1094,6 +1147,7 @@ gw_server_destroy(gw_server_t **self_p)
         lws_context_destroy(self->context);
     }
     gw_conn_destroy(&self->upgrade_conn);
+    gw_admin_destroy(&self->admin);
     gw_bridge_destroy(&self->bridge);
     gw_pipeline_destroy(&self->pipeline);
     gw_auth_destroy(&self->auth);
@@ -1173,6 +1227,11 @@ gw_server_start(gw_server_t *self)
         GA_ERR("cannot adopt the broker sockets into the event loop");
         return GA_EIO;
     }
+    if (gw_admin_start(self->admin) != GA_OK ||
+        (gw_admin_fd(self->admin) >= 0 &&
+         (self->admin_wsi = s_adopt(self, gw_admin_fd(self->admin))) == NULL)) {
+        return GA_EIO;
+    }
     lws_sul_schedule(self->context, 0, &self->tick, s_on_tick, LWS_US_PER_MS);
     return GA_OK;
 }
@@ -1208,6 +1267,12 @@ gw_server_stop(gw_server_t *self)
     if (self->context) {
         lws_cancel_service(self->context);
     }
+}
+
+int
+gw_server_metrics_port(const gw_server_t *self)
+{
+    return gw_admin_port(self->admin);
 }
 
 gw_stats_t

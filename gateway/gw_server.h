@@ -42,6 +42,9 @@ typedef struct {
     // Called once, on the loop thread, when the server listens and has the registry.
     void (*on_ready)(int port, void *arg);
     void *on_ready_arg;         // passed to on_ready
+    // Admin HTTP listener "host:port" for /metrics, /healthz, /readyz (never the WebSocket
+    // port); NULL or "": none. The caller checks exposure (docs/configuration.md).
+    const char *metrics_listen;
 } gw_config_t;
 
 typedef struct gw_server_t gw_server_t;
@@ -72,5 +75,7 @@ typedef struct {
     uint64_t auth_refused;    // handshakes refused for identity
 } gw_stats_t;
 gw_stats_t gw_server_stats(const gw_server_t *self);
+// The admin listener's port (after start; 0 when metrics_listen is empty).
+int gw_server_metrics_port(const gw_server_t *self);
 
 #endif

@@ -3,13 +3,14 @@
 // auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions`,
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
 // `add-config`), `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
-// `group-delete`) speak the broker's admin operations on its gateway
-// endpoint (docs/operations.md).
+// `group-delete`) speak the broker's admin operations on its gateway endpoint
+// (docs/operations.md). `events` lists the telemetry events (docs/telemetry.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_telemetry.h"
 #include "ga_wire.h"
 #include "gw_auth.h"
 
@@ -48,6 +49,7 @@ s_usage(void)
             "                  (each also [--cluster] [--broker ...] [--token ADMIN_TOKEN]; "
             "--cluster: the broker's\n"
             "                   cluster-wide limits instead of every gateway's)\n"
+            "       genapi-ctl events [PREFIX]   (the telemetry events, docs/telemetry.md)\n"
             "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
             "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
     return 2;
@@ -457,9 +459,47 @@ s_keygen(int argc, char **argv)
     return 0;
 }
 
+// Lists the telemetry events (those under PREFIX when given): name, measurements, and whether
+// this build emits it yet.
+static int
+s_events(int argc, char **argv)
+{
+    const char *prefix = argc >= 3 ? argv[2] : "";
+    size_t n = strlen(prefix);
+    int shown = 0;
+    for (int e = 0; e < GA_EV_COUNT; e++) {
+        const char *name = ga_telemetry_name((ga_event_t) e);
+        if (strncmp(name, prefix, n) != 0) {
+            continue;
+        }
+        unsigned m = ga_telemetry_measures((ga_event_t) e);
+        const char *measure =
+            m & GA_TM_M_DURATION ? "duration_us" : m & GA_TM_M_COUNT ? "count" : "-";
+        if (ga_telemetry_is_emitted((ga_event_t) e)) {
+            printf("%-36s %s\n", name, measure);
+        } else {
+            printf("%-36s %-12s (not emitted yet: feature not built)\n", name, measure);
+        }
+        shown++;
+    }
+    if (shown == 0) {
+        fprintf(stderr, "genapi-ctl events: no event starts with %s\n", prefix);
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "events") == 0) {
+        return s_events(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "tail") == 0) {
+        fprintf(stderr, "genapi-ctl tail: not built yet; in-process handlers "
+                        "(ga_telemetry_attach) and /metrics are (docs/telemetry.md)\n");
+        return 2;
+    }
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
         return s_keygen(argc, argv);
     }

@@ -13,6 +13,8 @@ worker_port="${BROKER_WORKER_PORT:-5570}"
 broker_gateway_port="${BROKER_GATEWAY_PORT:-5571}"
 stream_in_port="${STREAM_IN_PORT:-5572}"
 stream_out_port="${STREAM_OUT_PORT:-5573}"
+gateway_metrics_port="${GATEWAY_METRICS_PORT:-9464}"
+broker_metrics_port="${BROKER_METRICS_PORT:-9465}"
 logs="$(mktemp -d -t genapi-run.XXXXXX)"
 pids=()
 
@@ -38,9 +40,16 @@ port_hint() {
         "option stream_in_endpoint") var=STREAM_IN_PORT ;;
         "option stream_out_endpoint") var=STREAM_OUT_PORT ;;
     esac
+    if [ -z "$var" ] && grep -q 'metrics_listen: cannot listen' "$1"; then
+        case "$(basename "$1")" in
+            gateway.log) var=GATEWAY_METRICS_PORT ;;
+            broker.log) var=BROKER_METRICS_PORT ;;
+        esac
+    fi
     if [ -n "$var" ]; then
         echo "That port is taken: choose another with make run $var=PORT" \
-             "(ports: GATEWAY_PORT, BROKER_WORKER_PORT, BROKER_GATEWAY_PORT, STREAM_IN_PORT, STREAM_OUT_PORT)." >&2
+             "(ports: GATEWAY_PORT, BROKER_WORKER_PORT, BROKER_GATEWAY_PORT, STREAM_IN_PORT," \
+             "STREAM_OUT_PORT, GATEWAY_METRICS_PORT, BROKER_METRICS_PORT)." >&2
     fi
 }
 
@@ -64,7 +73,7 @@ start() {
 }
 
 services=(user_service blog_service search_service admin_service report_service event_service
-          versioned_user_service data_service)
+          versioned_user_service data_service hooks_service)
 # data_service (the walkthrough's section 9) runs as three workers, node1..node3, sharing the
 # service's key; the others run once each.
 instances() { if [ "$1" = data_service ]; then echo node1 node2 node3; else echo "$1"; fi; }
@@ -103,6 +112,7 @@ start broker "$bin/genapi-broker" \
     --set "stream_in_endpoint=tcp://127.0.0.1:$stream_in_port" \
     --set "stream_out_endpoint=tcp://127.0.0.1:$stream_out_port" \
     --set "curve_secret_file=$keys/broker" --set "curve_peers_dir=$keys/peers" \
+    --set "metrics_listen=127.0.0.1:$broker_metrics_port" \
     --set "admin_token=$admin_token" --set "admin_actions=$admin_actions"
 for service in "${services[@]}"; do
     for instance in $(instances "$service"); do
@@ -122,6 +132,7 @@ done
 # shellcheck disable=SC2046
 start gateway "$bin/genapi-gateway" --config config/gateway.dev.json \
     --set "listen=0.0.0.0:$gateway_port" --set "broker=tcp://127.0.0.1:$broker_gateway_port" \
+    --set "metrics_listen=127.0.0.1:$gateway_metrics_port" \
     $(client_keys gateway)
 socket_url="$(grep -m1 '^READY gateway' "$logs/gateway.out" | cut -d' ' -f3)"
 echo

@@ -6,6 +6,7 @@
 
 #include "ga_clock.h"
 #include "ga_log.h"
+#include "ga_telemetry.h"
 #include "ga_wire.h"
 
 #include <string.h>
@@ -80,6 +81,7 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         .id = id,
         .out = out,
         .node = w->node,
+        .worker = w,
     };
     ga_resp_t type = req.cfg->response_type;
     if (type == GA_RESP_STREAM) {
@@ -92,7 +94,11 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         req.stream = wk_stream_open(w, id, topic);
         req.answered = true; // answers travel on the stream
     }
+    GA_EMIT(GA_EV_WORKER_POOL_TASK_START, .service = w->svc->service, .request_type = request_type, .version = version, .node = w->node, .pool_name = w->svc->service);
+    int64_t started_us = ga_telemetry_is_on(GA_EV_WORKER_POOL_TASK_STOP) || ga_telemetry_is_on(GA_EV_WORKER_POOL_TASK_EXCEPTION) ? ga_clock_us() : 0;
     fn->handler(&req, w->svc->ctx);
+    bool done = req.answered || type == GA_RESP_NONE; // a none function answers nothing
+    GA_EMIT(done ? GA_EV_WORKER_POOL_TASK_STOP : GA_EV_WORKER_POOL_TASK_EXCEPTION, .service = w->svc->service, .request_type = request_type, .version = version, .node = w->node, .pool_name = w->svc->service, .duration_us = started_us ? ga_clock_us() - started_us : 0, .success = done ? GA_TM_TRUE : GA_TM_FALSE, .reason = done ? NULL : "returned without answering");
     if (type == GA_RESP_STREAM || type == GA_RESP_NONE) {
         ga_buf_reset(out); // no reply: the stream (or nothing, for none) is the answer
         return;

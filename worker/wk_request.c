@@ -87,6 +87,12 @@ wk_request_node(wk_request_t *req)
     return req->node ? req->node : "";
 }
 
+wk_worker_t *
+wk_request_worker(wk_request_t *req)
+{
+    return req->worker;
+}
+
 const char *
 wk_request_device_id(wk_request_t *req)
 {
@@ -143,7 +149,7 @@ wk_reply(wk_request_t *req, const wk_value_t *result)
     }
 }
 
-static void
+__attribute__((format(printf, 3, 0))) static void
 s_reply_error(wk_request_t *req, bool retryable, const char *fmt, va_list ap)
 {
     if (req->answered) {

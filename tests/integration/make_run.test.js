@@ -28,7 +28,7 @@ function freePort() {
 async function freePorts() {
   const ports = {};
   for (const v of ['GATEWAY_PORT', 'BROKER_WORKER_PORT', 'BROKER_GATEWAY_PORT', 'STREAM_IN_PORT',
-    'STREAM_OUT_PORT']) {
+    'STREAM_OUT_PORT', 'GATEWAY_METRICS_PORT', 'BROKER_METRICS_PORT']) {
     ports[v] = String(await freePort());
   }
   return ports;
@@ -92,9 +92,10 @@ test('make run: every port is a variable, the banner shows the real ones, a call
       GENAPI_CURVE_BROKER_FILE: path.join(keys, 'broker'),
       GENAPI_ADMIN_TOKEN: fs.readFileSync(path.join(keys, 'admin_token'), 'utf8') });
     assert.equal(withKey.code, 0, withKey.stderr);
-    // Seven services, data_service as three workers (node1..node3).
+    // Eight services, data_service as three workers (node1..node3).
     const workers = JSON.parse(withKey.stdout).workers;
-    assert.equal(workers.length, 10);
+    assert.equal(workers.length, 11);
+    assert.equal(workers.filter((w) => w.service === 'hooks_service').length, 1);
     assert.deepEqual(workers.filter((w) => w.service === 'data_service').map((w) => w.node).sort(),
       ['node1', 'node2', 'node3']);
     const without = await status({});
@@ -134,6 +135,21 @@ test('make run: a taken broker port is named, with the variable that moves it', 
     assert.match(run.out(), /broker failed to start/);
     assert.match(run.out(), /set the option gateway_endpoint/);
     assert.match(run.out(), /choose another with make run BROKER_GATEWAY_PORT=PORT/);
+  } finally {
+    blocker.close();
+  }
+});
+
+test('make run: a taken metrics port is named, with the variable that moves it', async () => {
+  const ports = await freePorts();
+  const blocker = net.createServer();
+  await new Promise((r) => blocker.listen(Number(ports.BROKER_METRICS_PORT), '127.0.0.1', r));
+  try {
+    const run = runDev(ports);
+    const code = await run.exited;
+    assert.notEqual(code, 0);
+    assert.match(run.out(), /metrics_listen: cannot listen/);
+    assert.match(run.out(), /choose another with make run BROKER_METRICS_PORT=PORT/);
   } finally {
     blocker.close();
   }

@@ -10,7 +10,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile, spawn } = require('node:child_process');
-const { BIN, startBroker, startWorker, startGateway, startStack, connect, join, call, waitForPushes } = require('../support/stack');
+const { BIN, startBroker, startWorker, startGateway, startStack, connect, join, call, waitForPushes, eventually } = require('../support/stack');
 
 // The walkthrough's declarations, in its extended argument format. Where the walkthrough elides
 // a field (`# ...`) the example's choice is noted. Fields absent here take the documented
@@ -107,9 +107,39 @@ const WALKTHROUGH = {
     },
   ],
   // Section 9 (no arguments, sync; `nodes` is left to the workers of the service that run).
+  // Section 11's functions with their hooks (MyApp.Hooks is hooks_service). process_data
+  // declares the argument enrich_request adds (`enriched`) and the caller's `data`: the args a
+  // before hook gives are validated against the declaration (docs/protocol.md, "Hooks").
   data_service: [
     { request_type: 'get_data', response_type: 'sync' },
+    {
+      request_type: 'expensive_operation',
+      arg_types: null,
+      response_type: 'sync',
+      before_execute: 'hooks_service.validate_quota',
+      after_execute: 'hooks_service.log_response',
+      hook_timeout: 5000,
+    },
+    {
+      request_type: 'process_data',
+      arg_types: { data: { type: 'any', allow_nil: true }, enriched: { type: 'boolean', default_value: false } },
+      arg_orders: ['data', 'enriched'],
+      before_execute: { function: 'hooks_service.enrich_request', args: ['extra_value', 42] },
+      response_type: 'sync',
+    },
   ],
+  // Section 11's MyApp.Hooks: each declares what the gateway sends a hook (WK_HOOK_ARGS).
+  hooks_service: ['validate_quota', 'log_response', 'enrich_request'].map((request_type) => ({
+    request_type,
+    arg_types: {
+      hook: 'string',
+      request: 'map',
+      config: 'map',
+      extra: { type: 'any', allow_nil: true },
+      result: { type: 'any', allow_nil: true },
+    },
+    arg_orders: ['hook', 'request', 'config', 'extra', 'result'],
+  })),
 };
 
 // A config with every default filled in and arguments in the extended format, so that a
@@ -196,7 +226,8 @@ test("the walkthrough's section 5 call as written: generate_report with {format:
 });
 
 // A worker in any language may push fields the C library cannot set: those nothing acts on yet
-// are refused, reported in REGISTERED and listed in the failed configs, never ignored.
+// (and hooks that break a rule) are refused, reported in REGISTERED and listed in the failed
+// configs, never ignored.
 test('a config setting a field nothing acts on yet is refused and listed in the failed configs', async () => {
   const broker = await startBroker();
   try {
@@ -207,7 +238,8 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
         cfg('plain', {}),
         cfg('expensive_operation', { before_execute: 'data_service.validate_quota', after_execute: 'data_service.log_response', hook_timeout: 5000 }),
         cfg('get_data', { retry: 3 }),
-        cfg('resolved', { nodes: { resolver: 'data_service.resolve_nodes' } }),
+        cfg('streamed', { response_type: 'stream', after_execute: 'data_service.log_response' }),
+        cfg('resolved', { nodes: { resolver: 'resolve_nodes' } }),
       ],
     };
     const out = await new Promise((resolve, reject) => {
@@ -220,16 +252,17 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     });
     assert.equal(out.ok, true);
     const want = [
-      { function: 'expensive_operation', reason: 'before_execute: not supported yet' },
-      { function: 'resolved', reason: 'nodes: a resolver is not supported yet (list node names, or leave nodes out for any live worker of the service)' },
+      { function: 'streamed', reason: 'after_execute: only for sync and async functions (this one is stream: its chunks reach the client as they come)' },
+      { function: 'resolved', reason: 'nodes: a list of node names, or a resolver function named "service.request_type"' },
     ];
     assert.deepEqual(out.failed.map(({ function: f, reason }) => ({ function: f, reason })), want);
     const status = await ctl(['status', '--broker', broker.endpoints.gateways]);
     assert.deepEqual(status.failed_configs.map(({ service, function: f, reason }) => ({ service, function: f, reason })),
       want.map((w) => ({ service: 'data_service', ...w })));
-    // Only the plain config and get_data (retry is acted on) are registered.
+    // The plain config, expensive_operation (hooks are acted on) and get_data (so is retry)
+    // are registered.
     const fns = await ctl(['functions', 'data_service', '--broker', broker.endpoints.gateways]);
-    assert.deepEqual(fns.functions.map((c) => c.request_type), ['get_data', 'plain']);
+    assert.deepEqual(fns.functions.map((c) => c.request_type).sort(), ['expensive_operation', 'get_data', 'plain']);
   } finally {
     await broker.stop();
   }
@@ -260,6 +293,47 @@ test("data_service.get_data: each answer names the node that served it", async (
       // As declared: no arguments.
       const extra = await call(channel, { request_id: 'dx', service: 'data_service', request_type: 'get_data', args: { id: '1' } });
       assert.equal(extra.success, false);
+    } finally {
+      socket.disconnect();
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+});
+
+// Section 11's calls as `make run` serves them: validate_quota and log_response around
+// expensive_operation (with a quota of 2 calls per caller for the test), enrich_request with its
+// extra args before process_data.
+test('section 11: hooks_service around data_service.expensive_operation and process_data', async () => {
+  const broker = await startBroker();
+  const procs = [broker];
+  try {
+    procs.push(await startWorker('data_service', broker));
+    process.env.GENAPI_HOOKS_QUOTA = '2';
+    try {
+      procs.push(await startWorker('hooks_service', broker));
+    } finally {
+      delete process.env.GENAPI_HOOKS_QUOTA;
+    }
+    const hooks = procs[procs.length - 1];
+    const gateway = await startGateway(broker);
+    procs.push(gateway);
+    const socket = connect(gateway.url);
+    try {
+      const { channel } = await join(socket);
+      const ask = (request_id, request_type, args) => call(channel, { request_id, service: 'data_service', request_type, args });
+      for (const id of ['e1', 'e2']) {
+        const r = await ask(id, 'expensive_operation');
+        assert.deepEqual([r.success, r.result.result], [true, 'expensive result']);
+      }
+      const r = await ask('e3', 'expensive_operation');
+      assert.deepEqual([r.success, r.error], [false, 'Quota exceeded. Upgrade your plan.']);
+      // log_response logs each call that ran (on stderr); the refused one never ran.
+      const logged = () => (hooks.stderr.match(/API call: data_service\/expensive_operation by anonymous/g) || []).length;
+      await eventually(() => logged() === 2);
+      assert.equal(logged(), 2);
+      const p = await ask('p1', 'process_data', { data: { n: 1 } });
+      assert.deepEqual(p.result, { processed: { n: 1 }, enriched: true });
     } finally {
       socket.disconnect();
     }

@@ -124,12 +124,16 @@ async function startBroker(opts = {}) {
     '--set', `stream_out_endpoint=${ep.streamsOut || 'tcp://127.0.0.1:*'}`,
     '--set', `heartbeat_ms=${opts.heartbeatMs || HEARTBEAT_MS}`,
     '--set', `admin_token=${ADMIN_TOKEN}`, '--set', 'admin_actions=status,functions,stop_stream',
+    // Any free port for the admin listener: tests may run beside other brokers.
+    '--set', 'metrics_listen=127.0.0.1:0',
     ...(opts.args || []),
   ];
   const p = new Proc('genapi-broker', args);
   const { match } = await p.waitForLine(
     /^READY broker workers=(\S+) gateways=(\S+) streams_in=(\S+) streams_out=(\S+)/);
   p.endpoints = { workers: match[1], gateways: match[2], streamsIn: match[3], streamsOut: match[4] };
+  const metrics = / metrics_port=(\d+)/.exec(match.input);
+  p.metricsPort = metrics ? Number(metrics[1]) : 0;
   return p;
 }
 
@@ -143,10 +147,13 @@ async function startWorker(name, broker, opts = {}) {
 
 async function startGateway(broker, opts = {}) {
   const args = ['--set', `broker=${broker.endpoints.gateways}`, '--set', 'listen=127.0.0.1:0',
-    '--set', `heartbeat_ms=${HEARTBEAT_MS}`, ...(opts.args || [])];
+    '--set', `heartbeat_ms=${HEARTBEAT_MS}`, '--set', 'metrics_listen=127.0.0.1:0',
+    ...(opts.args || [])];
   const p = new Proc('genapi-gateway', args);
   const { match } = await p.waitForLine(/^READY gateway (\S+)/);
   p.url = match[1];
+  const metrics = / metrics_port=(\d+)/.exec(match.input);
+  p.metricsPort = metrics ? Number(metrics[1]) : 0;
   return p;
 }
 

@@ -4,6 +4,7 @@
 // fail (a handler error) and silent (a handler that forgets to answer), and more below.
 // `--drop NAME[,NAME...]` leaves those functions out of the table it
 // registers, as a new version of a service that no longer has them would.
+// `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/worker.h>
@@ -217,6 +218,46 @@ s_where(wk_request_t *req, void *ctx)
 
 static const char *const s_only_n1[] = {"n1", NULL};
 
+// A nodes resolver: n2 only.
+static void
+s_resolve_n2(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
+// A resolver whose answer is not a list of node names.
+static void
+s_resolve_badly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_map(req, "nodes", wk_str(req, "n2"), NULL));
+}
+
+// A resolver that answers after its timeout (200 ms): too late.
+static void
+s_resolve_slowly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_nap_ms(1000);
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
+// Offers or withdraws the function `name` at run time (wk_worker_set_offered): the broker
+// learns of it by pulling the table, never by a push.
+static void
+s_offer(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const char *name = wk_arg_str(req, "name");
+    bool offered = wk_arg_bool(req, "offered", true);
+    if (wk_worker_set_offered(wk_request_worker(req), name, NULL, offered) != GA_OK) {
+        wk_reply_error(req, "no such function");
+        return;
+    }
+    wk_reply(req, wk_map(req, "name", wk_str(req, name), "offered", wk_bool(req, offered), NULL));
+}
+
 // Counts its executions for the retry tests: prints "EXEC <request id> <wall-clock ms>" when
 // it starts, sleeps `ms`, then answers as `mode` says: ok (a result), retryable
 // (wk_reply_error_retryable), or error (an ordinary error answer).
@@ -244,6 +285,93 @@ s_tally(wk_request_t *req, void *ctx)
 }
 
 #define TALLY_ARGS "mode:string(default=ok), ms:num(default=0)"
+
+// Hooks (docs/protocol.md, "Hooks"). hooked, hooked_async and hooked_stream run hook_before
+// (extra args {"x": 7}) and, but for the stream, hook_after; both act on the call's `mode`:
+// hook_before: pass (go on), modify (replace the args: tag says what the hook saw), invalid
+// (args the declaration refuses), refuse (an error the client sees), slow (past the 500 ms
+// hook_timeout), crash (answers nothing: an internal error), exit (the process dies).
+// hook_after: after_fail (an error: the result stands), after_slow (past the timeout),
+// anything else wraps the result as {wrapped, hook}.
+static void
+s_hook_before(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *request = wk_arg(req, "request");
+    const wk_value_t *args = wk_value_get(request, "args");
+    const char *mode = wk_value_str(wk_value_get(args, "mode"));
+    mode = mode ? mode : "pass";
+    printf("HOOK before %s %s\n", wk_value_str(wk_value_get(request, "request_id")), mode);
+    fflush(stdout);
+    if (strcmp(mode, "modify") == 0) {
+        const char *user = wk_value_str(wk_value_get(request, "user_id"));
+        const char *ip = wk_value_str(wk_value_get(request, "ip"));
+        char tag[300];
+        snprintf(tag, sizeof tag, "%s.%s x=%lld user=%s ip=%s config=%s hook=%s",
+                 wk_value_str(wk_value_get(request, "service")),
+                 wk_value_str(wk_value_get(request, "request_type")),
+                 (long long) wk_value_int(wk_value_get(wk_arg(req, "extra"), "x"), -1),
+                 user ? user : "none", ip ? "set" : "none",
+                 wk_value_str(wk_value_get(wk_arg(req, "config"), "request_type")),
+                 wk_arg_str(req, "hook"));
+        wk_reply(req, wk_map(req, "args",
+                             wk_map(req, "value", wk_value_get(args, "value"), "mode",
+                                    wk_str(req, "modify"), "tag", wk_str(req, tag), NULL),
+                             NULL));
+    } else if (strcmp(mode, "invalid") == 0) {
+        wk_reply(req, wk_map(req, "args", wk_map(req, "bogus", wk_int(req, 1), NULL), NULL));
+    } else if (strcmp(mode, "refuse") == 0) {
+        wk_reply_error(req, "refused by the before hook");
+    } else if (strcmp(mode, "slow") == 0) {
+        s_nap_ms(1500);
+        wk_reply(req, NULL);
+    } else if (strcmp(mode, "crash") == 0) {
+        return; // no answer: the library answers an internal error
+    } else if (strcmp(mode, "exit") == 0) {
+        _exit(3);
+    } else {
+        wk_reply(req, NULL);
+    }
+}
+
+static void
+s_hook_after(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *request = wk_arg(req, "request");
+    const char *mode = wk_value_str(wk_value_get(wk_value_get(request, "args"), "mode"));
+    mode = mode ? mode : "pass";
+    if (strcmp(mode, "after_fail") == 0) {
+        wk_reply_error(req, "the after hook failed");
+    } else if (strcmp(mode, "after_slow") == 0) {
+        s_nap_ms(1500);
+        wk_reply(req, NULL);
+    } else {
+        wk_reply(req, wk_map(req, "wrapped", wk_arg(req, "result"), "hook",
+                             wk_str(req, wk_arg_str(req, "hook")), NULL));
+    }
+}
+
+// The target of the hooks: answers {value, mode, tag} as it got them.
+static void
+s_hooked(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const wk_value_t *tag = wk_arg(req, "tag");
+    wk_reply(req, wk_map(req, "value", wk_arg(req, "value"), "mode",
+                         wk_str(req, wk_arg_str(req, "mode")), "tag", tag ? tag : wk_nil(req),
+                         NULL));
+}
+
+static void
+s_hooked_stream(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_stream_t *stream = wk_request_stream(req);
+    GA_IGNORE(wk_stream_send_last(stream, wk_str(wk_stream_ctx(stream), "only")) != GA_OK);
+}
+
+#define HOOKED_ARGS "value:any(allow_nil=true), mode:string(default=pass), tag:string(allow_nil=true)"
 
 static const wk_function_t s_functions[] = {
     {.request_type = "sleep", .args = "ms:num", .timeout_ms = 30000, .handler = s_sleep},
@@ -303,8 +431,39 @@ static const wk_function_t s_functions[] = {
     {.request_type = "where_sticky", .choose_node_mode = "sticky:key", .args = "key:string",
      .handler = s_where},
     {.request_type = "where_least", .choose_node_mode = "least_loaded", .handler = s_where},
+    {.request_type = "hook_before", .args = WK_HOOK_ARGS, .handler = s_hook_before},
+    {.request_type = "hook_after", .args = WK_HOOK_ARGS, .handler = s_hook_after},
+    {.request_type = "hooked", .args = HOOKED_ARGS, .before_execute = "test_service.hook_before",
+     .before_execute_args = "{\"x\": 7}", .after_execute = "test_service.hook_after",
+     .hook_timeout_ms = 500, .handler = s_hooked},
+    {.request_type = "hooked_async", .response_type = "async", .args = HOOKED_ARGS,
+     .before_execute = "test_service.hook_before", .before_execute_args = "{\"x\": 7}",
+     .after_execute = "test_service.hook_after", .hook_timeout_ms = 500, .handler = s_hooked},
+    {.request_type = "hooked_stream", .response_type = "stream", .args = HOOKED_ARGS,
+     .before_execute = "test_service.hook_before", .hook_timeout_ms = 500,
+     .handler = s_hooked_stream},
     {.request_type = "hold_n1", .nodes = s_only_n1, .args = "ms:num", .timeout_ms = 30000,
      .handler = s_where},
+    // Nodes resolvers (where_resolved runs on n2 only) and resolvers that fail in each way.
+    {.request_type = "resolve_n2", .handler = s_resolve_n2},
+    {.request_type = "resolve_badly", .handler = s_resolve_badly},
+    {.request_type = "resolve_slowly", .timeout_ms = 200, .handler = s_resolve_slowly},
+    {.request_type = "where_slow_resolver", .nodes_resolver = "test_service.resolve_slowly",
+     .handler = s_where},
+    {.request_type = "where_resolved", .nodes_resolver = "test_service.resolve_n2",
+     .handler = s_where},
+    {.request_type = "where_rr_resolved", .choose_node_mode = "round_robin",
+     .nodes_resolver = "test_service.resolve_n2", .handler = s_where},
+    {.request_type = "where_failing_resolver", .nodes_resolver = "test_service.fail",
+     .handler = s_where},
+    {.request_type = "where_bad_resolver", .nodes_resolver = "test_service.resolve_badly",
+     .handler = s_where},
+    {.request_type = "where_missing_resolver", .nodes_resolver = "test_service.nope",
+     .handler = s_where},
+    // Config pull: `late` is not in the table until `offer` offers it.
+    {.request_type = "late", .withdrawn = true, .handler = s_where},
+    {.request_type = "offer", .args = "name:string, offered:boolean(default=true)",
+     .handler = s_offer},
 };
 
 static const wk_service_t s_service = {

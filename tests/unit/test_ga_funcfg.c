@@ -242,37 +242,68 @@ test_argcheck_options_and_limits(void **state)
     s_check("\"list_num\"", list, "Argument a exceeds max_items 1000");
 }
 
-// A field whose feature is not built yet is refused when set, with a reason naming it, never
-// accepted and ignored (a before hook that never ran would fail open); nil means unset.
+// Hooks: a name, or {function, args}; after_execute only for sync and async functions; the
+// hook timeout in range; the defaults when unset.
 static void
-test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
+test_funcfg_hooks(void **state)
 {
     (void) state;
+    ga_funcfg_t *cfg = NULL;
+    char err[256] = "";
+    assert_int_equal(s_parse("{\"service\":\"s\",\"request_type\":\"x\","
+                             "\"before_execute\":{\"function\":\"h.enrich\",\"args\":[\"e\",42]},"
+                             "\"after_execute\":\"h.log\",\"hook_timeout\":250}",
+                             &cfg, err, sizeof err),
+                     GA_OK);
+    assert_string_equal(cfg->before_execute, "h.enrich");
+    assert_int_equal(cfg->before_args.type, GA_ARRAY);
+    assert_int_equal(cfg->before_args.len, 2);
+    assert_string_equal(cfg->after_execute, "h.log");
+    assert_int_equal(cfg->after_args.type, GA_NIL);
+    assert_int_equal(cfg->hook_timeout_ms, 250);
+    ga_funcfg_destroy(&cfg);
+    assert_int_equal(s_parse("{\"service\":\"s\",\"request_type\":\"x\"}", &cfg, err, sizeof err),
+                     GA_OK);
+    assert_null(cfg->before_execute);
+    assert_null(cfg->after_execute);
+    assert_int_equal(cfg->hook_timeout_ms, GA_FUNCFG_HOOK_TIMEOUT_DEFAULT);
+    ga_funcfg_destroy(&cfg);
     struct {
         const char *field; // JSON "key":value
         const char *want;  // the exact refusal
     } cases[] = {
-        {"\"before_execute\":\"data_service.validate_quota\"", "before_execute: not supported yet"},
-        {"\"after_execute\":\"data_service.log_response\"", "after_execute: not supported yet"},
-        {"\"hook_timeout\":5000", "hook_timeout: not supported yet"},
-        {"\"nodes\":\"data_service.resolve_nodes\"",
-         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
-         "live worker of the service)"},
-        {"\"nodes\":{\"resolver\":\"data_service.resolve_nodes\"}",
-         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
-         "live worker of the service)"},
+        {"\"before_execute\":42",
+         "before_execute: must be \"service.request_type\" or {\"function\": "
+         "\"service.request_type\", \"args\": [...]}"},
+        {"\"before_execute\":\"\"", "before_execute: must be a non-empty string"},
+        {"\"before_execute\":{\"args\":[1]}", "before_execute: function required"},
+        {"\"after_execute\":{\"function\":\"h.x\",\"extra\":1}",
+         "after_execute: unknown key extra (valid: function, args)"},
+        {"\"hook_timeout\":50", "hook_timeout: must be 100..300000 ms"},
+        {"\"after_execute\":\"h.log\",\"response_type\":\"stream\"",
+         "after_execute: only for sync and async functions (this one is stream: its chunks "
+         "reach the client as they come)"},
+        {"\"after_execute\":\"h.log\",\"response_type\":\"none\"",
+         "after_execute: only for sync and async functions (this one is none)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256];
         snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",%s}",
                  cases[i].field);
-        char err[256] = "";
-        ga_funcfg_t *cfg = NULL;
+        err[0] = '\0';
         if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, cases[i].want) != 0) {
             fail_msg("%s: got \"%s\", want \"%s\"", cases[i].field, err, cases[i].want);
         }
         assert_null(cfg);
     }
+}
+
+// Every field is acted on (common/ga_funcfg.c s_fields: a field whose feature is not built would
+// be refused when set, never accepted and ignored); nil means unset.
+static void
+test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
+{
+    (void) state;
     // Unset (absent or nil) is accepted.
     const char *fine[] = {
         "{\"service\":\"s\",\"request_type\":\"x\",\"retry\":null,\"before_execute\":null,"
@@ -287,6 +318,53 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
             fail_msg("%s refused: %s", fine[i], err);
         }
         ga_funcfg_destroy(&cfg);
+    }
+}
+
+// nodes may name a resolver, "service.request_type" alone or as {"resolver": ...}; anything
+// else that is not a list of node names is refused naming the field.
+static void
+test_funcfg_nodes_resolver(void **state)
+{
+    (void) state;
+    const char *good[] = {"\"data_service.resolve_nodes\"",
+                          "{\"resolver\":\"data_service.resolve_nodes\"}"};
+    for (size_t i = 0; i < 2; i++) {
+        char json[256], err[256] = "";
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",\"nodes\":%s}",
+                 good[i]);
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(json, &cfg, err, sizeof err) != GA_OK) {
+            fail_msg("%s refused: %s", good[i], err);
+        }
+        assert_string_equal(cfg->nodes_resolver, "data_service.resolve_nodes");
+        assert_int_equal(cfg->n_nodes, 0);
+        ga_funcfg_destroy(&cfg);
+    }
+    struct {
+        const char *nodes; // JSON value
+        const char *want;  // the exact refusal
+    } bad[] = {
+        {"\"resolve_nodes\"",
+         "nodes: a list of node names, or a resolver function named \"service.request_type\""},
+        {"\".x\"", "nodes: a list of node names, or a resolver function named "
+                   "\"service.request_type\""},
+        {"\"s.\"", "nodes: a list of node names, or a resolver function named "
+                   "\"service.request_type\""},
+        {"{\"resolver\":\"a.b\",\"cache\":1}",
+         "nodes: a map names only a resolver: {\"resolver\": \"service.request_type\"}"},
+        {"{\"fn\":\"a.b\"}",
+         "nodes: a map names only a resolver: {\"resolver\": \"service.request_type\"}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[256], err[256] = "";
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",\"nodes\":%s}",
+                 bad[i].nodes);
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, bad[i].want) != 0) {
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].nodes, err, bad[i].want);
+        }
+        assert_null(cfg);
     }
 }
 
@@ -423,8 +501,10 @@ main(void)
         cmocka_unit_test(test_argcheck_every_type_valid_and_invalid),
         cmocka_unit_test(test_argcheck_options_and_limits),
         cmocka_unit_test(test_funcfg_refuses_fields_nothing_acts_on_yet),
+        cmocka_unit_test(test_funcfg_hooks),
         cmocka_unit_test(test_funcfg_unknown_type_option_or_field_lists_the_valid_ones),
         cmocka_unit_test(test_funcfg_node_modes),
+        cmocka_unit_test(test_funcfg_nodes_resolver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

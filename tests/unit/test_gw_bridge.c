@@ -2,7 +2,8 @@
 // The gateway's broker link against a fake broker on loopback TCP (a ROUTER and an XPUB driven
 // by the test): registry snapshot, numbered updates (a missing one makes it ask for a fresh
 // snapshot), stream chunks delivered in order, a gap turned into an error plus a STOP to the
-// broker, duplicates dropped, the stream's end, and its idle deadline.
+// broker, duplicates dropped, the stream's end, and its idle deadline; the hook chain (permission
+// check, before hook, call, after hook) and its failures.
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_proto.h"
@@ -41,14 +42,30 @@ typedef struct {
     ga_arena_t *arena;           // fake broker's decoding
     ga_proto_msg_t msg;          // fake broker's last message
     ga_buf_t buf;                // encoding scratch
+    int n_results;               // result callbacks so far
+    char result_json[256];       // the last one's body, as JSON
+    int n_accepts;               // accept callbacks so far
 } fixture_t;
 
 static void
 s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
-    (void) arg;
+    fixture_t *f = arg;
     (void) route;
-    (void) body;
+    ga_buf_t b;
+    ga_buf_init(&b);
+    ga_json_encode(&b, body);
+    snprintf(f->result_json, sizeof f->result_json, "%.*s", (int) b.len, (const char *) b.data);
+    ga_buf_fini(&b);
+    f->n_results++;
+}
+
+static void
+s_on_accept(void *arg, const gw_route_t *route)
+{
+    fixture_t *f = arg;
+    (void) route;
+    f->n_accepts++;
 }
 
 static void
@@ -142,6 +159,7 @@ s_setup(void **state)
     f->pipeline = gw_pipeline_new(&f->pcfg);
     f->bridge = gw_bridge_new(&f->bcfg, f->pipeline, s_on_result, NULL, f);
     gw_bridge_on_stream(f->bridge, s_on_stream);
+    gw_bridge_on_accept(f->bridge, s_on_accept);
     f->arena = ga_arena_new(4096);
     ga_proto_msg_init(&f->msg);
     ga_buf_init(&f->buf);
@@ -352,6 +370,213 @@ test_bridge_infinite_stream_ends_on_a_broker_error(void **state)
 }
 
 // The caller's identity goes in a CALL only for a function declared with request_info.
+// Hooks: the chain permission check -> before hook -> call -> after hook, each step sent only
+// once the one before allowed it; the before hook's args (validated again) reach the call, and
+// the after hook's answer is the result.
+static bool
+s_one_result(fixture_t *f)
+{
+    return f->n_results > 0;
+}
+
+// A call of s.f (n:num) with both hooks (hook_timeout `hook_ms`), and a permission check when
+// `checked`.
+static void
+s_hooked_call(fixture_t *f, bool checked, int64_t hook_ms, ga_resp_t type)
+{
+    const char *cfg = "{\"functions\":[{\"service\":\"s\",\"request_type\":\"f\","
+                      "\"arg_types\":{\"n\":\"num\"},\"response_type\":\"async\"}]}";
+    ga_value_t body;
+    assert_int_equal(ga_json_decode(cfg, strlen(cfg), f->arena, &body, NULL, 0), GA_OK);
+    gw_pipeline_apply(f->pipeline, &body, false);
+    static gw_identity_t who = {.user_id = "u1", .ip = "10.0.0.1"};
+    ga_value_t args = ga_map(f->arena, 1);
+    ga_map_put(&args, f->arena, "n", ga_int(1));
+    ga_value_t extra = ga_array(f->arena, 1);
+    ga_array_push(&extra, f->arena, ga_str("extra_value"));
+    ga_value_t config = ga_map(f->arena, 1);
+    ga_map_put(&config, f->arena, "request_type", ga_str("f"));
+    gw_call_t call = {.request_id = "r1",
+                      .service = "s",
+                      .request_type = "f",
+                      .args = args,
+                      .response_type = type,
+                      .timeout_ms = 5000,
+                      .who = &who,
+                      .before_execute = "h.before",
+                      .before_args = extra,
+                      .after_execute = "h.after",
+                      .hook_timeout_ms = hook_ms,
+                      .config = &config,
+                      .permission_callback = checked ? "g.guard" : NULL};
+    gw_route_t route = {.type = type, .conn_id = 1, .topic = "api:lobby", .request_id = "r1"};
+    gw_call_t check;
+    if (checked) {
+        assert_true(gw_pipeline_check_call(&who, &call, f->arena, &check));
+    }
+    assert_int_equal(gw_bridge_call_checked(f->bridge, checked ? &check : NULL, &call, &route),
+                     GA_OK);
+}
+
+static int64_t
+s_expect_call(fixture_t *f, const char *service, const char *request_type)
+{
+    assert_true(s_broker_recv(f, GA_CMD_CALL, 3000));
+    assert_string_equal(ga_map_get_str(&f->msg.value, "service"), service);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "request_type"), request_type);
+    return ga_map_get_int(&f->msg.value, "id", 0);
+}
+
+static void
+s_answer(fixture_t *f, int64_t id, const char *rest)
+{
+    char json[256];
+    snprintf(json, sizeof json, "{\"id\":%lld,%s}", (long long) id, rest);
+    s_broker_send(f, GA_CMD_RESULT, json);
+}
+
+static void
+test_bridge_runs_the_hook_chain_in_order(void **state)
+{
+    fixture_t *f = *state;
+    s_hooked_call(f, true, 1000, GA_RESP_ASYNC);
+    int64_t id = s_expect_call(f, "g", "guard");
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_accepts, 0); // nothing acknowledged while the chain decides
+    s_answer(f, id, "\"ok\":true,\"result\":null");
+    id = s_expect_call(f, "h", "before");
+    const ga_value_t *args = ga_map_get(&f->msg.value, "args");
+    assert_string_equal(ga_map_get_str(args, "hook"), "before");
+    const ga_value_t *req = ga_map_get(args, "request");
+    assert_string_equal(ga_map_get_str(req, "user_id"), "u1");
+    assert_string_equal(ga_map_get_str(req, "ip"), "10.0.0.1");
+    assert_string_equal(ga_map_get_str(req, "request_type"), "f");
+    assert_int_equal(ga_map_get_int(ga_map_get(req, "args"), "n", 0), 1);
+    assert_string_equal(ga_map_get_str(ga_map_get(args, "config"), "request_type"), "f");
+    assert_int_equal(ga_map_get(args, "extra")->type, GA_ARRAY);
+    assert_int_equal(f->n_accepts, 0);
+    s_answer(f, id, "\"ok\":true,\"result\":{\"args\":{\"n\":2}}");
+    id = s_expect_call(f, "s", "f");
+    assert_int_equal(ga_map_get_int(ga_map_get(&f->msg.value, "args"), "n", 0), 2);
+    assert_int_equal(f->n_accepts, 1); // the ack, once the call is sent
+    s_answer(f, id, "\"ok\":true,\"result\":10");
+    id = s_expect_call(f, "h", "after");
+    args = ga_map_get(&f->msg.value, "args");
+    assert_string_equal(ga_map_get_str(args, "hook"), "after");
+    assert_int_equal(ga_map_get_int(args, "result", 0), 10);
+    assert_int_equal(ga_map_get_int(ga_map_get(ga_map_get(args, "request"), "args"), "n", 0), 2);
+    assert_int_equal(f->n_results, 0);
+    s_answer(f, id, "\"ok\":true,\"result\":11");
+    s_pump(f, 3000, s_one_result);
+    assert_string_equal(f->result_json, "{\"ok\":true,\"result\":11}");
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+static void
+test_bridge_before_hook_refusals(void **state)
+{
+    fixture_t *f = *state;
+    struct {
+        const char *answer; // the hook's RESULT (without id); NULL: none (a timeout)
+        const char *error;  // what the client gets
+    } cases[] = {
+        {"\"ok\":false,\"error\":\"Quota exceeded\",\"code\":14", "Quota exceeded"},
+        {"\"ok\":false,\"error\":\"worker lost\",\"code\":13", "Hook failed"},
+        {"\"ok\":true,\"result\":{\"args\":{\"n\":\"two\"}}",
+         "Invalid type for argument n: expected num"},
+        {NULL, "Hook timed out"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->n_results = 0;
+        s_hooked_call(f, false, 200, GA_RESP_SYNC);
+        int64_t id = s_expect_call(f, "h", "before");
+        if (cases[i].answer) {
+            s_answer(f, id, cases[i].answer);
+        }
+        s_pump(f, 3000, s_one_result);
+        assert_int_equal(f->n_results, 1);
+        if (strstr(f->result_json, cases[i].error) == NULL) {
+            fail_msg("case %zu: %s", i, f->result_json);
+        }
+        // The call itself was never sent.
+        assert_false(s_broker_recv(f, GA_CMD_CALL, 50));
+    }
+    assert_int_equal(gw_pipeline_hook_failures(f->pipeline), 1);
+    assert_int_equal(gw_pipeline_hook_timeouts(f->pipeline), 1);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+static void
+test_bridge_failing_after_hook_keeps_the_result(void **state)
+{
+    fixture_t *f = *state;
+    const char *answers[] = {"\"ok\":false,\"error\":\"boom\",\"code\":15", NULL};
+    for (size_t i = 0; i < 2; i++) {
+        f->n_results = 0;
+        s_hooked_call(f, false, 200, GA_RESP_SYNC);
+        int64_t id = s_expect_call(f, "h", "before");
+        s_answer(f, id, "\"ok\":true,\"result\":null");
+        id = s_expect_call(f, "s", "f");
+        assert_int_equal(ga_map_get_int(ga_map_get(&f->msg.value, "args"), "n", 0), 1);
+        s_answer(f, id, "\"ok\":true,\"result\":{\"v\":10}");
+        id = s_expect_call(f, "h", "after");
+        if (answers[i]) {
+            s_answer(f, id, answers[i]);
+        }
+        s_pump(f, 3000, s_one_result);
+        assert_non_null(strstr(f->result_json, "\"ok\":true,\"result\":{\"v\":10}"));
+    }
+    assert_int_equal(gw_pipeline_hook_failures(f->pipeline), 1);
+    assert_int_equal(gw_pipeline_hook_timeouts(f->pipeline), 1);
+    // An error answer of the call itself reaches the client as it is, without the after hook.
+    f->n_results = 0;
+    s_hooked_call(f, false, 200, GA_RESP_SYNC);
+    int64_t id = s_expect_call(f, "h", "before");
+    s_answer(f, id, "\"ok\":true,\"result\":null");
+    id = s_expect_call(f, "s", "f");
+    s_answer(f, id, "\"ok\":false,\"error\":\"plain\",\"code\":14");
+    s_pump(f, 3000, s_one_result);
+    assert_non_null(strstr(f->result_json, "\"error\":\"plain\""));
+    assert_false(s_broker_recv(f, GA_CMD_CALL, 50));
+}
+
+// In-process hooks (gw_pipeline_register_hook) run in the chain at once: the before hook's args
+// are what the call is sent with, the after hook's answer is the result.
+static ga_err_t
+s_local_hook(void *arg, const ga_value_t *args, ga_arena_t *arena, ga_value_t *out, char *reason,
+             size_t reason_len)
+{
+    (void) arg;
+    (void) reason;
+    (void) reason_len;
+    const char *hook = ga_map_get_str(args, "hook");
+    if (strcmp(hook, "before") == 0) {
+        ga_value_t replaced = ga_map(arena, 1);
+        ga_map_put(&replaced, arena, "n", ga_int(40));
+        *out = ga_map(arena, 1);
+        ga_map_put(out, arena, "args", replaced);
+    } else {
+        *out = ga_int(ga_map_get_int(args, "result", 0) + 2);
+    }
+    return GA_OK;
+}
+
+static void
+test_bridge_runs_in_process_hooks(void **state)
+{
+    fixture_t *f = *state;
+    gw_pipeline_register_hook(f->pipeline, "h.before", s_local_hook, NULL);
+    gw_pipeline_register_hook(f->pipeline, "h.after", s_local_hook, NULL);
+    s_hooked_call(f, false, 1000, GA_RESP_SYNC);
+    int64_t id = s_expect_call(f, "s", "f"); // the hook ran at once: the call is what comes
+    assert_int_equal(ga_map_get_int(ga_map_get(&f->msg.value, "args"), "n", 0), 40);
+    s_answer(f, id, "\"ok\":true,\"result\":40");
+    s_pump(f, 3000, s_one_result);
+    assert_string_equal(f->result_json, "{\"ok\":true,\"result\":42}");
+    assert_false(s_broker_recv(f, GA_CMD_CALL, 50));
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
 static void
 test_bridge_sends_the_identity_only_with_request_info(void **state)
 {
@@ -459,6 +684,12 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_bridge_turns_a_stream_gap_into_an_error_and_stops_the_call, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_runs_the_hook_chain_in_order, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_before_hook_refusals, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_runs_in_process_hooks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_failing_after_hook_keeps_the_result, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_routing_key_when_set, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_drops_duplicates_and_ends_on_last, s_setup,

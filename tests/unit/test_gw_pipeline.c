@@ -899,6 +899,144 @@ test_pipeline_in_process_callback_decides_synchronously(void **state)
     assert_int_equal(s_callback_calls, 2);
 }
 
+// An in-process hook: answers {saw: HOOK}, or refuses with a reason when `hook` is "refuse".
+static ga_err_t
+s_local_hook(void *arg, const ga_value_t *args, ga_arena_t *arena, ga_value_t *out, char *reason,
+             size_t reason_len)
+{
+    (void) arg;
+    const char *hook = ga_map_get_str(args, "hook");
+    if (hook && strcmp(hook, "refuse") == 0) {
+        snprintf(reason, reason_len, "no, said the hook");
+        return GA_EDENIED;
+    }
+    *out = ga_map(arena, 1);
+    ga_map_put(out, arena, "saw", ga_str(hook ? hook : "?"));
+    return GA_OK;
+}
+
+// Hooks: prepare hands the hooks to the caller with the function's config; the hook call
+// carries the whole request; the before hook's verdicts; a hook name that is not a worker
+// function refuses (before) or is skipped (after), counted either way.
+static void
+test_pipeline_hooks(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t body = s_json(
+        f->a, "{\"functions\":["
+              "{\"service\":\"data\",\"request_type\":\"hooked\",\"arg_types\":{\"n\":\"num\"},"
+              "\"before_execute\":{\"function\":\"hooks.before\",\"args\":[\"extra_value\",42]},"
+              "\"after_execute\":\"hooks.after\",\"hook_timeout\":300},"
+              "{\"service\":\"data\",\"request_type\":\"bad_before\","
+              "\"before_execute\":\"not_a_function\"},"
+              "{\"service\":\"data\",\"request_type\":\"bad_after\","
+              "\"after_execute\":\"not_a_function\"}]}");
+    assert_int_equal(gw_pipeline_apply(f->p, &body, false), 3);
+    const char *const roles[] = {"viewer"};
+    const gw_identity_t alice = {.user_id = "alice", .roles = roles, .n_roles = 1, .ip = "10.0.0.1"};
+    assert_int_equal(s_prepare_as(f, &alice,
+                                  "{\"request_id\":\"r9\",\"service\":\"data\","
+                                  "\"request_type\":\"hooked\",\"args\":{\"n\":1}}"),
+                     GA_OK);
+    assert_string_equal(f->call.before_execute, "hooks.before");
+    assert_string_equal(f->call.after_execute, "hooks.after");
+    assert_int_equal(f->call.hook_timeout_ms, 300);
+    assert_int_equal(f->call.before_args.type, GA_ARRAY);
+    assert_non_null(f->call.config);
+    gw_call_t hook;
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_BEFORE, f->a, &hook));
+    assert_string_equal(hook.service, "hooks");
+    assert_string_equal(hook.request_type, "before");
+    assert_int_equal(hook.timeout_ms, 300);
+    assert_false(hook.request_info); // the identity travels in args.request only
+    const ga_value_t *req = ga_map_get(&hook.args, "request");
+    const char *fields[] = {"request_id", "service", "request_type", "version", "args",
+                            "user_id",    "roles",   "device_id",    "ip"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (ga_map_get(req, fields[i]) == NULL) {
+            fail_msg("request.%s missing", fields[i]);
+        }
+    }
+    assert_string_equal(ga_map_get_str(req, "user_id"), "alice");
+    assert_string_equal(ga_map_get_str(ga_map_get(&hook.args, "config"), "after_execute"),
+                        "hooks.after");
+    assert_int_equal(ga_map_get(&hook.args, "extra")->len, 2);
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_AFTER, f->a, &hook));
+    assert_string_equal(ga_map_get_str(&hook.args, "hook"), "after");
+    assert_int_equal(ga_map_get(&hook.args, "extra")->type, GA_NIL);
+
+    // Verdicts on the CALL body {service, request_type, args}.
+    ga_value_t call = s_json(f->a, "{\"service\":\"data\",\"request_type\":\"hooked\","
+                                   "\"args\":{\"n\":1}}");
+    struct {
+        const char *body;   // the hook's RESULT
+        ga_err_t rc;        // verdict
+        int64_t n;          // GA_OK: the args' n
+        const char *error;  // otherwise: the refusal
+    } cases[] = {
+        {"{\"ok\":true,\"result\":null}", GA_OK, 1, NULL},
+        {"{\"ok\":true,\"result\":{\"args\":{\"n\":5}}}", GA_OK, 5, NULL},
+        {"{\"ok\":true,\"result\":{\"args\":{\"n\":\"x\"}}}", GA_EINVAL, 0,
+         "Invalid type for argument n: expected num"},
+        {"{\"ok\":true,\"result\":{\"args\":[1]}}", GA_EINTERNAL, 0, "Hook failed"},
+        {"{\"ok\":false,\"error\":\"Quota exceeded\",\"code\":14}", GA_EHANDLER, 0,
+         "Quota exceeded"},
+        {"{\"ok\":false,\"error\":\"Request timed out\",\"code\":4}", GA_ETIMEDOUT, 0,
+         "Hook timed out"},
+        {"{\"ok\":false,\"error\":\"secret detail\",\"code\":15}", GA_EINTERNAL, 0,
+         "Hook failed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ga_value_t b = s_json(f->a, cases[i].body);
+        ga_value_t args;
+        const char *refusal = NULL;
+        ga_err_t rc = gw_pipeline_before_verdict(f->p, &b, &call, f->a, &args, &refusal);
+        if (rc != cases[i].rc) {
+            fail_msg("%s: rc %d", cases[i].body, rc);
+        }
+        if (rc == GA_OK) {
+            assert_int_equal(ga_map_get_int(&args, "n", 0), cases[i].n);
+        } else {
+            assert_string_equal(refusal, cases[i].error);
+        }
+    }
+    assert_int_equal(gw_pipeline_hook_failures(f->p), 2);
+    assert_int_equal(gw_pipeline_hook_timeouts(f->p), 1);
+    ga_value_t ok = s_json(f->a, "{\"ok\":true,\"result\":1}");
+    ga_value_t bad = s_json(f->a, "{\"ok\":false,\"error\":\"x\",\"code\":13}");
+    assert_true(gw_pipeline_after_verdict(f->p, &ok));
+    assert_false(gw_pipeline_after_verdict(f->p, &bad));
+    assert_int_equal(gw_pipeline_hook_failures(f->p), 3);
+
+    // A hook that cannot run: a before hook refuses, an after hook is left out; both counted.
+    assert_string_equal(s_refused(f, "{\"request_id\":\"r\",\"service\":\"data\","
+                                     "\"request_type\":\"bad_before\"}"),
+                        "Hook failed");
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"data\","
+                                  "\"request_type\":\"bad_after\"}"),
+                     GA_OK);
+    assert_null(f->call.after_execute);
+    assert_int_equal(gw_pipeline_hook_failures(f->p), 5);
+
+    // Registered in-process, the same name runs: the hook call is marked local, and running it
+    // gives a RESULT body as a worker hook's.
+    gw_pipeline_register_hook(f->p, "not_a_function", s_local_hook, NULL);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"data\","
+                                  "\"request_type\":\"bad_before\"}"),
+                     GA_OK);
+    assert_true(gw_pipeline_hook_call(f->p, &alice, &f->call, GW_HOOK_BEFORE, f->a, &hook));
+    assert_true(hook.local_hook);
+    ga_value_t got = gw_pipeline_run_hook(f->p, hook.service, &hook.args, f->a);
+    assert_true(ga_map_get(&got, "ok")->u.b);
+    assert_string_equal(ga_map_get_str(ga_map_get(&got, "result"), "saw"), "before");
+    ga_value_t refuse = s_json(f->a, "{\"hook\":\"refuse\"}");
+    got = gw_pipeline_run_hook(f->p, "not_a_function", &refuse, f->a);
+    assert_string_equal(ga_map_get_str(&got, "error"), "no, said the hook");
+    assert_int_equal(ga_map_get_int(&got, "code", 0), GA_EHANDLER);
+    got = gw_pipeline_run_hook(f->p, "unregistered", &refuse, f->a);
+    assert_int_equal(ga_map_get_int(&got, "code", 0), GA_EINTERNAL);
+}
+
 static void
 test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call(void **state)
 {
@@ -1261,6 +1399,7 @@ main(void)
         T(test_pipeline_role_permission_needs_one_listed_role),
         T(test_pipeline_in_process_callback_decides_synchronously),
         T(test_pipeline_worker_callback_is_left_to_the_caller_with_a_check_call),
+        T(test_pipeline_hooks),
         T(test_pipeline_check_call_for_anonymous_sends_nulls),
         T(test_pipeline_check_call_refuses_names_without_service_dot_function),
         T(test_pipeline_check_answer_allows_on_ok_and_denies_with_the_callbacks_reason),
