@@ -8,6 +8,7 @@
 #include "bk_internal.h"
 
 #include "bk_groups.h"
+#include "ga_file.h"
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_log.h"
@@ -550,38 +551,12 @@ bk_relay_save(bk_broker_t *self)
         ga_buf_append_str(&out, "]}");
     }
     ga_buf_append_str(&out, "\n]}\n");
-    char tmp[4200];
-    bool ok = (size_t) snprintf(tmp, sizeof tmp, "%s.tmp", path) < sizeof tmp;
-    int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
-    size_t put = 0;
-    while (fd >= 0 && put < out.len) {
-        ssize_t k = write(fd, out.data + put, out.len - put);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            break;
-        }
-        put += (size_t) k;
-    }
-    ok = fd >= 0 && put == out.len && fsync(fd) == 0;
-    int err = ok ? 0 : errno;
-    if (fd >= 0 && close(fd) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        err = errno;
-    }
-    if (ok) {
+    char why[256];
+    if (ga_file_write_atomic(path, out.data, out.len, why, sizeof why) == GA_OK) {
         bk_groups_saved(self->groups);
     } else {
         GA_WARN("relay_state_file: cannot write %s: %s (groups are kept in memory; retried "
-                "later)", path, err ? strerror(err) : "short write");
-        if (fd >= 0) {
-            unlink(tmp);
-        }
+                "later)", path, why);
     }
     ga_buf_fini(&out);
 }

@@ -5,6 +5,7 @@
 #include "bk_select.h"
 
 #include "ga_arena.h"
+#include "ga_file.h"
 #include "ga_functable.h"
 #include "ga_json.h"
 #include "ga_log.h"
@@ -565,42 +566,10 @@ bk_select_save(bk_select_t *self, const char *path, int64_t now, int64_t wall_no
         ga_buf_append_str(&out, line);
     }
     ga_buf_append_str(&out, "\n]}\n");
-    char tmp[4200];
-    if ((size_t) snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        snprintf(err, errlen, "state_file: path too long");
-        ga_buf_fini(&out);
-        return GA_EIO;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t put = 0;
-    while (fd >= 0 && put < out.len) {
-        ssize_t k = write(fd, out.data + put, out.len - put);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            break;
-        }
-        put += (size_t) k;
-    }
-    bool ok = fd >= 0 && put == out.len && fsync(fd) == 0;
-    int why = ok ? 0 : errno;
-    if (fd >= 0 && close(fd) != 0 && ok) {
-        ok = false;
-        why = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        why = errno;
-    }
-    ga_err_t rc = GA_OK;
-    if (!ok) {
-        snprintf(err, errlen, "state_file: cannot write %s: %s", path,
-                 why ? strerror(why) : "short write");
-        if (fd >= 0) {
-            unlink(tmp);
-        }
-        rc = GA_EIO;
+    char why[256];
+    ga_err_t rc = ga_file_write_atomic(path, out.data, out.len, why, sizeof why);
+    if (rc != GA_OK) {
+        snprintf(err, errlen, "state_file: cannot write %s: %s", path, why);
     } else {
         for (sticky_t *e = self->oldest; e; e = e->next) {
             e->saved_use = e->last_used;
