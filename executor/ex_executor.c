@@ -206,13 +206,19 @@ s_worker(const ex_executor_t *self, const char *service)
 
 // Runs `call` on its registered service, as the broker's REQUEST would: `*body` is the REPLY
 // body ({ok, result} or {ok: false, error, code, can_retry}); nil for a stream or none function.
-static void
-s_run(ex_executor_t *self, const gw_call_t *call, ga_value_t *body)
+static int64_t
+s_next_id(ex_executor_t *self)
 {
-    ga_arena_t *a = self->arena;
     pthread_mutex_lock(&self->lock);
     int64_t id = ++self->next_id;
     pthread_mutex_unlock(&self->lock);
+    return id;
+}
+
+static void
+s_run(ex_executor_t *self, const gw_call_t *call, int64_t id, ga_value_t *body)
+{
+    ga_arena_t *a = self->arena;
     *body = ga_nil();
     wk_worker_t *w = s_worker(self, call->service);
     if (w == NULL) { // a permission callback naming a service not registered here
@@ -238,6 +244,30 @@ s_run(ex_executor_t *self, const gw_call_t *call, ga_value_t *body)
     }
     ga_buf_fini(&req);
     ga_buf_fini(&reply);
+}
+
+// Runs a hook call (gw_pipeline_hook_call): an in-process hook of the pipeline, or a worker
+// function of a registered service. `*answer` is its RESULT body.
+static void
+s_run_hook(ex_executor_t *self, const gw_call_t *hook, ga_value_t *answer)
+{
+    if (hook->local_hook) {
+        *answer = gw_pipeline_run_hook(self->pipeline, hook->service, &hook->args, self->arena);
+    } else {
+        s_run(self, hook, s_next_id(self), answer);
+    }
+}
+
+// An error RESULT body, as the gateway's bridge answers for a step it ended.
+static ga_value_t
+s_error_body(ga_arena_t *a, int code, const char *message, bool can_retry)
+{
+    ga_value_t m = ga_map(a, 4);
+    ga_map_put(&m, a, "ok", ga_bool(false));
+    ga_map_put(&m, a, "error", ga_str(message));
+    ga_map_put(&m, a, "code", ga_int(code));
+    ga_map_put(&m, a, "can_retry", ga_bool(can_retry));
+    return m;
 }
 
 static void
@@ -285,19 +315,12 @@ ex_executor_execute(ex_executor_t *self, const ex_request_t *req, ex_response_fn
         s_deliver(&resp, fn, arg);
         return GA_OK;
     }
-    if (call.before_execute || call.after_execute) {
-        // The hook chain is the bridge's (gateway/gw_bridge.c) and is not run in-process.
-        gw_response_error(&resp, call.request_id, "Hooks are not supported by the executor",
-                          false);
-        s_deliver(&resp, fn, arg);
-        return GA_OK;
-    }
     if (call.permission_callback) {
         gw_call_t check;
         ga_value_t verdict;
         const char *denial = "Permission denied";
         if (gw_pipeline_check_call(&who, &call, a, &check)) {
-            s_run(self, &check, &verdict);
+            s_run(self, &check, s_next_id(self), &verdict);
             denial = gw_pipeline_check_denial(&verdict, a);
         }
         if (denial) {
@@ -306,23 +329,77 @@ ex_executor_execute(ex_executor_t *self, const ex_request_t *req, ex_response_fn
             return GA_OK;
         }
     }
+    // The before hook (docs/protocol.md, "Hooks"), as the bridge runs it after the permission
+    // callback: it may replace the args (validated again) or refuse the call.
+    gw_call_t hook;
+    if (call.before_execute) {
+        ga_value_t answer = s_error_body(a, GA_EINTERNAL, "Hook failed", false);
+        if (gw_pipeline_hook_call(self->pipeline, &who, &call, GW_HOOK_BEFORE, a, &hook)) {
+            s_run_hook(self, &hook, &answer);
+        }
+        ga_value_t sent = ga_map(a, 8);
+        gw_call_body_put(&call, a, &sent);
+        ga_value_t hooked;
+        const char *refusal = NULL;
+        ga_err_t verdict =
+            gw_pipeline_before_verdict(self->pipeline, &answer, &sent, a, &hooked, &refusal);
+        if (verdict != GA_OK) {
+            ga_value_t body = s_error_body(a, verdict == GA_EHANDLER ? GA_EHANDLER : GA_EDENIED,
+                                           refusal, verdict == GA_ETIMEDOUT);
+            gw_pipeline_result(self->pipeline, &body, call.request_id, &resp);
+            s_deliver(&resp, fn, arg);
+            return GA_OK;
+        }
+        call.args = hooked;
+    }
     if (call.response_type == GA_RESP_ASYNC || call.response_type == GA_RESP_STREAM) {
         resp = gw_response_ack(call.request_id, call.response_type);
         s_deliver(&resp, fn, arg);
     }
+    int64_t id = s_next_id(self);
     if (call.response_type == GA_RESP_STREAM) {
         ex_stream_t *s = ga_calloc(1, sizeof *s);
         s->request_id = ga_strdup(call.request_id);
         s->fn = fn;
         s->arg = arg;
         pthread_mutex_lock(&self->lock);
-        ga_idmap_put(self->streams, (uint64_t) (self->next_id + 1), s);
+        ga_idmap_put(self->streams, (uint64_t) id, s);
         pthread_mutex_unlock(&self->lock);
     }
     ga_value_t body;
-    s_run(self, &call, &body);
-    if (call.response_type == GA_RESP_STREAM || call.response_type == GA_RESP_NONE) {
-        return GA_OK; // the stream's messages are its answer; none has none
+    s_run(self, &call, id, &body);
+    if (call.response_type == GA_RESP_NONE) {
+        return GA_OK; // none has no answer
+    }
+    if (call.response_type == GA_RESP_STREAM) {
+        if (body.type == GA_MAP) { // the worker refused the stream before it started
+            pthread_mutex_lock(&self->lock);
+            ex_stream_t *s = ga_idmap_take(self->streams, (uint64_t) id);
+            pthread_mutex_unlock(&self->lock);
+            if (s) {
+                s_free_stream((uint64_t) id, s, NULL);
+                gw_pipeline_result(self->pipeline, &body, call.request_id, &resp);
+                gw_response_pushed(&resp, call.response_type);
+                s_deliver(&resp, fn, arg);
+            }
+        }
+        return GA_OK; // otherwise the stream's messages are its answer
+    }
+    // The after hook: a success result goes through it; its answer replaces the result unless
+    // it failed (then the call's own result stands).
+    const ga_value_t *ok = ga_map_get(&body, "ok");
+    if (call.after_execute && ok && ok->type == GA_BOOL && ok->u.b &&
+        gw_pipeline_hook_call(self->pipeline, &who, &call, GW_HOOK_AFTER, a, &hook)) {
+        const ga_value_t *result = ga_map_get(&body, "result");
+        ga_map_put(&hook.args, a, "result", result ? *result : ga_nil());
+        ga_value_t answer;
+        s_run_hook(self, &hook, &answer);
+        if (gw_pipeline_after_verdict(self->pipeline, &answer)) {
+            const ga_value_t *replaced = ga_map_get(&answer, "result");
+            body = ga_map(a, 2);
+            ga_map_put(&body, a, "ok", ga_bool(true));
+            ga_map_put(&body, a, "result", replaced ? *replaced : ga_nil());
+        }
     }
     gw_pipeline_result(self->pipeline, &body, call.request_id, &resp);
     if (call.response_type == GA_RESP_ASYNC) {

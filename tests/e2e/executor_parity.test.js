@@ -4,7 +4,8 @@
 // genapi-test-worker over a WebSocket, once in-process (genapi-test-worker --executor, the same
 // function table), compared field by field: a success, each kind of refusal (request fields,
 // unknown function, arguments, permission, permission callback, rate limit), a handler error,
-// an async call and streams.
+// an async call, streams, and before and after hooks. (The `ip` field of a request line is the
+// executor's caller address, the gateway's peer address; the gateway ignores it in a payload.)
 'use strict';
 
 const test = require('node:test');
@@ -32,6 +33,14 @@ const REQUESTS = [
   { request_id: 'async', service: S, request_type: 'slow_async', args: { ms: 1 } },
   { request_id: 'stream', service: S, request_type: 'count', args: { n: 3 } },
   { request_id: 'guarded_stream', service: S, request_type: 'guarded_stream', args: { value: 'open', n: 2 } },
+  // Hooks: a before hook replacing the args (seeing the request and its extra args), refusing,
+  // answering invalid args, crashing; an after hook on a sync and an async call; a stream's.
+  { request_id: 'hook_modify', service: S, request_type: 'hooked', args: { value: 1, mode: 'modify' }, ip: '127.0.0.1' },
+  { request_id: 'hook_refuse', service: S, request_type: 'hooked', args: { value: 1, mode: 'refuse' } },
+  { request_id: 'hook_invalid', service: S, request_type: 'hooked', args: { value: 1, mode: 'invalid' } },
+  { request_id: 'hook_crash', service: S, request_type: 'hooked', args: { value: 1, mode: 'crash' } },
+  { request_id: 'hook_async', service: S, request_type: 'hooked_async', args: { value: 2 } },
+  { request_id: 'hook_stream', service: S, request_type: 'hooked_stream', args: {} },
   { request_id: 'limited_1', service: S, request_type: 'echo', args: { value: 'limited' } },
   { request_id: 'limited_2', service: S, request_type: 'echo', args: { value: 'limited' } },
   { request_id: 'limited_3', service: S, request_type: 'echo', args: { value: 'limited' } },
@@ -101,4 +110,7 @@ test('the executor answers like a live gateway, field by field', async () => {
   assert.equal(remote.limited_3[0].error, 'Rate limit exceeded');
   assert.deepEqual(remote.async.map((r) => r.kind), ['ack', 'result']);
   assert.deepEqual(remote.stream.map((r) => r.kind), ['ack', 'chunk', 'chunk', 'chunk', 'end']);
+  assert.equal(remote.hook_refuse[0].error, 'refused by the before hook');
+  assert.equal(remote.hook_modify[0].result.hook, 'after');
+  assert.match(remote.hook_modify[0].result.wrapped.tag, /x=7 user=none ip=set/);
 });

@@ -3,10 +3,12 @@
 // A program or a unit test registers a service's function table (the same wk_service_t a
 // worker passes to wk_main: the walkthrough's `nodes: :local`), builds a request with the
 // caller's identity, and executes it: the same checks as the gateway (gateway/gw_pipeline.c:
-// function lookup, arguments, rate limits, permission) run, then the handler is called directly,
-// and every response the client would get (docs/protocol.md, "Responses") goes to a callback, in
-// order: sync results and refusals at once, an async call's ack then its outcome, a stream's ack
-// then its chunks from whichever thread the handler streams. No libwebsockets, no broker.
+// function lookup, arguments, rate limits, permission), then a permission callback and a before
+// hook of a registered service, the handler called directly, and an after hook. Every response
+// the client would get (docs/protocol.md, "Responses") goes to a callback, in order: sync
+// results and refusals at once, an async call's ack then its outcome, a stream's ack then its
+// chunks from whichever thread the handler streams. No libwebsockets, no broker.
+// Nothing times out in-process: every call runs on the executing thread (docs/testing.md).
 // One executor is used by one thread (stream messages may come from the handler's threads).
 #ifndef GENAPI_EXECUTOR_H
 #define GENAPI_EXECUTOR_H
