@@ -2,7 +2,8 @@
 // ADMIN: operator requests (genapi-ctl) on the gateway socket, guarded by admin_token: status
 // (workers, circuits, functions, failed configs, calls in flight), functions (every registered
 // config as its worker pushed it), stop_stream, and the versions operations (docs/operations.md,
-// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify. Each
+// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify; and the
+// relay group operations (groups, group_info, group_delete, answered by bk_relay.c). Each
 // change of the registry reaches every gateway in one numbered UPDATE.
 #include "bk_internal.h"
 
@@ -23,11 +24,13 @@ static const char *const s_actions[] = {
     "versions", "get", "get_latest", "disable", "enable", "delete", "add_config", "verify",
     // Rate limits (bk_ratelimit.c): reads, then changes.
     "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
-    "rate_limit_remove", "rate_limit_set"};
+    "rate_limit_remove", "rate_limit_set",
+    // Relay groups (bk_relay.c).
+    "groups", "group_info", "group_delete"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
     "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
-    "rate_limit_add, rate_limit_remove, rate_limit_set"
+    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete"
 
 const char *
 bk_admin_actions_list(void)
@@ -298,6 +301,7 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
                    ga_int((int64_t) bk_registry_function_count(self->registry)));
         ga_map_put(&reply, a, "failed_configs", bk_registry_failed_list(self->registry, a));
         ga_map_put(&reply, a, "calls_in_flight", ga_int((int64_t) ga_inflight_size(self->calls)));
+        ga_map_put(&reply, a, "pulls", bk_pull_status(self, a));
     } else if (op && (strcmp(op, "get") == 0 || strcmp(op, "get_latest") == 0)) {
         s_get(self, msg, strcmp(op, "get_latest") == 0, &reply);
     } else if (op && (strcmp(op, "disable") == 0 || strcmp(op, "enable") == 0 ||
@@ -311,6 +315,8 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         s_add_config(self, msg, &reply);
     } else if (op && strcmp(op, "verify") == 0) {
         s_verify(self, msg, &reply);
+    } else if (op && strncmp(op, "group", 5) == 0 && bk_admin_action_known(op)) {
+        bk_relay_admin(self, op, &msg->value, &reply);
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("unknown op (" S_ACTIONS_LIST ")"));

@@ -39,6 +39,8 @@ bk_broker_new(const bk_config_t *cfg)
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     self->rl = bk_ratelimit_new();
+    self->pull = bk_pull_new();
+    self->resolve = bk_resolve_new(cfg->resolver_cache_ms);
     return self;
 }
 
@@ -64,6 +66,9 @@ bk_broker_destroy(bk_broker_t **self_p)
     bk_registry_destroy(&self->registry);
     bk_select_destroy(&self->select);
     bk_ratelimit_destroy(&self->rl);
+    bk_groups_destroy(&self->groups);
+    bk_pull_destroy(&self->pull);
+    bk_resolve_destroy(&self->resolve);
     ga_httpd_destroy(&self->httpd);
     ga_metrics_destroy(&self->metrics);
     ga_arena_destroy(&self->arena);
@@ -236,6 +241,7 @@ s_state_tick(bk_broker_t *self, int64_t now, bool force)
         return;
     }
     self->next_state_save = now + BK_STICKY_SAVE_MS;
+    bk_relay_save(self); // relay_state_file, on the same schedule (and at stop)
     bk_select_expire(self->select, now);
     if (!s_has_state_file(self) || !bk_select_dirty(self->select)) {
         return;
@@ -259,7 +265,13 @@ bk_broker_bind(bk_broker_t *self)
         return GA_EIO;
     }
     if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
-        s_state_load(self) != GA_OK) {
+        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
+        return GA_ECONFIG;
+    }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
         return GA_ECONFIG;
     }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
@@ -418,6 +430,14 @@ bk_broker_run(bk_broker_t *self)
         if (due < next) {
             next = due;
         }
+        due = bk_pull_next_due(self);
+        if (due < next) {
+            next = due;
+        }
+        due = bk_resolve_next_due(self);
+        if (due < next) {
+            next = due;
+        }
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
@@ -457,6 +477,8 @@ bk_broker_run(bk_broker_t *self)
             ga_httpd_process(self->httpd);
         }
         bk_on_tick(self, ga_clock_ms());
+        bk_pull_tick(self, ga_clock_ms());
+        bk_resolve_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
     }
     s_state_tick(self, ga_clock_ms(), true);

@@ -32,6 +32,19 @@ typedef struct {
     // Sticky routing's state file (docs/configuration.md): read at bind, written atomically at
     // most every BK_STICKY_SAVE_MS while the mapping changes, and at stop. NULL or empty: none.
     const char *state_file;
+    int64_t max_groups;          // relay groups at most (docs/configuration.md)
+    int64_t max_group_members;   // members per relay group at most
+    // Relay groups' state file (docs/configuration.md): read at bind, written atomically with
+    // the sticky state (at most every BK_STICKY_SAVE_MS while groups change) and at stop.
+    const char *relay_state_file;
+    // Config pull (docs/configuration.md): every pull_interval_ms (0: never) each registered
+    // worker of the pulled services is asked for its table, each pull bounded by
+    // pull_timeout_ms; service_configs (JSON, NULL or "[]": every service) names the services.
+    int64_t pull_interval_ms;
+    int64_t pull_timeout_ms;
+    const char *service_configs;
+    // How long a nodes resolver's answer is used before it is asked again (0: 5000 ms).
+    int64_t resolver_cache_ms;
     // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
     // caller checks exposure (docs/configuration.md, metrics_listen).
     const char *metrics_listen;
@@ -76,6 +89,8 @@ typedef struct {
     uint64_t refused;        // messages refused for the sender's key (CURVE on)
     uint64_t retries;        // attempts after a call's first (fallback and retry)
     uint64_t retries_exhausted; // calls answered after using every attempt they were allowed
+    uint64_t relay_published;   // relay messages published on the proxy
+    uint64_t relay_dropped;     // relay messages the proxy could not take (the sender is told)
 } bk_stats_t;
 bk_stats_t bk_broker_stats(const bk_broker_t *self);
 

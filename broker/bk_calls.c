@@ -67,12 +67,17 @@ s_call_new(bk_broker_t *self)
     return call;
 }
 
-// Whether `w` may take an attempt of `cfg` (function key `fkey`) at `now`.
+// Whether `w` may take an attempt of `cfg` (function key `fkey`) at `now`; a function whose
+// nodes a resolver names, only on a node of its last answer (`resolve`).
 static bool
-s_eligible(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
+s_eligible(bk_resolve_t *resolve, const bk_worker_t *w, const ga_funcfg_t *cfg,
+           const char *fkey, int64_t now)
 {
     if (!w->registered || w->breaker_until > now || zhash_lookup(w->offers, fkey) == NULL) {
         return false;
+    }
+    if (cfg->nodes_resolver) {
+        return bk_resolve_allows(resolve, cfg->nodes_resolver, w->node);
     }
     if (cfg->n_nodes == 0) {
         return true;
@@ -88,6 +93,7 @@ s_eligible(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64
 // A worker for the next attempt: same_node, one on the first attempt's node; otherwise one
 // not tried yet (random among them), or for retry across nodes, once all were tried, any.
 typedef struct {
+    bk_resolve_t *resolve;  // node resolvers' answers
     const bk_call_t *call;  // the call
     const ga_funcfg_t *cfg; // its function
     const char *fkey;       // the function's key
@@ -101,7 +107,7 @@ static void
 s_pick_one(bk_worker_t *w, void *arg)
 {
     pick_t *p = arg;
-    if (!s_eligible(w, p->cfg, p->fkey, p->now)) {
+    if (!s_eligible(p->resolve, w, p->cfg, p->fkey, p->now)) {
         return;
     }
     if (p->call->fsm.mode == BK_RETRY_SAME_NODE) {
@@ -122,7 +128,7 @@ s_pick_next(bk_broker_t *self, const bk_call_t *call, const ga_funcfg_t *cfg, in
 {
     char fkey[600];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    pick_t p = {.call = call, .cfg = cfg, .fkey = fkey, .now = now};
+    pick_t p = {.resolve = self->resolve, .call = call, .cfg = cfg, .fkey = fkey, .now = now};
     bk_registry_each_worker(self->registry, s_pick_one, &p);
     if (p.chosen == NULL && call->fsm.mode == BK_RETRY_ALL_NODES) {
         p.any = true;
@@ -135,7 +141,7 @@ static void
 s_count_one(bk_worker_t *w, void *arg)
 {
     pick_t *p = arg;
-    if (s_eligible(w, p->cfg, p->fkey, p->now)) {
+    if (s_eligible(p->resolve, w, p->cfg, p->fkey, p->now)) {
         p->seen++;
     }
 }
@@ -146,7 +152,7 @@ s_candidates(bk_broker_t *self, const ga_funcfg_t *cfg, int64_t now)
 {
     char fkey[600];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    pick_t p = {.cfg = cfg, .fkey = fkey, .now = now};
+    pick_t p = {.resolve = self->resolve, .cfg = cfg, .fkey = fkey, .now = now};
     bk_registry_each_worker(self->registry, s_count_one, &p);
     return p.seen > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) p.seen;
 }
@@ -327,9 +333,17 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
                       "Function disabled", false);
         return;
     }
-    bk_worker_t *w = bk_select_pick(self->select, self->registry, cfg,
-                                    ga_map_get_str(body, "request_id"),
-                                    ga_map_get_str(body, "routing_key"), now);
+    // A resolver names the nodes (docs/protocol.md, "Node selection"): without a usable answer
+    // the call waits for one (answered or routed later) or is answered here.
+    const char *const *nodes = NULL;
+    size_t n_nodes = 0;
+    if (cfg->nodes_resolver && !bk_resolve_nodes(self, cfg->nodes_resolver, gw->serial, msg, now,
+                                                 &nodes, &n_nodes)) {
+        return;
+    }
+    bk_worker_t *w = bk_select_pick_in(self->select, self->registry, cfg,
+                                       ga_map_get_str(body, "request_id"),
+                                       ga_map_get_str(body, "routing_key"), now, nodes, n_nodes);
     if (w == NULL) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                       "Service unavailable", true);

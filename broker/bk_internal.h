@@ -7,6 +7,9 @@
 
 #include "bk_broker.h"
 #include "bk_call.h"
+#include "bk_groups.h"
+#include "bk_pull.h"
+#include "bk_resolve.h"
 #include "bk_registry.h"
 #include "bk_select.h"
 #include "bk_zap.h"
@@ -100,6 +103,10 @@ struct bk_broker_t {
                                 // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
+    bk_groups_t *groups;        // relay groups (bk_relay.c; created at the first operation)
+    bool relay_detached;        // groups were restored: members not yet claimed by a gateway
+    bk_pull_t *pull;            // config pull (bk_pull.c)
+    bk_resolve_t *resolve;      // node resolvers' answers and the calls waiting for them
     struct ga_metrics_t *metrics; // metrics from telemetry events (metrics_listen set), or NULL
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
@@ -208,6 +215,24 @@ void bk_ratelimit_tick(bk_broker_t *self, int64_t now);
 // removed from the body): true when it may go on; otherwise answered here with `Rate limit
 // exceeded` (retry_after_ms) or `Rate limiter unavailable`.
 bool bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg);
+
+// bk_relay.c: a gateway's GROUP operation on a relay group (docs/protocol.md, "Relay groups"):
+// answered with GROUP_REPLY (except `drop`), membership changes told with GROUP_EVENT, a
+// `send` published on the XPUB under "r.<group>".
+void bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
+// bk_relay.c: an operator's relay operation `op` (groups, group_info, group_delete: see
+// docs/protocol.md, "Admin operations"), answered into `reply` (built in the loop's arena).
+void bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
+// bk_relay.c: reads relay_state_file (when set): groups, admins, members and their states, the
+// members detached until their gateways claim them. GA_ECONFIG, logged, for an unreadable or
+// malformed file (a missing one is a first start).
+ga_err_t bk_relay_load(bk_broker_t *self);
+// bk_relay.c: writes relay_state_file atomically when groups changed since the last write.
+void bk_relay_save(bk_broker_t *self);
+// bk_relay.c: the re-registration window is over: restored members no gateway claimed go.
+void bk_relay_tick(bk_broker_t *self, int64_t now);
+// bk_relay.c: removes every member living on the dead gateway `gw` from every group.
+void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
 
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);

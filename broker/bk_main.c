@@ -33,6 +33,13 @@ typedef struct {
     char *admin_actions;     // see table
     char *state_file;        // see table
     char *rate_limits;       // see table (JSON)
+    int64_t max_groups;        // see table
+    int64_t max_group_members; // see table
+    char *relay_state_file;    // see table
+    int64_t pull_interval_ms; // see table
+    int64_t pull_timeout_ms;  // see table
+    char *service_configs;    // see table (JSON)
+    int64_t resolver_cache_ms; // see table
     char *metrics_listen;    // see table
 } options_t;
 
@@ -74,6 +81,23 @@ static const ga_option_t s_options[] = {
     {"rate_limits", GA_OPT_JSON, "{}", 0, 0, offsetof(options_t, rate_limits),
      "cluster-wide rate limits, counted here for gateways with scope cluster (JSON, as the "
      "gateway's rate_limits; docs/configuration.md)"},
+    {"max_groups", GA_OPT_INT, "10000", 1, 10000000, offsetof(options_t, max_groups),
+     "relay groups at most; creating one more is refused with the reason"},
+    {"max_group_members", GA_OPT_INT, "10000", 1, 10000000,
+     offsetof(options_t, max_group_members),
+     "members per relay group at most; joining beyond is refused with the reason"},
+    {"relay_state_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, relay_state_file),
+     "file keeping relay groups and their members across broker restarts (empty: none)"},
+    {"pull_interval_ms", GA_OPT_INT, "30000", 0, 86400000, offsetof(options_t, pull_interval_ms),
+     "how often the broker pulls each worker's function table (0: never; docs/protocol.md)"},
+    {"pull_timeout_ms", GA_OPT_INT, "5000", 50, 300000, offsetof(options_t, pull_timeout_ms),
+     "how long one pull may take before it counts as failed (failures back off)"},
+    {"service_configs", GA_OPT_JSON, "[]", 0, 0, offsetof(options_t, service_configs),
+     "services whose tables are pulled: a list of names or {service, version_check} "
+     "([]: every registered service)"},
+    {"resolver_cache_ms", GA_OPT_INT, "5000", 100, 3600000,
+     offsetof(options_t, resolver_cache_ms),
+     "how long the answer of a nodes resolver is used before it is asked again"},
     {"metrics_listen", GA_OPT_STR, "127.0.0.1:9465", 0, 0, offsetof(options_t, metrics_listen),
      "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
      "loopback needs insecure_bind)"},
@@ -225,6 +249,13 @@ main(int argc, char **argv)
         .allowlist = opt.allowlist,
         .admin_actions = opt.admin_actions,
         .state_file = opt.state_file,
+        .max_groups = opt.max_groups,
+        .max_group_members = opt.max_group_members,
+        .relay_state_file = opt.relay_state_file,
+        .pull_interval_ms = opt.pull_interval_ms,
+        .pull_timeout_ms = opt.pull_timeout_ms,
+        .service_configs = opt.service_configs,
+        .resolver_cache_ms = opt.resolver_cache_ms,
         .metrics_listen = opt.metrics_listen,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);

@@ -126,6 +126,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         bk_broadcast_update(self, NULL, &removed);
     }
     bk_ratelimit_tick(self, now);
+    bk_relay_tick(self, now);
     ga_value_t hb = ga_map(self->arena, 1);
     ga_map_put(&hb, self->arena, "seq", ga_int((int64_t) self->registry_seq));
     zlist_t *dead = zlist_new();
@@ -144,6 +145,7 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         bk_gateway_t *gw = zhash_lookup(self->gws, key);
         if (gw) {
             bk_drop_gateway_calls(self, gw); // its streams may have no deadline
+            bk_relay_drop_gateway(self, gw); // its members leave every group
         }
         zhash_delete(self->gws, key);
     }
@@ -187,6 +189,9 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
         break;
     case GA_CMD_STOP:
         bk_on_stop(self, gw, msg);
+        break;
+    case GA_CMD_GROUP:
+        bk_relay_on_group(self, gw, msg);
         break;
     case GA_CMD_HELLO:
     case GA_CMD_HEARTBEAT:
@@ -306,7 +311,12 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_HEARTBEAT:
         break;
     case GA_CMD_REPLY:
-        bk_on_reply(self, w, msg);
+        if (!bk_resolve_on_reply(self, msg)) { // the broker's own resolver calls
+            bk_on_reply(self, w, msg);
+        }
+        break;
+    case GA_CMD_PULLED:
+        bk_pull_on_reply(self, msg);
         break;
     case GA_CMD_DISCONNECT:
         bk_drop_worker(self, w, "disconnected");

@@ -331,7 +331,34 @@ bk_worker_t *
 bk_select_pick(bk_select_t *self, bk_registry_t *registry, const ga_funcfg_t *cfg,
                const char *request_id, const char *routing_key, int64_t now)
 {
+    return bk_select_pick_in(self, registry, cfg, request_id, routing_key, now, NULL, 0);
+}
+
+// Keeps the candidates on one of `nodes`; returns how many are left.
+static size_t
+s_keep_nodes(bk_worker_t **cand, size_t n, const char *const *nodes, size_t n_nodes)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n_nodes; k++) {
+            if (cand[i]->node && strcmp(cand[i]->node, nodes[k]) == 0) {
+                cand[kept++] = cand[i];
+                break;
+            }
+        }
+    }
+    return kept;
+}
+
+bk_worker_t *
+bk_select_pick_in(bk_select_t *self, bk_registry_t *registry, const ga_funcfg_t *cfg,
+                  const char *request_id, const char *routing_key, int64_t now,
+                  const char *const *nodes, size_t n_nodes)
+{
     size_t n = bk_registry_candidates(registry, cfg, now, &self->cand, &self->cap);
+    if (nodes) {
+        n = s_keep_nodes(self->cand, n, nodes, n_nodes);
+    }
     if (n == 0) {
         return NULL;
     }

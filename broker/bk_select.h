@@ -40,6 +40,13 @@ void bk_select_destroy(bk_select_t **self_p);
 bk_worker_t *bk_select_pick(bk_select_t *self, bk_registry_t *registry, const ga_funcfg_t *cfg,
                             const char *request_id, const char *routing_key, int64_t now);
 
+// The same, among the workers on `nodes` only (`n_nodes` names; `nodes` NULL: no such limit),
+// for a function whose nodes a resolver names.
+bk_worker_t *bk_select_pick_in(bk_select_t *self, bk_registry_t *registry,
+                               const ga_funcfg_t *cfg, const char *request_id,
+                               const char *routing_key, int64_t now, const char *const *nodes,
+                               size_t n_nodes);
+
 // Forgets the sticky entries unused since `now` - BK_STICKY_IDLE_MS; returns how many.
 size_t bk_select_expire(bk_select_t *self, int64_t now);
 // Sticky entries held.

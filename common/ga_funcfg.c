@@ -614,12 +614,25 @@ s_parse(parse_t *ps, const ga_value_t *v)
         return rc;
     }
     const ga_value_t *nodes = ga_map_get(v, "nodes");
-    if (nodes && (nodes->type == GA_STR || nodes->type == GA_MAP)) {
-        // A resolver (a worker function naming the nodes) is not built: refused, not ignored.
-        return s_fail(ps, "nodes: a resolver is not supported yet (list node names, or leave "
-                          "nodes out for any live worker of the service)");
+    if (nodes && nodes->type == GA_MAP) {
+        // {"resolver": "service.request_type"}, the same as the string alone.
+        if (nodes->len != 1 || strcmp(nodes->u.pairs[0].key, "resolver") != 0) {
+            return s_fail(ps, "nodes: a map names only a resolver: {\"resolver\": "
+                              "\"service.request_type\"}");
+        }
+        nodes = &nodes->u.pairs[0].value;
     }
-    if (nodes && nodes->type != GA_NIL) {
+    if (nodes && nodes->type == GA_STR) {
+        // A resolver: the worker function "service.request_type" whose answer lists the nodes
+        // (docs/protocol.md, "Node selection").
+        const char *dot = strchr(nodes->u.s, '.');
+        if (dot == NULL || dot == nodes->u.s || dot[1] == '\0' ||
+            memchr(nodes->u.s, '\0', nodes->len) != NULL) {
+            return s_fail(ps, "nodes: a list of node names, or a resolver function named "
+                              "\"service.request_type\"");
+        }
+        cfg->nodes_resolver = nodes->u.s;
+    } else if (nodes && nodes->type != GA_NIL) {
         if ((rc = s_str_list(ps, nodes, "nodes", &cfg->nodes, &cfg->n_nodes))) {
             return rc;
         }

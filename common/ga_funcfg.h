@@ -93,6 +93,9 @@ struct ga_funcfg_t {
     bool node_key_is_arg;         // node_key names a declared argument (else a request field)
     const char *const *nodes;     // allowed node names (NULL: any live worker)
     uint32_t n_nodes;             // entries in nodes
+    // nodes as a resolver: the worker function "service.request_type" whose answer (a list of
+    // node names, cached briefly) allows the nodes; NULL when nodes is a list or absent.
+    const char *nodes_resolver;
     const char *check_permission; // "false", "any_authenticated", "arg:NAME", "role:[a,b]"
     const char *permission_callback; // worker function "service.request_type", or NULL
     const char *retry;            // NULL, "N", "same_node:N", "all_nodes:N"

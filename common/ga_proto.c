@@ -38,6 +38,12 @@ ga_cmd_name(int cmd)
         return "RESULT";
     case GA_CMD_CANCEL:
         return "CANCEL";
+    case GA_CMD_PULL_VERSION:
+        return "PULL_VERSION";
+    case GA_CMD_PULL:
+        return "PULL";
+    case GA_CMD_PULLED:
+        return "PULLED";
     case GA_CMD_STOP:
         return "STOP";
     case GA_CMD_ADMIN:
@@ -50,6 +56,14 @@ ga_cmd_name(int cmd)
         return "GATEWAY_ADMIN_REPLY";
     case GA_CMD_STREAM:
         return "STREAM";
+    case GA_CMD_GROUP:
+        return "GROUP";
+    case GA_CMD_GROUP_REPLY:
+        return "GROUP_REPLY";
+    case GA_CMD_GROUP_EVENT:
+        return "GROUP_EVENT";
+    case GA_CMD_RELAY:
+        return "RELAY";
     default:
         return NULL;
     }

@@ -42,6 +42,9 @@ typedef enum {
     GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
     GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
     GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream with this id (other calls ignore it)
+    GA_CMD_PULL_VERSION = 0x08, // B->W: {id}: answered with PULLED {id, config_version}
+    GA_CMD_PULL = 0x09,       // B->W: {id}: answered with PULLED {id, config_version, functions}
+    GA_CMD_PULLED = 0x0A,     // W->B: the answer to PULL_VERSION or PULL (docs/protocol.md)
     GA_CMD_HELLO = 0x10,      // G->B: {name}: answered with a SNAPSHOT (also to resync)
     GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, seq, warming_ms, heartbeat_ms, stream_port}
     GA_CMD_UPDATE = 0x12,     // B->G: {seq, functions, removed: [{service, request_type, ...}]}
@@ -53,6 +56,11 @@ typedef enum {
     GA_CMD_GATEWAY_ADMIN = 0x18, // B->G: {id, op, ...}: a rate-limit admin op for the gateway
     GA_CMD_GATEWAY_ADMIN_REPLY = 0x19, // G->B: {id, gateway, ok, ...}
     GA_CMD_STREAM = 0x20,     // topic message W->(proxy)->G: {call, seq, kind, data | error}
+    // Relay groups (docs/protocol.md, "Relay groups").
+    GA_CMD_GROUP = 0x30,       // G->B: {id?, op, group_id, user_id, conn, topic, ...}
+    GA_CMD_GROUP_REPLY = 0x31, // B->G: {id, ok, result | error, code, can_retry}
+    GA_CMD_GROUP_EVENT = 0x32, // B->G: {group_id, user_id, conn, topic, state | removed, seq}
+    GA_CMD_RELAY = 0x33,       // topic message B->G on "r.<group>": {group_id, seq, ...}
 } ga_cmd_t;
 
 // Returns the command's name ("REGISTER"), or NULL when `cmd` is not a known command.

@@ -47,6 +47,7 @@ struct pending_t {
     uint64_t next_seq;            // streams: the sequence number expected next
     int64_t idle_ms;              // streams: each message moves the deadline this far; else 0
     int64_t held_timeout_ms;      // its timeout
+    char *relay_sub;              // a group join's proxy topic, subscribed while it is decided
     int64_t hook_timeout_ms;      // each hook call's timeout
     bool before_local;            // `before` is an in-process hook's: run, never sent
     bool after_local;             // `after` likewise
@@ -89,10 +90,24 @@ struct gw_bridge_t {
     bool want_snapshot;            // a gap was seen: HELLO again until a SNAPSHOT comes
     uint64_t registry_gaps;        // registry gaps seen
     int64_t resync_at;             // monotonic ms of the next such HELLO
+    gw_relay_t *relay;             // relay groups: local members, subscriptions (owned)
 };
 
 // A broker that stays unreachable, or refuses us, is logged at once and then once a minute.
 #define GW_LOG_REPEAT_MS 60000
+
+// The relay's subscription callback: "r.<group>" on the SUB while the group has local members.
+static void
+s_relay_sub(void *arg, const char *topic, bool subscribe)
+{
+    gw_bridge_t *self = arg;
+    if (self->sub &&
+        zmq_setsockopt(self->sub, subscribe ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic,
+                       strlen(topic)) != 0) {
+        GA_ERR("relay: cannot %s %s: %s", subscribe ? "subscribe to" : "unsubscribe from", topic,
+               zmq_strerror(zmq_errno()));
+    }
+}
 
 gw_bridge_t *
 gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_fn *on_result,
@@ -110,12 +125,14 @@ gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     self->hb_ms = cfg->heartbeat_ms;
+    self->relay = gw_relay_new(s_relay_sub, self);
     return self;
 }
 
 static void
 s_pending_free(pending_t *p)
 {
+    ga_free(p->relay_sub);
     ga_free(p->heap);
     ga_buf_fini(&p->held);
     ga_buf_fini(&p->before);
@@ -137,6 +154,7 @@ gw_bridge_destroy(gw_bridge_t **self_p)
         s_pending_free((pending_t *) rec);
     }
     ga_inflight_destroy(&self->calls);
+    gw_relay_destroy(&self->relay);
     while (self->free_list) {
         pending_t *p = self->free_list;
         self->free_list = p->next;
@@ -351,9 +369,16 @@ s_route_copy(pending_t *p, const gw_route_t *r)
                             .started_us = r->started_us};
 }
 
+static void s_relay_sub(void *arg, const char *topic, bool subscribe);
+
 static void
 s_release(gw_bridge_t *self, pending_t *p)
 {
+    if (p->relay_sub) {
+        s_relay_sub(self, p->relay_sub, false); // the member's own subscription holds it now
+        ga_free(p->relay_sub);
+        p->relay_sub = NULL;
+    }
     if (p->heap) {
         ga_free(p->heap);
         p->heap = NULL;
@@ -548,6 +573,118 @@ ga_err_t
 gw_bridge_call(gw_bridge_t *self, const gw_call_t *call, const gw_route_t *route)
 {
     return gw_bridge_call_checked(self, NULL, call, route);
+}
+
+gw_relay_t *
+gw_bridge_relay(gw_bridge_t *self)
+{
+    return self->relay;
+}
+
+ga_err_t
+gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const char *user_id,
+                const ga_value_t *args, const gw_route_t *route, int64_t timeout_ms)
+{
+    if (!self->connected) {
+        return GA_EUNAVAIL;
+    }
+    if ((int64_t) ga_inflight_size(self->calls) >= self->cfg->max_inflight) {
+        return GA_EAGAIN;
+    }
+    // A join (or create) subscribes to the group's proxy topic before the broker hears of it,
+    // so that the messages published right after the join are on their way here (ZeroMQ
+    // counts subscriptions: the member's own one, once the broker's event comes, keeps it).
+    char *relay_sub = NULL;
+    if (strcmp(op, "join") == 0 || strcmp(op, "create") == 0) {
+        size_t len = strlen(group_id) + 3;
+        relay_sub = ga_malloc(len);
+        snprintf(relay_sub, len, "r.%s", group_id);
+        s_relay_sub(self, relay_sub, true);
+    }
+    uint64_t id = ++self->next_id;
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 11);
+    ga_map_put(&m, a, "id", ga_int((int64_t) id));
+    ga_map_put(&m, a, "op", ga_str(op));
+    ga_map_put(&m, a, "group_id", ga_str(group_id));
+    ga_map_put(&m, a, "user_id", ga_str(user_id));
+    ga_map_put(&m, a, "conn", ga_int((int64_t) route->conn_id));
+    ga_map_put(&m, a, "topic", ga_str(route->topic));
+    ga_map_put(&m, a, "request_id", ga_str(route->request_id ? route->request_id : "unknown"));
+    ga_map_put(&m, a, "origin", ga_str(self->cfg->name));
+    const char *type = args ? ga_map_get_str(args, "group_type") : NULL;
+    const char *target = args ? ga_map_get_str(args, "user_id") : NULL;
+    const char *message = args ? ga_map_get_str(args, "message") : NULL;
+    if (type) {
+        ga_map_put(&m, a, "group_type", ga_str(type));
+    }
+    if (target) {
+        ga_map_put(&m, a, "target", ga_str(target));
+    }
+    if (message) {
+        ga_map_put(&m, a, "message", ga_str(message));
+    }
+    ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, GA_CMD_GROUP, &m, &self->out);
+    ga_arena_reset(self->arena);
+    if (rc != GA_OK) {
+        if (relay_sub) {
+            s_relay_sub(self, relay_sub, false);
+            ga_free(relay_sub);
+        }
+        return GA_EUNAVAIL;
+    }
+    gw_relay_note_conn(self->relay, route->conn_id);
+    pending_t *p = self->free_list;
+    if (p) {
+        self->free_list = p->next;
+    } else {
+        p = ga_calloc(1, sizeof *p);
+        ga_buf_init(&p->held);
+        ga_buf_init(&p->before);
+        ga_buf_init(&p->after);
+        ga_buf_init(&p->kept);
+    }
+    s_route_copy(p, route);
+    p->route.type = GA_RESP_SYNC;
+    p->route.checking = false;
+    p->step = STEP_CALL; // no hooks: the broker's answer is the answer
+    p->relay_sub = relay_sub;
+    s_track(self, p, id, timeout_ms);
+    return GA_OK;
+}
+
+// Names one local member to a broker that has just started (op `restore`, no reply).
+static void
+s_restore_member(void *arg, const char *group_id, const char *user_id, uint64_t conn_id,
+                 const char *topic, const char *state)
+{
+    gw_bridge_t *self = arg;
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "state", ga_str(state));
+    ga_map_put(&m, a, "op", ga_str("restore"));
+    ga_map_put(&m, a, "group_id", ga_str(group_id));
+    ga_map_put(&m, a, "user_id", ga_str(user_id));
+    ga_map_put(&m, a, "conn", ga_int((int64_t) conn_id));
+    ga_map_put(&m, a, "topic", ga_str(topic));
+    s_send(self, GA_CMD_GROUP, &m);
+}
+
+void
+gw_bridge_group_drop(gw_bridge_t *self, uint64_t conn_id, const char *topic)
+{
+    if (!gw_relay_drop(self->relay, conn_id, topic)) {
+        return; // never asked for a group operation: the broker holds nothing of it
+    }
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 3);
+    ga_map_put(&m, a, "op", ga_str("drop"));
+    ga_map_put(&m, a, "conn", ga_int((int64_t) conn_id));
+    if (topic) {
+        ga_map_put(&m, a, "topic", ga_str(topic));
+    }
+    s_send(self, GA_CMD_GROUP, &m);
+    ga_arena_reset(self->arena);
 }
 
 // Ends a stream from a RESULT body: {stopped: true} is a clean end, anything else an error.
@@ -958,13 +1095,27 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
 {
     switch (msg->cmd) {
     case GA_CMD_RESULT:
+    case GA_CMD_GROUP_REPLY: // a group operation's answer has a RESULT's body
         s_on_result(self, &msg->value);
+        break;
+    case GA_CMD_GROUP_EVENT:
+        gw_relay_on_event(self->relay, &msg->value);
         break;
     case GA_CMD_SNAPSHOT:
     case GA_CMD_UPDATE: {
         bool snapshot = msg->cmd == GA_CMD_SNAPSHOT;
         s_check_seq(self, msg);
         size_t n = gw_pipeline_apply(self->pipeline, &msg->value, snapshot);
+        if (snapshot) {
+            // A SNAPSHOT comes when the broker sees us anew: it has just started (and knows
+            // our relay members only from its state file, if at all), or it took us for dead
+            // and dropped them, or we asked after a gap. Name them all (it answers each with an
+            // event, restored or removed); a restarted broker numbers messages anew.
+            if (ga_map_get_int(&msg->value, "warming_ms", 0) > 0) {
+                gw_relay_renumber(self->relay);
+            }
+            gw_relay_each(self->relay, s_restore_member, self);
+        }
         s_stream_connect(self, ga_map_get_int(&msg->value, "stream_port", 0));
         int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
         if (hb > 0 && hb != self->hb_ms) {
@@ -1004,7 +1155,9 @@ gw_bridge_process_streams(gw_bridge_t *self)
     // it completely whenever the fd signals.
     for (;;) {
         ga_err_t rc = ga_proto_recv(self->sub, true, &self->msg, self->arena);
-        if (rc == GA_OK) {
+        if (rc == GA_OK && self->msg.cmd == GA_CMD_RELAY) {
+            gw_relay_on_message(self->relay, self->msg.id, self->msg.id_len, &self->msg.value);
+        } else if (rc == GA_OK) {
             s_on_stream_msg(self, &self->msg);
         } else if (rc != GA_EPROTO) {
             ga_arena_reset(self->arena);

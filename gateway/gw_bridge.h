@@ -13,6 +13,7 @@
 #include "ga_err.h"
 #include "ga_value.h"
 #include "gw_pipeline.h"
+#include "gw_relay.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ typedef struct {
 typedef enum {
     GW_ROUTE_RESPONSE, // the answer to a client's request: a response on its channel
     GW_ROUTE_AUTH,     // the answer of the identity service for a new connection
+    GW_ROUTE_JOIN,     // the broker's answer to joining the relay channel "chat:GROUP"
 } gw_route_kind_t;
 
 typedef struct {
@@ -94,6 +96,21 @@ GA_MUST_CHECK ga_err_t gw_bridge_call(gw_bridge_t *self, const gw_call_t *call,
 // return values and the same exactly-once guarantee as gw_bridge_call.
 GA_MUST_CHECK ga_err_t gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check,
                                               const gw_call_t *call, const gw_route_t *route);
+// Relay groups (docs/protocol.md, "Relay groups"). The gateway's view of its members, fed by
+// the broker's GROUP_EVENTs and the proxy's RELAY messages (owned by the bridge).
+gw_relay_t *gw_bridge_relay(gw_bridge_t *self);
+// Sends the group operation `op` (gw_relay_op) on group `group_id` for `user_id` (the caller's
+// connection identity), living at route->conn_id on route->topic; `args` (may be NULL) gives
+// group_type, user_id (the member acted on) and message. The answer comes through the result
+// callback exactly once, as for a sync call with `timeout_ms`. Same return values as
+// gw_bridge_call.
+GA_MUST_CHECK ga_err_t gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id,
+                                       const char *user_id, const ga_value_t *args,
+                                       const gw_route_t *route, int64_t timeout_ms);
+// Connection `conn_id` closed (`topic` NULL) or left channel `topic`: its local members go,
+// and the broker is told when the connection ever asked for a group operation.
+void gw_bridge_group_drop(gw_bridge_t *self, uint64_t conn_id, const char *topic);
+
 // Receives and handles everything waiting from the broker. Call when gw_bridge_fd is readable
 // and once after any sends (ZMQ_FD is edge-triggered: a send can consume a readiness edge).
 void gw_bridge_process(gw_bridge_t *self);

@@ -35,6 +35,7 @@ struct gw_pipeline_t {
     permission_fn_t permission_fns[GW_PERMISSION_FNS_MAX]; // in-process callbacks
     size_t n_permission_fns;         // entries used
     ga_ratelimit_t *limits;          // rate limits (docs/configuration.md, "Rate limits")
+    ga_functable_t *builtins;        // the gateway's own functions (gw_pipeline_add_builtin)
     hook_fn_t hook_fns[GW_HOOK_FNS_MAX]; // in-process hooks
     size_t n_hook_fns;               // entries used
     uint64_t hook_failures;          // hook calls that failed (gw_pipeline_hook_failures)
@@ -48,6 +49,7 @@ gw_pipeline_new(const gw_pipeline_config_t *cfg)
     self->cfg = cfg;
     self->functions = ga_functable_new();
     self->limits = ga_ratelimit_new();
+    self->builtins = ga_functable_new();
     return self;
 }
 
@@ -72,6 +74,7 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
     ga_functable_destroy(&(*self_p)->functions);
     ga_functable_destroy(&(*self_p)->held);
     ga_ratelimit_destroy(&(*self_p)->limits);
+    ga_functable_destroy(&(*self_p)->builtins);
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -369,7 +372,15 @@ s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
         }
         wanted = version->u.s;
     }
-    return ga_functable_resolve(self->functions, service, request_type, wanted);
+    const ga_funcfg_t *builtin = ga_functable_resolve(self->builtins, service, request_type,
+                                                      wanted);
+    return builtin ? builtin : ga_functable_resolve(self->functions, service, request_type, wanted);
+}
+
+void
+gw_pipeline_add_builtin(gw_pipeline_t *self, ga_funcfg_t **cfg)
+{
+    ga_functable_put(self->builtins, cfg);
 }
 
 // The routing key of a hash:ARG or sticky:KEY call: a string argument as it is, any other value
@@ -813,7 +824,8 @@ gw_response_stream(const ga_value_t *body, const char *request_id, gw_response_t
 const char *
 gw_kind_name(gw_kind_t kind)
 {
-    static const char *const names[] = {"result", "error", "ack", "chunk", "last", "end"};
+    static const char *const names[] = {"result", "error", "ack", "chunk",
+                                        "last",   "end",   "relay", "gap"};
     return names[kind];
 }
 

@@ -37,6 +37,8 @@ typedef enum {
     GW_KIND_CHUNK,
     GW_KIND_LAST,
     GW_KIND_END,
+    GW_KIND_RELAY, // a relay group message (docs/protocol.md, "Relay groups")
+    GW_KIND_GAP,   // relay messages to this member were lost
 } gw_kind_t;
 
 // A response object as the client sees it (docs/protocol.md, section 1, "Responses").
@@ -152,6 +154,11 @@ ga_value_t gw_pipeline_admin(gw_pipeline_t *self, const ga_value_t *req, ga_aren
 GA_MUST_CHECK ga_err_t gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who,
                                            const ga_value_t *payload, ga_arena_t *arena,
                                            gw_call_t *call, gw_response_t *refusal);
+
+// Adds a built-in function of the gateway itself (the relay functions of chat_service,
+// gateway/gw_relay.c): found before the broker's configs and kept across snapshots, checked
+// like any other (fields, arguments, rate limits, permission). Takes over `*cfg`.
+void gw_pipeline_add_builtin(gw_pipeline_t *self, ga_funcfg_t **cfg);
 
 // Registers an in-process permission callback under `name`; a config whose
 // permission_callback is `name` is decided by it, synchronously. Names are borrowed.

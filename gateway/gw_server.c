@@ -80,6 +80,8 @@ s_close_later(gw_conn_t *conn, int code, const char *reason)
     lws_callback_on_writable(conn->wsi);
 }
 
+static void s_bridge_kick(gw_server_t *self);
+
 static void
 s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
 {
@@ -92,6 +94,9 @@ s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
         GA_NOTICE("closing slow consumer conn=%llu: outbound queue full",
                   (unsigned long long) conn->id);
         s_close_later(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: queue full");
+        // Cut off now, not when its socket finally drains: it leaves its relay groups.
+        gw_bridge_group_drop(self->bridge, conn->id, NULL);
+        s_bridge_kick(self);
         return;
     }
     lws_callback_on_writable(conn->wsi);
@@ -292,6 +297,55 @@ s_route_conn(gw_server_t *self, const gw_route_t *route)
     return conn;
 }
 
+// The broker's answer to joining "chat:GROUP" (docs/protocol.md, "Relay groups"): the join's
+// reply, ok with {group_id, state}, or an error with the precise reason (the channel is then
+// not joined).
+static void
+s_on_relay_join(gw_server_t *self, const gw_route_t *route, const ga_value_t *body)
+{
+    gw_conn_t *conn = s_route_conn(self, route);
+    if (conn == NULL) {
+        return;
+    }
+    const ga_value_t *ok = ga_map_get(body, "ok");
+    if (ok && ok->type == GA_BOOL && ok->u.b) {
+        const ga_value_t *result = ga_map_get(body, "result");
+        ga_buf_reset(&self->scratch);
+        if (result) {
+            ga_json_encode(&self->scratch, result);
+        } else {
+            ga_buf_append_str(&self->scratch, "{}");
+        }
+        ga_buf_append_char(&self->scratch, '\0');
+        s_reply(self, conn, route->join_ref, route->ref, route->topic, "ok",
+                (const char *) self->scratch.data);
+        return;
+    }
+    const char *error = ga_map_get_str(body, "error");
+    gw_phx_frame_t f = {.join_ref = route->join_ref, .ref = route->ref, .topic = route->topic};
+    s_reply_reason(self, conn, &f, error ? error : "Service unavailable");
+    GA_IGNORE(gw_conn_leave(conn, route->topic)); // joined: s_route_conn found it
+}
+
+// A relay message (or gap notice) for a member on this gateway: pushed on the channel through
+// which it joined the group, when that channel is still joined.
+static void
+s_on_relay(void *arg, uint64_t conn_id, const char *topic, const gw_response_t *resp,
+           const char *json, size_t len)
+{
+    gw_server_t *self = arg;
+    (void) resp; // already encoded in `json`, once for every member
+    gw_conn_t *conn = ga_idmap_get(self->conns, conn_id);
+    gw_channel_t *ch = conn ? gw_conn_channel(conn, topic) : NULL;
+    if (ch == NULL) {
+        self->stats.undelivered++;
+        return;
+    }
+    ga_buf_reset(&self->frame);
+    gw_phx_encode(&self->frame, ch->join_ref, NULL, topic, self->cfg->api_event, json, len);
+    s_send_frame(self, conn, &self->frame);
+}
+
 static void
 s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
@@ -301,6 +355,10 @@ s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
         if (conn && conn->auth_pending) {
             s_on_auth_result(self, conn, body);
         }
+        return;
+    }
+    if (route->kind == GW_ROUTE_JOIN) {
+        s_on_relay_join(self, route, body);
         return;
     }
     conn = s_route_conn(self, route);
@@ -443,7 +501,14 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
                         .request_id = call.request_id};
     ga_err_t rc;
     gw_call_t check;
-    if (call.permission_callback == NULL) {
+    const char *relay_op = gw_relay_op(call.service, call.request_type);
+    if (relay_op) {
+        // A relay built-in (gateway/gw_relay.c): checked above like any function, decided by
+        // the broker's group registry for the connection's own user.
+        rc = gw_bridge_group(self->bridge, relay_op, ga_map_get_str(&call.args, "group_id"),
+                             conn->who.user_id ? conn->who.user_id : "", &call.args, &route,
+                             call.timeout_ms);
+    } else if (call.permission_callback == NULL) {
         rc = gw_bridge_call(self->bridge, &call, &route);
     } else if (gw_pipeline_check_call(&conn->who, &call, self->arena, &check)) {
         rc = gw_bridge_call_checked(self->bridge, &check, &call, &route);
@@ -488,11 +553,45 @@ s_close_channel(gw_server_t *self, gw_conn_t *conn, const char *topic)
         return;
     }
     gw_bridge_stop_conn(self->bridge, conn->id, topic);
+    gw_bridge_group_drop(self->bridge, conn->id, topic); // its relay memberships through it
     s_bridge_kick(self);
     ga_buf_reset(&self->frame);
     gw_phx_encode(&self->frame, ch->join_ref, ch->join_ref, topic, "phx_close", "{}", 2);
     s_send_frame(self, conn, &self->frame);
     GA_IGNORE(gw_conn_leave(conn, topic)); // joined: found just above
+}
+
+// Joining "chat:GROUP" joins relay group GROUP (docs/protocol.md, "Relay groups"): the
+// channel is joined now and the reply waits for the broker (s_on_relay_join); a refusal
+// leaves the channel again.
+static void
+s_relay_join(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
+{
+    const char *group = f->topic + strlen(GW_RELAY_CHANNEL);
+    const char *why = NULL;
+    if (conn->who.user_id == NULL) {
+        why = "Authentication required";
+    } else if (group[0] == '\0') {
+        why = "group not found";
+    } else {
+        gw_route_t route = {.kind = GW_ROUTE_JOIN,
+                            .type = GA_RESP_SYNC,
+                            .conn_id = conn->id,
+                            .join_ref = f->join_ref,
+                            .ref = f->ref,
+                            .topic = f->topic,
+                            .request_id = f->ref};
+        ga_err_t rc = gw_bridge_group(self->bridge, "join", group, conn->who.user_id, NULL,
+                                      &route, GA_FUNCFG_TIMEOUT_DEFAULT);
+        why = rc == GA_OK         ? NULL
+              : rc == GA_EUNAVAIL ? "Service unavailable"
+                                  : "Too many requests in flight";
+        s_bridge_kick(self);
+    }
+    if (why) {
+        s_reply_reason(self, conn, f, why);
+        GA_IGNORE(gw_conn_leave(conn, f->topic)); // joined just before
+    }
 }
 
 static void
@@ -538,6 +637,8 @@ s_on_message(gw_server_t *self, gw_conn_t *conn, const char *text, size_t len)
         }
         if (!gw_conn_join(conn, f.topic, f.join_ref, (size_t) self->cfg->max_channels)) {
             s_reply_reason(self, conn, &f, "too many channels");
+        } else if (strncmp(f.topic, GW_RELAY_CHANNEL, strlen(GW_RELAY_CHANNEL)) == 0) {
+            s_relay_join(self, conn, &f); // answered when the broker has decided
         } else {
             s_reply(self, conn, f.join_ref, f.ref, f.topic, "ok", "{}");
             GA_EMIT(GA_EV_CONNECTION_JOIN, .topic = f.topic);
@@ -909,6 +1010,7 @@ s_on_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
             if (ga_idmap_take(self->conns, (*slot)->id) != NULL) {
                 GA_EMIT(GA_EV_CONNECTION_DISCONNECT, .success = GA_TM_TRUE);
                 gw_bridge_stop_conn(self->bridge, (*slot)->id, NULL); // tell the workers
+                gw_bridge_group_drop(self->bridge, (*slot)->id, NULL); // and its groups
                 s_bridge_kick(self);
             }
             gw_conn_destroy(slot);
@@ -991,6 +1093,8 @@ gw_server_new(const gw_config_t *cfg)
     self->bridge = gw_bridge_new(&cfg->bridge, self->pipeline, s_on_result, s_on_registry, self);
     gw_bridge_on_accept(self->bridge, s_on_accept);
     gw_bridge_on_stream(self->bridge, s_on_stream);
+    gw_relay_add_builtins(self->pipeline);
+    gw_relay_on_deliver(gw_bridge_relay(self->bridge), s_on_relay, self);
     self->auth = gw_auth_new(&cfg->auth);
     self->conns = ga_idmap_new();
     self->outpool = gw_outpool_new(GW_OUT_BLOCK, GW_OUT_BLOCKS_KEPT);

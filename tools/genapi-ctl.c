@@ -2,8 +2,9 @@
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
 // auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions`,
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
-// `add-config`), `verify` and `rate-limit` speak the broker's admin operations on its gateway
-// endpoint (docs/operations.md). `events` lists the telemetry events (docs/telemetry.md).
+// `add-config`), `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
+// `group-delete`) speak the broker's admin operations on its gateway endpoint
+// (docs/operations.md). `events` lists the telemetry events (docs/telemetry.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -37,6 +38,7 @@ s_usage(void)
             "unversioned config)\n"
             "       genapi-ctl add-config FILE.json|-|'{...}'   (one function config)\n"
             "       genapi-ctl verify SERVICE CONFIG_VERSION\n"
+            "       genapi-ctl groups | group-info GROUP | group-delete GROUP   (relay groups)\n"
             "       genapi-ctl rate-limit config\n"
             "       genapi-ctl rate-limit status|reset VALUE [--key K] [--service S "
             "--request-type R]\n"
@@ -132,6 +134,9 @@ static const admin_cmd_t s_admin_cmds[] = {
     {"delete", "delete", 3, 3, {"service", "request_type", "version"}},
     {"add-config", "add_config", 1, 1, {"config"}},
     {"verify", "verify", 2, 2, {"service", "version"}},
+    {"groups", "groups", 0, 0, {NULL}},
+    {"group-info", "group_info", 1, 1, {"group_id"}},
+    {"group-delete", "group_delete", 1, 1, {"group_id"}},
 };
 
 static const admin_cmd_t *

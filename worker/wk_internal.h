@@ -19,14 +19,17 @@
 #include <stdatomic.h>
 
 #define WK_NODE_MAX 256
+#define WK_VERSION_MAX 128 // bytes of a config version sent (with its NUL)
 
 struct wk_worker_t {
     const wk_service_t *svc;  // borrowed service description
     wk_options_t opt;         // options with defaults filled in
     char node[WK_NODE_MAX];   // node name
-    char config_version[32];  // table version sent with REGISTER
+    char config_version[32];  // version of the whole table (every function offered)
     ga_arena_t *table_arena;  // holds `table`
-    ga_value_t table;         // list of function config maps, as pushed
+    ga_value_t table;         // list of function config maps, parallel to svc->functions
+    // Which functions the table pushed and pulled has (wk_worker_set_offered; any thread).
+    atomic_bool *offered;
     ga_funcfg_t **cfgs;       // parsed configs, parallel to svc->functions (read-only)
     zactor_t *io;             // the I/O thread (owns the broker socket and the pool)
     // Streams: chunks go out on an XPUB socket connected to the broker's XSUB. Any thread may
@@ -70,6 +73,7 @@ struct wk_request_t {
     ga_buf_t *out;             // where the REPLY body is encoded
     wk_stream_t *stream;       // stream functions: the stream (NULL otherwise)
     const char *node;          // the worker's node name (borrowed from wk_worker_t)
+    wk_worker_t *worker;       // the worker running it
 };
 
 // Parses the compact argument notation of wk_function_t.args (see wk_argspec.c) into an
@@ -81,6 +85,10 @@ ga_err_t wk_argspec_parse(ga_arena_t *a, const char *spec, ga_value_t *types, ga
 // description; wk_worker_start calls it before starting any thread, and so can a test that
 // runs requests without sockets. GA_ECONFIG with a message in `err`.
 ga_err_t wk_table_build(wk_worker_t *w, char *err, size_t errlen);
+// The table as offered now (the functions not withdrawn, in `a`) and its config version (in
+// `version`): the configured config_version while the offered set is the one the service
+// declared (with "+<hash>" appended otherwise), else a hash of the offered table. I/O thread.
+ga_value_t wk_table_current(wk_worker_t *w, ga_arena_t *a, char *version, size_t len);
 
 // Runs the handler for one REQUEST body and encodes its REPLY body into `out` (left empty when
 // the function owes no reply: none and stream functions). On a pool thread, or on the I/O

@@ -81,6 +81,7 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         .id = id,
         .out = out,
         .node = w->node,
+        .worker = w,
     };
     ga_resp_t type = req.cfg->response_type;
     if (type == GA_RESP_STREAM) {

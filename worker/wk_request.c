@@ -87,6 +87,12 @@ wk_request_node(wk_request_t *req)
     return req->node ? req->node : "";
 }
 
+wk_worker_t *
+wk_request_worker(wk_request_t *req)
+{
+    return req->worker;
+}
+
 const char *
 wk_request_device_id(wk_request_t *req)
 {

@@ -66,8 +66,24 @@ wk_worker_destroy(wk_worker_t **self_p)
         ga_free(self->cfgs);
     }
     ga_arena_destroy(&self->table_arena);
+    ga_free(self->offered);
     ga_free(self);
     *self_p = NULL;
+}
+
+// FNV-1a over the encoded table: the version changes exactly when the table does.
+static uint64_t
+s_table_hash(const ga_value_t *table)
+{
+    ga_buf_t enc;
+    ga_buf_init(&enc);
+    ga_wire_encode(&enc, table);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < enc.len; i++) {
+        h = (h ^ enc.data[i]) * 1099511628211ULL;
+    }
+    ga_buf_fini(&enc);
+    return h;
 }
 
 ga_err_t
@@ -81,6 +97,10 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
     }
     self->table = ga_array(a, (uint32_t) svc->n_functions);
     self->cfgs = ga_calloc(svc->n_functions, sizeof(ga_funcfg_t *));
+    self->offered = ga_calloc(svc->n_functions, sizeof(atomic_bool));
+    for (size_t i = 0; i < svc->n_functions; i++) {
+        atomic_init(&self->offered[i], !svc->functions[i].withdrawn);
+    }
     for (size_t i = 0; i < svc->n_functions; i++) {
         const wk_function_t *fn = &svc->functions[i];
         if (fn->handler == NULL || fn->request_type == NULL) {
@@ -123,6 +143,14 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         }
         if (fn->choose_node_mode) {
             ga_map_put(&m, a, "choose_node_mode", ga_str(fn->choose_node_mode));
+        }
+        if (fn->nodes && fn->nodes_resolver) {
+            snprintf(err, errlen, "function %s: nodes and nodes_resolver: set one of them",
+                     fn->request_type);
+            return GA_ECONFIG;
+        }
+        if (fn->nodes_resolver) {
+            ga_map_put(&m, a, "nodes", ga_str(fn->nodes_resolver));
         }
         if (fn->nodes) {
             ga_value_t nodes = ga_array(a, 0);
@@ -181,18 +209,50 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         snprintf(self->config_version, sizeof self->config_version, "%s",
                  self->opt.config_version);
     } else {
-        // FNV-1a over the encoded table: the version changes exactly when the table does.
-        ga_buf_t enc;
-        ga_buf_init(&enc);
-        ga_wire_encode(&enc, &self->table);
-        uint64_t h = 1469598103934665603ULL;
-        for (size_t i = 0; i < enc.len; i++) {
-            h = (h ^ enc.data[i]) * 1099511628211ULL;
-        }
-        ga_buf_fini(&enc);
         snprintf(self->config_version, sizeof self->config_version, "%016llx",
-                 (unsigned long long) h);
+                 (unsigned long long) s_table_hash(&self->table));
     }
+    return GA_OK;
+}
+
+ga_value_t
+wk_table_current(wk_worker_t *self, ga_arena_t *a, char *version, size_t len)
+{
+    size_t n = self->svc->n_functions;
+    ga_value_t table = ga_array(a, (uint32_t) n);
+    bool as_declared = true;
+    for (size_t i = 0; i < n; i++) {
+        bool offered = atomic_load(&self->offered[i]);
+        as_declared = as_declared && offered == !self->svc->functions[i].withdrawn;
+        if (offered) {
+            ga_array_push(&table, a, self->table.u.items[i]);
+        }
+    }
+    if (self->opt.config_version) {
+        if (as_declared) {
+            snprintf(version, len, "%s", self->config_version);
+        } else {
+            snprintf(version, len, "%.*s+%016llx", (int) (len > 18 ? len - 18 : 0),
+                     self->opt.config_version, (unsigned long long) s_table_hash(&table));
+        }
+    } else {
+        snprintf(version, len, "%016llx", (unsigned long long) s_table_hash(&table));
+    }
+    return table;
+}
+
+ga_err_t
+wk_worker_set_offered(wk_worker_t *self, const char *request_type, const char *version,
+                      bool offered)
+{
+    size_t index = 0;
+    if (self == NULL || self->offered == NULL || request_type == NULL ||
+        wk_function_find(self, request_type, version, &index) == NULL) {
+        return GA_ENOTFOUND;
+    }
+    atomic_store(&self->offered[index], offered);
+    GA_INFO("function %s %s: the broker learns of it at its next pull", request_type,
+            offered ? "offered" : "withdrawn");
     return GA_OK;
 }
 
@@ -272,10 +332,12 @@ s_register(io_t *io, int64_t now)
 {
     wk_worker_t *w = io->w;
     ga_arena_t *a = io->arena;
-    ga_value_t m = ga_map(a, 6);
+    char version[WK_VERSION_MAX];
+    ga_value_t table = wk_table_current(w, a, version, sizeof version);
+    ga_value_t m = ga_map(a, 7);
     ga_map_put(&m, a, "node", ga_str(w->node));
     ga_map_put(&m, a, "service", ga_str(w->svc->service));
-    ga_map_put(&m, a, "config_version", ga_str(w->config_version));
+    ga_map_put(&m, a, "config_version", ga_str(ga_arena_strdup(a, version)));
     ga_map_put(&m, a, "session", ga_int(io->session));
     if (w->opt.push_token && w->opt.push_token[0]) {
         ga_map_put(&m, a, "token", ga_str(w->opt.push_token));
@@ -283,7 +345,7 @@ s_register(io_t *io, int64_t now)
     if (w->opt.force_push) {
         ga_map_put(&m, a, "force", ga_bool(true));
     }
-    ga_map_put(&m, a, "functions", w->table);
+    ga_map_put(&m, a, "functions", table);
     s_send(io, GA_CMD_REGISTER, &m);
     if (io->unregistered_since == 0) {
         io->unregistered_since = now;
@@ -408,6 +470,30 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
 }
 
+// The broker's pull (docs/protocol.md, "Config pull"): the table as offered now (`full`), or
+// only its config version, answered here on the I/O thread. A worker registering afresh does
+// not answer: its REGISTER carries the table.
+static void
+s_on_pull(io_t *io, bool full)
+{
+    if (!io->registered) {
+        return;
+    }
+    wk_worker_t *w = io->w;
+    ga_arena_t *a = io->arena;
+    char version[WK_VERSION_MAX];
+    ga_value_t table = wk_table_current(w, a, version, sizeof version);
+    ga_value_t m = ga_map(a, 5);
+    ga_map_put(&m, a, "id", ga_int(ga_map_get_int(&io->msg.value, "id", 0)));
+    ga_map_put(&m, a, "config_version", ga_str(ga_arena_strdup(a, version)));
+    if (full) {
+        ga_map_put(&m, a, "node", ga_str(w->node));
+        ga_map_put(&m, a, "service", ga_str(w->svc->service));
+        ga_map_put(&m, a, "functions", table);
+    }
+    s_send(io, GA_CMD_PULLED, &m);
+}
+
 // True (and the worker registering afresh) when the broker has been silent for a liveness
 // period: checked before anything it sent is handled, so that requests that waited while this
 // process was stopped are not run.
@@ -447,6 +533,10 @@ s_on_broker(io_t *io, int64_t now)
             break;
         case GA_CMD_CANCEL:
             wk_stream_cancel(io->w, ga_map_get_int(&io->msg.value, "id", 0));
+            break;
+        case GA_CMD_PULL_VERSION:
+        case GA_CMD_PULL:
+            s_on_pull(io, io->msg.cmd == GA_CMD_PULL);
             break;
         case GA_CMD_DISCONNECT:
             s_lost_broker(io, now, "broker asks us to register again");

@@ -239,7 +239,7 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
         cfg('expensive_operation', { before_execute: 'data_service.validate_quota', after_execute: 'data_service.log_response', hook_timeout: 5000 }),
         cfg('get_data', { retry: 3 }),
         cfg('streamed', { response_type: 'stream', after_execute: 'data_service.log_response' }),
-        cfg('resolved', { nodes: { resolver: 'data_service.resolve_nodes' } }),
+        cfg('resolved', { nodes: { resolver: 'resolve_nodes' } }),
       ],
     };
     const out = await new Promise((resolve, reject) => {
@@ -253,7 +253,7 @@ test('a config setting a field nothing acts on yet is refused and listed in the 
     assert.equal(out.ok, true);
     const want = [
       { function: 'streamed', reason: 'after_execute: only for sync and async functions (this one is stream: its chunks reach the client as they come)' },
-      { function: 'resolved', reason: 'nodes: a resolver is not supported yet (list node names, or leave nodes out for any live worker of the service)' },
+      { function: 'resolved', reason: 'nodes: a list of node names, or a resolver function named "service.request_type"' },
     ];
     assert.deepEqual(out.failed.map(({ function: f, reason }) => ({ function: f, reason })), want);
     const status = await ctl(['status', '--broker', broker.endpoints.gateways]);

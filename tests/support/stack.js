@@ -177,6 +177,13 @@ async function startStack({ workers = ['user_service'], gatewayArgs = [], broker
     throw e;
   }
   stack.url = stack.gateway.url;
+  // Starts another gateway against the same broker (stopped with the stack, before the first
+  // gateway); resolves with its Proc (its WebSocket URL in .url).
+  stack.startGateway = async (args = gatewayArgs) => {
+    const g = await startGateway(stack.broker, { args });
+    procs.push(g);
+    return g;
+  };
   // Prints every process's captured stderr (call it when a test fails, to help debugging).
   stack.dumpLogs = () => {
     for (const p of procs) console.error(`----- ${p.name} stderr -----\n${p.stderr}`);

@@ -5,11 +5,13 @@
 //
 //   genapi-test-peer --connect ENDPOINT --type dealer|pub|sub [--curve-key FILE --broker-key FILE]
 //                    [--topic TOPIC] [--send COMMAND JSON]... [--listen MS]
+//                    [--answer-heartbeats]
 //
 // COMMAND is a command name (CALL, REGISTER, ADMIN, STREAM, ...) and JSON its body (a string
 // value written "\u0000"-free; a "token" given as {"$bytes": "hex"} is sent as raw bytes, NUL
 // bytes included). A pub sends each message on TOPIC; a sub subscribes to TOPIC (default: all).
-// Prints "CONNECTED" once set up, then one line per message received within MS (default 1000):
+// With --answer-heartbeats a dealer answers each HEARTBEAT (a worker that stays alive but
+// answers nothing else). Prints "CONNECTED" once set up, then one line per message received within MS (default 1000):
 // "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"). Exit 0 unless the arguments are bad.
 #include "ga_arena.h"
 #include "ga_curve.h"
@@ -63,6 +65,7 @@ main(int argc, char **argv)
     const char *endpoint = NULL, *type = "dealer", *topic = "", *curve_key = NULL;
     const char *broker_key = NULL;
     long listen_ms = 1000;
+    bool answer_heartbeats = false;
     const char *sends[32][2];
     int n_sends = 0;
     for (int i = 1; i < argc; i++) {
@@ -76,6 +79,8 @@ main(int argc, char **argv)
             curve_key = argv[++i];
         } else if (strcmp(argv[i], "--broker-key") == 0 && i + 1 < argc) {
             broker_key = argv[++i];
+        } else if (strcmp(argv[i], "--answer-heartbeats") == 0) {
+            answer_heartbeats = true;
         } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
             listen_ms = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--send") == 0 && i + 2 < argc && n_sends < 32) {
@@ -156,6 +161,13 @@ main(int argc, char **argv)
         if (ga_proto_recv(sock, zt == ZMQ_SUB, &msg, a) != GA_OK) {
             printf("RECV MALFORMED\n");
             continue;
+        }
+        if (answer_heartbeats && msg.cmd == GA_CMD_HEARTBEAT && zt != ZMQ_SUB) {
+            // Alive as a worker, answering nothing else (a worker that ignores config pulls).
+            ga_value_t empty = ga_map(a, 0);
+            ga_buf_reset(&out);
+            ga_wire_encode(&out, &empty);
+            GA_IGNORE(ga_proto_send(sock, NULL, 0, GA_CMD_HEARTBEAT, &out) != GA_OK);
         }
         ga_buf_reset(&out);
         ga_json_encode(&out, &msg.value);

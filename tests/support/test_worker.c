@@ -9,6 +9,7 @@
 // service, request_type, version?, args?, user_id?, roles?, device_id?, ip?}), printing each
 // response as "RESPONSE <json>" (tests/e2e/executor_parity.test.js compares them with the
 // gateway's).
+// `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/executor.h>
@@ -227,6 +228,46 @@ s_where(wk_request_t *req, void *ctx)
 
 static const char *const s_only_n1[] = {"n1", NULL};
 
+// A nodes resolver: n2 only.
+static void
+s_resolve_n2(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
+// A resolver whose answer is not a list of node names.
+static void
+s_resolve_badly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_reply(req, wk_map(req, "nodes", wk_str(req, "n2"), NULL));
+}
+
+// A resolver that answers after its timeout (200 ms): too late.
+static void
+s_resolve_slowly(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_nap_ms(1000);
+    wk_reply(req, wk_list(req, wk_str(req, "n2"), NULL));
+}
+
+// Offers or withdraws the function `name` at run time (wk_worker_set_offered): the broker
+// learns of it by pulling the table, never by a push.
+static void
+s_offer(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    const char *name = wk_arg_str(req, "name");
+    bool offered = wk_arg_bool(req, "offered", true);
+    if (wk_worker_set_offered(wk_request_worker(req), name, NULL, offered) != GA_OK) {
+        wk_reply_error(req, "no such function");
+        return;
+    }
+    wk_reply(req, wk_map(req, "name", wk_str(req, name), "offered", wk_bool(req, offered), NULL));
+}
+
 // Counts its executions for the retry tests: prints "EXEC <request id> <wall-clock ms>" when
 // it starts, sleeps `ms`, then answers as `mode` says: ok (a result), retryable
 // (wk_reply_error_retryable), or error (an ordinary error answer).
@@ -413,6 +454,26 @@ static const wk_function_t s_functions[] = {
      .handler = s_hooked_stream},
     {.request_type = "hold_n1", .nodes = s_only_n1, .args = "ms:num", .timeout_ms = 30000,
      .handler = s_where},
+    // Nodes resolvers (where_resolved runs on n2 only) and resolvers that fail in each way.
+    {.request_type = "resolve_n2", .handler = s_resolve_n2},
+    {.request_type = "resolve_badly", .handler = s_resolve_badly},
+    {.request_type = "resolve_slowly", .timeout_ms = 200, .handler = s_resolve_slowly},
+    {.request_type = "where_slow_resolver", .nodes_resolver = "test_service.resolve_slowly",
+     .handler = s_where},
+    {.request_type = "where_resolved", .nodes_resolver = "test_service.resolve_n2",
+     .handler = s_where},
+    {.request_type = "where_rr_resolved", .choose_node_mode = "round_robin",
+     .nodes_resolver = "test_service.resolve_n2", .handler = s_where},
+    {.request_type = "where_failing_resolver", .nodes_resolver = "test_service.fail",
+     .handler = s_where},
+    {.request_type = "where_bad_resolver", .nodes_resolver = "test_service.resolve_badly",
+     .handler = s_where},
+    {.request_type = "where_missing_resolver", .nodes_resolver = "test_service.nope",
+     .handler = s_where},
+    // Config pull: `late` is not in the table until `offer` offers it.
+    {.request_type = "late", .withdrawn = true, .handler = s_where},
+    {.request_type = "offer", .args = "name:string, offered:boolean(default=true)",
+     .handler = s_offer},
 };
 
 static const wk_service_t s_service = {

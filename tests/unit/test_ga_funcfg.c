@@ -298,34 +298,12 @@ test_funcfg_hooks(void **state)
     }
 }
 
-// A field whose feature is not built yet is refused when set, with a reason naming it, never
-// accepted and ignored (a before hook that never ran would fail open); nil means unset.
+// Every field is acted on (common/ga_funcfg.c s_fields: a field whose feature is not built would
+// be refused when set, never accepted and ignored); nil means unset.
 static void
 test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
 {
     (void) state;
-    struct {
-        const char *field; // JSON "key":value
-        const char *want;  // the exact refusal
-    } cases[] = {
-        {"\"nodes\":\"data_service.resolve_nodes\"",
-         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
-         "live worker of the service)"},
-        {"\"nodes\":{\"resolver\":\"data_service.resolve_nodes\"}",
-         "nodes: a resolver is not supported yet (list node names, or leave nodes out for any "
-         "live worker of the service)"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char json[256];
-        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",%s}",
-                 cases[i].field);
-        char err[256] = "";
-        ga_funcfg_t *cfg = NULL;
-        if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, cases[i].want) != 0) {
-            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].field, err, cases[i].want);
-        }
-        assert_null(cfg);
-    }
     // Unset (absent or nil) is accepted.
     const char *fine[] = {
         "{\"service\":\"s\",\"request_type\":\"x\",\"retry\":null,\"before_execute\":null,"
@@ -340,6 +318,53 @@ test_funcfg_refuses_fields_nothing_acts_on_yet(void **state)
             fail_msg("%s refused: %s", fine[i], err);
         }
         ga_funcfg_destroy(&cfg);
+    }
+}
+
+// nodes may name a resolver, "service.request_type" alone or as {"resolver": ...}; anything
+// else that is not a list of node names is refused naming the field.
+static void
+test_funcfg_nodes_resolver(void **state)
+{
+    (void) state;
+    const char *good[] = {"\"data_service.resolve_nodes\"",
+                          "{\"resolver\":\"data_service.resolve_nodes\"}"};
+    for (size_t i = 0; i < 2; i++) {
+        char json[256], err[256] = "";
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",\"nodes\":%s}",
+                 good[i]);
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(json, &cfg, err, sizeof err) != GA_OK) {
+            fail_msg("%s refused: %s", good[i], err);
+        }
+        assert_string_equal(cfg->nodes_resolver, "data_service.resolve_nodes");
+        assert_int_equal(cfg->n_nodes, 0);
+        ga_funcfg_destroy(&cfg);
+    }
+    struct {
+        const char *nodes; // JSON value
+        const char *want;  // the exact refusal
+    } bad[] = {
+        {"\"resolve_nodes\"",
+         "nodes: a list of node names, or a resolver function named \"service.request_type\""},
+        {"\".x\"", "nodes: a list of node names, or a resolver function named "
+                   "\"service.request_type\""},
+        {"\"s.\"", "nodes: a list of node names, or a resolver function named "
+                   "\"service.request_type\""},
+        {"{\"resolver\":\"a.b\",\"cache\":1}",
+         "nodes: a map names only a resolver: {\"resolver\": \"service.request_type\"}"},
+        {"{\"fn\":\"a.b\"}",
+         "nodes: a map names only a resolver: {\"resolver\": \"service.request_type\"}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[256], err[256] = "";
+        snprintf(json, sizeof json, "{\"service\":\"s\",\"request_type\":\"x\",\"nodes\":%s}",
+                 bad[i].nodes);
+        ga_funcfg_t *cfg = NULL;
+        if (s_parse(json, &cfg, err, sizeof err) != GA_ECONFIG || strcmp(err, bad[i].want) != 0) {
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].nodes, err, bad[i].want);
+        }
+        assert_null(cfg);
     }
 }
 
@@ -479,6 +504,7 @@ main(void)
         cmocka_unit_test(test_funcfg_hooks),
         cmocka_unit_test(test_funcfg_unknown_type_option_or_field_lists_the_valid_ones),
         cmocka_unit_test(test_funcfg_node_modes),
+        cmocka_unit_test(test_funcfg_nodes_resolver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

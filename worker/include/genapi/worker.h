@@ -95,6 +95,10 @@ typedef struct {
     const char *choose_node_mode;
     // The node names allowed to serve it, NULL-terminated; NULL: any worker of the service.
     const char *const *nodes;
+    // Or a resolver: "service.request_type" of a sync worker function, called without
+    // arguments, whose result (a list of node names, cached briefly by the broker) allows the
+    // nodes (docs/protocol.md, "Node selection"). Not with `nodes`.
+    const char *nodes_resolver;
     // Retry (docs/protocol.md, "Retry and fallback"): NULL for none; "N" or "all_nodes:N" for
     // at most N attempts in all moving across nodes, "same_node:N" for at most N on the node
     // chosen first (N in 1..10; sync and async functions only). Retried: calls that could not
@@ -111,6 +115,9 @@ typedef struct {
     const char *after_execute_args;
     int hook_timeout_ms;
     wk_handler_fn *handler;    // the code (required)
+    // Left out of the table until wk_worker_set_offered offers it (docs/protocol.md, "Config
+    // pull"): a function this service turns on at run time.
+    bool withdrawn;
 } wk_function_t;
 
 typedef struct {
@@ -150,6 +157,13 @@ WK_EXPORT void wk_worker_destroy(wk_worker_t **self_p);
 // endpoint is unusable. Registration then happens in the background, and again after any
 // broker restart.
 WK_EXPORT ga_err_t wk_worker_start(wk_worker_t *self, char *err, size_t errlen);
+// Offers (or withdraws) the function (request_type, version; version NULL for the unversioned
+// one) from now on: the table this worker answers the broker's pulls with, and pushes at its
+// next registration, has it (or not), under a new config version. The change is not pushed:
+// the broker finds it at its next pull (docs/protocol.md, "Config pull"). Any thread, after
+// wk_worker_start. GA_ENOTFOUND when the service has no such function.
+WK_EXPORT ga_err_t wk_worker_set_offered(wk_worker_t *self, const char *request_type,
+                                         const char *version, bool offered);
 
 // A complete main(): options from --set name=value and GENAPI_* (broker, heartbeat_ms,
 // threads, queue_max, push_token, config_version, force_push, node, log_level), logging to stderr, "READY worker <node>
@@ -175,6 +189,8 @@ WK_EXPORT bool wk_arg_bool(wk_request_t *req, const char *name, bool dflt);
 WK_EXPORT const char *wk_request_id(wk_request_t *req);
 // The node name of the worker running the handler (the walkthrough's Node.self()).
 WK_EXPORT const char *wk_request_node(wk_request_t *req);
+// The worker running the handler (for wk_worker_set_offered).
+WK_EXPORT wk_worker_t *wk_request_worker(wk_request_t *req);
 // Who called, for functions declared with request_info (NULL or false otherwise): the
 // connection's user id (NULL when anonymous), its device id (NULL when unknown), its peer
 // address, and whether the caller holds `role`.
