@@ -162,15 +162,18 @@ ex_executor_register(ex_executor_t *self, const wk_service_t *service, char *err
     }
     w->local_sink = s_stream_sink;
     w->local_sink_arg = self;
-    // The table as the broker would forward it to the gateway.
+    // The table as the broker would forward it to the gateway: the functions offered (a
+    // `withdrawn` one is not, as for a worker).
     ga_arena_t *a = self->arena;
+    char version[64];
+    ga_value_t offered = wk_table_current(w, a, version, sizeof version);
     ga_value_t body = ga_map(a, 1);
-    ga_map_put(&body, a, "functions", w->table);
+    ga_map_put(&body, a, "functions", offered);
     size_t added = gw_pipeline_apply(self->pipeline, &body, false);
     ga_arena_reset(a);
-    if (added != service->n_functions) {
-        snprintf(err, errlen, "service %s: %zu of %zu functions refused by the pipeline",
-                 service->service, service->n_functions - added, service->n_functions);
+    if (added != offered.len) {
+        snprintf(err, errlen, "service %s: %zu of %u functions refused by the pipeline",
+                 service->service, (size_t) offered.len - added, offered.len);
         wk_worker_destroy(&w);
         return GA_ECONFIG;
     }

@@ -27,6 +27,7 @@ const REQUESTS = [
   { request_id: 'bad_arg', service: S, request_type: 'count', args: { n: 'x' } },
   { request_id: 'unknown', service: S, request_type: 'no_such_function' },
   { request_id: 'missing_field', service: S },
+  { request_id: 'withdrawn', service: S, request_type: 'late' }, // declared, not offered
   { request_id: 'denied', service: S, request_type: 'whoami' },
   { request_id: 'callback_denied', service: S, request_type: 'guarded_async', args: { value: 'closed' } },
   { request_id: 'callback_allowed', service: S, request_type: 'guarded_async', args: { value: 'open' } },
@@ -106,6 +107,7 @@ test('the executor answers like a live gateway, field by field', async () => {
   assert.equal(remote.ok[0].success, true);
   assert.equal(remote.missing_arg[0].error, 'Missing required argument: ms');
   assert.equal(remote.denied[0].error, 'Permission denied');
+  assert.equal(remote.withdrawn[0].error, 'Unknown function');
   assert.equal(remote.callback_denied[0].error, 'Permission denied: value is not open');
   assert.equal(remote.limited_3[0].error, 'Rate limit exceeded');
   assert.deepEqual(remote.async.map((r) => r.kind), ['ack', 'result']);
