@@ -455,34 +455,7 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
                  (unsigned long long) id);
         ga_map_put(&m, a, "stream_topic", ga_str(topic));
     }
-    ga_map_put(&m, a, "service", ga_str(call->service));
-    ga_map_put(&m, a, "request_type", ga_str(call->request_type));
-    if (call->version) {
-        ga_map_put(&m, a, "version", ga_str(call->version));
-    }
-    ga_map_put(&m, a, "args", call->args);
-    ga_map_put(&m, a, "request_id", ga_str(call->request_id));
-    if (call->routing_key) {
-        ga_map_put(&m, a, "routing_key", ga_str(call->routing_key));
-    }
-    // The caller's identity reaches the handler only when its function asks (request_info).
-    const gw_identity_t *who = call->request_info ? call->who : NULL;
-    if (who && who->user_id) {
-        ga_map_put(&m, a, "user_id", ga_str(who->user_id));
-    }
-    if (who && who->n_roles) {
-        ga_value_t roles = ga_array(a, (uint32_t) who->n_roles);
-        for (size_t i = 0; i < who->n_roles; i++) {
-            ga_array_push(&roles, a, ga_str(who->roles[i]));
-        }
-        ga_map_put(&m, a, "roles", roles);
-    }
-    if (who && who->device_id) {
-        ga_map_put(&m, a, "device_id", ga_str(who->device_id));
-    }
-    if (who && who->ip && who->ip[0]) {
-        ga_map_put(&m, a, "ip", ga_str(who->ip));
-    }
+    gw_call_body_put(call, a, &m);
     if (rate_limit && call->rate_limit_cluster) {
         ga_map_put(&m, a, "rate_limit", s_rate_limit_keys(call, a));
     }

@@ -750,6 +750,77 @@ gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body, const char
     out->retry_after_ms = ga_map_get_int(body, "retry_after_ms", 0); // a cluster rate limit
 }
 
+void
+gw_call_body_put(const gw_call_t *call, ga_arena_t *a, ga_value_t *m)
+{
+    ga_map_put(m, a, "service", ga_str(call->service));
+    ga_map_put(m, a, "request_type", ga_str(call->request_type));
+    if (call->version) {
+        ga_map_put(m, a, "version", ga_str(call->version));
+    }
+    ga_map_put(m, a, "args", call->args);
+    ga_map_put(m, a, "request_id", ga_str(call->request_id));
+    if (call->routing_key) {
+        ga_map_put(m, a, "routing_key", ga_str(call->routing_key));
+    }
+    // The caller's identity reaches the handler only when its function asks (request_info).
+    const gw_identity_t *who = call->request_info ? call->who : NULL;
+    if (who && who->user_id) {
+        ga_map_put(m, a, "user_id", ga_str(who->user_id));
+    }
+    if (who && who->n_roles) {
+        ga_value_t roles = ga_array(a, (uint32_t) who->n_roles);
+        for (size_t i = 0; i < who->n_roles; i++) {
+            ga_array_push(&roles, a, ga_str(who->roles[i]));
+        }
+        ga_map_put(m, a, "roles", roles);
+    }
+    if (who && who->device_id) {
+        ga_map_put(m, a, "device_id", ga_str(who->device_id));
+    }
+    if (who && who->ip && who->ip[0]) {
+        ga_map_put(m, a, "ip", ga_str(who->ip));
+    }
+}
+
+gw_response_t
+gw_response_ack(const char *request_id, ga_resp_t type)
+{
+    return (gw_response_t){.request_id = request_id,
+                           .kind = GW_KIND_ACK,
+                           .success = true,
+                           .async = true,
+                           .has_more = type == GA_RESP_STREAM};
+}
+
+void
+gw_response_pushed(gw_response_t *r, ga_resp_t type)
+{
+    r->async = type == GA_RESP_STREAM && r->kind == GW_KIND_ERROR;
+}
+
+void
+gw_response_stream(const ga_value_t *body, const char *request_id, gw_response_t *out)
+{
+    const char *kind = ga_map_get_str(body, "kind");
+    *out = (gw_response_t){.request_id = request_id, .success = true, .async = true};
+    if (kind && strcmp(kind, "chunk") == 0) {
+        out->kind = GW_KIND_CHUNK;
+        out->has_more = true;
+        out->result = ga_map_get(body, "data");
+    } else if (kind && strcmp(kind, "last") == 0) {
+        out->kind = GW_KIND_LAST;
+        out->result = ga_map_get(body, "data");
+    } else if (kind && strcmp(kind, "end") == 0) {
+        out->kind = GW_KIND_END;
+    } else {
+        const char *error = ga_map_get_str(body, "error");
+        out->kind = GW_KIND_ERROR;
+        out->success = false;
+        out->error = error ? error : "Internal Server Error";
+    }
+}
+
 const char *
 gw_kind_name(gw_kind_t kind)
 {

@@ -219,6 +219,21 @@ uint64_t gw_pipeline_hook_timeouts(const gw_pipeline_t *self);
 void gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body,
                         const char *request_id, gw_response_t *out);
 
+// Puts the fields of `call` a worker's REQUEST carries into the CALL map `m` (built in `a`):
+// service, request_type, version, args, request_id, routing_key and, only for a function with
+// request_info, the caller's identity (user_id, roles, device_id, ip). The id, stream_topic
+// and rate_limit fields are the sender's. The gateway's bridge and the in-process executor
+// (executor/) both build their calls with it.
+void gw_call_body_put(const gw_call_t *call, ga_arena_t *a, ga_value_t *m);
+// The acknowledgement of an accepted async call or a started stream (docs/protocol.md,
+// "Responses").
+gw_response_t gw_response_ack(const char *request_id, ga_resp_t type);
+// Marks an acknowledged call's outcome `r` (a push): async only for an error inside a stream.
+void gw_response_pushed(gw_response_t *r, ga_resp_t type);
+// Converts a stream message body {kind, data?, error?} for `request_id` into the push the
+// client gets (chunk, last, end or error).
+void gw_response_stream(const ga_value_t *body, const char *request_id, gw_response_t *out);
+
 // Fills an error response.
 void gw_response_error(gw_response_t *out, const char *request_id, const char *message,
                        bool can_retry);

@@ -297,17 +297,6 @@ s_route_conn(gw_server_t *self, const gw_route_t *route)
     return conn;
 }
 
-// The acknowledgement of an accepted async call or a started stream.
-static gw_response_t
-s_ack(const char *request_id, ga_resp_t type)
-{
-    return (gw_response_t){.request_id = request_id,
-                           .kind = GW_KIND_ACK,
-                           .success = true,
-                           .async = true,
-                           .has_more = type == GA_RESP_STREAM};
-}
-
 // The broker's answer to joining "chat:GROUP" (docs/protocol.md, "Relay groups"): the join's
 // reply, ok with {group_id, state}, or an error with the precise reason (the channel is then
 // not joined).
@@ -387,7 +376,7 @@ s_on_result(void *arg, const gw_route_t *route, const ga_value_t *body)
         s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
     } else {
         // Acknowledged already: the outcome is a push (an error inside a stream is async).
-        resp.async = route->type == GA_RESP_STREAM && resp.kind == GW_KIND_ERROR;
+        gw_response_pushed(&resp, route->type);
         s_push(self, conn, route->join_ref, route->topic, &resp);
     }
 }
@@ -401,7 +390,7 @@ s_on_accept(void *arg, const gw_route_t *route)
     if (conn == NULL) {
         return;
     }
-    gw_response_t resp = s_ack(route->request_id, route->type);
+    gw_response_t resp = gw_response_ack(route->request_id, route->type);
     s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
 }
 
@@ -413,23 +402,8 @@ s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
     if (conn == NULL) {
         return;
     }
-    const char *kind = ga_map_get_str(body, "kind");
-    gw_response_t resp = {.request_id = route->request_id, .success = true, .async = true};
-    if (kind && strcmp(kind, "chunk") == 0) {
-        resp.kind = GW_KIND_CHUNK;
-        resp.has_more = true;
-        resp.result = ga_map_get(body, "data");
-    } else if (kind && strcmp(kind, "last") == 0) {
-        resp.kind = GW_KIND_LAST;
-        resp.result = ga_map_get(body, "data");
-    } else if (kind && strcmp(kind, "end") == 0) {
-        resp.kind = GW_KIND_END;
-    } else {
-        const char *error = ga_map_get_str(body, "error");
-        resp.kind = GW_KIND_ERROR;
-        resp.success = false;
-        resp.error = error ? error : "Internal Server Error";
-    }
+    gw_response_t resp;
+    gw_response_stream(body, route->request_id, &resp);
     if (resp.kind != GW_KIND_CHUNK) {
         gw_tm_request_stop(route, resp.success);
     }
@@ -562,7 +536,7 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         // async: accepted, the result follows as a push; stream: started, chunks follow. With
         // a permission callback or a before hook the acknowledgement waits for their answers
         // (s_on_accept).
-        resp = s_ack(call.request_id, call.response_type);
+        resp = gw_response_ack(call.request_id, call.response_type);
         s_deliver(self, conn, f->join_ref, f->ref, f->topic, &resp);
     }
     s_bridge_kick(self);

@@ -47,6 +47,11 @@ struct wk_worker_t {
     _Atomic int64_t clock_offset_ms;
     atomic_uint_fast64_t expired;  // requests dropped because their deadline had passed
     atomic_uint_fast64_t discarded; // queued requests dropped when the broker had given us up
+    // In-process streams (the executor, executor/): when set, every stream message {call, seq,
+    // kind, data?, error?} goes to this sink, on the streaming thread, instead of the socket.
+    // Set before any request runs.
+    void (*local_sink)(void *arg, const ga_value_t *msg);
+    void *local_sink_arg;     // passed to local_sink
 };
 
 struct wk_stream_t {

@@ -172,7 +172,11 @@ s_publish(wk_stream_t *s, const char *kind, const ga_value_t *data, const char *
     ga_wire_encode(&body, &m);
     int64_t deadline = ga_clock_ms() + WK_STREAM_WAIT_MS;
     ga_err_t rc = GA_EAGAIN;
-    for (;;) {
+    if (w->local_sink) {
+        w->local_sink(w->local_sink_arg, &m); // in-process: no socket, no wait
+        rc = GA_OK;
+    }
+    while (rc == GA_EAGAIN) {
         pthread_mutex_lock(&w->stream_lock);
         if (w->pub && s_ready_locked(w)) {
             rc = ga_proto_publish(w->pub, s->topic, GA_CMD_STREAM, &body);

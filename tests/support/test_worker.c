@@ -4,10 +4,20 @@
 // fail (a handler error) and silent (a handler that forgets to answer), and more below.
 // `--drop NAME[,NAME...]` leaves those functions out of the table it
 // registers, as a new version of a service that no longer has them would.
+// `--executor [RATE_LIMITS_JSON]` serves nothing: it runs the same table in-process with the
+// executor (executor/include/genapi/executor.h), one request per stdin line ({request_id,
+// service, request_type, version?, args?, user_id?, roles?, device_id?, ip?}), printing each
+// response as "RESPONSE <json>" (tests/e2e/executor_parity.test.js compares them with the
+// gateway's).
 // `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
+#include <genapi/executor.h>
 #include <genapi/worker.h>
+
+#include "ga_arena.h"
+#include "ga_json.h"
+#include "ga_mem.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -487,14 +497,97 @@ s_listed(const char *list, const char *name)
     return false;
 }
 
+static void
+s_print_response(void *arg, const ex_response_t *resp)
+{
+    (void) arg;
+    printf("RESPONSE %s\n", resp->json);
+    fflush(stdout);
+}
+
+// A string field of a request line, or NULL.
+static const char *
+s_line_str(const ga_value_t *m, const char *name)
+{
+    return ga_map_get_str(m, name);
+}
+
+// --executor: runs stdin's requests in-process; 0 at end of input, 1 on a bad setup.
+static int
+s_executor_main(const wk_service_t *service, const char *rate_limits)
+{
+    char err[512];
+    ex_executor_t *ex = ex_executor_new(NULL);
+    if (ex_executor_register(ex, service, err, sizeof err) != GA_OK ||
+        (rate_limits && ex_executor_rate_limits(ex, rate_limits, err, sizeof err) != GA_OK)) {
+        fprintf(stderr, "executor: %s\n", err);
+        ex_executor_destroy(&ex);
+        return 1;
+    }
+    printf("READY executor\n");
+    fflush(stdout);
+    ga_arena_t *a = ga_arena_new(4096);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        ga_value_t m;
+        if (ga_json_decode(line, strlen(line), a, &m, err, sizeof err) != GA_OK) {
+            printf("BAD %s\n", err);
+            fflush(stdout);
+            continue;
+        }
+        const ga_value_t *args = ga_map_get(&m, "args");
+        ga_buf_t args_json;
+        ga_buf_init(&args_json);
+        if (args) {
+            ga_json_encode(&args_json, args);
+        }
+        ga_buf_append_char(&args_json, '\0');
+        const ga_value_t *roles = ga_map_get(&m, "roles");
+        const char *role_list[16];
+        size_t n_roles = 0;
+        for (uint32_t i = 0; roles && roles->type == GA_ARRAY && i < roles->len && i < 16; i++) {
+            if (roles->u.items[i].type == GA_STR) {
+                role_list[n_roles++] = roles->u.items[i].u.s;
+            }
+        }
+        ex_request_t req = {.request_id = s_line_str(&m, "request_id"),
+                            .service = s_line_str(&m, "service"),
+                            .request_type = s_line_str(&m, "request_type"),
+                            .version = s_line_str(&m, "version"),
+                            .args = args ? (const char *) args_json.data : NULL,
+                            .user_id = s_line_str(&m, "user_id"),
+                            .roles = role_list,
+                            .n_roles = n_roles,
+                            .device_id = s_line_str(&m, "device_id"),
+                            .ip = s_line_str(&m, "ip")};
+        if (ex_executor_execute(ex, &req, s_print_response, NULL) != GA_OK) {
+            printf("BAD args\n");
+        }
+        printf("DONE\n");
+        fflush(stdout);
+        ga_buf_fini(&args_json);
+        ga_arena_reset(a);
+    }
+    free(line);
+    ga_arena_destroy(&a);
+    ex_executor_destroy(&ex);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *drop = NULL;
+    bool executor = false;
+    const char *rate_limits = NULL;
     int kept = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) {
             drop = argv[++i];
+        } else if (strcmp(argv[i], "--executor") == 0) {
+            executor = true;
+            rate_limits = i + 1 < argc ? argv[++i] : NULL;
         } else {
             if (strcmp(argv[i], "--set") == 0 && i + 1 < argc &&
                 strncmp(argv[i + 1], "node=", 5) == 0) {
@@ -516,5 +609,8 @@ main(int argc, char **argv)
     wk_service_t service = s_service;
     service.functions = table;
     service.n_functions = n;
+    if (executor) {
+        return s_executor_main(&service, rate_limits);
+    }
     return wk_main(argc, argv, &service);
 }
