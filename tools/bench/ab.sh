@@ -66,7 +66,7 @@ one() {
     local gateway=$!
     pids+=("$gateway")
     local url
-    url="$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway (.*)/\1/')/websocket?vsn=2.0.0"
+    url="$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+).*/\1/')/websocket?vsn=2.0.0"
     local g0 b0 w0 g1 b1 w1
     g0=$(cpu_ticks "$gateway") b0=$(cpu_ticks "$broker") w0=$(cpu_ticks "$worker")
     "$BENCH" --url "$url" --mode sync --connections "$CONNS" --inflight "$INFLIGHT" \

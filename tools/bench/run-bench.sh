@@ -67,7 +67,7 @@ wait_line "$work/responder.out" "^READY" >/dev/null
 # as with NATS request/reply (the default `both` also pushes a copy on the api event).
 "$BIN/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
     --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
-    --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
+    --set metrics_listen=127.0.0.1:0 --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
 pids+=("$!")
 ready=$(wait_line "$work/broker.out" "^READY")
 workers=$(sed -E 's/.*workers=([^ ]+).*/\1/' <<<"$ready")
@@ -79,10 +79,11 @@ wait_line "$work/user.out" "^READY" >/dev/null
 pids+=("$!")
 wait_line "$work/test.out" "^READY" >/dev/null
 "$BIN/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
-    --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
+    --set metrics_listen=127.0.0.1:0 --set log_level=warn >"$work/gateway.out" \
+    2>"$work/gateway.log" &
 pids+=("$!")
 gateway_pid=$!
-gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway (.*)/\1/')
+gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+).*/\1/')
 GENAPI_URL="$gw_url/websocket?vsn=2.0.0"
 NATS_URL="ws://$nats_ws/"
 
