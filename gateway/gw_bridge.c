@@ -394,6 +394,23 @@ s_release(gw_bridge_t *self, pending_t *p)
     self->free_list = p;
 }
 
+// A call record: a recycled one (s_release left it reset), or a new one.
+static pending_t *
+s_take(gw_bridge_t *self)
+{
+    pending_t *p = self->free_list;
+    if (p) {
+        self->free_list = p->next;
+        return p;
+    }
+    p = ga_calloc(1, sizeof *p);
+    ga_buf_init(&p->held);
+    ga_buf_init(&p->before);
+    ga_buf_init(&p->after);
+    ga_buf_init(&p->kept);
+    return p;
+}
+
 // Answers a call with an error the gateway itself decided.
 static void
 s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message, bool can_retry)
@@ -529,16 +546,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         ga_arena_reset(self->arena);
         return GA_OK; // fire and forget: nothing to track, nothing will come back
     }
-    pending_t *p = self->free_list;
-    if (p) {
-        self->free_list = p->next;
-    } else {
-        p = ga_calloc(1, sizeof *p);
-        ga_buf_init(&p->held);
-        ga_buf_init(&p->before);
-        ga_buf_init(&p->after);
-        ga_buf_init(&p->kept);
-    }
+    pending_t *p = s_take(self);
     s_route_copy(p, route);
     p->route.checking = first != call;
     p->next_seq = 1;
@@ -634,16 +642,7 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
         return GA_EUNAVAIL;
     }
     gw_relay_note_conn(self->relay, route->conn_id);
-    pending_t *p = self->free_list;
-    if (p) {
-        self->free_list = p->next;
-    } else {
-        p = ga_calloc(1, sizeof *p);
-        ga_buf_init(&p->held);
-        ga_buf_init(&p->before);
-        ga_buf_init(&p->after);
-        ga_buf_init(&p->kept);
-    }
+    pending_t *p = s_take(self);
     s_route_copy(p, route);
     p->route.type = GA_RESP_SYNC;
     p->route.checking = false;
