@@ -88,10 +88,7 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
     bk_broker_t *self = arg;
     if (strcmp(path, "/metrics") == 0) {
         *content_type = GA_METRICS_CONTENT_TYPE;
-        ga_buf_append_str(body, "# HELP genapi_build_info Build of this process.\n"
-                                "# TYPE genapi_build_info gauge\n"
-                                "genapi_build_info{program=\"genapi-broker\",version=\"" GA_VERSION
-                                "\"} 1\n");
+        ga_metrics_build_info(body, "genapi-broker");
         ga_metrics_render(self->metrics, body);
         s_render_stats(self, body);
         return 200;

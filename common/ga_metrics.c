@@ -310,6 +310,15 @@ ga_metrics_put(ga_buf_t *out, const char *name, const char *type, const char *he
 }
 
 void
+ga_metrics_build_info(ga_buf_t *out, const char *program)
+{
+    s_printf(out,
+             "# HELP genapi_build_info Build of this process.\n# TYPE genapi_build_info gauge\n"
+             "genapi_build_info{program=\"%s\",version=\"%s\"} 1\n",
+             program, GA_VERSION);
+}
+
+void
 ga_metrics_render(const ga_metrics_t *self, ga_buf_t *out)
 {
     for (int m = 0; m < M_COUNT; m++) {

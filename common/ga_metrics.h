@@ -30,6 +30,9 @@ void ga_metrics_render(const ga_metrics_t *self, ga_buf_t *out);
 void ga_metrics_put(ga_buf_t *out, const char *name, const char *type, const char *help,
                     double value);
 
+// Appends genapi_build_info{program, version} 1, the build of `program` ("genapi-broker").
+void ga_metrics_build_info(ga_buf_t *out, const char *program);
+
 // The content type of the exposition.
 #define GA_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

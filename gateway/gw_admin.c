@@ -52,10 +52,7 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
     gw_admin_t *self = arg;
     if (strcmp(path, "/metrics") == 0) {
         *content_type = GA_METRICS_CONTENT_TYPE;
-        ga_buf_append_str(body, "# HELP genapi_build_info Build of this process.\n"
-                                "# TYPE genapi_build_info gauge\n"
-                                "genapi_build_info{program=\"genapi-gateway\",version=\"" GA_VERSION
-                                "\"} 1\n");
+        ga_metrics_build_info(body, "genapi-gateway");
         ga_metrics_render(self->metrics, body);
         ga_metrics_put(body, "genapi_gateway_broker_connected", "gauge",
                        "1 when the broker is heard within its liveness window.",
