@@ -15,13 +15,9 @@
 #include "ga_proto.h"
 #include "ga_wire.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define BK_RELAY_STATE_VERSION 1
 #define BK_RELAY_STATE_MAX (256u << 20) // bytes of a relay state file read at start
@@ -408,43 +404,6 @@ s_state_file(const bk_broker_t *self)
     return self->cfg->relay_state_file && self->cfg->relay_state_file[0];
 }
 
-// Reads the whole file into a new buffer; NULL with errno set (ENOENT: no file yet).
-static char *
-s_read_file(const char *path, size_t *len, const char **why)
-{
-    *why = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) {
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t) st.st_size > BK_RELAY_STATE_MAX) {
-        *why = "not a regular file of at most 256 MiB";
-        close(fd);
-        return NULL;
-    }
-    size_t size = (size_t) st.st_size;
-    char *text = ga_malloc(size + 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t k = read(fd, text + got, size - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            *why = k < 0 ? strerror(errno) : "file shrank while read";
-            ga_free(text);
-            close(fd);
-            return NULL;
-        }
-        got += (size_t) k;
-    }
-    close(fd);
-    *len = size;
-    return text;
-}
-
 ga_err_t
 bk_relay_load(bk_broker_t *self)
 {
@@ -453,13 +412,14 @@ bk_relay_load(bk_broker_t *self)
     }
     const char *path = self->cfg->relay_state_file;
     size_t len = 0;
-    const char *why = NULL;
-    char *text = s_read_file(path, &len, &why);
-    if (text == NULL && why == NULL && errno == ENOENT) {
+    char *text = NULL;
+    char why[200];
+    ga_err_t read_rc = ga_file_read(path, BK_RELAY_STATE_MAX, &text, &len, why, sizeof why);
+    if (read_rc == GA_ENOTFOUND) {
         return GA_OK; // first start
     }
-    if (text == NULL) {
-        GA_ERR("relay_state_file: cannot read %s: %s", path, why ? why : strerror(errno));
+    if (read_rc != GA_OK) {
+        GA_ERR("relay_state_file: cannot read %s: %s", path, why);
         return GA_ECONFIG;
     }
     ga_arena_t *a = ga_arena_new(len + 4096);

@@ -13,15 +13,11 @@
 #include "ga_value.h"
 
 #include <czmq.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define RR_MAX        4096 // round-robin counters kept (all are dropped past this: they restart)
 #define STATE_VERSION 1    // the state file's format
@@ -448,42 +444,22 @@ ga_err_t
 bk_select_load(bk_select_t *self, const char *path, int64_t now, int64_t wall_now, char *err,
                size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
+    char *text = NULL;
+    size_t size = 0;
+    char why_read[200];
+    ga_err_t read_rc = ga_file_read(path, BK_STATE_FILE_MAX, &text, &size, why_read,
+                                    sizeof why_read);
+    if (read_rc == GA_ENOTFOUND) {
         return GA_OK; // first start: nothing remembered yet
     }
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "state_file: cannot read %s: %s", path,
-                 fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0) {
-            close(fd);
-        }
-        return GA_EIO;
-    }
-    if ((uint64_t) st.st_size > BK_STATE_FILE_MAX) {
-        close(fd);
+    if (read_rc == GA_ETOOBIG) {
         return s_corrupt(err, errlen, "state_file: %s is larger than %u bytes", path,
                          BK_STATE_FILE_MAX);
     }
-    size_t size = (size_t) st.st_size;
-    char *text = ga_malloc(size + 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t k = read(fd, text + got, size - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            snprintf(err, errlen, "state_file: cannot read %s: %s", path,
-                     k < 0 ? strerror(errno) : "file shrank while read");
-            ga_free(text);
-            close(fd);
-            return GA_EIO;
-        }
-        got += (size_t) k;
+    if (read_rc != GA_OK) {
+        snprintf(err, errlen, "state_file: cannot read %s: %s", path, why_read);
+        return GA_EIO;
     }
-    close(fd);
     ga_arena_t *a = ga_arena_new(size + 4096);
     ga_value_t doc;
     char why[200];

@@ -14,4 +14,10 @@
 GA_MUST_CHECK ga_err_t ga_file_write_atomic(const char *path, const void *data, size_t len,
                                             char *why, size_t whylen);
 
+// Reads the whole regular file at `path` (at most `max` bytes) into a new NUL-terminated buffer
+// `*text` (the caller frees it with ga_free), its length in `*len`. GA_ENOTFOUND when there is
+// no file, GA_ETOOBIG when it is larger than `max`, GA_EIO otherwise, with the reason in `why`.
+GA_MUST_CHECK ga_err_t ga_file_read(const char *path, size_t max, char **text, size_t *len,
+                                    char *why, size_t whylen);
+
 #endif
