@@ -26,11 +26,13 @@ static const char *const s_actions[] = {
     "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
     "rate_limit_remove", "rate_limit_set",
     // Relay groups (bk_relay.c).
-    "groups", "group_info", "group_delete"};
+    "groups", "group_info", "group_delete",
+    // Not an ADMIN op: the admin listener's /events (genapi-ctl tail; bk_metrics.c).
+    "tail"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
     "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
-    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete"
+    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete, tail"
 
 const char *
 bk_admin_actions_list(void)

@@ -56,6 +56,7 @@ typedef struct {
     char *rate_limits;         // see table (JSON)
     char *metrics_listen;      // see table
     bool insecure_bind;        // see table
+    char *admin_token;         // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -118,6 +119,9 @@ static const ga_option_t s_options[] = {
         "loopback needs insecure_bind)"),
     OPT(insecure_bind, GA_OPT_BOOL, "false", 0, 0,
         "allow metrics_listen beyond loopback (plain, unauthenticated HTTP; trusted networks only)"),
+    OPT(admin_token, GA_OPT_STR, "", 0, 0,
+        "the admin listener's /events (genapi-ctl tail) requires it as a bearer token (empty: "
+        "/events refused)"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -441,6 +445,7 @@ main(int argc, char **argv)
         .on_ready = s_on_ready,
         .on_ready_arg = &ready,
         .metrics_listen = opt.metrics_listen,
+        .admin_token = opt.admin_token,
     };
     s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);

@@ -1103,6 +1103,7 @@ gw_server_new(const gw_config_t *cfg)
     ga_buf_init(&self->frame);
     ga_buf_init(&self->batch);
     self->admin = gw_admin_new(cfg->metrics_listen, self->bridge, s_admin_stats, self);
+    gw_admin_set_admin_token(self->admin, cfg->admin_token);
     return self;
 }
 

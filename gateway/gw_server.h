@@ -45,6 +45,7 @@ typedef struct {
     // Admin HTTP listener "host:port" for /metrics, /healthz, /readyz (never the WebSocket
     // port); NULL or "": none. The caller checks exposure (docs/configuration.md).
     const char *metrics_listen;
+    const char *admin_token;      // the admin listener's /events needs it (empty: refused)
 } gw_config_t;
 
 typedef struct gw_server_t gw_server_t;

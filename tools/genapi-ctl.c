@@ -4,7 +4,8 @@
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
 // `add-config`), `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
 // `group-delete`) speak the broker's admin operations on its gateway endpoint
-// (docs/operations.md). `events` lists the telemetry events (docs/telemetry.md).
+// (docs/operations.md). `events` lists the telemetry events and `tail` streams them from a
+// running process's admin listener (docs/telemetry.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -16,10 +17,16 @@
 
 #include <zmq.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static int
 s_usage(void)
@@ -50,6 +57,10 @@ s_usage(void)
             "--cluster: the broker's\n"
             "                   cluster-wide limits instead of every gateway's)\n"
             "       genapi-ctl events [PREFIX]   (the telemetry events, docs/telemetry.md)\n"
+            "       genapi-ctl tail [PREFIX] [--gateway-http 127.0.0.1:9464 | --broker-http "
+            "127.0.0.1:9465]\n"
+            "                       [--token ADMIN_TOKEN]   (events as JSON lines, until "
+            "interrupted)\n"
             "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
             "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
     return 2;
@@ -459,6 +470,175 @@ s_keygen(int argc, char **argv)
     return 0;
 }
 
+// Connects to "host:port" (an admin HTTP listener) with `timeout_ms` on connect, reads and
+// writes. -1, said on stderr, when it cannot.
+static int
+s_http_connect(const char *address, int timeout_ms)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || colon == address || (size_t) (colon - address) >= sizeof host) {
+        fprintf(stderr, "genapi-ctl: %s: must be host:port\n", address);
+        return -1;
+    }
+    memcpy(host, address, (size_t) (colon - address));
+    host[colon - address] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
+        fprintf(stderr, "genapi-ctl: %s: cannot resolve\n", address);
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        fprintf(stderr, "genapi-ctl: cannot connect to %s: %s\n", address, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+// Sends "GET path" (with the bearer token when not NULL) and reads the response head into
+// `head` (NUL-terminated) and whatever body came with it into `body`. Returns the status, or
+// -1 (said on stderr).
+static int
+s_http_request(int fd, const char *address, const char *path, const char *token,
+               ga_buf_t *head, ga_buf_t *body)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%sConnection: close\r\n\r\n",
+                     path, address, token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "");
+    if (n <= 0 || (size_t) n >= sizeof req || send(fd, req, (size_t) n, MSG_NOSIGNAL) != n) {
+        fprintf(stderr, "genapi-ctl: cannot send to %s\n", address);
+        return -1;
+    }
+    for (;;) {
+        char chunk[4096];
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got <= 0) {
+            fprintf(stderr, "genapi-ctl: %s closed the connection before answering%s\n",
+                    address, got < 0 && errno == EAGAIN ? " (timed out)" : "");
+            return -1;
+        }
+        ga_buf_append(head, chunk, (size_t) got);
+        ga_buf_append_char(head, '\0');
+        head->len--;
+        char *end = strstr((char *) head->data, "\r\n\r\n");
+        if (end) {
+            size_t at = (size_t) (end - (char *) head->data) + 4;
+            ga_buf_append(body, head->data + at, head->len - at);
+            head->len = at;
+            head->data[at] = '\0';
+            break;
+        }
+        if (head->len > 16384) {
+            fprintf(stderr, "genapi-ctl: %s: response head too long\n", address);
+            return -1;
+        }
+    }
+    int status = 0;
+    if (sscanf((const char *) head->data, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "genapi-ctl: %s: not an HTTP response\n", address);
+        return -1;
+    }
+    return status;
+}
+
+// tail [PREFIX]: a running gateway's (or broker's) telemetry events as JSON lines, from its
+// admin listener's /events (docs/telemetry.md, "Tailing a running process"), until interrupted
+// or the process closes the stream.
+static int
+s_tail(int argc, char **argv)
+{
+    const char *address = getenv("GENAPI_GATEWAY_HTTP");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    const char *prefix = NULL;
+    address = address ? address : "127.0.0.1:9464";
+    for (int i = 2; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (strcmp(argv[i], "--gateway-http") == 0 && more) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "--broker-http") == 0 && more) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "--token") == 0 && more) {
+            token = argv[++i];
+        } else if (prefix == NULL && argv[i][0] != '-') {
+            prefix = argv[i];
+        } else {
+            return s_usage();
+        }
+    }
+    char path[512] = "/events";
+    if (prefix) {
+        if (strspn(prefix, "abcdefghijklmnopqrstuvwxyz_.*") != strlen(prefix) ||
+            strlen(prefix) > 200) {
+            fprintf(stderr, "genapi-ctl tail: %s: not an event name prefix (genapi-ctl events "
+                            "lists them)\n",
+                    prefix);
+            return 2;
+        }
+        snprintf(path, sizeof path, "/events?prefix=%s", prefix);
+    }
+    int fd = s_http_connect(address, 5000);
+    if (fd < 0) {
+        return 1;
+    }
+    ga_buf_t head, body;
+    ga_buf_init(&head);
+    ga_buf_init(&body);
+    int rc = 1;
+    int status = s_http_request(fd, address, path, token, &head, &body);
+    if (status != 200) {
+        // The refusal's body follows (Content-Length, then the close).
+        char chunk[4096];
+        ssize_t got;
+        while (status > 0 && (got = recv(fd, chunk, sizeof chunk, 0)) > 0) {
+            ga_buf_append(&body, chunk, (size_t) got);
+        }
+        if (status > 0) {
+            fprintf(stderr, "genapi-ctl tail: %s answered %d: %.*s", address, status,
+                    (int) body.len, (const char *) body.data);
+        }
+        goto out;
+    }
+    // Streaming: no read timeout from now on; every line goes out as it comes.
+    struct timeval none = {0};
+    GA_IGNORE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none)); // best effort
+    fwrite(body.data, 1, body.len, stdout);
+    fflush(stdout);
+    for (;;) {
+        char chunk[8192];
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        fwrite(chunk, 1, (size_t) got, stdout);
+        if (fflush(stdout) != 0) {
+            break; // our reader left (a closed pipe)
+        }
+    }
+    fprintf(stderr, "genapi-ctl tail: %s closed the stream\n", address);
+out:
+    ga_buf_fini(&head);
+    ga_buf_fini(&body);
+    close(fd);
+    return rc;
+}
+
 // Lists the telemetry events (those under PREFIX when given): name, measurements, and whether
 // this build emits it yet.
 static int
@@ -496,9 +676,7 @@ main(int argc, char **argv)
         return s_events(argc, argv);
     }
     if (argc >= 2 && strcmp(argv[1], "tail") == 0) {
-        fprintf(stderr, "genapi-ctl tail: not built yet; in-process handlers "
-                        "(ga_telemetry_attach) and /metrics are (docs/telemetry.md)\n");
-        return 2;
+        return s_tail(argc, argv);
     }
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
         return s_keygen(argc, argv);
