@@ -280,6 +280,7 @@ typedef struct {
     ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
     ga_log_every_t silent_log;  // "no answer from the broker", once per interval
     int64_t session;            // this life's session, sent with REGISTER (new after a loss)
+    uint32_t pushed;            // functions in the last REGISTER's table
 } io_t;
 
 // A new session: the broker takes a REGISTER carrying it as a new life of this worker.
@@ -346,6 +347,7 @@ s_register(io_t *io, int64_t now)
         ga_map_put(&m, a, "force", ga_bool(true));
     }
     ga_map_put(&m, a, "functions", table);
+    io->pushed = table.len;
     s_send(io, GA_CMD_REGISTER, &m);
     if (io->unregistered_since == 0) {
         io->unregistered_since = now;
@@ -365,6 +367,8 @@ s_on_registered(io_t *io, const ga_value_t *body)
             GA_ERR("broker %s refused the function table: %s", io->w->opt.broker,
                    why ? why : "(no reason)");
         }
+        GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+                .success = GA_TM_FALSE, .reason = why ? why : "refused");
         return; // retried with backoff
     }
     const ga_value_t *failed = ga_map_get(body, "failed");
@@ -397,6 +401,10 @@ s_on_registered(io_t *io, const ga_value_t *body)
     ga_log_every_reset(&io->refused_log);
     ga_log_every_reset(&io->silent_log);
     const ga_value_t *skipped = ga_map_get(body, "skipped");
+    uint32_t n_failed = failed && failed->type == GA_ARRAY ? failed->len : 0;
+    GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+            .count = io->pushed > n_failed ? io->pushed - n_failed : 0, .success = GA_TM_TRUE,
+            .reason = skipped && skipped->type == GA_BOOL && skipped->u.b ? "skipped" : NULL);
     if (skipped && skipped->type == GA_BOOL && skipped->u.b) {
         GA_INFO("registered with %s as %s; the broker already had config version %s, table "
                 "not pushed again (force_push pushes it)",
