@@ -234,6 +234,12 @@ void bk_relay_tick(bk_broker_t *self, int64_t now);
 // bk_relay.c: removes every member living on the dead gateway `gw` from every group.
 void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
 
+// bk_inspect.c: a worker's HEARTBEAT body: its pool figures (threads, busy, queued, queue_max).
+void bk_inspect_on_heartbeat(bk_worker_t *w, const ga_value_t *body);
+// bk_inspect.c: answers the read-only admin ops pool_status, pushed_services and call_flow
+// into `reply`; false when `op` is none of them.
+bool bk_inspect_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
+
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);
 // bk_admin.c: every admin operation's name, comma-separated (for messages).

@@ -309,6 +309,7 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     w->expiry = ga_clock_ms() + s_liveness_ms(self);
     switch (msg->cmd) {
     case GA_CMD_HEARTBEAT:
+        bk_inspect_on_heartbeat(w, &msg->value);
         break;
     case GA_CMD_REPLY:
         if (!bk_resolve_on_reply(self, msg)) { // the broker's own resolver calls

@@ -45,6 +45,7 @@ typedef struct {
     zhash_t *keys;        // function keys accepted from it (values unused)
     ga_arena_t *arena;    // holds `refused`
     ga_value_t refused;   // [{function, reason}] refused from it
+    int64_t at_ms;        // wall-clock ms it was processed
 } push_t;
 
 struct bk_registry_t {
@@ -350,6 +351,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     }
     push_t *push = ga_calloc(1, sizeof *push);
     push->config_version = config_version ? ga_strdup(config_version) : NULL;
+    push->at_ms = ga_clock_wall_ms();
     push->keys = zhash_new();
     ga_assert(push->keys);
     push->arena = ga_arena_new(1024);
@@ -722,6 +724,41 @@ bk_registry_verify(bk_registry_t *self, const char *service, const char *config_
     return push->config_version && strcmp(push->config_version, config_version) == 0
                ? BK_VERIFY_MATCHED
                : BK_VERIFY_MISMATCH;
+}
+
+static int
+s_push_cmp(const void *pa, const void *pb)
+{
+    const char *x = ga_map_get_str(pa, "service");
+    const char *y = ga_map_get_str(pb, "service");
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+ga_value_t
+bk_registry_pushes(bk_registry_t *self, ga_arena_t *arena)
+{
+    ga_value_t out = ga_array(arena, (uint32_t) zhash_size(self->pushes) + 1);
+    for (push_t *p = zhash_first(self->pushes); p; p = zhash_next(self->pushes)) {
+        const char *service = zhash_cursor(self->pushes);
+        int64_t workers = 0;
+        for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+            workers += w->registered && w->service && strcmp(w->service, service) == 0;
+        }
+        ga_value_t m = ga_map(arena, 6);
+        ga_map_put(&m, arena, "service", ga_str(ga_arena_strdup(arena, service)));
+        ga_map_put(&m, arena, "config_version",
+                   p->config_version ? ga_str(ga_arena_strdup(arena, p->config_version))
+                                     : ga_nil());
+        ga_map_put(&m, arena, "functions", ga_int((int64_t) zhash_size(p->keys)));
+        ga_map_put(&m, arena, "refused", ga_int((int64_t) p->refused.len));
+        ga_map_put(&m, arena, "workers", ga_int(workers));
+        ga_map_put(&m, arena, "at_ms", ga_int(p->at_ms));
+        ga_array_push(&out, arena, m);
+    }
+    if (out.len > 1) {
+        qsort(out.u.items, out.len, sizeof out.u.items[0], s_push_cmp);
+    }
+    return out;
 }
 
 bk_worker_t *

@@ -602,8 +602,17 @@ s_on_timer(io_t *io, int64_t now)
     if (now >= io->next_hb) {
         io->next_hb = now + io->hb_ms;
         if (io->registered) {
-            ga_value_t empty = ga_map(io->arena, 0);
-            s_send(io, GA_CMD_HEARTBEAT, &empty);
+            // The pool's figures ride along (docs/protocol.md; genapi-ctl pool-status).
+            int64_t busy = 0;
+            for (int i = 0; i < io->w->opt.threads; i++) {
+                busy += io->busy[i];
+            }
+            ga_value_t hb = ga_map(io->arena, 4);
+            ga_map_put(&hb, io->arena, "threads", ga_int(io->w->opt.threads));
+            ga_map_put(&hb, io->arena, "busy", ga_int(busy));
+            ga_map_put(&hb, io->arena, "queued", ga_int((int64_t) zlist_size(io->queue)));
+            ga_map_put(&hb, io->arena, "queue_max", ga_int(io->w->opt.queue_max));
+            s_send(io, GA_CMD_HEARTBEAT, &hb);
             ga_arena_reset(io->arena);
         }
     }
