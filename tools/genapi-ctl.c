@@ -78,7 +78,8 @@ static const char s_usage_text[] =
     "  keygen --role broker|gateway|worker|operator --out PATH [--name NAME] [--services s1,s2]\n"
     "\n"
     "--broker (or GENAPI_BROKER_ADMIN) is the broker's gateway endpoint; --token (or\n"
-    "GENAPI_ADMIN_TOKEN) its admin_token, which every admin operation and tail need.\n";
+    "GENAPI_ADMIN_TOKEN) its admin_token, which every admin operation and tail need.\n"
+    "One call through a gateway from a shell: genapi-call SERVICE FUNCTION '{json args}'.\n";
 
 static int
 s_usage(void)
