@@ -76,6 +76,7 @@ struct ga_metrics_t {
     size_t n_series;   // slots in use
     int handler;       // telemetry handler id
     ga_buf_t labels;   // label text being built, reused
+    series_t *events[GA_EV_COUNT]; // each event's genapi_telemetry_events_total series, once found
 };
 
 static uint64_t
@@ -88,7 +89,8 @@ s_hash(int metric, const char *labels)
     return h;
 }
 
-// Appends `v` as a label value, escaped as the text format asks.
+// Appends `v` as a label value (its first 200 bytes), escaped as the text format asks: runs
+// without a character to escape are copied whole.
 static void
 s_label(ga_buf_t *b, const char *name, const char *v)
 {
@@ -96,16 +98,26 @@ s_label(ga_buf_t *b, const char *name, const char *v)
         ga_buf_append_char(b, ',');
     }
     ga_buf_append_str(b, name);
-    ga_buf_append_str(b, "=\"");
-    for (const char *p = v ? v : ""; *p && p - v < 200; p++) {
-        if (*p == '\\' || *p == '"') {
+    ga_buf_append(b, "=\"", 2);
+    const char *p = v ? v : "";
+    size_t left = strnlen(p, 200);
+    while (left > 0) {
+        size_t run = strcspn(p, "\\\"\n");
+        run = run < left ? run : left;
+        ga_buf_append(b, p, run);
+        p += run;
+        left -= run;
+        if (left == 0) {
+            break;
+        }
+        if (*p == '\n') {
+            ga_buf_append(b, "\\n", 2);
+        } else {
             ga_buf_append_char(b, '\\');
             ga_buf_append_char(b, *p);
-        } else if (*p == '\n') {
-            ga_buf_append_str(b, "\\n");
-        } else {
-            ga_buf_append_char(b, *p);
         }
+        p++;
+        left--;
     }
     ga_buf_append_char(b, '"');
 }
@@ -142,29 +154,33 @@ s_series(ga_metrics_t *self, int metric, const char *labels)
     return NULL;
 }
 
-static void
-s_add(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
+// The series of `metric` labelled with the text in `labels`, which is then cut back to its
+// first `keep` bytes (0: emptied), so that labels shared by the next series are built once.
+static series_t *
+s_find(ga_metrics_t *self, int metric, ga_buf_t *labels, size_t keep)
 {
     ga_buf_append_char(labels, '\0');
     series_t *s = s_series(self, metric, (const char *) labels->data);
-    s->value += v;
-    ga_buf_reset(labels);
+    labels->len = keep;
+    return s;
+}
+
+static void
+s_add(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
+{
+    s_find(self, metric, labels, 0)->value += v;
 }
 
 static void
 s_set(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
 {
-    ga_buf_append_char(labels, '\0');
-    series_t *s = s_series(self, metric, (const char *) labels->data);
-    s->value = v;
-    ga_buf_reset(labels);
+    s_find(self, metric, labels, 0)->value = v;
 }
 
 static void
 s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
 {
-    ga_buf_append_char(labels, '\0');
-    series_t *s = s_series(self, M_DURATION, (const char *) labels->data);
+    series_t *s = s_find(self, M_DURATION, labels, 0);
     s->value += seconds;
     s->count++;
     for (size_t i = 0; i < N_BOUNDS; i++) {
@@ -172,7 +188,6 @@ s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
             s->buckets[i]++;
         }
     }
-    ga_buf_reset(labels);
 }
 
 static void
@@ -189,20 +204,30 @@ s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
     ga_buf_t *l = &self->labels; // reused: no allocation per event once grown
     ga_buf_reset(l);
     const char *name = ga_telemetry_name(ev);
-    s_label(l, "event", name);
-    s_add(self, M_EVENTS, l, 1);
+    // An event's own series never moves (slots are never freed): found once, kept.
+    series_t **evs = name ? &self->events[ev] : NULL;
+    if (evs && *evs) {
+        (*evs)->value += 1;
+    } else {
+        s_label(l, "event", name);
+        series_t *s = s_find(self, M_EVENTS, l, 0);
+        s->value += 1;
+        if (evs) {
+            *evs = s;
+        }
+    }
     switch (ev) {
     case GA_EV_EXECUTOR_REQUEST_STOP:
     case GA_EV_EXECUTOR_REQUEST_EXCEPTION: {
         bool refused = ev == GA_EV_EXECUTOR_REQUEST_EXCEPTION;
         s_fn(l, d);
+        size_t fn_len = l->len; // service and request_type, shared with the duration's labels
         s_label(l, "outcome", refused ? "refused" : d->success == GA_TM_FALSE ? "error" : "ok");
-        s_add(self, M_REQUESTS, l, 1);
+        s_find(self, M_REQUESTS, l, refused ? 0 : fn_len)->value += 1;
         if (refused) {
             s_label(l, "reason", d->reason);
             s_add(self, M_REFUSALS, l, 1);
         } else {
-            s_fn(l, d);
             s_observe(self, l, (double) d->duration_us / 1e6);
         }
         break;

@@ -285,6 +285,36 @@ test_metrics_render_counts_requests_and_buckets(void **state)
     assert_false(ga_telemetry_is_on(GA_EV_EXECUTOR_REQUEST_STOP));
 }
 
+// Label values are escaped and cut at 200 bytes, and each event's count moves with every
+// emit (its series is found once and kept).
+static void
+test_metrics_labels_escaped_and_events_counted(void **state)
+{
+    (void) state;
+    ga_metrics_t *m = ga_metrics_new();
+    char long_node[300];
+    memset(long_node, 'x', sizeof long_node - 1);
+    long_node[sizeof long_node - 1] = '\0';
+    long_node[198] = '"';
+    for (int i = 0; i < 3; i++) {
+        GA_EMIT(GA_EV_WORKER_POOL_CIRCUIT_OPEN, .node = "a\\b\nc\"d", .count = 5);
+    }
+    GA_EMIT(GA_EV_WORKER_POOL_CIRCUIT_OPEN, .node = long_node, .count = 5);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_metrics_render(m, &out);
+    ga_buf_append_char(&out, '\0');
+    const char *t = (const char *) out.data;
+    assert_non_null(strstr(t, "genapi_circuit_opened_total{node=\"a\\\\b\\nc\\\"d\"} 3\n"));
+    char want[512];
+    snprintf(want, sizeof want, "genapi_circuit_opened_total{node=\"%.198s\\\"x\"} 1\n", long_node);
+    assert_non_null(strstr(t, want));
+    assert_non_null(strstr(
+        t, "genapi_telemetry_events_total{event=\"genapi.worker_pool.circuit.open\"} 4\n"));
+    ga_buf_fini(&out);
+    ga_metrics_destroy(&m);
+}
+
 static void
 test_metrics_series_are_bounded(void **state)
 {
@@ -321,6 +351,7 @@ main(void)
         T(test_telemetry_unheard_emit_costs_a_branch),
         T(test_metrics_render_counts_requests_and_buckets),
         T(test_metrics_series_are_bounded),
+        T(test_metrics_labels_escaped_and_events_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
