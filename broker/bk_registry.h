@@ -42,6 +42,7 @@ typedef struct {
     int64_t session;     // the worker's session from REGISTER (a new one: it dropped its queue)
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
     char key[64];        // CURVE public key it registered with ("" when CURVE is off)
+    size_t slot;         // its place in the registry's list of workers (bk_registry.c)
 } bk_worker_t;
 
 bk_registry_t *bk_registry_new(void);
