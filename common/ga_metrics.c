@@ -71,12 +71,25 @@ typedef struct {
     uint64_t buckets[N_BOUNDS]; // histogram: observations at or below each bound
 } series_t;
 
+#define MEMO_SIZE 64 // functions whose request series are remembered (power of two)
+#define MEMO_NAME 64 // bytes of a service or request_type remembered, with its NUL
+
+// One function's series for its answered requests, remembered by its service and request_type
+// as emitted, so that a request's stop finds them without building labels.
+typedef struct {
+    char service[MEMO_NAME];      // "" with requests[] NULL: unused
+    char request_type[MEMO_NAME]; // as emitted
+    series_t *requests[2];        // genapi_requests_total, outcome "error" [0] and "ok" [1]
+    series_t *duration;           // genapi_request_duration_seconds
+} memo_t;
+
 struct ga_metrics_t {
     series_t *table;   // TABLE_SIZE slots
     size_t n_series;   // slots in use
     int handler;       // telemetry handler id
     ga_buf_t labels;   // label text being built, reused
     series_t *events[GA_EV_COUNT]; // each event's genapi_telemetry_events_total series, once found
+    memo_t memo[MEMO_SIZE];        // by a hash of service and request_type
 };
 
 static uint64_t
@@ -178,9 +191,8 @@ s_set(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
 }
 
 static void
-s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
+s_observe(series_t *s, double seconds)
 {
-    series_t *s = s_find(self, M_DURATION, labels, 0);
     s->value += seconds;
     s->count++;
     for (size_t i = 0; i < N_BOUNDS; i++) {
@@ -188,6 +200,36 @@ s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
             s->buckets[i]++;
         }
     }
+}
+
+// The memo entry for `d`'s service and request_type (NULL counts as ""), or NULL when either
+// is too long to remember. A different function in the entry is replaced (series never move,
+// so a remembered pointer is what a lookup would find).
+static memo_t *
+s_memo(ga_metrics_t *self, const ga_tm_data_t *d)
+{
+    const char *svc = d->service ? d->service : "";
+    const char *rt = d->request_type ? d->request_type : "";
+    uint64_t h = UINT64_C(1469598103934665603);
+    size_t ns = 0;
+    for (; svc[ns]; ns++) {
+        h = (h ^ (uint8_t) svc[ns]) * UINT64_C(1099511628211);
+    }
+    h = (h ^ 0x1f) * UINT64_C(1099511628211);
+    size_t nr = 0;
+    for (; rt[nr]; nr++) {
+        h = (h ^ (uint8_t) rt[nr]) * UINT64_C(1099511628211);
+    }
+    if (ns >= MEMO_NAME || nr >= MEMO_NAME) {
+        return NULL;
+    }
+    memo_t *m = &self->memo[(h ^ (h >> 32)) & (MEMO_SIZE - 1)];
+    if (strcmp(m->service, svc) != 0 || strcmp(m->request_type, rt) != 0) {
+        memcpy(m->service, svc, ns + 1);
+        memcpy(m->request_type, rt, nr + 1);
+        m->requests[0] = m->requests[1] = m->duration = NULL;
+    }
+    return m;
 }
 
 static void
@@ -220,15 +262,28 @@ s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
     case GA_EV_EXECUTOR_REQUEST_STOP:
     case GA_EV_EXECUTOR_REQUEST_EXCEPTION: {
         bool refused = ev == GA_EV_EXECUTOR_REQUEST_EXCEPTION;
+        int ok = d->success != GA_TM_FALSE;
+        memo_t *m = refused ? NULL : s_memo(self, d);
+        if (m && m->requests[ok]) {
+            m->requests[ok]->value += 1;
+            s_observe(m->duration, (double) d->duration_us / 1e6);
+            break;
+        }
         s_fn(l, d);
         size_t fn_len = l->len; // service and request_type, shared with the duration's labels
-        s_label(l, "outcome", refused ? "refused" : d->success == GA_TM_FALSE ? "error" : "ok");
-        s_find(self, M_REQUESTS, l, refused ? 0 : fn_len)->value += 1;
+        s_label(l, "outcome", refused ? "refused" : ok ? "ok" : "error");
+        series_t *requests = s_find(self, M_REQUESTS, l, refused ? 0 : fn_len);
+        requests->value += 1;
         if (refused) {
             s_label(l, "reason", d->reason);
             s_add(self, M_REFUSALS, l, 1);
-        } else {
-            s_observe(self, l, (double) d->duration_us / 1e6);
+            break;
+        }
+        series_t *duration = s_find(self, M_DURATION, l, 0);
+        s_observe(duration, (double) d->duration_us / 1e6);
+        if (m) {
+            m->requests[ok] = requests;
+            m->duration = duration;
         }
         break;
     }
