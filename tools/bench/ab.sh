@@ -55,6 +55,9 @@ metrics_set() {
 # one NAME BIN_DIR: one round against a fresh stack from BIN_DIR.
 one() {
     local name="$1" bin="$2"
+    # The previous round's READY lines must go first: the shell truncates a redirect in the
+    # child, after the fork, so wait_line could read the old line and the old ports.
+    rm -f "$work"/*.out "$work"/*.log
     # shellcheck disable=SC2046
     "$bin/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
         --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
