@@ -111,6 +111,9 @@ struct bk_broker_t {
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
 
+// bk_peers.c: the key of routing id `id` in self->gws and the other tables keyed by a peer's
+// id: its bytes in lowercase hex, NUL-terminated in `key` (2 * id_len + 1 bytes).
+void bk_id_key(char *key, const uint8_t *id, size_t id_len);
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
 void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
              const ga_value_t *body);

@@ -35,14 +35,22 @@ s_liveness_ms(const bk_broker_t *self)
 // ---------------------------------------------------------------------------------------------
 // Gateways
 
+void
+bk_id_key(char *key, const uint8_t *id, size_t id_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < id_len; i++) {
+        key[2 * i] = hex[id[i] >> 4];
+        key[2 * i + 1] = hex[id[i] & 15];
+    }
+    key[2 * id_len] = '\0';
+}
+
 static bk_gateway_t *
 s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_new)
 {
     char key[2 * 255 + 1];
-    for (size_t i = 0; i < id_len; i++) {
-        snprintf(key + 2 * i, 3, "%02x", id[i]);
-    }
-    key[2 * id_len] = '\0';
+    bk_id_key(key, id, id_len);
     bk_gateway_t *gw = zhash_lookup(self->gws, key);
     *is_new = gw == NULL;
     if (gw == NULL) {

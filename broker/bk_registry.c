@@ -51,6 +51,9 @@ typedef struct {
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
+    bk_worker_t **all;         // the same workers, for walking them (zhash_first/next visit
+    size_t n_all;              // every bucket); worker->slot is each one's place
+    size_t cap_all;            // slots allocated in `all`
     zhash_t *unoffered;        // function key -> int64_t (owned): since when unoffered, service up
     bool dirty;                // workers or offers changed since the last sweep
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
@@ -136,6 +139,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     bk_registry_t *self = *self_p;
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
+    ga_free(self->all);
     zhash_destroy(&self->unoffered);
     zhash_destroy(&self->overrides);
     zhash_destroy(&self->pushes);
@@ -310,6 +314,12 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         w->id_len = id_len;
         ga_assert(zhash_insert(self->workers, key, w) == 0);
         zhash_freefn(self->workers, key, s_worker_free);
+        if (self->n_all == self->cap_all) {
+            self->cap_all = self->cap_all ? self->cap_all * 2 : 16;
+            self->all = ga_realloc(self->all, sizeof *self->all * self->cap_all);
+        }
+        w->slot = self->n_all;
+        self->all[self->n_all++] = w;
     }
     ga_free(w->node);
     ga_free(w->service);
@@ -406,6 +416,10 @@ bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
 {
     char key[HEXKEY_MAX];
     s_hexkey(key, worker->id, worker->id_len);
+    ga_assert(worker->slot < self->n_all && self->all[worker->slot] == worker);
+    bk_worker_t *last = self->all[--self->n_all];
+    self->all[worker->slot] = last;
+    last->slot = worker->slot;
     zhash_delete(self->workers, key);
     self->dirty = true;
 }
@@ -570,7 +584,8 @@ s_offered(bk_registry_t *self, const ga_funcfg_t *cfg)
 {
     char fkey[KEY_MAX_REG];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (w->registered && zhash_lookup(w->offers, fkey)) {
             return true;
         }
@@ -741,7 +756,8 @@ bk_registry_pushes(bk_registry_t *self, ga_arena_t *arena)
     for (push_t *p = zhash_first(self->pushes); p; p = zhash_next(self->pushes)) {
         const char *service = zhash_cursor(self->pushes);
         int64_t workers = 0;
-        for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+        for (size_t i = 0; i < self->n_all; i++) {
+            const bk_worker_t *w = self->all[i];
             workers += w->registered && w->service && strcmp(w->service, service) == 0;
         }
         ga_value_t m = ga_map(arena, 6);
@@ -775,7 +791,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
     bk_worker_t *chosen = NULL;
     unsigned seen = 0;
     // Reservoir sampling: a uniform random choice in one pass, no temporary array.
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
             continue;
         }
@@ -821,7 +838,8 @@ bk_registry_candidates(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now,
     char fkey[600];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
     size_t n = 0;
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (!s_candidate(w, cfg, fkey, now)) {
             continue;
         }
@@ -907,7 +925,8 @@ bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t
     sweep_t sw = {.self = self, .now = now, .grace_ms = grace_ms, .offered = zhash_new(),
                   .services = zhash_new(), .arena = arena, .doomed = ga_array(arena, 0)};
     ga_assert(sw.offered && sw.services);
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (!w->registered) {
             continue;
         }
@@ -936,7 +955,8 @@ bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t
 void
 bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg), void *arg)
 {
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         fn(w, arg);
     }
 }
@@ -945,7 +965,8 @@ size_t
 bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t max)
 {
     size_t n = 0;
-    for (bk_worker_t *w = zhash_first(self->workers); w && n < max; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all && n < max; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (w->expiry < now) {
             out[n++] = w;
         }

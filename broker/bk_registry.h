@@ -42,6 +42,7 @@ typedef struct {
     int64_t session;     // the worker's session from REGISTER (a new one: it dropped its queue)
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
     char key[64];        // CURVE public key it registered with ("" when CURVE is off)
+    size_t slot;         // its place in the registry's list of workers (bk_registry.c)
     // Its pool as its last HEARTBEAT said (docs/protocol.md; bk_inspect.c): handler threads,
     // those running a call, calls queued for a thread, the queue's bound; pool_at: monotonic
     // ms of that HEARTBEAT (0: never reported).
