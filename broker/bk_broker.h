@@ -8,6 +8,7 @@
 
 #include "ga_err.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -48,6 +49,8 @@ typedef struct {
     // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
     // caller checks exposure (docs/configuration.md, metrics_listen).
     const char *metrics_listen;
+    // Drain (bk_broker_drain): how long calls in flight are awaited, in ms.
+    int64_t shutdown_timeout_ms;
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -66,8 +69,15 @@ const char *bk_broker_stream_out_endpoint(const bk_broker_t *self);
 int bk_broker_metrics_port(const bk_broker_t *self);
 // Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
-// Asks the loop to stop. Any thread; async-signal-safe.
+// Asks the loop to stop now. Any thread; async-signal-safe.
 void bk_broker_stop(bk_broker_t *self);
+// Asks the loop to drain, then stop (docs/operations.md, "Lifecycle"): /readyz turns 503
+// "draining", new CALLs are answered `Service unavailable`, the answers of calls in flight
+// are still routed (up to shutdown_timeout_ms), then every worker and gateway is sent
+// DISCONNECT "broker stopping" and bk_broker_run returns GA_OK. Any thread; async-signal-safe.
+void bk_broker_drain(bk_broker_t *self);
+// Whether the last run ended by bk_broker_stop before a drain finished.
+bool bk_broker_stopped_early(const bk_broker_t *self);
 
 // The broker's cluster-wide rate limits (owned by the broker; disabled until configured with
 // ga_ratelimit_configure, before bk_broker_run or on the loop thread).

@@ -73,7 +73,8 @@ static bool
 s_eligible(bk_resolve_t *resolve, const bk_worker_t *w, const ga_funcfg_t *cfg,
            const char *fkey, int64_t now)
 {
-    if (!w->registered || w->breaker_until > now || zhash_lookup(w->offers, fkey) == NULL) {
+    if (!w->registered || w->draining || w->breaker_until > now ||
+        zhash_lookup(w->offers, fkey) == NULL) {
         return false;
     }
     if (cfg->nodes_resolver) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // genapi-broker: parses options, binds, prints READY with the real endpoints, runs the loop
-// until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
+// until SIGINT or SIGTERM, drains, and exits 0 after a clean shutdown (docs/operations.md,
+// "Lifecycle").
 #include "bk_broker.h"
 #include "ga_config.h"
 #include "ga_httpd.h"
@@ -10,6 +11,8 @@
 #include "ga_signal.h"
 
 #include <czmq.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +44,7 @@ typedef struct {
     char *service_configs;    // see table (JSON)
     int64_t resolver_cache_ms; // see table
     char *metrics_listen;    // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -101,6 +105,9 @@ static const ga_option_t s_options[] = {
     {"metrics_listen", GA_OPT_STR, "127.0.0.1:9465", 0, 0, offsetof(options_t, metrics_listen),
      "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
      "loopback needs insecure_bind)"},
+    {"shutdown_timeout_ms", GA_OPT_INT, "10000", 0, 3600000,
+     offsetof(options_t, shutdown_timeout_ms),
+     "on SIGTERM, how long the answers of calls in flight are awaited before stopping"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
@@ -202,11 +209,28 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
     return true;
 }
 
+typedef struct {
+    bk_broker_t *broker; // the broker signals act on
+    atomic_int stops;    // SIGINT/SIGTERM received
+} signal_arg_t;
+
+// The signal thread: the first SIGINT or SIGTERM drains, the second stops at once.
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
-    bk_broker_stop(arg);
+    signal_arg_t *sa = arg;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: reloading is not supported by this broker; nothing changed");
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (atomic_fetch_add(&sa->stops, 1) == 0) {
+        GA_NOTICE("%s: draining (send it again to stop at once)", name);
+        bk_broker_drain(sa->broker);
+    } else {
+        GA_WARN("%s again: stopping at once", name);
+        bk_broker_stop(sa->broker);
+    }
 }
 
 int
@@ -257,15 +281,17 @@ main(int argc, char **argv)
         .service_configs = opt.service_configs,
         .resolver_cache_ms = opt.resolver_cache_ms,
         .metrics_listen = opt.metrics_listen,
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms,
     };
     bk_broker_t *broker = bk_broker_new(&cfg);
+    signal_arg_t sigarg = {.broker = broker};
     ga_signal_t *sig = NULL;
     int status = 1;
     if (!s_rate_limits(opt.rate_limits, broker)) {
         status = 2;
         goto out;
     }
-    if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, broker, &sig) != GA_OK) {
+    if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;
     }
@@ -276,8 +302,8 @@ main(int argc, char **argv)
     fflush(stdout);
     GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
             bk_broker_gateway_endpoint(broker));
-    status = bk_broker_run(broker) == GA_OK ? 0 : 1;
-    GA_INFO("stopped");
+    status = bk_broker_run(broker) == GA_OK && !bk_broker_stopped_early(broker) ? 0 : 1;
+    GA_INFO("stopped%s", status ? " before the drain finished" : "");
 out:
     ga_signal_destroy(&sig);
     bk_broker_destroy(&broker);

@@ -180,7 +180,12 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
-        if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
+        if (self->draining) {
+            // Stopping: the calls in flight finish, new ones are turned away at once.
+            bk_send_error(self, msg->id, msg->id_len,
+                          (uint64_t) ga_map_get_int(&msg->value, "id", 0), GA_EUNAVAIL,
+                          "Service unavailable", true);
+        } else if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
             bk_on_call(self, gw, msg);
         }
         break;
@@ -309,6 +314,11 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     w->expiry = ga_clock_ms() + s_liveness_ms(self);
     switch (msg->cmd) {
     case GA_CMD_HEARTBEAT:
+        if (!w->draining && ga_map_get(&msg->value, "draining")) {
+            // The worker is stopping (docs/protocol.md, "Stopping"): it finishes what it has.
+            w->draining = true;
+            GA_INFO("worker %s is draining: no new calls for it", w->node);
+        }
         break;
     case GA_CMD_REPLY:
         if (!bk_resolve_on_reply(self, msg)) { // the broker's own resolver calls

@@ -739,7 +739,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
     unsigned seen = 0;
     // Reservoir sampling: a uniform random choice in one pass, no temporary array.
     for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
-        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+        if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
             continue;
         }
         if (cfg->n_nodes) {
@@ -763,7 +764,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
 static bool
 s_candidate(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
 {
-    if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+    if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
         return false;
     }
     if (cfg->n_nodes == 0) {

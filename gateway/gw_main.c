@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // genapi-gateway: parses options, starts the WebSocket server and the broker link, prints
-// READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
+// READY once it listens and holds the registry, serves until SIGINT or SIGTERM, then drains
+// and exits 0 (docs/operations.md, "Lifecycle").
 #include "ga_config.h"
 #include "ga_httpd.h"
 #include "ga_curve.h"
@@ -11,6 +12,8 @@
 #include "gw_server.h"
 
 #include <ctype.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/err.h>
@@ -56,6 +59,7 @@ typedef struct {
     char *rate_limits;         // see table (JSON)
     char *metrics_listen;      // see table
     bool insecure_bind;        // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -118,14 +122,32 @@ static const ga_option_t s_options[] = {
         "loopback needs insecure_bind)"),
     OPT(insecure_bind, GA_OPT_BOOL, "false", 0, 0,
         "allow metrics_listen beyond loopback (plain, unauthenticated HTTP; trusted networks only)"),
+    OPT(shutdown_timeout_ms, GA_OPT_INT, "10000", 0, 3600000,
+        "on SIGTERM, how long calls in flight are awaited before the clients are closed"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
+typedef struct {
+    gw_server_t *server; // the server signals act on
+    atomic_int stops;    // SIGINT/SIGTERM received
+} signal_arg_t;
+
+// The signal thread: the first SIGINT or SIGTERM drains, the second stops at once.
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
-    gw_server_stop(arg);
+    signal_arg_t *sa = arg;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: reloading is not supported by this gateway; nothing changed");
+        return;
+    }
+    if (atomic_fetch_add(&sa->stops, 1) == 0) {
+        GA_NOTICE("%s: draining (send it again to stop at once)", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        gw_server_drain(sa->server);
+    } else {
+        GA_WARN("%s again: stopping at once", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        gw_server_stop(sa->server);
+    }
 }
 
 typedef struct {
@@ -441,24 +463,26 @@ main(int argc, char **argv)
         .on_ready = s_on_ready,
         .on_ready_arg = &ready,
         .metrics_listen = opt.metrics_listen,
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms,
     };
     s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);
     ready.server = server;
+    signal_arg_t sigarg = {.server = server};
     ga_signal_t *sig = NULL;
     int status = 1;
     if (s_rate_limits(opt.rate_limits, gw_server_pipeline(server)) != GA_OK) {
         status = 2;
         goto out;
     }
-    if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, server, &sig) != GA_OK) {
+    if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;
     }
     GA_INFO("listening on %s://%s:%d, broker %s", ready.scheme, shown, gw_server_port(server),
             opt.broker);
-    status = gw_server_run(server) == GA_OK ? 0 : 1;
-    GA_INFO("stopped");
+    status = gw_server_run(server) == GA_OK && !gw_server_stopped_early(server) ? 0 : 1;
+    GA_INFO("stopped%s", status ? " before the drain finished" : "");
 out:
     ga_signal_destroy(&sig);
     gw_server_destroy(&server);

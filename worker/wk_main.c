@@ -8,6 +8,8 @@
 #include "ga_log.h"
 #include "ga_signal.h"
 
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@ typedef struct {
     char *log_level;    // see table
     char *curve_secret_file; // see table
     char *curve_broker_file; // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -48,13 +51,28 @@ static const ga_option_t s_options[] = {
      "this worker's CURVE certificate (FILE and FILE_secret, role worker)"},
     {"curve_broker_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_broker_file),
      "the broker's public CURVE certificate"},
+    {"shutdown_timeout_ms", GA_OPT_INT, "10000", 0, 3600000,
+     offsetof(options_t, shutdown_timeout_ms),
+     "on SIGTERM, how long the replies of the handlers running are awaited"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
+// The signal thread: the first SIGINT or SIGTERM wakes main, which drains the worker
+// (wk_worker_destroy); the second exits at once, since a running handler cannot be interrupted.
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
+    static atomic_int stops;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: a worker has nothing to reload; nothing changed");
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (atomic_fetch_add(&stops, 1) > 0) {
+        GA_WARN("%s again: exiting at once", name);
+        _exit(1);
+    }
+    GA_NOTICE("%s: draining (send it again to exit at once)", name);
     int *wake = arg;
     char c = 1;
     GA_IGNORE(write(*wake, &c, 1) < 0); // main is waiting for exactly this byte
@@ -102,6 +120,8 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         .curve_secret_file = opt.curve_secret_file,
         .curve_broker_file = opt.curve_broker_file,
         .on_registered = s_on_registered,
+        // 0 here means no wait at all (the library reads 0 as its default).
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms ? (int) opt.shutdown_timeout_ms : -1,
     };
     int wake[2] = {-1, -1};
     ga_signal_t *sig = NULL;
