@@ -342,6 +342,14 @@ bk_broker_drain(bk_broker_t *self)
     GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
 }
 
+void
+bk_broker_reload(bk_broker_t *self)
+{
+    atomic_store(&self->reload_asked, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
 bool
 bk_broker_stopped_early(const bk_broker_t *self)
 {
@@ -519,6 +527,9 @@ bk_broker_run(bk_broker_t *self)
             char buf[16];
             while (read(self->wake[0], buf, sizeof buf) > 0) {
                 // emptied: a drain asked for is seen below
+            }
+            if (atomic_exchange(&self->reload_asked, false) && self->cfg->on_reload) {
+                self->cfg->on_reload(self->cfg->on_reload_arg);
             }
         }
         if (items[ZAP].ready) {

@@ -51,6 +51,10 @@ typedef struct {
     const char *metrics_listen;
     // Drain (bk_broker_drain): how long calls in flight are awaited, in ms.
     int64_t shutdown_timeout_ms;
+    // Called on the loop thread after bk_broker_reload (SIGHUP); may change the settings the
+    // loop reads (tokens, rate limits). NULL: reload does nothing.
+    void (*on_reload)(void *arg);
+    void *on_reload_arg; // passed to on_reload
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -76,6 +80,8 @@ void bk_broker_stop(bk_broker_t *self);
 // are still routed (up to shutdown_timeout_ms), then every worker and gateway is sent
 // DISCONNECT "broker stopping" and bk_broker_run returns GA_OK. Any thread; async-signal-safe.
 void bk_broker_drain(bk_broker_t *self);
+// Asks the loop to call cfg->on_reload on its thread. Any thread; async-signal-safe.
+void bk_broker_reload(bk_broker_t *self);
 // Whether the last run ended by bk_broker_stop before a drain finished.
 bool bk_broker_stopped_early(const bk_broker_t *self);
 

@@ -84,6 +84,7 @@ struct bk_broker_t {
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
     atomic_bool stop;           // set by bk_broker_stop, or at the end of a drain
     atomic_bool drain_asked;    // set by bk_broker_drain
+    atomic_bool reload_asked;   // set by bk_broker_reload
     bool draining;              // the drain has begun: new calls are refused
     bool drained;               // the drain finished
     int64_t drain_deadline;     // monotonic ms: calls in flight are awaited until then

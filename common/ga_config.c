@@ -5,6 +5,7 @@
 
 #include "ga_arena.h"
 #include "ga_json.h"
+#include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_value.h"
 
@@ -235,6 +236,82 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
         return GA_ECLOSED;
     }
     return GA_OK;
+}
+
+static bool
+s_equal(const ga_option_t *o, const void *a, const void *b)
+{
+    const char *fa = (const char *) a + o->offset;
+    const char *fb = (const char *) b + o->offset;
+    switch (o->type) {
+    case GA_OPT_STR:
+    case GA_OPT_JSON: {
+        const char *sa = *(char *const *) (const void *) fa;
+        const char *sb = *(char *const *) (const void *) fb;
+        return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+    }
+    case GA_OPT_INT:
+        return *(const int64_t *) (const void *) fa == *(const int64_t *) (const void *) fb;
+    case GA_OPT_BOOL:
+        return *(const bool *) (const void *) fa == *(const bool *) (const void *) fb;
+    }
+    return true;
+}
+
+static void
+s_swap(const ga_option_t *o, void *a, void *b)
+{
+    char tmp[sizeof(int64_t) > sizeof(char *) ? sizeof(int64_t) : sizeof(char *)];
+    size_t n = o->type == GA_OPT_INT    ? sizeof(int64_t)
+               : o->type == GA_OPT_BOOL ? sizeof(bool)
+                                        : sizeof(char *);
+    memcpy(tmp, (char *) a + o->offset, n);
+    memcpy((char *) a + o->offset, (char *) b + o->offset, n);
+    memcpy((char *) b + o->offset, tmp, n);
+}
+
+static void
+s_list_add(char *list, size_t len, const char *name)
+{
+    size_t used = strlen(list);
+    snprintf(list + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+void
+ga_config_reload(const ga_option_t *table, void *cur, void *next, ga_config_apply_fn *apply,
+                 void *arg)
+{
+    char changed[512] = "";
+    char applied[512] = "";
+    char restart[512] = "";
+    char refused[512] = "";
+    for (const ga_option_t *o = table; o->name; o++) {
+        if (s_equal(o, cur, next)) {
+            continue;
+        }
+        s_list_add(changed, sizeof changed, o->name);
+        char why[300] = "";
+        switch (apply(o, next, arg, why, sizeof why)) {
+        case GA_RELOAD_APPLIED:
+            s_swap(o, cur, next);
+            s_list_add(applied, sizeof applied, o->name);
+            break;
+        case GA_RELOAD_RESTART:
+            s_list_add(restart, sizeof restart, o->name);
+            break;
+        case GA_RELOAD_INVALID:
+            s_list_add(refused, sizeof refused, o->name);
+            GA_ERR("reload: %s: %s; the value in force is kept", o->name, why);
+            break;
+        }
+    }
+    if (changed[0] == '\0') {
+        GA_NOTICE("reload: nothing changed");
+        return;
+    }
+    GA_NOTICE("reload: changed: %s; applied: %s; need a restart (not applied): %s; refused: %s",
+              changed, applied[0] ? applied : "none", restart[0] ? restart : "none",
+              refused[0] ? refused : "none");
 }
 
 void

@@ -47,4 +47,21 @@ GA_MUST_CHECK ga_err_t ga_config_parse_json(const ga_option_t *table, void *cfg,
 // Frees the strings ga_config_load stored in `cfg`.
 void ga_config_fini(const ga_option_t *table, void *cfg);
 
+// Reload (SIGHUP, docs/operations.md "Reload"): what became of one changed option.
+typedef enum {
+    GA_RELOAD_APPLIED, // in force from now on
+    GA_RELOAD_RESTART, // cannot change while running: kept until a restart
+    GA_RELOAD_INVALID, // the new value is refused (reason given): the value in force is kept
+} ga_reload_t;
+// Acts on option `o` whose value in `next` differs from the one in force; `why` takes the
+// reason of GA_RELOAD_INVALID.
+typedef ga_reload_t(ga_config_apply_fn)(const ga_option_t *o, const void *next, void *arg,
+                                        char *why, size_t whylen);
+// Compares `cur` (in force) with `next` (freshly loaded), calls `apply` for each option that
+// differs, moves the applied values into `cur` (the old ones into `next`, freed with it), and
+// logs one line naming the options changed, applied and needing a restart (names only, never
+// values), plus one error line per refused value.
+void ga_config_reload(const ga_option_t *table, void *cur, void *next, ga_config_apply_fn *apply,
+                      void *arg);
+
 #endif

@@ -46,6 +46,7 @@ struct gw_server_t {
     int port;                     // actual port
     atomic_bool stop;             // set by gw_server_stop, or at the end of a drain
     atomic_bool drain_asked;      // set by gw_server_drain
+    atomic_bool reload_asked;     // set by gw_server_reload
     bool draining;                // the drain has begun (loop thread)
     bool closing;                 // the drain is closing the clients
     bool drained;                 // the drain finished: every client closed
@@ -1318,6 +1319,9 @@ gw_server_run(gw_server_t *self)
         if (atomic_load(&self->drain_asked) && !self->draining) {
             s_drain_begin(self);
         }
+        if (atomic_exchange(&self->reload_asked, false) && self->cfg->on_reload) {
+            self->cfg->on_reload(self->cfg->on_reload_arg);
+        }
         if (lws_service(self->context, 0) < 0) {
             GA_ERR("event loop failed");
             return GA_EIO;
@@ -1330,6 +1334,15 @@ void
 gw_server_drain(gw_server_t *self)
 {
     atomic_store(&self->drain_asked, true);
+    if (self->context) {
+        lws_cancel_service(self->context);
+    }
+}
+
+void
+gw_server_reload(gw_server_t *self)
+{
+    atomic_store(&self->reload_asked, true);
     if (self->context) {
         lws_cancel_service(self->context);
     }

@@ -49,6 +49,10 @@ typedef struct {
     // Drain (gw_server_drain): how long calls in flight are awaited before the clients are
     // closed anyway, in ms.
     int64_t shutdown_timeout_ms;
+    // Called on the loop thread after gw_server_reload (SIGHUP); may change the settings the
+    // loop reads (the auth key, the pipeline's rate limits). NULL: reload does nothing.
+    void (*on_reload)(void *arg);
+    void *on_reload_arg; // passed to on_reload
 } gw_config_t;
 
 typedef struct gw_server_t gw_server_t;
@@ -73,6 +77,8 @@ void gw_server_stop(gw_server_t *self);
 // clients are closed in batches with 1001 and gw_server_run returns GA_OK once none is left.
 // Any thread; safe from a signal-handling thread.
 void gw_server_drain(gw_server_t *self);
+// Asks the loop to call cfg->on_reload on its thread. Any thread; safe from a signal thread.
+void gw_server_reload(gw_server_t *self);
 // Whether the last run ended by gw_server_stop before a drain finished.
 bool gw_server_stopped_early(const gw_server_t *self);
 

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -57,14 +58,50 @@ static const ga_option_t s_options[] = {
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
+typedef struct {
+    int wake;       // main waits for a byte on this pipe
+    int argc;       // the command line, read again on SIGHUP
+    char **argv;
+    options_t *opt; // the options in force
+} signal_arg_t;
+
+// Reload (docs/operations.md, "Reload"): only log_level changes at run time.
+static ga_reload_t
+s_apply(const ga_option_t *o, const void *next_p, void *arg, char *why, size_t whylen)
+{
+    const options_t *next = next_p;
+    (void) arg;
+    if (strcmp(o->name, "log_level") != 0) {
+        return GA_RELOAD_RESTART;
+    }
+    int level = ga_log_level_parse(next->log_level);
+    if (level < 0) {
+        snprintf(why, whylen, "must be err, warn, notice, info or debug");
+        return GA_RELOAD_INVALID;
+    }
+    ga_log_set_level((ga_log_level_t) level);
+    return GA_RELOAD_APPLIED;
+}
+
 // The signal thread: the first SIGINT or SIGTERM wakes main, which drains the worker
 // (wk_worker_destroy); the second exits at once, since a running handler cannot be interrupted.
+// SIGHUP reloads here (main only waits meanwhile, and reads nothing the reload changes).
 static void
 s_on_signal(int signo, void *arg)
 {
     static atomic_int stops;
+    signal_arg_t *sa = arg;
     if (signo == SIGHUP) {
-        GA_NOTICE("SIGHUP: a worker has nothing to reload; nothing changed");
+        GA_NOTICE("SIGHUP: reloading the configuration");
+        options_t next = {0};
+        char err[512];
+        if (ga_config_load(s_options, &next, sa->argv[0], sa->argc, sa->argv, err, sizeof err) !=
+            GA_OK) {
+            GA_ERR("reload: %s; nothing changed", err);
+        } else {
+            ga_config_reload(s_options, sa->opt, &next, s_apply, NULL);
+        }
+        ga_config_fini(s_options, &next);
         return;
     }
     const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
@@ -73,9 +110,8 @@ s_on_signal(int signo, void *arg)
         _exit(1);
     }
     GA_NOTICE("%s: draining (send it again to exit at once)", name);
-    int *wake = arg;
     char c = 1;
-    GA_IGNORE(write(*wake, &c, 1) < 0); // main is waiting for exactly this byte
+    GA_IGNORE(write(sa->wake, &c, 1) < 0); // main is waiting for exactly this byte
 }
 
 static void
@@ -104,7 +140,12 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         return rc == GA_ECLOSED ? 0 : 2;
     }
     int level = ga_log_level_parse(opt.log_level);
-    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    if (level < 0) {
+        fprintf(stderr, "%s: log_level: must be err, warn, notice, info or debug\n", argv[0]);
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    ga_log_set_level((ga_log_level_t) level);
     wk_service_t svc = *service;
     if (opt.node[0]) {
         svc.node = opt.node;
@@ -127,7 +168,10 @@ wk_main(int argc, char **argv, const wk_service_t *service)
     ga_signal_t *sig = NULL;
     wk_worker_t *worker = wk_worker_new(&svc, &wopt);
     int status = 1;
-    if (pipe(wake) != 0 || ga_signal_start(s_on_signal, &wake[1], &sig) != GA_OK) {
+    signal_arg_t sigarg = {.wake = -1, .argc = argc, .argv = argv, .opt = &opt};
+    bool piped = pipe(wake) == 0;
+    sigarg.wake = wake[1];
+    if (!piped || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         fprintf(stderr, "%s: cannot set up signal handling\n", argv[0]);
         goto out;
     }
