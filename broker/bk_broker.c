@@ -171,6 +171,9 @@ s_curve_start(bk_broker_t *self)
         GA_ERR("%s", err);
         return GA_ECONFIG;
     }
+    if (self->zctx == NULL) {
+        return GA_OK; // bk_broker_check: the files only
+    }
     if (bk_zap_bind(self->zap, self->zctx) != GA_OK) {
         return GA_EIO;
     }
@@ -251,6 +254,22 @@ s_state_tick(bk_broker_t *self, int64_t now, bool force)
                        sizeof err) != GA_OK) {
         GA_WARN("%s (sticky mappings are kept in memory; retried later)", err);
     }
+}
+
+ga_err_t
+bk_broker_check(bk_broker_t *self)
+{
+    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
+        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
+        return GA_ECONFIG;
+    }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
+    return GA_OK;
 }
 
 ga_err_t

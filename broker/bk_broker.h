@@ -64,6 +64,9 @@ bk_broker_t *bk_broker_new(const bk_config_t *cfg);
 void bk_broker_destroy(bk_broker_t **self_p);
 // Creates and binds the sockets. GA_EIO with a logged reason when an endpoint cannot be bound.
 GA_MUST_CHECK ga_err_t bk_broker_bind(bk_broker_t *self);
+// Checks what bind would check, without binding or creating sockets (genapi-broker check):
+// the CURVE files, admin_actions, the state files, the pull settings. GA_ECONFIG, logged.
+GA_MUST_CHECK ga_err_t bk_broker_check(bk_broker_t *self);
 // The bound endpoints with real ports ("tcp://127.0.0.1:40123"); valid after bind.
 const char *bk_broker_worker_endpoint(const bk_broker_t *self);
 const char *bk_broker_gateway_endpoint(const bk_broker_t *self);

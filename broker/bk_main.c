@@ -374,6 +374,14 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (ga_config_is_check(argc, argv)) {
+        // Everything bind checks except the endpoints themselves (nothing is bound).
+        status = bk_broker_check(broker) == GA_OK ? 0 : 2;
+        if (status == 0) {
+            printf("genapi-broker: configuration valid\n");
+        }
+        goto out;
+    }
     if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;

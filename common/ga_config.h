@@ -35,7 +35,11 @@ typedef struct {
 
 // Fills `cfg` from the sources above. `table` ends with an entry whose name is NULL.
 // Returns GA_OK; GA_ECLOSED when --help or --print-config was handled (exit 0); GA_ECONFIG
-// with a message in `err` naming the option. May be called only from main.
+// with a message in `err` naming the option (and, for a file, its line and column). A leading
+// `check` argument (ga_config_is_check) is skipped, and `-c FILE` is --config FILE.
+// --print-config prints the effective values as one JSON object, secrets hidden (options
+// whose name contains "token" or "secret" show "(hidden)" when set). May be called only from
+// main (or, for a reload, from the thread that owns the program's options).
 GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const char *prog,
                                       int argc, char **argv, char *err, size_t errlen);
 // The JSON-file step of ga_config_load: applies the object in text[0..len) to `cfg` (which
@@ -44,6 +48,10 @@ GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const
 GA_MUST_CHECK ga_err_t ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text,
                                             size_t len, const char *source, char *err,
                                             size_t errlen);
+// True when the command line is `PROG check [-c FILE] [--set ...]`: the program validates its
+// configuration, prints that it is valid, and exits 0 (2 with the error) without starting.
+bool ga_config_is_check(int argc, char **argv);
+
 // Frees the strings ga_config_load stored in `cfg`.
 void ga_config_fini(const ga_option_t *table, void *cfg);
 

@@ -565,6 +565,11 @@ main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (ga_config_is_check(argc, argv)) {
+        printf("genapi-gateway: configuration valid\n"); // everything checked but the ports
+        status = 0;
+        goto out;
+    }
     if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;

@@ -150,6 +150,18 @@ wk_main(int argc, char **argv, const wk_service_t *service)
     if (opt.node[0]) {
         svc.node = opt.node;
     }
+    if (ga_config_is_check(argc, argv)) {
+        wk_worker_t *probe = wk_worker_new(&svc, NULL);
+        rc = wk_table_build(probe, err, sizeof err);
+        wk_worker_destroy(&probe);
+        if (rc != GA_OK) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+        } else {
+            printf("%s: configuration valid\n", argv[0]);
+        }
+        ga_config_fini(s_options, &opt);
+        return rc == GA_OK ? 0 : 2;
+    }
     wk_options_t wopt = {
         .broker = opt.broker,
         .heartbeat_ms = (int) opt.heartbeat_ms,
