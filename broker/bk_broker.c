@@ -482,6 +482,10 @@ s_drain_step(bk_broker_t *self, int64_t now)
         bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_DISCONNECT, &m);
     }
     ga_arena_reset(self->arena);
+    // The sockets close with no linger: give these goodbyes up to a second to leave.
+    int linger = 1000;
+    GA_IGNORE(zmq_setsockopt(self->workers, ZMQ_LINGER, &linger, sizeof linger) != 0);
+    GA_IGNORE(zmq_setsockopt(self->gateways, ZMQ_LINGER, &linger, sizeof linger) != 0);
     GA_NOTICE("drained: told %zu worker(s) and %zu gateway(s) %s",
               bk_registry_worker_count(self->registry), zhash_size(self->gws),
               GA_PROTO_BROKER_STOPPING);
