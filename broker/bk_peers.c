@@ -186,6 +186,13 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
                           (uint64_t) ga_map_get_int(&msg->value, "id", 0), GA_EUNAVAIL,
                           "Service unavailable", true);
         } else if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
+            if (ga_log_level() >= GA_LOG_DEBUG) {
+                const char *svc = ga_map_get_str(&msg->value, "service");
+                const char *fn = ga_map_get_str(&msg->value, "request_type");
+                const char *rid = ga_map_get_str(&msg->value, "request_id");
+                GA_DEBUG("call %s.%s request_id=%s from a gateway", svc ? svc : "-",
+                         fn ? fn : "-", rid ? rid : "-");
+            }
             bk_on_call(self, gw, msg);
         }
         break;

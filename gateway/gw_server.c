@@ -501,6 +501,8 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         return;
     }
     GA_EMIT(GA_EV_EXECUTOR_REQUEST_START, .service = call.service, .request_type = call.request_type, .version = call.version, .request_id = call.request_id, .response_type = ga_resp_name(call.response_type));
+    GA_DEBUG("call %s.%s request_id=%s conn=%llu", call.service, call.request_type,
+             call.request_id ? call.request_id : "-", (unsigned long long) conn->id);
     int64_t started_us = gw_tm_start_us();
     gw_route_t route = {.type = call.response_type,
                         .service = started_us ? call.service : NULL,

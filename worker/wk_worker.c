@@ -431,6 +431,10 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     size_t index = 0;
     const char *request_type = ga_map_get_str(&msg->value, "request_type");
+    if (ga_log_level() >= GA_LOG_DEBUG) {
+        const char *rid = ga_map_get_str(&msg->value, "request_id");
+        GA_DEBUG("request %s request_id=%s", request_type ? request_type : "-", rid ? rid : "-");
+    }
     const wk_function_t *fn =
         request_type ? wk_function_find(io->w, request_type,
                                         ga_map_get_str(&msg->value, "version"), &index)

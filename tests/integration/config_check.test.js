@@ -78,7 +78,7 @@ test('broker check: typo with its line, an unknown admin action, a valid file', 
   const actions = tmpFile('broker.json', '{"admin_actions": "status,bogus"}');
   r = await run('genapi-broker', ['check', '-c', actions]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /admin_actions: unknown action "bogus"/);
+  assert.match(r.stderr, /admin_actions: unknown action \\"bogus\\"/); // a JSON log line
   const exposed = tmpFile('broker.json', '{"worker_endpoint": "tcp://0.0.0.0:5570"}');
   r = await run('genapi-broker', ['check', '-c', exposed]);
   assert.equal(r.code, 2);

@@ -79,7 +79,7 @@ test('SIGHUP on the gateway applies rate_limits, log_level and jwt_secret, names
     assert.equal(await handshakeStatus(gateway.url, tokenA), 401);
     assert.equal(await handshakeStatus(gateway.url, tokenB), 101);
     // Debug lines now appear (a connection's).
-    await waitForLog(gateway, / D genapi-gateway\[\d+\]: connected conn=/, from);
+    await waitForLog(gateway, /"level":"debug","prog":"genapi-gateway","pid":\d+,"msg":"connected conn=/, from);
     // topics needs a restart: still the old list.
     await assert.rejects(join(socket, 'api:other'));
 
