@@ -82,7 +82,12 @@ struct bk_broker_t {
     char stream_in_ep[256];     // bound endpoint, real port
     char stream_out_ep[256];    // bound endpoint, real port
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
-    atomic_bool stop;           // set by bk_broker_stop
+    atomic_bool stop;           // set by bk_broker_stop, or at the end of a drain
+    atomic_bool drain_asked;    // set by bk_broker_drain
+    atomic_bool reload_asked;   // set by bk_broker_reload
+    bool draining;              // the drain has begun: new calls are refused
+    bool drained;               // the drain finished
+    int64_t drain_deadline;     // monotonic ms: calls in flight are awaited until then
     bk_registry_t *registry;    // functions and workers
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner

@@ -100,8 +100,8 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
         return 200;
     }
     if (strcmp(path, "/readyz") == 0) {
-        if (atomic_load(&self->stop)) {
-            ga_buf_append_str(body, "stopping\n");
+        if (atomic_load(&self->stop) || self->draining) {
+            ga_buf_append_str(body, self->draining ? "not ready: draining\n" : "stopping\n");
             return 503;
         }
         ga_buf_append_str(body, "ready\n"); // answered only once every endpoint is bound

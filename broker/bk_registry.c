@@ -793,7 +793,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
     // Reservoir sampling: a uniform random choice in one pass, no temporary array.
     for (size_t slot = 0; slot < self->n_all; slot++) {
         bk_worker_t *w = self->all[slot];
-        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+        if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
             continue;
         }
         if (cfg->n_nodes) {
@@ -817,7 +818,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
 static bool
 s_candidate(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
 {
-    if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+    if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
         return false;
     }
     if (cfg->n_nodes == 0) {
