@@ -344,7 +344,9 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
             // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so
             // it carries the connection's metadata.
             const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
-            snprintf(msg->user_id, sizeof msg->user_id, "%s", user ? user : "");
+            if (user) {
+                snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
+            }
         } else if (slot == 2) {
             if (size != 1 || ga_cmd_name(data[0]) == NULL) {
                 goto out;
