@@ -422,3 +422,20 @@ ga_wire_decode(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *o
     }
     return rc;
 }
+
+ga_err_t
+ga_wire_decode_first(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out,
+                     size_t *n)
+{
+    *out = ga_nil();
+    ga_err_t rc = ga_wire_scan_first(data, len, n);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    reader_t r = {.p = data, .end = data + *n};
+    rc = s_build(&r, arena, out);
+    if (rc != GA_OK) {
+        *out = ga_nil();
+    }
+    return rc;
+}

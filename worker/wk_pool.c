@@ -34,8 +34,7 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
     ga_value_t body;
     ga_buf_reset(out);
     size_t env_len = 0;
-    if (ga_wire_scan_first(data, len, &env_len) != GA_OK ||
-        ga_wire_decode(data, env_len, arena, &body) != GA_OK || body.type != GA_MAP) {
+    if (ga_wire_decode_first(data, len, arena, &body, &env_len) != GA_OK || body.type != GA_MAP) {
         // The I/O thread decoded this envelope already, so this cannot happen with our own I/O
         // thread; answer with id 0, which the broker drops and counts.
         wk_encode_error(out, arena, 0, GA_EPROTO, "Internal Server Error", false);

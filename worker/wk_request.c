@@ -150,11 +150,7 @@ ga_err_t
 wk_reply_decode(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *body)
 {
     size_t n = 0;
-    *body = ga_nil();
-    ga_err_t rc = ga_wire_scan_first(data, len, &n);
-    if (rc == GA_OK) {
-        rc = ga_wire_decode(data, n, arena, body);
-    }
+    ga_err_t rc = ga_wire_decode_first(data, len, arena, body, &n);
     if (rc == GA_OK && body->type != GA_MAP) {
         rc = GA_EPROTO;
     }
