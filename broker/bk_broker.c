@@ -14,6 +14,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_wire.h"
 #include "ga_zpoll.h"
 
 #include <czmq.h>
@@ -60,6 +61,7 @@ bk_broker_destroy(bk_broker_t **self_p)
         bk_call_t *c = self->free_calls;
         self->free_calls = c->next;
         ga_buf_fini(&c->body);
+        zmq_msg_close(&c->payload);
         ga_free(c);
     }
     zhash_destroy(&self->gws);
@@ -395,6 +397,20 @@ bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd
     }
 }
 
+ga_err_t
+bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+           const ga_value_t *envelope, zmq_msg_t *payload)
+{
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, envelope);
+    ga_err_t rc = ga_proto_forward(sock, id, id_len, cmd, &self->out, payload);
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+    return rc;
+}
+
 // Answers a gateway's call with an error.
 void
 bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
@@ -426,6 +442,13 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
         if (rc == GA_EPROTO) {
             self->stats.malformed++;
             GA_DEBUG("malformed message dropped");
+            if (self->msg.peer_version &&
+                ga_log_every_due(&self->version_log, NULL, ga_clock_ms(), 60000)) {
+                GA_ERR("a %s peer speaks protocol version %d, this broker speaks %d: upgrade it "
+                       "(its messages are dropped)",
+                       from_workers ? "worker" : "gateway", self->msg.peer_version,
+                       GA_PROTO_VERSION);
+            }
         } else if (rc == GA_OK) {
             if (from_workers) {
                 bk_on_worker(self, &self->msg);

@@ -54,7 +54,10 @@ struct bk_call_t {
                            // calls are taken from it before it goes)
     char node[BK_NODE_MAX]; // same_node: the node of the first attempt
     uint64_t topic_hash;   // streams: FNV-1a of the stream topic its chunks must carry
-    ga_buf_t body;         // the CALL body as received, kept when another attempt may follow
+    ga_buf_t body;         // the CALL envelope, kept when another attempt may follow
+    zmq_msg_t payload;     // and its payload frame (the args), shared with the received message
+                           // (zmq_msg_copy counts references): forwarded untouched each attempt
+    bool has_payload;      // payload holds one
     bk_call_t *next;       // free-list link
 };
 
@@ -102,6 +105,7 @@ struct bk_broker_t {
     bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
     ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     ga_log_every_t refused_stream_log; // refused stream messages, logged once a minute
+    ga_log_every_t version_log; // messages of another protocol version, logged once a minute
     int64_t next_heartbeat;     // monotonic ms
     uint64_t registry_seq;      // registry changes so far (SNAPSHOT, UPDATE, gateway HEARTBEAT)
     int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
@@ -122,6 +126,10 @@ void bk_id_key(char *key, const uint8_t *id, size_t id_len);
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
 void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
              const ga_value_t *body);
+// bk_broker.c: sends `envelope` as `cmd` to peer `id` on `sock`, followed by the received
+// payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
+ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+                    const ga_value_t *envelope, zmq_msg_t *payload);
 // bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
 void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
                    ga_err_t code, const char *message, bool can_retry);

@@ -272,6 +272,7 @@ typedef struct {
     ga_arena_t *arena;      // per-message arena
     ga_proto_msg_t msg;     // receive buffers
     ga_buf_t out;           // send buffer
+    ga_buf_t in;            // a REQUEST run here: its envelope and payload, one after the other
     bool registered;        // the broker has accepted our table
     int64_t hb_ms;          // heartbeat interval (the broker's once registered)
     int64_t last_heard;     // monotonic ms of the broker's last message
@@ -282,6 +283,7 @@ typedef struct {
     int64_t unregistered_since; // monotonic ms of the first REGISTER not yet accepted (0: none)
     ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
     ga_log_every_t silent_log;  // "no answer from the broker", once per interval
+    ga_log_every_t version_log; // a broker of another protocol version, once per interval
     int64_t session;            // this life's session, sent with REGISTER (new after a loss)
     uint32_t pushed;            // functions in the last REGISTER's table
     bool draining;              // stopping: new requests refused, running ones finish
@@ -423,6 +425,33 @@ s_on_registered(io_t *io, const ga_value_t *body)
 }
 
 static void s_refuse(io_t *io, int64_t id);
+// Sends a REPLY as wk_request_run encodes it (envelope, then the result's value when ok): the
+// two values go out as the envelope and payload frames.
+static ga_err_t
+s_send_reply(io_t *io, const uint8_t *data, size_t len)
+{
+    size_t n = len;
+    if (ga_wire_scan_first(data, len, &n) != GA_OK) {
+        n = len; // our own encoding: cannot happen; sent whole, the broker counts it
+    }
+    ga_buf_t env = {.data = (uint8_t *) data, .len = n};
+    ga_buf_t payload = {.data = (uint8_t *) data + n, .len = len - n};
+    return ga_proto_send_payload(io->dealer, NULL, 0, GA_CMD_REPLY, &env, &payload);
+}
+
+// A REQUEST's two frames as one run of bytes for wk_request_run (envelope, then payload).
+static zframe_t *
+s_request_frame(const ga_proto_msg_t *msg)
+{
+    size_t plen = 0;
+    const uint8_t *payload = ga_proto_payload(msg, &plen);
+    zframe_t *f = zframe_new(NULL, msg->body.len + plen);
+    memcpy(zframe_data(f), msg->body.data, msg->body.len);
+    if (plen) {
+        memcpy(zframe_data(f) + msg->body.len, payload, plen);
+    }
+    return f;
+}
 
 static void
 s_on_request(io_t *io, const ga_proto_msg_t *msg)
@@ -448,17 +477,24 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
                                         ga_map_get_str(&msg->value, "version"), &index)
                      : NULL;
     if (fn && fn->non_blocking && io->w->cfgs[index]->response_type != GA_RESP_STREAM) {
-        // Run here: the body decodes again into the same per-message arena.
+        // Run here: the envelope decodes again (small), the payload for the first time.
+        size_t plen = 0;
+        const uint8_t *payload = ga_proto_payload(msg, &plen);
+        ga_buf_reset(&io->in);
+        ga_buf_append(&io->in, msg->body.data, msg->body.len);
+        if (plen) {
+            ga_buf_append(&io->in, payload, plen);
+        }
         ga_buf_reset(&io->out);
-        wk_request_run(io->w, msg->body.data, msg->body.len, io->arena, &io->out);
-        if (io->out.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
+        wk_request_run(io->w, io->in.data, io->in.len, io->arena, &io->out);
+        if (io->out.len && s_send_reply(io, io->out.data, io->out.len) != GA_OK) {
             GA_WARN("reply not sent: broker unreachable");
         }
         return;
     }
     for (int i = 0; i < io->w->opt.threads; i++) {
         if (!io->busy[i]) {
-            zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+            zframe_t *f = s_request_frame(msg);
             ga_zpoll_touch(io->poller, zsock_resolve(io->pool[i]));
             if (zframe_send(&f, io->pool[i], 0) != 0) {
                 zframe_destroy(&f);
@@ -469,7 +505,7 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
         }
     }
     if (zlist_size(io->queue) < (size_t) io->w->opt.queue_max) {
-        zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+        zframe_t *f = s_request_frame(msg);
         if (zlist_append(io->queue, f) == 0) {
             return;
         }
@@ -547,7 +583,13 @@ s_on_broker(io_t *io, int64_t now)
             break;
         }
         if (rc == GA_EPROTO) {
-            GA_WARN("malformed message from the broker dropped");
+            if (io->msg.peer_version == 0) {
+                GA_WARN("malformed message from the broker dropped");
+            } else if (ga_log_every_due(&io->version_log, NULL, now, WK_LOG_REPEAT_MS)) {
+                GA_ERR("broker %s speaks protocol version %d, this worker speaks %d: upgrade it "
+                       "(its messages are dropped)",
+                       io->w->opt.broker, io->msg.peer_version, GA_PROTO_VERSION);
+            }
             ga_arena_reset(io->arena);
             continue;
         }
@@ -593,9 +635,8 @@ s_on_pool(io_t *io, int i)
     if (reply == NULL) {
         return;
     }
-    ga_buf_t view = {.data = zframe_data(reply), .len = zframe_size(reply)};
     // An empty frame: the handler is done and owes no reply (none and stream functions).
-    if (view.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &view) != GA_OK) {
+    if (zframe_size(reply) && s_send_reply(io, zframe_data(reply), zframe_size(reply)) != GA_OK) {
         GA_WARN("reply not sent: broker unreachable");
     }
     zframe_destroy(&reply);
@@ -658,6 +699,7 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
     io->arena = ga_arena_new(16384);
     ga_proto_msg_init(&io->msg);
     ga_buf_init(&io->out);
+    ga_buf_init(&io->in);
     io->queue = zlist_new();
     io->pool = ga_calloc((size_t) w->opt.threads, sizeof(zactor_t *));
     io->busy = ga_calloc((size_t) w->opt.threads, sizeof(bool));
@@ -727,6 +769,7 @@ s_io_fini(io_t *io)
     }
     ga_proto_msg_fini(&io->msg);
     ga_buf_fini(&io->out);
+    ga_buf_fini(&io->in);
     ga_arena_destroy(&io->arena);
 }
 
@@ -751,7 +794,8 @@ s_drain_begin(io_t *io, int64_t now)
     zframe_t *f;
     while ((f = zlist_pop(io->queue)) != NULL) {
         ga_value_t body;
-        if (ga_wire_decode(zframe_data(f), zframe_size(f), io->arena, &body) == GA_OK) {
+        size_t n = 0; // a queued request is its envelope followed by its payload
+        if (ga_wire_decode_first(zframe_data(f), zframe_size(f), io->arena, &body, &n) == GA_OK) {
             s_refuse(io, ga_map_get_int(&body, "id", 0));
             refused++;
         }
