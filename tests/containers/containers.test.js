@@ -26,6 +26,7 @@ const ENV = {
   ...process.env,
   CONTAINERS_CONF: path.join(ROOT, 'tools', 'containers', 'containers.conf'),
   GENAPI_IMAGE: IMAGE,
+  GENAPI_ADMIN_TOKEN: `containers-test-${process.pid}-${Date.now()}`,
 };
 const COMPOSE = ['--podman-path', path.join(ROOT, 'tools', 'containers', 'podman-hostnet'),
   '-p', PROJECT, '-f', path.join(ROOT, 'compose.yaml')];
@@ -177,6 +178,15 @@ test('containers: build, compose up, calls through both gateways, broker killed,
       }
     });
 
+    await step('genapi-ctl status with the operator key from the keys volume', async () => {
+      const keys = '/var/lib/genapi/keys';
+      const out = await must('podman', ['run', '--rm', '--network', 'host', '-v', `${PROJECT}_keys:${keys}:ro`,
+        '-e', `GENAPI_CURVE_SECRET_FILE=${keys}/peers/operator`, '-e', `GENAPI_CURVE_BROKER_FILE=${keys}/broker`,
+        '-e', `GENAPI_ADMIN_TOKEN=${ENV.GENAPI_ADMIN_TOKEN}`, IMAGE,
+        'genapi-ctl', 'status', '--broker', `tcp://127.0.0.1:${ports.BROKER_GATEWAY_PORT}`]);
+      for (const w of ['user_service', 'node1', 'node2', 'node3', 'hooks_service']) assert.match(out, new RegExp(w));
+    });
+
     await step('the broker crashes: its restart policy brings it back, calls work again', async () => {
       const started = await inspect('broker', '{{.State.StartedAt}}');
       // SIGKILL to the broker itself (the child of the container's init), as a crash would.
@@ -194,7 +204,8 @@ test('containers: build, compose up, calls through both gateways, broker killed,
 
     await step('the broker container killed: calls fail, then work again once it is started', async () => {
       await podman('kill', container('broker'));
-      assert.equal(await inspect('broker', '{{.State.Status}}'), 'exited');
+      await podman('wait', container('broker'));
+      assert.ok(['exited', 'stopped'].includes(await inspect('broker', '{{.State.Status}}')));
       const down = await call(channels.GATEWAY1_PORT, { service: 'user_service', request_type: 'get_user',
         request_id: `down_${Date.now()}`, args: { user_id: '1' } }, 15000);
       assert.equal(down.success, false);
