@@ -39,6 +39,7 @@ COPY tools/containers/make-keys.sh /usr/local/bin/genapi-make-keys
 COPY config/gateway.dev.json /etc/genapi/gateway.dev.json
 USER genapi
 WORKDIR /var/lib/genapi
-# A bare C program as PID 1 would ignore SIGTERM: run with an init (compose.yaml has init: true,
-# podman/docker run --init).
+# Run with an init as PID 1 (compose.yaml has init: true; podman/docker run --init): it passes
+# signals on and reaps. genapi's programs take SIGTERM themselves even as PID 1, but a process
+# that left SIGTERM to its default action would not stop as PID 1.
 CMD ["genapi-broker", "--help"]
