@@ -4,7 +4,8 @@
 # registry to pull it from: debootstrap (minbase) from the host's own apt mirror, imported into
 # podman and tagged docker.io/library/debian:bookworm and :bookworm-slim, so `FROM debian:bookworm`
 # builds unchanged. Does nothing when the image is already there (podman's store keeps it).
-# Needs root, podman and debootstrap (docs/operations.md, "Containers").
+# Needs podman and debootstrap, and root for debootstrap (sudo when not root; the image then goes
+# to the calling user's podman store) (docs/operations.md, "Containers").
 #   tools/containers/base-image.sh [MIRROR]
 set -euo pipefail
 image=docker.io/library/debian:bookworm
@@ -19,17 +20,19 @@ if [ -z "$mirror" ]; then
               grep -v security | head -1 | tr -d ' ' || true)"
     mirror="${mirror:-http://deb.debian.org/debian}"
 fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 root="$(mktemp -d -t genapi-rootfs.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+trap '$sudo rm -rf "$root"' EXIT
 echo "base-image: debootstrap bookworm from $mirror"
-debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 || {
+$sudo debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 || {
     tail -20 "$root.log" >&2
     rm -f "$root.log"
     exit 1
 }
 rm -f "$root.log"
 # What a registry's debian image also has: no apt caches, no downloaded lists.
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-tar -C "$root" -c . | podman import --quiet - localhost/debian:bookworm >/dev/null
+$sudo sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' _ "$root"
+$sudo tar -C "$root" -c . | podman import --quiet - localhost/debian:bookworm >/dev/null
 podman tag localhost/debian:bookworm "$image" docker.io/library/debian:bookworm-slim
 echo "base-image: $image made"
