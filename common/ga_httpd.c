@@ -452,14 +452,12 @@ s_read(ga_httpd_t *self, conn_t *c)
         c->in_len += (size_t) n;
     }
     c->in[c->in_len] = '\0';
-    // The request line is all we need, except for the streaming path, which reads the whole
-    // head (its Authorization header); the rest of a head is not read further.
+    // The whole head is read before answering: a client may send it a line per write (a
+    // shell's /dev/tcp probe does), and closing with its rest unread would make the kernel
+    // reset the connection under the answer. A head longer than the buffer is answered from
+    // what fits (the request line, at least, is in it).
     bool full = c->in_len >= sizeof c->in - 1;
-    if (!full && strstr(c->in, "\r\n") == NULL && strchr(c->in, '\n') == NULL) {
-        return;
-    }
-    if (!full && s_is_stream(self, c) && strstr(c->in, "\r\n\r\n") == NULL &&
-        strstr(c->in, "\n\n") == NULL) {
+    if (!full && strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
         return;
     }
     s_answer(self, c);
