@@ -389,6 +389,99 @@ test_ratelimit_large_window_rings_grow_up_to_the_limit_only(void **state)
     assert_int_equal(s_check(f, "s", "f", "u1", 60001, NULL), GA_RL_ALLOW);
 }
 
+// The reference model of one window for the randomized test: accepted timestamps, oldest first.
+typedef struct {
+    int64_t ts[64]; // at most the limit's max_requests
+    int n;          // entries
+} model_window_t;
+
+static void
+s_model_expire(model_window_t *m, int64_t window_ms, int64_t now)
+{
+    int drop = 0;
+    while (drop < m->n && m->ts[drop] + window_ms <= now) {
+        drop++;
+    }
+    memmove(m->ts, m->ts + drop, (size_t) (m->n - drop) * sizeof m->ts[0]);
+    m->n -= drop;
+}
+
+static void
+test_ratelimit_many_keys_match_a_reference_model(void **state)
+{
+    // Thousands of keys (the table grows many times), values short and long (inline and
+    // allocated, up to the 1024-byte cap), windows freed by the sweep and by reset while others
+    // live around them: every verdict and retry-after must be what an exact sliding window
+    // gives, so no window may be lost or mixed up when entries move.
+    fixture_t *f = *state;
+    enum { USERS = 3000, DEVICES = 40, OPS = 60000 };
+    s_configure(f, "{\"enabled\":true,\"global_limits\":["
+                   "{\"key\":\"user_id\",\"max_requests\":2,\"window_ms\":2000},"
+                   "{\"key\":\"device_id\",\"max_requests\":8,\"window_ms\":400}]}");
+    static model_window_t users[USERS], devices[DEVICES];
+    static char names[USERS][1025];
+    char device_names[DEVICES][16];
+    memset(users, 0, sizeof users);
+    memset(devices, 0, sizeof devices);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int u = 0; u < USERS; u++) {
+        // Lengths 1..40, and every 97th exactly the cap: distinct in their first bytes.
+        size_t len = u % 97 == 0 ? 1024 : 1 + (size_t) (NEXT() % 40);
+        int head = snprintf(names[u], sizeof names[u], "%d-", u);
+        memset(names[u] + head, 'a' + u % 26, len > (size_t) head ? len - (size_t) head : 0);
+        names[u][len > (size_t) head ? len : (size_t) head] = '\0';
+    }
+    for (int d = 0; d < DEVICES; d++) {
+        snprintf(device_names[d], sizeof device_names[d], "device-%d", d);
+    }
+    int64_t now = 0;
+    int refused = 0;
+    for (int op = 0; op < OPS; op++) {
+        now += (int64_t) (NEXT() % 3);
+        int u = (int) (NEXT() % USERS);
+        int d = u % DEVICES;
+        if (NEXT() % 100 == 0) {
+            assert_true(ga_ratelimit_reset(f->rl, names[u], "user_id", NULL, NULL) <= 1);
+            users[u].n = 0;
+            continue;
+        }
+        ga_rl_subject_t who = {.user_id = names[u], .device_id = device_names[d]};
+        int64_t retry = -1;
+        ga_rl_verdict_t v = ga_ratelimit_check(f->rl, "s", "f", &who, now, &retry);
+        s_model_expire(&users[u], 2000, now);
+        s_model_expire(&devices[d], 400, now);
+        int64_t want_retry = 0;
+        if (users[u].n >= 2) {
+            want_retry = users[u].ts[0] + 2000 - now;
+        }
+        if (devices[d].n >= 8 && devices[d].ts[0] + 400 - now > want_retry) {
+            want_retry = devices[d].ts[0] + 400 - now;
+        }
+        bool want_limited = users[u].n >= 2 || devices[d].n >= 8;
+        refused += want_limited;
+        assert_int_equal(v, want_limited ? GA_RL_LIMITED : GA_RL_ALLOW);
+        assert_int_equal(retry, want_retry);
+        if (!want_limited) {
+            users[u].ts[users[u].n++] = now;
+            devices[d].ts[devices[d].n++] = now;
+        }
+        if (op % 1000 == 0) {
+            ga_arena_reset(f->a);
+            ga_value_t st = ga_ratelimit_status(f->rl, names[u], "user_id", NULL, NULL, now, f->a);
+            assert_int_equal(st.len, 1);
+            assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), users[u].n);
+        }
+    }
+#undef NEXT
+    assert_true(ga_ratelimit_stats(f->rl).keys > 1000);
+    assert_true(refused > 100 && refused < OPS / 2); // both outcomes were exercised
+    // Past every window: a full sweep frees every window.
+    size_t live = ga_ratelimit_stats(f->rl).keys;
+    assert_int_equal(ga_ratelimit_sweep(f->rl, now + 2000, 1u << 20), live);
+    assert_int_equal(ga_ratelimit_stats(f->rl).keys, 0);
+}
+
 int
 main(void)
 {
@@ -407,6 +500,7 @@ main(void)
         T(test_ratelimit_put_replace_remove_at_runtime),
         T(test_ratelimit_malformed_config_is_refused_naming_the_field),
         T(test_ratelimit_large_window_rings_grow_up_to_the_limit_only),
+        T(test_ratelimit_many_keys_match_a_reference_model),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

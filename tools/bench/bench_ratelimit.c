@@ -31,6 +31,12 @@ s_checks(ga_ratelimit_t *rl, char (*names)[32], char (*devices)[32], long users,
     int64_t retry = 0;
     for (long i = from; i < to; i++) {
         long u = (i * 7919) % users;
+        // The next check's ids fetched ahead: in a gateway they are the connection's, at hand
+        // when its request is handled; here they are in tables of 32 bytes per user, whose
+        // cache misses would be the harness's, not the limiter's.
+        long next = ((i + 1) * 7919) % users;
+        __builtin_prefetch(names[next]);
+        __builtin_prefetch(devices[next]);
         ga_rl_subject_t who = {.user_id = names[u], .device_id = devices[u],
                                .ip_address = "10.1.2.3"};
         bool report = i % 50 == 0;
