@@ -115,8 +115,20 @@ s_hash(uint32_t limit_id, const char *value, size_t len)
         h = (h ^ k) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 31;
     }
+    // The last 0..7 bytes, from loads of fixed size (overlapping bytes already mixed in are
+    // harmless: equal values hash equal, and windows compare the values themselves).
     uint64_t k = 0;
-    memcpy(&k, value + i, len - i);
+    if (len >= 8) {
+        memcpy(&k, value + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, value, 4);
+        memcpy(&hi, value + len - 4, 4);
+        k = lo | (uint64_t) hi << 32;
+    } else if (len > 0) {
+        k = (uint8_t) value[0] | (uint64_t) (uint8_t) value[len / 2] << 8 |
+            (uint64_t) (uint8_t) value[len - 1] << 16;
+    }
     h = (h ^ k) * 0x94d049bb133111ebull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
