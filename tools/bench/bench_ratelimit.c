@@ -7,6 +7,7 @@
 // Not a test: it is not registered with ctest.
 #include "ga_arena.h"
 #include "ga_json.h"
+#include "ga_metrics.h"
 #include "ga_ratelimit.h"
 
 #include <stdio.h>
@@ -62,9 +63,11 @@ main(int argc, char **argv)
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 2000000;
     long users = argc > 2 ? strtol(argv[2], NULL, 10) : 10000;
     if (n <= 0 || users <= 0) {
-        fprintf(stderr, "usage: bench-ratelimit [CHECKS] [USERS]\n");
+        fprintf(stderr, "usage: bench-ratelimit [CHECKS] [USERS] [metrics]\n");
         return 2;
     }
+    // "metrics": the checks' telemetry goes to a ga_metrics, as in a gateway with metrics_listen.
+    ga_metrics_t *metrics = argc > 3 && strcmp(argv[3], "metrics") == 0 ? ga_metrics_new() : NULL;
     ga_arena_t *arena = ga_arena_new(4096);
     ga_value_t cfg;
     char why[200];
@@ -101,6 +104,7 @@ main(int argc, char **argv)
     free(names);
     free(devices);
     ga_ratelimit_destroy(&rl);
+    ga_metrics_destroy(&metrics);
     ga_arena_destroy(&arena);
     return 0;
 }
