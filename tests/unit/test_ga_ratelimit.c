@@ -6,6 +6,7 @@
 #include "ga_ratelimit.h"
 
 #include "ga_json.h"
+#include "ga_metrics.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -482,6 +483,35 @@ test_ratelimit_many_keys_match_a_reference_model(void **state)
     assert_int_equal(ga_ratelimit_stats(f->rl).keys, 0);
 }
 
+static void
+test_ratelimit_metrics_count_checks_per_scope_across_a_scope_change(void **state)
+{
+    // The metrics keep the checks series of the last scope seen: a change of scope must start
+    // counting in the other series, and the events counter must count every check.
+    fixture_t *f = *state;
+    ga_metrics_t *m = ga_metrics_new();
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    s_configure(f, "{\"enabled\":true,\"scope\":\"cluster\",\"global_limits\":[{\"key\":"
+                   "\"user_id\",\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_metrics_render(m, &out);
+    ga_buf_append_char(&out, '\0');
+    const char *text = (const char *) out.data;
+    assert_non_null(strstr(text, "genapi_rate_limit_checks_total{scope=\"gateway\"} 3\n"));
+    assert_non_null(strstr(text, "genapi_rate_limit_checks_total{scope=\"cluster\"} 1\n"));
+    assert_non_null(strstr(text, "{event=\"genapi.rate_limiter.check\"} 4\n"));
+    ga_buf_fini(&out);
+    ga_metrics_destroy(&m);
+}
+
 int
 main(void)
 {
@@ -501,6 +531,7 @@ main(void)
         T(test_ratelimit_malformed_config_is_refused_naming_the_field),
         T(test_ratelimit_large_window_rings_grow_up_to_the_limit_only),
         T(test_ratelimit_many_keys_match_a_reference_model),
+        T(test_ratelimit_metrics_count_checks_per_scope_across_a_scope_change),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
