@@ -368,8 +368,10 @@ s_expire(window_t *w, int64_t window_ms, int64_t now)
     w->oldest = w->ring[w->head]; // count > 0: newest has not left
 }
 
-// Whether `w` counts for nothing any more: its limit is gone, or every timestamp has expired.
-// Reads the entry only, never the ring.
+// Whether `w` counts for nothing any more: its limit is gone, or its newest timestamp has left
+// the window (so has every other). Reads the entry only, never the ring. A window a check is
+// using has a newest within the window (ga_ratelimit_check sets it), so a sweep for room made
+// by that check does not free it.
 static bool
 s_is_idle(const ga_ratelimit_t *self, const window_t *w, int64_t now)
 {
@@ -377,7 +379,7 @@ s_is_idle(const ga_ratelimit_t *self, const window_t *w, int64_t now)
     if (!l->used || l->id != w->limit_id) {
         return true;
     }
-    return w->count == 0 || w->newest + l->window_ms <= now;
+    return w->newest + l->window_ms <= now;
 }
 
 size_t
@@ -979,23 +981,25 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
         q->w = s_get(self, q->limit, q->slot, q->value, q->len, q->hash, now_ms, &created);
         if (q->w == NULL) {
             failed = true;
-        } else if (q->w->count > 0) {
-            // The line the next timestamp goes to and, when the oldest has left, the one the
-            // expiry reads from.
+            break;
+        }
+        s_expire(q->w, q->limit->window_ms, now_ms);
+        if (q->w->count == 0) {
+            // Empty (new, or everything left): marked as in use now, so that a sweep for room
+            // made by this check's next limits cannot free it (it holds no timestamps).
+            q->w->newest = now_ms;
+        } else {
+            // The line the next timestamp goes to.
             window_t *w = q->w;
             uint32_t tail = w->head + w->count;
             __builtin_prefetch(&w->ring[tail >= w->cap ? tail - w->cap : tail], 1);
-            if (s_stamp(w, w->oldest) + q->limit->window_ms <= now_ms) {
-                __builtin_prefetch(&w->ring[w->head + 1 == w->cap ? 0 : w->head + 1], 0);
-            }
         }
     }
     for (size_t k = 0; k < n && !failed; k++) {
         probe_t *q = &p[k];
         limit_t *l = q->limit;
         window_t *w = created ? s_find(self, l, q->value, q->len, q->hash) : q->w;
-        q->w = w;
-        s_expire(w, l->window_ms, now_ms);
+        q->w = w; // found again when entries moved: none was freed (see s_is_idle)
         if (w->count >= (uint64_t) l->max_requests) {
             int64_t wait = s_stamp(w, w->oldest) + l->window_ms - now_ms;
             l->refused++;

@@ -512,6 +512,43 @@ test_ratelimit_metrics_count_checks_per_scope_across_a_scope_change(void **state
     ga_metrics_destroy(&m);
 }
 
+static void
+test_ratelimit_key_cap_sweep_spares_the_windows_of_the_check_in_progress(void **state)
+{
+    // At max_keys, a check that finds one window (idle by now, not yet swept) and must create
+    // another sweeps for room: the window it has just found must not be the one freed. Where
+    // windows sit in the table depends on their hash, so many key pairs are tried, each in a
+    // fresh limiter; every pair must end counted in both windows or fail open uncounted.
+    fixture_t *f = *state;
+    int counted = 0;
+    for (int k = 0; k < 200; k++) {
+        ga_ratelimit_destroy(&f->rl);
+        f->rl = ga_ratelimit_new();
+        s_configure(f, "{\"enabled\":true,\"max_keys\":2,\"global_limits\":["
+                       "{\"key\":\"user_id\",\"max_requests\":5,\"window_ms\":1000},"
+                       "{\"key\":\"device_id\",\"max_requests\":5,\"window_ms\":1000}]}");
+        char user[16], dev1[16], dev2[16];
+        snprintf(user, sizeof user, "u%d", k);
+        snprintf(dev1, sizeof dev1, "d%d", k);
+        snprintf(dev2, sizeof dev2, "e%d", k);
+        int64_t retry = 0;
+        ga_rl_subject_t first = {.user_id = user, .device_id = dev1};
+        assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &first, 0, &retry), GA_RL_ALLOW);
+        ga_rl_subject_t again = {.user_id = user, .device_id = dev2};
+        assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &again, 2000, &retry), GA_RL_ALLOW);
+        if (ga_ratelimit_stats(f->rl).failures > 0) {
+            continue; // no room found this time: allowed uncounted (fail_open)
+        }
+        ga_arena_reset(f->a);
+        ga_value_t st = ga_ratelimit_status(f->rl, user, "user_id", NULL, NULL, 2000, f->a);
+        assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), 1);
+        st = ga_ratelimit_status(f->rl, dev2, "device_id", NULL, NULL, 2000, f->a);
+        assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), 1);
+        counted++;
+    }
+    assert_true(counted > 0);
+}
+
 int
 main(void)
 {
@@ -526,6 +563,7 @@ main(void)
         T(test_ratelimit_reset_clears_a_key_and_status_reports_each_limit),
         T(test_ratelimit_idle_windows_are_reclaimed_by_the_incremental_sweep),
         T(test_ratelimit_key_cap_fails_open_or_closed),
+        T(test_ratelimit_key_cap_sweep_spares_the_windows_of_the_check_in_progress),
         T(test_ratelimit_injected_fault_follows_fail_open),
         T(test_ratelimit_put_replace_remove_at_runtime),
         T(test_ratelimit_malformed_config_is_refused_naming_the_field),
