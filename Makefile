@@ -26,7 +26,8 @@ BROKER_METRICS_PORT  ?= 9465
 export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT \
        GATEWAY_METRICS_PORT BROKER_METRICS_PORT
 
-.PHONY: all deps build build-run build-fuzz test test-unit test-js test-fuzz fuzz run bench clean
+.PHONY: all deps build build-run build-fuzz test test-unit test-js test-fuzz fuzz run bench clean \
+        install
 
 all: build
 
@@ -70,6 +71,12 @@ fuzz: build-fuzz
 
 run: build-run
 	@tools/run-dev.sh $(RUN_BUILD)/bin
+
+# Installs the optimised build under $(DESTDIR)$(PREFIX): the programs in bin, libgenapi-worker
+# and genapi-worker.pc in lib, the headers in include/genapi (docs/operations.md, "Installing").
+PREFIX ?= /usr/local
+install: build-run
+	@DESTDIR="$(DESTDIR)" cmake --install $(RUN_BUILD) --prefix "$(PREFIX)"
 
 # Benchmarks against the NATS peer (not part of `make test`); see docs/benchmarks.md.
 bench: build-run

@@ -171,6 +171,9 @@ s_curve_start(bk_broker_t *self)
         GA_ERR("%s", err);
         return GA_ECONFIG;
     }
+    if (self->zctx == NULL) {
+        return GA_OK; // bk_broker_check: the files only
+    }
     if (bk_zap_bind(self->zap, self->zctx) != GA_OK) {
         return GA_EIO;
     }
@@ -254,6 +257,22 @@ s_state_tick(bk_broker_t *self, int64_t now, bool force)
 }
 
 ga_err_t
+bk_broker_check(bk_broker_t *self)
+{
+    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
+        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
+        return GA_ECONFIG;
+    }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
+    return GA_OK;
+}
+
+ga_err_t
 bk_broker_bind(bk_broker_t *self)
 {
     if (pipe(self->wake) != 0 || fcntl(self->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
@@ -334,6 +353,28 @@ bk_broker_stop(bk_broker_t *self)
     GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
 }
 
+void
+bk_broker_drain(bk_broker_t *self)
+{
+    atomic_store(&self->drain_asked, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
+void
+bk_broker_reload(bk_broker_t *self)
+{
+    atomic_store(&self->reload_asked, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
+bool
+bk_broker_stopped_early(const bk_broker_t *self)
+{
+    return atomic_load(&self->drain_asked) && !self->drained;
+}
+
 bk_stats_t
 bk_broker_stats(const bk_broker_t *self)
 {
@@ -400,6 +441,58 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
     }
 }
 
+static void
+s_goodbye_worker(bk_worker_t *w, void *arg)
+{
+    bk_broker_t *self = arg;
+    ga_value_t m = ga_map(self->arena, 1);
+    ga_map_put(&m, self->arena, "reason", ga_str(GA_PROTO_BROKER_STOPPING));
+    bk_send(self, self->workers, w->id, w->id_len, GA_CMD_DISCONNECT, &m);
+    ga_arena_reset(self->arena);
+}
+
+// One step of the drain (docs/operations.md, "Lifecycle"): begins it when asked; ends it once
+// no call is in flight or shutdown_timeout_ms has passed, telling every peer.
+static void
+s_drain_step(bk_broker_t *self, int64_t now)
+{
+    if (!self->draining) {
+        if (!atomic_load(&self->drain_asked)) {
+            return;
+        }
+        self->draining = true;
+        self->drain_deadline = now + self->cfg->shutdown_timeout_ms;
+        GA_NOTICE("draining: %zu call(s) in flight; new calls refused, answers routed up to "
+                  "shutdown_timeout_ms=%lld",
+                  ga_inflight_size(self->calls), (long long) self->cfg->shutdown_timeout_ms);
+    }
+    size_t inflight = ga_inflight_size(self->calls);
+    if (inflight && now < self->drain_deadline) {
+        return;
+    }
+    if (inflight) {
+        GA_WARN("draining: shutdown_timeout_ms passed with %zu call(s) in flight: their "
+                "gateways answer them (Service unavailable)",
+                inflight);
+    }
+    bk_registry_each_worker(self->registry, s_goodbye_worker, self);
+    ga_value_t m = ga_map(self->arena, 1);
+    ga_map_put(&m, self->arena, "reason", ga_str(GA_PROTO_BROKER_STOPPING));
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_DISCONNECT, &m);
+    }
+    ga_arena_reset(self->arena);
+    // The sockets close with no linger: give these goodbyes up to a second to leave.
+    int linger = 1000;
+    GA_IGNORE(zmq_setsockopt(self->workers, ZMQ_LINGER, &linger, sizeof linger) != 0);
+    GA_IGNORE(zmq_setsockopt(self->gateways, ZMQ_LINGER, &linger, sizeof linger) != 0);
+    GA_NOTICE("drained: told %zu worker(s) and %zu gateway(s) %s",
+              bk_registry_worker_count(self->registry), zhash_size(self->gws),
+              GA_PROTO_BROKER_STOPPING);
+    self->drained = true;
+    atomic_store(&self->stop, true);
+}
+
 ga_err_t
 bk_broker_run(bk_broker_t *self)
 {
@@ -441,6 +534,9 @@ bk_broker_run(bk_broker_t *self)
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
+        if (self->draining && next > now + 20) {
+            next = now + 20; // the drain checks the calls in flight this often
+        }
         long timeout = next > now ? (long) (next - now) : 0;
         if (ga_zpoll_wait(&poller, timeout) < 0) {
             if (errno == EINTR) {
@@ -449,6 +545,15 @@ bk_broker_run(bk_broker_t *self)
             GA_ERR("poll failed: %s", strerror(errno));
             rc = GA_EIO;
             break;
+        }
+        if (items[WAKE].ready) {
+            char buf[16];
+            while (read(self->wake[0], buf, sizeof buf) > 0) {
+                // emptied: a drain asked for is seen below
+            }
+            if (atomic_exchange(&self->reload_asked, false) && self->cfg->on_reload) {
+                self->cfg->on_reload(self->cfg->on_reload_arg);
+            }
         }
         if (items[ZAP].ready) {
             bk_zap_process(self->zap); // first: handshakes wait on it
@@ -480,6 +585,7 @@ bk_broker_run(bk_broker_t *self)
         bk_pull_tick(self, ga_clock_ms());
         bk_resolve_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
+        s_drain_step(self, ga_clock_ms());
     }
     s_state_tick(self, ga_clock_ms(), true);
     ga_zpoll_fini(&poller);

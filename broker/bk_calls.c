@@ -73,7 +73,8 @@ static bool
 s_eligible(bk_resolve_t *resolve, const bk_worker_t *w, const ga_funcfg_t *cfg,
            const char *fkey, int64_t now)
 {
-    if (!w->registered || w->breaker_until > now || zhash_lookup(w->offers, fkey) == NULL) {
+    if (!w->registered || w->draining || w->breaker_until > now ||
+        zhash_lookup(w->offers, fkey) == NULL) {
         return false;
     }
     if (cfg->nodes_resolver) {
@@ -403,7 +404,8 @@ bk_calls_worker_lost(bk_broker_t *self, bk_worker_t *w)
         s_detach(self, call);
         s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_LOST, id, now, (uint64_t) rand()),
               NULL);
-        ga_arena_reset(self->arena);
+        // No ga_arena_reset here: the message being handled (a REGISTER with a new session)
+        // lives in the same arena, and is read after this; it is reset after the message.
     }
 }
 

@@ -82,7 +82,12 @@ struct bk_broker_t {
     char stream_in_ep[256];     // bound endpoint, real port
     char stream_out_ep[256];    // bound endpoint, real port
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
-    atomic_bool stop;           // set by bk_broker_stop
+    atomic_bool stop;           // set by bk_broker_stop, or at the end of a drain
+    atomic_bool drain_asked;    // set by bk_broker_drain
+    atomic_bool reload_asked;   // set by bk_broker_reload
+    bool draining;              // the drain has begun: new calls are refused
+    bool drained;               // the drain finished
+    int64_t drain_deadline;     // monotonic ms: calls in flight are awaited until then
     bk_registry_t *registry;    // functions and workers
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
@@ -111,6 +116,9 @@ struct bk_broker_t {
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
 
+// bk_peers.c: the key of routing id `id` in self->gws and the other tables keyed by a peer's
+// id: its bytes in lowercase hex, NUL-terminated in `key` (2 * id_len + 1 bytes).
+void bk_id_key(char *key, const uint8_t *id, size_t id_len);
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
 void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
              const ga_value_t *body);
@@ -233,6 +241,12 @@ void bk_relay_save(bk_broker_t *self);
 void bk_relay_tick(bk_broker_t *self, int64_t now);
 // bk_relay.c: removes every member living on the dead gateway `gw` from every group.
 void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
+
+// bk_inspect.c: a worker's HEARTBEAT body: its pool figures (threads, busy, queued, queue_max).
+void bk_inspect_on_heartbeat(bk_worker_t *w, const ga_value_t *body);
+// bk_inspect.c: answers the read-only admin ops pool_status, pushed_services and call_flow
+// into `reply`; false when `op` is none of them.
+bool bk_inspect_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
 
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);

@@ -345,10 +345,7 @@ s_settle(bk_broker_t *broker, s_entry_t *e)
     // Only those parked now: a call routed again parks no more (the answer is fresh).
     for (size_t k = 0; k < n && (p = zlist_pop(e->parked)) != NULL; k++) {
         char key[2 * 255 + 1];
-        for (size_t i = 0; i < p->gw_id_len; i++) {
-            snprintf(key + 2 * i, 3, "%02x", p->gw_id[i]);
-        }
-        key[2 * p->gw_id_len] = '\0';
+        bk_id_key(key, p->gw_id, p->gw_id_len);
         bk_gateway_t *gw = zhash_lookup(broker->gws, key);
         if (gw == NULL || gw->serial != p->gw_serial) {
             // Its gateway is gone: nobody waits for the answer.

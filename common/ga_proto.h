@@ -33,6 +33,9 @@
 #define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes; larger bodies are dropped and counted
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
 #define GA_PROTO_LIVENESS  3                    // heartbeats missed before a peer is dead
+// The reason of the DISCONNECT a broker sends every worker and gateway at the end of its drain
+// (docs/protocol.md, "Stopping").
+#define GA_PROTO_BROKER_STOPPING "broker stopping"
 
 typedef enum {
     GA_CMD_REGISTER = 0x01,   // W->B: {node, service, config_version, token?, functions}

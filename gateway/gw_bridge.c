@@ -1181,6 +1181,14 @@ gw_bridge_process(gw_bridge_t *self)
             // Not a broker's gateway endpoint (typically its worker endpoint): say why, and
             // stay unconnected.
             const char *why = ga_map_get_str(&self->msg.value, "reason");
+            if (why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0 && self->connected) {
+                // The broker drained and stops: taken as silent now, not in 3 heartbeats
+                // (the tick answers what is still in flight and says HELLO until it is back).
+                GA_NOTICE("broker %s is stopping", self->cfg->broker);
+                self->last_heard = ga_clock_ms() - self->hb_ms * GA_PROTO_LIVENESS - 1;
+                ga_arena_reset(self->arena);
+                continue;
+            }
             self->refused = true;
             if (ga_log_every_due(&self->refused_log, why, ga_clock_ms(), GW_LOG_REPEAT_MS)) {
                 GA_ERR("broker %s refused this gateway: %s", self->cfg->broker,

@@ -43,6 +43,9 @@ wk_worker_new(const wk_service_t *service, const wk_options_t *options)
     if (self->opt.queue_max <= 0) {
         self->opt.queue_max = 256;
     }
+    if (self->opt.shutdown_timeout_ms == 0) {
+        self->opt.shutdown_timeout_ms = 10000;
+    }
     self->table_arena = ga_arena_new(4096);
     pthread_mutex_init(&self->stream_lock, NULL);
     self->streams = ga_idmap_new();
@@ -280,6 +283,9 @@ typedef struct {
     ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
     ga_log_every_t silent_log;  // "no answer from the broker", once per interval
     int64_t session;            // this life's session, sent with REGISTER (new after a loss)
+    uint32_t pushed;            // functions in the last REGISTER's table
+    bool draining;              // stopping: new requests refused, running ones finish
+    int64_t drain_deadline;     // monotonic ms: running handlers' replies awaited until then
 } io_t;
 
 // A new session: the broker takes a REGISTER carrying it as a new life of this worker.
@@ -346,6 +352,7 @@ s_register(io_t *io, int64_t now)
         ga_map_put(&m, a, "force", ga_bool(true));
     }
     ga_map_put(&m, a, "functions", table);
+    io->pushed = table.len;
     s_send(io, GA_CMD_REGISTER, &m);
     if (io->unregistered_since == 0) {
         io->unregistered_since = now;
@@ -365,6 +372,8 @@ s_on_registered(io_t *io, const ga_value_t *body)
             GA_ERR("broker %s refused the function table: %s", io->w->opt.broker,
                    why ? why : "(no reason)");
         }
+        GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+                .success = GA_TM_FALSE, .reason = why ? why : "refused");
         return; // retried with backoff
     }
     const ga_value_t *failed = ga_map_get(body, "failed");
@@ -397,6 +406,10 @@ s_on_registered(io_t *io, const ga_value_t *body)
     ga_log_every_reset(&io->refused_log);
     ga_log_every_reset(&io->silent_log);
     const ga_value_t *skipped = ga_map_get(body, "skipped");
+    uint32_t n_failed = failed && failed->type == GA_ARRAY ? failed->len : 0;
+    GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+            .count = io->pushed > n_failed ? io->pushed - n_failed : 0, .success = GA_TM_TRUE,
+            .reason = skipped && skipped->type == GA_BOOL && skipped->u.b ? "skipped" : NULL);
     if (skipped && skipped->type == GA_BOOL && skipped->u.b) {
         GA_INFO("registered with %s as %s; the broker already had config version %s, table "
                 "not pushed again (force_push pushes it)",
@@ -409,9 +422,15 @@ s_on_registered(io_t *io, const ga_value_t *body)
     }
 }
 
+static void s_refuse(io_t *io, int64_t id);
+
 static void
 s_on_request(io_t *io, const ga_proto_msg_t *msg)
 {
+    if (io->draining) {
+        s_refuse(io, ga_map_get_int(&msg->value, "id", 0)); // sent before our notice arrived
+        return;
+    }
     if (!io->registered) {
         // Sent to a life the broker has given up (or will, when our REGISTER reaches it).
         atomic_fetch_add(&io->w->discarded, 1);
@@ -420,6 +439,10 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     size_t index = 0;
     const char *request_type = ga_map_get_str(&msg->value, "request_type");
+    if (ga_log_level() >= GA_LOG_DEBUG) {
+        const char *rid = ga_map_get_str(&msg->value, "request_id");
+        GA_DEBUG("request %s request_id=%s", request_type ? request_type : "-", rid ? rid : "-");
+    }
     const wk_function_t *fn =
         request_type ? wk_function_find(io->w, request_type,
                                         ga_map_get_str(&msg->value, "version"), &index)
@@ -454,7 +477,14 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     // Pool and queue full: refuse at once so the caller can retry elsewhere.
     GA_EMIT(GA_EV_WORKER_POOL_TASK_REJECTED, .service = io->w->svc->service, .node = io->w->node, .pool_name = io->w->svc->service, .reason = "pool and queue full");
-    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    s_refuse(io, ga_map_get_int(&msg->value, "id", 0));
+}
+
+// Answers REQUEST `id` with a refusal: it did not run, so the broker may give it to another
+// worker (docs/protocol.md, "Retry and fallback").
+static void
+s_refuse(io_t *io, int64_t id)
+{
     ga_arena_t *a = io->arena;
     ga_value_t m = ga_map(a, 6);
     ga_map_put(&m, a, "id", ga_int(id));
@@ -538,10 +568,16 @@ s_on_broker(io_t *io, int64_t now)
         case GA_CMD_PULL:
             s_on_pull(io, io->msg.cmd == GA_CMD_PULL);
             break;
-        case GA_CMD_DISCONNECT:
-            s_lost_broker(io, now, "broker asks us to register again");
-            s_register(io, now);
+        case GA_CMD_DISCONNECT: {
+            const char *why = ga_map_get_str(&io->msg.value, "reason");
+            bool stopping = why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0;
+            s_lost_broker(io, now, stopping ? "the broker is stopping"
+                                            : "broker asks us to register again");
+            if (!stopping) {
+                s_register(io, now); // else after the usual delay: it is going away
+            }
             break;
+        }
         default:
             GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(io->msg.cmd));
             break;
@@ -594,8 +630,20 @@ s_on_timer(io_t *io, int64_t now)
     if (now >= io->next_hb) {
         io->next_hb = now + io->hb_ms;
         if (io->registered) {
-            ga_value_t empty = ga_map(io->arena, 0);
-            s_send(io, GA_CMD_HEARTBEAT, &empty);
+            // The pool's figures ride along (docs/protocol.md; genapi-ctl pool-status).
+            int64_t busy = 0;
+            for (int i = 0; i < io->w->opt.threads; i++) {
+                busy += io->busy[i];
+            }
+            ga_value_t hb = ga_map(io->arena, 5);
+            ga_map_put(&hb, io->arena, "threads", ga_int(io->w->opt.threads));
+            ga_map_put(&hb, io->arena, "busy", ga_int(busy));
+            ga_map_put(&hb, io->arena, "queued", ga_int((int64_t) zlist_size(io->queue)));
+            ga_map_put(&hb, io->arena, "queue_max", ga_int(io->w->opt.queue_max));
+            if (io->draining) {
+                ga_map_put(&hb, io->arena, "draining", ga_bool(true)); // said again each time
+            }
+            s_send(io, GA_CMD_HEARTBEAT, &hb);
             ga_arena_reset(io->arena);
         }
     }
@@ -682,6 +730,60 @@ s_io_fini(io_t *io)
     ga_arena_destroy(&io->arena);
 }
 
+// Begins the drain (docs/operations.md, "Lifecycle"): tells the broker to send nothing more
+// (HEARTBEAT draining, docs/protocol.md "Stopping") and refuses what is queued. False when
+// there is nothing to wait for.
+static bool
+s_drain_begin(io_t *io, int64_t now)
+{
+    if (io->w->opt.shutdown_timeout_ms < 0) {
+        return false;
+    }
+    io->draining = true;
+    io->drain_deadline = now + io->w->opt.shutdown_timeout_ms;
+    if (io->registered) {
+        ga_value_t m = ga_map(io->arena, 1);
+        ga_map_put(&m, io->arena, "draining", ga_bool(true));
+        s_send(io, GA_CMD_HEARTBEAT, &m);
+        ga_arena_reset(io->arena);
+    }
+    size_t refused = 0;
+    zframe_t *f;
+    while ((f = zlist_pop(io->queue)) != NULL) {
+        ga_value_t body;
+        if (ga_wire_decode(zframe_data(f), zframe_size(f), io->arena, &body) == GA_OK) {
+            s_refuse(io, ga_map_get_int(&body, "id", 0));
+            refused++;
+        }
+        ga_arena_reset(io->arena);
+        zframe_destroy(&f);
+    }
+    size_t running = 0;
+    for (int i = 0; i < io->w->opt.threads; i++) {
+        running += io->busy[i];
+    }
+    GA_NOTICE("draining: %zu call(s) running, %zu queued call(s) handed back; awaiting them up "
+              "to shutdown_timeout_ms=%d",
+              running, refused, io->w->opt.shutdown_timeout_ms);
+    return running > 0;
+}
+
+// Whether the drain is over: no handler running, or the time is up.
+static bool
+s_drain_done(io_t *io, int64_t now)
+{
+    size_t running = 0;
+    for (int i = 0; i < io->w->opt.threads; i++) {
+        running += io->busy[i];
+    }
+    if (running && now >= io->drain_deadline) {
+        GA_WARN("draining: shutdown_timeout_ms passed with %zu handler(s) running: their "
+                "replies are not sent",
+                running);
+    }
+    return running == 0 || now >= io->drain_deadline;
+}
+
 static void
 s_io_actor(zsock_t *pipe, void *args)
 {
@@ -712,6 +814,9 @@ s_io_actor(zsock_t *pipe, void *args)
     for (;;) {
         int64_t now = ga_clock_ms();
         int64_t next = io.registered ? io.next_hb : io.register_at;
+        if (io.draining && next > now + 20) {
+            next = now + 20; // the drain checks its deadline this often
+        }
         long timeout = !ok ? -1 : (next > now ? (long) (next - now) : 0);
         if (ok) {
             // Replies, refusals, heartbeats and registrations all go out on the DEALER.
@@ -725,9 +830,10 @@ s_io_actor(zsock_t *pipe, void *args)
         }
         if (items[0].ready) {
             char *cmd = zstr_recv(pipe);
-            bool term = cmd == NULL || strcmp(cmd, "$TERM") == 0;
+            bool gone = cmd == NULL; // the caller went away: no drain
+            bool term = gone || strcmp(cmd, "$TERM") == 0;
             zstr_free(&cmd);
-            if (term) {
+            if (term && (gone || !ok || io.draining || !s_drain_begin(&io, ga_clock_ms()))) {
                 break;
             }
         }
@@ -747,6 +853,9 @@ s_io_actor(zsock_t *pipe, void *args)
             }
         }
         s_on_timer(&io, now);
+        if (io.draining && s_drain_done(&io, ga_clock_ms())) {
+            break;
+        }
     }
     if (n > 0) {
         ga_zpoll_fini(&poller);

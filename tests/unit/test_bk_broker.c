@@ -274,6 +274,37 @@ test_broker_fails_calls_of_a_silent_worker_within_liveness(void **state)
     assert_int_equal(stats.workers_lost, 1);
 }
 
+// A worker that registers afresh (a new session) while a call is in flight on it: the call is
+// answered Worker lost and the REGISTER is still read whole (its decoded body lives in the
+// arena the lost calls' answers are built in).
+static void
+test_broker_registers_afresh_a_worker_with_calls_in_flight(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    s_register_worker(f);
+    s_send_json(f, f->gateway, GA_CMD_HELLO, "{\"name\":\"gw\"}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_SNAPSHOT, 2000));
+    s_send_json(f, f->gateway, GA_CMD_CALL,
+                "{\"id\":12,\"service\":\"test_service\",\"request_type\":\"echo\","
+                "\"args\":{\"value\":1},\"request_id\":\"r\"}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REQUEST, 2000));
+    s_send_json(f, f->worker, GA_CMD_REGISTER,
+                "{\"node\":\"test@here\",\"service\":\"test_service\",\"session\":77,"
+                "\"config_version\":\"2\",\"functions\":[{\"service\":\"test_service\","
+                "\"request_type\":\"echo\",\"arg_types\":{\"value\":\"any\"},"
+                "\"timeout\":300}]}");
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    const ga_value_t *ok = ga_map_get(&f->msg.value, "ok");
+    assert_non_null(ok);
+    assert_true(ok->u.b);
+    assert_int_equal(ga_map_get(&f->msg.value, "failed")->len, 0);
+    assert_true(s_expect(f, f->gateway, GA_CMD_RESULT, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 12);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "error"), "Worker lost");
+    s_stop(f);
+}
+
 static void
 test_broker_times_out_a_call_the_worker_never_answers(void **state)
 {
@@ -797,6 +828,7 @@ main(void)
         cmocka_unit_test(test_broker_lists_failed_configs_in_status),
         cmocka_unit_test(test_broker_answers_unknown_function_and_missing_worker),
         cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),
+        cmocka_unit_test(test_broker_registers_afresh_a_worker_with_calls_in_flight),
         cmocka_unit_test(test_broker_times_out_a_call_the_worker_never_answers),
         cmocka_unit_test(test_broker_refuses_a_wrong_push_token),
         cmocka_unit_test(test_broker_compares_tokens_over_their_full_length),
