@@ -89,6 +89,35 @@ gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+
 GENAPI_URL="$gw_url/websocket?vsn=2.0.0"
 NATS_URL="ws://$nats_ws/"
 
+# Scenario 6: the cost of the rate-limit check. Two more gateways on the same broker, identical
+# but for rate_limits: JWT auth, and every bench connection presents one token (user
+# bench-user, device bench-device) so that per-user and per-device limits apply to each request.
+# The limits are the walkthrough's (per user and per device on every request, generate_report
+# per user) with max_requests raised so that the bench's load is never refused: what is measured
+# is the check, not refusals (refusals would show as errors in the on runs).
+rl_secret="bench-secret-$RANDOM$RANDOM"
+rl_token=$(node -e '
+const c = require("crypto"), b = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+const h = b({alg: "HS256", typ: "JWT"});
+const p = b({sub: "bench-user", device_id: "bench-device", exp: Math.floor(Date.now() / 1000) + 86400});
+console.log(h + "." + p + "." + c.createHmac("sha256", process.argv[1]).update(h + "." + p).digest("base64url"));
+' "$rl_secret")
+RL_LIMITS='{"enabled":true,"global_limits":[{"key":"user_id","max_requests":1000000,"window_ms":10000},{"key":"device_id","max_requests":1000000,"window_ms":10000}],"api_limits":[{"service":"report_service","request_type":"generate_report","key":"user_id","max_requests":10,"window_ms":60000}]}'
+declare -A rl_pid rl_url rl_metrics
+for side in on off; do
+    limits='{}'
+    [ "$side" = on ] && limits="$RL_LIMITS"
+    "$BIN/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
+        --set metrics_listen=127.0.0.1:0 --set log_level=warn --set auth=jwt \
+        --set jwt_secret="$rl_secret" --set rate_limits="$limits" >"$work/gateway-rl-$side.out" \
+        2>"$work/gateway-rl-$side.log" &
+    pids+=("$!")
+    rl_pid[$side]=$!
+    rl_ready=$(wait_line "$work/gateway-rl-$side.out" "^READY")
+    rl_url[$side]="$(sed -E 's/READY gateway ([^ ]+).*/\1/' <<<"$rl_ready")/websocket?vsn=2.0.0&token=$rl_token"
+    rl_metrics[$side]=$(sed -E 's/.*metrics_port=([0-9]+).*/\1/' <<<"$rl_ready")
+done
+
 # run NAME ARGS...: one genapi-bench run, its JSON kept in $work/NAME.json.
 run() {
     local name="$1"
@@ -159,6 +188,16 @@ stream_g=(--mode stream --service test_service --function count --args '{"n":100
 stream_n=(--mode nats-stream --subject test_service.count --args '{"n":1000}' --duration "$SECS")
 SETTLE=1 pair s5a "${stream_g[@]}" --connections 1 -- "${stream_n[@]}" --connections 1
 SETTLE=1 pair s5b "${stream_g[@]}" --connections 100 -- "${stream_n[@]}" --connections 100
+for i in $(seq 1 "$PAIRS"); do # scenario 6: limits on, off, alternating
+    for side in on off; do
+        run "s6$side$i" --url "${rl_url[$side]}" --gateway-pid "${rl_pid[$side]}" --mode sync \
+            --connections 50 --inflight 8 --duration "$SECS"
+    done
+done
+s6() { for i in $(seq 1 "$PAIRS"); do field "$work/s6$1$i.json" "$2"; done | median; }
+# The checks the limits-on gateway made (its /metrics), to show that every request was checked.
+rl_checks=$(curl -s "http://127.0.0.1:${rl_metrics[on]}/metrics" |
+    awk '/^genapi_rate_limit_checks_total/ {n += $NF} END {printf "%d", n}')
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
@@ -179,6 +218,9 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
     row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"
+    row "6: 50 x 8 requests/s, rate limits on vs off (not NATS)" "$(s6 on throughput)" "$(s6 off throughput)"
+    row "6: gateway CPU us/request, rate limits on vs off (not NATS)" "$(s6 on server_cpu_us_per_request)" "$(s6 off server_cpu_us_per_request)"
     echo
     echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    echo "rate limits (6): columns are limits on, limits off, on / off; errors with limits on $(s6 on 'errors.total') (a refusal would be one), off $(s6 off 'errors.total'); checks counted by the limits-on gateway: $rl_checks"
 } | tee "$BIN/../bench-results.txt"
