@@ -5,12 +5,20 @@
 # noisy), and prints one table: genapi figure, NATS figure, ratio. Every process runs on
 # loopback with ephemeral ports and is stopped at the end. Results also go to
 # $BIN/../bench-results.txt.
+#
+# BENCH_ONLY=stream runs only the stream scenarios (5: one stream, 100 streams) and prints only
+# their rows: for measuring the stream path alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${1:-build-run/bin}"
 SECS="${BENCH_SECONDS:-5}"
 PAIRS="${BENCH_PAIRS:-3}"
 IDLE_CONNS="${BENCH_IDLE_CONNECTIONS:-10000}"
+ONLY="${BENCH_ONLY:-all}"
+case "$ONLY" in
+all | stream) ;;
+*) echo "run-bench: BENCH_ONLY must be all or stream, not $ONLY" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in nats-server libnats-dev; do
@@ -126,13 +134,15 @@ med() { # med SCENARIO SIDE EXPR
 }
 
 echo "genapi-bench: ${SECS}s runs, $PAIRS alternating pairs per scenario (logs in $work)"
-pair s1 --mode sync --connections 1 --inflight 1 --duration "$SECS" -- --connections 1 --inflight 1 --duration "$SECS"
-pair s2 --mode sync --connections 50 --inflight 8 --duration "$SECS" -- --connections 50 --inflight 8 --duration "$SECS"
-pair s2b --mode sync --connections 50 --inflight 1 --duration "$SECS" -- --connections 50 --inflight 1 --duration "$SECS"
-half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
-pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
-run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
-run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
+if [ "$ONLY" = all ]; then
+    pair s1 --mode sync --connections 1 --inflight 1 --duration "$SECS" -- --connections 1 --inflight 1 --duration "$SECS"
+    pair s2 --mode sync --connections 50 --inflight 8 --duration "$SECS" -- --connections 50 --inflight 8 --duration "$SECS"
+    pair s2b --mode sync --connections 50 --inflight 1 --duration "$SECS" -- --connections 50 --inflight 1 --duration "$SECS"
+    half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
+    pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
+    run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
+    run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
+fi
 stream_g=(--mode stream --service test_service --function count --args '{"n":1000}' --duration "$SECS")
 stream_n=(--mode nats-stream --subject test_service.count --args '{"n":1000}' --duration "$SECS")
 SETTLE=1 pair s5a "${stream_g[@]}" --connections 1 -- "${stream_n[@]}" --connections 1
@@ -143,18 +153,24 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 {
     echo "| scenario | genapi | NATS | genapi / NATS |"
     echo "| --- | --- | --- | --- |"
-    row "1: 1 conn x 1, p50 latency (us)" "$(med s1 g 'latency_us.p50')" "$(med s1 n 'latency_us.p50')"
-    row "1: 1 conn x 1, p99 latency (us)" "$(med s1 g 'latency_us.p99')" "$(med s1 n 'latency_us.p99')"
-    row "1: 1 conn x 1, round trips/s" "$(med s1 g throughput)" "$(med s1 n throughput)"
-    row "2: 50 conns x 8, requests/s" "$(med s2 g throughput)" "$(med s2 n throughput)"
-    row "2: 50 conns x 8, p99 (us)" "$(med s2 g 'latency_us.p99')" "$(med s2 n 'latency_us.p99')"
-    row "2b: 50 conns x 1, requests/s" "$(med s2b g throughput)" "$(med s2b n throughput)"
-    row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
-    row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
-    row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
-    row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
+    if [ "$ONLY" = all ]; then
+        row "1: 1 conn x 1, p50 latency (us)" "$(med s1 g 'latency_us.p50')" "$(med s1 n 'latency_us.p50')"
+        row "1: 1 conn x 1, p99 latency (us)" "$(med s1 g 'latency_us.p99')" "$(med s1 n 'latency_us.p99')"
+        row "1: 1 conn x 1, round trips/s" "$(med s1 g throughput)" "$(med s1 n throughput)"
+        row "2: 50 conns x 8, requests/s" "$(med s2 g throughput)" "$(med s2 n throughput)"
+        row "2: 50 conns x 8, p99 (us)" "$(med s2 g 'latency_us.p99')" "$(med s2 n 'latency_us.p99')"
+        row "2b: 50 conns x 1, requests/s" "$(med s2b g throughput)" "$(med s2b n throughput)"
+        row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
+        row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
+        row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
+        row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
+    fi
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
     row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"
     echo
-    echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    if [ "$ONLY" = all ]; then
+        echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    else
+        echo "errors: streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total')"
+    fi
 } | tee "$BIN/../bench-results.txt"
