@@ -32,7 +32,7 @@ s_interrupt(bk_broker_t *self, bk_call_t *call, bool ended)
 // Forwards one stream message from the XSUB side to the XPUB side, frames untouched. Each
 // message moves its stream's deadline on; the one that ends the stream forgets the call once
 // it is on its way. A message the gateway cannot take ends the stream with an error.
-void
+bool
 bk_on_stream(bk_broker_t *self)
 {
     zmq_msg_t parts[4];
@@ -56,7 +56,7 @@ bk_on_stream(bk_broker_t *self)
         }
     }
     if (n == 0) {
-        return;
+        return false;
     }
     ok = ok && n == 4 && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
          memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
@@ -108,6 +108,7 @@ bk_on_stream(bk_broker_t *self)
         zmq_msg_close(&parts[i]); // harmless on parts already sent
     }
     ga_arena_reset(self->arena);
+    return true;
 }
 
 // Gateways' subscriptions arrive on the XPUB side; there is nothing to forward upstream (the
