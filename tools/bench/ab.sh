@@ -61,7 +61,7 @@ one() {
     local name="$1" bin="$2"
     "$bin/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
         --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
-        --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
+        --set metrics_listen=127.0.0.1:0 --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
     local broker=$!
     pids+=("$broker")
     local ready
@@ -80,7 +80,7 @@ one() {
     pids+=("$worker")
     wait_line "$work/user.out" "^READY" >/dev/null
     "$bin/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
-        --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
+        --set metrics_listen=127.0.0.1:0 --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
     local gateway=$!
     pids+=("$gateway")
     local url
