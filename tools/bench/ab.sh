@@ -85,12 +85,23 @@ one() {
     pids+=("$gateway")
     local url
     url="$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+).*/\1/')/websocket?vsn=2.0.0"
-    local g0 b0 w0 g1 b1 w1
-    g0=$(cpu_ticks "$gateway") b0=$(cpu_ticks "$broker") w0=$(cpu_ticks "$worker")
     local load=(--mode sync --inflight "$INFLIGHT")
     if [ "$MODE" = stream ]; then
         load=(--mode stream --service test_service --function count --args "{\"n\":$STREAM_N}")
     fi
+    # The gateway says READY before its registry copy has the worker's functions: one call at a
+    # time until one succeeds (30 s at most), so the run measures calls, not "Unknown function".
+    local deadline=$((SECONDS + 30))
+    until "$BENCH" --url "$url" "${load[@]}" --connections 1 --requests 1 --duration 10 --json \
+        | tail -n 1 | grep -q '"errors":{"total":0,'; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "ab: the gateway never answered a call without an error" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    local g0 b0 w0 g1 b1 w1
+    g0=$(cpu_ticks "$gateway") b0=$(cpu_ticks "$broker") w0=$(cpu_ticks "$worker")
     "$BENCH" --url "$url" "${load[@]}" --connections "$CONNS" --duration "$SECS" --json \
         | tail -n 1 >"$work/run.json"
     g1=$(cpu_ticks "$gateway") b1=$(cpu_ticks "$broker") w1=$(cpu_ticks "$worker")
@@ -102,7 +113,8 @@ one() {
             const per = (d) => (r.chunks ? (d * tick) / r.chunks : 0).toFixed(2);
             const bench = r.chunks ? (r.bench_cpu_us_per_request * r.requests) / r.chunks : 0;
             console.log(`${name} ${r.connections} streams: ${r.chunks_per_s.toFixed(0)} chunks/s, ` +
-                `errors ${r.errors.total}; us/chunk: gateway ${per(dg)} broker ${per(db)} ` +
+                `errors ${r.errors.total ? JSON.stringify(r.errors) : 0}; ` +
+                `us/chunk: gateway ${per(dg)} broker ${per(db)} ` +
                 `worker ${per(dw)} bench ${bench.toFixed(2)}`);
             process.exit(0);
         }

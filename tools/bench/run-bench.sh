@@ -94,6 +94,20 @@ gateway_pid=$!
 gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+).*/\1/')
 GENAPI_URL="$gw_url/websocket?vsn=2.0.0"
 NATS_URL="ws://$nats_ws/"
+# The gateway says READY before its registry copy has the workers' functions: one call of each
+# kind until it succeeds (30 s at most), so that no run measures "Unknown function" answers.
+warm_deadline=$((SECONDS + 30))
+for warm in "--mode sync" "--mode stream --service test_service --function count --args {\"n\":1}"; do
+    # shellcheck disable=SC2086 # the words of $warm are separate options
+    until "$BIN/genapi-bench" --url "$GENAPI_URL" $warm --connections 1 --requests 1 --duration 10 \
+        --json 2>/dev/null | tail -n 1 | grep -q '"errors":{"total":0,'; do
+        if [ $SECONDS -ge $warm_deadline ]; then
+            echo "run-bench: the gateway never answered $warm without an error" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+done
 
 # run NAME ARGS...: one genapi-bench run, its JSON kept in $work/NAME.json.
 run() {
