@@ -411,6 +411,48 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     return GA_OK;
 }
 
+// bk_registry_each_public_ref's walk: the registry, the service and the callback.
+typedef struct {
+    bk_registry_t *self;
+    const char *service;
+    void (*fn)(const ga_funcfg_t *from, const char *field, const ga_funcfg_t *to, void *arg);
+    void *arg;
+} public_refs_t;
+
+static void
+s_public_ref_one(const ga_funcfg_t *cfg, void *arg)
+{
+    public_refs_t *pr = arg;
+    const char *names[] = {cfg->before_execute, cfg->after_execute, cfg->permission_callback,
+                           cfg->nodes_resolver};
+    const char *fields[] = {"before_execute", "after_execute", "permission_callback", "nodes"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *dot = names[i] ? strchr(names[i], '.') : NULL;
+        if (dot == NULL || dot == names[i] || (size_t) (dot - names[i]) >= KEY_MAX_REG) {
+            continue; // an in-process hook or callback, or no reference
+        }
+        char svc[KEY_MAX_REG];
+        snprintf(svc, sizeof svc, "%.*s", (int) (dot - names[i]), names[i]);
+        if (strcmp(cfg->service, pr->service) != 0 && strcmp(svc, pr->service) != 0) {
+            continue;
+        }
+        const ga_funcfg_t *to = ga_functable_resolve(pr->self->functions, svc, dot + 1, NULL);
+        if (to && !to->internal) {
+            pr->fn(cfg, fields[i], to, pr->arg);
+        }
+    }
+}
+
+void
+bk_registry_each_public_ref(bk_registry_t *self, const char *service,
+                            void (*fn)(const ga_funcfg_t *from, const char *field,
+                                       const ga_funcfg_t *to, void *arg),
+                            void *arg)
+{
+    public_refs_t pr = {.self = self, .service = service, .fn = fn, .arg = arg};
+    ga_functable_each(self->functions, s_public_ref_one, &pr);
+}
+
 void
 bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
 {

@@ -72,6 +72,18 @@ GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *
                                             bk_worker_t **worker, bool *skipped, char *err,
                                             size_t errlen);
 
+// Calls `fn` for each reference from one config to a public one (visibility not "internal"):
+// a before_execute, after_execute, permission_callback or nodes resolver naming
+// "service.request_type" that resolves (as the gateway's or the broker's call of it would) to a
+// config clients may call directly. Only references where the referring config or the named
+// one belongs to `service` are given (a service that has just registered). The broker warns of
+// each (docs/security.md, "Internal functions"): the reference works, but clients can call
+// the function it names.
+void bk_registry_each_public_ref(bk_registry_t *self, const char *service,
+                                 void (*fn)(const ga_funcfg_t *from, const char *field,
+                                            const ga_funcfg_t *to, void *arg),
+                                 void *arg);
+
 // Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
 void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
 

@@ -740,6 +740,61 @@ test_registry_snapshot_of_empty_registry_is_an_empty_list(void **state)
     assert_int_equal(snap.len, 0);
 }
 
+// --- references to public functions (docs/security.md, "Internal functions") ---
+
+// Collects "from field to" per reference given.
+static void
+s_collect_ref(const ga_funcfg_t *from, const char *field, const ga_funcfg_t *to, void *arg)
+{
+    char *out = arg;
+    size_t used = strlen(out);
+    snprintf(out + used, 1024 - used, "%s.%s %s %s.%s;", from->service, from->request_type, field,
+             to->service, to->request_type);
+}
+
+// Hooks, permission callbacks and resolvers naming a public function are reported (whichever
+// side registered last); internal targets, in-process names and absent functions are not.
+static void
+test_registry_reports_references_to_public_functions(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_register(f, 1,
+                   s_body(f, "data@h", "data",
+                          "{\"service\":\"data\",\"request_type\":\"op\","
+                          "\"before_execute\":\"hooks.quota\",\"after_execute\":\"hooks.log\","
+                          "\"permission_callback\":\"hooks.allow\",\"nodes\":\"hooks.where\"},"
+                          "{\"service\":\"data\",\"request_type\":\"local\","
+                          "\"before_execute\":\"in_process\",\"permission_callback\":\"nope.x\"}"),
+                   1000),
+        GA_OK);
+    char refs[1024] = "";
+    bk_registry_each_public_ref(f->r, "data", s_collect_ref, refs);
+    assert_string_equal(refs, ""); // hooks has not registered yet
+    assert_int_equal(
+        s_register(f, 2,
+                   s_body(f, "hooks@h", "hooks",
+                          "{\"service\":\"hooks\",\"request_type\":\"quota\","
+                          "\"visibility\":\"internal\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"log\","
+                          "\"visibility\":\"internal\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"allow\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"where\","
+                          "\"visibility\":\"public\"}"),
+                   1000),
+        GA_OK);
+    // From hooks' side: the two public targets, in the order the fields are checked.
+    bk_registry_each_public_ref(f->r, "hooks", s_collect_ref, refs);
+    assert_string_equal(refs, "data.op permission_callback hooks.allow;data.op nodes hooks.where;");
+    // From data's side: the same; an unrelated service: none.
+    refs[0] = '\0';
+    bk_registry_each_public_ref(f->r, "data", s_collect_ref, refs);
+    assert_string_equal(refs, "data.op permission_callback hooks.allow;data.op nodes hooks.where;");
+    refs[0] = '\0';
+    bk_registry_each_public_ref(f->r, "user_service", s_collect_ref, refs);
+    assert_string_equal(refs, "");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 // --- operators' overrides (versions) and the config_version skip ---
@@ -1030,6 +1085,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_registry_reports_references_to_public_functions),
         T(test_registry_register_accepts_the_walkthrough_worker),
         T(test_registry_worker_is_found_by_its_routing_id),
         T(test_registry_register_refuses_a_bad_config_and_keeps_the_others),
