@@ -61,7 +61,7 @@ async function stopSystem(sys) {
 }
 
 test('SIGTERM drains the gateway: /readyz 503, handshakes 503, every call in flight answered, then 1001 and exit 0', async () => {
-  const sys = await startSystem();
+  const sys = await startSystem({ gatewayArgs: ['--set', 'shutdown_timeout_ms=10000'] });
   try {
     const { gateway, worker } = sys;
     assert.equal((await get(gateway.metricsPort, '/readyz')).status, 200);
@@ -191,7 +191,9 @@ test('SIGTERM drains a worker: its running call is answered, new calls go to ano
 });
 
 test('SIGTERM drains the broker: the answer in flight is routed, new calls are refused, then workers and gateways are told and it exits 0', async () => {
-  const sys = await startSystem();
+  // A drain window well above the 1.5 s call (the harness's 1.5 s default made the answer race
+  // the broker's deadline on a loaded machine).
+  const sys = await startSystem({ brokerArgs: ['--set', 'shutdown_timeout_ms=10000'] });
   try {
     const { broker, worker, gateway } = sys;
     const socket = connect(gateway.url, {}, null);
