@@ -101,6 +101,7 @@ wk_stream_open(wk_worker_t *w, int64_t id, const char *topic)
     s->ctx->arena = ga_arena_new(4096);
     s->ctx->id = id;
     s->ctx->node = w->node;
+    s->ctx->worker = w; // group operations from the streaming thread (genapi/groups.h)
     pthread_mutex_lock(&w->stream_lock);
     ga_idmap_put(w->streams, (uint64_t) id, s);
     pthread_mutex_unlock(&w->stream_lock);

@@ -10,9 +10,12 @@
 // response as "RESPONSE <json>" (tests/e2e/executor_parity.test.js compares them with the
 // gateway's).
 // `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
+// `group_op` runs one relay group operation for a user through the worker library
+// (genapi/groups.h) and answers its outcome; `group_op_nb` is the same, non_blocking.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/executor.h>
+#include <genapi/groups.h>
 #include <genapi/worker.h>
 
 #include "ga_arena.h"
@@ -38,6 +41,28 @@ s_sleep(wk_request_t *req, void *ctx)
         // interrupted: sleep the rest
     }
     wk_reply(req, wk_map(req, "slept", wk_int(req, ms), NULL));
+}
+
+// One relay group operation for user_id (genapi/groups.h): {ok: true, result} or {ok: false,
+// error, code, can_retry}, the outcome as the library gives it.
+static void
+s_group_op(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_group_op_t op = {.op = wk_arg_str(req, "op"),
+                        .user_id = wk_arg_str(req, "user_id"),
+                        .group_id = wk_arg_str(req, "group_id"),
+                        .group_type = wk_arg_str(req, "group_type"),
+                        .target = wk_arg_str(req, "target"),
+                        .message = wk_arg_str(req, "message"),
+                        .timeout_ms = (int) wk_arg_int(req, "timeout_ms", 0)};
+    wk_group_result_t r = wk_group_call(req, &op);
+    if (r.ok) {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, true), "result", r.result, NULL));
+        return;
+    }
+    wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, r.error), "code",
+                         wk_int(req, r.code), "can_retry", wk_bool(req, r.can_retry), NULL));
 }
 
 static void
@@ -397,6 +422,14 @@ static const wk_function_t s_functions[] = {
     {.request_type = "tally_short", .args = TALLY_ARGS, .timeout_ms = 1000, .retry = "10",
      .handler = s_tally},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
+#define GROUP_OP_ARGS                                                                              \
+    "op:string, user_id:string, group_id:string, group_type:string(allow_nil=true), "            \
+    "target:string(allow_nil=true), message:string(allow_nil=true), "                            \
+    "timeout_ms:num(allow_nil=true)"
+    {.request_type = "group_op", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .handler = s_group_op},
+    {.request_type = "group_op_nb", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .non_blocking = true, .handler = s_group_op},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
     {.request_type = "authenticate", .args = WK_AUTH_SERVICE_ARGS, .handler = s_authenticate},
