@@ -1041,6 +1041,8 @@ main(int argc, char **argv)
             }
             if (c->state != ST_CLOSED) {
                 s_flush(&b, c);
+            } else {
+                epoll_ctl(b.ep, EPOLL_CTL_DEL, c->fd, NULL); // closed while joining: once
             }
         }
     }

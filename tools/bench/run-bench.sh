@@ -137,6 +137,8 @@ stream_g=(--mode stream --service test_service --function count --args '{"n":100
 stream_n=(--mode nats-stream --subject test_service.count --args '{"n":1000}' --duration "$SECS")
 SETTLE=1 pair s5a "${stream_g[@]}" --connections 1 -- "${stream_n[@]}" --connections 1
 SETTLE=1 pair s5b "${stream_g[@]}" --connections 100 -- "${stream_n[@]}" --connections 100
+# 6: relay fan-out, with its own processes (two gateways, two nats-servers in a cluster).
+tools/bench/relay-bench.sh "$BIN" "$work" >/dev/null
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
@@ -155,6 +157,8 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
     row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"
+    cat "$work/relay-rows.txt"
     echo
     echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    cat "$work/relay-notes.txt"
 } | tee "$BIN/../bench-results.txt"
