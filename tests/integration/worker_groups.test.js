@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { BIN, startStack, startBroker, startWorker, startGateway, connect, join, call, waitForPushes, eventually } = require('../support/stack');
+const { BIN, HEARTBEAT_MS, startStack, startBroker, startWorker, startGateway, connect, join, call, waitForPushes, eventually } = require('../support/stack');
 const { sign, now } = require('../support/jwt');
 
 const SECRET = 'test-secret-for-the-worker-group-tests';
@@ -185,6 +185,56 @@ test('worker groups: with CURVE, only a worker key naming genapi.relay acts for 
     socket.disconnect();
   } finally {
     for (const p of procs.reverse()) await p.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Offline members (added by a worker, never joined through a connection) are kept in the
+// relay_state_file and stay after a broker restart, where members no gateway claims go.
+test('worker groups: offline members survive a broker restart with relay_state_file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'genapi-worker-groups-'));
+  const file = path.join(dir, 'relay.json');
+  const brokerArgs = ['--set', `relay_state_file=${file}`];
+  const stack = await startStack({ workers: ['genapi-test-worker'], gatewayArgs: GW_ARGS, brokerArgs });
+  try {
+    const alice = await user(stack, stack.url, 'alice');
+    let r = await workerOp(alice, { op: 'create', user_id: 'bot', group_id: 'kept', group_type: 'private' });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    r = await workerOp(alice, { op: 'join', user_id: 'dora', group_id: 'kept' });
+    assert.deepEqual(r.result, { group_id: 'kept', state: 'pending' });
+    // alice is a member through her connection: not offline.
+    r = await workerOp(alice, { op: 'join', user_id: 'alice', group_id: 'kept' });
+    await join(alice.socket, 'chat:kept');
+
+    const endpoints = stack.broker.endpoints;
+    await stack.broker.stop(); // written at stop
+    stack.procs.splice(stack.procs.indexOf(stack.broker), 1);
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(saved.groups[0].members, [
+      { user_id: 'bot', state: 'active', offline: true },
+      { user_id: 'dora', state: 'pending', offline: true },
+      { user_id: 'alice', state: 'pending' },
+    ]);
+    const broker2 = await startBroker({ endpoints, args: brokerArgs });
+    stack.procs.unshift(broker2);
+    // After the first liveness period (unclaimed members go) the offline ones are still there.
+    await new Promise((resolve) => setTimeout(resolve, 4 * HEARTBEAT_MS));
+    r = await eventually(async () => {
+      const x = await workerOp(alice, { op: 'info', user_id: 'bot', group_id: 'kept' });
+      return x.ok && x;
+    }, 15000);
+    assert.deepEqual(r.result.members, [
+      { user_id: 'bot', state: 'active', admin: true },
+      { user_id: 'dora', state: 'pending', admin: false },
+      { user_id: 'alice', state: 'pending', admin: false },
+    ]);
+    r = await workerOp(alice, { op: 'accept', user_id: 'bot', group_id: 'kept', target: 'dora' });
+    assert.deepEqual(r.result, { group_id: 'kept', user_id: 'dora', state: 'active' });
+  } catch (e) {
+    stack.dumpLogs();
+    throw e;
+  } finally {
+    await stack.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
