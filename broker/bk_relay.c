@@ -268,6 +268,10 @@ bk_relay_on_worker_group(bk_broker_t *self, const bk_worker_t *w, const ga_proto
     int64_t id = ga_map_get_int(b, "id", 0);
     const char *op = ga_map_get_str(b, "op");
     char why[300];
+    if (!w->registered) {
+        s_reply_error(self, self->workers, msg, id, "Service unavailable: register first", true);
+        return;
+    }
     if (!bk_access_worker_group(self, msg, why, sizeof why)) {
         s_reply_error(self, self->workers, msg, id, why, false);
         return;

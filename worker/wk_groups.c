@@ -387,6 +387,14 @@ wk_context_new(wk_worker_t *worker)
 }
 
 void
+wk_context_reset(wk_request_t *ctx)
+{
+    if (ctx) {
+        ga_arena_reset(ctx->arena);
+    }
+}
+
+void
 wk_context_destroy(wk_request_t **ctx_p)
 {
     if (ctx_p == NULL || *ctx_p == NULL) {

@@ -128,6 +128,15 @@ test('worker groups: a worker creates, adds, accepts and sends; clients on two g
     assert.equal(relays(bobChat, 'team').length, 1);
     assert.equal(relays(carolChat, 'team').length, 0);
 
+    // Any thread of the service may act, with its own context (wk_context_new): the push
+    // carries the request id it gave.
+    r = await workerOp(alice, { op: 'send', user_id: 'bot', group_id: 'team', message: 'from a thread' }, 'group_op_thread');
+    assert.deepEqual(r, { ok: true, result: { status: 'relayed', recipients_count: 2 } });
+    await waitForPushes(aliceChat, (ps) => relays({ pushes: ps }, 'team').length === 3);
+    assert.equal(relays(aliceChat, 'team')[2].request_id, 'from-a-thread');
+    r = await workerOp(alice, { op: 'send', user_id: 'bob', group_id: 'team', message: 'x' }, 'group_op_thread');
+    assert.deepEqual(r, { ok: false, error: 'not a member', code: 1 });
+
     // The admin (through the worker) deletes the group; the members' gateways forget it.
     r = await workerOp(alice, { op: 'delete', user_id: 'bot', group_id: 'team' });
     assert.deepEqual(r.result, { group_id: 'team', status: 'deleted' });

@@ -22,6 +22,7 @@
 #include "ga_json.h"
 #include "ga_mem.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,53 @@ s_group_op(wk_request_t *req, void *ctx)
     }
     wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, r.error), "code",
                          wk_int(req, r.code), "can_retry", wk_bool(req, r.can_retry), NULL));
+}
+
+// group_op_thread: the same, run by a thread of the service's own with its own context
+// (wk_context_new), as a background task would.
+typedef struct {
+    wk_worker_t *worker;
+    wk_group_op_t op;
+    wk_group_result_t r;
+    wk_request_t *ctx;
+} s_group_task_t;
+
+static void *
+s_group_task(void *arg)
+{
+    s_group_task_t *t = arg;
+    t->ctx = wk_context_new(t->worker);
+    t->r = wk_group_call(t->ctx, &t->op);
+    return NULL;
+}
+
+static void
+s_group_op_thread(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_group_task_t t = {.worker = wk_request_worker(req),
+                        .op = {.op = wk_arg_str(req, "op"),
+                               .user_id = wk_arg_str(req, "user_id"),
+                               .group_id = wk_arg_str(req, "group_id"),
+                               .group_type = wk_arg_str(req, "group_type"),
+                               .target = wk_arg_str(req, "target"),
+                               .message = wk_arg_str(req, "message"),
+                               .request_id = "from-a-thread"}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, s_group_task, &t) != 0) {
+        wk_reply_error(req, "no thread");
+        return;
+    }
+    pthread_join(th, NULL);
+    // The answer lives in the thread's context, until it is reset: wk_reply encodes at once.
+    if (t.r.ok) {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, true), "result", t.r.result, NULL));
+    } else {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, t.r.error),
+                             "code", wk_int(req, t.r.code), NULL));
+    }
+    wk_context_reset(t.ctx);
+    wk_context_destroy(&t.ctx);
 }
 
 static void
@@ -430,6 +478,8 @@ static const wk_function_t s_functions[] = {
      .handler = s_group_op},
     {.request_type = "group_op_nb", .args = GROUP_OP_ARGS, .args_as_map = true,
      .non_blocking = true, .handler = s_group_op},
+    {.request_type = "group_op_thread", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .handler = s_group_op_thread},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
     {.request_type = "authenticate", .args = WK_AUTH_SERVICE_ARGS, .handler = s_authenticate},

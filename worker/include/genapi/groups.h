@@ -89,8 +89,10 @@ WK_EXPORT wk_group_result_t wk_group_send(wk_request_t *ctx, const char *user_id
                                           const char *group_id, const char *message);
 
 // A context for values and group calls outside a handler (a service's own thread): values
-// built in it, and group answers, live until wk_context_destroy. One thread at a time.
+// built in it, and group answers, live until wk_context_reset or wk_context_destroy (a thread
+// that calls in a loop resets it between calls). One thread at a time.
 WK_EXPORT wk_request_t *wk_context_new(wk_worker_t *worker);
+WK_EXPORT void wk_context_reset(wk_request_t *ctx);
 WK_EXPORT void wk_context_destroy(wk_request_t **ctx_p);
 
 #ifdef __cplusplus
