@@ -370,12 +370,42 @@ s_relay_got(bench_t *b, const char *p, size_t len, int64_t now)
     }
 }
 
+// True when the Phoenix frame at p is a push: its ref (second element) is null. Every reply
+// has a ref.
+static bool
+s_phx_is_push(const char *p, const char *end)
+{
+    if (p >= end || *p != '[') {
+        return false;
+    }
+    p++;
+    p = p < end && *p == '"' ? s_skip_string(p, end) : p + 4; // join_ref or null
+    return end - p >= 5 && memcmp(p, ",null", 5) == 0;
+}
+
 // genapi, mode relay: the chat:GROUP join's reply makes the connection ready; relay pushes are
-// deliveries; a gap notice or a refused send is an error.
+// deliveries; a gap notice or a refused send is an error. A push is told by its null ref and
+// its message found directly, so that the load generator reads a delivery in one pass (three
+// whole-frame searches made it spend half again as much per genapi delivery as per NATS one).
 static void
 s_on_relay_phx(bench_t *b, conn_t *c, const char *p, size_t len, int64_t now)
 {
     const char *end = p + len;
+    if (s_phx_is_push(p, end)) {
+        int64_t t;
+        uint64_t m;
+        if (bench_relay_parse(p, len, &t, &m)) {
+            b->deliveries++;
+            bench_stats_add(&b->stats, now - t);
+            if (bench_relay_window_got(&b->window, m)) {
+                b->done++;
+            }
+        } else if (s_find(p, end, "\"kind\":\"gap\"")) {
+            b->gaps++;
+            s_count_error(b, "relay gap notice", 16);
+        }
+        return;
+    }
     bool is_reply = s_find(p, end, "\"phx_reply\"") != NULL;
     if (is_reply && s_find(p, end, "\"chat:")) {
         if (c->state == ST_JOINING && s_find(p, end, "\"status\":\"ok\"")) {
@@ -394,12 +424,6 @@ s_on_relay_phx(bench_t *b, conn_t *c, const char *p, size_t len, int64_t now)
             s_error_of(b, p, end);
         }
         return;
-    }
-    if (s_find(p, end, "\"kind\":\"relay\"")) {
-        s_relay_got(b, p, len, now);
-    } else if (s_find(p, end, "\"kind\":\"gap\"")) {
-        b->gaps++;
-        s_count_error(b, "relay gap notice", 16);
     }
 }
 
