@@ -2,8 +2,8 @@
 # The two commands a newcomer needs:
 #   make run   - install what is missing, build, start the broker, the example services and a
 #                gateway (ports below, each a variable: make run GATEWAY_PORT=4100)
-#   make test  - install what is missing, build with ASan/UBSan, run every test (and each
-#                fuzz target for 10 s)
+#   make test  - install what is missing, build with ASan/UBSan, run every test (the containers
+#                test among them, and each fuzz target for 10 s)
 #   make fuzz  - build the libFuzzer targets with clang and run each for FUZZ_SECONDS (60)
 # Both call tools/install-deps.sh first. CMake does the real build; this file only names steps.
 
@@ -26,7 +26,8 @@ BROKER_METRICS_PORT  ?= 9465
 export GATEWAY_PORT BROKER_WORKER_PORT BROKER_GATEWAY_PORT STREAM_IN_PORT STREAM_OUT_PORT \
        GATEWAY_METRICS_PORT BROKER_METRICS_PORT
 
-.PHONY: all deps build build-run build-fuzz test test-unit test-js test-fuzz fuzz run bench clean
+.PHONY: all deps build build-run build-fuzz test test-unit test-js test-containers test-fuzz fuzz run \
+        bench clean install
 
 all: build
 
@@ -52,13 +53,19 @@ build-fuzz: deps
 	@cmake --build $(FUZZ_BUILD) --target fuzz_targets -j $(JOBS)
 
 test: build
-	@$(MAKE) --no-print-directory test-unit test-js test-fuzz
+	@$(MAKE) --no-print-directory test-unit test-js test-containers test-fuzz
 
 test-unit:
 	@cd $(BUILD) && ctest -L unit --output-on-failure
 
 test-js:
 	@GENAPI_BIN_DIR=$(CURDIR)/$(BUILD)/bin tools/run-with-sanitizers.sh npm run --silent test:js
+
+# The Dockerfile and compose.yaml with podman and podman-compose (tests/containers; builds the
+# base image with debootstrap the first time): part of `make test`, a step of its own so that
+# its time shows.
+test-containers:
+	@node --test --test-concurrency=1 tests/containers/
 
 # Each fuzz target for 10 s: part of `make test`.
 test-fuzz:
@@ -70,6 +77,12 @@ fuzz: build-fuzz
 
 run: build-run
 	@tools/run-dev.sh $(RUN_BUILD)/bin
+
+# Installs the optimised build under $(DESTDIR)$(PREFIX): the programs in bin, libgenapi-worker
+# and genapi-worker.pc in lib, the headers in include/genapi (docs/operations.md, "Installing").
+PREFIX ?= /usr/local
+install: build-run
+	@DESTDIR="$(DESTDIR)" cmake --install $(RUN_BUILD) --prefix "$(PREFIX)"
 
 # Benchmarks against the NATS peer (not part of `make test`); see docs/benchmarks.md.
 bench: build-run

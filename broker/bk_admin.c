@@ -26,11 +26,16 @@ static const char *const s_actions[] = {
     "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
     "rate_limit_remove", "rate_limit_set",
     // Relay groups (bk_relay.c).
-    "groups", "group_info", "group_delete"};
+    "groups", "group_info", "group_delete",
+    // Read-only views (bk_inspect.c).
+    "pool_status", "pushed_services", "call_flow",
+    // Not an ADMIN op: the admin listener's /events (genapi-ctl tail; bk_metrics.c).
+    "tail"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
     "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
-    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete"
+    "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete, "        \
+    "pool_status, pushed_services, call_flow, tail"
 
 const char *
 bk_admin_actions_list(void)
@@ -317,6 +322,8 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
         s_verify(self, msg, &reply);
     } else if (op && strncmp(op, "group", 5) == 0 && bk_admin_action_known(op)) {
         bk_relay_admin(self, op, &msg->value, &reply);
+    } else if (op && bk_inspect_admin(self, op, &msg->value, &reply)) {
+        // answered
     } else {
         ga_map_put(&reply, a, "ok", ga_bool(false));
         ga_map_put(&reply, a, "error", ga_str("unknown op (" S_ACTIONS_LIST ")"));

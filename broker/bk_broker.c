@@ -14,6 +14,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_wire.h"
 #include "ga_zpoll.h"
 
 #include <czmq.h>
@@ -60,6 +61,7 @@ bk_broker_destroy(bk_broker_t **self_p)
         bk_call_t *c = self->free_calls;
         self->free_calls = c->next;
         ga_buf_fini(&c->body);
+        zmq_msg_close(&c->payload);
         ga_free(c);
     }
     zhash_destroy(&self->gws);
@@ -171,6 +173,9 @@ s_curve_start(bk_broker_t *self)
         GA_ERR("%s", err);
         return GA_ECONFIG;
     }
+    if (self->zctx == NULL) {
+        return GA_OK; // bk_broker_check: the files only
+    }
     if (bk_zap_bind(self->zap, self->zctx) != GA_OK) {
         return GA_EIO;
     }
@@ -254,6 +259,22 @@ s_state_tick(bk_broker_t *self, int64_t now, bool force)
 }
 
 ga_err_t
+bk_broker_check(bk_broker_t *self)
+{
+    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
+        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
+        return GA_ECONFIG;
+    }
+    char err[512];
+    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
+                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
+        GA_ERR("%s", err);
+        return GA_ECONFIG;
+    }
+    return GA_OK;
+}
+
+ga_err_t
 bk_broker_bind(bk_broker_t *self)
 {
     if (pipe(self->wake) != 0 || fcntl(self->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
@@ -334,6 +355,28 @@ bk_broker_stop(bk_broker_t *self)
     GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
 }
 
+void
+bk_broker_drain(bk_broker_t *self)
+{
+    atomic_store(&self->drain_asked, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
+void
+bk_broker_reload(bk_broker_t *self)
+{
+    atomic_store(&self->reload_asked, true);
+    char c = 1;
+    GA_IGNORE(write(self->wake[1], &c, 1) < 0); // a full pipe already means "wake up"
+}
+
+bool
+bk_broker_stopped_early(const bk_broker_t *self)
+{
+    return atomic_load(&self->drain_asked) && !self->drained;
+}
+
 bk_stats_t
 bk_broker_stats(const bk_broker_t *self)
 {
@@ -352,6 +395,20 @@ bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd
         self->stats.undeliverable++;
         GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
     }
+}
+
+ga_err_t
+bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+           const ga_value_t *envelope, zmq_msg_t *payload)
+{
+    ga_buf_reset(&self->out);
+    ga_wire_encode(&self->out, envelope);
+    ga_err_t rc = ga_proto_forward(sock, id, id_len, cmd, &self->out, payload);
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+    return rc;
 }
 
 // Answers a gateway's call with an error.
@@ -385,6 +442,13 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
         if (rc == GA_EPROTO) {
             self->stats.malformed++;
             GA_DEBUG("malformed message dropped");
+            if (self->msg.peer_version &&
+                ga_log_every_due(&self->version_log, NULL, ga_clock_ms(), 60000)) {
+                GA_ERR("a %s peer speaks protocol version %d, this broker speaks %d: upgrade it "
+                       "(its messages are dropped)",
+                       from_workers ? "worker" : "gateway", self->msg.peer_version,
+                       GA_PROTO_VERSION);
+            }
         } else if (rc == GA_OK) {
             if (from_workers) {
                 bk_on_worker(self, &self->msg);
@@ -398,6 +462,58 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
         }
         ga_arena_reset(self->arena);
     }
+}
+
+static void
+s_goodbye_worker(bk_worker_t *w, void *arg)
+{
+    bk_broker_t *self = arg;
+    ga_value_t m = ga_map(self->arena, 1);
+    ga_map_put(&m, self->arena, "reason", ga_str(GA_PROTO_BROKER_STOPPING));
+    bk_send(self, self->workers, w->id, w->id_len, GA_CMD_DISCONNECT, &m);
+    ga_arena_reset(self->arena);
+}
+
+// One step of the drain (docs/operations.md, "Lifecycle"): begins it when asked; ends it once
+// no call is in flight or shutdown_timeout_ms has passed, telling every peer.
+static void
+s_drain_step(bk_broker_t *self, int64_t now)
+{
+    if (!self->draining) {
+        if (!atomic_load(&self->drain_asked)) {
+            return;
+        }
+        self->draining = true;
+        self->drain_deadline = now + self->cfg->shutdown_timeout_ms;
+        GA_NOTICE("draining: %zu call(s) in flight; new calls refused, answers routed up to "
+                  "shutdown_timeout_ms=%lld",
+                  ga_inflight_size(self->calls), (long long) self->cfg->shutdown_timeout_ms);
+    }
+    size_t inflight = ga_inflight_size(self->calls);
+    if (inflight && now < self->drain_deadline) {
+        return;
+    }
+    if (inflight) {
+        GA_WARN("draining: shutdown_timeout_ms passed with %zu call(s) in flight: their "
+                "gateways answer them (Service unavailable)",
+                inflight);
+    }
+    bk_registry_each_worker(self->registry, s_goodbye_worker, self);
+    ga_value_t m = ga_map(self->arena, 1);
+    ga_map_put(&m, self->arena, "reason", ga_str(GA_PROTO_BROKER_STOPPING));
+    for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
+        bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_DISCONNECT, &m);
+    }
+    ga_arena_reset(self->arena);
+    // The sockets close with no linger: give these goodbyes up to a second to leave.
+    int linger = 1000;
+    GA_IGNORE(zmq_setsockopt(self->workers, ZMQ_LINGER, &linger, sizeof linger) != 0);
+    GA_IGNORE(zmq_setsockopt(self->gateways, ZMQ_LINGER, &linger, sizeof linger) != 0);
+    GA_NOTICE("drained: told %zu worker(s) and %zu gateway(s) %s",
+              bk_registry_worker_count(self->registry), zhash_size(self->gws),
+              GA_PROTO_BROKER_STOPPING);
+    self->drained = true;
+    atomic_store(&self->stop, true);
 }
 
 ga_err_t
@@ -441,6 +557,9 @@ bk_broker_run(bk_broker_t *self)
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
+        if (self->draining && next > now + 20) {
+            next = now + 20; // the drain checks the calls in flight this often
+        }
         long timeout = next > now ? (long) (next - now) : 0;
         if (ga_zpoll_wait(&poller, timeout) < 0) {
             if (errno == EINTR) {
@@ -449,6 +568,15 @@ bk_broker_run(bk_broker_t *self)
             GA_ERR("poll failed: %s", strerror(errno));
             rc = GA_EIO;
             break;
+        }
+        if (items[WAKE].ready) {
+            char buf[16];
+            while (read(self->wake[0], buf, sizeof buf) > 0) {
+                // emptied: a drain asked for is seen below
+            }
+            if (atomic_exchange(&self->reload_asked, false) && self->cfg->on_reload) {
+                self->cfg->on_reload(self->cfg->on_reload_arg);
+            }
         }
         if (items[ZAP].ready) {
             bk_zap_process(self->zap); // first: handshakes wait on it
@@ -480,6 +608,7 @@ bk_broker_run(bk_broker_t *self)
         bk_pull_tick(self, ga_clock_ms());
         bk_resolve_tick(self, ga_clock_ms());
         s_state_tick(self, ga_clock_ms(), false);
+        s_drain_step(self, ga_clock_ms());
     }
     s_state_tick(self, ga_clock_ms(), true);
     ga_zpoll_fini(&poller);

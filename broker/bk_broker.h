@@ -8,6 +8,7 @@
 
 #include "ga_err.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -48,6 +49,12 @@ typedef struct {
     // Admin HTTP listener (/metrics, /healthz, /readyz) "host:port"; NULL or empty: none. The
     // caller checks exposure (docs/configuration.md, metrics_listen).
     const char *metrics_listen;
+    // Drain (bk_broker_drain): how long calls in flight are awaited, in ms.
+    int64_t shutdown_timeout_ms;
+    // Called on the loop thread after bk_broker_reload (SIGHUP); may change the settings the
+    // loop reads (tokens, rate limits). NULL: reload does nothing.
+    void (*on_reload)(void *arg);
+    void *on_reload_arg; // passed to on_reload
 } bk_config_t;
 
 typedef struct bk_broker_t bk_broker_t;
@@ -57,6 +64,9 @@ bk_broker_t *bk_broker_new(const bk_config_t *cfg);
 void bk_broker_destroy(bk_broker_t **self_p);
 // Creates and binds the sockets. GA_EIO with a logged reason when an endpoint cannot be bound.
 GA_MUST_CHECK ga_err_t bk_broker_bind(bk_broker_t *self);
+// Checks what bind would check, without binding or creating sockets (genapi-broker check):
+// the CURVE files, admin_actions, the state files, the pull settings. GA_ECONFIG, logged.
+GA_MUST_CHECK ga_err_t bk_broker_check(bk_broker_t *self);
 // The bound endpoints with real ports ("tcp://127.0.0.1:40123"); valid after bind.
 const char *bk_broker_worker_endpoint(const bk_broker_t *self);
 const char *bk_broker_gateway_endpoint(const bk_broker_t *self);
@@ -66,8 +76,17 @@ const char *bk_broker_stream_out_endpoint(const bk_broker_t *self);
 int bk_broker_metrics_port(const bk_broker_t *self);
 // Runs the loop until bk_broker_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t bk_broker_run(bk_broker_t *self);
-// Asks the loop to stop. Any thread; async-signal-safe.
+// Asks the loop to stop now. Any thread; async-signal-safe.
 void bk_broker_stop(bk_broker_t *self);
+// Asks the loop to drain, then stop (docs/operations.md, "Lifecycle"): /readyz turns 503
+// "draining", new CALLs are answered `Service unavailable`, the answers of calls in flight
+// are still routed (up to shutdown_timeout_ms), then every worker and gateway is sent
+// DISCONNECT "broker stopping" and bk_broker_run returns GA_OK. Any thread; async-signal-safe.
+void bk_broker_drain(bk_broker_t *self);
+// Asks the loop to call cfg->on_reload on its thread. Any thread; async-signal-safe.
+void bk_broker_reload(bk_broker_t *self);
+// Whether the last run ended by bk_broker_stop before a drain finished.
+bool bk_broker_stopped_early(const bk_broker_t *self);
 
 // The broker's cluster-wide rate limits (owned by the broker; disabled until configured with
 // ga_ratelimit_configure, before bk_broker_run or on the loop thread).

@@ -47,6 +47,11 @@ bk_release_call(bk_broker_t *self, bk_call_t *call)
 {
     s_detach(self, call);
     ga_buf_reset(&call->body);
+    if (call->has_payload) {
+        zmq_msg_close(&call->payload); // drops this call's reference to the args
+        zmq_msg_init(&call->payload);
+        call->has_payload = false;
+    }
     call->next = self->free_calls;
     self->free_calls = call;
 }
@@ -60,6 +65,7 @@ s_call_new(bk_broker_t *self)
     } else {
         call = ga_calloc(1, sizeof *call);
         ga_buf_init(&call->body);
+        zmq_msg_init(&call->payload);
     }
     call->next = NULL;
     call->worker = NULL;
@@ -73,7 +79,8 @@ static bool
 s_eligible(bk_resolve_t *resolve, const bk_worker_t *w, const ga_funcfg_t *cfg,
            const char *fkey, int64_t now)
 {
-    if (!w->registered || w->breaker_until > now || zhash_lookup(w->offers, fkey) == NULL) {
+    if (!w->registered || w->draining || w->breaker_until > now ||
+        zhash_lookup(w->offers, fkey) == NULL) {
         return false;
     }
     if (cfg->nodes_resolver) {
@@ -157,24 +164,29 @@ s_candidates(bk_broker_t *self, const ga_funcfg_t *cfg, int64_t now)
     return p.seen > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) p.seen;
 }
 
-// The REQUEST for one attempt: the CALL body with the attempt's id in place of the gateway's,
-// and the attempt's deadline as a wall-clock time (docs/protocol.md, "REQUEST").
-static ga_value_t
-s_request(bk_broker_t *self, const ga_value_t *body, uint64_t id, int64_t due, int64_t now)
+// Sends the REQUEST of one attempt to `w`: the CALL envelope with the attempt's id in place of
+// the gateway's and the attempt's deadline as a wall-clock time (docs/protocol.md, "REQUEST
+// deadlines"), then the CALL's payload frame (the args) as it came, never decoded.
+static ga_err_t
+s_send_request(bk_broker_t *self, bk_worker_t *w, const ga_value_t *env, zmq_msg_t *payload,
+               uint64_t id, int64_t due, int64_t now)
 {
     ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, body->len + 2);
-    for (uint32_t i = 0; i < body->len; i++) {
-        const ga_pair_t *p = &body->u.pairs[i];
-        if (strcmp(p->key, "id") != 0 && strcmp(p->key, "deadline") != 0) {
-            ga_map_put(&m, a, p->key, p->value);
+    ga_value_t m = ga_map(a, env->len + 2);
+    for (uint32_t i = 0; i < env->len; i++) {
+        const ga_pair_t *p = &env->u.pairs[i];
+        // A kept envelope (another attempt) still has the rate-limit keys: the worker never
+        // sees them.
+        if (strcmp(p->key, "id") != 0 && strcmp(p->key, "deadline") != 0 &&
+            strcmp(p->key, "rate_limit") != 0) {
+            m.u.pairs[m.len++] = *p;
         }
     }
     ga_map_put(&m, a, "id", ga_int((int64_t) id));
     if (due != INT64_MAX) {
         ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + (due - now)));
     }
-    return m;
+    return bk_forward(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, &m, payload);
 }
 
 // Keeps the call in the table under `id` until `due`, owned by its gateway and by `w`.
@@ -191,9 +203,11 @@ s_track(bk_broker_t *self, bk_call_t *call, uint64_t id, bk_worker_t *w, int64_t
     }
 }
 
-// Sends the next attempt of `call` (decoded CALL body `body`) to `w`.
+// Sends the next attempt of `call` (decoded CALL envelope `body`, payload frame `payload`) to
+// `w`.
 static void
-s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, bk_worker_t *w)
+s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, zmq_msg_t *payload,
+          bk_worker_t *w)
 {
     int64_t now = ga_clock_ms();
     uint64_t id = ++self->next_id;
@@ -205,10 +219,7 @@ s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, bk_worker_
     // the deadline on); any other call's attempt is due at its share of the call's timeout.
     int64_t due = call->stream ? (call->idle_ms > 0 ? now + call->idle_ms : INT64_MAX)
                                : bk_call_fsm_due(&call->fsm);
-    ga_value_t req = s_request(self, body, id, due, now);
-    if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, &req, &self->out) !=
-        GA_OK) {
-        self->stats.undeliverable++;
+    if (s_send_request(self, w, body, payload, id, due, now) != GA_OK) {
         s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_UNSENT, id, now, (uint64_t) rand()),
               NULL);
         return;
@@ -216,8 +227,8 @@ s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, bk_worker_
     s_track(self, call, id, w, due);
 }
 
-// The next attempt, from the kept body: the function is looked up again (it may have changed
-// or gone during a backoff).
+// The next attempt, from the kept envelope and payload: the function is looked up again (it
+// may have changed or gone during a backoff).
 static void
 s_next_attempt(bk_broker_t *self, bk_call_t *call)
 {
@@ -237,15 +248,19 @@ s_next_attempt(bk_broker_t *self, bk_call_t *call)
     }
     self->stats.retries++;
     GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version, .request_id = call->request_id, .node = w->node, .count = call->fsm.attempts + 1);
-    s_attempt(self, call, &body, w);
+    s_attempt(self, call, &body, call->has_payload ? &call->payload : NULL, w);
 }
 
 // Passes a worker's REPLY on to the gateway under the gateway's id; `can_retry` >= 0 replaces
-// the reply's own.
+// the reply's own. Only the envelope is re-encoded: the payload frame (the result) goes on as
+// it came.
 static void
 s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int can_retry)
 {
+    // The received message is the broker's own (self->msg, or a parked copy): its decoded
+    // envelope is patched in place, and its payload shared with the message sent.
     ga_value_t *body = (ga_value_t *) &reply->value;
+    zmq_msg_t *payload = reply->has_payload ? (zmq_msg_t *) &reply->payload : NULL;
     for (uint32_t i = 0; i < body->len; i++) {
         ga_pair_t *p = &body->u.pairs[i];
         if (strcmp(p->key, "id") == 0) {
@@ -254,7 +269,8 @@ s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int c
             p->value = ga_bool(can_retry != 0);
         }
     }
-    bk_send(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, body);
+    GA_IGNORE(bk_forward(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, body,
+                         payload) != GA_OK); // counted there
     self->stats.results++;
 }
 
@@ -305,6 +321,9 @@ void
 bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
     const ga_value_t *body = &msg->value;
+    // The args as they came (the message is the broker's own: libzmq's copy of it takes a
+    // reference, which changes the source's bookkeeping, never its bytes).
+    zmq_msg_t *payload = msg->has_payload ? (zmq_msg_t *) &msg->payload : NULL;
     self->stats.calls++;
     int64_t gw_call_id = ga_map_get_int(body, "id", 0);
     const char *service = ga_map_get_str(body, "service");
@@ -352,11 +371,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     if (cfg->response_type == GA_RESP_NONE) {
         // Fire and forget: nobody waits, so nothing is tracked (and nothing retried).
         int64_t due = cfg->timeout_ms > 0 ? now + cfg->timeout_ms : INT64_MAX;
-        ga_value_t req = s_request(self, body, ++self->next_id, due, now);
-        if (ga_proto_send_value(self->workers, w->id, w->id_len, GA_CMD_REQUEST, &req,
-                                &self->out) != GA_OK) {
-            self->stats.undeliverable++;
-        }
+        GA_IGNORE(s_send_request(self, w, body, payload, ++self->next_id, due, now) != GA_OK);
         return;
     }
     bk_call_t *call = s_call_new(self);
@@ -386,9 +401,13 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     bk_call_fsm_start(&call->fsm, mode, cfg->retry_attempts > 0 && !call->stream, attempts,
                       call->stream || cfg->timeout_ms <= 0 ? 0 : cfg->timeout_ms, now);
     if (call->fsm.max_attempts > 1) {
-        ga_buf_append(&call->body, msg->body.data, msg->body.len); // for the next attempts
+        // For the next attempts: the envelope (small) copied, the payload referenced.
+        ga_buf_append(&call->body, msg->body.data, msg->body.len);
+        if (payload && zmq_msg_copy(&call->payload, payload) == 0) {
+            call->has_payload = true;
+        }
     }
-    s_attempt(self, call, body, w);
+    s_attempt(self, call, body, payload, w);
 }
 
 void
@@ -403,7 +422,8 @@ bk_calls_worker_lost(bk_broker_t *self, bk_worker_t *w)
         s_detach(self, call);
         s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_LOST, id, now, (uint64_t) rand()),
               NULL);
-        ga_arena_reset(self->arena);
+        // No ga_arena_reset here: the message being handled (a REGISTER with a new session)
+        // lives in the same arena, and is read after this; it is reset after the message.
     }
 }
 

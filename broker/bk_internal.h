@@ -54,7 +54,10 @@ struct bk_call_t {
                            // calls are taken from it before it goes)
     char node[BK_NODE_MAX]; // same_node: the node of the first attempt
     uint64_t topic_hash;   // streams: FNV-1a of the stream topic its chunks must carry
-    ga_buf_t body;         // the CALL body as received, kept when another attempt may follow
+    ga_buf_t body;         // the CALL envelope, kept when another attempt may follow
+    zmq_msg_t payload;     // and its payload frame (the args), shared with the received message
+                           // (zmq_msg_copy counts references): forwarded untouched each attempt
+    bool has_payload;      // payload holds one
     bk_call_t *next;       // free-list link
 };
 
@@ -82,7 +85,12 @@ struct bk_broker_t {
     char stream_in_ep[256];     // bound endpoint, real port
     char stream_out_ep[256];    // bound endpoint, real port
     int wake[2];                // pipe: bk_broker_stop writes, the loop polls
-    atomic_bool stop;           // set by bk_broker_stop
+    atomic_bool stop;           // set by bk_broker_stop, or at the end of a drain
+    atomic_bool drain_asked;    // set by bk_broker_drain
+    atomic_bool reload_asked;   // set by bk_broker_reload
+    bool draining;              // the drain has begun: new calls are refused
+    bool drained;               // the drain finished
+    int64_t drain_deadline;     // monotonic ms: calls in flight are awaited until then
     bk_registry_t *registry;    // functions and workers
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
@@ -97,6 +105,7 @@ struct bk_broker_t {
     bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
     ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     ga_log_every_t refused_stream_log; // refused stream messages, logged once a minute
+    ga_log_every_t version_log; // messages of another protocol version, logged once a minute
     int64_t next_heartbeat;     // monotonic ms
     uint64_t registry_seq;      // registry changes so far (SNAPSHOT, UPDATE, gateway HEARTBEAT)
     int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
@@ -111,9 +120,16 @@ struct bk_broker_t {
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
 
+// bk_peers.c: the key of routing id `id` in self->gws and the other tables keyed by a peer's
+// id: its bytes in lowercase hex, NUL-terminated in `key` (2 * id_len + 1 bytes).
+void bk_id_key(char *key, const uint8_t *id, size_t id_len);
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
 void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
              const ga_value_t *body);
+// bk_broker.c: sends `envelope` as `cmd` to peer `id` on `sock`, followed by the received
+// payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
+ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+                    const ga_value_t *envelope, zmq_msg_t *payload);
 // bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
 void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
                    ga_err_t code, const char *message, bool can_retry);
@@ -243,6 +259,12 @@ void bk_relay_save(bk_broker_t *self);
 void bk_relay_tick(bk_broker_t *self, int64_t now);
 // bk_relay.c: removes every member living on the dead gateway `gw` from every group.
 void bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw);
+
+// bk_inspect.c: a worker's HEARTBEAT body: its pool figures (threads, busy, queued, queue_max).
+void bk_inspect_on_heartbeat(bk_worker_t *w, const ga_value_t *body);
+// bk_inspect.c: answers the read-only admin ops pool_status, pushed_services and call_flow
+// into `reply`; false when `op` is none of them.
+bool bk_inspect_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);
 
 // bk_admin.c: whether `action` names an admin operation (bk_admin_actions_list).
 bool bk_admin_action_known(const char *action);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // genapi-broker: parses options, binds, prints READY with the real endpoints, runs the loop
-// until SIGINT or SIGTERM, and exits 0 after a clean shutdown.
+// until SIGINT or SIGTERM, drains, and exits 0 after a clean shutdown (docs/operations.md,
+// "Lifecycle").
 #include "bk_broker.h"
 #include "ga_config.h"
 #include "ga_httpd.h"
@@ -10,6 +11,8 @@
 #include "ga_signal.h"
 
 #include <czmq.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +44,7 @@ typedef struct {
     char *service_configs;    // see table (JSON)
     int64_t resolver_cache_ms; // see table
     char *metrics_listen;    // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -101,32 +105,45 @@ static const ga_option_t s_options[] = {
     {"metrics_listen", GA_OPT_STR, "127.0.0.1:9465", 0, 0, offsetof(options_t, metrics_listen),
      "admin HTTP listener host:port for /metrics, /healthz, /readyz (empty: none; beyond "
      "loopback needs insecure_bind)"},
+    {"shutdown_timeout_ms", GA_OPT_INT, "10000", 0, 3600000,
+     offsetof(options_t, shutdown_timeout_ms),
+     "on SIGTERM, how long the answers of calls in flight are awaited before stopping"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
 // Applies the rate_limits option (cluster-wide limits); a malformed one, or one with scope
 // "gateway" (the broker counts only cluster-wide limits), refuses the start naming the field.
 static bool
-s_rate_limits(const char *text, bk_broker_t *broker)
+s_rate_limits_apply(const char *text, bk_broker_t *broker, char *why, size_t whylen)
 {
     ga_arena_t *a = ga_arena_new(4096);
     ga_value_t v;
-    char why[300];
-    bool ok = ga_json_decode(text, strlen(text), a, &v, why, sizeof why) == GA_OK;
+    char detail[300];
+    bool ok = ga_json_decode(text, strlen(text), a, &v, detail, sizeof detail) == GA_OK;
     if (!ok) {
-        fprintf(stderr, "genapi-broker: rate_limits: not JSON (%s)\n", why);
+        snprintf(why, whylen, "rate_limits: not JSON (%s)", detail);
     } else if (v.type == GA_MAP && ga_map_get_str(&v, "scope") &&
                strcmp(ga_map_get_str(&v, "scope"), "cluster") != 0) {
-        fprintf(stderr, "genapi-broker: rate_limits.scope: the broker counts cluster-wide "
-                        "limits only (\"cluster\", or leave it out)\n");
+        snprintf(why, whylen, "rate_limits.scope: the broker counts cluster-wide limits only "
+                              "(\"cluster\", or leave it out)");
         ok = false;
     } else if (ga_ratelimit_configure(bk_broker_rate_limits(broker), &v, "rate_limits", why,
-                                      sizeof why) != GA_OK) {
-        fprintf(stderr, "genapi-broker: %s\n", why);
+                                      whylen) != GA_OK) {
         ok = false;
     }
     ga_arena_destroy(&a);
     return ok;
+}
+
+static bool
+s_rate_limits(const char *text, bk_broker_t *broker)
+{
+    char why[400];
+    if (!s_rate_limits_apply(text, broker, why, sizeof why)) {
+        fprintf(stderr, "genapi-broker: %s\n", why);
+        return false;
+    }
+    return true;
 }
 
 // True when `endpoint` can be reached from this host only: tcp on a loopback address, ipc or
@@ -202,11 +219,92 @@ s_check_exposure(const options_t *opt, char *err, size_t errlen)
     return true;
 }
 
+// What a reload (SIGHUP) reads and changes, all on the loop thread.
+typedef struct {
+    int argc;            // the command line, read again
+    char **argv;
+    options_t *opt;      // the options in force
+    bk_config_t *cfg;    // the broker's settings (tokens)
+    bk_broker_t *broker; // for the rate limits
+} reload_t;
+
+// One changed option on reload (docs/operations.md, "Reload"): log_level, rate_limits,
+// admin_token and push_token change at run time; everything else needs a restart.
+static ga_reload_t
+s_apply(const ga_option_t *o, const void *next_p, void *arg, char *why, size_t whylen)
+{
+    const options_t *next = next_p;
+    reload_t *r = arg;
+    if (strcmp(o->name, "log_level") == 0) {
+        int level = ga_log_level_parse(next->log_level);
+        if (level < 0) {
+            snprintf(why, whylen, "must be err, warn, notice, info or debug");
+            return GA_RELOAD_INVALID;
+        }
+        ga_log_set_level((ga_log_level_t) level);
+        return GA_RELOAD_APPLIED;
+    }
+    if (strcmp(o->name, "rate_limits") == 0) {
+        return s_rate_limits_apply(next->rate_limits, r->broker, why, whylen)
+                   ? GA_RELOAD_APPLIED
+                   : GA_RELOAD_INVALID;
+    }
+    if (strcmp(o->name, "admin_token") == 0) {
+        r->cfg->admin_token = next->admin_token; // moved into the options in force
+        return GA_RELOAD_APPLIED;
+    }
+    if (strcmp(o->name, "push_token") == 0) {
+        options_t probe = *r->opt;
+        probe.push_token = next->push_token;
+        char err[512];
+        if (!s_check_exposure(&probe, err, sizeof err)) {
+            snprintf(why, whylen, "%s", err);
+            return GA_RELOAD_INVALID;
+        }
+        r->cfg->push_token = next->push_token; // read at the next REGISTER
+        return GA_RELOAD_APPLIED;
+    }
+    return GA_RELOAD_RESTART;
+}
+
+static void
+s_on_reload(void *arg)
+{
+    reload_t *r = arg;
+    options_t next = {0};
+    char err[512];
+    if (ga_config_load(s_options, &next, "genapi-broker", r->argc, r->argv, err, sizeof err) !=
+        GA_OK) {
+        GA_ERR("reload: %s; nothing changed", err);
+    } else {
+        ga_config_reload(s_options, r->opt, &next, s_apply, r);
+    }
+    ga_config_fini(s_options, &next);
+}
+
+typedef struct {
+    bk_broker_t *broker; // the broker signals act on
+    atomic_int stops;    // SIGINT/SIGTERM received
+} signal_arg_t;
+
+// The signal thread: the first SIGINT or SIGTERM drains, the second stops at once.
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
-    bk_broker_stop(arg);
+    signal_arg_t *sa = arg;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: reloading the configuration");
+        bk_broker_reload(sa->broker);
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (atomic_fetch_add(&sa->stops, 1) == 0) {
+        GA_NOTICE("%s: draining (send it again to stop at once)", name);
+        bk_broker_drain(sa->broker);
+    } else {
+        GA_WARN("%s again: stopping at once", name);
+        bk_broker_stop(sa->broker);
+    }
 }
 
 int
@@ -227,7 +325,12 @@ main(int argc, char **argv)
         return rc == GA_ECLOSED ? 0 : 2;
     }
     int level = ga_log_level_parse(opt.log_level);
-    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    if (level < 0) {
+        fprintf(stderr, "genapi-broker: log_level: must be err, warn, notice, info or debug\n");
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    ga_log_set_level((ga_log_level_t) level);
     if (!s_check_exposure(&opt, err, sizeof err)) {
         fprintf(stderr, "genapi-broker: %s\n", err);
         ga_config_fini(s_options, &opt);
@@ -257,15 +360,29 @@ main(int argc, char **argv)
         .service_configs = opt.service_configs,
         .resolver_cache_ms = opt.resolver_cache_ms,
         .metrics_listen = opt.metrics_listen,
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms,
     };
+    reload_t reload = {.argc = argc, .argv = argv, .opt = &opt, .cfg = &cfg};
+    cfg.on_reload = s_on_reload;
+    cfg.on_reload_arg = &reload;
     bk_broker_t *broker = bk_broker_new(&cfg);
+    reload.broker = broker;
+    signal_arg_t sigarg = {.broker = broker};
     ga_signal_t *sig = NULL;
     int status = 1;
     if (!s_rate_limits(opt.rate_limits, broker)) {
         status = 2;
         goto out;
     }
-    if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, broker, &sig) != GA_OK) {
+    if (ga_config_is_check(argc, argv)) {
+        // Everything bind checks except the endpoints themselves (nothing is bound).
+        status = bk_broker_check(broker) == GA_OK ? 0 : 2;
+        if (status == 0) {
+            printf("genapi-broker: configuration valid\n");
+        }
+        goto out;
+    }
+    if (bk_broker_bind(broker) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;
     }
@@ -276,8 +393,8 @@ main(int argc, char **argv)
     fflush(stdout);
     GA_INFO("listening: workers %s, gateways %s", bk_broker_worker_endpoint(broker),
             bk_broker_gateway_endpoint(broker));
-    status = bk_broker_run(broker) == GA_OK ? 0 : 1;
-    GA_INFO("stopped");
+    status = bk_broker_run(broker) == GA_OK && !bk_broker_stopped_early(broker) ? 0 : 1;
+    GA_INFO("stopped%s", status ? " before the drain finished" : "");
 out:
     ga_signal_destroy(&sig);
     bk_broker_destroy(&broker);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The broker's telemetry helpers and its admin HTTP listener: /metrics (the events' metrics
-// plus the broker's counters), /healthz and /readyz (docs/operations.md, "Metrics and health").
+// plus the broker's counters), /healthz, /readyz and /events (genapi-ctl tail) (docs/operations.md, "Metrics and health").
 #include "bk_internal.h"
 #include "bk_registry.h"
 
@@ -8,6 +8,8 @@
 #include "ga_httpd.h"
 #include "ga_log.h"
 #include "ga_metrics.h"
+#include "ga_secret.h"
+#include "ga_tail.h"
 #include "ga_telemetry.h"
 #include "ga_wire.h"
 
@@ -98,8 +100,8 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
         return 200;
     }
     if (strcmp(path, "/readyz") == 0) {
-        if (atomic_load(&self->stop)) {
-            ga_buf_append_str(body, "stopping\n");
+        if (atomic_load(&self->stop) || self->draining) {
+            ga_buf_append_str(body, self->draining ? "not ready: draining\n" : "stopping\n");
             return 503;
         }
         ga_buf_append_str(body, "ready\n"); // answered only once every endpoint is bound
@@ -107,6 +109,25 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
     }
     ga_buf_append_str(body, "not found: try /metrics, /healthz or /readyz\n");
     return 404;
+}
+
+// Who may tail the broker's events (/events, genapi-ctl tail): the admin gate of ADMIN, with
+// the action "tail".
+static const char *
+s_tail_auth(void *arg, const char *token)
+{
+    const bk_broker_t *self = arg;
+    const char *admin = self->cfg->admin_token;
+    if (admin == NULL || admin[0] == '\0') {
+        return "admin operations are off (set admin_token and admin_actions on the broker)";
+    }
+    if (!ga_secret_equal(admin, token, strlen(token))) {
+        return "admin token required";
+    }
+    if (!ga_curve_allows_service(self->cfg->admin_actions, "tail")) {
+        return "admin action not enabled (admin_actions)";
+    }
+    return NULL;
 }
 
 ga_err_t
@@ -118,6 +139,7 @@ bk_metrics_start(bk_broker_t *self)
     }
     self->metrics = ga_metrics_new();
     self->httpd = ga_httpd_new(s_on_http, self);
+    ga_tail_install(self->httpd, "genapi-broker", s_tail_auth, self);
     char why[300];
     if (ga_httpd_listen(self->httpd, listen, why, sizeof why) != GA_OK) {
         GA_ERR("metrics_listen: %s (set metrics_listen to another host:port, or empty to "

@@ -35,14 +35,22 @@ s_liveness_ms(const bk_broker_t *self)
 // ---------------------------------------------------------------------------------------------
 // Gateways
 
+void
+bk_id_key(char *key, const uint8_t *id, size_t id_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < id_len; i++) {
+        key[2 * i] = hex[id[i] >> 4];
+        key[2 * i + 1] = hex[id[i] & 15];
+    }
+    key[2 * id_len] = '\0';
+}
+
 static bk_gateway_t *
 s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_new)
 {
     char key[2 * 255 + 1];
-    for (size_t i = 0; i < id_len; i++) {
-        snprintf(key + 2 * i, 3, "%02x", id[i]);
-    }
-    key[2 * id_len] = '\0';
+    bk_id_key(key, id, id_len);
     bk_gateway_t *gw = zhash_lookup(self->gws, key);
     *is_new = gw == NULL;
     if (gw == NULL) {
@@ -180,7 +188,19 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     switch (msg->cmd) {
     case GA_CMD_CALL:
-        if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
+        if (self->draining) {
+            // Stopping: the calls in flight finish, new ones are turned away at once.
+            bk_send_error(self, msg->id, msg->id_len,
+                          (uint64_t) ga_map_get_int(&msg->value, "id", 0), GA_EUNAVAIL,
+                          "Service unavailable", true);
+        } else if (bk_access_call_identity(self, msg) && bk_ratelimit_allow_call(self, msg)) {
+            if (ga_log_level() >= GA_LOG_DEBUG) {
+                const char *svc = ga_map_get_str(&msg->value, "service");
+                const char *fn = ga_map_get_str(&msg->value, "request_type");
+                const char *rid = ga_map_get_str(&msg->value, "request_id");
+                GA_DEBUG("call %s.%s request_id=%s from a gateway", svc ? svc : "-",
+                         fn ? fn : "-", rid ? rid : "-");
+            }
             bk_on_call(self, gw, msg);
         }
         break;
@@ -309,6 +329,12 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     w->expiry = ga_clock_ms() + s_liveness_ms(self);
     switch (msg->cmd) {
     case GA_CMD_HEARTBEAT:
+        bk_inspect_on_heartbeat(w, &msg->value);
+        if (!w->draining && ga_map_get(&msg->value, "draining")) {
+            // The worker is stopping (docs/protocol.md, "Stopping"): it finishes what it has.
+            w->draining = true;
+            GA_INFO("worker %s is draining: no new calls for it", w->node);
+        }
         break;
     case GA_CMD_REPLY:
         if (!bk_resolve_on_reply(self, msg)) { // the broker's own resolver calls

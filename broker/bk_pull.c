@@ -163,15 +163,6 @@ s_pulled(const bk_pull_t *self, const char *service, bool *version_check)
 }
 
 static void
-s_key(char *key, const uint8_t *id, size_t id_len)
-{
-    for (size_t i = 0; i < id_len; i++) {
-        snprintf(key + 2 * i, 3, "%02x", id[i]);
-    }
-    key[2 * id_len] = '\0';
-}
-
-static void
 s_send_pull(bk_broker_t *broker, bk_worker_t *w, s_worker_t *st, bool full, int64_t now)
 {
     bk_pull_t *self = broker->pull;
@@ -234,7 +225,7 @@ s_tick_worker(bk_worker_t *w, void *arg)
         return;
     }
     char key[2 * 255 + 1];
-    s_key(key, w->id, w->id_len);
+    bk_id_key(key, w->id, w->id_len);
     s_worker_t *st = zhash_lookup(self->workers, key);
     if (st == NULL || st->life != w->life) {
         // New, or a new life: it has just pushed its table; the first pull is an interval on.
@@ -340,7 +331,7 @@ bk_pull_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
     bk_pull_t *self = broker->pull;
     bk_worker_t *w = bk_registry_worker(broker->registry, msg->id, msg->id_len);
     char key[2 * 255 + 1];
-    s_key(key, msg->id, msg->id_len);
+    bk_id_key(key, msg->id, msg->id_len);
     s_worker_t *st = zhash_lookup(self->workers, key);
     int64_t id = ga_map_get_int(&msg->value, "id", 0);
     if (w == NULL || st == NULL || st->pending == 0 || (uint64_t) id != st->pending) {

@@ -235,14 +235,29 @@ bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg)
     if (rl.type != GA_MAP || !ga_ratelimit_is_enabled(self->rl->limits)) {
         return true;
     }
-    // A permission check carries the limits' subject: the call it guards.
+    // Limits keyed on an argument read the call's payload, decoded here (cluster-wide limits
+    // only: docs/protocol.md, "Rate limits"). A permission check or hook carries the limits'
+    // subject, the call it guards, whose args are inside its own at `args_in`.
     const char *service = ga_map_get_str(&rl, "service");
     const char *request_type = ga_map_get_str(&rl, "request_type");
-    const ga_value_t *args = ga_map_get(&rl, "args");
+    const char *args_in = NULL;
     if (service == NULL || request_type == NULL) {
         service = ga_map_get_str(body, "service");
         request_type = ga_map_get_str(body, "request_type");
-        args = ga_map_get(body, "args");
+    } else {
+        args_in = ga_map_get_str(&rl, "args_in");
+    }
+    ga_value_t payload = ga_nil();
+    const ga_value_t *args = NULL;
+    if (ga_proto_payload_decode(msg, self->arena, &payload) == GA_OK) {
+        args = &payload; // a malformed one: no argument values (the worker refuses it)
+        for (const char *p = args_in; p && *p && args;) {
+            size_t n = strcspn(p, ".");
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int) (n < sizeof key ? n : sizeof key - 1), p);
+            args = ga_map_get(args, key);
+            p += n + (p[n] == '.');
+        }
     }
     ga_rl_subject_t who = {.user_id = ga_map_get_str(&rl, "user_id"),
                            .device_id = ga_map_get_str(&rl, "device_id"),

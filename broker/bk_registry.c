@@ -45,11 +45,15 @@ typedef struct {
     zhash_t *keys;        // function keys accepted from it (values unused)
     ga_arena_t *arena;    // holds `refused`
     ga_value_t refused;   // [{function, reason}] refused from it
+    int64_t at_ms;        // wall-clock ms it was processed
 } push_t;
 
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
+    bk_worker_t **all;         // the same workers, for walking them (zhash_first/next visit
+    size_t n_all;              // every bucket); worker->slot is each one's place
+    size_t cap_all;            // slots allocated in `all`
     zhash_t *unoffered;        // function key -> int64_t (owned): since when unoffered, service up
     bool dirty;                // workers or offers changed since the last sweep
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
@@ -135,6 +139,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     bk_registry_t *self = *self_p;
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
+    ga_free(self->all);
     zhash_destroy(&self->unoffered);
     zhash_destroy(&self->overrides);
     zhash_destroy(&self->pushes);
@@ -309,6 +314,12 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         w->id_len = id_len;
         ga_assert(zhash_insert(self->workers, key, w) == 0);
         zhash_freefn(self->workers, key, s_worker_free);
+        if (self->n_all == self->cap_all) {
+            self->cap_all = self->cap_all ? self->cap_all * 2 : 16;
+            self->all = ga_realloc(self->all, sizeof *self->all * self->cap_all);
+        }
+        w->slot = self->n_all;
+        self->all[self->n_all++] = w;
     }
     ga_free(w->node);
     ga_free(w->service);
@@ -350,6 +361,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     }
     push_t *push = ga_calloc(1, sizeof *push);
     push->config_version = config_version ? ga_strdup(config_version) : NULL;
+    push->at_ms = ga_clock_wall_ms();
     push->keys = zhash_new();
     ga_assert(push->keys);
     push->arena = ga_arena_new(1024);
@@ -404,6 +416,10 @@ bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
 {
     char key[HEXKEY_MAX];
     s_hexkey(key, worker->id, worker->id_len);
+    ga_assert(worker->slot < self->n_all && self->all[worker->slot] == worker);
+    bk_worker_t *last = self->all[--self->n_all];
+    self->all[worker->slot] = last;
+    last->slot = worker->slot;
     zhash_delete(self->workers, key);
     self->dirty = true;
 }
@@ -568,7 +584,8 @@ s_offered(bk_registry_t *self, const ga_funcfg_t *cfg)
 {
     char fkey[KEY_MAX_REG];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (w->registered && zhash_lookup(w->offers, fkey)) {
             return true;
         }
@@ -724,6 +741,42 @@ bk_registry_verify(bk_registry_t *self, const char *service, const char *config_
                : BK_VERIFY_MISMATCH;
 }
 
+static int
+s_push_cmp(const void *pa, const void *pb)
+{
+    const char *x = ga_map_get_str(pa, "service");
+    const char *y = ga_map_get_str(pb, "service");
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+ga_value_t
+bk_registry_pushes(bk_registry_t *self, ga_arena_t *arena)
+{
+    ga_value_t out = ga_array(arena, (uint32_t) zhash_size(self->pushes) + 1);
+    for (push_t *p = zhash_first(self->pushes); p; p = zhash_next(self->pushes)) {
+        const char *service = zhash_cursor(self->pushes);
+        int64_t workers = 0;
+        for (size_t i = 0; i < self->n_all; i++) {
+            const bk_worker_t *w = self->all[i];
+            workers += w->registered && w->service && strcmp(w->service, service) == 0;
+        }
+        ga_value_t m = ga_map(arena, 6);
+        ga_map_put(&m, arena, "service", ga_str(ga_arena_strdup(arena, service)));
+        ga_map_put(&m, arena, "config_version",
+                   p->config_version ? ga_str(ga_arena_strdup(arena, p->config_version))
+                                     : ga_nil());
+        ga_map_put(&m, arena, "functions", ga_int((int64_t) zhash_size(p->keys)));
+        ga_map_put(&m, arena, "refused", ga_int((int64_t) p->refused.len));
+        ga_map_put(&m, arena, "workers", ga_int(workers));
+        ga_map_put(&m, arena, "at_ms", ga_int(p->at_ms));
+        ga_array_push(&out, arena, m);
+    }
+    if (out.len > 1) {
+        qsort(out.u.items, out.len, sizeof out.u.items[0], s_push_cmp);
+    }
+    return out;
+}
+
 bk_worker_t *
 bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg)
 {
@@ -738,8 +791,10 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
     bk_worker_t *chosen = NULL;
     unsigned seen = 0;
     // Reservoir sampling: a uniform random choice in one pass, no temporary array.
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
-        if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
+        if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
             continue;
         }
         if (cfg->n_nodes) {
@@ -763,7 +818,8 @@ bk_registry_pick_at(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now)
 static bool
 s_candidate(const bk_worker_t *w, const ga_funcfg_t *cfg, const char *fkey, int64_t now)
 {
-    if (!w->registered || zhash_lookup(w->offers, fkey) == NULL || w->breaker_until > now) {
+    if (!w->registered || w->draining || zhash_lookup(w->offers, fkey) == NULL ||
+            w->breaker_until > now) {
         return false;
     }
     if (cfg->n_nodes == 0) {
@@ -784,7 +840,8 @@ bk_registry_candidates(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now,
     char fkey[600];
     ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
     size_t n = 0;
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (!s_candidate(w, cfg, fkey, now)) {
             continue;
         }
@@ -870,7 +927,8 @@ bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t
     sweep_t sw = {.self = self, .now = now, .grace_ms = grace_ms, .offered = zhash_new(),
                   .services = zhash_new(), .arena = arena, .doomed = ga_array(arena, 0)};
     ga_assert(sw.offered && sw.services);
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (!w->registered) {
             continue;
         }
@@ -899,7 +957,8 @@ bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t
 void
 bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, void *arg), void *arg)
 {
-    for (bk_worker_t *w = zhash_first(self->workers); w; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all; slot++) {
+        bk_worker_t *w = self->all[slot];
         fn(w, arg);
     }
 }
@@ -908,7 +967,8 @@ size_t
 bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t max)
 {
     size_t n = 0;
-    for (bk_worker_t *w = zhash_first(self->workers); w && n < max; w = zhash_next(self->workers)) {
+    for (size_t slot = 0; slot < self->n_all && n < max; slot++) {
+        bk_worker_t *w = self->all[slot];
         if (w->expiry < now) {
             out[n++] = w;
         }

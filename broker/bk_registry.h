@@ -41,7 +41,13 @@ typedef struct {
                          // new session starts a new one): its calls are owned by it
     int64_t session;     // the worker's session from REGISTER (a new one: it dropped its queue)
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
+    bool draining;       // it said it is stopping (HEARTBEAT draining): no new calls
     char key[64];        // CURVE public key it registered with ("" when CURVE is off)
+    size_t slot;         // its place in the registry's list of workers (bk_registry.c)
+    // Its pool as its last HEARTBEAT said (docs/protocol.md; bk_inspect.c): handler threads,
+    // those running a call, calls queued for a thread, the queue's bound; pool_at: monotonic
+    // ms of that HEARTBEAT (0: never reported).
+    int64_t pool_threads, pool_busy, pool_queued, pool_queue_max, pool_at;
 } bk_worker_t;
 
 bk_registry_t *bk_registry_new(void);
@@ -123,6 +129,11 @@ typedef enum {
 // Compares `config_version` with the service's last processed push.
 bk_verify_t bk_registry_verify(bk_registry_t *self, const char *service,
                                const char *config_version, const char **stored);
+
+// Each service's last processed push, sorted by service: [{service, config_version (nil when it
+// named none), functions (configs taken from it), refused, workers (registered now), at_ms
+// (wall-clock)}], in `arena`.
+ga_value_t bk_registry_pushes(bk_registry_t *self, ga_arena_t *arena);
 
 // Picks a live registered worker offering `cfg` (random among them), or NULL when none.
 bk_worker_t *bk_registry_pick(bk_registry_t *self, const ga_funcfg_t *cfg);

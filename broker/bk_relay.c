@@ -28,10 +28,7 @@
 static void
 s_gateway_key(const uint8_t *id, size_t id_len, char *key)
 {
-    for (size_t i = 0; i < id_len; i++) {
-        snprintf(key + 2 * i, 3, "%02x", id[i]);
-    }
-    key[2 * id_len] = '\0';
+    bk_id_key(key, id, id_len);
 }
 
 static bk_groups_t *

@@ -19,7 +19,9 @@ typedef struct {
     size_t gw_id_len;    // bytes in gw_id
     uint64_t gw_serial;  // the gateway's serial (a new gateway under the same id is another)
     uint64_t gw_call_id; // the gateway's id for the call
-    ga_buf_t body;       // the CALL body, encoded
+    ga_buf_t body;       // the CALL envelope, encoded
+    zmq_msg_t payload;   // its payload frame (the args), referenced, not copied
+    bool has_payload;    // payload holds one
 } s_parked_t;
 
 // One resolver.
@@ -48,6 +50,7 @@ s_parked_free(s_parked_t **p)
 {
     if (*p) {
         ga_buf_fini(&(*p)->body);
+        zmq_msg_close(&(*p)->payload);
         ga_free(*p);
         *p = NULL;
     }
@@ -228,11 +231,10 @@ s_ask(bk_broker_t *broker, s_entry_t *e, int64_t now)
     int64_t timeout = rcfg->timeout_ms > 0 ? rcfg->timeout_ms : GA_FUNCFG_TIMEOUT_DEFAULT;
     uint64_t id = ++broker->next_id;
     ga_arena_t *a = broker->arena;
-    ga_value_t m = ga_map(a, 6);
+    ga_value_t m = ga_map(a, 5); // no payload: no args
     ga_map_put(&m, a, "id", ga_int((int64_t) id));
     ga_map_put(&m, a, "service", ga_str(rcfg->service));
     ga_map_put(&m, a, "request_type", ga_str(rcfg->request_type));
-    ga_map_put(&m, a, "args", ga_map(a, 0));
     ga_map_put(&m, a, "request_id", ga_str("genapi-nodes-resolver"));
     ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + timeout));
     if (ga_proto_send_value(broker->workers, w->id, w->id_len, GA_CMD_REQUEST, &m,
@@ -289,6 +291,10 @@ bk_resolve_nodes(bk_broker_t *broker, const char *resolver, uint64_t gw_serial,
     p->gw_call_id = gw_call_id;
     ga_buf_init(&p->body);
     ga_wire_encode(&p->body, &msg->value); // as checked (a cluster rate_limit field removed)
+    zmq_msg_init(&p->payload);
+    if (msg->has_payload && zmq_msg_copy(&p->payload, (zmq_msg_t *) &msg->payload) == 0) {
+        p->has_payload = true; // the broker's own message: a copy only takes a reference
+    }
     zlist_append(e->parked, p);
     return false;
 }
@@ -322,7 +328,9 @@ bk_resolve_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
         s_fail(broker, e, now, why);
         return true;
     }
-    if (bk_resolve_store(self, e->name, ga_map_get(&msg->value, "result"), now) != GA_OK) {
+    ga_value_t result; // the REPLY's payload frame: the resolver's answer
+    if (ga_proto_payload_decode(msg, broker->arena, &result) != GA_OK ||
+        bk_resolve_store(self, e->name, &result, now) != GA_OK) {
         s_fail(broker, e, now, "its answer is not a list of node names");
         return true;
     }
@@ -345,10 +353,7 @@ s_settle(bk_broker_t *broker, s_entry_t *e)
     // Only those parked now: a call routed again parks no more (the answer is fresh).
     for (size_t k = 0; k < n && (p = zlist_pop(e->parked)) != NULL; k++) {
         char key[2 * 255 + 1];
-        for (size_t i = 0; i < p->gw_id_len; i++) {
-            snprintf(key + 2 * i, 3, "%02x", p->gw_id[i]);
-        }
-        key[2 * p->gw_id_len] = '\0';
+        bk_id_key(key, p->gw_id, p->gw_id_len);
         bk_gateway_t *gw = zhash_lookup(broker->gws, key);
         if (gw == NULL || gw->serial != p->gw_serial) {
             // Its gateway is gone: nobody waits for the answer.
@@ -362,10 +367,16 @@ s_settle(bk_broker_t *broker, s_entry_t *e)
             m.id_len = p->gw_id_len;
             m.cmd = GA_CMD_CALL;
             m.body = p->body; // a view: bk_on_call copies what it keeps
+            zmq_msg_init(&m.payload);
+            if (p->has_payload) {
+                zmq_msg_move(&m.payload, &p->payload);
+                m.has_payload = true;
+            }
             if (ga_wire_decode(p->body.data, p->body.len, broker->arena, &m.value) == GA_OK) {
                 broker->stats.calls--; // counted when it arrived
                 bk_on_call(broker, gw, &m);
             }
+            zmq_msg_close(&m.payload);
         }
         s_parked_free(&p);
         ga_arena_reset(broker->arena);

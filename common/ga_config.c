@@ -5,6 +5,7 @@
 
 #include "ga_arena.h"
 #include "ga_json.h"
+#include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_value.h"
 
@@ -66,6 +67,101 @@ s_set(const ga_option_t *o, void *cfg, const char *text, const char *source, cha
     return GA_ECONFIG;
 }
 
+// Line and column (from 1) of byte `at` in text[0..len).
+static void
+s_line_col(const char *text, size_t len, size_t at, unsigned *line, unsigned *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+// The offset of top-level key `key` in the JSON object text[0..len) (its opening quote), or
+// len when not found. Keys are compared byte for byte (a key written with escapes is not
+// found: the message then has no position).
+static size_t
+s_key_offset(const char *text, size_t len, const char *key, size_t key_len)
+{
+    int depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == '"') {
+            size_t start = i++;
+            while (i < len && text[i] != '"') {
+                i += text[i] == '\\' ? 2 : 1;
+            }
+            if (depth != 1 || i >= len) {
+                continue;
+            }
+            size_t k = i + 1;
+            while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' ||
+                               text[k] == '\n')) {
+                k++;
+            }
+            if (k < len && text[k] == ':' && i - start - 1 == key_len &&
+                memcmp(text + start + 1, key, key_len) == 0) {
+                return start;
+            }
+        }
+    }
+    return len;
+}
+
+// Levenshtein distance of a and b, capped at 3 (for "did you mean").
+static unsigned
+s_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    if (la > 63 || lb > 63 || (la > lb ? la - lb : lb - la) > 2) {
+        return 3;
+    }
+    unsigned row[64];
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = (unsigned) j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned) i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 3 ? row[lb] : 3;
+}
+
+// The closest option name to `name` (at most 2 edits away), or NULL.
+static const char *
+s_suggest(const ga_option_t *table, const char *name)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (const ga_option_t *o = table; o->name; o++) {
+        unsigned d = s_distance(name, o->name);
+        if (d < best_d) {
+            best_d = d;
+            best = o->name;
+        }
+    }
+    return best;
+}
+
 ga_err_t
 ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text, size_t len,
                      const char *source, char *err, size_t errlen)
@@ -73,18 +169,39 @@ ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text, size
     ga_arena_t *arena = ga_arena_new(4096);
     ga_value_t doc;
     char why[200];
+    unsigned line;
+    unsigned col;
     ga_err_t rc = ga_json_decode(text, len, arena, &doc, why, sizeof why);
     if (rc != GA_OK || doc.type != GA_MAP) {
-        snprintf(err, errlen, "config file %s: %s", source,
-                 rc != GA_OK ? why : "must hold a JSON object");
+        // The decoder says where: "... at offset N"; shown as line and column.
+        const char *at = rc != GA_OK ? strstr(why, " at offset ") : NULL;
+        if (at) {
+            s_line_col(text, len, (size_t) strtoull(at + 11, NULL, 10), &line, &col);
+            snprintf(err, errlen, "config file %s:%u:%u: %.*s", source, line, col,
+                     (int) (at - why), why);
+        } else {
+            snprintf(err, errlen, "config file %s: %s", source,
+                     rc != GA_OK ? why : "must hold a JSON object");
+        }
         rc = GA_ECONFIG;
         goto out;
     }
     for (uint32_t i = 0; i < doc.len && rc == GA_OK; i++) {
         const ga_pair_t *p = &doc.u.pairs[i];
         const ga_option_t *o = s_find(table, p->key, p->key_len);
+        char where[300];
+        size_t off = s_key_offset(text, len, p->key, p->key_len);
+        if (off < len) {
+            s_line_col(text, len, off, &line, &col);
+            snprintf(where, sizeof where, "%s:%u:%u", source, line, col);
+        } else {
+            snprintf(where, sizeof where, "%s", source);
+        }
         if (o == NULL) {
-            snprintf(err, errlen, "config file %s: unknown option \"%s\"", source, p->key);
+            const char *near = s_suggest(table, p->key);
+            snprintf(err, errlen, "config file %s: unknown option \"%s\"%s%s%s", where, p->key,
+                     near ? " (did you mean \"" : " (see --help)", near ? near : "",
+                     near ? "\"?)" : "");
             rc = GA_ECONFIG;
             break;
         }
@@ -108,11 +225,11 @@ ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text, size
             value = p->value.u.b ? "true" : "false";
         } else {
             snprintf(err, errlen, "config file %s: option \"%s\" must be a string, integer or "
-                                  "boolean", source, p->key);
+                                  "boolean", where, p->key);
             rc = GA_ECONFIG;
             break;
         }
-        rc = s_set(o, cfg, value, source, err, errlen);
+        rc = s_set(o, cfg, value, where, err, errlen);
     }
 out:
     ga_arena_destroy(&arena);
@@ -144,32 +261,74 @@ s_load_file(const ga_option_t *table, void *cfg, const char *path, char *err, si
 static void
 s_help(const ga_option_t *table, const char *prog)
 {
-    printf("usage: %s [--config FILE.json] [--set name=value ...] [--print-config]\n\n"
+    printf("usage: %s [--config FILE.json] [--set name=value ...] [--print-config]\n"
+           "       %s check [-c FILE.json] [--set name=value ...]   (validate, do not start)\n\n"
            "options (also GENAPI_<NAME> in the environment):\n",
-           prog);
+           prog, prog);
     for (const ga_option_t *o = table; o->name; o++) {
         printf("  %-22s %s (default: %s)\n", o->name, o->help, o->dflt);
     }
 }
 
+// Whether an option's value is a secret, never printed: its name says token or secret.
+static bool
+s_is_secret(const char *name)
+{
+    return strstr(name, "token") != NULL || strstr(name, "secret") != NULL;
+}
+
+// The effective values as one JSON object, one option per line (a JSON option embedded as
+// JSON), secrets shown as "(hidden)" when set.
 static void
 s_print(const ga_option_t *table, const void *cfg)
 {
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_buf_append_str(&out, "{\n");
     for (const ga_option_t *o = table; o->name; o++) {
         const char *field = (const char *) cfg + o->offset;
+        ga_buf_append_str(&out, "  ");
+        ga_json_encode_str(&out, o->name, strlen(o->name));
+        ga_buf_append_str(&out, ": ");
+        char num[32];
         switch (o->type) {
         case GA_OPT_STR:
-        case GA_OPT_JSON:
-            printf("%s=%s\n", o->name, *(char *const *) (const void *) field);
-            break;
-        case GA_OPT_INT:
-            printf("%s=%lld\n", o->name, (long long) *(const int64_t *) (const void *) field);
-            break;
-        case GA_OPT_BOOL:
-            printf("%s=%s\n", o->name, *(const bool *) (const void *) field ? "true" : "false");
+        case GA_OPT_JSON: {
+            const char *v = *(char *const *) (const void *) field;
+            v = v ? v : "";
+            if (s_is_secret(o->name) && v[0]) {
+                v = "(hidden)";
+            }
+            ga_arena_t *arena = o->type == GA_OPT_JSON ? ga_arena_new(4096) : NULL;
+            ga_value_t doc;
+            char why[200];
+            if (arena && ga_json_decode(v, strlen(v), arena, &doc, why, sizeof why) == GA_OK) {
+                ga_json_encode(&out, &doc); // embedded as JSON
+            } else {
+                ga_json_encode_str(&out, v, strlen(v)); // text (the program refuses it)
+            }
+            ga_arena_destroy(&arena);
             break;
         }
+        case GA_OPT_INT:
+            snprintf(num, sizeof num, "%lld", (long long) *(const int64_t *) (const void *) field);
+            ga_buf_append_str(&out, num);
+            break;
+        case GA_OPT_BOOL:
+            ga_buf_append_str(&out, *(const bool *) (const void *) field ? "true" : "false");
+            break;
+        }
+        ga_buf_append_str(&out, o[1].name ? ",\n" : "\n");
     }
+    ga_buf_append_str(&out, "}\n");
+    fwrite(out.data, 1, out.len, stdout);
+    ga_buf_fini(&out);
+}
+
+bool
+ga_config_is_check(int argc, char **argv)
+{
+    return argc > 1 && strcmp(argv[1], "check") == 0;
 }
 
 ga_err_t
@@ -183,15 +342,17 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
         }
     }
     bool print = false;
+    int first = ga_config_is_check(argc, argv) ? 2 : 1;
     // Pass 1: the file, so that the environment and --set override it.
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_help(table, prog);
             return GA_ECLOSED;
         }
         if (strcmp(argv[i], "--print-config") == 0) {
             print = true;
-        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) &&
+                   i + 1 < argc) {
             if ((rc = s_load_file(table, cfg, argv[++i], err, errlen)) != GA_OK) {
                 return rc;
             }
@@ -214,9 +375,9 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
             return rc;
         }
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "--set") != 0 || i + 1 >= argc) {
-            i += strcmp(argv[i], "--config") == 0;
+            i += strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0;
             continue;
         }
         const char *kv = argv[++i];
@@ -235,6 +396,82 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
         return GA_ECLOSED;
     }
     return GA_OK;
+}
+
+static bool
+s_equal(const ga_option_t *o, const void *a, const void *b)
+{
+    const char *fa = (const char *) a + o->offset;
+    const char *fb = (const char *) b + o->offset;
+    switch (o->type) {
+    case GA_OPT_STR:
+    case GA_OPT_JSON: {
+        const char *sa = *(char *const *) (const void *) fa;
+        const char *sb = *(char *const *) (const void *) fb;
+        return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+    }
+    case GA_OPT_INT:
+        return *(const int64_t *) (const void *) fa == *(const int64_t *) (const void *) fb;
+    case GA_OPT_BOOL:
+        return *(const bool *) (const void *) fa == *(const bool *) (const void *) fb;
+    }
+    return true;
+}
+
+static void
+s_swap(const ga_option_t *o, void *a, void *b)
+{
+    char tmp[sizeof(int64_t) > sizeof(char *) ? sizeof(int64_t) : sizeof(char *)];
+    size_t n = o->type == GA_OPT_INT    ? sizeof(int64_t)
+               : o->type == GA_OPT_BOOL ? sizeof(bool)
+                                        : sizeof(char *);
+    memcpy(tmp, (char *) a + o->offset, n);
+    memcpy((char *) a + o->offset, (char *) b + o->offset, n);
+    memcpy((char *) b + o->offset, tmp, n);
+}
+
+static void
+s_list_add(char *list, size_t len, const char *name)
+{
+    size_t used = strlen(list);
+    snprintf(list + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+void
+ga_config_reload(const ga_option_t *table, void *cur, void *next, ga_config_apply_fn *apply,
+                 void *arg)
+{
+    char changed[512] = "";
+    char applied[512] = "";
+    char restart[512] = "";
+    char refused[512] = "";
+    for (const ga_option_t *o = table; o->name; o++) {
+        if (s_equal(o, cur, next)) {
+            continue;
+        }
+        s_list_add(changed, sizeof changed, o->name);
+        char why[300] = "";
+        switch (apply(o, next, arg, why, sizeof why)) {
+        case GA_RELOAD_APPLIED:
+            s_swap(o, cur, next);
+            s_list_add(applied, sizeof applied, o->name);
+            break;
+        case GA_RELOAD_RESTART:
+            s_list_add(restart, sizeof restart, o->name);
+            break;
+        case GA_RELOAD_INVALID:
+            s_list_add(refused, sizeof refused, o->name);
+            GA_ERR("reload: %s: %s; the value in force is kept", o->name, why);
+            break;
+        }
+    }
+    if (changed[0] == '\0') {
+        GA_NOTICE("reload: nothing changed");
+        return;
+    }
+    GA_NOTICE("reload: changed: %s; applied: %s; need a restart (not applied): %s; refused: %s",
+              changed, applied[0] ? applied : "none", restart[0] ? restart : "none",
+              refused[0] ? refused : "none");
 }
 
 void

@@ -35,7 +35,11 @@ typedef struct {
 
 // Fills `cfg` from the sources above. `table` ends with an entry whose name is NULL.
 // Returns GA_OK; GA_ECLOSED when --help or --print-config was handled (exit 0); GA_ECONFIG
-// with a message in `err` naming the option. May be called only from main.
+// with a message in `err` naming the option (and, for a file, its line and column). A leading
+// `check` argument (ga_config_is_check) is skipped, and `-c FILE` is --config FILE.
+// --print-config prints the effective values as one JSON object, secrets hidden (options
+// whose name contains "token" or "secret" show "(hidden)" when set). May be called only from
+// main (or, for a reload, from the thread that owns the program's options).
 GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const char *prog,
                                       int argc, char **argv, char *err, size_t errlen);
 // The JSON-file step of ga_config_load: applies the object in text[0..len) to `cfg` (which
@@ -44,7 +48,28 @@ GA_MUST_CHECK ga_err_t ga_config_load(const ga_option_t *table, void *cfg, const
 GA_MUST_CHECK ga_err_t ga_config_parse_json(const ga_option_t *table, void *cfg, const char *text,
                                             size_t len, const char *source, char *err,
                                             size_t errlen);
+// True when the command line is `PROG check [-c FILE] [--set ...]`: the program validates its
+// configuration, prints that it is valid, and exits 0 (2 with the error) without starting.
+bool ga_config_is_check(int argc, char **argv);
+
 // Frees the strings ga_config_load stored in `cfg`.
 void ga_config_fini(const ga_option_t *table, void *cfg);
+
+// Reload (SIGHUP, docs/operations.md "Reload"): what became of one changed option.
+typedef enum {
+    GA_RELOAD_APPLIED, // in force from now on
+    GA_RELOAD_RESTART, // cannot change while running: kept until a restart
+    GA_RELOAD_INVALID, // the new value is refused (reason given): the value in force is kept
+} ga_reload_t;
+// Acts on option `o` whose value in `next` differs from the one in force; `why` takes the
+// reason of GA_RELOAD_INVALID.
+typedef ga_reload_t(ga_config_apply_fn)(const ga_option_t *o, const void *next, void *arg,
+                                        char *why, size_t whylen);
+// Compares `cur` (in force) with `next` (freshly loaded), calls `apply` for each option that
+// differs, moves the applied values into `cur` (the old ones into `next`, freed with it), and
+// logs one line naming the options changed, applied and needing a restart (names only, never
+// values), plus one error line per refused value.
+void ga_config_reload(const ga_option_t *table, void *cur, void *next, ga_config_apply_fn *apply,
+                      void *arg);
 
 #endif

@@ -47,17 +47,37 @@ ga_functable_destroy(ga_functable_t **self_p)
     *self_p = NULL;
 }
 
+// Writes parts[0..n) joined by \x1f into buf (len > 0 bytes), cut to len - 1 bytes and
+// NUL-terminated as snprintf would: on every lookup, so no format string is parsed.
+static void
+s_join(char *buf, size_t len, const char *const *parts, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n && at + 1 < len; i++) {
+        if (i > 0) {
+            buf[at++] = '\x1f';
+        }
+        size_t room = len - 1 - at;
+        size_t k = strnlen(parts[i], room);
+        memcpy(buf + at, parts[i], k);
+        at += k;
+    }
+    buf[at] = '\0';
+}
+
 void
 ga_functable_key(char *buf, size_t len, const char *service, const char *request_type,
                  const char *version)
 {
-    snprintf(buf, len, "%s\x1f%s\x1f%s", service, request_type, version ? version : "");
+    const char *parts[] = {service, request_type, version ? version : ""};
+    s_join(buf, len, parts, 3);
 }
 
 static void
 s_base_key(char *buf, size_t len, const char *service, const char *request_type)
 {
-    snprintf(buf, len, "%s\x1f%s", service, request_type);
+    const char *parts[] = {service, request_type};
+    s_join(buf, len, parts, 2);
 }
 
 // Compares dot-separated identifiers of [a, a_end) and [b, b_end): numbers numerically and

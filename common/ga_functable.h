@@ -37,7 +37,8 @@ size_t ga_functable_size(const ga_functable_t *self);
 void ga_functable_each(const ga_functable_t *self, void (*fn)(const ga_funcfg_t *cfg, void *arg),
                        void *arg);
 
-// The key string for a config ("service\x1frequest_type\x1fversion"), written into buf.
+// The key string for a config ("service\x1frequest_type\x1fversion"), written into buf
+// (len > 0 bytes; a longer key is cut to len - 1 bytes, NUL-terminated, as snprintf does).
 void ga_functable_key(char *buf, size_t len, const char *service, const char *request_type,
                       const char *version);
 // Compares two version strings in semantic-version precedence: dot-separated parts, numbers

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The admin HTTP responder (see ga_httpd.h): a listening socket and up to GA_HTTPD_CONNS_MAX
-// accepted ones, all non-blocking and registered (level-triggered) in one epoll set.
+// accepted ones, all non-blocking and registered (level-triggered) in one epoll set. A
+// streaming connection stays registered for reading (to notice its peer leaving) and, while
+// its owner has bytes queued, for writing.
 #include "ga_httpd.h"
 
 #include "ga_log.h"
@@ -11,12 +13,18 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+struct ga_httpd_stream_t {
+    ga_httpd_t *httpd; // the responder
+    int slot;          // its connection's index
+};
 
 typedef struct {
     int fd;          // accepted socket, -1 when the slot is free
@@ -25,7 +33,9 @@ typedef struct {
     size_t in_len;   // bytes in `in`
     ga_buf_t out;    // response not yet written
     size_t out_at;   // bytes of `out` written
-    bool answered;   // out holds the whole response
+    bool answered;   // out holds the whole response (or a stream's head)
+    bool streaming;  // a stream: out is refilled by the stream's owner, never closed when sent
+    ga_httpd_stream_t stream; // its handle
 } conn_t;
 
 struct ga_httpd_t {
@@ -37,6 +47,9 @@ struct ga_httpd_t {
     uint64_t seq;     // last accept order handed out
     conn_t conns[GA_HTTPD_CONNS_MAX]; // the connections
     ga_buf_t body;    // response body, reused
+    char *stream_path; // the streaming path, or NULL
+    ga_httpd_stream_ops_t stream_ops; // its callbacks
+    void *stream_arg;  // their argument (owned)
 };
 
 ga_httpd_t *
@@ -49,6 +62,7 @@ ga_httpd_new(ga_httpd_fn *fn, void *arg)
     self->lfd = -1;
     for (int i = 0; i < GA_HTTPD_CONNS_MAX; i++) {
         self->conns[i].fd = -1;
+        self->conns[i].stream = (ga_httpd_stream_t){.httpd = self, .slot = i};
         ga_buf_init(&self->conns[i].out);
     }
     ga_buf_init(&self->body);
@@ -58,6 +72,10 @@ ga_httpd_new(ga_httpd_fn *fn, void *arg)
 static void
 s_close(ga_httpd_t *self, conn_t *c)
 {
+    if (c->streaming) {
+        c->streaming = false;
+        self->stream_ops.closed(self->stream_arg, &c->stream);
+    }
     if (c->fd >= 0) {
         GA_IGNORE(epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->fd, NULL)); // closing removes it too
         close(c->fd);
@@ -85,6 +103,10 @@ ga_httpd_destroy(ga_httpd_t **self_p)
     }
     if (self->epfd >= 0) {
         close(self->epfd);
+    }
+    if (self->stream_path) {
+        self->stream_ops.free(self->stream_arg);
+        ga_free(self->stream_path);
     }
     ga_buf_fini(&self->body);
     ga_free(self);
@@ -157,6 +179,29 @@ ga_httpd_listen(ga_httpd_t *self, const char *address, char *why, size_t why_len
     return GA_OK;
 }
 
+void
+ga_httpd_set_stream(ga_httpd_t *self, const char *path, const ga_httpd_stream_ops_t *ops,
+                    void *arg)
+{
+    ga_assert(self->stream_path == NULL && path && ops && ops->open && ops->fill &&
+              ops->closed && ops->free);
+    self->stream_path = ga_strdup(path);
+    self->stream_ops = *ops;
+    self->stream_arg = arg;
+}
+
+void
+ga_httpd_stream_wake(ga_httpd_stream_t *stream, bool on)
+{
+    ga_httpd_t *self = stream->httpd;
+    conn_t *c = &self->conns[stream->slot];
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u),
+                             .data.u64 = (uint64_t) stream->slot};
+    if (c->fd >= 0) {
+        GA_IGNORE(epoll_ctl(self->epfd, EPOLL_CTL_MOD, c->fd, &ev)); // the fd is registered
+    }
+}
+
 int
 ga_httpd_port(const ga_httpd_t *self)
 {
@@ -188,9 +233,13 @@ s_accept(ga_httpd_t *self)
                 slot = c;
                 break;
             }
-            if (slot == NULL || c->seq < slot->seq) {
-                slot = c; // the oldest, dropped if no slot is free
+            if (!c->streaming && (slot == NULL || c->seq < slot->seq)) {
+                slot = c; // the oldest, dropped if no slot is free (never a stream)
             }
+        }
+        if (slot == NULL) {
+            close(fd); // every connection streams (their owner bounds them below the maximum)
+            continue;
         }
         s_close(self, slot);
         slot->fd = fd;
@@ -209,11 +258,78 @@ s_reason(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
+}
+
+// Whether the request in c->in (a NUL-terminated head, possibly partial) is a GET of the
+// streaming path.
+static bool
+s_is_stream(const ga_httpd_t *self, const conn_t *c)
+{
+    if (self->stream_path == NULL || strncmp(c->in, "GET ", 4) != 0) {
+        return false;
+    }
+    size_t n = strlen(self->stream_path);
+    const char *after = c->in + 4 + n;
+    return strncmp(c->in + 4, self->stream_path, n) == 0 && (*after == ' ' || *after == '?');
+}
+
+// The value of header `name` in the head c->in (its first occurrence), copied into out.
+static void
+s_header(const conn_t *c, const char *name, char *out, size_t len)
+{
+    out[0] = '\0';
+    size_t n = strlen(name);
+    for (const char *line = strchr(c->in, '\n'); line; line = strchr(line, '\n')) {
+        line++;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            v += strspn(v, " \t");
+            size_t vlen = strcspn(v, "\r\n");
+            while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
+                vlen--;
+            }
+            vlen = vlen < len - 1 ? vlen : len - 1;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return;
+        }
+    }
+}
+
+// A GET of the streaming path: asks the owner, then streams or answers and closes.
+static void
+s_open_stream(ga_httpd_t *self, conn_t *c, const char *path, const char *query)
+{
+    char authorization[1024];
+    s_header(c, "Authorization", authorization, sizeof authorization);
+    const char *type = "text/plain; charset=utf-8";
+    ga_httpd_req_t req = {.path = path, .query = query, .authorization = authorization};
+    int status = self->stream_ops.open(self->stream_arg, &req, &c->stream, &self->body, &type);
+    char hdr[256];
+    int n = status == 200
+                ? snprintf(hdr, sizeof hdr,
+                           "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nConnection: close\r\n"
+                           "Cache-Control: no-store\r\n\r\n",
+                           type)
+                : snprintf(hdr, sizeof hdr,
+                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                           "Connection: close\r\nCache-Control: no-store\r\n\r\n",
+                           status, s_reason(status), type, self->body.len);
+    ga_buf_reset(&c->out);
+    ga_buf_append(&c->out, hdr, (size_t) n);
+    ga_buf_append(&c->out, self->body.data, self->body.len);
+    c->answered = true;
+    c->streaming = status == 200;
+    c->out_at = 0;
+    struct epoll_event ev = {.events = (c->streaming ? EPOLLIN : 0u) | EPOLLOUT,
+                             .data.u64 = (uint64_t) (c - self->conns)};
+    GA_IGNORE(epoll_ctl(self->epfd, EPOLL_CTL_MOD, c->fd, &ev)); // the write below tries anyway
 }
 
 // Builds the response to the request head in c->in.
@@ -237,7 +353,14 @@ s_answer(ga_httpd_t *self, conn_t *c)
     } else {
         memcpy(path, sp1 + 1, (size_t) (sp2 - sp1 - 1));
         path[sp2 - sp1 - 1] = '\0';
-        path[strcspn(path, "?")] = '\0';
+        char *query = path + strcspn(path, "?");
+        if (*query) {
+            *query++ = '\0';
+        }
+        if (s_is_stream(self, c)) {
+            s_open_stream(self, c, path, query);
+            return;
+        }
         status = self->fn(self->arg, path, &self->body, &type);
     }
     bool head = strncmp(c->in, "HEAD ", 5) == 0;
@@ -260,17 +383,50 @@ s_answer(ga_httpd_t *self, conn_t *c)
 static void
 s_write(ga_httpd_t *self, conn_t *c)
 {
-    while (c->out_at < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_at, c->out.len - c->out_at, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return; // EPOLLOUT brings us back
+    for (;;) {
+        while (c->out_at < c->out.len) {
+            ssize_t n =
+                send(c->fd, c->out.data + c->out_at, c->out.len - c->out_at, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    return; // EPOLLOUT brings us back
+                }
+                s_close(self, c);
+                return;
             }
+            c->out_at += (size_t) n;
+        }
+        if (!c->streaming) {
             break;
         }
-        c->out_at += (size_t) n;
+        // A stream: what its owner queued meanwhile, until it has nothing (then it stops
+        // the EPOLLOUT wake-ups itself, and wakes us again when it has more).
+        ga_buf_reset(&c->out);
+        c->out_at = 0;
+        self->stream_ops.fill(self->stream_arg, &c->stream, &c->out);
+        if (c->out.len == 0) {
+            return;
+        }
     }
     s_close(self, c);
+}
+
+// A stream's peer sends nothing we read: drain it, and close when it leaves.
+static void
+s_read_stream(ga_httpd_t *self, conn_t *c)
+{
+    char sink[512];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        s_close(self, c); // the peer left (or the connection failed)
+        return;
+    }
 }
 
 static void
@@ -296,9 +452,12 @@ s_read(ga_httpd_t *self, conn_t *c)
         c->in_len += (size_t) n;
     }
     c->in[c->in_len] = '\0';
-    // The request line is all we need; the rest of the head is not read further.
-    if (strstr(c->in, "\r\n") == NULL && strchr(c->in, '\n') == NULL &&
-        c->in_len < sizeof c->in - 1) {
+    // The whole head is read before answering: a client may send it a line per write (a
+    // shell's /dev/tcp probe does), and closing with its rest unread would make the kernel
+    // reset the connection under the answer. A head longer than the buffer is answered from
+    // what fits (the request line, at least, is in it).
+    bool full = c->in_len >= sizeof c->in - 1;
+    if (!full && strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
         return;
     }
     s_answer(self, c);
@@ -323,7 +482,14 @@ ga_httpd_process(ga_httpd_t *self)
         if (c->fd < 0) {
             continue; // closed earlier in this round
         }
-        if (c->answered) {
+        if (c->streaming) {
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                s_read_stream(self, c);
+            }
+            if (c->fd >= 0 && c->streaming && (evs[i].events & EPOLLOUT)) {
+                s_write(self, c);
+            }
+        } else if (c->answered) {
             s_write(self, c);
         } else {
             s_read(self, c);

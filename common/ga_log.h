@@ -2,6 +2,10 @@
 // Level-checked logging: one line per event on the installed sink (stderr by default for
 // programs; silent in the worker library until the application installs a sink). The level
 // is checked before anything is formatted, so DEBUG calls on hot paths cost one comparison.
+// On stderr each line is one JSON object {ts, level, prog, pid, msg[, request_id]} unless
+// stderr is a terminal, where it is "UTC-time L prog[pid]: msg" (docs/operations.md, "Logs");
+// a message's "request_id=ID" is also given as the request_id field. Other sinks get the
+// human form.
 #ifndef GA_LOG_H
 #define GA_LOG_H
 
@@ -27,7 +31,8 @@ void ga_log_set_level(ga_log_level_t level);
 ga_log_level_t ga_log_level(void);
 // Parses "err", "warn", "notice", "info", "debug"; returns -1 when unknown.
 int ga_log_level_parse(const char *name);
-// Installs a sink; NULL silences logging. ga_log_stderr_sink is the standard one.
+// Installs a sink; NULL silences logging. ga_log_stderr_sink is the standard one (JSON lines
+// unless stderr is a terminal: decided here).
 void ga_log_set_sink(ga_log_sink_fn *sink);
 void ga_log_stderr_sink(ga_log_level_t level, const char *line);
 

@@ -88,7 +88,7 @@ ga_buf_reset(ga_buf_t *self)
 }
 
 uint8_t *
-ga_buf_reserve(ga_buf_t *self, size_t extra)
+ga_buf_grow(ga_buf_t *self, size_t extra)
 {
     if (self->cap - self->len < extra) {
         size_t cap = self->cap ? self->cap : 256;
@@ -99,27 +99,4 @@ ga_buf_reserve(ga_buf_t *self, size_t extra)
         self->cap = cap;
     }
     return self->data + self->len;
-}
-
-void
-ga_buf_append(ga_buf_t *self, const void *data, size_t len)
-{
-    if (len == 0) {
-        return;
-    }
-    memcpy(ga_buf_reserve(self, len), data, len);
-    self->len += len;
-}
-
-void
-ga_buf_append_str(ga_buf_t *self, const char *s)
-{
-    ga_buf_append(self, s, strlen(s));
-}
-
-void
-ga_buf_append_char(ga_buf_t *self, char c)
-{
-    *ga_buf_reserve(self, 1) = (uint8_t) c;
-    self->len++;
 }

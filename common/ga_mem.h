@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // Like malloc/calloc/realloc/strdup, but abort on failure. Any thread.
 void *ga_malloc(size_t size);
@@ -36,10 +37,34 @@ void ga_buf_init(ga_buf_t *self);
 void ga_buf_fini(ga_buf_t *self);
 // Empties the buffer, keeping its memory for reuse.
 void ga_buf_reset(ga_buf_t *self);
-// Makes room for `extra` more bytes and returns a pointer to where they go.
-uint8_t *ga_buf_reserve(ga_buf_t *self, size_t extra);
-void ga_buf_append(ga_buf_t *self, const void *data, size_t len);
-void ga_buf_append_str(ga_buf_t *self, const char *s);
-void ga_buf_append_char(ga_buf_t *self, char c);
+// ga_buf_reserve's slow path: grows the buffer so that `extra` more bytes fit.
+uint8_t *ga_buf_grow(ga_buf_t *self, size_t extra);
+// Makes room for `extra` more bytes and returns a pointer to where they go. Inline, as are
+// the appends: the encoders call them for every field and byte.
+static inline uint8_t *
+ga_buf_reserve(ga_buf_t *self, size_t extra)
+{
+    return self->cap - self->len >= extra ? self->data + self->len : ga_buf_grow(self, extra);
+}
+static inline void
+ga_buf_append(ga_buf_t *self, const void *data, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+    memcpy(ga_buf_reserve(self, len), data, len);
+    self->len += len;
+}
+static inline void
+ga_buf_append_str(ga_buf_t *self, const char *s)
+{
+    ga_buf_append(self, s, strlen(s));
+}
+static inline void
+ga_buf_append_char(ga_buf_t *self, char c)
+{
+    *ga_buf_reserve(self, 1) = (uint8_t) c;
+    self->len++;
+}
 
 #endif

@@ -71,11 +71,25 @@ typedef struct {
     uint64_t buckets[N_BOUNDS]; // histogram: observations at or below each bound
 } series_t;
 
+#define MEMO_SIZE 64 // functions whose request series are remembered (power of two)
+#define MEMO_NAME 64 // bytes of a service or request_type remembered, with its NUL
+
+// One function's series for its answered requests, remembered by its service and request_type
+// as emitted, so that a request's stop finds them without building labels.
+typedef struct {
+    char service[MEMO_NAME];      // "" with requests[] NULL: unused
+    char request_type[MEMO_NAME]; // as emitted
+    series_t *requests[2];        // genapi_requests_total, outcome "error" [0] and "ok" [1]
+    series_t *duration;           // genapi_request_duration_seconds
+} memo_t;
+
 struct ga_metrics_t {
     series_t *table;   // TABLE_SIZE slots
     size_t n_series;   // slots in use
     int handler;       // telemetry handler id
     ga_buf_t labels;   // label text being built, reused
+    series_t *events[GA_EV_COUNT]; // each event's genapi_telemetry_events_total series, once found
+    memo_t memo[MEMO_SIZE];        // by a hash of service and request_type
 };
 
 static uint64_t
@@ -88,7 +102,8 @@ s_hash(int metric, const char *labels)
     return h;
 }
 
-// Appends `v` as a label value, escaped as the text format asks.
+// Appends `v` as a label value (its first 200 bytes), escaped as the text format asks: runs
+// without a character to escape are copied whole.
 static void
 s_label(ga_buf_t *b, const char *name, const char *v)
 {
@@ -96,16 +111,26 @@ s_label(ga_buf_t *b, const char *name, const char *v)
         ga_buf_append_char(b, ',');
     }
     ga_buf_append_str(b, name);
-    ga_buf_append_str(b, "=\"");
-    for (const char *p = v ? v : ""; *p && p - v < 200; p++) {
-        if (*p == '\\' || *p == '"') {
+    ga_buf_append(b, "=\"", 2);
+    const char *p = v ? v : "";
+    size_t left = strnlen(p, 200);
+    while (left > 0) {
+        size_t run = strcspn(p, "\\\"\n");
+        run = run < left ? run : left;
+        ga_buf_append(b, p, run);
+        p += run;
+        left -= run;
+        if (left == 0) {
+            break;
+        }
+        if (*p == '\n') {
+            ga_buf_append(b, "\\n", 2);
+        } else {
             ga_buf_append_char(b, '\\');
             ga_buf_append_char(b, *p);
-        } else if (*p == '\n') {
-            ga_buf_append_str(b, "\\n");
-        } else {
-            ga_buf_append_char(b, *p);
         }
+        p++;
+        left--;
     }
     ga_buf_append_char(b, '"');
 }
@@ -142,29 +167,32 @@ s_series(ga_metrics_t *self, int metric, const char *labels)
     return NULL;
 }
 
-static void
-s_add(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
+// The series of `metric` labelled with the text in `labels`, which is then cut back to its
+// first `keep` bytes (0: emptied), so that labels shared by the next series are built once.
+static series_t *
+s_find(ga_metrics_t *self, int metric, ga_buf_t *labels, size_t keep)
 {
     ga_buf_append_char(labels, '\0');
     series_t *s = s_series(self, metric, (const char *) labels->data);
-    s->value += v;
-    ga_buf_reset(labels);
+    labels->len = keep;
+    return s;
+}
+
+static void
+s_add(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
+{
+    s_find(self, metric, labels, 0)->value += v;
 }
 
 static void
 s_set(ga_metrics_t *self, int metric, ga_buf_t *labels, double v)
 {
-    ga_buf_append_char(labels, '\0');
-    series_t *s = s_series(self, metric, (const char *) labels->data);
-    s->value = v;
-    ga_buf_reset(labels);
+    s_find(self, metric, labels, 0)->value = v;
 }
 
 static void
-s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
+s_observe(series_t *s, double seconds)
 {
-    ga_buf_append_char(labels, '\0');
-    series_t *s = s_series(self, M_DURATION, (const char *) labels->data);
     s->value += seconds;
     s->count++;
     for (size_t i = 0; i < N_BOUNDS; i++) {
@@ -172,7 +200,36 @@ s_observe(ga_metrics_t *self, ga_buf_t *labels, double seconds)
             s->buckets[i]++;
         }
     }
-    ga_buf_reset(labels);
+}
+
+// The memo entry for `d`'s service and request_type (NULL counts as ""), or NULL when either
+// is too long to remember. A different function in the entry is replaced (series never move,
+// so a remembered pointer is what a lookup would find).
+static memo_t *
+s_memo(ga_metrics_t *self, const ga_tm_data_t *d)
+{
+    const char *svc = d->service ? d->service : "";
+    const char *rt = d->request_type ? d->request_type : "";
+    uint64_t h = UINT64_C(1469598103934665603);
+    size_t ns = 0;
+    for (; svc[ns]; ns++) {
+        h = (h ^ (uint8_t) svc[ns]) * UINT64_C(1099511628211);
+    }
+    h = (h ^ 0x1f) * UINT64_C(1099511628211);
+    size_t nr = 0;
+    for (; rt[nr]; nr++) {
+        h = (h ^ (uint8_t) rt[nr]) * UINT64_C(1099511628211);
+    }
+    if (ns >= MEMO_NAME || nr >= MEMO_NAME) {
+        return NULL;
+    }
+    memo_t *m = &self->memo[(h ^ (h >> 32)) & (MEMO_SIZE - 1)];
+    if (strcmp(m->service, svc) != 0 || strcmp(m->request_type, rt) != 0) {
+        memcpy(m->service, svc, ns + 1);
+        memcpy(m->request_type, rt, nr + 1);
+        m->requests[0] = m->requests[1] = m->duration = NULL;
+    }
+    return m;
 }
 
 static void
@@ -189,21 +246,44 @@ s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
     ga_buf_t *l = &self->labels; // reused: no allocation per event once grown
     ga_buf_reset(l);
     const char *name = ga_telemetry_name(ev);
-    s_label(l, "event", name);
-    s_add(self, M_EVENTS, l, 1);
+    // An event's own series never moves (slots are never freed): found once, kept.
+    series_t **evs = name ? &self->events[ev] : NULL;
+    if (evs && *evs) {
+        (*evs)->value += 1;
+    } else {
+        s_label(l, "event", name);
+        series_t *s = s_find(self, M_EVENTS, l, 0);
+        s->value += 1;
+        if (evs) {
+            *evs = s;
+        }
+    }
     switch (ev) {
     case GA_EV_EXECUTOR_REQUEST_STOP:
     case GA_EV_EXECUTOR_REQUEST_EXCEPTION: {
         bool refused = ev == GA_EV_EXECUTOR_REQUEST_EXCEPTION;
+        int ok = d->success != GA_TM_FALSE;
+        memo_t *m = refused ? NULL : s_memo(self, d);
+        if (m && m->requests[ok]) {
+            m->requests[ok]->value += 1;
+            s_observe(m->duration, (double) d->duration_us / 1e6);
+            break;
+        }
         s_fn(l, d);
-        s_label(l, "outcome", refused ? "refused" : d->success == GA_TM_FALSE ? "error" : "ok");
-        s_add(self, M_REQUESTS, l, 1);
+        size_t fn_len = l->len; // service and request_type, shared with the duration's labels
+        s_label(l, "outcome", refused ? "refused" : ok ? "ok" : "error");
+        series_t *requests = s_find(self, M_REQUESTS, l, refused ? 0 : fn_len);
+        requests->value += 1;
         if (refused) {
             s_label(l, "reason", d->reason);
             s_add(self, M_REFUSALS, l, 1);
-        } else {
-            s_fn(l, d);
-            s_observe(self, l, (double) d->duration_us / 1e6);
+            break;
+        }
+        series_t *duration = s_find(self, M_DURATION, l, 0);
+        s_observe(duration, (double) d->duration_us / 1e6);
+        if (m) {
+            m->requests[ok] = requests;
+            m->duration = duration;
         }
         break;
     }

@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 // The service protocol's frame layout, shared by broker, gateway and worker library. Owns the
-// protocol tag, the command codes and the send/receive of one multipart message; bodies are
-// MessagePack maps (ga_wire). docs/protocol.md is the full reference.
+// protocol tag, the command codes and the send/receive of one multipart message; envelopes and
+// bodies are MessagePack maps (ga_wire). docs/protocol.md is the full reference.
 //
-//   message   = [ routing-id ] tag command body      ; routing-id only on the ROUTER side
-//   tag       = "GAPI" %x01                           ; 4 ASCII bytes + protocol version
+//   message   = [ routing-id ] tag command envelope [ payload ]  ; routing-id: ROUTER side
+//   tag       = "GAPI" %x02                           ; 4 ASCII bytes + protocol version
 //   command   = 1 OCTET                               ; GA_CMD_*
-//   body      = MessagePack map                       ; at most GA_PROTO_MAX_BODY bytes
+//   envelope  = MessagePack map                       ; the body of commands without payload
+//   payload   = one MessagePack value                 ; CALL, REQUEST: the args;
+//                                                     ; REPLY, RESULT: the result
+//
+// The payload frame exists only for CALL, REQUEST, REPLY and RESULT (ga_proto_has_payload).
+// The broker routes by the envelope and forwards the payload frame untouched (ga_proto_forward),
+// never decoding it unless a configured feature needs an argument value.
 //
 //   worker  -> broker : REGISTER HEARTBEAT REPLY DISCONNECT
 //   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT CANCEL
@@ -26,20 +32,25 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
-#define GA_PROTO_TAG       "GAPI\x01"
+#define GA_PROTO_TAG       "GAPI\x02"
 #define GA_PROTO_TAG_LEN   5
-#define GA_PROTO_VERSION   1
-#define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes; larger bodies are dropped and counted
+#define GA_PROTO_VERSION   2                    // the tag's last byte; 1: one body, no payload
+#define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes of a body or payload; larger: dropped
+#define GA_PROTO_MAX_ENVELOPE (256u * 1024u)    // bytes of an envelope followed by a payload
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
 #define GA_PROTO_LIVENESS  3                    // heartbeats missed before a peer is dead
+// The reason of the DISCONNECT a broker sends every worker and gateway at the end of its drain
+// (docs/protocol.md, "Stopping").
+#define GA_PROTO_BROKER_STOPPING "broker stopping"
 
 typedef enum {
     GA_CMD_REGISTER = 0x01,   // W->B: {node, service, config_version, token?, functions}
     GA_CMD_REGISTERED = 0x02, // B->W: {ok, failed, heartbeat_ms, stream_port} or {ok:false, error}
     GA_CMD_HEARTBEAT = 0x03,  // both ways, all peers: {}; broker -> gateway: {seq}
-    GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, args, ...}
-    GA_CMD_REPLY = 0x05,      // W->B: {id, ok, result | error, code?}
+    GA_CMD_REQUEST = 0x04,    // B->W: {id, service, request_type, version, deadline, ...} args
+    GA_CMD_REPLY = 0x05,      // W->B: {id, ok, error?, code?, ...} result
     GA_CMD_DISCONNECT = 0x06, // both ways: {reason}; from the broker: register again
     GA_CMD_CANCEL = 0x07,     // B->W: {id}: stop the stream with this id (other calls ignore it)
     GA_CMD_PULL_VERSION = 0x08, // B->W: {id}: answered with PULLED {id, config_version}
@@ -48,8 +59,8 @@ typedef enum {
     GA_CMD_HELLO = 0x10,      // G->B: {name}: answered with a SNAPSHOT (also to resync)
     GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, seq, warming_ms, heartbeat_ms, stream_port}
     GA_CMD_UPDATE = 0x12,     // B->G: {seq, functions, removed: [{service, request_type, ...}]}
-    GA_CMD_CALL = 0x13,       // G->B: {id, service, request_type, version, args, ...}
-    GA_CMD_RESULT = 0x14,     // B->G: {id, ok, result | error, code, can_retry, stopped?}
+    GA_CMD_CALL = 0x13,       // G->B: {id, service, request_type, version, ...} args
+    GA_CMD_RESULT = 0x14,     // B->G: {id, ok, error?, code, can_retry, stopped?} result
     GA_CMD_STOP = 0x15,       // G->B: {id}: the client is gone; stop that call
     GA_CMD_ADMIN = 0x16,      // any DEALER on the gateway socket -> B: {op, ...}
     GA_CMD_ADMIN_REPLY = 0x17, // B -> that DEALER: {ok, ...}
@@ -66,19 +77,41 @@ typedef enum {
 // Returns the command's name ("REGISTER"), or NULL when `cmd` is not a known command.
 const char *ga_cmd_name(int cmd);
 
+// Whether messages of `cmd` may carry a payload frame after the envelope (CALL, REQUEST, REPLY,
+// RESULT).
+bool ga_proto_has_payload(int cmd);
+// The key under which a body given as one map holds what `cmd`'s payload frame carries: "args"
+// (CALL, REQUEST), "result" (REPLY, RESULT); NULL for commands without a payload.
+const char *ga_proto_payload_key(int cmd);
+
 // One received message. Buffers are reused between receives: init once, fini at the end.
 typedef struct {
     uint8_t id[GA_PROTO_MAX_ID]; // routing id (ROUTER side) or topic (SUB side)
     size_t id_len;               // bytes in id; 0 on a DEALER
     int cmd;                     // command byte
-    ga_buf_t body;               // raw MessagePack body
-    ga_value_t value;            // decoded body (a map), in the arena passed to recv
+    ga_buf_t body;               // raw MessagePack envelope (the body of other commands)
+    ga_value_t value;            // decoded envelope (a map), in the arena passed to recv
+    zmq_msg_t payload;           // the payload frame as received (empty when none): valid until
+                                 // the next recv; forward it with ga_proto_forward
+    bool has_payload;            // a payload frame came
+    uint8_t peer_version;        // a refused message's tag was "GAPI" + this version (else 0)
     bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
     char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
 
 void ga_proto_msg_init(ga_proto_msg_t *self);
 void ga_proto_msg_fini(ga_proto_msg_t *self);
+
+// The received payload's bytes (NULL and 0 when none came).
+const uint8_t *ga_proto_payload(const ga_proto_msg_t *msg, size_t *len);
+// Decodes the received payload into `*out` (in `arena`): GA_OK (nil when none came), GA_EPROTO
+// or GA_ETOOBIG when it is not one well-formed MessagePack value within the decoder's limits.
+GA_MUST_CHECK ga_err_t ga_proto_payload_decode(const ga_proto_msg_t *msg, ga_arena_t *arena,
+                                               ga_value_t *out);
+// Decodes the received payload into msg->value under ga_proto_payload_key(msg->cmd) (replacing
+// a value there): the body as one map again, for code that reads it that way. GA_OK without a
+// payload (nothing changes); GA_EPROTO or GA_ETOOBIG when it does not decode.
+GA_MUST_CHECK ga_err_t ga_proto_payload_merge(ga_proto_msg_t *msg, ga_arena_t *arena);
 
 // Sends one message on `socket` (a libzmq socket). `id` is the routing id on a ROUTER, NULL on
 // a DEALER. `body` is an encoded MessagePack map. Never blocks: returns GA_EAGAIN when the
@@ -88,6 +121,22 @@ GA_MUST_CHECK ga_err_t ga_proto_send(void *socket, const uint8_t *id, size_t id_
 // Encodes `body` into `scratch` (reset first) and sends it.
 GA_MUST_CHECK ga_err_t ga_proto_send_value(void *socket, const uint8_t *id, size_t id_len,
                                            int cmd, const ga_value_t *body, ga_buf_t *scratch);
+// Sends `envelope` followed by the payload frame `payload` (`cmd` must have one;
+// ga_proto_has_payload); a NULL or empty `payload` sends none. Errors as ga_proto_send.
+GA_MUST_CHECK ga_err_t ga_proto_send_payload(void *socket, const uint8_t *id, size_t id_len,
+                                             int cmd, const ga_buf_t *envelope,
+                                             const ga_buf_t *payload);
+// Sends `envelope` followed by the received payload frame `payload` (NULL: none), which is left
+// as it was: its bytes are shared (zmq_msg_copy counts references), never copied or decoded.
+GA_MUST_CHECK ga_err_t ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
+                                        const ga_buf_t *envelope, zmq_msg_t *payload);
+// Sends a body given as one map in the frame layout: for a command with a payload, the value
+// under ga_proto_payload_key(cmd) (when present) is encoded into `payload_scratch` and sent as
+// the payload frame, the other keys as the envelope (in `scratch`); any other command is sent
+// as ga_proto_send_value sends it.
+GA_MUST_CHECK ga_err_t ga_proto_send_split(void *socket, const uint8_t *id, size_t id_len,
+                                           int cmd, const ga_value_t *body, ga_buf_t *scratch,
+                                           ga_buf_t *payload_scratch);
 
 // Sends a topic message (topic frame, tag, command, body) on a PUB/XPUB socket without
 // blocking. GA_EAGAIN when the socket is at its high-water mark (nothing sent).
@@ -97,9 +146,11 @@ GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd
 // Receives one message without blocking. `routed` says whether a routing-id frame (or, on a
 // SUB socket, a topic frame) comes first.
 // Returns GA_EAGAIN when nothing is waiting; GA_EPROTO when the message is malformed (wrong
-// frame count, tag, version, unknown command, oversized or undecodable body, body not a map):
-// the whole message has been consumed and should be counted and dropped. On GA_OK, msg->value
-// is the decoded body in `arena`.
+// frame count, a payload frame on a command without one, tag, version (msg->peer_version then
+// names the sender's), unknown command, oversized or undecodable envelope, envelope not a map,
+// empty or oversized payload): the whole message has been consumed and should be counted and
+// dropped. On GA_OK, msg->value is the decoded envelope in `arena` and msg->payload the payload
+// frame, not decoded (ga_proto_payload_decode).
 GA_MUST_CHECK ga_err_t ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg,
                                      ga_arena_t *arena);
 

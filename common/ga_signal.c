@@ -11,7 +11,7 @@
 
 struct ga_signal_t {
     pthread_t thread; // the sigwait thread
-    ga_signal_fn *fn; // callback for SIGINT/SIGTERM
+    ga_signal_fn *fn; // callback for SIGINT/SIGTERM/SIGHUP
     void *arg;        // its argument
 };
 
@@ -21,6 +21,7 @@ s_set(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
     sigaddset(set, SIGUSR1);
 }
 

@@ -316,6 +316,21 @@ ga_wire_scan(const uint8_t *data, size_t len)
     return rc;
 }
 
+ga_err_t
+ga_wire_scan_first(const uint8_t *data, size_t len, size_t *n)
+{
+    *n = 0;
+    if (data == NULL || len == 0) {
+        return GA_EPROTO;
+    }
+    reader_t r = {.p = data, .end = data + len};
+    ga_err_t rc = s_scan_value(&r, 0, false);
+    if (rc == GA_OK) {
+        *n = (size_t) (r.p - data);
+    }
+    return rc;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tree building, on input the scan has accepted (bounds are still checked: cheap insurance).
 
@@ -401,6 +416,23 @@ ga_wire_decode(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *o
         return rc;
     }
     reader_t r = {.p = data, .end = data + len};
+    rc = s_build(&r, arena, out);
+    if (rc != GA_OK) {
+        *out = ga_nil();
+    }
+    return rc;
+}
+
+ga_err_t
+ga_wire_decode_first(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out,
+                     size_t *n)
+{
+    *out = ga_nil();
+    ga_err_t rc = ga_wire_scan_first(data, len, n);
+    if (rc != GA_OK) {
+        return rc;
+    }
+    reader_t r = {.p = data, .end = data + *n};
     rc = s_build(&r, arena, out);
     if (rc != GA_OK) {
         *out = ga_nil();

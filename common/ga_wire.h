@@ -29,6 +29,14 @@ void ga_wire_encode(ga_buf_t *out, const ga_value_t *v);
 // type) or GA_ETOOBIG (nesting deeper than GA_WIRE_MAX_DEPTH).
 GA_MUST_CHECK ga_err_t ga_wire_scan(const uint8_t *data, size_t len);
 
+// Like ga_wire_scan on the first value of `data` only: `*n` is its length in bytes; bytes after
+// it are allowed (a stream of values, e.g. an envelope followed by its payload).
+GA_MUST_CHECK ga_err_t ga_wire_scan_first(const uint8_t *data, size_t len, size_t *n);
+
+// ga_wire_decode of the first value of `data` only (`*n`: its length in bytes), scanning it once.
+GA_MUST_CHECK ga_err_t ga_wire_decode_first(const uint8_t *data, size_t len, ga_arena_t *arena,
+                                            ga_value_t *out, size_t *n);
+
 // Scans, then decodes `data` into `*out`, allocating from `arena` (strings are copied and
 // NUL-terminated). On error `*out` is nil and the arena may hold garbage until reset.
 GA_MUST_CHECK ga_err_t ga_wire_decode(const uint8_t *data, size_t len, ga_arena_t *arena,

@@ -240,9 +240,9 @@ s_run(ex_executor_t *self, const gw_call_t *call, int64_t id, ga_value_t *body)
     ga_buf_t req, reply;
     ga_buf_init(&req);
     ga_buf_init(&reply);
-    ga_wire_encode(&req, &m);
+    wk_request_encode(&req, &m); // as the worker's I/O thread hands it on: envelope, args
     wk_request_run(w, req.data, req.len, a, &reply);
-    if (reply.len && ga_wire_decode(reply.data, reply.len, a, body) != GA_OK) {
+    if (reply.len && wk_reply_decode(reply.data, reply.len, a, body) != GA_OK) {
         *body = ga_nil();
     }
     ga_buf_fini(&req);

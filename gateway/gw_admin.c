@@ -8,6 +8,8 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_metrics.h"
+#include "ga_secret.h"
+#include "ga_tail.h"
 #include "ga_telemetry.h"
 
 #include <string.h>
@@ -20,6 +22,7 @@ struct gw_admin_t {
     ga_httpd_t *httpd;        // the listener, or NULL
     ga_metrics_t *metrics;    // metrics from events, or NULL
     bool draining;            // stopping: not ready
+    const char *admin_token;  // /events needs it (borrowed); NULL or empty: /events refused
 };
 
 gw_admin_t *
@@ -85,6 +88,26 @@ s_on_http(void *arg, const char *path, ga_buf_t *body, const char **content_type
     return 404;
 }
 
+void
+gw_admin_set_admin_token(gw_admin_t *self, const char *token)
+{
+    self->admin_token = token;
+}
+
+// Who may tail the gateway's events (/events, genapi-ctl tail): admin_token's holders.
+static const char *
+s_tail_auth(void *arg, const char *token)
+{
+    const gw_admin_t *self = arg;
+    if (self->admin_token == NULL || self->admin_token[0] == '\0') {
+        return "admin operations are off (set admin_token on the gateway)";
+    }
+    if (!ga_secret_equal(self->admin_token, token, strlen(token))) {
+        return "admin token required";
+    }
+    return NULL;
+}
+
 ga_err_t
 gw_admin_start(gw_admin_t *self)
 {
@@ -93,6 +116,7 @@ gw_admin_start(gw_admin_t *self)
     }
     self->metrics = ga_metrics_new();
     self->httpd = ga_httpd_new(s_on_http, self);
+    ga_tail_install(self->httpd, "genapi-gateway", s_tail_auth, self);
     char why[300];
     if (ga_httpd_listen(self->httpd, self->listen, why, sizeof why) != GA_OK) {
         GA_ERR("metrics_listen: %s (set metrics_listen to another host:port, or empty to "

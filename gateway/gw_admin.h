@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The gateway's admin HTTP listener (/metrics, /healthz, /readyz; docs/operations.md, "Metrics
+// The gateway's admin HTTP listener (/metrics, /healthz, /readyz, /events; docs/operations.md, "Metrics
 // and health") on its own address, never the public WebSocket port, and the gateway's
 // telemetry helpers. Its descriptor is adopted into the libwebsockets loop by gw_server.c.
 // Loop thread only.
@@ -22,6 +22,8 @@ typedef void(gw_admin_stats_fn)(void *arg, ga_buf_t *out);
 gw_admin_t *gw_admin_new(const char *listen, gw_bridge_t *bridge, gw_admin_stats_fn *stats,
                          void *arg);
 void gw_admin_destroy(gw_admin_t **self_p);
+// The token /events (genapi-ctl tail) requires (borrowed; NULL or empty: /events refused).
+void gw_admin_set_admin_token(gw_admin_t *self, const char *token);
 // Listens (nothing when there is no listener). GA_EIO, logged naming metrics_listen.
 GA_MUST_CHECK ga_err_t gw_admin_start(gw_admin_t *self);
 // The descriptor to poll (-1 when there is no listener); gw_admin_process when readable.

@@ -76,7 +76,8 @@ struct gw_bridge_t {
     uint64_t next_id;              // last id handed out
     ga_arena_t *arena;             // per-message arena
     ga_proto_msg_t msg;            // receive buffers
-    ga_buf_t out;                  // send buffer
+    ga_buf_t out;                  // send buffer (a CALL's envelope)
+    ga_buf_t payload;              // a CALL's payload frame (its args)
     int64_t hb_ms;                 // heartbeat interval in force
     int64_t last_heard;            // monotonic ms of the broker's last message
     int64_t next_hb;               // next heartbeat
@@ -85,6 +86,7 @@ struct gw_bridge_t {
     int64_t unheard_since;         // monotonic ms since when the broker is unheard (0: heard)
     ga_log_every_t unheard_log;    // "no answer from the broker", once per interval
     ga_log_every_t refused_log;    // the broker's DISCONNECT reason, once per interval
+    ga_log_every_t version_log;    // a broker of another protocol version, once per interval
     bool refused;                  // the endpoint answered DISCONNECT: not a gateway endpoint
     int64_t registry_seq;          // sequence number of the registry copy (SNAPSHOT, UPDATE)
     bool want_snapshot;            // a gap was seen: HELLO again until a SNAPSHOT comes
@@ -124,6 +126,7 @@ gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_
     self->arena = ga_arena_new(16384);
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
+    ga_buf_init(&self->payload);
     self->hb_ms = cfg->heartbeat_ms;
     self->relay = gw_relay_new(s_relay_sub, self);
     return self;
@@ -172,6 +175,7 @@ gw_bridge_destroy(gw_bridge_t **self_p)
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
+    ga_buf_fini(&self->payload);
     ga_free(self);
     *self_p = NULL;
 }
@@ -434,9 +438,11 @@ s_answer_error(gw_bridge_t *self, pending_t *p, int code, const char *message, b
 
 // The caller's keys for the broker's cluster-wide rate limits (docs/protocol.md, "Rate
 // limits"): always the identity (the broker strips the field before the worker sees the call);
-// a permission check also names the call it guards, whose limits apply.
+// a permission check (or hook) also names the call it guards, whose limits apply, and where
+// that call's args are in its own (`args_in`, keys joined by dots): the broker reads them from
+// the payload it otherwise never decodes.
 static ga_value_t
-s_rate_limit_keys(const gw_call_t *call, ga_arena_t *a)
+s_rate_limit_keys(const gw_call_t *call, ga_arena_t *a, const char *args_in)
 {
     ga_value_t rl = ga_map(a, 6);
     const gw_identity_t *who = call->who;
@@ -452,16 +458,17 @@ s_rate_limit_keys(const gw_call_t *call, ga_arena_t *a)
     if (call->rate_limit_of) {
         ga_map_put(&rl, a, "service", ga_str(call->rate_limit_of->service));
         ga_map_put(&rl, a, "request_type", ga_str(call->rate_limit_of->request_type));
-        ga_map_put(&rl, a, "args", call->rate_limit_of->args);
+        ga_map_put(&rl, a, "args_in", ga_str(args_in));
     }
     return rl;
 }
 
-// Encodes a CALL body for `call` under `id` into `out`; `rate_limit`: with the keys for the
-// broker's rate limits when the call is counted there.
-static void
-s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out,
-              bool rate_limit)
+// A CALL body for `call` under `id`, as one map (args included: ga_proto_send_split sends
+// them as the payload frame); `rate_limit`: with the keys for the broker's rate limits when the
+// call is counted there (`args_in`: see s_rate_limit_keys).
+static ga_value_t
+s_call_map(gw_bridge_t *self, const gw_call_t *call, uint64_t id, bool rate_limit,
+           const char *args_in)
 {
     ga_arena_t *a = self->arena;
     ga_value_t m = ga_map(a, 12);
@@ -474,8 +481,18 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     }
     gw_call_body_put(call, a, &m);
     if (rate_limit && call->rate_limit_cluster) {
-        ga_map_put(&m, a, "rate_limit", s_rate_limit_keys(call, a));
+        ga_map_put(&m, a, "rate_limit", s_rate_limit_keys(call, a, args_in));
     }
+    return m;
+}
+
+// Encodes the CALL body of s_call_map into `out`: how a call waiting for an earlier step is
+// kept (s_send_held sends it in frames).
+static void
+s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *out,
+              bool rate_limit)
+{
+    ga_value_t m = s_call_map(self, call, id, rate_limit, NULL);
     ga_buf_reset(out);
     ga_wire_encode(out, &m);
 }
@@ -536,8 +553,10 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     bool local_first = first == &before && before.local_hook;
     uint64_t id = ++self->next_id;
     if (!local_first) {
-        s_encode_call(self, first, id, &self->out, true);
-        if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) != GA_OK) {
+        // A guarded first step (check or hook) carries the guarded call's args inside its own.
+        ga_value_t m = s_call_map(self, first, id, true, first == check ? "args" : "request.args");
+        if (ga_proto_send_split(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out,
+                                &self->payload) != GA_OK) {
             ga_arena_reset(self->arena);
             return GA_EUNAVAIL;
         }
@@ -794,10 +813,10 @@ s_send_held(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args
     if (s_held_decode(self, buf, id, args, result, request_args, &m) != GA_OK) {
         return GA_EUNAVAIL;
     }
-    ga_buf_reset(&self->out);
-    ga_wire_encode(&self->out, &m);
-    return ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &self->out) == GA_OK ? GA_OK
-                                                                               : GA_EUNAVAIL;
+    return ga_proto_send_split(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out,
+                               &self->payload) == GA_OK
+               ? GA_OK
+               : GA_EUNAVAIL;
 }
 
 // Decodes the CALL held in `buf` into `*out` (in the arena), patched as s_send_held says.
@@ -884,7 +903,7 @@ s_advance(gw_bridge_t *self, pending_t *p)
         s_track(self, p, id, p->hook_timeout_ms);
         return;
     }
-    if (ga_proto_send(self->dealer, NULL, 0, GA_CMD_CALL, &p->held) != GA_OK) {
+    if (s_send_held(self, &p->held, p->held_id, ga_nil(), NULL, ga_nil()) != GA_OK) {
         s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
         return;
     }
@@ -1181,6 +1200,14 @@ gw_bridge_process(gw_bridge_t *self)
             // Not a broker's gateway endpoint (typically its worker endpoint): say why, and
             // stay unconnected.
             const char *why = ga_map_get_str(&self->msg.value, "reason");
+            if (why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0 && self->connected) {
+                // The broker drained and stops: taken as silent now, not in 3 heartbeats
+                // (the tick answers what is still in flight and says HELLO until it is back).
+                GA_NOTICE("broker %s is stopping", self->cfg->broker);
+                self->last_heard = ga_clock_ms() - self->hb_ms * GA_PROTO_LIVENESS - 1;
+                ga_arena_reset(self->arena);
+                continue;
+            }
             self->refused = true;
             if (ga_log_every_due(&self->refused_log, why, ga_clock_ms(), GW_LOG_REPEAT_MS)) {
                 GA_ERR("broker %s refused this gateway: %s", self->cfg->broker,
@@ -1188,6 +1215,21 @@ gw_bridge_process(gw_bridge_t *self)
             }
             ga_arena_reset(self->arena);
             continue;
+        }
+        if (rc == GA_OK && self->msg.cmd == GA_CMD_RESULT &&
+            ga_proto_payload_merge(&self->msg, self->arena) != GA_OK) {
+            // The result (the payload frame, decoded here once) is not well-formed: the
+            // client is answered with an error rather than left to time out.
+            int64_t id = ga_map_get_int(&self->msg.value, "id", 0);
+            GA_WARN("RESULT for call %lld with a malformed result: answered with an error",
+                    (long long) id);
+            ga_arena_t *a = self->arena;
+            self->msg.value = ga_map(a, 5);
+            ga_map_put(&self->msg.value, a, "id", ga_int(id));
+            ga_map_put(&self->msg.value, a, "ok", ga_bool(false));
+            ga_map_put(&self->msg.value, a, "error", ga_str("Internal Server Error"));
+            ga_map_put(&self->msg.value, a, "code", ga_int(GA_EINTERNAL));
+            ga_map_put(&self->msg.value, a, "can_retry", ga_bool(false));
         }
         if (rc == GA_OK) {
             if (!self->connected) {
@@ -1200,6 +1242,12 @@ gw_bridge_process(gw_bridge_t *self)
             self->connected = true;
             self->last_heard = ga_clock_ms();
             s_handle(self, &self->msg);
+        } else if (rc == GA_EPROTO && self->msg.peer_version) {
+            if (ga_log_every_due(&self->version_log, NULL, ga_clock_ms(), GW_LOG_REPEAT_MS)) {
+                GA_ERR("broker %s speaks protocol version %d, this gateway speaks %d: upgrade "
+                       "it (its messages are dropped)",
+                       self->cfg->broker, self->msg.peer_version, GA_PROTO_VERSION);
+            }
         } else if (rc == GA_EPROTO) {
             GA_WARN("malformed message from the broker dropped");
         } else if (rc != GA_EAGAIN) {

@@ -50,8 +50,8 @@ typedef struct {
     int64_t started_us;      // monotonic µs when the request came in, or 0 (telemetry off)
 } gw_route_t;
 
-// Called with the RESULT body for each call (for timeouts and broker loss, a synthesized body
-// {ok:false, error, code, can_retry}). `route` and `body` are valid during the call only.
+// Called with the RESULT body for each call, its payload frame decoded into "result" (for
+// timeouts and broker loss, a synthesized body {ok:false, error, code, can_retry}). `route` and `body` are valid during the call only.
 typedef void(gw_result_fn)(void *arg, const gw_route_t *route, const ga_value_t *body);
 // Called for each message of a stream, in order: `body` is {kind, data | error} with kind
 // chunk, last, end or error. After any kind but chunk the stream is over.

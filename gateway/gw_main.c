@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // genapi-gateway: parses options, starts the WebSocket server and the broker link, prints
-// READY once it listens and holds the registry, serves until SIGINT or SIGTERM, exits 0.
+// READY once it listens and holds the registry, serves until SIGINT or SIGTERM, then drains
+// and exits 0 (docs/operations.md, "Lifecycle").
 #include "ga_config.h"
 #include "ga_httpd.h"
 #include "ga_curve.h"
@@ -11,6 +12,8 @@
 #include "gw_server.h"
 
 #include <ctype.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <openssl/err.h>
@@ -56,6 +59,8 @@ typedef struct {
     char *rate_limits;         // see table (JSON)
     char *metrics_listen;      // see table
     bool insecure_bind;        // see table
+    char *admin_token;         // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 #define OPT(name, type, dflt, min, max, help)                                                     \
@@ -118,14 +123,104 @@ static const ga_option_t s_options[] = {
         "loopback needs insecure_bind)"),
     OPT(insecure_bind, GA_OPT_BOOL, "false", 0, 0,
         "allow metrics_listen beyond loopback (plain, unauthenticated HTTP; trusted networks only)"),
+    OPT(admin_token, GA_OPT_STR, "", 0, 0,
+        "the admin listener's /events (genapi-ctl tail) requires it as a bearer token (empty: "
+        "/events refused)"),
+    OPT(shutdown_timeout_ms, GA_OPT_INT, "10000", 0, 3600000,
+        "on SIGTERM, how long calls in flight are awaited before the clients are closed"),
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
+typedef struct {
+    gw_server_t *server; // the server signals act on
+    atomic_int stops;    // SIGINT/SIGTERM received
+} signal_arg_t;
+
+// What a reload (SIGHUP) reads and changes, all on the loop thread.
+typedef struct {
+    int argc;              // the command line, read again
+    char **argv;
+    options_t *opt;        // the options in force
+    gw_config_t *cfg;      // the server's settings (the auth key)
+    ga_buf_t *key;         // the auth key's bytes
+    gw_server_t *server;   // for the pipeline's rate limits
+} reload_t;
+
+static ga_err_t s_rate_limits_apply(const char *text, gw_pipeline_t *pipeline, char *why,
+                                    size_t whylen);
+
+// One changed option on reload (docs/operations.md, "Reload"): log_level, rate_limits and
+// jwt_secret change at run time; everything else needs a restart.
+static ga_reload_t
+s_apply(const ga_option_t *o, const void *next_p, void *arg, char *why, size_t whylen)
+{
+    const options_t *next = next_p;
+    reload_t *r = arg;
+    if (strcmp(o->name, "log_level") == 0) {
+        int level = ga_log_level_parse(next->log_level);
+        if (level < 0) {
+            snprintf(why, whylen, "must be err, warn, notice, info or debug");
+            return GA_RELOAD_INVALID;
+        }
+        ga_log_set_level((ga_log_level_t) level);
+        return GA_RELOAD_APPLIED;
+    }
+    if (strcmp(o->name, "rate_limits") == 0) {
+        return s_rate_limits_apply(next->rate_limits, gw_server_pipeline(r->server), why,
+                                   whylen) == GA_OK
+                   ? GA_RELOAD_APPLIED
+                   : GA_RELOAD_INVALID;
+    }
+    if (strcmp(o->name, "jwt_secret") == 0) {
+        if (r->cfg->auth.mode != GW_AUTH_JWT || strcmp(r->opt->jwt_alg, "HS256") != 0) {
+            return GA_RELOAD_APPLIED; // not in use: nothing to change (as at start)
+        }
+        if (strlen(next->jwt_secret) < 16) {
+            snprintf(why, whylen, "at least 16 bytes are required");
+            return GA_RELOAD_INVALID;
+        }
+        ga_buf_reset(r->key);
+        ga_buf_append_str(r->key, next->jwt_secret);
+        r->cfg->auth.key = r->key->data; // read by the next handshake
+        r->cfg->auth.key_len = r->key->len;
+        return GA_RELOAD_APPLIED;
+    }
+    return GA_RELOAD_RESTART;
+}
+
+static void
+s_on_reload(void *arg)
+{
+    reload_t *r = arg;
+    options_t next = {0};
+    char err[512];
+    ga_err_t rc = ga_config_load(s_options, &next, "genapi-gateway", r->argc, r->argv, err,
+                                 sizeof err);
+    if (rc != GA_OK) {
+        GA_ERR("reload: %s; nothing changed", err);
+    } else {
+        ga_config_reload(s_options, r->opt, &next, s_apply, r);
+    }
+    ga_config_fini(s_options, &next);
+}
+
+// The signal thread: the first SIGINT or SIGTERM drains, the second stops at once.
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
-    gw_server_stop(arg);
+    signal_arg_t *sa = arg;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: reloading the configuration");
+        gw_server_reload(sa->server);
+        return;
+    }
+    if (atomic_fetch_add(&sa->stops, 1) == 0) {
+        GA_NOTICE("%s: draining (send it again to stop at once)", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        gw_server_drain(sa->server);
+    } else {
+        GA_WARN("%s again: stopping at once", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        gw_server_stop(sa->server);
+    }
 }
 
 typedef struct {
@@ -295,23 +390,35 @@ s_origins_check(const char *list)
     return GA_OK;
 }
 
-// Applies the rate_limits option to the pipeline's limiter; a malformed one refuses the start
-// with the field named.
+// Applies the rate_limits option to the pipeline's limiter, all or nothing; GA_ECONFIG with
+// the field named in `why`.
 static ga_err_t
-s_rate_limits(const char *text, gw_pipeline_t *pipeline)
+s_rate_limits_apply(const char *text, gw_pipeline_t *pipeline, char *why, size_t whylen)
 {
     ga_arena_t *a = ga_arena_new(4096);
     ga_value_t v;
-    char why[300];
-    ga_err_t rc = ga_json_decode(text, strlen(text), a, &v, why, sizeof why);
+    char detail[300];
+    ga_err_t rc = ga_json_decode(text, strlen(text), a, &v, detail, sizeof detail);
     if (rc != GA_OK) {
-        fprintf(stderr, "genapi-gateway: rate_limits: not JSON (%s)\n", why);
+        snprintf(why, whylen, "not JSON (%s)", detail);
     } else if ((rc = ga_ratelimit_configure(gw_pipeline_rate_limits(pipeline), &v, "rate_limits",
-                                            why, sizeof why)) != GA_OK) {
-        fprintf(stderr, "genapi-gateway: %s\n", why);
+                                            why, whylen)) != GA_OK) {
+        // the reason names the field
     }
     ga_arena_destroy(&a);
     return rc == GA_OK ? GA_OK : GA_ECONFIG;
+}
+
+// The rate_limits option at start: a malformed one refuses the start with the field named.
+static ga_err_t
+s_rate_limits(const char *text, gw_pipeline_t *pipeline)
+{
+    char why[400];
+    if (s_rate_limits_apply(text, pipeline, why, sizeof why) != GA_OK) {
+        fprintf(stderr, "genapi-gateway: %s%s\n", strncmp(why, "not JSON", 8) == 0 ? "rate_limits: " : "", why);
+        return GA_ECONFIG;
+    }
+    return GA_OK;
 }
 
 // Raises the open-file limit toward `want` (a gateway holds one descriptor per client; lws
@@ -344,7 +451,12 @@ main(int argc, char **argv)
         return rc == GA_ECLOSED ? 0 : 2;
     }
     int level = ga_log_level_parse(opt.log_level);
-    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    if (level < 0) {
+        fprintf(stderr, "genapi-gateway: log_level: must be err, warn, notice, info or debug\n");
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    ga_log_set_level((ga_log_level_t) level);
 
     char host[128] = "";
     int port = 0;
@@ -441,24 +553,36 @@ main(int argc, char **argv)
         .on_ready = s_on_ready,
         .on_ready_arg = &ready,
         .metrics_listen = opt.metrics_listen,
+        .admin_token = opt.admin_token,
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms,
     };
+    reload_t reload = {.argc = argc, .argv = argv, .opt = &opt, .cfg = &cfg, .key = &key};
+    cfg.on_reload = s_on_reload;
+    cfg.on_reload_arg = &reload;
     s_raise_fd_limit((rlim_t) opt.max_connections + 1024);
     gw_server_t *server = gw_server_new(&cfg);
     ready.server = server;
+    reload.server = server;
+    signal_arg_t sigarg = {.server = server};
     ga_signal_t *sig = NULL;
     int status = 1;
     if (s_rate_limits(opt.rate_limits, gw_server_pipeline(server)) != GA_OK) {
         status = 2;
         goto out;
     }
-    if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, server, &sig) != GA_OK) {
+    if (ga_config_is_check(argc, argv)) {
+        printf("genapi-gateway: configuration valid\n"); // everything checked but the ports
+        status = 0;
+        goto out;
+    }
+    if (gw_server_start(server) != GA_OK || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         GA_ERR("startup failed");
         goto out;
     }
     GA_INFO("listening on %s://%s:%d, broker %s", ready.scheme, shown, gw_server_port(server),
             opt.broker);
-    status = gw_server_run(server) == GA_OK ? 0 : 1;
-    GA_INFO("stopped");
+    status = gw_server_run(server) == GA_OK && !gw_server_stopped_early(server) ? 0 : 1;
+    GA_INFO("stopped%s", status ? " before the drain finished" : "");
 out:
     ga_signal_destroy(&sig);
     gw_server_destroy(&server);

@@ -34,13 +34,25 @@
 #define GW_CLOSE_TRY_AGAIN_LATER 1013 // RFC 6455 registry: "Try Again Later"
 #define GW_HTTP_TOO_MANY_REQUESTS 429 // RFC 6585 (libwebsockets names no constant for it)
 #define GW_PHX_VSN     "2.0.0" // the only serializer version spoken
+#define GW_DRAIN_TICK_US (10 * LWS_US_PER_MS) // drain steps this far apart
+#define GW_DRAIN_BATCH 500  // connections closed per drain step
+#define GW_DRAIN_FLUSH_MS 2000 // a closing client's queued frames are awaited this long
+#define GW_DRAIN_CLOSE_MS 5000 // connections still open this long after closing began: dropped
 
 struct gw_server_t {
     const gw_config_t *cfg;       // borrowed settings
     struct lws_context *context;  // libwebsockets context (owned)
     struct lws_vhost *vhost;      // the listening vhost
     int port;                     // actual port
-    atomic_bool stop;             // set by gw_server_stop
+    atomic_bool stop;             // set by gw_server_stop, or at the end of a drain
+    atomic_bool drain_asked;      // set by gw_server_drain
+    atomic_bool reload_asked;     // set by gw_server_reload
+    bool draining;                // the drain has begun (loop thread)
+    bool closing;                 // the drain is closing the clients
+    bool drained;                 // the drain finished: every client closed
+    int64_t drain_deadline_ms;    // calls in flight are awaited until then
+    int64_t closing_since_ms;     // when closing began
+    lws_sorted_usec_list_t drain; // drain steps
     gw_pipeline_t *pipeline;      // request checks and registry copy
     gw_bridge_t *bridge;          // broker link
     gw_auth_t *auth;              // handshake identity checks
@@ -520,6 +532,8 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
         return;
     }
     GA_EMIT(GA_EV_EXECUTOR_REQUEST_START, .service = call.service, .request_type = call.request_type, .version = call.version, .request_id = call.request_id, .response_type = ga_resp_name(call.response_type));
+    GA_DEBUG("call %s.%s request_id=%s conn=%llu", call.service, call.request_type,
+             call.request_id ? call.request_id : "-", (unsigned long long) conn->id);
     int64_t started_us = gw_tm_start_us();
     gw_route_t route = {.type = call.response_type,
                         .service = started_us ? call.service : NULL,
@@ -533,7 +547,9 @@ s_on_api(gw_server_t *self, gw_conn_t *conn, const gw_phx_frame_t *f)
     ga_err_t rc;
     gw_call_t check;
     const char *relay_op = gw_relay_op(call.service, call.request_type);
-    if (relay_op) {
+    if (self->draining) {
+        rc = GA_EUNAVAIL; // stopping: calls in flight finish, new ones go elsewhere
+    } else if (relay_op) {
         // A relay built-in (gateway/gw_relay.c): checked above like any function, decided by
         // the broker's group registry for the connection's own user.
         rc = gw_bridge_group(self->bridge, relay_op, ga_map_get_str(&call.args, "group_id"),
@@ -914,6 +930,10 @@ s_on_upgrade(gw_server_t *self, struct lws *wsi)
 {
     gw_conn_destroy(&self->upgrade_conn); // an earlier upgrade that went no further
     self->upgrade_wsi = NULL;
+    if (self->draining) {
+        return s_refuse_upgrade(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                "draining: this gateway is stopping, connect to another");
+    }
     if (!s_origin_allowed(self, wsi)) {
         char ip[64] = "";
         s_peer_address(self, wsi, ip, sizeof ip);
@@ -1113,6 +1133,77 @@ s_on_tick(lws_sorted_usec_list_t *sul)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Drain (docs/operations.md, "Lifecycle")
+
+typedef struct {
+    size_t left; // connections this step may still close
+    bool force;  // close even with frames still queued
+} drain_batch_t;
+
+static void
+s_close_going_away(uint64_t id, void *value, void *arg)
+{
+    (void) id;
+    gw_conn_t *conn = value;
+    drain_batch_t *batch = arg;
+    if (batch->left == 0 || conn->close_code || (conn->out_head && !batch->force)) {
+        return; // done, closing already, or its last replies are still being written
+    }
+    conn->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+    snprintf(conn->close_reason, sizeof conn->close_reason, "server shutting down");
+    lws_callback_on_writable(conn->wsi);
+    batch->left--;
+}
+
+static void
+s_on_drain(lws_sorted_usec_list_t *sul)
+{
+    gw_server_t *self = lws_container_of(sul, gw_server_t, drain);
+    int64_t now = ga_clock_ms();
+    size_t inflight = gw_bridge_inflight(self->bridge);
+    if (!self->closing && (inflight == 0 || now >= self->drain_deadline_ms)) {
+        self->closing = true;
+        self->closing_since_ms = now;
+        if (inflight) {
+            GA_WARN("draining: shutdown_timeout_ms passed with %zu call(s) in flight: their "
+                    "clients are closed without an answer",
+                    inflight);
+        }
+        GA_NOTICE("draining: closing %zu connection(s) with 1001",
+                  ga_idmap_size(self->conns));
+    }
+    if (self->closing) {
+        size_t open = ga_idmap_size(self->conns);
+        if (open == 0 || now - self->closing_since_ms >= GW_DRAIN_CLOSE_MS) {
+            if (open) {
+                GA_WARN("draining: %zu connection(s) did not close in %d ms: dropped", open,
+                        GW_DRAIN_CLOSE_MS);
+            }
+            self->drained = true;
+            atomic_store(&self->stop, true);
+            return;
+        }
+        drain_batch_t batch = {.left = GW_DRAIN_BATCH,
+                               .force = now - self->closing_since_ms >= GW_DRAIN_FLUSH_MS};
+        ga_idmap_each(self->conns, s_close_going_away, &batch);
+    }
+    lws_sul_schedule(self->context, 0, &self->drain, s_on_drain, GW_DRAIN_TICK_US);
+}
+
+static void
+s_drain_begin(gw_server_t *self)
+{
+    self->draining = true;
+    gw_admin_set_draining(self->admin);
+    self->drain_deadline_ms = ga_clock_ms() + self->cfg->shutdown_timeout_ms;
+    GA_NOTICE("draining: %zu call(s) in flight, %zu connection(s); new connections refused, "
+              "calls in flight awaited up to shutdown_timeout_ms=%lld",
+              gw_bridge_inflight(self->bridge), ga_idmap_size(self->conns),
+              (long long) self->cfg->shutdown_timeout_ms);
+    lws_sul_schedule(self->context, 0, &self->drain, s_on_drain, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Lifecycle
 
 gw_server_t *
@@ -1136,6 +1227,7 @@ gw_server_new(const gw_config_t *cfg)
     ga_buf_init(&self->relay_frame);
     ga_buf_init(&self->relay_key);
     self->admin = gw_admin_new(cfg->metrics_listen, self->bridge, s_admin_stats, self);
+    gw_admin_set_admin_token(self->admin, cfg->admin_token);
     return self;
 }
 
@@ -1150,6 +1242,7 @@ gw_server_destroy(gw_server_t **self_p)
     if (self->context) {
         lws_sul_cancel(&self->tick);
         lws_sul_cancel(&self->kick);
+        lws_sul_cancel(&self->drain);
         // Destroying the context closes every connection (CLOSED frees each gw_conn_t).
         lws_context_destroy(self->context);
     }
@@ -1261,12 +1354,42 @@ ga_err_t
 gw_server_run(gw_server_t *self)
 {
     while (!atomic_load(&self->stop)) {
+        if (atomic_load(&self->drain_asked) && !self->draining) {
+            s_drain_begin(self);
+        }
+        if (atomic_exchange(&self->reload_asked, false) && self->cfg->on_reload) {
+            self->cfg->on_reload(self->cfg->on_reload_arg);
+        }
         if (lws_service(self->context, 0) < 0) {
             GA_ERR("event loop failed");
             return GA_EIO;
         }
     }
     return GA_OK;
+}
+
+void
+gw_server_drain(gw_server_t *self)
+{
+    atomic_store(&self->drain_asked, true);
+    if (self->context) {
+        lws_cancel_service(self->context);
+    }
+}
+
+void
+gw_server_reload(gw_server_t *self)
+{
+    atomic_store(&self->reload_asked, true);
+    if (self->context) {
+        lws_cancel_service(self->context);
+    }
+}
+
+bool
+gw_server_stopped_early(const gw_server_t *self)
+{
+    return atomic_load(&self->drain_asked) && !self->drained;
 }
 
 void

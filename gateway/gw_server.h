@@ -11,6 +11,7 @@
 #include "gw_bridge.h"
 #include "gw_pipeline.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum {
@@ -45,6 +46,14 @@ typedef struct {
     // Admin HTTP listener "host:port" for /metrics, /healthz, /readyz (never the WebSocket
     // port); NULL or "": none. The caller checks exposure (docs/configuration.md).
     const char *metrics_listen;
+    const char *admin_token;      // the admin listener's /events needs it (empty: refused)
+    // Drain (gw_server_drain): how long calls in flight are awaited before the clients are
+    // closed anyway, in ms.
+    int64_t shutdown_timeout_ms;
+    // Called on the loop thread after gw_server_reload (SIGHUP); may change the settings the
+    // loop reads (the auth key, the pipeline's rate limits). NULL: reload does nothing.
+    void (*on_reload)(void *arg);
+    void *on_reload_arg; // passed to on_reload
 } gw_config_t;
 
 typedef struct gw_server_t gw_server_t;
@@ -60,8 +69,19 @@ gw_pipeline_t *gw_server_pipeline(gw_server_t *self);
 int gw_server_port(const gw_server_t *self);
 // Serves until gw_server_stop. Returns GA_OK on a requested stop.
 GA_MUST_CHECK ga_err_t gw_server_run(gw_server_t *self);
-// Asks the loop to stop. Any thread; safe from a signal-handling thread.
+// Asks the loop to stop now: calls in flight are abandoned and connections dropped. Any
+// thread; safe from a signal-handling thread.
 void gw_server_stop(gw_server_t *self);
+// Asks the loop to drain, then stop (docs/operations.md, "Lifecycle"): /readyz turns 503
+// "draining", new WebSocket handshakes are refused with 503 and new requests answered
+// `Service unavailable`, calls in flight are awaited (up to shutdown_timeout_ms), then the
+// clients are closed in batches with 1001 and gw_server_run returns GA_OK once none is left.
+// Any thread; safe from a signal-handling thread.
+void gw_server_drain(gw_server_t *self);
+// Asks the loop to call cfg->on_reload on its thread. Any thread; safe from a signal thread.
+void gw_server_reload(gw_server_t *self);
+// Whether the last run ended by gw_server_stop before a drain finished.
+bool gw_server_stopped_early(const gw_server_t *self);
 
 // Counters (read on the loop thread or after run returns).
 typedef struct {

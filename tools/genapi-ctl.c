@@ -4,7 +4,10 @@
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
 // `add-config`), `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
 // `group-delete`) speak the broker's admin operations on its gateway endpoint
-// (docs/operations.md). `events` lists the telemetry events (docs/telemetry.md).
+// (docs/operations.md), and so do the walkthrough's IEx helpers (`cache-status`,
+// `pool-status`, `rl-status`, `rl-global`, `rl-config`, `pushed-services`, `failed-configs`,
+// `group`, `call-flow`); `health` reads the admin listeners' /healthz and /readyz. `events` lists the telemetry events and `tail` streams them from a
+// running process's admin listener (docs/telemetry.md).
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -16,48 +19,80 @@
 
 #include <zmq.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
+
+static const char s_usage_text[] =
+    "usage: genapi-ctl COMMAND [ARGS] [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
+    "\n"
+    "The walkthrough's IEx helpers (admin operations on the broker; docs/operations.md):\n"
+    "  cache-status [SERVICE]            registered services, functions and versions\n"
+    "  pool-status [SERVICE]             per worker: threads, busy, idle, queued, in flight, "
+    "circuit\n"
+    "  rl-status USER [--service S --request-type R]   USER's rate-limit windows on every "
+    "gateway\n"
+    "  rl-global [--cluster]             the global rate limits (every gateway's, or the "
+    "broker's)\n"
+    "  rl-config [--cluster]             the whole rate-limit config with its counters\n"
+    "  pushed-services                   each service's last processed push (config_version, "
+    "functions)\n"
+    "  failed-configs                    configs the broker refused, with the reason\n"
+    "  groups | group GROUP              relay groups, one group's members\n"
+    "  call-flow SERVICE FUNCTION [VERSION] [--user USER]   would a call pass, which version,\n"
+    "                                    where would it go now (nothing is called)\n"
+    "  health [--gateway-http 127.0.0.1:9464] [--broker-http 127.0.0.1:9465]   /healthz and "
+    "/readyz\n"
+    "  events [PREFIX]                   the telemetry events (docs/telemetry.md)\n"
+    "  tail [PREFIX] [--gateway-http 127.0.0.1:9464 | --broker-http 127.0.0.1:9465]\n"
+    "                                    a running process's events as JSON lines, until "
+    "interrupted\n"
+    "\n"
+    "Registry and operations (admin operations on the broker):\n"
+    "  status                            workers, circuits, functions, failed configs, pulls\n"
+    "  functions [SERVICE]               every registered config as pushed\n"
+    "  versions [SERVICE]                service -> function -> versions\n"
+    "  get SERVICE FUNCTION [VERSION]    one config (no VERSION: what a call without one gets)\n"
+    "  disable|enable|delete SERVICE FUNCTION VERSION   (0.0.0: the unversioned config)\n"
+    "  add-config FILE.json|-|'{...}'    one function config\n"
+    "  verify SERVICE CONFIG_VERSION\n"
+    "  stop-stream REQUEST_ID\n"
+    "  group-info GROUP | group-delete GROUP\n"
+    "  rate-limit config\n"
+    "  rate-limit status|reset VALUE [--key K] [--service S --request-type R]\n"
+    "  rate-limit add --key K --max N --window-ms MS [--service S --request-type R]\n"
+    "  rate-limit remove --key K [--service S --request-type R]\n"
+    "  rate-limit set CONFIG_JSON\n"
+    "             (rate-limit and rl-*: --cluster addresses the broker's cluster-wide limits)\n"
+    "\n"
+    "Offline:\n"
+    "  token --sub USER [--roles a,b] [--ttl SECONDS]\n"
+    "        (--config GATEWAY.json | --secret S | --alg RS256|ES256 --key PRIVATE.pem)\n"
+    "  keygen --role broker|gateway|worker|operator --out PATH [--name NAME] [--services s1,s2]\n"
+    "\n"
+    "--broker (or GENAPI_BROKER_ADMIN) is the broker's gateway endpoint; --token (or\n"
+    "GENAPI_ADMIN_TOKEN) its admin_token, which every admin operation and tail need.\n"
+    "One call through a gateway from a shell: genapi-call SERVICE FUNCTION '{json args}'.\n";
 
 static int
 s_usage(void)
 {
-    fprintf(stderr,
-            "usage: genapi-ctl token --sub USER [--roles a,b] [--ttl SECONDS]\n"
-            "                        (--config GATEWAY.json | --secret S | --alg RS256|ES256 "
-            "--key PRIVATE.pem)\n"
-            "       genapi-ctl status [--broker tcp://127.0.0.1:5571] [--token ADMIN_TOKEN]\n"
-            "       genapi-ctl functions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
-            "       genapi-ctl stop-stream REQUEST_ID [--broker ...] [--token ADMIN_TOKEN]\n"
-            "       genapi-ctl versions [SERVICE] [--broker ...] [--token ADMIN_TOKEN]\n"
-            "       genapi-ctl get SERVICE FUNCTION [VERSION]   (no VERSION: what a call "
-            "without one gets)\n"
-            "       genapi-ctl disable|enable|delete SERVICE FUNCTION VERSION   (0.0.0: the "
-            "unversioned config)\n"
-            "       genapi-ctl add-config FILE.json|-|'{...}'   (one function config)\n"
-            "       genapi-ctl verify SERVICE CONFIG_VERSION\n"
-            "       genapi-ctl groups | group-info GROUP | group-delete GROUP   (relay groups)\n"
-            "       genapi-ctl rate-limit config\n"
-            "       genapi-ctl rate-limit status|reset VALUE [--key K] [--service S "
-            "--request-type R]\n"
-            "       genapi-ctl rate-limit add --key K --max N --window-ms MS [--service S "
-            "--request-type R]\n"
-            "       genapi-ctl rate-limit remove --key K [--service S --request-type R]\n"
-            "       genapi-ctl rate-limit set CONFIG_JSON\n"
-            "                  (each also [--cluster] [--broker ...] [--token ADMIN_TOKEN]; "
-            "--cluster: the broker's\n"
-            "                   cluster-wide limits instead of every gateway's)\n"
-            "       genapi-ctl events [PREFIX]   (the telemetry events, docs/telemetry.md)\n"
-            "       genapi-ctl keygen --role broker|gateway|worker|operator --out PATH\n"
-            "                         [--name NAME] [--services s1,s2]   (writes PATH, PATH_secret)\n");
+    fputs(s_usage_text, stderr);
     return 2;
 }
 
-// Sends one ADMIN request to the broker and prints the reply as JSON. Exit 0 when ok.
+// Sends one ADMIN request to the broker; prints the reply as JSON, or with `reply` not NULL
+// copies it there (in `a`) instead. Exit status 0 when ok.
 static int
-s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *a)
+s_admin_ex(const char *broker, const char *token, ga_value_t *request, ga_arena_t *a,
+           ga_value_t *reply)
 {
     if (token) {
         ga_map_put(request, a, "token", ga_str(token));
@@ -99,9 +134,13 @@ s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *
         fprintf(stderr, "genapi-ctl: no answer from the broker at %s within 5 s\n", broker);
         goto out;
     }
-    ga_buf_reset(&out);
-    ga_json_encode(&out, &msg.value);
-    printf("%.*s\n", (int) out.len, (const char *) out.data);
+    if (reply) {
+        *reply = ga_value_copy(a, &msg.value);
+    } else {
+        ga_buf_reset(&out);
+        ga_json_encode(&out, &msg.value);
+        printf("%.*s\n", (int) out.len, (const char *) out.data);
+    }
     const ga_value_t *ok = ga_map_get(&msg.value, "ok");
     status = ok && ok->type == GA_BOOL && ok->u.b ? 0 : 1;
 out:
@@ -112,6 +151,23 @@ out:
     }
     zmq_ctx_term(ctx);
     return status;
+}
+
+static int
+s_admin(const char *broker, const char *token, ga_value_t *request, ga_arena_t *a)
+{
+    return s_admin_ex(broker, token, request, a, NULL);
+}
+
+// Prints `v` as one JSON line.
+static void
+s_print_json(const ga_value_t *v)
+{
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_json_encode(&out, v);
+    printf("%.*s\n", (int) out.len, (const char *) out.data);
+    ga_buf_fini(&out);
 }
 
 // The admin commands: name, op, operands required and allowed, and the operand fields.
@@ -137,6 +193,11 @@ static const admin_cmd_t s_admin_cmds[] = {
     {"groups", "groups", 0, 0, {NULL}},
     {"group-info", "group_info", 1, 1, {"group_id"}},
     {"group-delete", "group_delete", 1, 1, {"group_id"}},
+    // The walkthrough's IEx helpers that are one admin op each.
+    {"cache-status", "versions", 0, 1, {"service"}},
+    {"pool-status", "pool_status", 0, 1, {"service"}},
+    {"pushed-services", "pushed_services", 0, 0, {NULL}},
+    {"group", "group_info", 1, 1, {"group_id"}},
 };
 
 static const admin_cmd_t *
@@ -459,6 +520,175 @@ s_keygen(int argc, char **argv)
     return 0;
 }
 
+// Connects to "host:port" (an admin HTTP listener) with `timeout_ms` on connect, reads and
+// writes. -1, said on stderr, when it cannot.
+static int
+s_http_connect(const char *address, int timeout_ms)
+{
+    char host[256];
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || colon == address || (size_t) (colon - address) >= sizeof host) {
+        fprintf(stderr, "genapi-ctl: %s: must be host:port\n", address);
+        return -1;
+    }
+    memcpy(host, address, (size_t) (colon - address));
+    host[colon - address] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
+        fprintf(stderr, "genapi-ctl: %s: cannot resolve\n", address);
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        fprintf(stderr, "genapi-ctl: cannot connect to %s: %s\n", address, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+// Sends "GET path" (with the bearer token when not NULL) and reads the response head into
+// `head` (NUL-terminated) and whatever body came with it into `body`. Returns the status, or
+// -1 (said on stderr).
+static int
+s_http_request(int fd, const char *address, const char *path, const char *token,
+               ga_buf_t *head, ga_buf_t *body)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%sConnection: close\r\n\r\n",
+                     path, address, token ? "Authorization: Bearer " : "", token ? token : "",
+                     token ? "\r\n" : "");
+    if (n <= 0 || (size_t) n >= sizeof req || send(fd, req, (size_t) n, MSG_NOSIGNAL) != n) {
+        fprintf(stderr, "genapi-ctl: cannot send to %s\n", address);
+        return -1;
+    }
+    for (;;) {
+        char chunk[4096];
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got <= 0) {
+            fprintf(stderr, "genapi-ctl: %s closed the connection before answering%s\n",
+                    address, got < 0 && errno == EAGAIN ? " (timed out)" : "");
+            return -1;
+        }
+        ga_buf_append(head, chunk, (size_t) got);
+        ga_buf_append_char(head, '\0');
+        head->len--;
+        char *end = strstr((char *) head->data, "\r\n\r\n");
+        if (end) {
+            size_t at = (size_t) (end - (char *) head->data) + 4;
+            ga_buf_append(body, head->data + at, head->len - at);
+            head->len = at;
+            head->data[at] = '\0';
+            break;
+        }
+        if (head->len > 16384) {
+            fprintf(stderr, "genapi-ctl: %s: response head too long\n", address);
+            return -1;
+        }
+    }
+    int status = 0;
+    if (sscanf((const char *) head->data, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "genapi-ctl: %s: not an HTTP response\n", address);
+        return -1;
+    }
+    return status;
+}
+
+// tail [PREFIX]: a running gateway's (or broker's) telemetry events as JSON lines, from its
+// admin listener's /events (docs/telemetry.md, "Tailing a running process"), until interrupted
+// or the process closes the stream.
+static int
+s_tail(int argc, char **argv)
+{
+    const char *address = getenv("GENAPI_GATEWAY_HTTP");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    const char *prefix = NULL;
+    address = address ? address : "127.0.0.1:9464";
+    for (int i = 2; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (strcmp(argv[i], "--gateway-http") == 0 && more) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "--broker-http") == 0 && more) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "--token") == 0 && more) {
+            token = argv[++i];
+        } else if (prefix == NULL && argv[i][0] != '-') {
+            prefix = argv[i];
+        } else {
+            return s_usage();
+        }
+    }
+    char path[512] = "/events";
+    if (prefix) {
+        if (strspn(prefix, "abcdefghijklmnopqrstuvwxyz_.*") != strlen(prefix) ||
+            strlen(prefix) > 200) {
+            fprintf(stderr, "genapi-ctl tail: %s: not an event name prefix (genapi-ctl events "
+                            "lists them)\n",
+                    prefix);
+            return 2;
+        }
+        snprintf(path, sizeof path, "/events?prefix=%s", prefix);
+    }
+    int fd = s_http_connect(address, 5000);
+    if (fd < 0) {
+        return 1;
+    }
+    ga_buf_t head, body;
+    ga_buf_init(&head);
+    ga_buf_init(&body);
+    int rc = 1;
+    int status = s_http_request(fd, address, path, token, &head, &body);
+    if (status != 200) {
+        // The refusal's body follows (Content-Length, then the close).
+        char chunk[4096];
+        ssize_t got;
+        while (status > 0 && (got = recv(fd, chunk, sizeof chunk, 0)) > 0) {
+            ga_buf_append(&body, chunk, (size_t) got);
+        }
+        if (status > 0) {
+            fprintf(stderr, "genapi-ctl tail: %s answered %d: %.*s", address, status,
+                    (int) body.len, (const char *) body.data);
+        }
+        goto out;
+    }
+    // Streaming: no read timeout from now on; every line goes out as it comes.
+    struct timeval none = {0};
+    GA_IGNORE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none)); // best effort
+    fwrite(body.data, 1, body.len, stdout);
+    fflush(stdout);
+    for (;;) {
+        char chunk[8192];
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        fwrite(chunk, 1, (size_t) got, stdout);
+        if (fflush(stdout) != 0) {
+            break; // our reader left (a closed pipe)
+        }
+    }
+    fprintf(stderr, "genapi-ctl tail: %s closed the stream\n", address);
+out:
+    ga_buf_fini(&head);
+    ga_buf_fini(&body);
+    close(fd);
+    return rc;
+}
+
 // Lists the telemetry events (those under PREFIX when given): name, measurements, and whether
 // this build emits it yet.
 static int
@@ -489,16 +719,358 @@ s_events(int argc, char **argv)
     return 0;
 }
 
+// GET `path` from an admin listener: the status (-1 when unreachable, said in `body`) and the
+// body (trimmed of its last newline).
+static int
+s_http_get(const char *address, const char *path, ga_buf_t *body)
+{
+    int fd = s_http_connect(address, 5000);
+    if (fd < 0) {
+        ga_buf_append_str(body, "cannot connect");
+        return -1;
+    }
+    ga_buf_t head;
+    ga_buf_init(&head);
+    int status = s_http_request(fd, address, path, NULL, &head, body);
+    char chunk[4096];
+    ssize_t got;
+    while (status > 0 && (got = recv(fd, chunk, sizeof chunk, 0)) > 0) {
+        ga_buf_append(body, chunk, (size_t) got);
+    }
+    if (status < 0) {
+        ga_buf_reset(body);
+        ga_buf_append_str(body, "no HTTP answer");
+    }
+    while (body->len > 0 && (body->data[body->len - 1] == '\n' || body->data[body->len - 1] == '\r')) {
+        body->len--;
+    }
+    ga_buf_fini(&head);
+    close(fd);
+    return status;
+}
+
+// health: /healthz and /readyz of the gateway and the broker (their admin listeners). Exit 0
+// when all four answer 200.
+static int
+s_health(int argc, char **argv)
+{
+    const char *gw = getenv("GENAPI_GATEWAY_HTTP");
+    const char *bk = getenv("GENAPI_BROKER_HTTP");
+    gw = gw ? gw : "127.0.0.1:9464";
+    bk = bk ? bk : "127.0.0.1:9465";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--gateway-http") == 0 && i + 1 < argc) {
+            gw = argv[++i];
+        } else if (strcmp(argv[i], "--broker-http") == 0 && i + 1 < argc) {
+            bk = argv[++i];
+        } else {
+            return s_usage();
+        }
+    }
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t out = ga_map(a, 3);
+    bool all = true;
+    const char *names[2] = {"gateway", "broker"};
+    const char *addresses[2] = {gw, bk};
+    for (int p = 0; p < 2; p++) {
+        ga_value_t proc = ga_map(a, 3);
+        ga_map_put(&proc, a, "address", ga_str(addresses[p]));
+        const char *paths[2] = {"/healthz", "/readyz"};
+        for (int k = 0; k < 2; k++) {
+            ga_buf_t body;
+            ga_buf_init(&body);
+            int status = s_http_get(addresses[p], paths[k], &body);
+            ga_value_t r = ga_map(a, 2);
+            ga_map_put(&r, a, "status", status > 0 ? ga_int(status) : ga_nil());
+            ga_map_put(&r, a, "body", ga_str_dup(a, (const char *) body.data, body.len));
+            ga_map_put(&proc, a, paths[k] + 1, r);
+            all = all && status == 200;
+            ga_buf_fini(&body);
+        }
+        ga_map_put(&out, a, names[p], proc);
+    }
+    ga_map_put(&out, a, "ok", ga_bool(all));
+    s_print_json(&out);
+    ga_arena_destroy(&a);
+    return all ? 0 : 1;
+}
+
+// The admin endpoint and token options shared by the commands below; true when argv[*i] was
+// one (and *i moved past its value).
+static bool
+s_admin_opt(int argc, char **argv, int *i, const char **broker, const char **token)
+{
+    if (*i + 1 < argc && strcmp(argv[*i], "--broker") == 0) {
+        *broker = argv[++*i];
+        return true;
+    }
+    if (*i + 1 < argc && strcmp(argv[*i], "--token") == 0) {
+        *token = argv[++*i];
+        return true;
+    }
+    return false;
+}
+
+// rl-status USER, rl-config: thin names over rate-limit status USER --key user_id and
+// rate-limit config (the walkthrough's rl_status, rl_config).
+static int
+s_rl_alias(int argc, char **argv)
+{
+    bool status = strcmp(argv[1], "rl-status") == 0;
+    if (status && (argc < 3 || argv[2][0] == '-')) {
+        return s_usage();
+    }
+    char *args[64];
+    int n = 0;
+    args[n++] = argv[0];
+    args[n++] = (char *) "rate-limit";
+    args[n++] = (char *) (status ? "status" : "config");
+    if (status) {
+        args[n++] = argv[2];
+        args[n++] = (char *) "--key";
+        args[n++] = (char *) "user_id";
+    }
+    for (int i = status ? 3 : 2; i < argc && n < 63; i++) {
+        args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    return s_rate_limit_cmd(n, args);
+}
+
+// rl-global [--cluster]: the global limits only, of every gateway (or of the broker).
+static int
+s_rl_global(int argc, char **argv)
+{
+    const char *broker = getenv("GENAPI_BROKER_ADMIN");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    broker = broker ? broker : "tcp://127.0.0.1:5571";
+    bool cluster = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--cluster") == 0) {
+            cluster = true;
+        } else if (!s_admin_opt(argc, argv, &i, &broker, &token)) {
+            return s_usage();
+        }
+    }
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t req = ga_map(a, 3);
+    ga_map_put(&req, a, "op", ga_str("rate_limit_config"));
+    if (cluster) {
+        ga_map_put(&req, a, "target", ga_str("broker"));
+    }
+    ga_value_t reply = ga_nil();
+    int status = s_admin_ex(broker, token, &req, a, &reply);
+    ga_value_t out = ga_map(a, 3);
+    const ga_value_t *ok = ga_map_get(&reply, "ok");
+    ga_map_put(&out, a, "ok", ok ? *ok : ga_bool(false));
+    const ga_value_t *gws = ga_map_get(&reply, "gateways");
+    if (status == 0 && cluster) {
+        const ga_value_t *g = ga_map_get(ga_map_get(&reply, "config"), "global_limits");
+        ga_map_put(&out, a, "global_limits", g ? *g : ga_array(a, 0));
+    } else if (status == 0 && gws && gws->type == GA_ARRAY) {
+        ga_value_t list = ga_array(a, gws->len + 1);
+        for (uint32_t i = 0; i < gws->len; i++) {
+            ga_value_t m = ga_map(a, 2);
+            const char *name = ga_map_get_str(&gws->u.items[i], "gateway");
+            const ga_value_t *g =
+                ga_map_get(ga_map_get(&gws->u.items[i], "config"), "global_limits");
+            ga_map_put(&m, a, "gateway", ga_str(name ? name : "?"));
+            ga_map_put(&m, a, "global_limits", g ? *g : ga_array(a, 0));
+            ga_array_push(&list, a, m);
+        }
+        ga_map_put(&out, a, "gateways", list);
+        const ga_value_t *missing = ga_map_get(&reply, "missing");
+        ga_map_put(&out, a, "missing", missing ? *missing : ga_int(0));
+    } else {
+        out = reply; // the refusal as it came
+    }
+    s_print_json(&out);
+    ga_arena_destroy(&a);
+    return status;
+}
+
+// failed-configs: the failed-configs list of `status` (the configs the broker refused).
+static int
+s_failed_configs(int argc, char **argv)
+{
+    const char *broker = getenv("GENAPI_BROKER_ADMIN");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    broker = broker ? broker : "tcp://127.0.0.1:5571";
+    for (int i = 2; i < argc; i++) {
+        if (!s_admin_opt(argc, argv, &i, &broker, &token)) {
+            return s_usage();
+        }
+    }
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t req = ga_map(a, 2);
+    ga_map_put(&req, a, "op", ga_str("status"));
+    ga_value_t reply = ga_nil();
+    int status = s_admin_ex(broker, token, &req, a, &reply);
+    if (status == 0) {
+        ga_value_t out = ga_map(a, 2);
+        const ga_value_t *failed = ga_map_get(&reply, "failed_configs");
+        ga_map_put(&out, a, "ok", ga_bool(true));
+        ga_map_put(&out, a, "failed_configs", failed ? *failed : ga_array(a, 0));
+        reply = out;
+    }
+    s_print_json(&reply);
+    ga_arena_destroy(&a);
+    return status;
+}
+
+// Whether a rate limit (a map with key, service?, request_type?) applies to calls of
+// service.request_type: a global one always, an API one when it names that function.
+static bool
+s_limit_applies(const ga_value_t *limit, const char *service, const char *request_type)
+{
+    const char *s = ga_map_get_str(limit, "service");
+    const char *r = ga_map_get_str(limit, "request_type");
+    return s == NULL || (strcmp(s, service) == 0 && (r == NULL || strcmp(r, request_type) == 0));
+}
+
+// call-flow SERVICE FUNCTION [VERSION] [--user USER]: the broker's call_flow (would it pass,
+// which version, which candidates and pick), then the rate limits that apply to the function
+// on every gateway (with --user, USER's windows: a limit with nothing remaining refuses).
+// Nothing is called. Exit 0 when it would pass.
+static int
+s_call_flow(int argc, char **argv)
+{
+    const char *broker = getenv("GENAPI_BROKER_ADMIN");
+    const char *token = getenv("GENAPI_ADMIN_TOKEN");
+    broker = broker ? broker : "tcp://127.0.0.1:5571";
+    const char *operands[3] = {NULL, NULL, NULL};
+    const char *user = NULL;
+    int n = 0;
+    for (int i = 2; i < argc; i++) {
+        if (s_admin_opt(argc, argv, &i, &broker, &token)) {
+            continue;
+        }
+        if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
+            user = argv[++i];
+        } else if (n < 3 && argv[i][0] != '-') {
+            operands[n++] = argv[i];
+        } else {
+            return s_usage();
+        }
+    }
+    if (n < 2) {
+        return s_usage();
+    }
+    ga_arena_t *a = ga_arena_new(8192);
+    ga_value_t req = ga_map(a, 5);
+    ga_map_put(&req, a, "op", ga_str("call_flow"));
+    ga_map_put(&req, a, "service", ga_str(operands[0]));
+    ga_map_put(&req, a, "request_type", ga_str(operands[1]));
+    if (operands[2]) {
+        ga_map_put(&req, a, "version", ga_str(operands[2]));
+    }
+    ga_value_t flow = ga_nil();
+    int status = s_admin_ex(broker, token, &req, a, &flow);
+    if (status != 0) {
+        s_print_json(&flow);
+        ga_arena_destroy(&a);
+        return 1;
+    }
+    // The rate limits on every gateway that apply to this function.
+    ga_value_t rl_req = ga_map(a, 2);
+    ga_map_put(&rl_req, a, "op", ga_str("rate_limit_config"));
+    ga_value_t rl = ga_nil();
+    ga_value_t limits = ga_map(a, 4);
+    if (s_admin_ex(broker, token, &rl_req, a, &rl) != 0) {
+        const char *why = ga_map_get_str(&rl, "error");
+        ga_map_put(&limits, a, "error", ga_str(why ? why : "no answer"));
+    } else {
+        const ga_value_t *gws = ga_map_get(&rl, "gateways");
+        ga_value_t list = ga_array(a, 2);
+        for (uint32_t i = 0; gws && gws->type == GA_ARRAY && i < gws->len; i++) {
+            const ga_value_t *cfg = ga_map_get(&gws->u.items[i], "config");
+            const ga_value_t *en = ga_map_get(cfg, "enabled");
+            ga_value_t m = ga_map(a, 3);
+            const char *name = ga_map_get_str(&gws->u.items[i], "gateway");
+            ga_map_put(&m, a, "gateway", ga_str(name ? name : "?"));
+            ga_map_put(&m, a, "enabled", en ? *en : ga_bool(false));
+            ga_value_t applying = ga_array(a, 2);
+            const char *kinds[2] = {"global_limits", "api_limits"};
+            for (int k = 0; k < 2; k++) {
+                const ga_value_t *ls = ga_map_get(cfg, kinds[k]);
+                for (uint32_t j = 0; ls && ls->type == GA_ARRAY && j < ls->len; j++) {
+                    if (s_limit_applies(&ls->u.items[j], operands[0], operands[1])) {
+                        ga_array_push(&applying, a, ls->u.items[j]);
+                    }
+                }
+            }
+            ga_map_put(&m, a, "limits", applying);
+            ga_array_push(&list, a, m);
+        }
+        ga_map_put(&limits, a, "gateways", list);
+    }
+    if (user && !ga_map_get(&limits, "error")) {
+        ga_value_t st_req = ga_map(a, 5);
+        ga_map_put(&st_req, a, "op", ga_str("rate_limit_status"));
+        ga_map_put(&st_req, a, "value", ga_str(user));
+        ga_map_put(&st_req, a, "key", ga_str("user_id"));
+        ga_map_put(&st_req, a, "service", ga_str(operands[0]));
+        ga_map_put(&st_req, a, "request_type", ga_str(operands[1]));
+        ga_value_t st = ga_nil();
+        if (s_admin_ex(broker, token, &st_req, a, &st) == 0) {
+            const ga_value_t *gws = ga_map_get(&st, "gateways");
+            ga_map_put(&limits, a, "user", ga_str(user));
+            ga_map_put(&limits, a, "windows", gws ? *gws : ga_array(a, 0));
+            for (uint32_t i = 0; gws && gws->type == GA_ARRAY && i < gws->len; i++) {
+                const ga_value_t *ls = ga_map_get(&gws->u.items[i], "limits");
+                for (uint32_t j = 0; ls && ls->type == GA_ARRAY && j < ls->len; j++) {
+                    if (ga_map_get_int(&ls->u.items[j], "remaining", 1) <= 0) {
+                        ga_value_t *pass = (ga_value_t *) ga_map_get(&flow, "would_pass");
+                        if (pass) {
+                            *pass = ga_bool(false); // the broker's verdict, overruled
+                        }
+                        if (ga_map_get(&flow, "refusal") == NULL) {
+                            ga_map_put(&flow, a, "refusal", ga_str("Rate limit exceeded"));
+                        }
+                    }
+                }
+            }
+        } else {
+            const char *why = ga_map_get_str(&st, "error");
+            ga_map_put(&limits, a, "user_error", ga_str(why ? why : "no answer"));
+        }
+    }
+    ga_map_put(&flow, a, "rate_limits", limits);
+    s_print_json(&flow);
+    const ga_value_t *pass = ga_map_get(&flow, "would_pass");
+    status = pass && pass->type == GA_BOOL && pass->u.b ? 0 : 1;
+    ga_arena_destroy(&a);
+    return status;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "help") == 0)) {
+        fputs(s_usage_text, stdout);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "health") == 0) {
+        return s_health(argc, argv);
+    }
+    if (argc >= 2 && (strcmp(argv[1], "rl-status") == 0 || strcmp(argv[1], "rl-config") == 0)) {
+        return s_rl_alias(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "rl-global") == 0) {
+        return s_rl_global(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "failed-configs") == 0) {
+        return s_failed_configs(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "call-flow") == 0) {
+        return s_call_flow(argc, argv);
+    }
     if (argc >= 2 && strcmp(argv[1], "events") == 0) {
         return s_events(argc, argv);
     }
     if (argc >= 2 && strcmp(argv[1], "tail") == 0) {
-        fprintf(stderr, "genapi-ctl tail: not built yet; in-process handlers "
-                        "(ga_telemetry_attach) and /metrics are (docs/telemetry.md)\n");
-        return 2;
+        return s_tail(argc, argv);
     }
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
         return s_keygen(argc, argv);

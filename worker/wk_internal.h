@@ -98,9 +98,11 @@ ga_err_t wk_table_build(wk_worker_t *w, char *err, size_t errlen);
 // declared (with "+<hash>" appended otherwise), else a hash of the offered table. I/O thread.
 ga_value_t wk_table_current(wk_worker_t *w, ga_arena_t *a, char *version, size_t len);
 
-// Runs the handler for one REQUEST body and encodes its REPLY body into `out` (left empty when
-// the function owes no reply: none and stream functions). On a pool thread, or on the I/O
-// thread for non_blocking functions.
+// Runs the handler for one REQUEST and encodes its REPLY into `out` (left empty when the
+// function owes no reply: none and stream functions). The REQUEST is its envelope's MessagePack
+// value followed by its payload's (the args; none: no args), the REPLY likewise: its envelope,
+// then for a success the result's value (docs/protocol.md, "Frames"). On a pool thread, or on
+// the I/O thread for non_blocking functions.
 void wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena,
                     ga_buf_t *out);
 // The function for (request_type, version), with its index, or NULL.
@@ -129,6 +131,13 @@ int wk_groups_fd(const wk_groups_t *self);
 void wk_groups_on_wake(wk_worker_t *w, void *dealer, bool registered);
 void wk_groups_on_reply(wk_worker_t *w, const ga_proto_msg_t *msg);
 void wk_groups_close(wk_worker_t *w);
+
+// Encodes `body` (a REQUEST as one map, args included) as wk_request_run takes it: the
+// envelope (the other keys), then the args. For in-process callers and tests.
+void wk_request_encode(ga_buf_t *out, const ga_value_t *body);
+// Decodes a REPLY as wk_request_run encodes it into one map (the result under "result").
+GA_MUST_CHECK ga_err_t wk_reply_decode(const uint8_t *data, size_t len, ga_arena_t *arena,
+                                       ga_value_t *body);
 
 // Encodes an error REPLY body for call `id` into `out`.
 void wk_encode_error(ga_buf_t *out, ga_arena_t *arena, int64_t id, int code, const char *message,

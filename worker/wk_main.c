@@ -8,7 +8,10 @@
 #include "ga_log.h"
 #include "ga_signal.h"
 
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -24,6 +27,7 @@ typedef struct {
     char *log_level;    // see table
     char *curve_secret_file; // see table
     char *curve_broker_file; // see table
+    int64_t shutdown_timeout_ms; // see table
 } options_t;
 
 static const ga_option_t s_options[] = {
@@ -48,16 +52,66 @@ static const ga_option_t s_options[] = {
      "this worker's CURVE certificate (FILE and FILE_secret, role worker)"},
     {"curve_broker_file", GA_OPT_STR, "", 0, 0, offsetof(options_t, curve_broker_file),
      "the broker's public CURVE certificate"},
+    {"shutdown_timeout_ms", GA_OPT_INT, "10000", 0, 3600000,
+     offsetof(options_t, shutdown_timeout_ms),
+     "on SIGTERM, how long the replies of the handlers running are awaited"},
     {NULL, GA_OPT_STR, NULL, 0, 0, 0, NULL},
 };
 
+typedef struct {
+    int wake;       // main waits for a byte on this pipe
+    int argc;       // the command line, read again on SIGHUP
+    char **argv;
+    options_t *opt; // the options in force
+} signal_arg_t;
+
+// Reload (docs/operations.md, "Reload"): only log_level changes at run time.
+static ga_reload_t
+s_apply(const ga_option_t *o, const void *next_p, void *arg, char *why, size_t whylen)
+{
+    const options_t *next = next_p;
+    (void) arg;
+    if (strcmp(o->name, "log_level") != 0) {
+        return GA_RELOAD_RESTART;
+    }
+    int level = ga_log_level_parse(next->log_level);
+    if (level < 0) {
+        snprintf(why, whylen, "must be err, warn, notice, info or debug");
+        return GA_RELOAD_INVALID;
+    }
+    ga_log_set_level((ga_log_level_t) level);
+    return GA_RELOAD_APPLIED;
+}
+
+// The signal thread: the first SIGINT or SIGTERM wakes main, which drains the worker
+// (wk_worker_destroy); the second exits at once, since a running handler cannot be interrupted.
+// SIGHUP reloads here (main only waits meanwhile, and reads nothing the reload changes).
 static void
 s_on_signal(int signo, void *arg)
 {
-    (void) signo;
-    int *wake = arg;
+    static atomic_int stops;
+    signal_arg_t *sa = arg;
+    if (signo == SIGHUP) {
+        GA_NOTICE("SIGHUP: reloading the configuration");
+        options_t next = {0};
+        char err[512];
+        if (ga_config_load(s_options, &next, sa->argv[0], sa->argc, sa->argv, err, sizeof err) !=
+            GA_OK) {
+            GA_ERR("reload: %s; nothing changed", err);
+        } else {
+            ga_config_reload(s_options, sa->opt, &next, s_apply, NULL);
+        }
+        ga_config_fini(s_options, &next);
+        return;
+    }
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (atomic_fetch_add(&stops, 1) > 0) {
+        GA_WARN("%s again: exiting at once", name);
+        _exit(1);
+    }
+    GA_NOTICE("%s: draining (send it again to exit at once)", name);
     char c = 1;
-    GA_IGNORE(write(*wake, &c, 1) < 0); // main is waiting for exactly this byte
+    GA_IGNORE(write(sa->wake, &c, 1) < 0); // main is waiting for exactly this byte
 }
 
 static void
@@ -86,10 +140,27 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         return rc == GA_ECLOSED ? 0 : 2;
     }
     int level = ga_log_level_parse(opt.log_level);
-    ga_log_set_level(level < 0 ? GA_LOG_INFO : (ga_log_level_t) level);
+    if (level < 0) {
+        fprintf(stderr, "%s: log_level: must be err, warn, notice, info or debug\n", argv[0]);
+        ga_config_fini(s_options, &opt);
+        return 2;
+    }
+    ga_log_set_level((ga_log_level_t) level);
     wk_service_t svc = *service;
     if (opt.node[0]) {
         svc.node = opt.node;
+    }
+    if (ga_config_is_check(argc, argv)) {
+        wk_worker_t *probe = wk_worker_new(&svc, NULL);
+        rc = wk_table_build(probe, err, sizeof err);
+        wk_worker_destroy(&probe);
+        if (rc != GA_OK) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+        } else {
+            printf("%s: configuration valid\n", argv[0]);
+        }
+        ga_config_fini(s_options, &opt);
+        return rc == GA_OK ? 0 : 2;
     }
     wk_options_t wopt = {
         .broker = opt.broker,
@@ -102,12 +173,17 @@ wk_main(int argc, char **argv, const wk_service_t *service)
         .curve_secret_file = opt.curve_secret_file,
         .curve_broker_file = opt.curve_broker_file,
         .on_registered = s_on_registered,
+        // 0 here means no wait at all (the library reads 0 as its default).
+        .shutdown_timeout_ms = opt.shutdown_timeout_ms ? (int) opt.shutdown_timeout_ms : -1,
     };
     int wake[2] = {-1, -1};
     ga_signal_t *sig = NULL;
     wk_worker_t *worker = wk_worker_new(&svc, &wopt);
     int status = 1;
-    if (pipe(wake) != 0 || ga_signal_start(s_on_signal, &wake[1], &sig) != GA_OK) {
+    signal_arg_t sigarg = {.wake = -1, .argc = argc, .argv = argv, .opt = &opt};
+    bool piped = pipe(wake) == 0;
+    sigarg.wake = wake[1];
+    if (!piped || ga_signal_start(s_on_signal, &sigarg, &sig) != GA_OK) {
         fprintf(stderr, "%s: cannot set up signal handling\n", argv[0]);
         goto out;
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// One handler thread of the worker pool. It receives a REQUEST body from the I/O thread on its
-// actor pipe, runs the matching handler, and sends back the encoded REPLY body. One request at
+// One handler thread of the worker pool. It receives a REQUEST (envelope, then payload) from the
+// I/O thread on its actor pipe, runs the matching handler, and sends back the encoded REPLY
+// (envelope, then the result's value), which the I/O thread sends as two frames. One request at
 // a time; the I/O thread owns the queue and never gives a busy thread a second request.
 #include "wk_internal.h"
 
@@ -32,8 +33,9 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
 {
     ga_value_t body;
     ga_buf_reset(out);
-    if (ga_wire_decode(data, len, arena, &body) != GA_OK || body.type != GA_MAP) {
-        // The I/O thread decoded this body already, so this cannot happen with our own I/O
+    size_t env_len = 0;
+    if (ga_wire_decode_first(data, len, arena, &body, &env_len) != GA_OK || body.type != GA_MAP) {
+        // The I/O thread decoded this envelope already, so this cannot happen with our own I/O
         // thread; answer with id 0, which the broker drops and counts.
         wk_encode_error(out, arena, 0, GA_EPROTO, "Internal Server Error", false);
         return;
@@ -60,10 +62,22 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
     // Defence in depth: the arguments are checked against this worker's own declaration, whoever
     // sent the call, so a handler never sees arguments its declaration forbids.
     const ga_funcfg_t *cfg = w->cfgs[index];
-    const ga_value_t *given = ga_map_get(&body, "args");
+    // The args: the payload, decoded here once (the broker passed its bytes on untouched).
+    ga_value_t payload = ga_nil();
+    const ga_value_t *given = &payload;
     ga_value_t empty = ga_map(arena, 0);
     ga_value_t *args = ga_arena_alloc(arena, sizeof *args);
     char why[512];
+    if (len > env_len &&
+        ga_wire_decode(data + env_len, len - env_len, arena, &payload) != GA_OK) {
+        GA_WARN("call %lld to %s.%s refused: its args are not well-formed MessagePack",
+                (long long) id, w->svc->service, request_type);
+        if (cfg->response_type != GA_RESP_NONE) {
+            wk_encode_error(out, arena, id, GA_EINVAL,
+                            "Invalid request: args are not well-formed MessagePack", false);
+        }
+        return;
+    }
     if (ga_funcfg_check_args(cfg, given && given->type != GA_NIL ? given : &empty, arena, args,
                              why, sizeof why) != GA_OK) {
         GA_WARN("call %lld to %s.%s refused: %s", (long long) id, w->svc->service, request_type,

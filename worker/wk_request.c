@@ -127,21 +127,82 @@ wk_encode_error(ga_buf_t *out, ga_arena_t *arena, int64_t id, int code, const ch
 }
 
 void
+wk_request_encode(ga_buf_t *out, const ga_value_t *body)
+{
+    ga_arena_t *a = ga_arena_new(1024);
+    ga_value_t env = ga_map(a, body->len);
+    const ga_value_t *args = NULL;
+    for (uint32_t i = 0; body->type == GA_MAP && i < body->len; i++) {
+        if (strcmp(body->u.pairs[i].key, "args") == 0) {
+            args = &body->u.pairs[i].value;
+        } else {
+            env.u.pairs[env.len++] = body->u.pairs[i];
+        }
+    }
+    ga_wire_encode(out, &env);
+    if (args) {
+        ga_wire_encode(out, args);
+    }
+    ga_arena_destroy(&a);
+}
+
+ga_err_t
+wk_reply_decode(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *body)
+{
+    size_t n = 0;
+    ga_err_t rc = ga_wire_decode_first(data, len, arena, body, &n);
+    if (rc == GA_OK && body->type != GA_MAP) {
+        rc = GA_EPROTO;
+    }
+    if (rc == GA_OK && n < len) {
+        ga_value_t result;
+        rc = ga_wire_decode(data + n, len - n, arena, &result);
+        if (rc == GA_OK) {
+            ga_map_put(body, arena, "result", result);
+        }
+    }
+    return rc;
+}
+
+// Whether `v` nests at most `max` arrays and maps deep (a scalar: 0).
+static bool
+s_depth_within(const ga_value_t *v, int max)
+{
+    if (v->type != GA_ARRAY && v->type != GA_MAP) {
+        return true;
+    }
+    if (max <= 0) {
+        return false;
+    }
+    for (uint32_t i = 0; i < v->len; i++) {
+        const ga_value_t *x = v->type == GA_MAP ? &v->u.pairs[i].value : &v->u.items[i];
+        if (!s_depth_within(x, max - 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void
 wk_reply(wk_request_t *req, const wk_value_t *result)
 {
     if (req->answered) {
         return;
     }
     req->answered = true;
-    ga_value_t m = ga_map(req->arena, 3);
+    ga_value_t m = ga_map(req->arena, 2);
     ga_map_put(&m, req->arena, "id", ga_int(req->id));
     ga_map_put(&m, req->arena, "ok", ga_bool(true));
-    ga_map_put(&m, req->arena, "result", result ? *result : ga_nil());
     ga_buf_reset(req->out);
-    ga_wire_encode(req->out, &m);
-    // A result nested deeper than the protocol allows (GA_WIRE_MAX_DEPTH) would be dropped by
-    // the broker's decoder and the caller would wait for the timeout: answer an error now.
-    if (ga_wire_scan(req->out->data, req->out->len) != GA_OK) {
+    ga_wire_encode(req->out, &m); // the envelope; the result follows as the payload
+    ga_value_t nil = ga_nil();
+    result = result ? result : &nil;
+    // A result nested deeper than a body may be (GA_WIRE_MAX_DEPTH, with the one level of the
+    // map a gateway puts it in) would be dropped by a decoder on the way and the caller would
+    // wait for the timeout: answer an error now.
+    if (s_depth_within(result, GA_WIRE_MAX_DEPTH - 1)) {
+        ga_wire_encode(req->out, result);
+    } else {
         GA_WARN("reply to call %lld nested deeper than %d levels: answered with an error",
                 (long long) req->id, GA_WIRE_MAX_DEPTH);
         wk_encode_error(req->out, req->arena, req->id, GA_EINTERNAL, "Internal Server Error",

@@ -43,6 +43,9 @@ wk_worker_new(const wk_service_t *service, const wk_options_t *options)
     if (self->opt.queue_max <= 0) {
         self->opt.queue_max = 256;
     }
+    if (self->opt.shutdown_timeout_ms == 0) {
+        self->opt.shutdown_timeout_ms = 10000;
+    }
     self->table_arena = ga_arena_new(4096);
     pthread_mutex_init(&self->stream_lock, NULL);
     self->streams = ga_idmap_new();
@@ -271,6 +274,7 @@ typedef struct {
     ga_arena_t *arena;      // per-message arena
     ga_proto_msg_t msg;     // receive buffers
     ga_buf_t out;           // send buffer
+    ga_buf_t in;            // a REQUEST run here: its envelope and payload, one after the other
     bool registered;        // the broker has accepted our table
     int64_t hb_ms;          // heartbeat interval (the broker's once registered)
     int64_t last_heard;     // monotonic ms of the broker's last message
@@ -281,7 +285,11 @@ typedef struct {
     int64_t unregistered_since; // monotonic ms of the first REGISTER not yet accepted (0: none)
     ga_log_every_t refused_log; // "broker refused the table", once per reason and interval
     ga_log_every_t silent_log;  // "no answer from the broker", once per interval
+    ga_log_every_t version_log; // a broker of another protocol version, once per interval
     int64_t session;            // this life's session, sent with REGISTER (new after a loss)
+    uint32_t pushed;            // functions in the last REGISTER's table
+    bool draining;              // stopping: new requests refused, running ones finish
+    int64_t drain_deadline;     // monotonic ms: running handlers' replies awaited until then
 } io_t;
 
 // A new session: the broker takes a REGISTER carrying it as a new life of this worker.
@@ -348,6 +356,7 @@ s_register(io_t *io, int64_t now)
         ga_map_put(&m, a, "force", ga_bool(true));
     }
     ga_map_put(&m, a, "functions", table);
+    io->pushed = table.len;
     s_send(io, GA_CMD_REGISTER, &m);
     if (io->unregistered_since == 0) {
         io->unregistered_since = now;
@@ -367,6 +376,8 @@ s_on_registered(io_t *io, const ga_value_t *body)
             GA_ERR("broker %s refused the function table: %s", io->w->opt.broker,
                    why ? why : "(no reason)");
         }
+        GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+                .success = GA_TM_FALSE, .reason = why ? why : "refused");
         return; // retried with backoff
     }
     const ga_value_t *failed = ga_map_get(body, "failed");
@@ -399,6 +410,10 @@ s_on_registered(io_t *io, const ga_value_t *body)
     ga_log_every_reset(&io->refused_log);
     ga_log_every_reset(&io->silent_log);
     const ga_value_t *skipped = ga_map_get(body, "skipped");
+    uint32_t n_failed = failed && failed->type == GA_ARRAY ? failed->len : 0;
+    GA_EMIT(GA_EV_CONFIG_PUSH, .service = io->w->svc->service, .node = io->w->node,
+            .count = io->pushed > n_failed ? io->pushed - n_failed : 0, .success = GA_TM_TRUE,
+            .reason = skipped && skipped->type == GA_BOOL && skipped->u.b ? "skipped" : NULL);
     if (skipped && skipped->type == GA_BOOL && skipped->u.b) {
         GA_INFO("registered with %s as %s; the broker already had config version %s, table "
                 "not pushed again (force_push pushes it)",
@@ -411,9 +426,42 @@ s_on_registered(io_t *io, const ga_value_t *body)
     }
 }
 
+static void s_refuse(io_t *io, int64_t id);
+// Sends a REPLY as wk_request_run encodes it (envelope, then the result's value when ok): the
+// two values go out as the envelope and payload frames.
+static ga_err_t
+s_send_reply(io_t *io, const uint8_t *data, size_t len)
+{
+    size_t n = len;
+    if (ga_wire_scan_first(data, len, &n) != GA_OK) {
+        n = len; // our own encoding: cannot happen; sent whole, the broker counts it
+    }
+    ga_buf_t env = {.data = (uint8_t *) data, .len = n};
+    ga_buf_t payload = {.data = (uint8_t *) data + n, .len = len - n};
+    return ga_proto_send_payload(io->dealer, NULL, 0, GA_CMD_REPLY, &env, &payload);
+}
+
+// A REQUEST's two frames as one run of bytes for wk_request_run (envelope, then payload).
+static zframe_t *
+s_request_frame(const ga_proto_msg_t *msg)
+{
+    size_t plen = 0;
+    const uint8_t *payload = ga_proto_payload(msg, &plen);
+    zframe_t *f = zframe_new(NULL, msg->body.len + plen);
+    memcpy(zframe_data(f), msg->body.data, msg->body.len);
+    if (plen) {
+        memcpy(zframe_data(f) + msg->body.len, payload, plen);
+    }
+    return f;
+}
+
 static void
 s_on_request(io_t *io, const ga_proto_msg_t *msg)
 {
+    if (io->draining) {
+        s_refuse(io, ga_map_get_int(&msg->value, "id", 0)); // sent before our notice arrived
+        return;
+    }
     if (!io->registered) {
         // Sent to a life the broker has given up (or will, when our REGISTER reaches it).
         atomic_fetch_add(&io->w->discarded, 1);
@@ -422,22 +470,33 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     size_t index = 0;
     const char *request_type = ga_map_get_str(&msg->value, "request_type");
+    if (ga_log_level() >= GA_LOG_DEBUG) {
+        const char *rid = ga_map_get_str(&msg->value, "request_id");
+        GA_DEBUG("request %s request_id=%s", request_type ? request_type : "-", rid ? rid : "-");
+    }
     const wk_function_t *fn =
         request_type ? wk_function_find(io->w, request_type,
                                         ga_map_get_str(&msg->value, "version"), &index)
                      : NULL;
     if (fn && fn->non_blocking && io->w->cfgs[index]->response_type != GA_RESP_STREAM) {
-        // Run here: the body decodes again into the same per-message arena.
+        // Run here: the envelope decodes again (small), the payload for the first time.
+        size_t plen = 0;
+        const uint8_t *payload = ga_proto_payload(msg, &plen);
+        ga_buf_reset(&io->in);
+        ga_buf_append(&io->in, msg->body.data, msg->body.len);
+        if (plen) {
+            ga_buf_append(&io->in, payload, plen);
+        }
         ga_buf_reset(&io->out);
-        wk_request_run(io->w, msg->body.data, msg->body.len, io->arena, &io->out);
-        if (io->out.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
+        wk_request_run(io->w, io->in.data, io->in.len, io->arena, &io->out);
+        if (io->out.len && s_send_reply(io, io->out.data, io->out.len) != GA_OK) {
             GA_WARN("reply not sent: broker unreachable");
         }
         return;
     }
     for (int i = 0; i < io->w->opt.threads; i++) {
         if (!io->busy[i]) {
-            zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+            zframe_t *f = s_request_frame(msg);
             ga_zpoll_touch(io->poller, zsock_resolve(io->pool[i]));
             if (zframe_send(&f, io->pool[i], 0) != 0) {
                 zframe_destroy(&f);
@@ -448,7 +507,7 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
         }
     }
     if (zlist_size(io->queue) < (size_t) io->w->opt.queue_max) {
-        zframe_t *f = zframe_new(msg->body.data, msg->body.len);
+        zframe_t *f = s_request_frame(msg);
         if (zlist_append(io->queue, f) == 0) {
             return;
         }
@@ -456,7 +515,14 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
     }
     // Pool and queue full: refuse at once so the caller can retry elsewhere.
     GA_EMIT(GA_EV_WORKER_POOL_TASK_REJECTED, .service = io->w->svc->service, .node = io->w->node, .pool_name = io->w->svc->service, .reason = "pool and queue full");
-    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    s_refuse(io, ga_map_get_int(&msg->value, "id", 0));
+}
+
+// Answers REQUEST `id` with a refusal: it did not run, so the broker may give it to another
+// worker (docs/protocol.md, "Retry and fallback").
+static void
+s_refuse(io_t *io, int64_t id)
+{
     ga_arena_t *a = io->arena;
     ga_value_t m = ga_map(a, 6);
     ga_map_put(&m, a, "id", ga_int(id));
@@ -519,7 +585,13 @@ s_on_broker(io_t *io, int64_t now)
             break;
         }
         if (rc == GA_EPROTO) {
-            GA_WARN("malformed message from the broker dropped");
+            if (io->msg.peer_version == 0) {
+                GA_WARN("malformed message from the broker dropped");
+            } else if (ga_log_every_due(&io->version_log, NULL, now, WK_LOG_REPEAT_MS)) {
+                GA_ERR("broker %s speaks protocol version %d, this worker speaks %d: upgrade it "
+                       "(its messages are dropped)",
+                       io->w->opt.broker, io->msg.peer_version, GA_PROTO_VERSION);
+            }
             ga_arena_reset(io->arena);
             continue;
         }
@@ -543,10 +615,16 @@ s_on_broker(io_t *io, int64_t now)
         case GA_CMD_GROUP_REPLY:
             wk_groups_on_reply(io->w, &io->msg); // wk_groups.c
             break;
-        case GA_CMD_DISCONNECT:
-            s_lost_broker(io, now, "broker asks us to register again");
-            s_register(io, now);
+        case GA_CMD_DISCONNECT: {
+            const char *why = ga_map_get_str(&io->msg.value, "reason");
+            bool stopping = why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0;
+            s_lost_broker(io, now, stopping ? "the broker is stopping"
+                                            : "broker asks us to register again");
+            if (!stopping) {
+                s_register(io, now); // else after the usual delay: it is going away
+            }
             break;
+        }
         default:
             GA_WARN("unexpected %s from the broker dropped", ga_cmd_name(io->msg.cmd));
             break;
@@ -562,9 +640,8 @@ s_on_pool(io_t *io, int i)
     if (reply == NULL) {
         return;
     }
-    ga_buf_t view = {.data = zframe_data(reply), .len = zframe_size(reply)};
     // An empty frame: the handler is done and owes no reply (none and stream functions).
-    if (view.len && ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &view) != GA_OK) {
+    if (zframe_size(reply) && s_send_reply(io, zframe_data(reply), zframe_size(reply)) != GA_OK) {
         GA_WARN("reply not sent: broker unreachable");
     }
     zframe_destroy(&reply);
@@ -599,8 +676,20 @@ s_on_timer(io_t *io, int64_t now)
     if (now >= io->next_hb) {
         io->next_hb = now + io->hb_ms;
         if (io->registered) {
-            ga_value_t empty = ga_map(io->arena, 0);
-            s_send(io, GA_CMD_HEARTBEAT, &empty);
+            // The pool's figures ride along (docs/protocol.md; genapi-ctl pool-status).
+            int64_t busy = 0;
+            for (int i = 0; i < io->w->opt.threads; i++) {
+                busy += io->busy[i];
+            }
+            ga_value_t hb = ga_map(io->arena, 5);
+            ga_map_put(&hb, io->arena, "threads", ga_int(io->w->opt.threads));
+            ga_map_put(&hb, io->arena, "busy", ga_int(busy));
+            ga_map_put(&hb, io->arena, "queued", ga_int((int64_t) zlist_size(io->queue)));
+            ga_map_put(&hb, io->arena, "queue_max", ga_int(io->w->opt.queue_max));
+            if (io->draining) {
+                ga_map_put(&hb, io->arena, "draining", ga_bool(true)); // said again each time
+            }
+            s_send(io, GA_CMD_HEARTBEAT, &hb);
             ga_arena_reset(io->arena);
         }
     }
@@ -615,6 +704,7 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
     io->arena = ga_arena_new(16384);
     ga_proto_msg_init(&io->msg);
     ga_buf_init(&io->out);
+    ga_buf_init(&io->in);
     io->queue = zlist_new();
     io->pool = ga_calloc((size_t) w->opt.threads, sizeof(zactor_t *));
     io->busy = ga_calloc((size_t) w->opt.threads, sizeof(bool));
@@ -685,7 +775,63 @@ s_io_fini(io_t *io)
     }
     ga_proto_msg_fini(&io->msg);
     ga_buf_fini(&io->out);
+    ga_buf_fini(&io->in);
     ga_arena_destroy(&io->arena);
+}
+
+// Begins the drain (docs/operations.md, "Lifecycle"): tells the broker to send nothing more
+// (HEARTBEAT draining, docs/protocol.md "Stopping") and refuses what is queued. False when
+// there is nothing to wait for.
+static bool
+s_drain_begin(io_t *io, int64_t now)
+{
+    if (io->w->opt.shutdown_timeout_ms < 0) {
+        return false;
+    }
+    io->draining = true;
+    io->drain_deadline = now + io->w->opt.shutdown_timeout_ms;
+    if (io->registered) {
+        ga_value_t m = ga_map(io->arena, 1);
+        ga_map_put(&m, io->arena, "draining", ga_bool(true));
+        s_send(io, GA_CMD_HEARTBEAT, &m);
+        ga_arena_reset(io->arena);
+    }
+    size_t refused = 0;
+    zframe_t *f;
+    while ((f = zlist_pop(io->queue)) != NULL) {
+        ga_value_t body;
+        size_t n = 0; // a queued request is its envelope followed by its payload
+        if (ga_wire_decode_first(zframe_data(f), zframe_size(f), io->arena, &body, &n) == GA_OK) {
+            s_refuse(io, ga_map_get_int(&body, "id", 0));
+            refused++;
+        }
+        ga_arena_reset(io->arena);
+        zframe_destroy(&f);
+    }
+    size_t running = 0;
+    for (int i = 0; i < io->w->opt.threads; i++) {
+        running += io->busy[i];
+    }
+    GA_NOTICE("draining: %zu call(s) running, %zu queued call(s) handed back; awaiting them up "
+              "to shutdown_timeout_ms=%d",
+              running, refused, io->w->opt.shutdown_timeout_ms);
+    return running > 0;
+}
+
+// Whether the drain is over: no handler running, or the time is up.
+static bool
+s_drain_done(io_t *io, int64_t now)
+{
+    size_t running = 0;
+    for (int i = 0; i < io->w->opt.threads; i++) {
+        running += io->busy[i];
+    }
+    if (running && now >= io->drain_deadline) {
+        GA_WARN("draining: shutdown_timeout_ms passed with %zu handler(s) running: their "
+                "replies are not sent",
+                running);
+    }
+    return running == 0 || now >= io->drain_deadline;
 }
 
 static void
@@ -722,6 +868,9 @@ s_io_actor(zsock_t *pipe, void *args)
     for (;;) {
         int64_t now = ga_clock_ms();
         int64_t next = io.registered ? io.next_hb : io.register_at;
+        if (io.draining && next > now + 20) {
+            next = now + 20; // the drain checks its deadline this often
+        }
         long timeout = !ok ? -1 : (next > now ? (long) (next - now) : 0);
         if (ok) {
             // Replies, refusals, heartbeats and registrations all go out on the DEALER.
@@ -735,9 +884,10 @@ s_io_actor(zsock_t *pipe, void *args)
         }
         if (items[0].ready) {
             char *cmd = zstr_recv(pipe);
-            bool term = cmd == NULL || strcmp(cmd, "$TERM") == 0;
+            bool gone = cmd == NULL; // the caller went away: no drain
+            bool term = gone || strcmp(cmd, "$TERM") == 0;
             zstr_free(&cmd);
-            if (term) {
+            if (term && (gone || !ok || io.draining || !s_drain_begin(&io, ga_clock_ms()))) {
                 break;
             }
         }
@@ -760,6 +910,9 @@ s_io_actor(zsock_t *pipe, void *args)
             wk_groups_on_wake(io.w, io.dealer, io.registered);
         }
         s_on_timer(&io, now);
+        if (io.draining && s_drain_done(&io, ga_clock_ms())) {
+            break;
+        }
     }
     if (n > 0) {
         ga_zpoll_fini(&poller);

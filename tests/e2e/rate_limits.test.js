@@ -253,3 +253,41 @@ test('cluster-wide limits: counted at the broker, a user\'s limit holds across t
     for (const p of procs.reverse()) await p.stop();
   }
 });
+
+// The broker decodes a CALL's payload (its args) only for cluster-wide limits: a limit keyed on
+// an argument counts the argument's value from the payload, and a permission check's CALL names
+// where the guarded call's args are inside its own (rate_limit.args_in), so the guarded call is
+// counted with its check (docs/protocol.md, "Rate limits").
+test('cluster-wide limits keyed on an argument read it from the payload, also through a permission check', async () => {
+  const broker = await startBroker({
+    args: ['--set', `rate_limits=${JSON.stringify({
+      enabled: true, scope: 'cluster',
+      api_limits: [
+        { service: 'test_service', request_type: 'echo', key: 'value', max_requests: 2, window_ms: 60000 },
+        { service: 'test_service', request_type: 'guarded_async', key: 'value', max_requests: 1, window_ms: 60000 },
+      ],
+    })}`],
+  });
+  const procs = [broker];
+  const sockets = [];
+  try {
+    procs.push(await startWorker('genapi-test-worker', broker));
+    const gw = await startGateway(broker, { args: ['--set', 'rate_limits={"enabled":true,"scope":"cluster"}'] });
+    procs.push(gw);
+    const { channel } = await join(connect(gw.url, {}, { sockets }));
+    let n = 0;
+    const echo = (value) => call(channel, { request_id: `e${++n}`, service: 'test_service', request_type: 'echo', args: { value } });
+    assert.equal((await echo('a')).success, true);
+    assert.equal((await echo('a')).success, true);
+    const refused = await echo('a');
+    assert.deepEqual([refused.success, refused.error], [false, 'Rate limit exceeded']);
+    assert.equal((await echo('b')).success, true); // another value, another window
+    const guarded = (value) => call(channel, { request_id: `g${++n}`, service: 'test_service', request_type: 'guarded_async', args: { value } });
+    assert.equal((await guarded('open')).success, true);
+    const second = await guarded('open');
+    assert.deepEqual([second.success, second.error], [false, 'Rate limit exceeded']);
+  } finally {
+    for (const s of sockets) s.disconnect();
+    for (const p of procs.reverse()) await p.stop();
+  }
+});

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Fuzz target: a REQUEST body from the broker, through the worker library as its I/O thread
-// sees it (ga_wire_decode, which ga_proto_recv runs, then "must be a map") and as a pool thread
+// Fuzz target: a REQUEST from the broker (its envelope's MessagePack value followed by its
+// payload's, the args), through the worker library as its I/O thread sees it (the envelope
+// decoded, as ga_proto_recv does, then "must be a map") and as a pool thread
 // runs it (wk_request_run: function lookup by request_type and version, args, stream topic,
 // the handler, the REPLY encoding). The worker is built once with a small function table
 // (wk_table_build: no threads, no sockets); handlers read every argument through the public
 // accessors and echo what they read, so the reply encoder sees fuzzed values too. Every REPLY
-// must decode as a map carrying the call's id.
+// (envelope, then the result for a success) must decode as a map carrying the call's id.
 #include "wk_internal.h"
 
 #include "ga_wire.h"
@@ -127,15 +128,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ga_arena_t *arena = ga_arena_new(4096);
     ga_value_t body;
-    // What the I/O thread lets through (ga_proto_recv): a decodable map.
-    if (ga_wire_decode(data, size, arena, &body) == GA_OK && body.type == GA_MAP) {
+    // What the I/O thread lets through (ga_proto_recv): an envelope that decodes as a map; the
+    // rest of the input is the payload frame (the args), which only the pool thread decodes.
+    size_t env_len = 0;
+    if (ga_wire_scan_first(data, size, &env_len) == GA_OK &&
+        ga_wire_decode(data, env_len, arena, &body) == GA_OK && body.type == GA_MAP) {
         ga_arena_t *run = ga_arena_new(4096);
         ga_buf_t out;
         ga_buf_init(&out);
         wk_request_run(s_worker, data, size, run, &out);
         if (out.len > 0) {
             ga_value_t reply;
-            if (ga_wire_decode(out.data, out.len, arena, &reply) != GA_OK ||
+            if (wk_reply_decode(out.data, out.len, arena, &reply) != GA_OK ||
                 reply.type != GA_MAP || ga_map_get(&reply, "id") == NULL ||
                 ga_map_get(&reply, "ok") == NULL) {
                 abort(); // a REPLY the broker would drop

@@ -32,7 +32,7 @@ test('a worker on the gateway port is told which port to use, once', async () =>
 test('a gateway on the worker port is told which port to use, once', async () => {
   const broker = await startBroker();
   const gateway = new Proc('genapi-gateway', ['--set', `broker=${broker.endpoints.workers}`,
-    '--set', 'listen=127.0.0.1:0', '--set', 'heartbeat_ms=200']);
+    '--set', 'listen=127.0.0.1:0', '--set', 'metrics_listen=127.0.0.1:0', '--set', 'heartbeat_ms=200']);
   try {
     const re = /refused this gateway: wrong port: this is the broker's worker endpoint .*gateway_endpoint, default port 5571/;
     await eventually(() => re.test(gateway.stderr), 10000);
@@ -53,7 +53,7 @@ test('a worker and a gateway whose broker is not there say so, once', async () =
   await gone.stop();
   const worker = new Proc('genapi-test-worker', ['--set', `broker=${workers}`, '--set', 'heartbeat_ms=200']);
   const gateway = new Proc('genapi-gateway', ['--set', `broker=${gateways}`, '--set', 'listen=127.0.0.1:0',
-    '--set', 'heartbeat_ms=200']);
+    '--set', 'metrics_listen=127.0.0.1:0', '--set', 'heartbeat_ms=200']);
   try {
     const wre = /no answer from the broker at .* is this worker's broker option the broker's worker endpoint/;
     const gre = /no answer from the broker at .* is this gateway's broker option the broker's gateway endpoint/;

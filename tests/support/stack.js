@@ -126,6 +126,7 @@ async function startBroker(opts = {}) {
     '--set', `admin_token=${ADMIN_TOKEN}`, '--set', 'admin_actions=status,functions,stop_stream',
     // Any free port for the admin listener: tests may run beside other brokers.
     '--set', 'metrics_listen=127.0.0.1:0',
+    '--set', 'shutdown_timeout_ms=1500', // within stop()'s 5 s
     ...(opts.args || []),
   ];
   const p = new Proc('genapi-broker', args);
@@ -148,6 +149,9 @@ async function startWorker(name, broker, opts = {}) {
 async function startGateway(broker, opts = {}) {
   const args = ['--set', `broker=${broker.endpoints.gateways}`, '--set', 'listen=127.0.0.1:0',
     '--set', `heartbeat_ms=${HEARTBEAT_MS}`, '--set', 'metrics_listen=127.0.0.1:0',
+    // A stream left open at the end of a test is awaited this long by the drain on SIGTERM,
+    // within stop()'s 5 s.
+    '--set', 'shutdown_timeout_ms=1500',
     ...(opts.args || [])];
   const p = new Proc('genapi-gateway', args);
   const { match } = await p.waitForLine(/^READY gateway (\S+)/);

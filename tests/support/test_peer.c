@@ -4,15 +4,21 @@
 // stream proxy's input (a forged stream chunk), or a SUB on its output (an eavesdropper).
 //
 //   genapi-test-peer --connect ENDPOINT --type dealer|pub|sub [--curve-key FILE --broker-key FILE]
-//                    [--topic TOPIC] [--send COMMAND JSON]... [--listen MS]
-//                    [--answer-heartbeats]
+//                    [--topic TOPIC] [--send COMMAND JSON [--payload HEX]]... [--listen MS]
+//                    [--answer-heartbeats] [--reply retryable|echo] [--version N]
 //
 // COMMAND is a command name (CALL, REGISTER, ADMIN, STREAM, ...) and JSON its body (a string
 // value written "\u0000"-free; a "token" given as {"$bytes": "hex"} is sent as raw bytes, NUL
-// bytes included). A pub sends each message on TOPIC; a sub subscribes to TOPIC (default: all).
+// bytes included), sent in the frame layout (a CALL's "args", a REPLY's "result" as the payload
+// frame); --payload sends HEX as that COMMAND's payload frame instead, byte for byte. A pub
+// sends each message on TOPIC; a sub subscribes to TOPIC (default: all).
 // With --answer-heartbeats a dealer answers each HEARTBEAT (a worker that stays alive but
-// answers nothing else). Prints "CONNECTED" once set up, then one line per message received within MS (default 1000):
-// "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"). Exit 0 unless the arguments are bad.
+// answers nothing else). --reply answers each REQUEST: `retryable` with a retryable handler
+// error, `echo` with a success whose result is the REQUEST's payload frame, sent back as
+// received. --version sends every message with protocol version N in its tag (a stale peer).
+// Prints "CONNECTED" once set up, then one line per message received within MS
+// (default 1000): "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"; the payload merged into
+// the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes. Exit 0 unless the arguments are bad.
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -66,7 +72,9 @@ main(int argc, char **argv)
     const char *broker_key = NULL;
     long listen_ms = 1000;
     bool answer_heartbeats = false;
-    const char *sends[32][2];
+    const char *reply = NULL;
+    int version = GA_PROTO_VERSION;
+    const char *sends[32][3];
     int n_sends = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
@@ -86,8 +94,16 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--send") == 0 && i + 2 < argc && n_sends < 32) {
             sends[n_sends][0] = argv[i + 1];
             sends[n_sends][1] = argv[i + 2];
+            sends[n_sends][2] = NULL;
             n_sends++;
             i += 2;
+        } else if (strcmp(argv[i], "--payload") == 0 && i + 1 < argc && n_sends > 0) {
+            sends[n_sends - 1][2] = argv[++i];
+        } else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc) {
+            version = (int) strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--reply") == 0 && i + 1 < argc &&
+                   (strcmp(argv[i + 1], "retryable") == 0 || strcmp(argv[i + 1], "echo") == 0)) {
+            reply = argv[++i];
         } else {
             fprintf(stderr, "genapi-test-peer: bad argument %s\n", argv[i]);
             return 2;
@@ -126,8 +142,9 @@ main(int argc, char **argv)
     printf("CONNECTED\n");
     fflush(stdout);
     ga_arena_t *a = ga_arena_new(4096);
-    ga_buf_t out;
+    ga_buf_t out, payload;
     ga_buf_init(&out);
+    ga_buf_init(&payload);
     for (int i = 0; i < n_sends; i++) {
         int cmd = s_command(sends[i][0]);
         ga_value_t body;
@@ -139,8 +156,32 @@ main(int argc, char **argv)
         s_raw_bytes(&body, a);
         ga_buf_reset(&out);
         ga_wire_encode(&out, &body);
-        ga_err_t rc = zt == ZMQ_PUB ? ga_proto_publish(sock, topic, cmd, &out)
-                                    : ga_proto_send(sock, NULL, 0, cmd, &out);
+        ga_err_t rc;
+        if (version != GA_PROTO_VERSION && zt == ZMQ_DEALER) {
+            char tag[GA_PROTO_TAG_LEN];
+            memcpy(tag, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+            tag[GA_PROTO_TAG_LEN - 1] = (char) version;
+            uint8_t c = (uint8_t) cmd;
+            rc = zmq_send(sock, tag, sizeof tag, ZMQ_SNDMORE) < 0 ||
+                         zmq_send(sock, &c, 1, ZMQ_SNDMORE) < 0 ||
+                         zmq_send(sock, out.data, out.len, 0) < 0
+                     ? GA_EIO
+                     : GA_OK;
+        } else if (zt == ZMQ_PUB) {
+            rc = ga_proto_publish(sock, topic, cmd, &out);
+        } else if (sends[i][2]) {
+            const char *hex = sends[i][2];
+            ga_buf_reset(&payload);
+            for (size_t j = 0; hex[j] && hex[j + 1]; j += 2) {
+                unsigned byte = 0;
+                sscanf(hex + j, "%2x", &byte);
+                uint8_t b = (uint8_t) byte;
+                ga_buf_append(&payload, &b, 1);
+            }
+            rc = ga_proto_send_payload(sock, NULL, 0, cmd, &out, &payload);
+        } else {
+            rc = ga_proto_send_split(sock, NULL, 0, cmd, &body, &out, &payload);
+        }
         if (rc != GA_OK) {
             printf("UNSENT %s\n", sends[i][0]);
         }
@@ -169,19 +210,50 @@ main(int argc, char **argv)
             ga_wire_encode(&out, &empty);
             GA_IGNORE(ga_proto_send(sock, NULL, 0, GA_CMD_HEARTBEAT, &out) != GA_OK);
         }
+        if (reply && msg.cmd == GA_CMD_REQUEST && zt == ZMQ_DEALER) {
+            ga_value_t r = ga_map(a, 6);
+            ga_map_put(&r, a, "id", ga_int(ga_map_get_int(&msg.value, "id", 0)));
+            ga_map_put(&r, a, "ok", ga_bool(strcmp(reply, "echo") == 0));
+            if (strcmp(reply, "retryable") == 0) {
+                ga_map_put(&r, a, "error", ga_str("try another node"));
+                ga_map_put(&r, a, "code", ga_int(GA_EHANDLER));
+                ga_map_put(&r, a, "can_retry", ga_bool(true));
+                ga_map_put(&r, a, "retryable", ga_bool(true));
+            }
+            ga_buf_reset(&out);
+            ga_wire_encode(&out, &r);
+            GA_IGNORE(ga_proto_forward(sock, NULL, 0, GA_CMD_REPLY, &out,
+                                       strcmp(reply, "echo") == 0 && msg.has_payload
+                                           ? &msg.payload
+                                           : NULL) != GA_OK);
+        }
+        size_t plen = 0;
+        const uint8_t *pdata = ga_proto_payload(&msg, &plen);
+        bool merged = ga_proto_payload_merge(&msg, a) == GA_OK;
         ga_buf_reset(&out);
         ga_json_encode(&out, &msg.value);
+        if (!merged) {
+            ga_buf_append(&out, " (payload malformed)", 20);
+        }
         if (zt == ZMQ_SUB) {
             printf("RECV %.*s %s %.*s\n", (int) msg.id_len, (const char *) msg.id,
                    ga_cmd_name(msg.cmd), (int) out.len, (const char *) out.data);
         } else {
             printf("RECV %s %.*s\n", ga_cmd_name(msg.cmd), (int) out.len, (const char *) out.data);
         }
+        if (pdata) {
+            printf("PAYLOAD ");
+            for (size_t j = 0; j < plen; j++) {
+                printf("%02x", pdata[j]);
+            }
+            printf("\n");
+        }
         fflush(stdout);
     }
     zmq_stopwatch_stop(watch);
     ga_proto_msg_fini(&msg);
     ga_buf_fini(&out);
+    ga_buf_fini(&payload);
     ga_arena_destroy(&a);
     zmq_close(sock);
     zmq_ctx_term(ctx);

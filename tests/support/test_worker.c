@@ -11,11 +11,15 @@
 // gateway's).
 // `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
 // `group_op` runs one relay group operation for a user through the worker library
-// (genapi/groups.h) and answers its outcome; `group_op_nb` is the same, non_blocking.
+// (genapi/groups.h) and answers its outcome; `group_op_nb` is the same, non_blocking;
+// `group_op_thread` runs it on a thread of its own with its own context.
+// `--telemetry PREFIX` attaches a handler (genapi/telemetry.h, as a service would) printing
+// "EVENT <name> <service>.<request_type> success=<s> reason=<r> count=<n>" per event.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/executor.h>
 #include <genapi/groups.h>
+#include <genapi/telemetry.h>
 #include <genapi/worker.h>
 
 #include "ga_arena.h"
@@ -658,6 +662,19 @@ s_executor_main(const wk_service_t *service, const char *rate_limits)
     return 0;
 }
 
+// --telemetry: one stdout line per event of this worker process.
+static void
+s_print_event(wk_event_t event, const wk_event_data_t *d, void *arg)
+{
+    (void) arg;
+    printf("EVENT %s %s.%s success=%s reason=%s count=%lld duration_us=%lld\n",
+           wk_event_name(event), d->service ? d->service : "-",
+           d->request_type ? d->request_type : "-",
+           d->success == GA_TM_TRUE ? "true" : d->success == GA_TM_FALSE ? "false" : "-",
+           d->reason ? d->reason : "-", (long long) d->count, (long long) d->duration_us);
+    fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -668,6 +685,12 @@ main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) {
             drop = argv[++i];
+        } else if (strcmp(argv[i], "--telemetry") == 0 && i + 1 < argc) {
+            int id;
+            if (wk_telemetry_attach(argv[++i], "test-worker", s_print_event, NULL, &id) != GA_OK) {
+                fprintf(stderr, "--telemetry %s: no such event prefix\n", argv[i]);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--executor") == 0) {
             executor = true;
             rate_limits = i + 1 < argc ? argv[++i] : NULL;

@@ -545,6 +545,55 @@ test_registry_each_worker_visits_every_worker(void **state)
     assert_int_equal(n, 5);
 }
 
+typedef struct {
+    bk_worker_t *seen[8];
+    int n;
+} seen_t;
+
+static void
+s_collect_worker(bk_worker_t *w, void *arg)
+{
+    seen_t *s = arg;
+    assert_true(s->n < 8);
+    s->seen[s->n++] = w;
+}
+
+// Removing workers in any order (first, middle, last, the only one left) leaves exactly the
+// others to walk, pick and expire, and a worker registered afterwards joins them.
+static void
+test_registry_remove_in_any_order_keeps_the_others(void **state)
+{
+    fixture_t *f = *state;
+    bk_worker_t *w[5];
+    for (uint8_t id = 1; id <= 5; id++) {
+        assert_int_equal(s_register(f, id, s_user_service, 100 * id), GA_OK);
+        w[id - 1] = f->w;
+    }
+    bk_registry_remove(f->r, w[2]); // middle
+    bk_registry_remove(f->r, w[0]); // first
+    bk_registry_remove(f->r, w[4]); // last
+    seen_t s = {0};
+    bk_registry_each_worker(f->r, s_collect_worker, &s);
+    assert_int_equal(s.n, 2);
+    assert_true((s.seen[0] == w[1] && s.seen[1] == w[3]) ||
+                (s.seen[0] == w[3] && s.seen[1] == w[1]));
+    bk_worker_t *out[8];
+    assert_int_equal(bk_registry_expired(f->r, 1000, out, 8), 2);
+    assert_int_equal(bk_registry_worker_count(f->r), 2);
+    bk_registry_remove(f->r, w[3]);
+    const ga_funcfg_t *cfg = bk_registry_lookup(f->r, "user_service", "get_user", NULL);
+    for (int i = 0; i < PICKS; i++) {
+        assert_ptr_equal(bk_registry_pick(f->r, cfg), w[1]);
+    }
+    bk_registry_remove(f->r, w[1]);
+    assert_null(bk_registry_pick(f->r, cfg));
+    s.n = 0;
+    bk_registry_each_worker(f->r, s_collect_worker, &s);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(s_register(f, 9, s_user_service, 1000), GA_OK);
+    assert_ptr_equal(bk_registry_pick(f->r, cfg), f->w);
+}
+
 // --- sweep: functions no worker offers any more ---
 
 #define GRACE 600 // ms: the sweep's grace period in these tests
@@ -1007,6 +1056,7 @@ main(void)
         T(test_registry_expired_returns_workers_whose_expiry_is_past),
         T(test_registry_reregistering_extends_the_expiry),
         T(test_registry_each_worker_visits_every_worker),
+        T(test_registry_remove_in_any_order_keeps_the_others),
         T(test_registry_sweep_removes_what_a_reregistered_worker_dropped_after_the_grace),
         T(test_registry_sweep_keeps_a_function_offered_again_within_the_grace),
         T(test_registry_sweep_keeps_the_functions_of_a_service_with_no_worker),

@@ -352,6 +352,15 @@ test_functable_key_joins_parts_with_unit_separators(void **state)
     ga_functable_key(key, sizeof key, "svc", "fn", NULL);
     assert_string_equal(key, "svc\x1f"
                              "fn\x1f");
+    // A key longer than the buffer is cut to its size, NUL-terminated, at every length.
+    for (size_t len = 1; len <= 16; len++) {
+        char want[16];
+        snprintf(want, len, "%s\x1f%s\x1f%s", "svc", "fn", "1.0.0");
+        memset(key, 'z', sizeof key);
+        ga_functable_key(key, len, "svc", "fn", "1.0.0");
+        assert_string_equal(key, want);
+        assert_int_equal(key[len], 'z'); // nothing written past the buffer
+    }
 }
 
 // --- version order ---

@@ -285,6 +285,78 @@ test_metrics_render_counts_requests_and_buckets(void **state)
     assert_false(ga_telemetry_is_on(GA_EV_EXECUTOR_REQUEST_STOP));
 }
 
+// Label values are escaped and cut at 200 bytes, and each event's count moves with every
+// emit (its series is found once and kept).
+static void
+test_metrics_labels_escaped_and_events_counted(void **state)
+{
+    (void) state;
+    ga_metrics_t *m = ga_metrics_new();
+    char long_node[300];
+    memset(long_node, 'x', sizeof long_node - 1);
+    long_node[sizeof long_node - 1] = '\0';
+    long_node[198] = '"';
+    for (int i = 0; i < 3; i++) {
+        GA_EMIT(GA_EV_WORKER_POOL_CIRCUIT_OPEN, .node = "a\\b\nc\"d", .count = 5);
+    }
+    GA_EMIT(GA_EV_WORKER_POOL_CIRCUIT_OPEN, .node = long_node, .count = 5);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_metrics_render(m, &out);
+    ga_buf_append_char(&out, '\0');
+    const char *t = (const char *) out.data;
+    assert_non_null(strstr(t, "genapi_circuit_opened_total{node=\"a\\\\b\\nc\\\"d\"} 3\n"));
+    char want[512];
+    snprintf(want, sizeof want, "genapi_circuit_opened_total{node=\"%.198s\\\"x\"} 1\n", long_node);
+    assert_non_null(strstr(t, want));
+    assert_non_null(strstr(
+        t, "genapi_telemetry_events_total{event=\"genapi.worker_pool.circuit.open\"} 4\n"));
+    ga_buf_fini(&out);
+    ga_metrics_destroy(&m);
+}
+
+// Requests of many functions, interleaved (more functions than the handler remembers, some
+// names too long to remember), each counted in its own series.
+static void
+test_metrics_requests_of_many_functions_counted_apart(void **state)
+{
+    (void) state;
+    ga_metrics_t *m = ga_metrics_new();
+    char svc[128];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 150; i++) {
+            snprintf(svc, sizeof svc, i % 10 == 0 ? "s%d-%0100d" : "s%d", i, 0);
+            GA_EMIT(GA_EV_EXECUTOR_REQUEST_STOP, .service = svc, .request_type = "f",
+                    .duration_us = 3000, .success = round == 1 ? GA_TM_FALSE : GA_TM_TRUE);
+        }
+    }
+    GA_EMIT(GA_EV_EXECUTOR_REQUEST_STOP, .duration_us = 1, .success = GA_TM_TRUE);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_metrics_render(m, &out);
+    ga_buf_append_char(&out, '\0');
+    const char *t = (const char *) out.data;
+    char want[512];
+    for (int i = 0; i < 150; i++) {
+        char name[128];
+        snprintf(name, sizeof name, i % 10 == 0 ? "s%d-%0100d" : "s%d", i, 0);
+        snprintf(want, sizeof want,
+                 "genapi_requests_total{service=\"%s\",request_type=\"f\",outcome=\"ok\"} 2\n", name);
+        assert_non_null(strstr(t, want));
+        snprintf(want, sizeof want,
+                 "genapi_requests_total{service=\"%s\",request_type=\"f\",outcome=\"error\"} 1\n",
+                 name);
+        assert_non_null(strstr(t, want));
+        snprintf(want, sizeof want,
+                 "genapi_request_duration_seconds_count{service=\"%s\",request_type=\"f\"} 3\n", name);
+        assert_non_null(strstr(t, want));
+    }
+    assert_non_null(
+        strstr(t, "genapi_requests_total{service=\"\",request_type=\"\",outcome=\"ok\"} 1\n"));
+    ga_buf_fini(&out);
+    ga_metrics_destroy(&m);
+}
+
 static void
 test_metrics_series_are_bounded(void **state)
 {
@@ -321,6 +393,8 @@ main(void)
         T(test_telemetry_unheard_emit_costs_a_branch),
         T(test_metrics_render_counts_requests_and_buckets),
         T(test_metrics_series_are_bounded),
+        T(test_metrics_labels_escaped_and_events_counted),
+        T(test_metrics_requests_of_many_functions_counted_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

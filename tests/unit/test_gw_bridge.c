@@ -106,6 +106,13 @@ s_broker_recv(fixture_t *f, int cmd, int ms)
         s_pump(f, 5, NULL);
         ga_arena_reset(f->arena);
         if (ga_proto_recv(f->router, true, &f->msg, f->arena) == GA_OK && f->msg.cmd == cmd) {
+            // The layout (docs/protocol.md, "Frames"): a CALL's args travel in the payload
+            // frame, never in the envelope; merged here so that tests read one map.
+            if (cmd == GA_CMD_CALL) {
+                assert_null(ga_map_get(&f->msg.value, "args"));
+                assert_true(f->msg.has_payload);
+                assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
+            }
             memcpy(f->gw_id, f->msg.id, f->msg.id_len);
             f->gw_id_len = f->msg.id_len;
             return true;
@@ -119,8 +126,12 @@ s_broker_send(fixture_t *f, int cmd, const char *json)
 {
     ga_value_t v;
     assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
-    assert_int_equal(ga_proto_send_value(f->router, f->gw_id, f->gw_id_len, cmd, &v, &f->buf),
+    ga_buf_t payload;
+    ga_buf_init(&payload);
+    assert_int_equal(ga_proto_send_split(f->router, f->gw_id, f->gw_id_len, cmd, &v, &f->buf,
+                                         &payload),
                      GA_OK);
+    ga_buf_fini(&payload);
 }
 
 static void

@@ -47,7 +47,8 @@ static const wk_function_t s_functions[] = {
 static const wk_service_t s_service = {
     .service = "svc", .node = "svc@test", .functions = s_functions, .n_functions = 2};
 
-// Runs the REQUEST body given as JSON and returns the decoded REPLY (nil when none).
+// Runs the REQUEST given as JSON (one map, args included) and returns the decoded REPLY (one
+// map, the result included; nil when none).
 static ga_value_t
 s_run(wk_worker_t *w, ga_arena_t *a, const char *json)
 {
@@ -56,11 +57,11 @@ s_run(wk_worker_t *w, ga_arena_t *a, const char *json)
     ga_buf_t in, out;
     ga_buf_init(&in);
     ga_buf_init(&out);
-    ga_wire_encode(&in, &body);
+    wk_request_encode(&in, &body); // envelope, then the args as the payload
     wk_request_run(w, in.data, in.len, a, &out);
     ga_value_t reply = ga_nil();
     if (out.len) {
-        assert_int_equal(ga_wire_decode(out.data, out.len, a, &reply), GA_OK);
+        assert_int_equal(wk_reply_decode(out.data, out.len, a, &reply), GA_OK);
     }
     ga_buf_fini(&out);
     ga_buf_fini(&in);
@@ -125,12 +126,63 @@ test_reply_nested_too_deep_is_an_internal_error(void **state)
     wk_worker_destroy(&w);
 }
 
+// The args arrive as the REQUEST's payload frame, decoded only by the worker (the broker passes
+// the bytes on): a malformed one is answered with an error naming it, under the call's id,
+// never dropped (the client would wait for its timeout) and never given to the handler.
+static void
+test_malformed_payload_is_answered_with_an_error(void **state)
+{
+    (void) state;
+    char err[256];
+    wk_worker_t *w = wk_worker_new(&s_service, NULL);
+    assert_int_equal(wk_table_build(w, err, sizeof err), GA_OK);
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t env;
+    const char *json = "{\"id\":9,\"request_type\":\"deep\"}";
+    assert_int_equal(ga_json_decode(json, strlen(json), a, &env, NULL, 0), GA_OK);
+    const uint8_t *bad[] = {(const uint8_t *) "\xdd\xff\xff\xff\xff", // 2^32-1 items claimed
+                            (const uint8_t *) "\x81\xa5" "depth" "\x01\xc0"};  // a trailing byte
+    size_t lens[] = {5, 9};
+    for (size_t i = 0; i < 2; i++) {
+        ga_buf_t in, out;
+        ga_buf_init(&in);
+        ga_buf_init(&out);
+        ga_wire_encode(&in, &env);
+        ga_buf_append(&in, bad[i], lens[i]);
+        wk_request_run(w, in.data, in.len, a, &out);
+        ga_value_t reply;
+        assert_int_equal(wk_reply_decode(out.data, out.len, a, &reply), GA_OK);
+        assert_int_equal(ga_map_get_int(&reply, "id", 0), 9);
+        assert_false(ga_map_get(&reply, "ok")->u.b);
+        assert_int_equal(ga_map_get_int(&reply, "code", 0), GA_EINVAL);
+        assert_non_null(strstr(ga_map_get_str(&reply, "error"), "args"));
+        ga_buf_fini(&in);
+        ga_buf_fini(&out);
+    }
+    // A well-formed one reaches the handler, and its result comes back as the payload.
+    ga_buf_t in, out;
+    ga_buf_init(&in);
+    ga_buf_init(&out);
+    ga_wire_encode(&in, &env);
+    ga_buf_append(&in, "\x81\xa5" "depth" "\x01", 8);
+    wk_request_run(w, in.data, in.len, a, &out);
+    size_t n = 0;
+    assert_int_equal(ga_wire_scan_first(out.data, out.len, &n), GA_OK);
+    assert_int_equal(out.len - n, 2); // [1]
+    assert_memory_equal(out.data + n, "\x91\x01", 2);
+    ga_buf_fini(&in);
+    ga_buf_fini(&out);
+    ga_arena_destroy(&a);
+    wk_worker_destroy(&w);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_request_without_a_positive_id_is_refused),
         cmocka_unit_test(test_reply_nested_too_deep_is_an_internal_error),
+        cmocka_unit_test(test_malformed_payload_is_answered_with_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
 # A/B comparison of two genapi builds on this machine: each round starts a fresh stack (broker,
 # user_service, gateway with delivery=reply) from A's binaries, drives it with genapi-bench,
 # stops it, then does the same with B's, so slow drifts of a shared machine hit both alike.
-# Prints requests/s, p50/p99 and each process's CPU per request (from /proc/PID/stat).
+# Prints requests/s, p50/p99 and each process's CPU per request (from /proc/PID/stat). A build
+# with metrics listeners gets them on ephemeral ports (METRICS=off: none), as in `make bench`.
 #
 #   tools/bench/ab.sh A_BIN_DIR B_BIN_DIR [CONNECTIONS] [INFLIGHT] [ROUNDS] [SECONDS]
 #
@@ -42,13 +43,25 @@ wait_line() {
     done
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# metrics_set BINARY: the --set for the metrics listener, if BINARY has one: an ephemeral port
+# (the default port would collide with any other stack on the machine), as `make bench` does;
+# METRICS=off turns it off (metrics_listen empty).
+metrics_set() {
+    if "$1" --help 2>&1 | grep -q metrics_listen; then
+        if [ "${METRICS:-on}" = off ]; then echo "--set metrics_listen="; else echo "--set metrics_listen=127.0.0.1:0"; fi
+    fi
+}
 
 # one NAME BIN_DIR: one round against a fresh stack from BIN_DIR.
 one() {
     local name="$1" bin="$2"
+    # The previous round's READY lines must go first: the shell truncates a redirect in the
+    # child, after the fork, so wait_line could read the old line and the old ports.
+    rm -f "$work"/*.out "$work"/*.log
+    # shellcheck disable=SC2046
     "$bin/genapi-broker" --set worker_endpoint=tcp://127.0.0.1:* --set gateway_endpoint=tcp://127.0.0.1:* \
         --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
-        --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
+        $(metrics_set "$bin/genapi-broker") --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
     local broker=$!
     pids+=("$broker")
     local ready
@@ -61,8 +74,9 @@ one() {
     local worker=$!
     pids+=("$worker")
     wait_line "$work/user.out" "^READY" >/dev/null
+    # shellcheck disable=SC2046
     "$bin/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
-        --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
+        $(metrics_set "$bin/genapi-gateway") --set log_level=warn >"$work/gateway.out" 2>"$work/gateway.log" &
     local gateway=$!
     pids+=("$gateway")
     local url

@@ -69,11 +69,13 @@ wait_line "$work/responder.out" "^READY" >/dev/null
     --set stream_in_endpoint=tcp://127.0.0.1:* --set stream_out_endpoint=tcp://127.0.0.1:* \
     --set metrics_listen=127.0.0.1:0 --set log_level=warn >"$work/broker.out" 2>"$work/broker.log" &
 pids+=("$!")
+broker_pid=$!
 ready=$(wait_line "$work/broker.out" "^READY")
 workers=$(sed -E 's/.*workers=([^ ]+).*/\1/' <<<"$ready")
 gateways=$(sed -E 's/.*gateways=([^ ]+).*/\1/' <<<"$ready")
 "$BIN/user_service" --set broker="$workers" --set queue_max=100000 --set log_level=warn >"$work/user.out" 2>"$work/user.log" &
 pids+=("$!")
+user_pid=$!
 wait_line "$work/user.out" "^READY" >/dev/null
 "$BIN/genapi-test-worker" --set broker="$workers" --set log_level=warn >"$work/test.out" 2>"$work/test.log" &
 pids+=("$!")
@@ -98,6 +100,9 @@ run() {
 field() {
     node -e "const r=require('$1');console.log(eval('r.'+process.argv[1]))" "$2" 2>/dev/null || echo 0
 }
+# CPU ticks (user + system) a process has used so far, and microseconds per tick.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
 median() {
     sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'
 }
@@ -115,7 +120,21 @@ pair() {
     shift
     n_args=("$@")
     for i in $(seq 1 "$PAIRS"); do
+        # The broker's and user_service's CPU over the run, per request (the gateway's is
+        # genapi-bench's own server_cpu_us_per_request).
+        local b0 w0 b1 w1
+        b0=$(cpu_ticks "$broker_pid") w0=$(cpu_ticks "$user_pid")
         run "$scenario-g$i" --url "$GENAPI_URL" --gateway-pid "$gateway_pid" "${g_args[@]}"
+        b1=$(cpu_ticks "$broker_pid") w1=$(cpu_ticks "$user_pid")
+        node -e '
+            const fs = require("fs");
+            const [file, out, tick, db, dw] = process.argv.slice(1);
+            let n = 0;
+            try { n = JSON.parse(fs.readFileSync(file, "utf8")).requests || 0; } catch (e) {}
+            const per = (d) => (n ? (d * tick) / n : 0).toFixed(2);
+            fs.writeFileSync(out, JSON.stringify({ broker_cpu_us_per_request: per(db),
+                worker_cpu_us_per_request: per(dw) }));
+        ' "$work/$scenario-g$i.json" "$work/$scenario-g$i.cpu.json" "$tick_us" $((b1 - b0)) $((w1 - w0))
         sleep "${SETTLE:-0}"
         run "$scenario-n$i" --url "$NATS_URL" --mode nats --gateway-pid "$nats_pid" "${n_args[@]}"
         sleep "${SETTLE:-0}"
@@ -123,6 +142,9 @@ pair() {
 }
 med() { # med SCENARIO SIDE EXPR
     for i in $(seq 1 "$PAIRS"); do field "$work/$1-$2$i.json" "$3"; done | median
+}
+medcpu() { # medcpu SCENARIO EXPR: genapi's broker or worker CPU per request
+    for i in $(seq 1 "$PAIRS"); do field "$work/$1-g$i.cpu.json" "$2"; done | median
 }
 
 echo "genapi-bench: ${SECS}s runs, $PAIRS alternating pairs per scenario (logs in $work)"
@@ -154,6 +176,8 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
     row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
     row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
+    row "broker CPU us/request (50 x 8)" "$(medcpu s2 broker_cpu_us_per_request)" "-"
+    row "worker CPU us/request (50 x 8)" "$(medcpu s2 worker_cpu_us_per_request)" "-"
     row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
     row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"

@@ -145,12 +145,18 @@ typedef struct {
     // genapi-ctl keygen --role worker) and the broker's public certificate. Both NULL: off.
     const char *curve_secret_file;
     const char *curve_broker_file;
+    // wk_worker_destroy drains first (docs/operations.md, "Lifecycle"): it tells the broker to
+    // send nothing more, refuses what is queued or still arrives (the broker gives it to
+    // another worker), sends the replies of the handlers running, then says DISCONNECT. It
+    // awaits those replies this long, in ms (0: 10000; negative: no drain, at once).
+    int shutdown_timeout_ms;
 } wk_options_t;
 
 // Creates a worker for `service` with `options` (either may be borrowed; both must outlive
 // the worker). No I/O. Any thread.
 WK_EXPORT wk_worker_t *wk_worker_new(const wk_service_t *service, const wk_options_t *options);
-// Stops the pool (waiting for running handlers), tells the broker, frees everything.
+// Drains (see shutdown_timeout_ms), stops the pool (waiting for running handlers), says
+// DISCONNECT to the broker, frees everything.
 WK_EXPORT void wk_worker_destroy(wk_worker_t **self_p);
 // Validates the function table, starts the pool and the I/O thread, and connects. Returns
 // GA_ECONFIG with the reason in `err` when the table is invalid, GA_EIO when the broker
@@ -166,9 +172,10 @@ WK_EXPORT ga_err_t wk_worker_set_offered(wk_worker_t *self, const char *request_
                                          const char *version, bool offered);
 
 // A complete main(): options from --set name=value and GENAPI_* (broker, heartbeat_ms,
-// threads, queue_max, push_token, config_version, force_push, node, log_level), logging to stderr, "READY worker <node>
-// <broker>" on stdout at each registration, and a clean stop on SIGINT or SIGTERM (exit 0).
-// For programs only: it owns the process's signals.
+// threads, queue_max, push_token, config_version, force_push, node, log_level,
+// shutdown_timeout_ms), logging to stderr, "READY worker <node> <broker>" on stdout at each
+// registration, and a drain on SIGINT or SIGTERM (exit 0); a second one exits at once (exit
+// 1). For programs only: it owns the process's signals.
 WK_EXPORT int wk_main(int argc, char **argv, const wk_service_t *service);
 
 // --- Inside a handler -----------------------------------------------------------------------

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+// The frame layout (ga_proto): envelope and payload as separate frames on real libzmq sockets
+// (inproc DEALER and ROUTER), the payload passed through byte for byte (also when forwarded,
+// and forwarded twice, as a retry does), the frames refused where the layout does not define
+// them (a payload on another command, an empty or extra frame, an oversized envelope, another
+// protocol version), and the hex test vectors of docs/protocol.md ("Test vectors").
+#include "ga_json.h"
+#include "ga_proto.h"
+#include "ga_wire.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    void *ctx;          // libzmq context
+    void *router;       // bound, receives with routing ids
+    void *dealer;       // connected to router
+    void *router2;      // a second hop: what the router forwards goes here
+    void *dealer2;      // connected to router2
+    ga_arena_t *arena;  // decoded envelopes
+    ga_proto_msg_t msg; // receive buffers
+    ga_buf_t env;       // scratch
+    ga_buf_t pay;       // scratch
+} fixture_t;
+
+static void *
+s_socket(fixture_t *f, int type)
+{
+    void *s = zmq_socket(f->ctx, type);
+    int zero = 0;
+    assert_int_equal(zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero), 0);
+    return s;
+}
+
+static int
+s_setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->ctx = zmq_ctx_new();
+    f->router = s_socket(f, ZMQ_ROUTER);
+    f->dealer = s_socket(f, ZMQ_DEALER);
+    f->router2 = s_socket(f, ZMQ_ROUTER);
+    f->dealer2 = s_socket(f, ZMQ_DEALER);
+    assert_int_equal(zmq_setsockopt(f->dealer2, ZMQ_ROUTING_ID, "w2", 2), 0);
+    assert_int_equal(zmq_bind(f->router, "inproc://proto-a"), 0);
+    assert_int_equal(zmq_connect(f->dealer, "inproc://proto-a"), 0);
+    assert_int_equal(zmq_bind(f->router2, "inproc://proto-b"), 0);
+    assert_int_equal(zmq_connect(f->dealer2, "inproc://proto-b"), 0);
+    f->arena = ga_arena_new(4096);
+    ga_proto_msg_init(&f->msg);
+    ga_buf_init(&f->env);
+    ga_buf_init(&f->pay);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    fixture_t *f = *state;
+    ga_proto_msg_fini(&f->msg);
+    ga_buf_fini(&f->env);
+    ga_buf_fini(&f->pay);
+    ga_arena_destroy(&f->arena);
+    zmq_close(f->router);
+    zmq_close(f->dealer);
+    zmq_close(f->router2);
+    zmq_close(f->dealer2);
+    zmq_ctx_term(f->ctx);
+    free(f);
+    return 0;
+}
+
+static size_t
+s_unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    while (*hex) {
+        if (*hex == ' ' || *hex == '\n') {
+            hex++;
+            continue;
+        }
+        unsigned v;
+        assert_int_equal(sscanf(hex, "%2x", &v), 1);
+        out[n++] = (uint8_t) v;
+        hex += 2;
+    }
+    return n;
+}
+
+// Receives one message on `sock` (waiting up to a second for it).
+static ga_err_t
+s_recv(fixture_t *f, void *sock, bool routed)
+{
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    assert_true(zmq_poll(&item, 1, 1000) == 1);
+    ga_arena_reset(f->arena);
+    return ga_proto_recv(sock, routed, &f->msg, f->arena);
+}
+
+// Sends raw frames on `sock` (the last one without SNDMORE).
+static void
+s_send_frames(void *sock, const void *const *frames, const size_t *lens, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_true(zmq_send(sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+    }
+}
+
+// A payload the broker could not re-encode identically from a decoded value: a float32
+// (ga_wire encodes floats as float64), a bin (decoded as a string, encoded as str), a str8
+// header for a 3-byte string (re-encoded as fixstr) and an int in a wider form than needed.
+static const char s_odd_payload[] = "84 a1 66 ca 3f c0 00 00 a1 62 c4 02 00 ff a1 73 d9 03 61 62 63 "
+                                    "a1 69 cd 00 05";
+
+static void
+test_envelope_and_payload_travel_as_separate_frames(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t odd[64];
+    size_t odd_len = s_unhex(s_odd_payload, odd);
+    ga_value_t env;
+    const char *json = "{\"id\":7,\"service\":\"svc\",\"request_type\":\"fn\",\"request_id\":\"r1\"}";
+    assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &env, NULL, 0), GA_OK);
+    ga_wire_encode(&f->env, &env);
+    ga_buf_append(&f->pay, odd, odd_len);
+    assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_CALL, &f->env, &f->pay),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_CALL);
+    assert_true(f->msg.id_len > 0);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 7);
+    assert_string_equal(ga_map_get_str(&f->msg.value, "service"), "svc");
+    assert_null(ga_map_get(&f->msg.value, "args"));
+    size_t len = 0;
+    const uint8_t *p = ga_proto_payload(&f->msg, &len);
+    assert_non_null(p);
+    assert_int_equal(len, odd_len);
+    assert_memory_equal(p, odd, odd_len);
+
+    // Forwarded twice (a first attempt and a retry): the same bytes each time, the received
+    // payload left intact for the next one.
+    ga_buf_reset(&f->env);
+    ga_buf_append(&f->env, "\x81\xa2id\x2a", 5);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ga_proto_forward(f->router2, (const uint8_t *) "w2", 2, GA_CMD_REQUEST,
+                                          &f->env, &f->msg.payload),
+                         GA_OK);
+    }
+    ga_proto_msg_t first;
+    ga_proto_msg_init(&first);
+    for (int i = 0; i < 2; i++) {
+        zmq_pollitem_t item = {.socket = f->dealer2, .events = ZMQ_POLLIN};
+        assert_int_equal(zmq_poll(&item, 1, 1000), 1);
+        assert_int_equal(ga_proto_recv(f->dealer2, false, &first, f->arena), GA_OK);
+        assert_int_equal(first.cmd, GA_CMD_REQUEST);
+        assert_int_equal(ga_map_get_int(&first.value, "id", 0), 42);
+        p = ga_proto_payload(&first, &len);
+        assert_int_equal(len, odd_len);
+        assert_memory_equal(p, odd, odd_len);
+    }
+    ga_proto_msg_fini(&first);
+    // The received message still holds its payload after both forwards.
+    p = ga_proto_payload(&f->msg, &len);
+    assert_int_equal(len, odd_len);
+    assert_memory_equal(p, odd, odd_len);
+}
+
+// A payload larger than libzmq's inline size travels by reference: still the same bytes.
+static void
+test_large_payload_is_forwarded_unchanged(void **state)
+{
+    fixture_t *f = *state;
+    size_t n = 100000;
+    uint8_t *big = malloc(n + 5);
+    big[0] = 0xc6; // bin32
+    big[1] = (uint8_t) (n >> 24);
+    big[2] = (uint8_t) (n >> 16);
+    big[3] = (uint8_t) (n >> 8);
+    big[4] = (uint8_t) n;
+    for (size_t i = 0; i < n; i++) {
+        big[5 + i] = (uint8_t) (i * 31);
+    }
+    ga_buf_append(&f->env, "\x81\xa2id\x01", 5);
+    ga_buf_append(&f->pay, big, n + 5);
+    assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_REPLY, &f->env, &f->pay),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(ga_proto_forward(f->router2, (const uint8_t *) "w2", 2, GA_CMD_RESULT,
+                                      &f->env, &f->msg.payload),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->dealer2, false), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_RESULT);
+    size_t len = 0;
+    const uint8_t *p = ga_proto_payload(&f->msg, &len);
+    assert_int_equal(len, n + 5);
+    assert_memory_equal(p, big, n + 5);
+    free(big);
+}
+
+// Every malformed message is refused as a whole, and the next one is read as it should be.
+static void
+test_frames_the_layout_does_not_define_are_refused(void **state)
+{
+    fixture_t *f = *state;
+    const char *tag = GA_PROTO_TAG;
+    uint8_t hb = GA_CMD_HEARTBEAT;
+    uint8_t call = GA_CMD_CALL;
+    uint8_t result = GA_CMD_RESULT;
+    size_t big_len = GA_PROTO_MAX_ENVELOPE + 1;
+    uint8_t *big = calloc(1, big_len);
+    big[0] = 0xc6; // bin32 holding the rest: a well-formed value, but too large an envelope
+    big[1] = (uint8_t) ((big_len - 5) >> 24);
+    big[2] = (uint8_t) ((big_len - 5) >> 16);
+    big[3] = (uint8_t) ((big_len - 5) >> 8);
+    big[4] = (uint8_t) (big_len - 5);
+    struct {
+        const char *what;
+        const void *frames[5];
+        size_t lens[5];
+        size_t n;
+        uint8_t peer_version;
+    } cases[] = {
+        {"a payload on a command without one", {tag, &hb, "\x80", "\x80"}, {5, 1, 1, 1}, 4, 0},
+        {"an empty payload frame", {tag, &call, "\x81\xa2id\x01", ""}, {5, 1, 5, 0}, 4, 0},
+        {"a frame after the payload", {tag, &result, "\x80", "\xc0", "\xc0"}, {5, 1, 1, 1, 1},
+         5, 0},
+        {"an envelope larger than GA_PROTO_MAX_ENVELOPE before a payload",
+         {tag, &call, big, "\x80"}, {5, 1, big_len, 1}, 4, 0},
+        {"an envelope that is not a map", {tag, &call, "\x91\x01", "\x80"}, {5, 1, 2, 1}, 4, 0},
+        {"a malformed envelope", {tag, &call, "\x82\xa2id", "\x80"}, {5, 1, 4, 1}, 4, 0},
+        {"protocol version 1 (one body)", {"GAPI\x01", &call, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
+         1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
+        ga_err_t rc = s_recv(f, f->router, true);
+        if (rc != GA_EPROTO) {
+            fail_msg("%s: accepted", cases[i].what);
+        }
+        assert_int_equal(f->msg.peer_version, cases[i].peer_version);
+        assert_false(f->msg.has_payload);
+        // The stream is not desynchronised: a good message right after is read whole.
+        ga_buf_reset(&f->env);
+        ga_buf_append(&f->env, "\x80", 1);
+        assert_int_equal(ga_proto_send(f->dealer, NULL, 0, GA_CMD_HEARTBEAT, &f->env), GA_OK);
+        assert_int_equal(s_recv(f, f->router, true), GA_OK);
+        assert_int_equal(f->msg.cmd, GA_CMD_HEARTBEAT);
+    }
+    free(big);
+    // A payload is optional where it is defined: a CALL without one is a CALL without args.
+    ga_buf_reset(&f->env);
+    ga_buf_append(&f->env, "\x81\xa2id\x01", 5);
+    assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_CALL, &f->env, NULL),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_false(f->msg.has_payload);
+    ga_value_t v;
+    assert_int_equal(ga_proto_payload_decode(&f->msg, f->arena, &v), GA_OK);
+    assert_int_equal(v.type, GA_NIL);
+}
+
+// A malformed payload is not the codec's to refuse (the broker never decodes it): it arrives,
+// and decoding it says so.
+static void
+test_malformed_payload_arrives_and_fails_to_decode(void **state)
+{
+    fixture_t *f = *state;
+    ga_buf_append(&f->env, "\x81\xa2id\x01", 5);
+    ga_buf_append(&f->pay, "\xdd\xff\xff\xff\xff", 5); // an array claiming 2^32-1 items
+    assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_REQUEST, &f->env, &f->pay),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_true(f->msg.has_payload);
+    ga_value_t v;
+    assert_int_equal(ga_proto_payload_decode(&f->msg, f->arena, &v), GA_EPROTO);
+    assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_EPROTO);
+}
+
+// A body given as one map is split (args or result to the payload) and merged back.
+static void
+test_split_and_merge_round_trip(void **state)
+{
+    fixture_t *f = *state;
+    struct {
+        int cmd;
+        const char *json;
+        const char *key;
+    } cases[] = {
+        {GA_CMD_CALL, "{\"id\":3,\"service\":\"s\",\"args\":{\"a\":[1,2.5,\"x\"]},\"request_id\":\"r\"}",
+         "args"},
+        {GA_CMD_REPLY, "{\"id\":3,\"ok\":true,\"result\":{\"v\":null}}", "result"},
+        {GA_CMD_RESULT, "{\"id\":3,\"ok\":false,\"error\":\"no\",\"code\":14}", NULL},
+        {GA_CMD_REGISTER, "{\"node\":\"n\",\"args\":{\"kept\":true}}", NULL},
+    };
+    ga_buf_t pay2;
+    ga_buf_init(&pay2);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ga_value_t body;
+        assert_int_equal(ga_json_decode(cases[i].json, strlen(cases[i].json), f->arena, &body,
+                                        NULL, 0),
+                         GA_OK);
+        assert_int_equal(ga_proto_send_split(f->dealer, NULL, 0, cases[i].cmd, &body, &f->env,
+                                             &f->pay),
+                         GA_OK);
+        ga_arena_t *keep = ga_arena_new(1024);
+        ga_value_t want;
+        assert_int_equal(ga_json_decode(cases[i].json, strlen(cases[i].json), keep, &want, NULL,
+                                        0),
+                         GA_OK);
+        assert_int_equal(s_recv(f, f->router, true), GA_OK);
+        assert_int_equal(f->msg.has_payload, cases[i].key != NULL);
+        if (cases[i].key) {
+            assert_null(ga_map_get(&f->msg.value, cases[i].key)); // not in the envelope
+            size_t len;
+            const uint8_t *p = ga_proto_payload(&f->msg, &len);
+            ga_buf_reset(&pay2);
+            ga_wire_encode(&pay2, ga_map_get(&want, cases[i].key));
+            assert_int_equal(len, pay2.len);
+            assert_memory_equal(p, pay2.data, len);
+        }
+        assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
+        // The same pairs (the payload's key comes last once merged).
+        assert_int_equal(f->msg.value.len, want.len);
+        for (uint32_t k = 0; k < want.len; k++) {
+            const ga_pair_t *pair = &want.u.pairs[k];
+            const ga_value_t *got = ga_map_get(&f->msg.value, pair->key);
+            assert_non_null(got);
+            assert_true(ga_value_equal(got, &pair->value));
+        }
+        ga_arena_destroy(&keep);
+    }
+    ga_buf_fini(&pay2);
+}
+
+// docs/protocol.md, "Test vectors": the envelopes and payloads of one call end to end.
+static void
+test_protocol_test_vectors(void **state)
+{
+    fixture_t *f = *state;
+    struct {
+        const char *json;
+        const char *hex;
+    } vectors[] = {
+        // CALL envelope
+        {"{\"id\":7,\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":"
+         "\"1.0.0\",\"request_id\":\"r1\"}",
+         "85 a2 69 64 07 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 "
+         "71 75 65 73 74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 "
+         "2e 30 2e 30 aa 72 65 71 75 65 73 74 5f 69 64 a2 72 31"},
+        // CALL and REQUEST payload
+        {"{\"user_id\":\"1\"}", "81 a7 75 73 65 72 5f 69 64 a1 31"},
+        // REQUEST envelope
+        {"{\"service\":\"user_service\",\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+         "\"request_id\":\"r1\",\"id\":42,\"deadline\":1700000005000}",
+         "86 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 71 75 65 73 "
+         "74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 2e 30 2e 30 "
+         "aa 72 65 71 75 65 73 74 5f 69 64 a2 72 31 a2 69 64 2a a8 64 65 61 64 6c 69 6e 65 cf 00 "
+         "00 01 8b cf e5 7b 88"},
+        // REPLY envelope
+        {"{\"id\":42,\"ok\":true}", "82 a2 69 64 2a a2 6f 6b c3"},
+        // REPLY and RESULT payload
+        {"{\"id\":\"1\",\"name\":\"Alice\"}",
+         "82 a2 69 64 a1 31 a4 6e 61 6d 65 a5 41 6c 69 63 65"},
+        // RESULT envelope
+        {"{\"id\":7,\"ok\":true}", "82 a2 69 64 07 a2 6f 6b c3"},
+        // an error RESULT: envelope only
+        {"{\"id\":7,\"ok\":false,\"error\":\"Worker lost\",\"code\":13,\"can_retry\":true}",
+         "85 a2 69 64 07 a2 6f 6b c2 a5 65 72 72 6f 72 ab 57 6f 72 6b 65 72 20 6c 6f 73 74 a4 63 "
+         "6f 64 65 0d a9 63 61 6e 5f 72 65 74 72 79 c3"},
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        ga_value_t v;
+        assert_int_equal(ga_json_decode(vectors[i].json, strlen(vectors[i].json), f->arena, &v,
+                                        NULL, 0),
+                         GA_OK);
+        ga_buf_reset(&f->env);
+        ga_wire_encode(&f->env, &v);
+        uint8_t want[256];
+        size_t n = s_unhex(vectors[i].hex, want);
+        assert_int_equal(f->env.len, n);
+        assert_memory_equal(f->env.data, want, n);
+    }
+    // A whole CALL on a DEALER: tag, command, envelope, payload.
+    uint8_t env[256], pay[64];
+    size_t env_len = s_unhex(vectors[0].hex, env);
+    size_t pay_len = s_unhex(vectors[1].hex, pay);
+    uint8_t cmd = GA_CMD_CALL;
+    const void *frames[] = {"\x47\x41\x50\x49\x02", &cmd, env, pay};
+    size_t lens[] = {5, 1, env_len, pay_len};
+    s_send_frames(f->dealer, frames, lens, 4);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(f->msg.cmd, 0x13);
+    assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
+    assert_string_equal(ga_map_get_str(ga_map_get(&f->msg.value, "args"), "user_id"), "1");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_envelope_and_payload_travel_as_separate_frames,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_large_payload_is_forwarded_unchanged, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_frames_the_layout_does_not_define_are_refused,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_payload_arrives_and_fails_to_decode,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_split_and_merge_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_test_vectors, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
