@@ -179,8 +179,9 @@ void bk_on_tick(bk_broker_t *self, int64_t now);
 // `Service unavailable` in case it was only stalled; the workers are told to stop its streams.
 void bk_drop_gateway_calls(bk_broker_t *self, const bk_gateway_t *gw);
 
-// bk_streams.c: forwards one stream message from the XSUB side to the XPUB side.
-void bk_on_stream(bk_broker_t *self);
+// bk_streams.c: forwards one stream message from the XSUB side to the XPUB side. False when
+// none was waiting (the receive that found nothing re-arms the socket's edge-triggered fd).
+bool bk_on_stream(bk_broker_t *self);
 // bk_streams.c: reads and drops gateways' subscriptions from the XPUB side.
 void bk_drain_subscriptions(bk_broker_t *self);
 // bk_streams.c: a gateway's STOP: cancels its call without answering.

@@ -31,11 +31,13 @@ s_interrupt(bk_broker_t *self, bk_call_t *call, bool ended)
 
 // Forwards one stream message from the XSUB side to the XPUB side, frames untouched. Each
 // message moves its stream's deadline on; the one that ends the stream forgets the call once
-// it is on its way. A message the gateway cannot take ends the stream with an error.
-void
+// it is on its way. A message the gateway cannot take ends the stream with an error. A batch
+// (docs/protocol.md, "Streams on the proxy") is one message here: only its small body is
+// decoded, never its data frame.
+bool
 bk_on_stream(bk_broker_t *self)
 {
-    zmq_msg_t parts[4];
+    zmq_msg_t parts[5];
     int n = 0;
     bool more = true;
     bool ok = true;
@@ -48,7 +50,7 @@ bk_on_stream(bk_broker_t *self)
             break;
         }
         more = zmq_msg_more(&part);
-        if (n < 4) {
+        if (n < 5) {
             parts[n++] = part;
         } else {
             zmq_msg_close(&part);
@@ -56,9 +58,9 @@ bk_on_stream(bk_broker_t *self)
         }
     }
     if (n == 0) {
-        return;
+        return false;
     }
-    ok = ok && n == 4 && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
+    ok = ok && (n == 4 || n == 5) && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
          memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
          zmq_msg_size(&parts[2]) == 1 && *(uint8_t *) zmq_msg_data(&parts[2]) == GA_CMD_STREAM;
     ga_value_t body;
@@ -67,6 +69,9 @@ bk_on_stream(bk_broker_t *self)
         const char *kind = ga_map_get_str(&body, "kind");
         int64_t id = ga_map_get_int(&body, "call", 0);
         bool ends = kind && strcmp(kind, "chunk") != 0;
+        // Messages in it (counted in the stats): a batch says how many.
+        int64_t count = n == 5 ? ga_map_get_int(&body, "n", 1) : 1;
+        count = count < 1 ? 1 : count > 65536 ? 65536 : count;
         bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
         if (call && !call->stream) {
             call = NULL; // not a stream: its deadline and end are the reply's business
@@ -74,8 +79,8 @@ bk_on_stream(bk_broker_t *self)
         // Only the call's own topic, and with CURVE on only from the worker it was routed to.
         bool allowed = bk_access_stream_msg(self, call, &parts[0]);
         bool sent = allowed;
-        for (int i = 0; sent && i < 4; i++) {
-            int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
+        for (int i = 0; sent && i < n; i++) {
+            int flags = (i < n - 1 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
             if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
                 // Only the first frame can fail (the rest of a message always goes): this
                 // gateway's queue is full (XPUB_NODROP).
@@ -86,12 +91,12 @@ bk_on_stream(bk_broker_t *self)
         if (!allowed) {
             // Dropped, counted in stats.refused: nothing of it reaches a gateway.
         } else if (!sent) {
-            self->stats.chunks_dropped++;
+            self->stats.chunks_dropped += (uint64_t) count;
             if (call) {
                 s_interrupt(self, call, ends);
             }
         } else {
-            self->stats.chunks++;
+            self->stats.chunks += (uint64_t) count;
             if (call && ends) {
                 if (call->worker) {
                     call->worker->failures = 0;
@@ -108,6 +113,7 @@ bk_on_stream(bk_broker_t *self)
         zmq_msg_close(&parts[i]); // harmless on parts already sent
     }
     ga_arena_reset(self->arena);
+    return true;
 }
 
 // Gateways' subscriptions arrive on the XPUB side; there is nothing to forward upstream (the

@@ -79,8 +79,18 @@ ga_json_encode(ga_buf_t *out, const ga_value_t *v)
         ga_buf_append_str(out, v->u.b ? "true" : "false");
         return;
     case GA_INT: {
-        int n = snprintf(tmp, sizeof tmp, "%lld", (long long) v->u.i);
-        ga_buf_append(out, tmp, (size_t) n);
+        // Digits from the end, without snprintf (a stream chunk is often a small map of ints).
+        uint64_t u = v->u.i < 0 ? 0 - (uint64_t) v->u.i : (uint64_t) v->u.i;
+        char *end = tmp + sizeof tmp;
+        char *p = end;
+        do {
+            *--p = (char) ('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v->u.i < 0) {
+            *--p = '-';
+        }
+        ga_buf_append(out, p, (size_t) (end - p));
         return;
     }
     case GA_FLOAT:

@@ -90,6 +90,10 @@ struct ga_metrics_t {
     ga_buf_t labels;   // label text being built, reused
     series_t *events[GA_EV_COUNT]; // each event's genapi_telemetry_events_total series, once found
     memo_t memo[MEMO_SIZE];        // by a hash of service and request_type
+    // The rate-limit checks series of the last scope seen, kept: a check per request then
+    // builds no label text (docs/benchmarks.md, "Rate-limit check").
+    series_t *rl_checks; // genapi_rate_limit_checks_total{scope=rl_scope}, NULL until first
+    char rl_scope[32];   // its scope
 };
 
 static uint64_t
@@ -295,10 +299,16 @@ s_on_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
         s_fn(l, d);
         s_add(self, M_RETRIES_EXHAUSTED, l, 1);
         break;
-    case GA_EV_RATE_LIMITER_CHECK:
-        s_label(l, "scope", d->scope);
-        s_add(self, M_RL_CHECKS, l, 1);
+    case GA_EV_RATE_LIMITER_CHECK: {
+        const char *scope = d->scope ? d->scope : "";
+        if (self->rl_checks == NULL || strcmp(self->rl_scope, scope) != 0) {
+            s_label(l, "scope", d->scope);
+            self->rl_checks = s_find(self, M_RL_CHECKS, l, 0);
+            snprintf(self->rl_scope, sizeof self->rl_scope, "%s", scope);
+        }
+        self->rl_checks->value += 1;
         break;
+    }
     case GA_EV_RATE_LIMITER_EXCEEDED:
         s_label(l, "key", d->key);
         s_label(l, "scope", d->scope);

@@ -22,6 +22,7 @@
 // Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
 //
 //   topic-msg = topic tag STREAM body              ; topic "s.<gateway>.<gateway call id>"
+//                                                  ; a batch adds its data (an array)
 #ifndef GA_PROTO_H
 #define GA_PROTO_H
 

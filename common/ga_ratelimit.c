@@ -1,8 +1,16 @@
 // SPDX-License-Identifier: MIT
-// The sliding-window rate limiter: the limits, a chained hash table of windows keyed by (limit
-// id, key value), each window a ring of accepted timestamps, and the incremental sweep that
-// frees idle ones. Allocates only when a new key value appears or a window's ring grows (up to
-// its limit); a check on known keys allocates nothing.
+// The sliding-window rate limiter: the limits, an open-addressing hash table of windows keyed by
+// (limit id, key value), each window a ring of accepted timestamps, and the incremental sweep
+// that frees idle ones. Allocates only when a new key value appears or a window's ring grows (up
+// to its limit); a check on known keys allocates nothing.
+//
+// Laid out for many keys (docs/benchmarks.md, "Rate-limit check"): a window's header is one
+// 64-byte table entry, aligned to a cache line, holding the hash, the counts, the newest and
+// oldest timestamps and the key value (inline up to 16 bytes), so that a check touches one line
+// of the table per limit plus the ring line it appends to; the sweep reads entries in table
+// order and decides idleness from the entry alone. Linear probing with backward-shift deletion
+// (no tombstones). The ring holds the low 32 bits of each timestamp: every timestamp in a ring
+// is within window_ms (at most a day) of the newest, which is kept whole, so each is exact.
 #include "ga_ratelimit.h"
 
 #include "ga_mem.h"
@@ -10,12 +18,19 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#define RL_SLOTS_MIN 64   // hash slots to begin with (power of two)
-#define RL_RING_MIN 4     // ring slots a new window starts with
-#define RL_SWEEP_STEP 2   // hash slots swept per check
-#define RL_SWEEP_RESCUE 16 // hash slots swept before a new window is refused for max_keys
+#define RL_SLOTS_MIN 64     // table entries to begin with (power of two)
+#define RL_RING_MIN 4       // ring slots a new window starts with
+#define RL_SWEEP_STEP 4     // table entries swept per check
+#define RL_SWEEP_RESCUE 32  // table entries swept before a new window is refused for max_keys
+#define RL_VALUE_INLINE 16  // key values up to this many bytes live in the entry itself
+#define RL_LINE 64          // cache line: one table entry
+#define RL_HUGE (2u << 20)  // a huge page: tables this big, and ring chunks, are asked to use them
+#define RL_CLASS_MIN 4      // smallest ring block: 1 << 4 = 16 bytes (4 timestamps)
+#define RL_CLASSES 13       // ring block classes 16 B .. 64 KB; larger rings use ga_malloc
 
 typedef struct {
     bool used;             // the slot holds a limit
@@ -29,21 +44,43 @@ typedef struct {
     uint64_t refused;      // requests this limit refused
 } limit_t;
 
-typedef struct window_t window_t;
-struct window_t {
-    window_t *next;     // hash chain
-    uint64_t hash;      // of (limit id, value)
+// One window: a table entry of exactly one cache line. hash == 0: the entry is free.
+typedef struct {
+    uint64_t hash;      // of (limit id, value); never 0 for a window
+    int64_t newest;     // the last accepted timestamp (when count > 0)
+    uint32_t *ring;     // low 32 bits of the accepted timestamps, oldest first from head
     uint32_t limit_id;  // the limit it counts for (stale once that limit is gone)
-    uint32_t slot;      // index of that limit in limits[]
-    uint32_t head;      // ring index of the oldest timestamp
     uint32_t count;     // timestamps in the ring
+    uint32_t head;      // ring index of the oldest timestamp
     uint32_t cap;       // ring slots (grows by doubling up to the limit's max_requests)
-    int64_t oldest;     // ring[head] when count > 0, kept here so that a check or the sweep
-    int64_t newest;     // (newest: the last timestamp) reads the ring only when it changes it
-    int64_t *ring;      // accepted timestamps, oldest first from head
-    uint32_t value_len; // bytes in value
-    char value[];       // the key value (at most GA_RL_VALUE_MAX bytes)
+    uint32_t oldest;    // ring[head] when count > 0, kept here so that a check or the sweep
+                        // reads the ring only when it changes it
+    uint16_t value_len; // bytes in value (at most GA_RL_VALUE_MAX)
+    uint8_t slot;       // index of its limit in limits[]
+    uint8_t unused;     // padding
+    union {
+        char in[RL_VALUE_INLINE]; // value_len <= RL_VALUE_INLINE
+        char *out;                // longer values, allocated
+    } value;
+} window_t;
+_Static_assert(sizeof(window_t) == RL_LINE, "a window is one cache line");
+_Static_assert(GA_RL_VALUE_MAX <= UINT16_MAX && GA_RL_LIMITS_MAX <= 256, "window_t fields");
+_Static_assert(GA_RL_WINDOW_MAX_MS < (1ll << 32), "ring timestamps are kept as 32 bits");
+
+// Ring memory: blocks of 2^k bytes carved from 2 MB chunks on huge pages, with a free list per
+// size (a freed block's first bytes link it). Random access over many windows' rings then costs
+// cache misses but few TLB misses (a page walk is expensive under virtualisation). Chunks go back
+// to the system when the limiter is destroyed; until then freed blocks are reused.
+typedef struct chunk_t chunk_t;
+struct chunk_t {
+    chunk_t *next; // chunks, newest first
 };
+typedef struct {
+    chunk_t *chunks;               // every chunk (each RL_HUGE bytes)
+    char *bump;                    // free space in the newest chunk
+    char *end;                     // its end
+    void *free[RL_CLASSES];        // freed blocks per class
+} rings_t;
 
 struct ga_ratelimit_t {
     bool enabled;             // checks do anything
@@ -54,52 +91,233 @@ struct ga_ratelimit_t {
     limit_t limits[GA_RL_LIMITS_MAX]; // the limits; unused slots have used == false
     uint32_t n_slots_used;    // limits[] beyond this index are unused (checks stop there)
     uint32_t next_id;         // last limit id handed out
-    window_t **slots;         // hash table
-    size_t n_slots;           // power of two
-    size_t cursor;            // next slot the sweep looks at
+    window_t *slots;          // hash table (open addressing), RL_LINE-aligned in slots_mem
+    void *slots_mem;          // the allocation slots points into
+    size_t slots_mapped;      // bytes of slots_mem when mapped (0: from ga_calloc)
+    rings_t rings;            // ring memory
+    size_t n_slots;           // power of two; windows fill at most 3/4 of it
+    size_t cursor;            // next entry the sweep looks at
     ga_rl_stats_t stats;      // counters (stats.keys: windows tracked)
 };
 
 // ---------------------------------------------------------------------------------------------
 // Hash table
 
+// Hash of (limit id, value), 8 bytes at a time; never 0 (0 marks a free entry).
 static uint64_t
 s_hash(uint32_t limit_id, const char *value, size_t len)
 {
-    uint64_t h = 1469598103934665603ull ^ ((uint64_t) limit_id * 0x9e3779b97f4a7c15ull);
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t) value[i];
-        h *= 1099511628211ull;
+    uint64_t h = ((uint64_t) limit_id + 1) * 0x9e3779b97f4a7c15ull ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t k;
+        memcpy(&k, value + i, 8);
+        h = (h ^ k) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
     }
-    return h ^ (h >> 29);
+    // The last 0..7 bytes, from loads of fixed size (overlapping bytes already mixed in are
+    // harmless: equal values hash equal, and windows compare the values themselves).
+    uint64_t k = 0;
+    if (len >= 8) {
+        memcpy(&k, value + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, value, 4);
+        memcpy(&hi, value + len - 4, 4);
+        k = lo | (uint64_t) hi << 32;
+    } else if (len > 0) {
+        k = (uint8_t) value[0] | (uint64_t) (uint8_t) value[len / 2] << 8 |
+            (uint64_t) (uint8_t) value[len - 1] << 16;
+    }
+    h = (h ^ k) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h ? h : 1;
+}
+
+static const char *
+s_value(const window_t *w)
+{
+    return w->value_len <= RL_VALUE_INLINE ? w->value.in : w->value.out;
+}
+
+// The whole timestamp of a ring entry (its low 32 bits): within 2^32 ms before newest.
+static int64_t
+s_stamp(const window_t *w, uint32_t low)
+{
+    return w->newest - (int64_t) (uint32_t) ((uint32_t) w->newest - low);
+}
+
+// `len` bytes mapped at an address aligned to `align` (a power of two, at least a page), asked
+// to use huge pages; *base and *mapped say what to unmap. Aborts when out of memory, as
+// ga_malloc does.
+static void *
+s_map(size_t len, size_t align, void **base, size_t *mapped)
+{
+    *mapped = len + align;
+    *base = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (*base == MAP_FAILED) {
+        fprintf(stderr, "genapi: out of memory (rate limiter, %zu bytes)\n", len);
+        abort();
+    }
+    void *p = (void *) (((uintptr_t) *base + align - 1) & ~(uintptr_t) (align - 1));
+    (void) madvise(p, len, MADV_HUGEPAGE); // advice only: without it the pages are small
+    return p;
+}
+
+// The size class of a ring of `cap` timestamps (block of 1 << class bytes), or -1: ga_malloc.
+static int
+s_ring_class(uint32_t cap)
+{
+    size_t bytes = (size_t) cap * sizeof(uint32_t);
+    for (int c = 0; c < RL_CLASSES; c++) {
+        if (bytes <= (size_t) 1 << (RL_CLASS_MIN + c)) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+static uint32_t *
+s_ring_alloc(rings_t *r, uint32_t cap)
+{
+    int c = s_ring_class(cap);
+    if (c < 0) {
+        return ga_malloc((size_t) cap * sizeof(uint32_t));
+    }
+    if (r->free[c]) {
+        void *b = r->free[c];
+        memcpy(&r->free[c], b, sizeof(void *));
+        return b;
+    }
+    size_t size = (size_t) 1 << (RL_CLASS_MIN + c);
+    size_t align = size < RL_LINE ? size : RL_LINE; // a small ring never straddles two lines
+    char *b = (char *) (((uintptr_t) r->bump + align - 1) & ~(uintptr_t) (align - 1));
+    if (r->bump == NULL || b + size > r->end) {
+        void *base;
+        size_t mapped;
+        chunk_t *chunk = s_map(RL_HUGE, RL_HUGE, &base, &mapped);
+        // Keep only the aligned chunk: unmap what the alignment left on either side.
+        if ((char *) chunk > (char *) base) {
+            munmap(base, (size_t) ((char *) chunk - (char *) base));
+        }
+        size_t after = (size_t) ((char *) base + mapped - ((char *) chunk + RL_HUGE));
+        if (after > 0) {
+            munmap((char *) chunk + RL_HUGE, after);
+        }
+        chunk->next = r->chunks;
+        r->chunks = chunk;
+        r->bump = (char *) chunk + RL_LINE;
+        r->end = (char *) chunk + RL_HUGE;
+        b = r->bump;
+    }
+    r->bump = b + size;
+    return (uint32_t *) b;
 }
 
 static void
-s_window_free(window_t *w)
+s_ring_free(rings_t *r, uint32_t *ring, uint32_t cap)
 {
-    ga_free(w->ring);
-    ga_free(w);
+    int c = s_ring_class(cap);
+    if (ring == NULL) {
+        return;
+    }
+    if (c < 0) {
+        ga_free(ring);
+        return;
+    }
+    memcpy(ring, &r->free[c], sizeof(void *));
+    r->free[c] = ring;
+}
+
+static void
+s_rings_fini(rings_t *r)
+{
+    while (r->chunks) {
+        chunk_t *next = r->chunks->next;
+        munmap(r->chunks, RL_HUGE);
+        r->chunks = next;
+    }
+    memset(r, 0, sizeof *r);
+}
+
+static void
+s_window_free(ga_ratelimit_t *self, window_t *w)
+{
+    s_ring_free(&self->rings, w->ring, w->cap);
+    if (w->value_len > RL_VALUE_INLINE) {
+        ga_free(w->value.out);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+// A zeroed table of n entries, aligned to a cache line; from 2 MB up, on huge pages.
+static window_t *
+s_table_new(size_t n, void **mem, size_t *mapped)
+{
+    if (n * sizeof(window_t) >= RL_HUGE) {
+        return s_map(n * sizeof(window_t), RL_HUGE, mem, mapped);
+    }
+    *mapped = 0;
+    *mem = ga_calloc(n + 1, sizeof(window_t));
+    return (window_t *) (((uintptr_t) *mem + RL_LINE - 1) & ~(uintptr_t) (RL_LINE - 1));
+}
+
+static void
+s_table_free(void *mem, size_t mapped)
+{
+    if (mapped) {
+        munmap(mem, mapped);
+    } else {
+        ga_free(mem);
+    }
 }
 
 static void
 s_grow_table(ga_ratelimit_t *self)
 {
     size_t n = self->n_slots * 2;
-    window_t **slots = ga_calloc(n, sizeof *slots);
+    void *mem;
+    size_t mapped;
+    window_t *slots = s_table_new(n, &mem, &mapped);
     for (size_t i = 0; i < self->n_slots; i++) {
-        window_t *w = self->slots[i];
-        while (w) {
-            window_t *next = w->next;
+        const window_t *w = &self->slots[i];
+        if (w->hash != 0) {
             size_t k = (size_t) (w->hash & (n - 1));
-            w->next = slots[k];
-            slots[k] = w;
-            w = next;
+            while (slots[k].hash != 0) {
+                k = (k + 1) & (n - 1);
+            }
+            slots[k] = *w;
         }
     }
-    ga_free(self->slots);
+    s_table_free(self->slots_mem, self->slots_mapped);
     self->slots = slots;
+    self->slots_mem = mem;
+    self->slots_mapped = mapped;
     self->n_slots = n;
     self->cursor = 0;
+}
+
+// The index of the window of (limit id, value), or of the free entry where it would go; *found
+// says which.
+static size_t
+s_probe(const ga_ratelimit_t *self, uint32_t limit_id, const char *value, size_t len,
+        uint64_t hash, bool *found)
+{
+    size_t mask = self->n_slots - 1;
+    for (size_t i = (size_t) (hash & mask);; i = (i + 1) & mask) {
+        const window_t *w = &self->slots[i];
+        if (w->hash == 0) {
+            *found = false;
+            return i;
+        }
+        if (w->hash == hash && w->limit_id == limit_id && w->value_len == len &&
+            memcmp(s_value(w), value, len) == 0) {
+            *found = true;
+            return i;
+        }
+    }
 }
 
 // The window of (limit, value), or NULL.
@@ -107,43 +325,61 @@ static window_t *
 s_find(const ga_ratelimit_t *self, const limit_t *limit, const char *value, size_t len,
        uint64_t hash)
 {
-    for (window_t *w = self->slots[hash & (self->n_slots - 1)]; w; w = w->next) {
-        if (w->hash == hash && w->limit_id == limit->id && w->value_len == len &&
-            memcmp(w->value, value, len) == 0) {
-            return w;
+    bool found;
+    size_t i = s_probe(self, limit->id, value, len, hash, &found);
+    return found ? &self->slots[i] : NULL;
+}
+
+// Frees the window at entry i and closes the gap (backward shift): each later entry of the
+// probe run moves back unless that would put it before its home entry.
+static void
+s_erase(ga_ratelimit_t *self, size_t i)
+{
+    size_t mask = self->n_slots - 1;
+    s_window_free(self, &self->slots[i]);
+    self->stats.keys--;
+    for (size_t j = (i + 1) & mask; self->slots[j].hash != 0; j = (j + 1) & mask) {
+        size_t home = (size_t) (self->slots[j].hash & mask);
+        // Stays when home lies cyclically in (i, j].
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            self->slots[i] = self->slots[j];
+            memset(&self->slots[j], 0, sizeof self->slots[j]);
+            i = j;
         }
     }
-    return NULL;
 }
 
 // Drops the timestamps that have left the window at `now`.
 static void
 s_expire(window_t *w, int64_t window_ms, int64_t now)
 {
-    if (w->count == 0 || w->oldest + window_ms > now) {
+    if (w->count == 0 || s_stamp(w, w->oldest) + window_ms > now) {
         return; // the common case: nothing has left, and the ring is not touched
     }
     if (w->newest + window_ms <= now) {
         w->count = 0; // everything has left
         return;
     }
-    while (w->count > 0 && w->ring[w->head] + window_ms <= now) {
+    while (w->count > 0 && s_stamp(w, w->ring[w->head]) + window_ms <= now) {
         w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
         w->count--;
     }
     w->oldest = w->ring[w->head]; // count > 0: newest has not left
 }
 
-// Whether `w` counts for nothing any more: its limit is gone, or every timestamp has expired.
+// Whether `w` counts for nothing any more: its limit is gone, or its newest timestamp has left
+// the window (so has every other). Reads the entry only, never the ring. A window a check is
+// using has a newest within the window (ga_ratelimit_check sets it), so a sweep for room made
+// by that check does not free it.
 static bool
-s_is_idle(const ga_ratelimit_t *self, window_t *w, int64_t now)
+s_is_idle(const ga_ratelimit_t *self, const window_t *w, int64_t now)
 {
     const limit_t *l = &self->limits[w->slot];
     if (!l->used || l->id != w->limit_id) {
         return true;
     }
-    s_expire(w, l->window_ms, now);
-    return w->count == 0;
+    return w->newest + l->window_ms <= now;
 }
 
 size_t
@@ -151,19 +387,13 @@ ga_ratelimit_sweep(ga_ratelimit_t *self, int64_t now_ms, size_t slots)
 {
     size_t freed = 0;
     for (size_t i = 0; i < slots && self->stats.keys > 0; i++) {
-        window_t **pp = &self->slots[self->cursor];
-        while (*pp) {
-            window_t *w = *pp;
-            if (s_is_idle(self, w, now_ms)) {
-                *pp = w->next;
-                s_window_free(w);
-                self->stats.keys--;
-                freed++;
-            } else {
-                pp = &w->next;
-            }
+        window_t *w = &self->slots[self->cursor];
+        if (w->hash != 0 && s_is_idle(self, w, now_ms)) {
+            s_erase(self, self->cursor); // a later entry may move here: looked at next
+            freed++;
+        } else {
+            self->cursor = (self->cursor + 1) & (self->n_slots - 1);
         }
-        self->cursor = (self->cursor + 1) & (self->n_slots - 1);
     }
     self->stats.reclaimed += freed;
     if (freed > 0) {
@@ -183,7 +413,7 @@ ga_ratelimit_new(void)
     self->max_keys = GA_RL_MAX_KEYS_DEFAULT;
     snprintf(self->scope, sizeof self->scope, "gateway");
     self->n_slots = RL_SLOTS_MIN;
-    self->slots = ga_calloc(self->n_slots, sizeof *self->slots);
+    self->slots = s_table_new(self->n_slots, &self->slots_mem, &self->slots_mapped);
     return self;
 }
 
@@ -204,14 +434,12 @@ ga_ratelimit_destroy(ga_ratelimit_t **self_p)
     }
     ga_ratelimit_t *self = *self_p;
     for (size_t i = 0; i < self->n_slots; i++) {
-        window_t *w = self->slots[i];
-        while (w) {
-            window_t *next = w->next;
-            s_window_free(w);
-            w = next;
+        if (self->slots[i].hash != 0) {
+            s_window_free(self, &self->slots[i]);
         }
     }
-    ga_free(self->slots);
+    s_table_free(self->slots_mem, self->slots_mapped);
+    s_rings_fini(&self->rings);
     for (size_t i = 0; i < GA_RL_LIMITS_MAX; i++) {
         s_limit_fini(&self->limits[i]);
     }
@@ -468,11 +696,10 @@ ga_ratelimit_configure(ga_ratelimit_t *self, const ga_value_t *cfg, const char *
     // Windows whose limit kept its id but moved to another slot: repoint them now (a limit
     // that went away leaves stale windows, reclaimed by the sweep).
     for (size_t s = 0; s < self->n_slots; s++) {
-        for (window_t *w = self->slots[s]; w; w = w->next) {
-            for (uint32_t k = 0; k < n; k++) {
-                if (self->limits[k].id == w->limit_id) {
-                    w->slot = k;
-                }
+        window_t *w = &self->slots[s];
+        for (uint32_t k = 0; w->hash != 0 && k < n; k++) {
+            if (self->limits[k].id == w->limit_id) {
+                w->slot = (uint8_t) k;
             }
         }
     }
@@ -646,64 +873,77 @@ s_applies(const limit_t *l, const char *service, const char *request_type)
                                               strcmp(l->request_type, request_type) == 0));
 }
 
-// The window of (l, value), created when missing. NULL when max_keys windows exist already.
+// The window of (l, value) with hash `hash`, created when missing (*created then true: entries
+// may have moved, so window pointers taken before are stale). NULL when max_keys windows exist
+// already.
 static window_t *
 s_get(ga_ratelimit_t *self, const limit_t *l, uint32_t slot, const char *value, size_t len,
-      int64_t now)
+      uint64_t hash, int64_t now, bool *created)
 {
-    uint64_t hash = s_hash(l->id, value, len);
-    window_t *w = s_find(self, l, value, len, hash);
-    if (w) {
-        return w;
+    bool found;
+    size_t i = s_probe(self, l->id, value, len, hash, &found);
+    if (found) {
+        return &self->slots[i];
     }
+    *created = true;
     if ((int64_t) self->stats.keys >= self->max_keys) {
         ga_ratelimit_sweep(self, now, RL_SWEEP_RESCUE);
         if ((int64_t) self->stats.keys >= self->max_keys) {
             return NULL;
         }
     }
-    if (self->stats.keys >= self->n_slots) {
+    if ((self->stats.keys + 1) * 4 > self->n_slots * 3) {
         s_grow_table(self);
     }
-    w = ga_malloc(sizeof *w + len + 1);
-    memset(w, 0, sizeof *w);
+    i = s_probe(self, l->id, value, len, hash, &found); // the sweep or the growth moved it
+    window_t *w = &self->slots[i];
     w->hash = hash;
     w->limit_id = l->id;
-    w->slot = slot;
+    w->slot = (uint8_t) slot;
     w->cap = l->max_requests < RL_RING_MIN ? (uint32_t) l->max_requests : RL_RING_MIN;
-    w->ring = ga_malloc(w->cap * sizeof *w->ring);
-    w->value_len = (uint32_t) len;
-    memcpy(w->value, value, len);
-    w->value[len] = '\0';
-    size_t k = (size_t) (hash & (self->n_slots - 1));
-    w->next = self->slots[k];
-    self->slots[k] = w;
+    w->ring = s_ring_alloc(&self->rings, w->cap);
+    w->value_len = (uint16_t) len;
+    if (len > RL_VALUE_INLINE) {
+        w->value.out = ga_malloc(len);
+    }
+    memcpy(len > RL_VALUE_INLINE ? w->value.out : w->value.in, value, len);
     self->stats.keys++;
     return w;
 }
 
 static void
-s_push(window_t *w, int64_t max_requests, int64_t now)
+s_push(ga_ratelimit_t *self, window_t *w, int64_t max_requests, int64_t now)
 {
     if (w->count == w->cap) {
         // Full ring below the limit: grow it (amortized; never past max_requests).
         uint32_t cap = w->cap * 2 > (uint64_t) max_requests ? (uint32_t) max_requests : w->cap * 2;
-        int64_t *ring = ga_malloc(cap * sizeof *ring);
+        uint32_t *ring = s_ring_alloc(&self->rings, cap);
         for (uint32_t i = 0; i < w->count; i++) {
             ring[i] = w->ring[(w->head + i) % w->cap];
         }
-        ga_free(w->ring);
+        s_ring_free(&self->rings, w->ring, w->cap);
         w->ring = ring;
         w->head = 0;
         w->cap = cap;
     }
     uint32_t tail = w->head + w->count;
-    w->ring[tail >= w->cap ? tail - w->cap : tail] = now;
+    w->ring[tail >= w->cap ? tail - w->cap : tail] = (uint32_t) now;
     if (w->count++ == 0) {
-        w->oldest = now;
+        w->oldest = (uint32_t) now;
     }
     w->newest = now;
 }
+
+// One applicable limit of a check: its key value and hash, then its window.
+typedef struct {
+    limit_t *limit;    // the limit
+    uint32_t slot;     // its index in limits[]
+    const char *value; // the key value (into num for numbers)
+    size_t len;        // bytes of value
+    uint64_t hash;     // of (limit id, value)
+    window_t *w;       // its window, once found
+    char num[40];      // a number argument's text
+} probe_t;
 
 ga_rl_verdict_t
 ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *request_type,
@@ -715,37 +955,58 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
     }
     self->stats.checks++;
     ga_ratelimit_sweep(self, now_ms, RL_SWEEP_STEP);
-    window_t *hit[GA_RL_LIMITS_MAX];
-    limit_t *hit_limit[GA_RL_LIMITS_MAX];
+    probe_t p[GA_RL_LIMITS_MAX];
     size_t n = 0;
     bool failed = self->fault;
     bool limited = false;
+    bool created = false;
     int64_t retry = 0;
+    // The applicable limits and their hashes first, each table line fetched ahead, so that the
+    // memory latency of the windows' lines overlaps instead of adding up.
     for (uint32_t i = 0; i < self->n_slots_used && !failed; i++) {
         limit_t *l = &self->limits[i];
-        char num[40];
-        const char *value;
-        size_t len;
+        probe_t *q = &p[n];
         if (!s_applies(l, service, request_type) ||
-            !s_key_value(l, who, num, sizeof num, &value, &len)) {
+            !s_key_value(l, who, q->num, sizeof q->num, &q->value, &q->len)) {
             continue;
         }
-        window_t *w = s_get(self, l, i, value, len, now_ms);
-        if (w == NULL) {
+        q->limit = l;
+        q->slot = i;
+        q->hash = s_hash(l->id, q->value, q->len);
+        __builtin_prefetch(&self->slots[q->hash & (self->n_slots - 1)], 1);
+        n++;
+    }
+    for (size_t k = 0; k < n && !failed; k++) {
+        probe_t *q = &p[k];
+        q->w = s_get(self, q->limit, q->slot, q->value, q->len, q->hash, now_ms, &created);
+        if (q->w == NULL) {
             failed = true;
             break;
         }
-        s_expire(w, l->window_ms, now_ms);
+        s_expire(q->w, q->limit->window_ms, now_ms);
+        if (q->w->count == 0) {
+            // Empty (new, or everything left): marked as in use now, so that a sweep for room
+            // made by this check's next limits cannot free it (it holds no timestamps).
+            q->w->newest = now_ms;
+        } else {
+            // The line the next timestamp goes to.
+            window_t *w = q->w;
+            uint32_t tail = w->head + w->count;
+            __builtin_prefetch(&w->ring[tail >= w->cap ? tail - w->cap : tail], 1);
+        }
+    }
+    for (size_t k = 0; k < n && !failed; k++) {
+        probe_t *q = &p[k];
+        limit_t *l = q->limit;
+        window_t *w = created ? s_find(self, l, q->value, q->len, q->hash) : q->w;
+        q->w = w; // found again when entries moved: none was freed (see s_is_idle)
         if (w->count >= (uint64_t) l->max_requests) {
-            int64_t wait = w->oldest + l->window_ms - now_ms;
+            int64_t wait = s_stamp(w, w->oldest) + l->window_ms - now_ms;
             l->refused++;
             limited = true;
             GA_EMIT(GA_EV_RATE_LIMITER_EXCEEDED, .service = service, .request_type = request_type, .key = l->key, .scope = self->scope, .count = (int64_t) w->count);
             retry = wait > retry ? wait : retry;
         }
-        hit[n] = w;
-        hit_limit[n] = l;
-        n++;
     }
     GA_EMIT(GA_EV_RATE_LIMITER_CHECK, .service = service, .request_type = request_type, .scope = self->scope, .success = limited || failed ? GA_TM_FALSE : GA_TM_TRUE);
     if (failed) {
@@ -758,7 +1019,7 @@ ga_ratelimit_check(ga_ratelimit_t *self, const char *service, const char *reques
         return GA_RL_LIMITED;
     }
     for (size_t k = 0; k < n; k++) {
-        s_push(hit[k], hit_limit[k]->max_requests, now_ms);
+        s_push(self, p[k].w, p[k].limit->max_requests, now_ms);
     }
     return GA_RL_ALLOW;
 }
@@ -796,7 +1057,7 @@ ga_ratelimit_status(ga_ratelimit_t *self, const char *value, const char *key, co
             s_expire(w, l->window_ms, now_ms);
             current = w->count;
             if (current >= l->max_requests) {
-                retry = w->oldest + l->window_ms - now_ms;
+                retry = s_stamp(w, w->oldest) + l->window_ms - now_ms;
             }
         }
         ga_value_t m = s_limit_value(l, a, false);
@@ -822,17 +1083,11 @@ ga_ratelimit_reset(ga_ratelimit_t *self, const char *value, const char *key, con
         if (!s_selected(l, key, service, request_type)) {
             continue;
         }
-        uint64_t hash = s_hash(l->id, value, len);
-        for (window_t **pp = &self->slots[hash & (self->n_slots - 1)]; *pp; pp = &(*pp)->next) {
-            window_t *w = *pp;
-            if (w->hash == hash && w->limit_id == l->id && w->value_len == len &&
-                memcmp(w->value, value, len) == 0) {
-                *pp = w->next;
-                s_window_free(w);
-                self->stats.keys--;
-                cleared++;
-                break;
-            }
+        bool found;
+        size_t at = s_probe(self, l->id, value, len, s_hash(l->id, value, len), &found);
+        if (found) {
+            s_erase(self, at);
+            cleared++;
         }
     }
     GA_EMIT(GA_EV_RATE_LIMITER_RESET, .service = service, .request_type = request_type, .key = key, .scope = self->scope, .count = (int64_t) cleared);

@@ -70,10 +70,17 @@ typedef struct {
 
 atomic_bool ga_telemetry_on[GA_EV_COUNT];
 
+// Attach and detach take s_lock; emit takes no lock. What emit reads (each event's mask and
+// each slot's fn and arg) is a copy published by s_refresh under a sequence lock: s_seq is odd
+// while a writer changes the copy, and a reader that saw it odd or changed reads again. Readers
+// write nothing shared, so emitting from many threads contends on nothing.
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static handler_t s_handlers[GA_TELEMETRY_HANDLERS_MAX]; // guarded by s_lock
 static int s_next_id;                                    // guarded by s_lock
-static uint64_t s_mask[GA_EV_COUNT]; // per event, bit i: handler slot i listens (s_lock)
+static atomic_uint s_seq;                                // the copy's sequence lock
+static _Atomic(uint64_t) s_mask[GA_EV_COUNT]; // per event, bit i: handler slot i listens
+static _Atomic(ga_telemetry_fn *) s_fn[GA_TELEMETRY_HANDLERS_MAX]; // slot i's handler
+static _Atomic(void *) s_arg[GA_TELEMETRY_HANDLERS_MAX];           // and its argument
 
 _Static_assert(GA_TELEMETRY_HANDLERS_MAX <= 64, "one bit per handler slot in s_mask");
 
@@ -114,10 +121,17 @@ s_matches(const char *pattern, const char *name)
     return n == 0 || (strncmp(name, pattern, n) == 0 && (name[n] == '\0' || name[n] == '.'));
 }
 
-// Recomputes every event's flag. Called with s_lock held.
+// Recomputes every event's flag and publishes emit's copy. Called with s_lock held.
 static void
 s_refresh(void)
 {
+    unsigned seq = atomic_load_explicit(&s_seq, memory_order_relaxed);
+    atomic_store_explicit(&s_seq, seq + 1, memory_order_relaxed); // odd: being changed
+    atomic_thread_fence(memory_order_release);
+    for (size_t i = 0; i < GA_TELEMETRY_HANDLERS_MAX; i++) {
+        atomic_store_explicit(&s_fn[i], s_handlers[i].fn, memory_order_relaxed);
+        atomic_store_explicit(&s_arg[i], s_handlers[i].arg, memory_order_relaxed);
+    }
     for (int e = 0; e < GA_EV_COUNT; e++) {
         uint64_t mask = 0;
         for (size_t i = 0; i < GA_TELEMETRY_HANDLERS_MAX; i++) {
@@ -125,9 +139,10 @@ s_refresh(void)
                 mask |= UINT64_C(1) << i;
             }
         }
-        s_mask[e] = mask;
+        atomic_store_explicit(&s_mask[e], mask, memory_order_relaxed);
         atomic_store_explicit(&ga_telemetry_on[e], mask != 0, memory_order_relaxed);
     }
+    atomic_store_explicit(&s_seq, seq + 2, memory_order_release); // even: consistent again
 }
 
 static void
@@ -294,14 +309,22 @@ ga_telemetry_emit(ga_event_t event, const ga_tm_data_t *data)
         void *arg;
     } todo[GA_TELEMETRY_HANDLERS_MAX];
     size_t n = 0;
-    pthread_mutex_lock(&s_lock);
-    for (uint64_t mask = s_mask[event]; mask; mask &= mask - 1) {
-        int i = __builtin_ctzll(mask);
-        todo[n].fn = s_handlers[i].fn;
-        todo[n].arg = s_handlers[i].arg;
-        n++;
-    }
-    pthread_mutex_unlock(&s_lock);
+    unsigned seq;
+    do {
+        seq = atomic_load_explicit(&s_seq, memory_order_acquire);
+        if (seq & 1u) {
+            continue; // an attach or detach is publishing: read again
+        }
+        n = 0;
+        uint64_t mask = atomic_load_explicit(&s_mask[event], memory_order_relaxed);
+        for (; mask; mask &= mask - 1) {
+            int i = __builtin_ctzll(mask);
+            todo[n].fn = atomic_load_explicit(&s_fn[i], memory_order_relaxed);
+            todo[n].arg = atomic_load_explicit(&s_arg[i], memory_order_relaxed);
+            n++;
+        }
+        atomic_thread_fence(memory_order_acquire);
+    } while ((seq & 1u) || atomic_load_explicit(&s_seq, memory_order_relaxed) != seq);
     for (size_t i = 0; i < n; i++) {
         todo[i].fn(event, data, todo[i].arg);
     }

@@ -15,6 +15,7 @@
 #include "ga_wire.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -732,9 +733,30 @@ s_send_stop(gw_bridge_t *self, uint64_t id)
     s_send(self, GA_CMD_STOP, &m);
 }
 
-// One message from the stream proxy: checks its sequence number and delivers it.
+// Ends stream `p` (call `id`) for its client with an error, and has the broker stop it: a gap
+// in its sequence numbers, or a malformed message. Never silence.
 static void
-s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
+s_stream_gap(gw_bridge_t *self, pending_t *p, uint64_t id, int64_t seq)
+{
+    self->gaps++;
+    GA_WARN("stream %llu: expected chunk %llu, got %lld: ending it", (unsigned long long) id,
+            (unsigned long long) p->next_seq, (long long) seq);
+    ga_inflight_remove(self->calls, &p->rec);
+    s_send_stop(self, id);
+    ga_arena_t *a = self->arena;
+    ga_value_t m = ga_map(a, 2);
+    ga_map_put(&m, a, "kind", ga_str("error"));
+    ga_map_put(&m, a, "error", ga_str("Stream interrupted: chunks were lost"));
+    self->on_stream(self->arg, &p->route, &m);
+    s_release(self, p);
+}
+
+// One message from the stream proxy: checks its sequence numbers and delivers it. `items` is a
+// batch's data frame (an array), NULL for a single message (docs/protocol.md, "Streams on the
+// proxy"): a batch of n holds messages seq .. seq + n - 1, all chunks but the last, which is of
+// its `kind`; `items` holds the data of those that carry data, in order.
+static void
+s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg, const ga_value_t *items)
 {
     size_t plen = strlen(self->topic_prefix);
     if (msg->cmd != GA_CMD_STREAM || msg->id_len <= plen || msg->id_len > plen + 20 ||
@@ -749,36 +771,55 @@ s_on_stream_msg(gw_bridge_t *self, const ga_proto_msg_t *msg)
     if (p == NULL || p->route.type != GA_RESP_STREAM) {
         return; // ended or stopped already: late chunks are dropped
     }
-    int64_t seq = ga_map_get_int(&msg->value, "seq", 0);
-    const char *kind = ga_map_get_str(&msg->value, "kind");
-    if (seq > 0 && (uint64_t) seq < p->next_seq) {
+    const ga_value_t *body = &msg->value;
+    int64_t seq = ga_map_get_int(body, "seq", 0);
+    const char *kind = ga_map_get_str(body, "kind");
+    bool has_n = ga_map_get(body, "n") != NULL;
+    int64_t n = has_n ? ga_map_get_int(body, "n", 0) : 1;
+    bool well_formed = seq > 0 && kind != NULL && n >= 1 && n <= INT32_MAX && has_n == (items != NULL);
+    if (well_formed && items) {
+        // Chunks and a last carry data; an end or an error does not.
+        bool last_has_data = strcmp(kind, "chunk") == 0 || strcmp(kind, "last") == 0;
+        well_formed = items->type == GA_ARRAY &&
+                      (int64_t) items->len == (last_has_data ? n : n - 1);
+    }
+    if (seq > 0 && well_formed && (uint64_t) seq + (uint64_t) n - 1 < p->next_seq) {
         self->duplicates++;
         return;
     }
-    if (seq <= 0 || (uint64_t) seq > p->next_seq || kind == NULL) {
-        // A gap (or a malformed chunk): never silence. End the stream with an error and have
-        // the worker stop.
-        self->gaps++;
-        GA_WARN("stream %llu: expected chunk %llu, got %lld: ending it",
-                (unsigned long long) id, (unsigned long long) p->next_seq, (long long) seq);
-        ga_inflight_remove(self->calls, &p->rec);
-        s_send_stop(self, id);
-        ga_arena_t *a = self->arena;
-        ga_value_t m = ga_map(a, 2);
-        ga_map_put(&m, a, "kind", ga_str("error"));
-        ga_map_put(&m, a, "error", ga_str("Stream interrupted: chunks were lost"));
-        self->on_stream(self->arg, &p->route, &m);
-        s_release(self, p);
+    if (!well_formed || (uint64_t) seq > p->next_seq) {
+        s_stream_gap(self, p, id, seq);
         return;
     }
-    p->next_seq++;
+    uint64_t last = (uint64_t) seq + (uint64_t) n - 1;
     bool ends = strcmp(kind, "chunk") != 0;
     if (ends) {
         ga_inflight_remove(self->calls, &p->rec);
     } else if (p->idle_ms > 0) {
         ga_inflight_set_deadline(self->calls, &p->rec, ga_clock_ms() + p->idle_ms);
     }
-    self->on_stream(self->arg, &p->route, &msg->value);
+    if (items == NULL) {
+        p->next_seq++;
+        self->on_stream(self->arg, &p->route, body);
+    } else {
+        // Each message of the batch on its own, from the first not seen yet (a batch that
+        // overlaps what came before delivers only the rest).
+        const char *error = ga_map_get_str(body, "error");
+        for (uint64_t s = p->next_seq; s <= last; s++) {
+            uint64_t i = s - (uint64_t) seq;
+            bool is_last = s == last;
+            ga_pair_t pairs[2];
+            ga_value_t m = {.type = GA_MAP, .cap = 2, .u.pairs = pairs};
+            pairs[m.len++] = (ga_pair_t){"kind", 4, ga_str(is_last ? kind : "chunk")};
+            if (i < items->len) {
+                pairs[m.len++] = (ga_pair_t){"data", 4, items->u.items[i]};
+            } else if (error) {
+                pairs[m.len++] = (ga_pair_t){"error", 5, ga_str(error)};
+            }
+            p->next_seq++;
+            self->on_stream(self->arg, &p->route, &m);
+        }
+    }
     if (ends) {
         s_release(self, p);
     }
@@ -1166,17 +1207,87 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     }
 }
 
+// Receives one message from the SUB without blocking: topic, tag, command, body and, for a
+// batch of stream messages, a data frame (docs/protocol.md, "Streams on the proxy"). The body
+// goes to self->msg.value, the data frame to *items (*batch set), both decoded in the arena.
+// GA_EAGAIN when nothing waits; GA_EPROTO when the message is malformed (consumed whole).
+static ga_err_t
+s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
+{
+    ga_proto_msg_t *msg = &self->msg;
+    msg->id_len = 0;
+    msg->cmd = 0;
+    msg->value = ga_nil();
+    *batch = false;
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, self->sub, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&part);
+        return e == EAGAIN ? GA_EAGAIN : GA_EIO;
+    }
+    ga_err_t rc = GA_OK;
+    int frame = 0;
+    for (;;) {
+        const uint8_t *data = zmq_msg_data(&part);
+        size_t size = zmq_msg_size(&part);
+        if (rc != GA_OK) {
+            // malformed: the rest is only drained
+        } else if (frame == 0) {
+            if (size == 0 || size > GA_PROTO_MAX_ID) {
+                rc = GA_EPROTO;
+            } else {
+                memcpy(msg->id, data, size);
+                msg->id_len = size;
+            }
+        } else if (frame == 1) {
+            if (size != GA_PROTO_TAG_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
+                rc = GA_EPROTO;
+            }
+        } else if (frame == 2) {
+            if (size != 1 || ga_cmd_name(data[0]) == NULL) {
+                rc = GA_EPROTO;
+            } else {
+                msg->cmd = data[0];
+            }
+        } else if (frame == 3 || (frame == 4 && msg->cmd == GA_CMD_STREAM)) {
+            ga_value_t *v = frame == 3 ? &msg->value : items;
+            if (size > GA_PROTO_MAX_BODY ||
+                ga_wire_decode(data, size, self->arena, v) != GA_OK ||
+                v->type != (frame == 3 ? GA_MAP : GA_ARRAY)) {
+                rc = GA_EPROTO;
+            }
+            *batch = frame == 4;
+        } else {
+            rc = GA_EPROTO; // too many frames
+        }
+        bool more = zmq_msg_more(&part);
+        if (!more) {
+            break;
+        }
+        frame++;
+        if (zmq_msg_recv(&part, self->sub, 0) < 0) {
+            zmq_msg_close(&part);
+            return GA_EIO;
+        }
+    }
+    zmq_msg_close(&part);
+    return rc == GA_OK && frame < 3 ? GA_EPROTO : rc; // too few frames
+}
+
 void
 gw_bridge_process_streams(gw_bridge_t *self)
 {
     // Nothing is ever sent on the SUB, so only our own receives consume its fd's edge: drain
     // it completely whenever the fd signals.
     for (;;) {
-        ga_err_t rc = ga_proto_recv(self->sub, true, &self->msg, self->arena);
-        if (rc == GA_OK && self->msg.cmd == GA_CMD_RELAY) {
+        ga_value_t items;
+        bool batch = false;
+        ga_err_t rc = s_sub_recv(self, &items, &batch);
+        if (rc == GA_OK && self->msg.cmd == GA_CMD_RELAY && !batch) {
             gw_relay_on_message(self->relay, self->msg.id, self->msg.id_len, &self->msg.value);
         } else if (rc == GA_OK) {
-            s_on_stream_msg(self, &self->msg);
+            s_on_stream_msg(self, &self->msg, batch ? &items : NULL);
         } else if (rc != GA_EPROTO) {
             ga_arena_reset(self->arena);
             return;

@@ -830,17 +830,17 @@ gw_kind_name(gw_kind_t kind)
 }
 
 void
-gw_response_encode(const gw_response_t *r, ga_buf_t *out)
+gw_response_encode_head(const gw_response_t *r, ga_buf_t *out)
 {
     ga_buf_append_str(out, "{\"request_id\":");
     ga_json_encode_str(out, r->request_id, strlen(r->request_id));
     ga_buf_append_str(out, r->success ? ",\"success\":true,\"result\":"
                                       : ",\"success\":false,\"result\":");
-    if (r->result) {
-        ga_json_encode(out, r->result);
-    } else {
-        ga_buf_append_str(out, "null");
-    }
+}
+
+void
+gw_response_encode_tail(const gw_response_t *r, ga_buf_t *out)
+{
     ga_buf_append_str(out, ",\"error\":");
     if (r->error) {
         ga_json_encode_str(out, r->error, strlen(r->error));
@@ -858,4 +858,16 @@ gw_response_encode(const gw_response_t *r, ga_buf_t *out)
     ga_buf_append_str(out, ",\"kind\":\"");
     ga_buf_append_str(out, gw_kind_name(r->kind));
     ga_buf_append_str(out, "\"}");
+}
+
+void
+gw_response_encode(const gw_response_t *r, ga_buf_t *out)
+{
+    gw_response_encode_head(r, out);
+    if (r->result) {
+        ga_json_encode(out, r->result);
+    } else {
+        ga_buf_append_str(out, "null");
+    }
+    gw_response_encode_tail(r, out);
 }

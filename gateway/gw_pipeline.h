@@ -239,6 +239,11 @@ void gw_response_error(gw_response_t *out, const char *request_id, const char *m
                        bool can_retry);
 // Appends the JSON object of `r` to `out`.
 void gw_response_encode(const gw_response_t *r, ga_buf_t *out);
+// The same object in two parts around its result (r->result is not read): the head, which ends
+// with `"result":`, and the tail after the result. gw_response_encode is head, result, tail; a
+// stream's chunks differ only in their result, so the gateway builds the parts once per stream.
+void gw_response_encode_head(const gw_response_t *r, ga_buf_t *out);
+void gw_response_encode_tail(const gw_response_t *r, ga_buf_t *out);
 const char *gw_kind_name(gw_kind_t kind);
 
 #endif

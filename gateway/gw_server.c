@@ -72,6 +72,9 @@ struct gw_server_t {
     ga_buf_t relay_frame;
     size_t relay_prefix;          // 0: nothing encoded yet
     ga_buf_t relay_key;
+    ga_buf_t chunk_head;          // a stream chunk's frame up to its data (s_push_chunk)
+    ga_buf_t chunk_tail;          // and after its data
+    ga_buf_t chunk_key;           // the route both are for (join_ref, topic, request_id)
     lws_sorted_usec_list_t tick;  // bridge timer
     lws_sorted_usec_list_t kick;  // deferred bridge processing after sends
     bool kicked;                  // kick is scheduled
@@ -105,7 +108,9 @@ s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
     if (conn->close_code) {
         return;
     }
-    bool was_empty = conn->out_head == NULL;
+    // A connection with frames queued has asked for WRITEABLE already (s_on_writeable asks
+    // again while any are left): ask only for the first.
+    bool idle = conn->out_head == NULL;
     if (!gw_conn_enqueue(conn, frame->data, frame->len, LWS_PRE, (size_t) self->cfg->max_outbox,
                          (size_t) self->cfg->max_outbox_bytes)) {
         self->stats.slow_closed++;
@@ -117,10 +122,7 @@ s_send_frame(gw_server_t *self, gw_conn_t *conn, const ga_buf_t *frame)
         s_bridge_kick(self);
         return;
     }
-    // A queue that held frames already has its WRITEABLE asked for (s_on_writeable asks again
-    // while frames remain): asking once per frame cost a relay fan-out ~185 instructions per
-    // member and message.
-    if (was_empty) {
+    if (idle) {
         lws_callback_on_writable(conn->wsi);
     }
 }
@@ -437,6 +439,70 @@ s_on_accept(void *arg, const gw_route_t *route)
     s_deliver(self, conn, route->join_ref, route->ref, route->topic, &resp);
 }
 
+// Whether `key` holds the strings `fields` (each NULL or not), as s_chunk_key wrote them.
+static bool
+s_chunk_key_is(const ga_buf_t *key, const char *const *fields, int n)
+{
+    const uint8_t *p = key->data;
+    const uint8_t *end = p + key->len;
+    for (int i = 0; i < n; i++) {
+        if (p == NULL || p >= end || (*p++ == 0) != (fields[i] == NULL)) {
+            return false;
+        }
+        if (fields[i]) {
+            size_t len = strlen(fields[i]) + 1;
+            if ((size_t) (end - p) < len || memcmp(p, fields[i], len) != 0) {
+                return false;
+            }
+            p += len;
+        }
+    }
+    return p == end;
+}
+
+static void
+s_chunk_key(ga_buf_t *key, const char *const *fields, int n)
+{
+    ga_buf_reset(key);
+    for (int i = 0; i < n; i++) {
+        ga_buf_append_char(key, fields[i] ? 1 : 0);
+        if (fields[i]) {
+            ga_buf_append(key, fields[i], strlen(fields[i]) + 1);
+        }
+    }
+}
+
+// Pushes a stream chunk: the frame s_push would write, built from the parts around the data,
+// which are the same for every chunk of a stream and so encoded once per stream (for the
+// stream of the last chunk pushed: a batch's chunks come one after another).
+static void
+s_push_chunk(gw_server_t *self, gw_conn_t *conn, const gw_route_t *route,
+             const gw_response_t *resp)
+{
+    const char *fields[] = {route->join_ref, route->topic, route->request_id};
+    if (!s_chunk_key_is(&self->chunk_key, fields, 3)) {
+        ga_buf_reset(&self->chunk_head);
+        gw_phx_encode(&self->chunk_head, route->join_ref, NULL, route->topic,
+                      self->cfg->api_event, "", 0);
+        self->chunk_head.len--; // the closing ']': the payload goes there
+        gw_response_encode_head(resp, &self->chunk_head);
+        ga_buf_reset(&self->chunk_tail);
+        gw_response_encode_tail(resp, &self->chunk_tail);
+        ga_buf_append_char(&self->chunk_tail, ']');
+        s_chunk_key(&self->chunk_key, fields, 3);
+    }
+    ga_buf_t *f = &self->frame;
+    ga_buf_reset(f);
+    ga_buf_append(f, self->chunk_head.data, self->chunk_head.len);
+    if (resp->result) {
+        ga_json_encode(f, resp->result);
+    } else {
+        ga_buf_append(f, "null", 4);
+    }
+    ga_buf_append(f, self->chunk_tail.data, self->chunk_tail.len);
+    s_send_frame(self, conn, f);
+}
+
 static void
 s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
 {
@@ -447,9 +513,11 @@ s_on_stream(void *arg, const gw_route_t *route, const ga_value_t *body)
     }
     gw_response_t resp;
     gw_response_stream(body, route->request_id, &resp);
-    if (resp.kind != GW_KIND_CHUNK) {
-        gw_tm_request_stop(route, resp.success);
+    if (resp.kind == GW_KIND_CHUNK) {
+        s_push_chunk(self, conn, route, &resp);
+        return;
     }
+    gw_tm_request_stop(route, resp.success);
     s_push(self, conn, route->join_ref, route->topic, &resp);
 }
 
@@ -1226,6 +1294,9 @@ gw_server_new(const gw_config_t *cfg)
     ga_buf_init(&self->batch);
     ga_buf_init(&self->relay_frame);
     ga_buf_init(&self->relay_key);
+    ga_buf_init(&self->chunk_head);
+    ga_buf_init(&self->chunk_tail);
+    ga_buf_init(&self->chunk_key);
     self->admin = gw_admin_new(cfg->metrics_listen, self->bridge, s_admin_stats, self);
     gw_admin_set_admin_token(self->admin, cfg->admin_token);
     return self;
@@ -1259,6 +1330,9 @@ gw_server_destroy(gw_server_t **self_p)
     ga_buf_fini(&self->batch);
     ga_buf_fini(&self->relay_frame);
     ga_buf_fini(&self->relay_key);
+    ga_buf_fini(&self->chunk_head);
+    ga_buf_fini(&self->chunk_tail);
+    ga_buf_fini(&self->chunk_key);
     ga_free(self);
     *self_p = NULL;
 }

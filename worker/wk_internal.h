@@ -35,13 +35,26 @@ struct wk_worker_t {
     atomic_bool *offered;
     ga_funcfg_t **cfgs;       // parsed configs, parallel to svc->functions (read-only)
     zactor_t *io;             // the I/O thread (owns the broker socket and the pool)
-    // Streams: chunks go out on an XPUB socket connected to the broker's XSUB. Any thread may
-    // stream, so the socket and the stream table are used only under stream_lock.
-    pthread_mutex_t stream_lock; // guards pub, pub_endpoint, pub_ready and streams
-    void *pub;                // XPUB to the broker (NULL until the broker names its port)
-    char pub_endpoint[256];   // where pub is connected
-    bool pub_ready;           // the broker's subscription has arrived on pub
-    ga_idmap_t *streams;      // broker call id -> wk_stream_t (open streams)
+    // Streams (wk_stream.c): a streaming thread encodes each message at once and queues it on
+    // its stream; the publisher thread sends the queued messages on an XPUB socket connected
+    // to the broker's XSUB, all of one stream's in one topic message when they queue faster
+    // than it sends. Only the publisher touches the socket (pub, pub_endpoint, pub_ready);
+    // stream_lock guards the rest, and every stream's queue.
+    pthread_mutex_t stream_lock;  // guards the fields below up to `streams`, and the queues
+    pthread_cond_t stream_work;   // to the publisher: a stream has messages, or connect/stop
+    pthread_cond_t stream_room;   // to streaming threads: a stream's queue was taken
+    pthread_t stream_thread;      // the publisher
+    bool stream_thread_on;        // the publisher was started
+    bool stream_stop;             // the publisher must stop
+    bool pub_idle;                // the publisher waits on stream_work
+    char pub_want[256];           // where the socket should be connected ("": not yet)
+    uint64_t pub_want_gen;        // bumped at each new pub_want
+    wk_stream_t *ready_head;      // streams with queued messages, oldest first
+    wk_stream_t *ready_tail;      // last of them
+    ga_idmap_t *streams;          // broker call id -> wk_stream_t (open streams)
+    void *pub;                    // XPUB to the broker (publisher only)
+    char pub_endpoint[256];       // where pub is connected (publisher only)
+    bool pub_ready;               // the broker's subscription has arrived (publisher only)
     bool curve;               // CURVE on: curve_own and curve_broker are loaded
     ga_curve_cert_t curve_own;    // this worker's certificate (with its secret key)
     ga_curve_cert_t curve_broker; // the broker's public certificate
@@ -66,11 +79,23 @@ struct wk_stream_t {
     wk_worker_t *w;           // owning worker
     int64_t id;               // broker's call id
     char *topic;              // "s.<gateway>.<id>" (owned)
-    uint64_t seq;             // last sequence number sent
     atomic_bool cancelled;    // the broker asked to stop (client gone, stop-stream, timeout)
     wk_request_t *ctx;        // a request context for building values on the streaming thread
+    ga_buf_t stage;           // the streaming thread's encoding of its next message's data
+    // Under w->stream_lock:
+    uint64_t seq;             // sequence number of the last message queued
+    ga_buf_t queue;           // the queued messages' data, encoded, after WK_STREAM_HEAD bytes
+    ga_buf_t spare;           // the publisher's buffer: swapped with queue when it takes it
+    uint32_t n_queued;        // messages queued
+    uint32_t n_data;          // of which carry data (the values in queue)
+    const char *end_kind;     // "last", "end" or "error" once the message ending it is queued
+    char *error;              // the error end's message (owned)
+    bool on_list;             // on the worker's ready list
+    bool sending;             // the publisher is sending messages it took from it
+    bool ended;               // its thread has ended it: whoever sees it idle last frees it
+    bool broken;              // messages could not be sent within 5 s: sends fail
+    wk_stream_t *next;        // ready list link
 };
-
 struct wk_request_t {
     ga_arena_t *arena;         // everything for this request
     const ga_value_t *body;    // the REQUEST body

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -48,6 +49,12 @@ wk_worker_new(const wk_service_t *service, const wk_options_t *options)
     }
     self->table_arena = ga_arena_new(4096);
     pthread_mutex_init(&self->stream_lock, NULL);
+    pthread_condattr_t mono; // timed waits on the monotonic clock
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->stream_work, &mono);
+    pthread_cond_init(&self->stream_room, &mono);
+    pthread_condattr_destroy(&mono);
     self->streams = ga_idmap_new();
     self->groups = wk_groups_new();
     return self;
@@ -63,6 +70,8 @@ wk_worker_destroy(wk_worker_t **self_p)
     zactor_destroy(&self->io);
     wk_groups_destroy(&self->groups);
     wk_stream_shutdown(self);
+    pthread_cond_destroy(&self->stream_room);
+    pthread_cond_destroy(&self->stream_work);
     pthread_mutex_destroy(&self->stream_lock);
     if (self->cfgs) {
         for (size_t i = 0; i < self->svc->n_functions; i++) {

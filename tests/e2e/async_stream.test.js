@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The walkthrough's sections 5 and 6 and fire-and-forget: async ack then result, streams in
-// order (10 ticks within the default timeout; search batches; 10,000 chunks), the stream timeout
+// order (10 ticks within the default timeout; search batches; 10,000 chunks; concurrent streams
+// on one connection), the stream timeout
 // as a bound on silence, stop by request id, stop on disconnect (the worker sees the cancel), a
 // handler crashing mid-stream or dying under an infinite stream, a full worker pool, and `none`
 // never answering.
@@ -120,6 +121,39 @@ test('stream: 10,000 small chunks arrive complete and in order', async () => {
     assert.equal(chunks.length, 10000);
     chunks.forEach((c, i) => assert.equal(c.result.i, i + 1));
     assert.equal(pushes[pushes.length - 1].kind, 'end');
+  } finally {
+    await stack.stop();
+  }
+});
+
+test('stream: concurrent streams on one connection and on two channels each get their own chunks, complete and in order', async () => {
+  // The worker sends each stream's chunks in batches and the gateway reuses each stream's frame
+  // around the data: interleaved streams must still get only their own request_id and topic.
+  const stack = await startStack({ workers: ['genapi-test-worker'], gatewayArgs: ['--set', 'topics=api:lobby,api:other'] });
+  try {
+    const socket = connect(stack.url, {}, stack);
+    const { channel: lobby } = await join(socket);
+    const { channel: other } = await join(socket, 'api:other');
+    await Promise.all([
+      call(lobby, { request_id: 'c1', service: 'test_service', request_type: 'count', args: { n: 3000 } }),
+      call(lobby, { request_id: 'c2', service: 'test_service', request_type: 'count', args: { n: 2000 } }),
+      call(other, { request_id: 'c3', service: 'test_service', request_type: 'count', args: { n: 1000 } }),
+    ]);
+    const onLobby = await waitForPushes(lobby, (p) => ended('c1')(p) && ended('c2')(p), 30000);
+    const onOther = await waitForPushes(other, ended('c3'), 30000);
+    assert.ok(onLobby.every((p) => p.request_id === 'c1' || p.request_id === 'c2'));
+    assert.ok(onOther.every((p) => p.request_id === 'c3'));
+    for (const [id, n, pushes] of [['c1', 3000, onLobby], ['c2', 2000, onLobby], ['c3', 1000, onOther]]) {
+      const mine = of(id)(pushes);
+      const chunks = mine.filter((p) => p.kind === 'chunk');
+      assert.equal(chunks.length, n, id);
+      chunks.forEach((c, i) => {
+        assert.equal(c.result.i, i + 1);
+        assert.equal(c.success, true);
+        assert.equal(c.has_more, true);
+      });
+      assert.equal(mine[mine.length - 1].kind, 'end');
+    }
   } finally {
     await stack.stop();
   }

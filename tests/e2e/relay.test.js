@@ -429,7 +429,12 @@ test('relay: with relay_state_file, groups and members survive a broker restart'
     await waitForPushes(bobChat, (ps) => relays({ pushes: ps }, 'keep').length === 2, 10000);
     assert.deepEqual(from(bobChat, 'keep', 'alice'), ['before', 'after']);
     assert.equal(bobChat.pushes.filter((p) => p.kind === 'gap').length, 0);
-    const info = await chat(bob, 'group_info', { group_id: 'keep' });
+    // Gateway B may not have heard from the new broker yet (after 'broker stopping' it calls
+    // the broker unreachable until then): its calls get Service unavailable meanwhile.
+    const info = await eventually(async () => {
+      const x = await chat(bob, 'group_info', { group_id: 'keep' });
+      return x.success && x;
+    }, 15000);
     assert.deepEqual(info.result.members, [
       { user_id: 'alice', state: 'active', admin: true },
       { user_id: 'bob', state: 'active', admin: false },

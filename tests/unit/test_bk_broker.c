@@ -810,6 +810,113 @@ test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take(void **state
     assert_true(stats.chunks_dropped >= 2);
 }
 
+// A batch of stream messages (docs/protocol.md, "Streams on the proxy") is one ZeroMQ message
+// with a data frame: the broker forwards it whole, frames untouched, counts each message in it,
+// and forgets the call when the batch ends the stream (no timeout RESULT follows).
+static void
+test_broker_forwards_a_batch_whole_and_ends_the_stream_with_it(void **state)
+{
+    (void) state;
+    fixture_t *f = s_start(NULL, 1000);
+    void *pub = s_stream_worker(f);
+    void *sub = zmq_socket(f->zctx, ZMQ_SUB);
+    int zero = 0;
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s.gw.", 5), 0);
+    assert_int_equal(zmq_connect(sub, bk_broker_stream_out_endpoint(f->broker)), 0);
+    // Probe until the subscription is in place (a message for no open stream is dropped).
+    int64_t probe = s_start_stream(f, "forever", 69);
+    int probes = 0;
+    bool through = false;
+    for (int i = 0; i < 300 && !through; i++) {
+        s_publish(f, pub, "s.gw.69", probe, i + 1, "chunk", 1);
+        probes++;
+        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 10) == 1) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            do {
+                assert_true(zmq_msg_recv(&part, sub, 0) >= 0);
+            } while (zmq_msg_more(&part));
+            zmq_msg_close(&part);
+            through = true;
+        }
+    }
+    assert_true(through);
+    for (int i = 0; i < 50; i++) { // the probes still on their way
+        char drop[256];
+        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
+        while (zmq_poll(&item, 1, 10) == 1) {
+            GA_IGNORE(zmq_recv(sub, drop, sizeof drop, 0) < 0);
+        }
+    }
+
+    int64_t id = s_start_stream(f, "st", 74);
+    // Messages 1..3 (chunks), then 4 (a chunk) and 5 (the end).
+    static const uint8_t items1[] = {0x93, 0x01, 0x02, 0x03};
+    static const uint8_t items2[] = {0x91, 0x04};
+    const uint8_t *items[] = {items1, items2};
+    size_t items_len[] = {sizeof items1, sizeof items2};
+    const char *kinds[] = {"chunk", "end"};
+    int64_t seqs[] = {1, 4};
+    int64_t ns[] = {3, 2};
+    const uint8_t cmd = GA_CMD_STREAM;
+    for (int b = 0; b < 2; b++) {
+        ga_value_t m = ga_map(f->arena, 4);
+        ga_map_put(&m, f->arena, "call", ga_int(id));
+        ga_map_put(&m, f->arena, "seq", ga_int(seqs[b]));
+        ga_map_put(&m, f->arena, "kind", ga_str(kinds[b]));
+        ga_map_put(&m, f->arena, "n", ga_int(ns[b]));
+        ga_buf_reset(&f->buf);
+        ga_wire_encode(&f->buf, &m);
+        assert_true(zmq_send(pub, "s.gw.74", 7, ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(pub, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(pub, &cmd, 1, ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(pub, f->buf.data, f->buf.len, ZMQ_SNDMORE) >= 0);
+        assert_true(zmq_send(pub, items[b], items_len[b], 0) >= 0);
+        ga_arena_reset(f->arena);
+    }
+    for (int b = 0; b < 2; b++) {
+        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
+        assert_int_equal(zmq_poll(&item, 1, 3000), 1);
+        zmq_msg_t parts[5];
+        int n = 0;
+        bool more = true;
+        while (more && n < 5) {
+            zmq_msg_init(&parts[n]);
+            assert_true(zmq_msg_recv(&parts[n], sub, 0) >= 0);
+            more = zmq_msg_more(&parts[n]);
+            n++;
+        }
+        assert_false(more);
+        assert_int_equal(n, 5);
+        assert_int_equal(zmq_msg_size(&parts[0]), 7);
+        assert_memory_equal(zmq_msg_data(&parts[0]), "s.gw.74", 7);
+        assert_int_equal(zmq_msg_size(&parts[4]), items_len[b]);
+        assert_memory_equal(zmq_msg_data(&parts[4]), items[b], items_len[b]);
+        ga_value_t body;
+        assert_int_equal(ga_wire_decode(zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]),
+                                        f->arena, &body),
+                         GA_OK);
+        assert_int_equal(ga_map_get_int(&body, "seq", 0), seqs[b]);
+        for (int i = 0; i < n; i++) {
+            zmq_msg_close(&parts[i]);
+        }
+        ga_arena_reset(f->arena);
+    }
+    // The end was in the second batch: the call is forgotten, so its 600 ms timeout never
+    // fires.
+    for (int i = 0; i < 8; i++) {
+        s_send_json(f, f->worker, GA_CMD_HEARTBEAT, "{}"); // the worker stays alive
+        assert_false(s_expect(f, f->gateway, GA_CMD_RESULT, 150));
+    }
+    zmq_close(sub);
+    zmq_close(pub);
+    bk_stats_t stats = s_stop(f);
+    assert_int_equal(stats.chunks, (uint64_t) probes + 5);
+    assert_int_equal(stats.timeouts, 0);
+}
+
 // A gateway that goes silent is forgotten with its calls: a stream with no deadline (timeout
 // infinity) is stopped at its worker rather than left running for nobody.
 static void
@@ -856,6 +963,7 @@ main(void)
         cmocka_unit_test(test_broker_sends_a_snapshot_to_a_gateway_that_missed_an_update),
         cmocka_unit_test(test_broker_stream_deadline_bounds_silence_not_the_whole_stream),
         cmocka_unit_test(test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take),
+        cmocka_unit_test(test_broker_forwards_a_batch_whole_and_ends_the_stream_with_it),
         cmocka_unit_test(test_broker_stops_the_streams_of_a_lost_gateway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

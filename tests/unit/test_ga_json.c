@@ -112,6 +112,12 @@ test_json_writer_formats_numbers(void **state)
     s_encodes_as(&v, "-9223372036854775808");
     v = ga_int(INT64_MAX);
     s_encodes_as(&v, "9223372036854775807");
+    v = ga_int(0);
+    s_encodes_as(&v, "0");
+    v = ga_int(-7);
+    s_encodes_as(&v, "-7");
+    v = ga_int(1000);
+    s_encodes_as(&v, "1000");
     v = ga_float(1.0 / 3.0);
     ga_buf_t b;
     ga_buf_init(&b);

@@ -6,6 +6,7 @@
 #include "ga_ratelimit.h"
 
 #include "ga_json.h"
+#include "ga_metrics.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -389,6 +390,165 @@ test_ratelimit_large_window_rings_grow_up_to_the_limit_only(void **state)
     assert_int_equal(s_check(f, "s", "f", "u1", 60001, NULL), GA_RL_ALLOW);
 }
 
+// The reference model of one window for the randomized test: accepted timestamps, oldest first.
+typedef struct {
+    int64_t ts[64]; // at most the limit's max_requests
+    int n;          // entries
+} model_window_t;
+
+static void
+s_model_expire(model_window_t *m, int64_t window_ms, int64_t now)
+{
+    int drop = 0;
+    while (drop < m->n && m->ts[drop] + window_ms <= now) {
+        drop++;
+    }
+    memmove(m->ts, m->ts + drop, (size_t) (m->n - drop) * sizeof m->ts[0]);
+    m->n -= drop;
+}
+
+static void
+test_ratelimit_many_keys_match_a_reference_model(void **state)
+{
+    // Thousands of keys (the table grows many times), values short and long (inline and
+    // allocated, up to the 1024-byte cap), windows freed by the sweep and by reset while others
+    // live around them: every verdict and retry-after must be what an exact sliding window
+    // gives, so no window may be lost or mixed up when entries move.
+    fixture_t *f = *state;
+    enum { USERS = 3000, DEVICES = 40, OPS = 60000 };
+    s_configure(f, "{\"enabled\":true,\"global_limits\":["
+                   "{\"key\":\"user_id\",\"max_requests\":2,\"window_ms\":2000},"
+                   "{\"key\":\"device_id\",\"max_requests\":8,\"window_ms\":400}]}");
+    static model_window_t users[USERS], devices[DEVICES];
+    static char names[USERS][1025];
+    char device_names[DEVICES][16];
+    memset(users, 0, sizeof users);
+    memset(devices, 0, sizeof devices);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int u = 0; u < USERS; u++) {
+        // Lengths 1..40, and every 97th exactly the cap: distinct in their first bytes.
+        size_t len = u % 97 == 0 ? 1024 : 1 + (size_t) (NEXT() % 40);
+        int head = snprintf(names[u], sizeof names[u], "%d-", u);
+        memset(names[u] + head, 'a' + u % 26, len > (size_t) head ? len - (size_t) head : 0);
+        names[u][len > (size_t) head ? len : (size_t) head] = '\0';
+    }
+    for (int d = 0; d < DEVICES; d++) {
+        snprintf(device_names[d], sizeof device_names[d], "device-%d", d);
+    }
+    int64_t now = 0;
+    int refused = 0;
+    for (int op = 0; op < OPS; op++) {
+        now += (int64_t) (NEXT() % 3);
+        int u = (int) (NEXT() % USERS);
+        int d = u % DEVICES;
+        if (NEXT() % 100 == 0) {
+            assert_true(ga_ratelimit_reset(f->rl, names[u], "user_id", NULL, NULL) <= 1);
+            users[u].n = 0;
+            continue;
+        }
+        ga_rl_subject_t who = {.user_id = names[u], .device_id = device_names[d]};
+        int64_t retry = -1;
+        ga_rl_verdict_t v = ga_ratelimit_check(f->rl, "s", "f", &who, now, &retry);
+        s_model_expire(&users[u], 2000, now);
+        s_model_expire(&devices[d], 400, now);
+        int64_t want_retry = 0;
+        if (users[u].n >= 2) {
+            want_retry = users[u].ts[0] + 2000 - now;
+        }
+        if (devices[d].n >= 8 && devices[d].ts[0] + 400 - now > want_retry) {
+            want_retry = devices[d].ts[0] + 400 - now;
+        }
+        bool want_limited = users[u].n >= 2 || devices[d].n >= 8;
+        refused += want_limited;
+        assert_int_equal(v, want_limited ? GA_RL_LIMITED : GA_RL_ALLOW);
+        assert_int_equal(retry, want_retry);
+        if (!want_limited) {
+            users[u].ts[users[u].n++] = now;
+            devices[d].ts[devices[d].n++] = now;
+        }
+        if (op % 1000 == 0) {
+            ga_arena_reset(f->a);
+            ga_value_t st = ga_ratelimit_status(f->rl, names[u], "user_id", NULL, NULL, now, f->a);
+            assert_int_equal(st.len, 1);
+            assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), users[u].n);
+        }
+    }
+#undef NEXT
+    assert_true(ga_ratelimit_stats(f->rl).keys > 1000);
+    assert_true(refused > 100 && refused < OPS / 2); // both outcomes were exercised
+    // Past every window: a full sweep frees every window.
+    size_t live = ga_ratelimit_stats(f->rl).keys;
+    assert_int_equal(ga_ratelimit_sweep(f->rl, now + 2000, 1u << 20), live);
+    assert_int_equal(ga_ratelimit_stats(f->rl).keys, 0);
+}
+
+static void
+test_ratelimit_metrics_count_checks_per_scope_across_a_scope_change(void **state)
+{
+    // The metrics keep the checks series of the last scope seen: a change of scope must start
+    // counting in the other series, and the events counter must count every check.
+    fixture_t *f = *state;
+    ga_metrics_t *m = ga_metrics_new();
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    s_configure(f, "{\"enabled\":true,\"scope\":\"cluster\",\"global_limits\":[{\"key\":"
+                   "\"user_id\",\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    s_configure(f, "{\"enabled\":true,\"global_limits\":[{\"key\":\"user_id\","
+                   "\"max_requests\":9,\"window_ms\":1000}]}");
+    assert_int_equal(s_check(f, "s", "f", "u1", 0, NULL), GA_RL_ALLOW);
+    ga_buf_t out;
+    ga_buf_init(&out);
+    ga_metrics_render(m, &out);
+    ga_buf_append_char(&out, '\0');
+    const char *text = (const char *) out.data;
+    assert_non_null(strstr(text, "genapi_rate_limit_checks_total{scope=\"gateway\"} 3\n"));
+    assert_non_null(strstr(text, "genapi_rate_limit_checks_total{scope=\"cluster\"} 1\n"));
+    assert_non_null(strstr(text, "{event=\"genapi.rate_limiter.check\"} 4\n"));
+    ga_buf_fini(&out);
+    ga_metrics_destroy(&m);
+}
+
+static void
+test_ratelimit_key_cap_sweep_spares_the_windows_of_the_check_in_progress(void **state)
+{
+    // At max_keys, a check that finds one window (idle by now, not yet swept) and must create
+    // another sweeps for room: the window it has just found must not be the one freed. Where
+    // windows sit in the table depends on their hash, so many key pairs are tried, each in a
+    // fresh limiter; every pair must end counted in both windows or fail open uncounted.
+    fixture_t *f = *state;
+    int counted = 0;
+    for (int k = 0; k < 200; k++) {
+        ga_ratelimit_destroy(&f->rl);
+        f->rl = ga_ratelimit_new();
+        s_configure(f, "{\"enabled\":true,\"max_keys\":2,\"global_limits\":["
+                       "{\"key\":\"user_id\",\"max_requests\":5,\"window_ms\":1000},"
+                       "{\"key\":\"device_id\",\"max_requests\":5,\"window_ms\":1000}]}");
+        char user[16], dev1[16], dev2[16];
+        snprintf(user, sizeof user, "u%d", k);
+        snprintf(dev1, sizeof dev1, "d%d", k);
+        snprintf(dev2, sizeof dev2, "e%d", k);
+        int64_t retry = 0;
+        ga_rl_subject_t first = {.user_id = user, .device_id = dev1};
+        assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &first, 0, &retry), GA_RL_ALLOW);
+        ga_rl_subject_t again = {.user_id = user, .device_id = dev2};
+        assert_int_equal(ga_ratelimit_check(f->rl, "s", "f", &again, 2000, &retry), GA_RL_ALLOW);
+        if (ga_ratelimit_stats(f->rl).failures > 0) {
+            continue; // no room found this time: allowed uncounted (fail_open)
+        }
+        ga_arena_reset(f->a);
+        ga_value_t st = ga_ratelimit_status(f->rl, user, "user_id", NULL, NULL, 2000, f->a);
+        assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), 1);
+        st = ga_ratelimit_status(f->rl, dev2, "device_id", NULL, NULL, 2000, f->a);
+        assert_int_equal(ga_map_get_int(&st.u.items[0], "current", -1), 1);
+        counted++;
+    }
+    assert_true(counted > 0);
+}
+
 int
 main(void)
 {
@@ -403,10 +563,13 @@ main(void)
         T(test_ratelimit_reset_clears_a_key_and_status_reports_each_limit),
         T(test_ratelimit_idle_windows_are_reclaimed_by_the_incremental_sweep),
         T(test_ratelimit_key_cap_fails_open_or_closed),
+        T(test_ratelimit_key_cap_sweep_spares_the_windows_of_the_check_in_progress),
         T(test_ratelimit_injected_fault_follows_fail_open),
         T(test_ratelimit_put_replace_remove_at_runtime),
         T(test_ratelimit_malformed_config_is_refused_naming_the_field),
         T(test_ratelimit_large_window_rings_grow_up_to_the_limit_only),
+        T(test_ratelimit_many_keys_match_a_reference_model),
+        T(test_ratelimit_metrics_count_checks_per_scope_across_a_scope_change),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

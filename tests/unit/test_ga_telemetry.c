@@ -16,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include <cmocka.h>
 
 typedef struct {
@@ -376,6 +379,70 @@ test_metrics_series_are_bounded(void **state)
     ga_metrics_destroy(&m);
 }
 
+
+// Emitting takes no lock (a sequence lock over a published copy): while other threads attach
+// and detach, every handler an emit calls gets its own argument, never another slot's.
+static atomic_long s_wrong, s_heard;
+static int s_tag_a, s_tag_b;
+
+static void
+s_handler_a(ga_event_t ev, const ga_tm_data_t *d, void *arg)
+{
+    (void) ev;
+    (void) d;
+    atomic_fetch_add(arg == &s_tag_a ? &s_heard : &s_wrong, 1);
+}
+
+static void
+s_handler_b(ga_event_t ev, const ga_tm_data_t *d, void *arg)
+{
+    (void) ev;
+    (void) d;
+    atomic_fetch_add(arg == &s_tag_b ? &s_heard : &s_wrong, 1);
+}
+
+static atomic_bool s_stop;
+
+static void *
+s_emitter(void *arg)
+{
+    (void) arg;
+    while (!atomic_load(&s_stop)) {
+        GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = "s", .count = 1);
+    }
+    return NULL;
+}
+
+static void
+test_telemetry_emit_during_attach_and_detach_calls_matching_handlers(void **state)
+{
+    (void) state;
+    atomic_store(&s_stop, false);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, s_emitter, NULL), 0);
+    }
+    for (int round = 0; round < 3000; round++) {
+        int a = 0, b = 0;
+        // Alternate which slot each handler takes, so a stale read would mix them up.
+        if (round % 2) {
+            assert_int_equal(ga_telemetry_attach_executor("t", s_handler_a, &s_tag_a, &a), GA_OK);
+            assert_int_equal(ga_telemetry_attach_executor("t", s_handler_b, &s_tag_b, &b), GA_OK);
+        } else {
+            assert_int_equal(ga_telemetry_attach_executor("t", s_handler_b, &s_tag_b, &b), GA_OK);
+            assert_int_equal(ga_telemetry_attach_executor("t", s_handler_a, &s_tag_a, &a), GA_OK);
+        }
+        assert_int_equal(ga_telemetry_detach(a), GA_OK);
+        assert_int_equal(ga_telemetry_detach(b), GA_OK);
+    }
+    atomic_store(&s_stop, true);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    assert_int_equal(atomic_load(&s_wrong), 0);
+    assert_true(atomic_load(&s_heard) > 0);
+}
+
 #define T(name) cmocka_unit_test_teardown(name, s_teardown)
 
 int
@@ -395,6 +462,7 @@ main(void)
         T(test_metrics_series_are_bounded),
         T(test_metrics_labels_escaped_and_events_counted),
         T(test_metrics_requests_of_many_functions_counted_apart),
+        T(test_telemetry_emit_during_attach_and_detach_calls_matching_handlers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

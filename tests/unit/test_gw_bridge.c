@@ -2,7 +2,8 @@
 // The gateway's broker link against a fake broker on loopback TCP (a ROUTER and an XPUB driven
 // by the test): registry snapshot, numbered updates (a missing one makes it ask for a fresh
 // snapshot), stream chunks delivered in order, a gap turned into an error plus a STOP to the
-// broker, duplicates dropped, the stream's end, and its idle deadline; the hook chain (permission
+// broker, duplicates dropped, the stream's end, and its idle deadline; batches of stream
+// messages delivered message by message, with the same sequence rules; the hook chain (permission
 // check, before hook, call, after hook) and its failures.
 #include "ga_clock.h"
 #include "ga_json.h"
@@ -145,6 +146,29 @@ s_publish(fixture_t *f, const char *topic, int64_t call, int64_t seq, const char
     ga_buf_reset(&f->buf);
     ga_wire_encode(&f->buf, &v);
     assert_int_equal(ga_proto_publish(f->xpub, topic, GA_CMD_STREAM, &f->buf), GA_OK);
+}
+
+// Publishes a stream message with body `body_json` and, unless `items_json` is NULL, a batch's
+// data frame (docs/protocol.md, "Streams on the proxy").
+static void
+s_publish_batch(fixture_t *f, const char *topic, const char *body_json, const char *items_json)
+{
+    ga_value_t v;
+    assert_int_equal(ga_json_decode(body_json, strlen(body_json), f->arena, &v, NULL, 0), GA_OK);
+    ga_buf_reset(&f->buf);
+    ga_wire_encode(&f->buf, &v);
+    const uint8_t cmd = GA_CMD_STREAM;
+    assert_true(zmq_send(f->xpub, topic, strlen(topic), ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(f->xpub, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(f->xpub, &cmd, 1, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(f->xpub, f->buf.data, f->buf.len, items_json ? ZMQ_SNDMORE : 0) >= 0);
+    if (items_json) {
+        assert_int_equal(ga_json_decode(items_json, strlen(items_json), f->arena, &v, NULL, 0),
+                         GA_OK);
+        ga_buf_reset(&f->buf);
+        ga_wire_encode(&f->buf, &v);
+        assert_true(zmq_send(f->xpub, f->buf.data, f->buf.len, 0) >= 0);
+    }
 }
 
 static int
@@ -378,6 +402,142 @@ test_bridge_infinite_stream_ends_on_a_broker_error(void **state)
     assert_string_equal(f->kinds[1], "error");
     assert_string_equal(f->errors[1], "Stream interrupted: chunks were lost");
     assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+static bool
+s_one_event(fixture_t *f)
+{
+    return f->n_events >= 1;
+}
+
+static bool
+s_five_events(fixture_t *f)
+{
+    return f->n_events >= 5;
+}
+
+static bool
+s_seven_events(fixture_t *f)
+{
+    return f->n_events >= 7;
+}
+
+// A batch carries several stream messages in one: the gateway delivers each on its own, in
+// order, numbered from the batch's seq; the last one has the batch's kind, and an end carries
+// no data of its own.
+static void
+test_bridge_delivers_a_batch_message_by_message(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    s_start_stream(f, topic, sizeof topic);
+    s_publish(f, topic, 90, 1, "chunk");
+    s_publish_batch(f, topic, "{\"call\":90,\"seq\":2,\"kind\":\"chunk\",\"n\":3}", "[2,3,4]");
+    s_publish_batch(f, topic, "{\"call\":90,\"seq\":5,\"kind\":\"end\",\"n\":3}", "[5,6]");
+    s_pump(f, 2000, s_seven_events);
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_events, 7);
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(f->kinds[i], "chunk");
+        assert_int_equal(f->data[i], i + 1);
+    }
+    assert_string_equal(f->kinds[6], "end");
+    assert_int_equal(f->data[6], -1);
+    assert_int_equal(gw_bridge_stream_gaps(f->bridge), 0);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+// A batch ending with an error: its chunks, then the error with the body's message.
+static void
+test_bridge_batch_ending_in_an_error(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    s_start_stream(f, topic, sizeof topic);
+    s_publish_batch(f, topic,
+                    "{\"call\":91,\"seq\":1,\"kind\":\"error\",\"n\":3,\"error\":\"disk full\"}",
+                    "[1,2]");
+    s_pump(f, 2000, s_three_events);
+    assert_int_equal(f->n_events, 3);
+    assert_string_equal(f->kinds[0], "chunk");
+    assert_int_equal(f->data[1], 2);
+    assert_string_equal(f->kinds[2], "error");
+    assert_string_equal(f->errors[2], "disk full");
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+}
+
+// Sequence numbers hold inside batches: a batch seen whole already is a duplicate, one that
+// overlaps delivers only the rest, and one that skips ahead is a gap.
+static void
+test_bridge_batches_keep_duplicates_and_gaps_exact(void **state)
+{
+    fixture_t *f = *state;
+    char topic[256];
+    s_start_stream(f, topic, sizeof topic);
+    s_publish_batch(f, topic, "{\"call\":92,\"seq\":1,\"kind\":\"chunk\",\"n\":3}", "[1,2,3]");
+    s_publish_batch(f, topic, "{\"call\":92,\"seq\":2,\"kind\":\"chunk\",\"n\":2}", "[2,3]");
+    s_publish_batch(f, topic, "{\"call\":92,\"seq\":3,\"kind\":\"last\",\"n\":3}", "[3,4,5]");
+    s_pump(f, 2000, s_five_events);
+    s_pump(f, 100, NULL);
+    assert_int_equal(f->n_events, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(f->data[i], i + 1);
+    }
+    assert_string_equal(f->kinds[3], "chunk");
+    assert_string_equal(f->kinds[4], "last");
+    assert_int_equal(gw_bridge_stream_duplicates(f->bridge), 1);
+    assert_int_equal(gw_bridge_stream_gaps(f->bridge), 0);
+    assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+
+    f->n_events = 0;
+    int64_t id = s_start_stream(f, topic, sizeof topic);
+    s_publish_batch(f, topic, "{\"call\":93,\"seq\":1,\"kind\":\"chunk\",\"n\":2}", "[1,2]");
+    s_publish_batch(f, topic, "{\"call\":93,\"seq\":4,\"kind\":\"last\",\"n\":2}", "[4,5]");
+    s_pump(f, 2000, s_three_events);
+    assert_int_equal(f->n_events, 3);
+    assert_string_equal(f->kinds[2], "error");
+    assert_string_equal(f->errors[2], "Stream interrupted: chunks were lost");
+    assert_int_equal(gw_bridge_stream_gaps(f->bridge), 1);
+    assert_true(s_broker_recv(f, GA_CMD_STOP, 2000));
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+}
+
+// A batch whose data frame does not match its body (a count that differs, a body with n but no
+// data frame, a data frame that is not an array) is never delivered in part or ignored: the
+// stream ends with the error, as for a gap.
+static void
+test_bridge_ends_a_stream_on_a_malformed_batch(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const bodies[] = {
+        "{\"call\":94,\"seq\":1,\"kind\":\"chunk\",\"n\":3}",
+        "{\"call\":94,\"seq\":1,\"kind\":\"end\",\"n\":2}",
+        "{\"call\":94,\"seq\":1,\"kind\":\"chunk\",\"n\":2}",
+        "{\"call\":94,\"seq\":1,\"kind\":\"chunk\",\"n\":0}",
+    };
+    static const char *const items[] = {"[1,2]", "[1,2]", NULL, "[]"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        f->n_events = 0;
+        char topic[256];
+        int64_t id = s_start_stream(f, topic, sizeof topic);
+        s_publish_batch(f, topic, bodies[i], items[i]);
+        s_pump(f, 2000, s_one_error);
+        assert_int_equal(f->n_events, 1);
+        assert_string_equal(f->kinds[0], "error");
+        assert_string_equal(f->errors[0], "Stream interrupted: chunks were lost");
+        assert_true(s_broker_recv(f, GA_CMD_STOP, 2000));
+        assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), id);
+        assert_int_equal(gw_bridge_inflight(f->bridge), 0);
+    }
+    // A data frame that is not an array is malformed whatever the body says: dropped whole.
+    char topic[256];
+    f->n_events = 0;
+    s_start_stream(f, topic, sizeof topic);
+    s_publish_batch(f, topic, "{\"call\":95,\"seq\":1,\"kind\":\"chunk\",\"n\":1}", "{\"a\":1}");
+    s_publish(f, topic, 95, 1, "last");
+    s_pump(f, 2000, s_one_event);
+    assert_int_equal(f->n_events, 1);
+    assert_string_equal(f->kinds[0], "last");
 }
 
 // The caller's identity goes in a CALL only for a function declared with request_info.
@@ -711,6 +871,14 @@ main(void)
             test_bridge_stream_deadline_bounds_silence_not_the_whole_stream, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_infinite_stream_ends_on_a_broker_error,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_delivers_a_batch_message_by_message, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_batch_ending_in_an_error, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_batches_keep_duplicates_and_gaps_exact,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_ends_a_stream_on_a_malformed_batch, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_identity_only_with_request_info,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_asks_for_a_snapshot_when_an_update_is_missing,

@@ -9,21 +9,13 @@
 #include "bench_nats.h"
 
 #include <nats/nats.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char s_alice[] = "{\"id\":\"1\",\"name\":\"Alice\",\"email\":\"alice@example.com\"}";
 static const char s_bad_stream[] = BENCH_NATS_STREAM_BAD_REQUEST;
-static volatile sig_atomic_t s_stop = 0;
-
-static void
-s_on_signal(int signo)
-{
-    (void) signo;
-    s_stop = 1;
-}
 
 static void
 s_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -95,8 +87,14 @@ main(int argc, char **argv)
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
     natsSubscription *stream_sub = NULL;
-    signal(SIGINT, s_on_signal);
-    signal(SIGTERM, s_on_signal);
+    // SIGINT and SIGTERM blocked before cnats starts its threads, which inherit the mask: the
+    // main thread takes them with sigwait. (A handler could run on a cnats thread and leave
+    // the main thread in pause() for ever.)
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     if (natsOptions_Create(&opts) != NATS_OK || natsOptions_SetURL(opts, url) != NATS_OK ||
         natsOptions_SetSendAsap(opts, true) != NATS_OK ||
         natsConnection_Connect(&nc, opts) != NATS_OK ||
@@ -121,8 +119,8 @@ main(int argc, char **argv)
         printf("READY nats-responder %s %s\n", url, subject);
     }
     fflush(stdout);
-    while (!s_stop) {
-        pause();
+    int signo = 0;
+    while (sigwait(&stop_signals, &signo) != 0) {
     }
     natsSubscription_Destroy(stream_sub);
     natsSubscription_Destroy(sub);

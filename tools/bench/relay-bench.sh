@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The relay scenario of `make bench` (run by run-bench.sh, or alone): BENCH_RELAY_MEMBERS
-# WebSocket members (default 1000) of one relay group spread over two genapi gateways, against
-# as many subscribers of one NATS subject spread over two nats-servers joined in a cluster; the
-# first BENCH_RELAY_SENDERS of them publish as fast as every member takes the messages (at most
-# BENCH_RELAY_WINDOW messages waiting for a member). Alternating pairs, medians. Writes the
+# Scenario 7 of `make bench`, the relay fan-out (run by run-bench.sh, or alone):
+# BENCH_RELAY_MEMBERS WebSocket members (default 1000) of one relay group spread over two genapi
+# gateways, against as many subscribers of one NATS subject spread over two nats-servers joined
+# in a cluster; the first BENCH_RELAY_SENDERS of them publish as fast as every member takes the
+# messages (at most BENCH_RELAY_WINDOW messages waiting for a member). Alternating pairs,
+# medians. Writes the
 # table rows to WORK/relay-rows.txt and prints them.
 #
 #   tools/bench/relay-bench.sh [BIN [WORK]]
@@ -114,12 +115,12 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
-label="6: relay, $MEMBERS members on 2 servers, $SENDERS senders"
+label="7: relay, $MEMBERS members on 2 servers, $SENDERS senders"
 {
     row "$label, deliveries/s" "$(med relay g 'relay.deliveries_per_s')" "$(med relay n 'relay.deliveries_per_s')"
     row "$label, p99 delivery latency (us)" "$(med relay g 'latency_us.p99')" "$(med relay n 'latency_us.p99')"
     row "$label, p50 delivery latency (us)" "$(med relay g 'latency_us.p50')" "$(med relay n 'latency_us.p50')"
     row "$label, server CPU us/delivery" "$(med relay g 'relay.server_cpu_us_per_delivery')" "$(med relay n 'relay.server_cpu_us_per_delivery')"
 } >"$work/relay-rows.txt"
-echo "relay (6): members ready genapi $(med relay g ready) / NATS $(med relay n ready); errors genapi $(med relay g 'errors.total') / NATS $(med relay n 'errors.total'); messages given up genapi $(med relay g 'relay.messages_given_up') / NATS $(med relay n 'relay.messages_given_up'); NATS: two nats-servers in a cluster" >"$work/relay-notes.txt"
+echo "relay (7): members ready genapi $(med relay g ready) / NATS $(med relay n ready); errors genapi $(med relay g 'errors.total') / NATS $(med relay n 'errors.total'); messages given up genapi $(med relay g 'relay.messages_given_up') / NATS $(med relay n 'relay.messages_given_up'); NATS: two nats-servers in a cluster" >"$work/relay-notes.txt"
 cat "$work/relay-rows.txt" "$work/relay-notes.txt"

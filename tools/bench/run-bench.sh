@@ -5,12 +5,20 @@
 # noisy), and prints one table: genapi figure, NATS figure, ratio. Every process runs on
 # loopback with ephemeral ports and is stopped at the end. Results also go to
 # $BIN/../bench-results.txt.
+#
+# BENCH_ONLY=stream runs only the stream scenarios (5: one stream, 100 streams) and prints only
+# their rows: for measuring the stream path alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN="${1:-build-run/bin}"
 SECS="${BENCH_SECONDS:-5}"
 PAIRS="${BENCH_PAIRS:-3}"
 IDLE_CONNS="${BENCH_IDLE_CONNECTIONS:-10000}"
+ONLY="${BENCH_ONLY:-all}"
+case "$ONLY" in
+all | stream) ;;
+*) echo "run-bench: BENCH_ONLY must be all or stream, not $ONLY" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in nats-server libnats-dev; do
@@ -88,6 +96,49 @@ gateway_pid=$!
 gw_url=$(wait_line "$work/gateway.out" "^READY" | sed -E 's/READY gateway ([^ ]+).*/\1/')
 GENAPI_URL="$gw_url/websocket?vsn=2.0.0"
 NATS_URL="ws://$nats_ws/"
+# The gateway says READY before its registry copy has the workers' functions: one call of each
+# kind until it succeeds (30 s at most), so that no run measures "Unknown function" answers.
+warm_deadline=$((SECONDS + 30))
+for warm in "--mode sync" "--mode stream --service test_service --function count --args {\"n\":1}"; do
+    # shellcheck disable=SC2086 # the words of $warm are separate options
+    until "$BIN/genapi-bench" --url "$GENAPI_URL" $warm --connections 1 --requests 1 --duration 10 \
+        --json 2>/dev/null | tail -n 1 | grep -q '"errors":{"total":0,'; do
+        if [ $SECONDS -ge $warm_deadline ]; then
+            echo "run-bench: the gateway never answered $warm without an error" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+done
+
+# Scenario 6: the cost of the rate-limit check. Two more gateways on the same broker, identical
+# but for rate_limits: JWT auth, and every bench connection presents one token (user
+# bench-user, device bench-device) so that per-user and per-device limits apply to each request.
+# The limits are the walkthrough's (per user and per device on every request, generate_report
+# per user) with max_requests raised so that the bench's load is never refused: what is measured
+# is the check, not refusals (refusals would show as errors in the on runs).
+rl_secret="bench-secret-$RANDOM$RANDOM"
+rl_token=$(node -e '
+const c = require("crypto"), b = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+const h = b({alg: "HS256", typ: "JWT"});
+const p = b({sub: "bench-user", device_id: "bench-device", exp: Math.floor(Date.now() / 1000) + 86400});
+console.log(h + "." + p + "." + c.createHmac("sha256", process.argv[1]).update(h + "." + p).digest("base64url"));
+' "$rl_secret")
+RL_LIMITS='{"enabled":true,"global_limits":[{"key":"user_id","max_requests":1000000,"window_ms":10000},{"key":"device_id","max_requests":1000000,"window_ms":10000}],"api_limits":[{"service":"report_service","request_type":"generate_report","key":"user_id","max_requests":10,"window_ms":60000}]}'
+declare -A rl_pid rl_url rl_metrics
+for side in on off; do
+    limits='{}'
+    [ "$side" = on ] && limits="$RL_LIMITS"
+    "$BIN/genapi-gateway" --set broker="$gateways" --set listen=127.0.0.1:0 --set delivery=reply \
+        --set metrics_listen=127.0.0.1:0 --set log_level=warn --set auth=jwt \
+        --set jwt_secret="$rl_secret" --set rate_limits="$limits" >"$work/gateway-rl-$side.out" \
+        2>"$work/gateway-rl-$side.log" &
+    pids+=("$!")
+    rl_pid[$side]=$!
+    rl_ready=$(wait_line "$work/gateway-rl-$side.out" "^READY")
+    rl_url[$side]="$(sed -E 's/READY gateway ([^ ]+).*/\1/' <<<"$rl_ready")/websocket?vsn=2.0.0&token=$rl_token"
+    rl_metrics[$side]=$(sed -E 's/.*metrics_port=([0-9]+).*/\1/' <<<"$rl_ready")
+done
 
 # run NAME ARGS...: one genapi-bench run, its JSON kept in $work/NAME.json.
 run() {
@@ -148,41 +199,70 @@ medcpu() { # medcpu SCENARIO EXPR: genapi's broker or worker CPU per request
 }
 
 echo "genapi-bench: ${SECS}s runs, $PAIRS alternating pairs per scenario (logs in $work)"
-pair s1 --mode sync --connections 1 --inflight 1 --duration "$SECS" -- --connections 1 --inflight 1 --duration "$SECS"
-pair s2 --mode sync --connections 50 --inflight 8 --duration "$SECS" -- --connections 50 --inflight 8 --duration "$SECS"
-pair s2b --mode sync --connections 50 --inflight 1 --duration "$SECS" -- --connections 50 --inflight 1 --duration "$SECS"
-half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
-pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
-run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
-run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
+if [ "$ONLY" = all ]; then
+    pair s1 --mode sync --connections 1 --inflight 1 --duration "$SECS" -- --connections 1 --inflight 1 --duration "$SECS"
+    pair s2 --mode sync --connections 50 --inflight 8 --duration "$SECS" -- --connections 50 --inflight 8 --duration "$SECS"
+    pair s2b --mode sync --connections 50 --inflight 1 --duration "$SECS" -- --connections 50 --inflight 1 --duration "$SECS"
+    half=$(awk -v t="$(med s2 g throughput)" 'BEGIN {printf "%d", t / 2}')
+    pair s3 --mode sync --connections 50 --inflight 8 --rate "$half" --duration "$SECS" -- --connections 50 --inflight 8 --rate "$half" --duration "$SECS"
+    run s4-g --url "$GENAPI_URL" --mode idle --connections "$IDLE_CONNS" --duration 3 --gateway-pid "$gateway_pid"
+    run s4-n --url "$NATS_URL" --mode nats --connections "$IDLE_CONNS" --inflight 1 --requests 1 --duration 3 --gateway-pid "$nats_pid"
+fi
 stream_g=(--mode stream --service test_service --function count --args '{"n":1000}' --duration "$SECS")
 stream_n=(--mode nats-stream --subject test_service.count --args '{"n":1000}' --duration "$SECS")
 SETTLE=1 pair s5a "${stream_g[@]}" --connections 1 -- "${stream_n[@]}" --connections 1
 SETTLE=1 pair s5b "${stream_g[@]}" --connections 100 -- "${stream_n[@]}" --connections 100
-# 6: relay fan-out, with its own processes (two gateways, two nats-servers in a cluster).
-tools/bench/relay-bench.sh "$BIN" "$work" >/dev/null
+if [ "$ONLY" = all ]; then
+    for i in $(seq 1 "$PAIRS"); do # scenario 6: limits on, off, alternating
+        for side in on off; do
+            run "s6$side$i" --url "${rl_url[$side]}" --gateway-pid "${rl_pid[$side]}" --mode sync \
+                --connections 50 --inflight 8 --duration "$SECS"
+        done
+    done
+    # The checks the limits-on gateway made (its /metrics), to show that every request was checked.
+    rl_checks=$(curl -s "http://127.0.0.1:${rl_metrics[on]}/metrics" |
+        awk '/^genapi_rate_limit_checks_total/ {n += $NF} END {printf "%d", n}')
+fi
+s6() { for i in $(seq 1 "$PAIRS"); do field "$work/s6$1$i.json" "$2"; done | median; }
+# 7: relay fan-out, with its own processes (two gateways, two nats-servers in a cluster).
+if [ "$ONLY" = all ]; then
+    tools/bench/relay-bench.sh "$BIN" "$work" >/dev/null
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 {
     echo "| scenario | genapi | NATS | genapi / NATS |"
     echo "| --- | --- | --- | --- |"
-    row "1: 1 conn x 1, p50 latency (us)" "$(med s1 g 'latency_us.p50')" "$(med s1 n 'latency_us.p50')"
-    row "1: 1 conn x 1, p99 latency (us)" "$(med s1 g 'latency_us.p99')" "$(med s1 n 'latency_us.p99')"
-    row "1: 1 conn x 1, round trips/s" "$(med s1 g throughput)" "$(med s1 n throughput)"
-    row "2: 50 conns x 8, requests/s" "$(med s2 g throughput)" "$(med s2 n throughput)"
-    row "2: 50 conns x 8, p99 (us)" "$(med s2 g 'latency_us.p99')" "$(med s2 n 'latency_us.p99')"
-    row "2b: 50 conns x 1, requests/s" "$(med s2b g throughput)" "$(med s2b n throughput)"
-    row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
-    row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
-    row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
-    row "broker CPU us/request (50 x 8)" "$(medcpu s2 broker_cpu_us_per_request)" "-"
-    row "worker CPU us/request (50 x 8)" "$(medcpu s2 worker_cpu_us_per_request)" "-"
-    row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
+    if [ "$ONLY" = all ]; then
+        row "1: 1 conn x 1, p50 latency (us)" "$(med s1 g 'latency_us.p50')" "$(med s1 n 'latency_us.p50')"
+        row "1: 1 conn x 1, p99 latency (us)" "$(med s1 g 'latency_us.p99')" "$(med s1 n 'latency_us.p99')"
+        row "1: 1 conn x 1, round trips/s" "$(med s1 g throughput)" "$(med s1 n throughput)"
+        row "2: 50 conns x 8, requests/s" "$(med s2 g throughput)" "$(med s2 n throughput)"
+        row "2: 50 conns x 8, p99 (us)" "$(med s2 g 'latency_us.p99')" "$(med s2 n 'latency_us.p99')"
+        row "2b: 50 conns x 1, requests/s" "$(med s2b g throughput)" "$(med s2b n throughput)"
+        row "3: p99 at $half req/s open loop (us)" "$(med s3 g 'latency_us.p99')" "$(med s3 n 'latency_us.p99')"
+        row "server CPU us/request (50 x 8)" "$(med s2 g server_cpu_us_per_request)" "$(med s2 n server_cpu_us_per_request)"
+        row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
+        row "broker CPU us/request (50 x 8)" "$(medcpu s2 broker_cpu_us_per_request)" "-"
+        row "worker CPU us/request (50 x 8)" "$(medcpu s2 worker_cpu_us_per_request)" "-"
+        row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
+    fi
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
     row "5: stream chunks/s, 100 streams" "$(med s5b g chunks_per_s)" "$(med s5b n chunks_per_s)"
-    cat "$work/relay-rows.txt"
+    if [ "$ONLY" = all ]; then
+        row "6: 50 x 8 requests/s, rate limits on vs off (not NATS)" "$(s6 on throughput)" "$(s6 off throughput)"
+        row "6: gateway CPU us/request, rate limits on vs off (not NATS)" "$(s6 on server_cpu_us_per_request)" "$(s6 off server_cpu_us_per_request)"
+        cat "$work/relay-rows.txt"
+    fi
     echo
-    echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
-    cat "$work/relay-notes.txt"
+    if [ "$ONLY" = all ]; then
+        echo "errors: genapi s2 $(med s2 g 'errors.total'), NATS s2 $(med s2 n 'errors.total'); streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total'); idle ready: genapi $(field "$work/s4-g.json" ready), NATS $(field "$work/s4-n.json" ready)"
+    else
+        echo "errors: streams (1 / 100): genapi $(med s5a g 'errors.total') / $(med s5b g 'errors.total'), NATS $(med s5a n 'errors.total') / $(med s5b n 'errors.total')"
+    fi
+    if [ "$ONLY" = all ]; then
+        echo "rate limits (6): columns are limits on, limits off, on / off; errors with limits on $(s6 on 'errors.total') (a refusal would be one), off $(s6 off 'errors.total'); checks counted by the limits-on gateway: $rl_checks"
+        cat "$work/relay-notes.txt"
+    fi
 } | tee "$BIN/../bench-results.txt"

@@ -230,9 +230,11 @@ WK_EXPORT wk_stream_t *wk_request_stream(wk_request_t *req);
 // A context for building values on the streaming thread (wk_map(wk_stream_ctx(s), ...)).
 // Its values live until the next send on the stream.
 WK_EXPORT wk_request_t *wk_stream_ctx(wk_stream_t *s);
-// Sends one chunk (has_more true). GA_ECLOSED when cancelled, GA_EAGAIN when the broker
-// could not take it within 5 s (the stream is then broken: end it with wk_stream_error).
-// One thread at a time per stream.
+// Sends one chunk (has_more true): encodes it and queues it for the library's publisher
+// thread, which sends it at once, or with the stream's other chunks queued meanwhile in one
+// batch. GA_ECLOSED when cancelled; GA_EAGAIN when the stream's queue (256 messages or 32 KB)
+// had no room for 5 s because the broker was not taking its messages, or the stream is broken
+// (end it with wk_stream_error). One thread at a time per stream.
 WK_EXPORT ga_err_t wk_stream_send(wk_stream_t *s, const wk_value_t *chunk);
 // Sends the final chunk and ends the stream.
 WK_EXPORT ga_err_t wk_stream_send_last(wk_stream_t *s, const wk_value_t *chunk);
