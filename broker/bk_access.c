@@ -198,6 +198,52 @@ bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *b
     return NULL;
 }
 
+// True when the comma-separated `list` names `item` itself (no wildcard), spaces ignored.
+static bool
+s_list_names(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        const char *end = p;
+        while (*end && *end != ',') {
+            end++;
+        }
+        const char *last = end;
+        while (last > p && last[-1] == ' ') {
+            last--;
+        }
+        if ((size_t) (last - p) == n && strncmp(p, item, n) == 0) {
+            return true;
+        }
+        p = end;
+    }
+    return false;
+}
+
+bool
+bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, size_t len)
+{
+    if (self->zap == NULL) {
+        return true; // the broker's sockets are on a trusted network (docs/security.md)
+    }
+    const ga_curve_cert_t *peer = bk_zap_peer(self->zap, msg->user_id);
+    if (peer && strcmp(peer->role, "worker") == 0 &&
+        s_list_names(peer->services, BK_ACCESS_RELAY_GRANT)) {
+        return true;
+    }
+    self->stats.refused++;
+    snprintf(why, len,
+             "Permission denied: worker key %s may not act for users in relay groups (its "
+             "certificate's services must name " BK_ACCESS_RELAY_GRANT ")",
+             peer ? peer->name : "?");
+    GA_WARN("GROUP from worker key %s refused: its services do not name %s",
+            peer ? peer->name : "?", BK_ACCESS_RELAY_GRANT);
+    return false;
+}
+
 ga_value_t
 bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a, ga_value_t *refused)
 {

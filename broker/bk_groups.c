@@ -264,7 +264,13 @@ bk_groups_join(bk_groups_t *self, const char *id, const char *user_id, const bk_
     }
     bk_member_t *m = bk_group_member(g, user_id);
     if (m) {
-        if (m->conn != where->conn || strcmp(m->gateway, where->gateway) != 0) {
+        bool offline = strcmp(m->gateway, BK_WHERE_OFFLINE) == 0;
+        if (offline && strcmp(where->gateway, BK_WHERE_OFFLINE) != 0) {
+            // Added by a worker; its user now joins through a connection: it lives there.
+            ga_free(m->gateway);
+            m->gateway = ga_strdup(where->gateway);
+            m->conn = where->conn;
+        } else if (m->conn != where->conn || strcmp(m->gateway, where->gateway) != 0) {
             return BK_GROUPS_ALREADY_MEMBER;
         }
         if (strcmp(m->topic, where->topic) == 0) {

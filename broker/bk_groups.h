@@ -15,6 +15,7 @@
 #define BK_GROUP_ID_MAX 128 // bytes of a group id
 #define BK_USER_ID_MAX 1024 // bytes of a user id
 #define BK_TOPIC_MAX 256    // bytes of a channel topic
+#define BK_WHERE_OFFLINE "-" // bk_where_t gateway and topic of a member living on no connection
 
 typedef enum {
     BK_GROUP_PUBLIC,         // join -> active
@@ -48,6 +49,9 @@ typedef enum {
 } bk_groups_rc_t;
 
 // Where a member lives: its gateway (the broker's key for it), connection and channel topic.
+// A member a worker added for its user (docs/protocol.md, "Relay groups from workers") lives on
+// no connection: gateway and topic BK_WHERE_OFFLINE, conn 0. It sends and acts through workers,
+// receives nothing, and its user joining through a connection attaches it there.
 typedef struct {
     const char *gateway; // gateway key (the hex routing id at the broker)
     uint64_t conn;       // connection id at that gateway
@@ -91,7 +95,8 @@ bk_groups_rc_t bk_groups_create(bk_groups_t *self, const char *id, bk_group_type
                                 const char *user_id, const bk_where_t *where);
 // Adds `user_id` at `where`: active in a public group (and for the admin in any group),
 // pending otherwise; the state in `*state`. A member joining again from the same connection
-// is moved to the new channel topic and keeps its state (*moved set); from elsewhere it is
+// is moved to the new channel topic and keeps its state (*moved set), and so is an offline
+// member (BK_WHERE_OFFLINE) joining from a connection; from elsewhere it is
 // BK_GROUPS_ALREADY_MEMBER.
 bk_groups_rc_t bk_groups_join(bk_groups_t *self, const char *id, const char *user_id,
                               const bk_where_t *where, bk_member_state_t *state, bool *moved);

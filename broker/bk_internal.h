@@ -214,6 +214,12 @@ bool bk_access_stream_msg(bk_broker_t *self, const bk_call_t *call, const void *
 // a service its key does not name, a service another key holds), in `buf`; NULL when it may.
 const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *buf,
                                        size_t len);
+// bk_access.c: whether the worker that sent GROUP `msg` may act for users in relay groups:
+// with CURVE on, only a worker key whose certificate's services name BK_ACCESS_RELAY_GRANT
+// (a `*` does not); any registered worker without CURVE (docs/security.md). The refusal in
+// `why`.
+#define BK_ACCESS_RELAY_GRANT "genapi.relay"
+bool bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, size_t len);
 // bk_access.c: the REGISTER `body` without the functions the allowlist or the reserved names
 // refuse (in `a`); those go to `*refused` as [{function, reason}].
 ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
@@ -241,6 +247,10 @@ bool bk_ratelimit_allow_call(bk_broker_t *self, const ga_proto_msg_t *msg);
 // answered with GROUP_REPLY (except `drop`), membership changes told with GROUP_EVENT, a
 // `send` published on the XPUB under "r.<group>".
 void bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg);
+// bk_relay.c: a worker's GROUP operation (docs/protocol.md, "Relay groups from workers"): the
+// same operations for the user_id it names, who is an offline member where it joins or creates;
+// answered with GROUP_REPLY on the workers' socket. Refused unless bk_access_worker_group.
+void bk_relay_on_worker_group(bk_broker_t *self, const bk_worker_t *w, const ga_proto_msg_t *msg);
 // bk_relay.c: an operator's relay operation `op` (groups, group_info, group_delete: see
 // docs/protocol.md, "Admin operations"), answered into `reply` (built in the loop's arena).
 void bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_value_t *reply);

@@ -82,9 +82,10 @@ s_event_ex(bk_broker_t *self, const bk_group_t *g, const bk_member_t *m, bool re
     bk_send(self, self->gateways, gw->id, gw->id_len, GA_CMD_GROUP_EVENT, &ev);
 }
 
+// Answers on `sock`: the gateways' ROUTER, or the workers' for a worker's operation.
 static void
-s_reply_error(bk_broker_t *self, const ga_proto_msg_t *msg, int64_t id, const char *error,
-              bool can_retry)
+s_reply_error(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, int64_t id,
+              const char *error, bool can_retry)
 {
     if (id <= 0) {
         return;
@@ -96,11 +97,12 @@ s_reply_error(bk_broker_t *self, const ga_proto_msg_t *msg, int64_t id, const ch
     ga_map_put(&r, a, "error", ga_str(error));
     ga_map_put(&r, a, "code", ga_int(GA_EINVAL));
     ga_map_put(&r, a, "can_retry", ga_bool(can_retry));
-    bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_GROUP_REPLY, &r);
+    bk_send(self, sock, msg->id, msg->id_len, GA_CMD_GROUP_REPLY, &r);
 }
 
 static void
-s_reply_ok(bk_broker_t *self, const ga_proto_msg_t *msg, int64_t id, const ga_value_t *result)
+s_reply_ok(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, int64_t id,
+           const ga_value_t *result)
 {
     if (id <= 0) {
         return;
@@ -110,7 +112,7 @@ s_reply_ok(bk_broker_t *self, const ga_proto_msg_t *msg, int64_t id, const ga_va
     ga_map_put(&r, a, "id", ga_int(id));
     ga_map_put(&r, a, "ok", ga_bool(true));
     ga_map_put(&r, a, "result", *result);
-    bk_send(self, self->gateways, msg->id, msg->id_len, GA_CMD_GROUP_REPLY, &r);
+    bk_send(self, sock, msg->id, msg->id_len, GA_CMD_GROUP_REPLY, &r);
 }
 
 // {group_id, group_type, members: [{user_id, state, admin}]}
@@ -192,6 +194,9 @@ s_str_ok(const char *s, size_t max)
     return s && s[0] && strlen(s) <= max;
 }
 
+static void s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op,
+                    const bk_where_t *where, const char *origin);
+
 void
 bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
@@ -247,11 +252,58 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
     if (op == NULL || conn <= 0 || !s_str_ok(topic, BK_TOPIC_MAX) ||
         !s_str_ok(user_id, BK_USER_ID_MAX) || !s_str_ok(group_id, BK_GROUP_ID_MAX)) {
         self->stats.malformed++;
-        s_reply_error(self, msg, id, "invalid group operation: op, group_id (1..128 bytes), "
-                                     "user_id, conn and topic are required", false);
+        s_reply_error(self, self->gateways, msg, id,
+                      "invalid group operation: op, group_id (1..128 bytes), user_id, conn and "
+                      "topic are required", false);
         return;
     }
     bk_where_t where = {.gateway = key, .conn = (uint64_t) conn, .topic = topic};
+    const char *origin = ga_map_get_str(b, "origin");
+    s_apply(self, self->gateways, msg, op, &where, origin ? origin : "?");
+}
+
+void
+bk_relay_on_worker_group(bk_broker_t *self, const bk_worker_t *w, const ga_proto_msg_t *msg)
+{
+    const ga_value_t *b = &msg->value;
+    int64_t id = ga_map_get_int(b, "id", 0);
+    const char *op = ga_map_get_str(b, "op");
+    char why[300];
+    if (!w->registered) {
+        s_reply_error(self, self->workers, msg, id, "Service unavailable: register first", true);
+        return;
+    }
+    if (!bk_access_worker_group(self, msg, why, sizeof why)) {
+        s_reply_error(self, self->workers, msg, id, why, false);
+        return;
+    }
+    if (op == NULL || strcmp(op, "drop") == 0 || strcmp(op, "restore") == 0 ||
+        !s_str_ok(ga_map_get_str(b, "user_id"), BK_USER_ID_MAX) ||
+        !s_str_ok(ga_map_get_str(b, "group_id"), BK_GROUP_ID_MAX)) {
+        self->stats.malformed++;
+        s_reply_error(self, self->workers, msg, id,
+                      "invalid group operation: op, group_id (1..128 bytes) and user_id are "
+                      "required", false);
+        return;
+    }
+    // The worker acts for its user, who lives on no connection through it: an offline member.
+    bk_where_t offline = {.gateway = BK_WHERE_OFFLINE, .conn = 0, .topic = BK_WHERE_OFFLINE};
+    char origin[300];
+    snprintf(origin, sizeof origin, "worker:%s", w->node ? w->node : "?");
+    s_apply(self, self->workers, msg, op, &offline, origin);
+}
+
+// One group operation `op` of GROUP body `msg` for its user_id at `where`, answered on `sock`.
+static void
+s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op,
+        const bk_where_t *where_p, const char *origin)
+{
+    const ga_value_t *b = &msg->value;
+    int64_t id = ga_map_get_int(b, "id", 0);
+    const char *group_id = ga_map_get_str(b, "group_id");
+    const char *user_id = ga_map_get_str(b, "user_id");
+    bk_groups_t *groups = s_groups(self);
+    bk_where_t where = *where_p;
     const char *target = ga_map_get_str(b, "target");
     ga_arena_t *a = self->arena;
     ga_value_t result = ga_map(a, 4);
@@ -262,7 +314,7 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
         const char *type_name = ga_map_get_str(b, "group_type");
         int type = bk_group_type_parse(type_name ? type_name : "public");
         if (type < 0) {
-            s_reply_error(self, msg, id,
+            s_reply_error(self, sock, msg, id,
                           "invalid group_type: expected public, private or strict_private", false);
             return;
         }
@@ -298,7 +350,7 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
     } else if (strcmp(op, "accept") == 0 || strcmp(op, "mute") == 0 ||
                strcmp(op, "unmute") == 0) {
         if (!s_str_ok(target, BK_USER_ID_MAX)) {
-            s_reply_error(self, msg, id, "invalid argument user_id: the member to act on", false);
+            s_reply_error(self, sock, msg, id, "invalid argument user_id: the member to act on", false);
             return;
         }
         rc = op[0] == 'a' ? bk_groups_accept(groups, group_id, user_id, target)
@@ -330,17 +382,16 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
     } else if (strcmp(op, "send") == 0) {
         const char *message = ga_map_get_str(b, "message");
         if (message == NULL || strlen(message) > BK_RELAY_MESSAGE_MAX) {
-            s_reply_error(self, msg, id, "invalid argument message: a string of at most 2000 "
+            s_reply_error(self, sock, msg, id, "invalid argument message: a string of at most 2000 "
                                          "bytes", false);
             return;
         }
         rc = bk_groups_can_send(groups, group_id, user_id);
         if (rc == BK_GROUPS_OK) {
             g = bk_groups_find(groups, group_id);
-            const char *origin = ga_map_get_str(b, "origin");
             if (!s_publish(self, g, user_id, message, ga_map_get_str(b, "request_id"),
-                           origin ? origin : "?")) {
-                s_reply_error(self, msg, id, "Relay unavailable: a gateway cannot keep up", true);
+                           origin)) {
+                s_reply_error(self, sock, msg, id, "Relay unavailable: a gateway cannot keep up", true);
                 return;
             }
             GA_EMIT(GA_EV_RELAY_SEND, .count = (int64_t) bk_group_receivers(g),
@@ -351,14 +402,14 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
         }
     } else {
         self->stats.malformed++;
-        s_reply_error(self, msg, id, "unknown group operation", false);
+        s_reply_error(self, sock, msg, id, "unknown group operation", false);
         return;
     }
     if (rc != BK_GROUPS_OK) {
-        s_reply_error(self, msg, id, bk_groups_strerror(rc), false);
+        s_reply_error(self, sock, msg, id, bk_groups_strerror(rc), false);
         return;
     }
-    s_reply_ok(self, msg, id, &result);
+    s_reply_ok(self, sock, msg, id, &result);
 }
 
 void
@@ -410,7 +461,7 @@ bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_valu
 
 // ---------------------------------------------------------------------------------------------
 // State file: {"genapi_relay": 1, "groups": [{"group_id", "group_type", "admin", "seq",
-// "members": [{"user_id", "state"}]}]} (docs/configuration.md, "relay_state_file").
+// "members": [{"user_id", "state", "offline"?}]}]} (docs/configuration.md, "relay_state_file").
 
 static bool
 s_state_file(const bk_broker_t *self)
@@ -467,10 +518,15 @@ bk_relay_load(bk_broker_t *self)
         for (uint32_t j = 0; grc == BK_GROUPS_OK && j < ms->len; j++) {
             const ga_value_t *m = &ms->u.items[j];
             int st = m->type == GA_MAP ? s_state_parse(ga_map_get_str(m, "state")) : -1;
+            const char *uid = m->type == GA_MAP ? ga_map_get_str(m, "user_id") : NULL;
             grc = st < 0 ? BK_GROUPS_INVALID
-                         : bk_groups_restore_member(groups, id,
-                                                    ga_map_get_str(m, "user_id"),
-                                                    (bk_member_state_t) st);
+                         : bk_groups_restore_member(groups, id, uid, (bk_member_state_t) st);
+            const ga_value_t *off = m->type == GA_MAP ? ga_map_get(m, "offline") : NULL;
+            if (grc == BK_GROUPS_OK && off && off->type == GA_BOOL && off->u.b) {
+                bk_where_t offline = {.gateway = BK_WHERE_OFFLINE, .topic = BK_WHERE_OFFLINE};
+                bk_member_t *placed = NULL;
+                grc = bk_groups_attach(groups, id, uid, &offline, &placed);
+            }
             members++;
         }
         if (grc != BK_GROUPS_OK) {
@@ -520,7 +576,11 @@ bk_relay_save(bk_broker_t *self)
             ga_json_encode_str(&out, g->members[i].user_id, strlen(g->members[i].user_id));
             ga_buf_append_str(&out, ",\"state\":\"");
             ga_buf_append_str(&out, bk_member_state_name(g->members[i].state));
-            ga_buf_append_str(&out, "\"}");
+            // A member a worker added and whose user never joined through a connection: it
+            // stays (no gateway will claim it after a restart).
+            ga_buf_append_str(&out, strcmp(g->members[i].gateway, BK_WHERE_OFFLINE) == 0
+                                        ? "\",\"offline\":true}"
+                                        : "\"}");
         }
         ga_buf_append_str(&out, "]}");
     }

@@ -67,6 +67,11 @@ struct gw_server_t {
     ga_buf_t scratch;             // response JSON, reused
     ga_buf_t frame;               // outbound frame, reused
     ga_buf_t batch;               // several outbound WebSocket frames for one write, reused
+    // The last relay push frame (s_on_relay), its length without the payload and the closing
+    // bracket, and what it was encoded for: "s<join_ref>" or "n" (null), NUL, topic, NUL.
+    ga_buf_t relay_frame;
+    size_t relay_prefix;          // 0: nothing encoded yet
+    ga_buf_t relay_key;
     ga_buf_t chunk_head;          // a stream chunk's frame up to its data (s_push_chunk)
     ga_buf_t chunk_tail;          // and after its data
     ga_buf_t chunk_key;           // the route both are for (join_ref, topic, request_id)
@@ -361,9 +366,29 @@ s_on_relay(void *arg, uint64_t conn_id, const char *topic, const gw_response_t *
         self->stats.undelivered++;
         return;
     }
-    ga_buf_reset(&self->frame);
-    gw_phx_encode(&self->frame, ch->join_ref, NULL, topic, self->cfg->api_event, json, len);
-    s_send_frame(self, conn, &self->frame);
+    // Only join_ref and topic differ between the members' frames, and the members of a group
+    // mostly share both: the previous member's frame is sent again when they and the payload
+    // match, instead of encoding the same bytes once per member.
+    ga_buf_t *f = &self->relay_frame;
+    char tag = ch->join_ref ? 's' : 'n';
+    const char *join_ref = ch->join_ref ? ch->join_ref : "";
+    size_t jlen = strlen(join_ref);
+    size_t tlen = strlen(topic);
+    const uint8_t *k = self->relay_key.data;
+    bool same = self->relay_prefix > 0 && f->len == self->relay_prefix + len + 1 &&
+                self->relay_key.len == jlen + tlen + 3 && k[0] == (uint8_t) tag &&
+                memcmp(k + 1, join_ref, jlen) == 0 && memcmp(k + 2 + jlen, topic, tlen) == 0 &&
+                memcmp(f->data + self->relay_prefix, json, len) == 0;
+    if (!same) {
+        ga_buf_reset(f);
+        gw_phx_encode(f, ch->join_ref, NULL, topic, self->cfg->api_event, json, len);
+        self->relay_prefix = f->len - len - 1;
+        ga_buf_reset(&self->relay_key);
+        ga_buf_append_char(&self->relay_key, tag);
+        ga_buf_append(&self->relay_key, join_ref, jlen + 1); // with its NUL
+        ga_buf_append(&self->relay_key, topic, tlen + 1);
+    }
+    s_send_frame(self, conn, f);
 }
 
 static void
@@ -1267,6 +1292,8 @@ gw_server_new(const gw_config_t *cfg)
     ga_buf_init(&self->scratch);
     ga_buf_init(&self->frame);
     ga_buf_init(&self->batch);
+    ga_buf_init(&self->relay_frame);
+    ga_buf_init(&self->relay_key);
     ga_buf_init(&self->chunk_head);
     ga_buf_init(&self->chunk_tail);
     ga_buf_init(&self->chunk_key);
@@ -1301,6 +1328,8 @@ gw_server_destroy(gw_server_t **self_p)
     ga_buf_fini(&self->scratch);
     ga_buf_fini(&self->frame);
     ga_buf_fini(&self->batch);
+    ga_buf_fini(&self->relay_frame);
+    ga_buf_fini(&self->relay_key);
     ga_buf_fini(&self->chunk_head);
     ga_buf_fini(&self->chunk_tail);
     ga_buf_fini(&self->chunk_key);

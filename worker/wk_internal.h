@@ -13,6 +13,7 @@
 #include "ga_value.h"
 
 #include "ga_idmap.h"
+#include "ga_proto.h"
 
 #include <czmq.h>
 #include <pthread.h>
@@ -20,6 +21,8 @@
 
 #define WK_NODE_MAX 256
 #define WK_VERSION_MAX 128 // bytes of a config version sent (with its NUL)
+
+typedef struct wk_groups_t wk_groups_t;
 
 struct wk_worker_t {
     const wk_service_t *svc;  // borrowed service description
@@ -65,6 +68,11 @@ struct wk_worker_t {
     // Set before any request runs.
     void (*local_sink)(void *arg, const ga_value_t *msg);
     void *local_sink_arg;     // passed to local_sink
+    // Relay group operations waiting for the broker (wk_groups.c), and the I/O thread, which
+    // must not wait for them (io_thread valid once io_known).
+    wk_groups_t *groups;
+    pthread_t io_thread;
+    atomic_bool io_known;
 };
 
 struct wk_stream_t {
@@ -137,6 +145,17 @@ void wk_stream_cancel(wk_worker_t *w, int64_t id);
 void wk_stream_connect(wk_worker_t *w, const char *endpoint);
 // Closes the stream socket and frees open streams (worker shutdown).
 void wk_stream_shutdown(wk_worker_t *w);
+
+// Relay group operations from the worker (wk_groups.c; genapi/groups.h). Created with the
+// worker; the I/O thread polls wk_groups_fd and then calls wk_groups_on_wake (sends what waits,
+// or fails it when not registered), hands each GROUP_REPLY to wk_groups_on_reply, and calls
+// wk_groups_close before it stops (whatever waits fails at once).
+wk_groups_t *wk_groups_new(void);
+void wk_groups_destroy(wk_groups_t **self_p);
+int wk_groups_fd(const wk_groups_t *self);
+void wk_groups_on_wake(wk_worker_t *w, void *dealer, bool registered);
+void wk_groups_on_reply(wk_worker_t *w, const ga_proto_msg_t *msg);
+void wk_groups_close(wk_worker_t *w);
 
 // Encodes `body` (a REQUEST as one map, args included) as wk_request_run takes it: the
 // envelope (the other keys), then the args. For in-process callers and tests.

@@ -381,6 +381,7 @@ wk_stream_open(wk_worker_t *w, int64_t id, const char *topic)
     s->ctx->arena = ga_arena_new(4096);
     s->ctx->id = id;
     s->ctx->node = w->node;
+    s->ctx->worker = w; // group operations from the streaming thread (genapi/groups.h)
     ga_buf_init(&s->stage);
     ga_buf_init(&s->queue);
     ga_buf_init(&s->spare);

@@ -56,6 +56,7 @@ wk_worker_new(const wk_service_t *service, const wk_options_t *options)
     pthread_cond_init(&self->stream_room, &mono);
     pthread_condattr_destroy(&mono);
     self->streams = ga_idmap_new();
+    self->groups = wk_groups_new();
     return self;
 }
 
@@ -67,6 +68,7 @@ wk_worker_destroy(wk_worker_t **self_p)
     }
     wk_worker_t *self = *self_p;
     zactor_destroy(&self->io);
+    wk_groups_destroy(&self->groups);
     wk_stream_shutdown(self);
     pthread_cond_destroy(&self->stream_room);
     pthread_cond_destroy(&self->stream_work);
@@ -622,6 +624,9 @@ s_on_broker(io_t *io, int64_t now)
         case GA_CMD_PULL:
             s_on_pull(io, io->msg.cmd == GA_CMD_PULL);
             break;
+        case GA_CMD_GROUP_REPLY:
+            wk_groups_on_reply(io->w, &io->msg); // wk_groups.c
+            break;
         case GA_CMD_DISCONNECT: {
             const char *why = ga_map_get_str(&io->msg.value, "reason");
             bool stopping = why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0;
@@ -766,6 +771,7 @@ s_io_fini(io_t *io)
         ga_map_put(&m, io->arena, "reason", ga_str("worker stopping"));
         s_send(io, GA_CMD_DISCONNECT, &m);
     }
+    wk_groups_close(io->w); // a handler waiting for a group operation returns now
     for (int i = 0; io->pool && i < io->w->opt.threads; i++) {
         zactor_destroy(&io->pool[i]);
     }
@@ -844,10 +850,13 @@ static void
 s_io_actor(zsock_t *pipe, void *args)
 {
     io_t io;
+    wk_worker_t *w = args;
+    w->io_thread = pthread_self();
+    atomic_store(&w->io_known, true);
     bool ok = s_io_init(&io, pipe, args);
     zsock_signal(pipe, 0);     // zactor_new returns
     zsock_signal(pipe, ok ? 0 : 1); // wk_worker_start reads the outcome
-    int n = ok ? io.w->opt.threads + 2 : 1;
+    int n = ok ? io.w->opt.threads + 3 : 1;
     ga_zpoll_item_t *items = ga_calloc((size_t) n, sizeof *items);
     items[0].socket = zsock_resolve(pipe);
     if (ok) {
@@ -855,6 +864,7 @@ s_io_actor(zsock_t *pipe, void *args)
         for (int i = 0; i < io.w->opt.threads; i++) {
             items[2 + i].socket = zsock_resolve(io.pool[i]);
         }
+        items[n - 1].fd = wk_groups_fd(io.w->groups); // group operations to send
     }
     ga_zpoll_t poller;
     if (ga_zpoll_init(&poller, items, n) != GA_OK) {
@@ -907,6 +917,9 @@ s_io_actor(zsock_t *pipe, void *args)
             if (items[2 + i].ready) {
                 s_on_pool(&io, i);
             }
+        }
+        if (items[n - 1].ready) {
+            wk_groups_on_wake(io.w, io.dealer, io.registered);
         }
         s_on_timer(&io, now);
         if (io.draining && s_drain_done(&io, ga_clock_ms())) {

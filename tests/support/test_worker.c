@@ -10,11 +10,15 @@
 // response as "RESPONSE <json>" (tests/e2e/executor_parity.test.js compares them with the
 // gateway's).
 // `offer` offers a function the table leaves out (`late`) at run time, for config pulls.
+// `group_op` runs one relay group operation for a user through the worker library
+// (genapi/groups.h) and answers its outcome; `group_op_nb` is the same, non_blocking;
+// `group_op_thread` runs it on a thread of its own with its own context.
 // `--telemetry PREFIX` attaches a handler (genapi/telemetry.h, as a service would) printing
 // "EVENT <name> <service>.<request_type> success=<s> reason=<r> count=<n>" per event.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
 // choose_node_mode, so that a test can watch routing at work; hold_n1 runs on node n1 only.
 #include <genapi/executor.h>
+#include <genapi/groups.h>
 #include <genapi/telemetry.h>
 #include <genapi/worker.h>
 
@@ -22,6 +26,7 @@
 #include "ga_json.h"
 #include "ga_mem.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +46,75 @@ s_sleep(wk_request_t *req, void *ctx)
         // interrupted: sleep the rest
     }
     wk_reply(req, wk_map(req, "slept", wk_int(req, ms), NULL));
+}
+
+// One relay group operation for user_id (genapi/groups.h): {ok: true, result} or {ok: false,
+// error, code, can_retry}, the outcome as the library gives it.
+static void
+s_group_op(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_group_op_t op = {.op = wk_arg_str(req, "op"),
+                        .user_id = wk_arg_str(req, "user_id"),
+                        .group_id = wk_arg_str(req, "group_id"),
+                        .group_type = wk_arg_str(req, "group_type"),
+                        .target = wk_arg_str(req, "target"),
+                        .message = wk_arg_str(req, "message"),
+                        .timeout_ms = (int) wk_arg_int(req, "timeout_ms", 0)};
+    wk_group_result_t r = wk_group_call(req, &op);
+    if (r.ok) {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, true), "result", r.result, NULL));
+        return;
+    }
+    wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, r.error), "code",
+                         wk_int(req, r.code), "can_retry", wk_bool(req, r.can_retry), NULL));
+}
+
+// group_op_thread: the same, run by a thread of the service's own with its own context
+// (wk_context_new), as a background task would.
+typedef struct {
+    wk_worker_t *worker;
+    wk_group_op_t op;
+    wk_group_result_t r;
+    wk_request_t *ctx;
+} s_group_task_t;
+
+static void *
+s_group_task(void *arg)
+{
+    s_group_task_t *t = arg;
+    t->ctx = wk_context_new(t->worker);
+    t->r = wk_group_call(t->ctx, &t->op);
+    return NULL;
+}
+
+static void
+s_group_op_thread(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    s_group_task_t t = {.worker = wk_request_worker(req),
+                        .op = {.op = wk_arg_str(req, "op"),
+                               .user_id = wk_arg_str(req, "user_id"),
+                               .group_id = wk_arg_str(req, "group_id"),
+                               .group_type = wk_arg_str(req, "group_type"),
+                               .target = wk_arg_str(req, "target"),
+                               .message = wk_arg_str(req, "message"),
+                               .request_id = "from-a-thread"}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, s_group_task, &t) != 0) {
+        wk_reply_error(req, "no thread");
+        return;
+    }
+    pthread_join(th, NULL);
+    // The answer lives in the thread's context, until it is reset: wk_reply encodes at once.
+    if (t.r.ok) {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, true), "result", t.r.result, NULL));
+    } else {
+        wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, t.r.error),
+                             "code", wk_int(req, t.r.code), NULL));
+    }
+    wk_context_reset(t.ctx);
+    wk_context_destroy(&t.ctx);
 }
 
 static void
@@ -400,6 +474,16 @@ static const wk_function_t s_functions[] = {
     {.request_type = "tally_short", .args = TALLY_ARGS, .timeout_ms = 1000, .retry = "10",
      .handler = s_tally},
     {.request_type = "echo", .args = "value:any", .handler = s_echo},
+#define GROUP_OP_ARGS                                                                              \
+    "op:string, user_id:string, group_id:string, group_type:string(allow_nil=true), "            \
+    "target:string(allow_nil=true), message:string(allow_nil=true), "                            \
+    "timeout_ms:num(allow_nil=true)"
+    {.request_type = "group_op", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .handler = s_group_op},
+    {.request_type = "group_op_nb", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .non_blocking = true, .handler = s_group_op},
+    {.request_type = "group_op_thread", .args = GROUP_OP_ARGS, .args_as_map = true,
+     .handler = s_group_op_thread},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
     {.request_type = "authenticate", .args = WK_AUTH_SERVICE_ARGS, .internal = true,

@@ -262,6 +262,38 @@ test_groups_join_again_moves_the_channel_or_is_refused(void **state)
     bk_groups_destroy(&gs);
 }
 
+// A member a worker added lives on no connection (offline): its user joining through a
+// connection attaches it there with its state; the worker joining it again is refused; dropping
+// a gateway's or the detached (restored) members never takes it.
+static void
+test_groups_offline_member_attaches_on_join(void **state)
+{
+    (void) state;
+    bk_groups_t *gs = bk_groups_new(4, 4);
+    bk_member_state_t st;
+    bool moved;
+    bk_where_t offline = {.gateway = BK_WHERE_OFFLINE, .conn = 0, .topic = BK_WHERE_OFFLINE};
+    assert_int_equal(bk_groups_create(gs, "g", BK_GROUP_PRIVATE, "bot", &offline), OK);
+    assert_int_equal(bk_groups_join(gs, "g", "u", &offline, &st, &moved), OK);
+    assert_int_equal(st, BK_MEMBER_PENDING);
+    assert_int_equal(bk_groups_join(gs, "g", "u", &offline, &st, &moved), AM);
+    assert_int_equal(bk_groups_accept(gs, "g", "bot", "u"), OK);
+    assert_int_equal(bk_groups_drop_where(gs, "", 0, NULL, NULL, NULL), 0);
+    bk_where_t chat = {.gateway = "bb", .conn = 9, .topic = "chat:g"};
+    assert_int_equal(bk_groups_join(gs, "g", "u", &chat, &st, &moved), OK);
+    assert_true(moved);
+    assert_int_equal(st, BK_MEMBER_ACTIVE);
+    bk_member_t *m = bk_group_member(bk_groups_find(gs, "g"), "u");
+    assert_string_equal(m->gateway, "bb");
+    assert_int_equal(m->conn, 9);
+    assert_string_equal(m->topic, "chat:g");
+    // Now it lives on that connection: from elsewhere (a worker, another gateway) it is a member.
+    assert_int_equal(bk_groups_join(gs, "g", "u", &offline, &st, &moved), AM);
+    assert_int_equal(bk_groups_drop_where(gs, "bb", 0, NULL, NULL, NULL), 1);
+    assert_non_null(bk_group_member(bk_groups_find(gs, "g"), "bot"));
+    bk_groups_destroy(&gs);
+}
+
 static int s_dropped;
 static void
 s_count_drop(void *arg, const bk_group_t *g, const bk_member_t *m)
@@ -346,6 +378,7 @@ main(void)
         cmocka_unit_test(test_groups_permission_matrix),
         cmocka_unit_test(test_groups_missing_group_and_creation_errors),
         cmocka_unit_test(test_groups_join_again_moves_the_channel_or_is_refused),
+        cmocka_unit_test(test_groups_offline_member_attaches_on_join),
         cmocka_unit_test(test_groups_drop_connection_channel_and_gateway),
         cmocka_unit_test(test_groups_restore_and_attach),
     };

@@ -4,8 +4,11 @@
 // to nats-server (modes nats and nats-stream, the peers of sync and stream), keeps K requests
 // in flight on each of N connections (or sends at a fixed rate, open loop, timing each request
 // from its scheduled time), records every latency sample and reports throughput, percentiles,
-// errors by kind and CPU use, as text and JSON.
+// errors by kind and CPU use, as text and JSON. Modes relay and nats-relay put every connection
+// in one relay group (one NATS subject) over one or two servers (--url2) and have --senders of
+// them publish as fast as every member takes the messages (see bench_relay.h).
 #include "bench_nats.h"
+#include "bench_relay.h"
 #include "bench_stats.h"
 #include "bench_ws.h"
 
@@ -36,11 +39,13 @@ typedef enum {
     MODE_IDLE,
     MODE_NATS,
     MODE_NATS_STREAM,
+    MODE_RELAY,
+    MODE_NATS_RELAY,
 } mode_t_;
 
 // --mode names and report names, in mode_t_ order.
-static const char *const s_mode_names[] = {"sync", "async", "stream",
-                                           "idle", "nats",  "nats-stream"};
+static const char *const s_mode_names[] = {"sync", "async", "stream", "idle", "nats",
+                                           "nats-stream", "relay", "nats-relay"};
 #define MODE_COUNT ((int) (sizeof s_mode_names / sizeof s_mode_names[0]))
 
 typedef enum { ST_CONNECTING, ST_HANDSHAKE, ST_JOINING, ST_READY, ST_CLOSED } state_t;
@@ -63,6 +68,7 @@ typedef struct {
     uint64_t next_ref;      // next request number
     int64_t sent_at[RING];  // send (or scheduled) time by ref % RING
     uint64_t sent_ref[RING]; // which ref occupies the slot
+    int server;             // relay modes: 0 for --url, 1 for --url2
 } conn_t;
 
 typedef struct {
@@ -106,6 +112,19 @@ typedef struct {
     size_t backlog_cap;   // ring size
     int ready;            // connections ready
     uint32_t mask;        // masking key generator
+    // relay modes (bench_relay.h)
+    const char *url2;     // a second server: connections alternate between the two
+    const char *host2;    // its host, port and path
+    int port2;
+    const char *path2;
+    const char *group;    // the relay group (genapi) or subject (NATS)
+    int senders;          // connections that publish (the first ones)
+    int next_sender;      // round robin over them
+    bench_relay_window_t window; // messages not yet received by every member
+    uint64_t deliveries;  // messages received by members
+    uint64_t gaps;        // genapi gap notices received
+    int also_pids[8];     // --also-pid: more server processes whose CPU counts as the server's
+    int n_also_pids;      // entries used
 } bench_t;
 
 static int64_t
@@ -119,7 +138,13 @@ s_now_us(void)
 static bool
 s_is_nats(const bench_t *b)
 {
-    return b->mode == MODE_NATS || b->mode == MODE_NATS_STREAM;
+    return b->mode == MODE_NATS || b->mode == MODE_NATS_STREAM || b->mode == MODE_NATS_RELAY;
+}
+
+static bool
+s_is_relay(const bench_t *b)
+{
+    return b->mode == MODE_RELAY || b->mode == MODE_NATS_RELAY;
 }
 
 // Stream modes run one stream at a time per connection, whatever --inflight says.
@@ -241,7 +266,7 @@ s_may_send(const bench_t *b)
 static void
 s_top_up(bench_t *b, conn_t *c)
 {
-    if (b->rate > 0 || c->state != ST_READY || b->mode == MODE_IDLE) {
+    if (b->rate > 0 || c->state != ST_READY || b->mode == MODE_IDLE || s_is_relay(b)) {
         return;
     }
     int k = s_is_stream(b) ? 1 : b->inflight;
@@ -325,10 +350,157 @@ s_error_of(bench_t *b, const char *p, const char *end)
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Relay modes
+
+// One message received by a member: its latency from the sender's clock, and its window slot.
+static void
+s_relay_got(bench_t *b, const char *p, size_t len, int64_t now)
+{
+    int64_t t;
+    uint64_t m;
+    if (!bench_relay_parse(p, len, &t, &m)) {
+        s_count_error(b, "relay message without a timestamp", 33);
+        return;
+    }
+    b->deliveries++;
+    bench_stats_add(&b->stats, now - t);
+    if (bench_relay_window_got(&b->window, m)) {
+        b->done++;
+    }
+}
+
+// True when the Phoenix frame at p is a push: its ref (second element) is null. Every reply
+// has a ref.
+static bool
+s_phx_is_push(const char *p, const char *end)
+{
+    if (p >= end || *p != '[') {
+        return false;
+    }
+    p++;
+    p = p < end && *p == '"' ? s_skip_string(p, end) : p + 4; // join_ref or null
+    return end - p >= 5 && memcmp(p, ",null", 5) == 0;
+}
+
+// genapi, mode relay: the chat:GROUP join's reply makes the connection ready; relay pushes are
+// deliveries; a gap notice or a refused send is an error. A push is told by its null ref and
+// its message found directly, so that the load generator reads a delivery in one pass (three
+// whole-frame searches made it spend half again as much per genapi delivery as per NATS one).
+static void
+s_on_relay_phx(bench_t *b, conn_t *c, const char *p, size_t len, int64_t now)
+{
+    const char *end = p + len;
+    if (s_phx_is_push(p, end)) {
+        int64_t t;
+        uint64_t m;
+        if (bench_relay_parse(p, len, &t, &m)) {
+            b->deliveries++;
+            bench_stats_add(&b->stats, now - t);
+            if (bench_relay_window_got(&b->window, m)) {
+                b->done++;
+            }
+        } else if (s_find(p, end, "\"kind\":\"gap\"")) {
+            b->gaps++;
+            s_count_error(b, "relay gap notice", 16);
+        }
+        return;
+    }
+    bool is_reply = s_find(p, end, "\"phx_reply\"") != NULL;
+    if (is_reply && s_find(p, end, "\"chat:")) {
+        if (c->state == ST_JOINING && s_find(p, end, "\"status\":\"ok\"")) {
+            c->state = ST_READY;
+            b->ready++;
+        } else if (c->state == ST_JOINING) {
+            s_error_of(b, p, end);
+            s_count_error(b, "relay join refused", 18);
+            c->state = ST_CLOSED;
+        }
+        return;
+    }
+    if (is_reply) {
+        // create_group ("group already exists" but for the first) and send_message replies.
+        if (s_find(p, end, "\"success\":false") && !s_find(p, end, "group already exists")) {
+            s_error_of(b, p, end);
+        }
+        return;
+    }
+}
+
+// Relay modes: on open, genapi connections create the group (refused as existing but for the
+// first: each one's create reaches the broker before its own join) and join chat:GROUP; NATS
+// connections subscribe to the subject.
+static void
+s_relay_open(bench_t *b, conn_t *c)
+{
+    char buf[512];
+    int n;
+    if (b->mode == MODE_NATS_RELAY) {
+        const char *connect = "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false}\r\n";
+        s_send_frame(b, c, BENCH_WS_TEXT, connect, strlen(connect));
+        n = snprintf(buf, sizeof buf, "SUB %s 1\r\nPING\r\n", b->group);
+        s_send_frame(b, c, BENCH_WS_TEXT, buf, (size_t) n);
+        return;
+    }
+    const char *lobby = "[\"0\",null,\"api:lobby\",\"phx_join\",{}]";
+    s_send_frame(b, c, BENCH_WS_TEXT, lobby, strlen(lobby));
+    n = snprintf(buf, sizeof buf,
+                 "[\"0\",\"c\",\"api:lobby\",\"api\",{\"request_id\":\"c\",\"service\":"
+                 "\"chat_service\",\"request_type\":\"create_group\",\"args\":{\"group_id\":"
+                 "\"%s\"}}]",
+                 b->group);
+    s_send_frame(b, c, BENCH_WS_TEXT, buf, (size_t) n);
+    n = snprintf(buf, sizeof buf, "[\"1\",\"j\",\"chat:%s\",\"phx_join\",{}]", b->group);
+    s_send_frame(b, c, BENCH_WS_TEXT, buf, (size_t) n);
+}
+
+// Publishes from the senders, round robin, while the window has room: a message is out until
+// every member ready when it was sent has received it (or 5 s passed).
+static void
+s_relay_pump(bench_t *b, int64_t now)
+{
+    bench_relay_window_sweep(&b->window, now, 5 * 1000000LL);
+    int tries = 0;
+    while (s_may_send(b) && tries < b->senders) {
+        conn_t *c = &b->conns[b->next_sender];
+        b->next_sender = (b->next_sender + 1) % b->senders;
+        if (c->state != ST_READY) {
+            tries++;
+            continue;
+        }
+        uint64_t m = bench_relay_window_send(&b->window, (uint32_t) b->ready, now);
+        if (m == 0) {
+            return;
+        }
+        tries = 0;
+        char text[64];
+        char buf[512];
+        bench_relay_message(text, sizeof text, now, m);
+        int n;
+        uint64_t ref = ++c->next_ref;
+        if (b->mode == MODE_NATS_RELAY) {
+            n = snprintf(buf, sizeof buf, "PUB %s %zu\r\n%s\r\n", b->group, strlen(text), text);
+        } else {
+            n = snprintf(buf, sizeof buf,
+                         "[\"0\",\"%llu\",\"api:lobby\",\"api\",{\"request_id\":\"%llu\","
+                         "\"service\":\"chat_service\",\"request_type\":\"send_message\","
+                         "\"args\":{\"group_id\":\"%s\",\"message\":\"%s\"}}]",
+                         (unsigned long long) ref, (unsigned long long) ref, b->group, text);
+        }
+        b->sent++;
+        s_send_frame(b, c, BENCH_WS_TEXT, buf, (size_t) n);
+        s_flush(b, c);
+    }
+}
+
 static void
 s_on_phx(bench_t *b, conn_t *c, const char *p, size_t len, int64_t now)
 {
     const char *end = p + len;
+    if (b->mode == MODE_RELAY) {
+        s_on_relay_phx(b, c, p, len, now);
+        return;
+    }
     uint64_t ref = s_phx_ref(p, end);
     bool is_reply = s_find(p, end, "\"phx_reply\"") != NULL;
     if (c->state == ST_JOINING && is_reply && ref == 0) {
@@ -395,7 +567,9 @@ s_on_nats(bench_t *b, conn_t *c, int64_t now)
             return;
         }
         off += (size_t) used;
-        if (op.kind == BENCH_NATS_MSG) {
+        if (op.kind == BENCH_NATS_MSG && b->mode == MODE_NATS_RELAY) {
+            s_relay_got(b, op.payload, op.payload_len, now);
+        } else if (op.kind == BENCH_NATS_MSG) {
             uint64_t ref = bench_nats_subject_ref(op.subject, op.subject_len);
             if (b->mode != MODE_NATS_STREAM) {
                 s_complete(b, c, ref, now);
@@ -426,7 +600,9 @@ static void
 s_on_open(bench_t *b, conn_t *c)
 {
     c->state = ST_JOINING;
-    if (s_is_nats(b)) {
+    if (s_is_relay(b)) {
+        s_relay_open(b, c);
+    } else if (s_is_nats(b)) {
         char sub[128];
         const char *connect = "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false}\r\n";
         s_send_frame(b, c, BENCH_WS_TEXT, connect, strlen(connect));
@@ -524,17 +700,34 @@ s_connect(bench_t *b, conn_t *c)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) b->port)};
-    if (inet_pton(AF_INET, b->host, &sa.sin_addr) != 1) {
+    // Relay modes: every other connection goes to --url2; a genapi member names itself (the
+    // gateways run auth=service with genapi-test-worker's authenticate: token user:NAME).
+    const char *h = b->host;
+    int port = b->port;
+    const char *path = b->path;
+    if (s_is_relay(b) && b->url2 && c->index % 2 == 1) {
+        h = b->host2;
+        port = b->port2;
+        path = b->path2;
+        c->server = 1;
+    }
+    char member_path[512];
+    if (b->mode == MODE_RELAY) {
+        snprintf(member_path, sizeof member_path, "%s%stoken=user:m%d", path,
+                 strchr(path, '?') ? "&" : "?", c->index);
+        path = member_path;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+    if (inet_pton(AF_INET, h, &sa.sin_addr) != 1) {
         return -1;
     }
     if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) != 0 && errno != EINPROGRESS) {
         return -1;
     }
-    char req[512];
+    char req[1024];
     char host[128];
-    snprintf(host, sizeof host, "%s:%d", b->host, b->port);
-    size_t n = bench_ws_handshake(req, sizeof req, host, b->path);
+    snprintf(host, sizeof host, "%s:%d", h, port);
+    size_t n = bench_ws_handshake(req, sizeof req, host, path);
     s_grow(&c->tx, &c->tx_cap, n);
     memcpy(c->tx, req, n);
     c->tx_len = n;
@@ -559,6 +752,25 @@ s_parse_url(bench_t *b, const char *url)
     b->host = host;
     b->port = port;
     b->path = path[0] ? path : "/";
+    return true;
+}
+
+// --url2 (relay modes), parsed as --url.
+static bool
+s_parse_url2(bench_t *b, const char *url)
+{
+    static char host[128];
+    static char path[256];
+    int port = 0;
+    if (sscanf(url, "ws://%127[^:/]:%d%255s", host, &port, path) < 2) {
+        return false;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        snprintf(host, sizeof host, "127.0.0.1");
+    }
+    b->host2 = host;
+    b->port2 = port;
+    b->path2 = path[0] ? path : "/";
     return true;
 }
 
@@ -623,8 +835,14 @@ s_usage(void)
             "         [--connections N] [--inflight K] [--duration S] [--requests N]\n"
             "         [--rate R] [--service S] [--function F] [--args JSON] [--subject SUBJ]\n"
             "         [--gateway-pid PID] [--json]\n"
+            "         [--url2 URL] [--group NAME] [--senders N]   (modes relay, nats-relay)\n"
+            "         [--also-pid PID]...  (more server processes: their CPU counts too)\n"
             "  nats, nats-stream: PUB --args (at most 1024 bytes) to --subject; nats-stream\n"
-            "  expects genapi-nats-responder --stream: --args '{\"n\":N}' asks for N chunks\n");
+            "  expects genapi-nats-responder --stream: --args '{\"n\":N}' asks for N chunks\n"
+            "  relay, nats-relay: every connection joins relay group (subscribes to subject)\n"
+            "  --group, alternating between --url and --url2; the first --senders publish\n"
+            "  while fewer than --inflight messages wait for a member; latency is from the\n"
+            "  send time in each message to its receipt, for every delivery\n");
 }
 
 static bool
@@ -673,9 +891,23 @@ s_options(bench_t *b, int argc, char **argv)
             b->subject = v;
         } else if (strcmp(a, "--gateway-pid") == 0) {
             b->gateway_pid = atoi(v);
+        } else if (strcmp(a, "--url2") == 0) {
+            b->url2 = v;
+        } else if (strcmp(a, "--group") == 0) {
+            b->group = v;
+        } else if (strcmp(a, "--senders") == 0) {
+            b->senders = atoi(v);
+        } else if (strcmp(a, "--also-pid") == 0 && b->n_also_pids < 8) {
+            b->also_pids[b->n_also_pids++] = atoi(v);
         } else {
             return false;
         }
+    }
+    // Relay modes: a group name that fits the frames, 1..connections senders.
+    if (s_is_relay(b) && (b->senders < 1 || b->senders > b->connections ||
+                          strlen(b->group) == 0 || strlen(b->group) > 128 ||
+                          strpbrk(b->group, "\"\\ \r\n") || (b->url2 && !s_parse_url2(b, b->url2)))) {
+        return false;
     }
     // Longer args would not fit s_request's buffer (and nothing would ever be sent).
     return url && s_parse_url(b, url) && b->connections > 0 && b->inflight > 0 &&
@@ -708,6 +940,14 @@ s_report(bench_t *b, double elapsed, int64_t cpu_us, int64_t gw_cpu_us, int64_t 
     if (s_is_stream(b)) {
         printf("  stream chunks %llu, %.0f/s\n", (unsigned long long) b->chunks,
                elapsed > 0 ? (double) b->chunks / elapsed : 0);
+    }
+    if (s_is_relay(b)) {
+        printf("  relay: %llu messages sent, %llu received by every member, %llu given up; "
+               "%llu deliveries, %.0f/s; %llu gap notices\n",
+               (unsigned long long) b->sent, (unsigned long long) b->window.completed,
+               (unsigned long long) b->window.expired, (unsigned long long) b->deliveries,
+               elapsed > 0 ? (double) b->deliveries / elapsed : 0,
+               (unsigned long long) b->gaps);
     }
     printf("  latency us: p50 %lld  p90 %lld  p99 %lld  p99.9 %lld  max %lld\n",
            (long long) lat[0], (long long) lat[1], (long long) lat[2], (long long) lat[3],
@@ -746,6 +986,17 @@ s_report(bench_t *b, double elapsed, int64_t cpu_us, int64_t gw_cpu_us, int64_t 
         }
         printf("\":%llu", (unsigned long long) b->errors[i].count);
     }
+    if (s_is_relay(b)) {
+        printf("},\"relay\":{\"members\":%d,\"senders\":%d,\"messages_sent\":%llu,"
+               "\"messages_complete\":%llu,\"messages_given_up\":%llu,\"deliveries\":%llu,"
+               "\"deliveries_per_s\":%.1f,\"gaps\":%llu,"
+               "\"server_cpu_us_per_delivery\":%.3f",
+               b->ready, b->senders, (unsigned long long) b->sent,
+               (unsigned long long) b->window.completed, (unsigned long long) b->window.expired,
+               (unsigned long long) b->deliveries,
+               elapsed > 0 ? (double) b->deliveries / elapsed : 0, (unsigned long long) b->gaps,
+               b->deliveries && gw_cpu_us ? (double) gw_cpu_us / (double) b->deliveries : 0);
+    }
     printf("},\"bench_cpu_us_per_request\":%.2f,\"server_cpu_us_per_request\":%.2f,"
            "\"server_rss_kb_before\":%lld,\"server_rss_kb_after\":%lld,"
            "\"server_rss_bytes_per_connection\":%.0f}\n",
@@ -764,7 +1015,9 @@ main(int argc, char **argv)
                  .args = "{\"user_id\":\"1\"}",
                  .subject = "user_service.get_user",
                  .pid = (int) getpid(),
-                 .mask = 0x9e3779b9u};
+                 .mask = 0x9e3779b9u,
+                 .group = "bench",
+                 .senders = 1};
     if (!s_options(&b, argc, argv)) {
         s_usage();
         return 2;
@@ -777,6 +1030,7 @@ main(int argc, char **argv)
     b.ep = epoll_create1(0);
     b.conns = calloc((size_t) b.connections, sizeof(conn_t));
     bench_stats_init(&b.stats, 20 * 1000 * 1000);
+    bench_relay_window_init(&b.window, (size_t) b.inflight);
     b.backlog_cap = 1 << 20;
     b.backlog_at = calloc(b.backlog_cap, sizeof(int64_t));
     if (b.ep < 0 || b.conns == NULL || b.backlog_at == NULL) {
@@ -811,10 +1065,15 @@ main(int argc, char **argv)
             }
             if (c->state != ST_CLOSED) {
                 s_flush(&b, c);
+            } else {
+                epoll_ctl(b.ep, EPOLL_CTL_DEL, c->fd, NULL); // closed while joining: once
             }
         }
     }
     int64_t gw_cpu0 = b.gateway_pid ? s_proc_cpu_us(b.gateway_pid) : 0;
+    for (int i = 0; i < b.n_also_pids; i++) {
+        gw_cpu0 += s_proc_cpu_us(b.also_pids[i]);
+    }
     int64_t cpu0 = s_self_cpu_us();
     int64_t t0 = s_now_us();
     int64_t end = t0 + (int64_t) (b.duration * 1e6);
@@ -844,6 +1103,9 @@ main(int argc, char **argv)
             s_top_up(&b, c);
             s_flush(&b, c);
         }
+        if (s_is_relay(&b)) {
+            s_relay_pump(&b, s_now_us());
+        }
         if (b.rate > 0) {
             // Open loop: every scheduled slot becomes a request, timed from its schedule.
             int64_t now = s_now_us();
@@ -868,6 +1130,9 @@ main(int argc, char **argv)
     double elapsed = (double) (s_now_us() - t0) / 1e6;
     int64_t cpu_us = s_self_cpu_us() - cpu0;
     int64_t gw_cpu_us = b.gateway_pid ? s_proc_cpu_us(b.gateway_pid) - gw_cpu0 : 0;
+    for (int i = 0; b.gateway_pid && i < b.n_also_pids; i++) {
+        gw_cpu_us += s_proc_cpu_us(b.also_pids[i]);
+    }
     int64_t rss_after = b.gateway_pid ? s_proc_rss_kb(b.gateway_pid) : 0;
     s_report(&b, elapsed, cpu_us, gw_cpu_us, rss_before, rss_after);
     for (int i = 0; i < b.connections; i++) {
@@ -880,6 +1145,7 @@ main(int argc, char **argv)
     }
     free(b.conns);
     free(b.backlog_at);
+    bench_relay_window_fini(&b.window);
     bench_stats_fini(&b.stats);
     close(b.ep);
     if (b.mode == MODE_IDLE) {

@@ -224,6 +224,10 @@ if [ "$ONLY" = all ]; then
         awk '/^genapi_rate_limit_checks_total/ {n += $NF} END {printf "%d", n}')
 fi
 s6() { for i in $(seq 1 "$PAIRS"); do field "$work/s6$1$i.json" "$2"; done | median; }
+# 7: relay fan-out, with its own processes (two gateways, two nats-servers in a cluster).
+if [ "$ONLY" = all ]; then
+    tools/bench/relay-bench.sh "$BIN" "$work" >/dev/null
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
@@ -249,6 +253,7 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     if [ "$ONLY" = all ]; then
         row "6: 50 x 8 requests/s, rate limits on vs off (not NATS)" "$(s6 on throughput)" "$(s6 off throughput)"
         row "6: gateway CPU us/request, rate limits on vs off (not NATS)" "$(s6 on server_cpu_us_per_request)" "$(s6 off server_cpu_us_per_request)"
+        cat "$work/relay-rows.txt"
     fi
     echo
     if [ "$ONLY" = all ]; then
@@ -258,5 +263,6 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
     fi
     if [ "$ONLY" = all ]; then
         echo "rate limits (6): columns are limits on, limits off, on / off; errors with limits on $(s6 on 'errors.total') (a refusal would be one), off $(s6 off 'errors.total'); checks counted by the limits-on gateway: $rl_checks"
+        cat "$work/relay-notes.txt"
     fi
 } | tee "$BIN/../bench-results.txt"

@@ -3,6 +3,7 @@
 // encoded and decoded at every length boundary, NATS protocol text cut anywhere, and the
 // stream convention shared with genapi-nats-responder.
 #include "bench_nats.h"
+#include "bench_relay.h"
 #include "bench_stats.h"
 #include "bench_ws.h"
 
@@ -292,6 +293,67 @@ test_nats_stream_convention(void **state)
                                           strlen(BENCH_NATS_STREAM_BAD_REQUEST)));
 }
 
+// The relay scenario's message text is found in a genapi push and in a NATS payload; nothing
+// else parses as one.
+static void
+test_relay_message_found_in_any_frame(void **state)
+{
+    (void) state;
+    char text[64];
+    size_t n = bench_relay_message(text, sizeof text, 123456789, 42);
+    assert_string_equal(text, "t:123456789:42");
+    assert_int_equal(n, strlen(text));
+    assert_int_equal(bench_relay_message(text, 8, 123456789, 42), 0); // too short
+    int64_t t = 0;
+    uint64_t m = 0;
+    const char *push = "[\"1\",null,\"chat:bench\",\"api\",{\"kind\":\"relay\",\"result\":"
+                       "{\"from_user_id\":\"m3t:9\",\"message\":\"t:77:5\"}}]";
+    assert_true(bench_relay_parse(push, strlen(push), &t, &m));
+    assert_int_equal(t, 77);
+    assert_int_equal(m, 5);
+    assert_true(bench_relay_parse("t:1:2", 5, &t, &m));
+    assert_int_equal(m, 2);
+    assert_false(bench_relay_parse("t:1:", 4, &t, &m));
+    assert_false(bench_relay_parse("xt:1:2", 6, &t, &m));
+    assert_false(bench_relay_parse("t:1:2", 4, &t, &m)); // cut before the number
+}
+
+// The window: complete when every expected delivery came, in any order; full at its size;
+// outstanding messages given up after their age; strays counted.
+static void
+test_relay_window(void **state)
+{
+    (void) state;
+    bench_relay_window_t w;
+    bench_relay_window_init(&w, 3); // rounded up to 4
+    assert_int_equal(w.cap, 4);
+    assert_int_equal(bench_relay_window_send(&w, 2, 100), 1);
+    assert_int_equal(bench_relay_window_send(&w, 2, 100), 2);
+    assert_int_equal(bench_relay_window_send(&w, 2, 200), 3);
+    assert_int_equal(bench_relay_window_send(&w, 0, 200), 0); // nobody to deliver to
+    assert_int_equal(bench_relay_window_send(&w, 2, 200), 4);
+    assert_int_equal(bench_relay_window_send(&w, 2, 200), 0); // full
+    assert_false(bench_relay_window_got(&w, 2));
+    assert_true(bench_relay_window_got(&w, 2)); // 2 completes before 1
+    assert_int_equal(bench_relay_window_send(&w, 2, 200), 0); // 1 still holds the ring
+    assert_false(bench_relay_window_got(&w, 2)); // a stray
+    assert_int_equal(w.stray, 1);
+    assert_false(bench_relay_window_got(&w, 1));
+    assert_true(bench_relay_window_got(&w, 1));
+    assert_int_equal(w.low, 3);
+    assert_int_equal(bench_relay_window_send(&w, 2, 300), 5);
+    assert_int_equal(bench_relay_window_send(&w, 2, 300), 6);
+    assert_int_equal(w.outstanding, 4);
+    // 3 and 4 (sent at 200) are given up at 1200 with a 900 us limit; 5 and 6 wait.
+    assert_int_equal(bench_relay_window_sweep(&w, 1200, 900), 2);
+    assert_int_equal(w.expired, 2);
+    assert_int_equal(w.outstanding, 2);
+    assert_int_equal(w.low, 5);
+    assert_false(bench_relay_window_got(&w, 3)); // given up: a stray now
+    assert_int_equal(w.completed, 2);
+    bench_relay_window_fini(&w);
+}
+
 int
 main(void)
 {
@@ -303,6 +365,8 @@ main(void)
         cmocka_unit_test(test_nats_message_incomplete_at_every_cut),
         cmocka_unit_test(test_nats_stream_across_frames),
         cmocka_unit_test(test_nats_stream_convention),
+        cmocka_unit_test(test_relay_message_found_in_any_frame),
+        cmocka_unit_test(test_relay_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
