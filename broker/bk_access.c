@@ -198,31 +198,6 @@ bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *msg, char *b
     return NULL;
 }
 
-// True when the comma-separated `list` names `item` itself (no wildcard), spaces ignored.
-static bool
-s_list_names(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == ',') {
-            p++;
-        }
-        const char *end = p;
-        while (*end && *end != ',') {
-            end++;
-        }
-        const char *last = end;
-        while (last > p && last[-1] == ' ') {
-            last--;
-        }
-        if ((size_t) (last - p) == n && strncmp(p, item, n) == 0) {
-            return true;
-        }
-        p = end;
-    }
-    return false;
-}
-
 bool
 bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, size_t len)
 {
@@ -231,7 +206,7 @@ bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, 
     }
     const ga_curve_cert_t *peer = bk_zap_peer(self->zap, msg->user_id);
     if (peer && strcmp(peer->role, "worker") == 0 &&
-        s_list_names(peer->services, BK_ACCESS_RELAY_GRANT)) {
+        ga_curve_list_has(peer->services, BK_ACCESS_RELAY_GRANT, false)) {
         return true;
     }
     self->stats.refused++;

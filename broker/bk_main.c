@@ -236,13 +236,7 @@ s_apply(const ga_option_t *o, const void *next_p, void *arg, char *why, size_t w
     const options_t *next = next_p;
     reload_t *r = arg;
     if (strcmp(o->name, "log_level") == 0) {
-        int level = ga_log_level_parse(next->log_level);
-        if (level < 0) {
-            snprintf(why, whylen, "must be err, warn, notice, info or debug");
-            return GA_RELOAD_INVALID;
-        }
-        ga_log_set_level((ga_log_level_t) level);
-        return GA_RELOAD_APPLIED;
+        return ga_config_reload_log_level(next->log_level, why, whylen);
     }
     if (strcmp(o->name, "rate_limits") == 0) {
         return s_rate_limits_apply(next->rate_limits, r->broker, why, whylen)

@@ -493,3 +493,15 @@ ga_config_fini(const ga_option_t *table, void *cfg)
         }
     }
 }
+
+ga_reload_t
+ga_config_reload_log_level(const char *level, char *why, size_t whylen)
+{
+    int parsed = ga_log_level_parse(level);
+    if (parsed < 0) {
+        snprintf(why, whylen, "must be err, warn, notice, info or debug");
+        return GA_RELOAD_INVALID;
+    }
+    ga_log_set_level((ga_log_level_t) parsed);
+    return GA_RELOAD_APPLIED;
+}

@@ -65,6 +65,9 @@ typedef enum {
 // reason of GA_RELOAD_INVALID.
 typedef ga_reload_t(ga_config_apply_fn)(const ga_option_t *o, const void *next, void *arg,
                                         char *why, size_t whylen);
+// The reload of option `log_level` to `level` ("err" ... "debug"), shared by every program's
+// apply function: GA_RELOAD_APPLIED, or GA_RELOAD_INVALID with the reason in `why`.
+ga_reload_t ga_config_reload_log_level(const char *level, char *why, size_t whylen);
 // Compares `cur` (in force) with `next` (freshly loaded), calls `apply` for each option that
 // differs, moves the applied values into `cur` (the old ones into `next`, freed with it), and
 // logs one line naming the options changed, applied and needing a restart (names only, never

@@ -166,8 +166,14 @@ ga_curve_client_load(const char *own_option, const char *own_path, const char *b
 bool
 ga_curve_allows_service(const char *services, const char *service)
 {
-    size_t n = strlen(service);
-    for (const char *p = services; p && *p;) {
+    return ga_curve_list_has(services, service, true);
+}
+
+bool
+ga_curve_list_has(const char *list, const char *item, bool wildcard)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p;) {
         while (*p == ' ' || *p == ',') {
             p++;
         }
@@ -180,7 +186,7 @@ ga_curve_allows_service(const char *services, const char *service)
             last--;
         }
         size_t len = (size_t) (last - p);
-        if ((len == 1 && *p == '*') || (len == n && n && memcmp(p, service, n) == 0)) {
+        if ((wildcard && len == 1 && *p == '*') || (len == n && n && memcmp(p, item, n) == 0)) {
             return true;
         }
         p = end;

@@ -56,4 +56,8 @@ GA_MUST_CHECK ga_err_t ga_curve_client_load(const char *own_option, const char *
 // True when `service` is in the comma-separated `services` ("*" allows any).
 bool ga_curve_allows_service(const char *services, const char *service);
 
+// True when the comma-separated `list` (spaces around items ignored) names `item`; with
+// `wildcard`, an item "*" names anything.
+bool ga_curve_list_has(const char *list, const char *item, bool wildcard);
+
 #endif
