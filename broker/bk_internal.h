@@ -142,6 +142,10 @@ void bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg);
 // either may be NULL or empty) in one UPDATE under the next sequence number; a gateway that
 // cannot take it is owed a SNAPSHOT.
 void bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value_t *removed);
+// bk_peers.c: after `service` registered a changed table, warns of each hook, permission
+// callback or nodes resolver to or from it that names a public function (docs/security.md,
+// "Internal functions"): clients can call that function directly.
+void bk_warn_public_refs(bk_broker_t *self, const char *service);
 // bk_peers.c: the registry's and gateways' share of the tick: deletes the configs no worker
 // has offered for a liveness period (bk_registry_sweep) and tells the gateways, forgets silent
 // gateways, heartbeats the others with the registry's sequence number, and sends each owed

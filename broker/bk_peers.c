@@ -227,6 +227,21 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
 // Workers
 
 static void
+s_warn_public_ref(const ga_funcfg_t *from, const char *field, const ga_funcfg_t *to, void *arg)
+{
+    (void) arg;
+    GA_WARN("%s.%s: %s names %s.%s, a public function that clients can call directly; declare "
+            "it with visibility \"internal\" (docs/security.md, \"Internal functions\")",
+            from->service, from->request_type, field, to->service, to->request_type);
+}
+
+void
+bk_warn_public_refs(bk_broker_t *self, const char *service)
+{
+    bk_registry_each_public_ref(self->registry, service, s_warn_public_ref, NULL);
+}
+
+static void
 s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
     ga_arena_t *a = self->arena;
@@ -292,6 +307,9 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     } else {
         GA_INFO("worker %s registered for %s: %u function(s) changed, %u refused", w->node,
                 w->service, changed.len, failed.len);
+        if (changed.len > 0) {
+            bk_warn_public_refs(self, w->service);
+        }
     }
     bk_broadcast_update(self, &changed, NULL);
     ga_map_put(&reply, a, "ok", ga_bool(true));

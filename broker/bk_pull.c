@@ -319,6 +319,7 @@ s_on_table(bk_broker_t *broker, bk_worker_t *w, const ga_proto_msg_t *msg, const
     }
     if (changed.len > 0) {
         broker->pull->changes++;
+        bk_warn_public_refs(broker, same->service);
     }
     GA_INFO("config pull from worker %s (%s): version %s, %u function(s) changed, %u refused",
             same->node, same->service, version, changed.len, failed.len);

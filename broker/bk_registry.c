@@ -9,6 +9,7 @@
 #include "ga_functable.h"
 #include "ga_mem.h"
 #include "ga_telemetry.h"
+#include "ga_wire.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -59,7 +60,59 @@ struct bk_registry_t {
     zlist_t *failed;           // failed_t (owned), oldest first, at most BK_FAILED_MAX
     zhash_t *overrides;        // function key -> override_t (owned), at most BK_OVERRIDES_MAX
     zhash_t *pushes;           // service -> push_t (owned)
+    // The registry snapshot's size: the MessagePack bytes of every config's source in
+    // `functions` (kept by s_table_put and s_table_remove), bounded by BK_SNAPSHOT_MAX.
+    size_t snap_bytes;
+    ga_buf_t scratch;          // s_source_bytes's encoding buffer
 };
+
+// The MessagePack size of a config source (what it adds to a snapshot).
+static size_t
+s_source_bytes(bk_registry_t *self, const ga_value_t *source)
+{
+    ga_buf_reset(&self->scratch);
+    ga_wire_encode(&self->scratch, source);
+    return self->scratch.len;
+}
+
+// ga_functable_put, keeping snap_bytes. True when the table changed.
+static bool
+s_table_put(bk_registry_t *self, ga_funcfg_t **cfg_p)
+{
+    ga_funcfg_t *cfg = *cfg_p;
+    const ga_funcfg_t *old =
+        ga_functable_get(self->functions, cfg->service, cfg->request_type, cfg->version);
+    size_t old_bytes = old ? s_source_bytes(self, &old->source) : 0;
+    size_t new_bytes = s_source_bytes(self, &cfg->source);
+    if (!ga_functable_put(self->functions, cfg_p)) {
+        return false;
+    }
+    self->snap_bytes = self->snap_bytes - old_bytes + new_bytes;
+    return true;
+}
+
+// ga_functable_remove, keeping snap_bytes. True when there was such a config.
+static bool
+s_table_remove(bk_registry_t *self, const char *service, const char *request_type,
+               const char *version)
+{
+    const ga_funcfg_t *old = ga_functable_get(self->functions, service, request_type, version);
+    if (old) {
+        self->snap_bytes -= s_source_bytes(self, &old->source);
+    }
+    return ga_functable_remove(self->functions, service, request_type, version);
+}
+
+// Refuses a change that would make the snapshot larger than BK_SNAPSHOT_MAX: `projected` bytes.
+static ga_err_t
+s_registry_full(size_t projected, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "registry full: %s would make the registry snapshot %zu bytes, over the %u bytes "
+             "a message may carry (docs/operations.md, \"Limits\")",
+             what, projected, (unsigned) BK_SNAPSHOT_MAX);
+    return GA_ETOOBIG;
+}
 
 static void
 s_hexkey(char *out, const uint8_t *id, size_t len)
@@ -125,6 +178,7 @@ bk_registry_new(void)
     self->failed = zlist_new();
     self->overrides = zhash_new();
     self->pushes = zhash_new();
+    ga_buf_init(&self->scratch);
     ga_assert(self->workers && self->unoffered && self->failed && self->overrides &&
               self->pushes);
     return self;
@@ -140,6 +194,7 @@ bk_registry_destroy(bk_registry_t **self_p)
     ga_functable_destroy(&self->functions);
     zhash_destroy(&self->workers);
     ga_free(self->all);
+    ga_buf_fini(&self->scratch);
     zhash_destroy(&self->unoffered);
     zhash_destroy(&self->overrides);
     zhash_destroy(&self->pushes);
@@ -251,7 +306,7 @@ s_apply(bk_registry_t *self, override_t *ov, ga_arena_t *arena, ga_value_t *chan
 {
     const ga_funcfg_t *base = ov->added ? ov->added : ov->pushed;
     if (base == NULL || ov->deleted) {
-        if (ga_functable_remove(self->functions, ov->service, ov->request_type, ov->version)) {
+        if (s_table_remove(self, ov->service, ov->request_type, ov->version)) {
             char fkey[KEY_MAX_REG];
             ga_functable_key(fkey, sizeof fkey, ov->service, ov->request_type, ov->version);
             zhash_delete(self->unoffered, fkey);
@@ -264,7 +319,7 @@ s_apply(bk_registry_t *self, override_t *ov, ga_arena_t *arena, ga_value_t *chan
     }
     ga_funcfg_t *cfg = s_config_copy(base, ov->disabled && !base->disabled);
     ga_value_t source = changed ? ga_value_copy(arena, &cfg->source) : ga_nil();
-    if (ga_functable_put(self->functions, &cfg) && changed) {
+    if (s_table_put(self, &cfg) && changed) {
         ga_array_push(changed, arena, source);
     }
 }
@@ -305,6 +360,53 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
         snprintf(err, errlen, "register: functions must be a list of configs");
         return GA_ECONFIG;
     }
+    // The same config_version as the service's last processed push is skipped unless forced
+    // (docs/protocol.md, "Registration"): the worker offers what that push gave.
+    const char *config_version = ga_map_get_str(body, "config_version");
+    const ga_value_t *force = ga_map_get(body, "force");
+    push_t *last = zhash_lookup(self->pushes, service);
+    bool skip = (force == NULL || force->type != GA_BOOL || !force->u.b) && last &&
+                config_version && last->config_version &&
+                strcmp(last->config_version, config_version) == 0 && s_push_intact(self, last);
+    // Otherwise each config is parsed first, and the whole table refused, before anything
+    // changes, when it would make the snapshot too large for a message (docs/protocol.md,
+    // "Registration").
+    ga_funcfg_t **cfgs = NULL;
+    char(*whys)[256] = NULL;
+    if (!skip && functions->len > 0) {
+        cfgs = ga_calloc(functions->len, sizeof *cfgs);
+        whys = ga_calloc(functions->len, sizeof *whys);
+        size_t projected = self->snap_bytes;
+        for (uint32_t i = 0; i < functions->len; i++) {
+            if (ga_funcfg_parse(&functions->u.items[i], &cfgs[i], whys[i], sizeof whys[i]) !=
+                GA_OK) {
+                continue;
+            }
+            const ga_funcfg_t *cfg = cfgs[i];
+            if (strcmp(cfg->service, service) != 0) {
+                continue; // refused below
+            }
+            const ga_funcfg_t *old =
+                ga_functable_get(self->functions, cfg->service, cfg->request_type, cfg->version);
+            size_t old_bytes = old ? s_source_bytes(self, &old->source) : 0;
+            char fkey[KEY_MAX_REG];
+            ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+            // An operator's disable adds `"disabled": true` to what is pushed.
+            bool overridden = zhash_lookup(self->overrides, fkey) != NULL;
+            projected += s_source_bytes(self, &cfg->source) + (overridden ? BK_SNAPSHOT_SLACK : 0);
+            projected = projected > old_bytes ? projected - old_bytes : 0;
+        }
+        if (projected > BK_SNAPSHOT_MAX) {
+            for (uint32_t i = 0; i < functions->len; i++) {
+                ga_funcfg_destroy(&cfgs[i]);
+            }
+            ga_free(cfgs);
+            ga_free(whys);
+            char what[300];
+            snprintf(what, sizeof what, "the %u function(s) of %s", functions->len, service);
+            return s_registry_full(projected, what, err, errlen);
+        }
+    }
     char key[HEXKEY_MAX];
     s_hexkey(key, id, id_len);
     bk_worker_t *w = zhash_lookup(self->workers, key);
@@ -334,14 +436,7 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
 
     *failed = ga_array(arena, 0);
     *changed = ga_array(arena, 0);
-    // The same config_version as the service's last processed push is skipped unless forced
-    // (docs/protocol.md, "Registration"): the worker offers what that push gave.
-    const char *config_version = ga_map_get_str(body, "config_version");
-    const ga_value_t *force = ga_map_get(body, "force");
-    push_t *last = zhash_lookup(self->pushes, service);
-    if ((force == NULL || force->type != GA_BOOL || !force->u.b) && last && config_version &&
-        last->config_version && strcmp(last->config_version, config_version) == 0 &&
-        s_push_intact(self, last)) {
+    if (skip) {
         for (void *v = zhash_first(last->keys); v; v = zhash_next(last->keys)) {
             const char *fkey = zhash_cursor(last->keys);
             zhash_insert(offers, fkey, (void *) "1");
@@ -368,11 +463,13 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     push->refused = ga_array(push->arena, 0);
     for (uint32_t i = 0; i < functions->len; i++) {
         const ga_value_t *fv = &functions->u.items[i];
-        char why[256];
-        ga_funcfg_t *cfg = NULL;
-        ga_err_t rc = ga_funcfg_parse(fv, &cfg, why, sizeof why);
+        char *why = whys[i];
+        const size_t why_len = sizeof whys[i];
+        ga_funcfg_t *cfg = cfgs[i]; // parsed above; NULL with the reason in why when refused
+        cfgs[i] = NULL;
+        ga_err_t rc = cfg ? GA_OK : GA_ECONFIG;
         if (rc == GA_OK && strcmp(cfg->service, service) != 0) {
-            snprintf(why, sizeof why, "service: \"%s\" does not match the worker's service \"%s\"",
+            snprintf(why, why_len, "service: \"%s\" does not match the worker's service \"%s\"",
                      cfg->service, service);
             ga_funcfg_destroy(&cfg);
             rc = GA_ECONFIG;
@@ -398,10 +495,12 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
             continue;
         }
         ga_value_t source = ga_value_copy(arena, &cfg->source);
-        if (ga_functable_put(self->functions, &cfg)) {
+        if (s_table_put(self, &cfg)) {
             ga_array_push(changed, arena, source);
         }
     }
+    ga_free(cfgs);
+    ga_free(whys);
     zhash_update(self->pushes, service, push); // frees the previous record
     zhash_freefn(self->pushes, service, s_push_free);
     w->registered = true;
@@ -409,6 +508,48 @@ bk_registry_register(bk_registry_t *self, const uint8_t *id, size_t id_len,
     *worker = w;
     GA_EMIT(GA_EV_CONFIG_PUSH, .service = service, .node = node, .count = functions->len);
     return GA_OK;
+}
+
+// bk_registry_each_public_ref's walk: the registry, the service and the callback.
+typedef struct {
+    bk_registry_t *self;
+    const char *service;
+    void (*fn)(const ga_funcfg_t *from, const char *field, const ga_funcfg_t *to, void *arg);
+    void *arg;
+} public_refs_t;
+
+static void
+s_public_ref_one(const ga_funcfg_t *cfg, void *arg)
+{
+    public_refs_t *pr = arg;
+    const char *names[] = {cfg->before_execute, cfg->after_execute, cfg->permission_callback,
+                           cfg->nodes_resolver};
+    const char *fields[] = {"before_execute", "after_execute", "permission_callback", "nodes"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *dot = names[i] ? strchr(names[i], '.') : NULL;
+        if (dot == NULL || dot == names[i] || (size_t) (dot - names[i]) >= KEY_MAX_REG) {
+            continue; // an in-process hook or callback, or no reference
+        }
+        char svc[KEY_MAX_REG];
+        snprintf(svc, sizeof svc, "%.*s", (int) (dot - names[i]), names[i]);
+        if (strcmp(cfg->service, pr->service) != 0 && strcmp(svc, pr->service) != 0) {
+            continue;
+        }
+        const ga_funcfg_t *to = ga_functable_resolve(pr->self->functions, svc, dot + 1, NULL);
+        if (to && !to->internal) {
+            pr->fn(cfg, fields[i], to, pr->arg);
+        }
+    }
+}
+
+void
+bk_registry_each_public_ref(bk_registry_t *self, const char *service,
+                            void (*fn)(const ga_funcfg_t *from, const char *field,
+                                       const ga_funcfg_t *to, void *arg),
+                            void *arg)
+{
+    public_refs_t pr = {.self = self, .service = service, .fn = fn, .arg = arg};
+    ga_functable_each(self->functions, s_public_ref_one, &pr);
 }
 
 void
@@ -612,6 +753,15 @@ bk_registry_add(bk_registry_t *self, const ga_value_t *source, ga_arena_t *arena
                  cfg->version ? cfg->version : "");
         ga_funcfg_destroy(&cfg);
         return GA_ENOTFOUND;
+    }
+    const ga_funcfg_t *old =
+        ga_functable_get(self->functions, cfg->service, cfg->request_type, cfg->version);
+    size_t old_bytes = old ? s_source_bytes(self, &old->source) : 0;
+    size_t projected = self->snap_bytes + s_source_bytes(self, &cfg->source);
+    projected = projected > old_bytes ? projected - old_bytes : 0;
+    if (projected > BK_SNAPSHOT_MAX) {
+        ga_funcfg_destroy(&cfg);
+        return s_registry_full(projected, "this config", err, errlen);
     }
     override_t *ov = s_override(self, cfg->service, cfg->request_type, cfg->version, true);
     if (ov == NULL) {
@@ -946,7 +1096,7 @@ bk_registry_sweep(bk_registry_t *self, int64_t now, int64_t grace_ms, ga_arena_t
         char fkey[600];
         ga_functable_key(fkey, sizeof fkey, service, request_type, version);
         zhash_delete(self->unoffered, fkey);
-        ga_functable_remove(self->functions, service, request_type, version);
+        s_table_remove(self, service, request_type, version);
     }
     zhash_destroy(&sw.offered);
     zhash_destroy(&sw.services);
@@ -974,6 +1124,12 @@ bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t 
         }
     }
     return n;
+}
+
+size_t
+bk_registry_snapshot_bytes(const bk_registry_t *self)
+{
+    return self->snap_bytes;
 }
 
 size_t

@@ -14,6 +14,7 @@
 #include "ga_arena.h"
 #include "ga_err.h"
 #include "ga_funcfg.h"
+#include "ga_proto.h"
 #include "ga_value.h"
 
 #include <stdbool.h>
@@ -23,6 +24,12 @@
 #define BK_FAILED_MAX      256                   // failed-config entries kept
 #define BK_FAILED_KEEP_MS  (24 * 3600 * 1000LL)  // how long a failed entry is kept
 #define BK_OVERRIDES_MAX   4096                  // operator overrides kept (one per config key)
+// The registry snapshot (every config's source) must fit in one message body (GA_PROTO_MAX_BODY)
+// with the SNAPSHOT's other fields: a REGISTER (or an operator's add) that would make it larger
+// is refused whole with "registry full: ..." (docs/protocol.md, "Registration").
+#define BK_SNAPSHOT_RESERVE 4096                 // bytes kept for the message's other fields
+#define BK_SNAPSHOT_MAX     (GA_PROTO_MAX_BODY - BK_SNAPSHOT_RESERVE)
+#define BK_SNAPSHOT_SLACK   16                   // per operator-overridden config ("disabled")
 
 typedef struct bk_registry_t bk_registry_t;
 
@@ -57,7 +64,9 @@ void bk_registry_destroy(bk_registry_t **self_p);
 bk_worker_t *bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t id_len);
 
 // Registers (or re-registers) the worker at `id` from a REGISTER body. Each function config is
-// validated; accepted ones are added or replaced, refused ones recorded in the failed list.
+// validated; accepted ones are added or replaced, refused ones recorded in the failed list. A
+// table that would make the snapshot larger than BK_SNAPSHOT_MAX is refused whole, before
+// anything changes (the worker is not registered): GA_ETOOBIG, `err` "registry full: ...".
 // A key an operator overrides keeps the override (the pushed config is kept beneath it). When
 // the body's config_version equals the service's last processed one and `force` is not true,
 // the table is skipped (`*skipped`): the worker is registered and offers what that push
@@ -71,6 +80,18 @@ GA_MUST_CHECK ga_err_t bk_registry_register(bk_registry_t *self, const uint8_t *
                                             ga_value_t *failed, ga_value_t *changed,
                                             bk_worker_t **worker, bool *skipped, char *err,
                                             size_t errlen);
+
+// Calls `fn` for each reference from one config to a public one (visibility not "internal"):
+// a before_execute, after_execute, permission_callback or nodes resolver naming
+// "service.request_type" that resolves (as the gateway's or the broker's call of it would) to a
+// config clients may call directly. Only references where the referring config or the named
+// one belongs to `service` are given (a service that has just registered). The broker warns of
+// each (docs/security.md, "Internal functions"): the reference works, but clients can call
+// the function it names.
+void bk_registry_each_public_ref(bk_registry_t *self, const char *service,
+                                 void (*fn)(const ga_funcfg_t *from, const char *field,
+                                            const ga_funcfg_t *to, void *arg),
+                                 void *arg);
 
 // Removes a worker (it has died or disconnected). Its pointer is invalid afterwards.
 void bk_registry_remove(bk_registry_t *self, bk_worker_t *worker);
@@ -112,7 +133,8 @@ GA_MUST_CHECK ga_err_t bk_registry_delete(bk_registry_t *self, const char *servi
                                           size_t errlen);
 // Adds (or replaces) a config from `source` (a config map, validated as a pushed one), in
 // place of what the workers push for its key, lifting a delete or disable. Refused unless a
-// registered worker of its service offers its key (that worker runs it).
+// registered worker of its service offers its key (that worker runs it), and (GA_ETOOBIG,
+// "registry full: ...") when it would make the snapshot larger than BK_SNAPSHOT_MAX.
 GA_MUST_CHECK ga_err_t bk_registry_add(bk_registry_t *self, const ga_value_t *source,
                                        ga_arena_t *arena, ga_value_t *changed, char *err,
                                        size_t errlen);
@@ -163,6 +185,9 @@ void bk_registry_each_worker(bk_registry_t *self, void (*fn)(bk_worker_t *w, voi
 size_t bk_registry_expired(bk_registry_t *self, int64_t now, bk_worker_t **out, size_t max);
 
 size_t bk_registry_function_count(const bk_registry_t *self);
+// The MessagePack size of every config's source, which bk_registry_snapshot lists (at most
+// BK_SNAPSHOT_MAX).
+size_t bk_registry_snapshot_bytes(const bk_registry_t *self);
 size_t bk_registry_worker_count(const bk_registry_t *self);
 size_t bk_registry_failed_count(const bk_registry_t *self);
 // The failed-configs list, oldest first: [{service, function, reason, at_ms (wall clock)}].

@@ -13,6 +13,7 @@
 #include "ga_json.h"
 #include "ga_log.h"
 #include "ga_proto.h"
+#include "ga_telemetry.h"
 #include "ga_wire.h"
 
 #include <stdio.h>
@@ -241,6 +242,9 @@ bk_relay_on_group(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_
         // A connection closed (no topic) or left a channel: its memberships go, no reply.
         if (conn > 0) {
             size_t n = bk_groups_drop_where(groups, key, (uint64_t) conn, topic, NULL, NULL);
+            if (n) {
+                GA_EMIT(GA_EV_RELAY_LEAVE, .count = (int64_t) n, .reason = "disconnect");
+            }
             GA_DEBUG("relay: %zu membership(s) of conn %lld dropped", n, (long long) conn);
         }
         return;
@@ -318,6 +322,8 @@ s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op
         if (rc == BK_GROUPS_OK) {
             g = bk_groups_find(groups, group_id);
             s_event(self, g, bk_group_member(g, user_id), false);
+            GA_EMIT(GA_EV_RELAY_JOIN, .group_id = group_id,
+                    .request_id = ga_map_get_str(b, "request_id"), .reason = "create");
             ga_map_put(&result, a, "group_type", ga_str(type_name ? type_name : "public"));
             ga_map_put(&result, a, "state", ga_str("active"));
         }
@@ -328,6 +334,8 @@ s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op
         if (rc == BK_GROUPS_OK) {
             g = bk_groups_find(groups, group_id);
             s_event(self, g, bk_group_member(g, user_id), false);
+            GA_EMIT(GA_EV_RELAY_JOIN, .group_id = group_id,
+                    .request_id = ga_map_get_str(b, "request_id"), .reason = "join");
             ga_map_put(&result, a, "state", ga_str(bk_member_state_name(state)));
         }
     } else if (strcmp(op, "leave") == 0) {
@@ -335,6 +343,7 @@ s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op
         bk_member_t *m = g ? bk_group_member(g, user_id) : NULL;
         if (m) {
             s_event(self, g, m, true);
+            GA_EMIT(GA_EV_RELAY_LEAVE, .count = 1, .group_id = group_id, .reason = "leave");
         }
         rc = bk_groups_leave(groups, group_id, user_id);
         ga_map_put(&result, a, "status", ga_str("left"));
@@ -364,6 +373,10 @@ s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op
         for (size_t i = 0; gone && i < gone->n_members; i++) {
             s_event(self, gone, &gone->members[i], true);
         }
+        if (gone) {
+            GA_EMIT(GA_EV_RELAY_LEAVE, .count = (int64_t) gone->n_members, .group_id = group_id,
+                    .reason = "delete");
+        }
         bk_group_free(&gone);
         ga_map_put(&result, a, "status", ga_str("deleted"));
     } else if (strcmp(op, "send") == 0) {
@@ -381,6 +394,8 @@ s_apply(bk_broker_t *self, void *sock, const ga_proto_msg_t *msg, const char *op
                 s_reply_error(self, sock, msg, id, "Relay unavailable: a gateway cannot keep up", true);
                 return;
             }
+            GA_EMIT(GA_EV_RELAY_SEND, .count = (int64_t) bk_group_receivers(g),
+                    .group_id = group_id, .request_id = ga_map_get_str(b, "request_id"));
             result = ga_map(a, 2);
             ga_map_put(&result, a, "status", ga_str("relayed"));
             ga_map_put(&result, a, "recipients_count", ga_int((int64_t) bk_group_receivers(g)));
@@ -437,6 +452,8 @@ bk_relay_admin(bk_broker_t *self, const char *op, const ga_value_t *req, ga_valu
         s_event(self, gone, &gone->members[i], true);
     }
     GA_NOTICE("relay group %s deleted by an operator (%zu member(s))", gone->id, gone->n_members);
+    GA_EMIT(GA_EV_RELAY_LEAVE, .count = (int64_t) gone->n_members, .group_id = gone->id,
+            .reason = "delete");
     ga_map_put(reply, a, "ok", ga_bool(true));
     ga_map_put(reply, a, "removed_members", ga_int((int64_t) gone->n_members));
     bk_group_free(&gone);
@@ -601,6 +618,7 @@ bk_relay_drop_gateway(bk_broker_t *self, const bk_gateway_t *gw)
     s_gateway_key(gw->id, gw->id_len, key);
     size_t n = bk_groups_drop_where(self->groups, key, 0, NULL, NULL, NULL);
     if (n) {
+        GA_EMIT(GA_EV_RELAY_LEAVE, .count = (int64_t) n, .reason = "gateway_lost");
         GA_NOTICE("relay: %zu member(s) of a dead gateway removed from their groups", n);
     }
 }

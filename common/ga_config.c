@@ -384,7 +384,15 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
         const char *eq = strchr(kv, '=');
         const ga_option_t *o = eq ? s_find(table, kv, (size_t) (eq - kv)) : NULL;
         if (o == NULL) {
-            snprintf(err, errlen, "--set %s: unknown option (see --help)", kv);
+            // The closest option name, as for a config file's key ("did you mean").
+            char name[64];
+            size_t n = eq ? (size_t) (eq - kv) : strlen(kv);
+            snprintf(name, sizeof name, "%.*s", (int) (n < sizeof name ? n : sizeof name - 1),
+                     kv);
+            const char *near = n < sizeof name ? s_suggest(table, name) : NULL;
+            snprintf(err, errlen, "--set %s: unknown option%s%s%s", kv,
+                     near ? " (did you mean \"" : " (see --help)", near ? near : "",
+                     near ? "\"?)" : "");
             return GA_ECONFIG;
         }
         if ((rc = s_set(o, cfg, eq + 1, "--set", err, errlen)) != GA_OK) {

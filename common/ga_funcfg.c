@@ -546,6 +546,7 @@ static const struct {
     {"hook_timeout", true},
     {"request_info", true},
     {"disabled", true},
+    {"visibility", true}, // "public" (default) or "internal": gw_pipeline_prepare acts on it
 };
 #define N_FIELDS (sizeof s_fields / sizeof s_fields[0])
 
@@ -647,6 +648,15 @@ s_parse(parse_t *ps, const ga_value_t *v)
             }
             *dst[i] = f->u.b;
         }
+    }
+    const ga_value_t *vis = ga_map_get(v, "visibility");
+    if (vis && vis->type != GA_NIL) {
+        bool is_internal = vis->type == GA_STR && vis->len == 8 && memcmp(vis->u.s, "internal", 8) == 0;
+        bool is_public = vis->type == GA_STR && vis->len == 6 && memcmp(vis->u.s, "public", 6) == 0;
+        if (!is_internal && !is_public) {
+            return s_fail(ps, "visibility: must be \"public\" or \"internal\"");
+        }
+        cfg->internal = is_internal;
     }
     for (size_t k = 0; k < N_FIELDS; k++) {
         const ga_value_t *f = ga_map_get(v, s_fields[k].name);

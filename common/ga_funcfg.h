@@ -111,6 +111,10 @@ struct ga_funcfg_t {
     int64_t hook_timeout_ms;      // per hook call (default GA_FUNCFG_HOOK_TIMEOUT_DEFAULT)
     bool request_info;            // the handler also sees the caller: user, roles, device, ip
     bool disabled;                // refused with "Function disabled"
+    // visibility "internal": the function serves the gateway and the broker only (a hook, a
+    // permission callback, an identity service, a nodes resolver). A client's direct call is
+    // answered exactly as for an unknown function (docs/protocol.md, "Function config").
+    bool internal;
     ga_value_t source;            // the config map as received (for forwarding), in arena
 };
 

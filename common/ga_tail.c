@@ -66,7 +66,7 @@ ga_tail_format(ga_buf_t *out, ga_event_t event, const ga_tm_data_t *d)
         {"response_type", d->response_type}, {"node", d->node},
         {"pool_name", d->pool_name}, {"key", d->key},
         {"scope", d->scope},         {"topic", d->topic},
-        {"reason", d->reason},
+        {"group_id", d->group_id},   {"reason", d->reason},
     };
     bool first = true;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {

@@ -26,12 +26,12 @@ static const struct {
     [GA_EV_RATE_LIMITER_EXCEEDED] = {"genapi.rate_limiter.exceeded", C, true},
     [GA_EV_RATE_LIMITER_RESET] = {"genapi.rate_limiter.reset", C, true},
     [GA_EV_RATE_LIMITER_CLEANUP] = {"genapi.rate_limiter.cleanup", C, true},
-    [GA_EV_HOOK_BEFORE_START] = {"genapi.hook.before.start", 0, false},
-    [GA_EV_HOOK_BEFORE_STOP] = {"genapi.hook.before.stop", D, false},
-    [GA_EV_HOOK_BEFORE_EXCEPTION] = {"genapi.hook.before.exception", D, false},
-    [GA_EV_HOOK_AFTER_START] = {"genapi.hook.after.start", 0, false},
-    [GA_EV_HOOK_AFTER_STOP] = {"genapi.hook.after.stop", D, false},
-    [GA_EV_HOOK_AFTER_EXCEPTION] = {"genapi.hook.after.exception", D, false},
+    [GA_EV_HOOK_BEFORE_START] = {"genapi.hook.before.start", 0, true},
+    [GA_EV_HOOK_BEFORE_STOP] = {"genapi.hook.before.stop", D, true},
+    [GA_EV_HOOK_BEFORE_EXCEPTION] = {"genapi.hook.before.exception", D, true},
+    [GA_EV_HOOK_AFTER_START] = {"genapi.hook.after.start", 0, true},
+    [GA_EV_HOOK_AFTER_STOP] = {"genapi.hook.after.stop", D, true},
+    [GA_EV_HOOK_AFTER_EXCEPTION] = {"genapi.hook.after.exception", D, true},
     [GA_EV_WORKER_POOL_TASK_START] = {"genapi.worker_pool.task.start", 0, true},
     [GA_EV_WORKER_POOL_TASK_STOP] = {"genapi.worker_pool.task.stop", D, true},
     [GA_EV_WORKER_POOL_TASK_EXCEPTION] = {"genapi.worker_pool.task.exception", D, true},
@@ -42,19 +42,17 @@ static const struct {
     [GA_EV_CONFIG_PULL_STOP] = {"genapi.config.pull.stop", D, true},
     [GA_EV_CONFIG_PUSH] = {"genapi.config.push", C, true},
     [GA_EV_CONFIG_ADD] = {"genapi.config.add", 0, true},
-    [GA_EV_CONFIG_BATCH_ADD] = {"genapi.config.batch_add", C, false},
     [GA_EV_CONFIG_DELETE] = {"genapi.config.delete", C, true},
-    [GA_EV_CONFIG_CLEAR] = {"genapi.config.clear", C, false},
     [GA_EV_CONFIG_DISABLE] = {"genapi.config.disable", C, true},
     [GA_EV_CONFIG_ENABLE] = {"genapi.config.enable", C, true},
     [GA_EV_CONNECTION_CONNECT] = {"genapi.connection.connect", 0, true},
     [GA_EV_CONNECTION_DISCONNECT] = {"genapi.connection.disconnect", 0, true},
     [GA_EV_CONNECTION_JOIN] = {"genapi.connection.join", 0, true},
     [GA_EV_CONNECTION_AUTH_FAILURE] = {"genapi.connection.auth_failure", 0, true},
-    [GA_EV_RELAY_JOIN] = {"genapi.relay.join", 0, false},
-    [GA_EV_RELAY_LEAVE] = {"genapi.relay.leave", 0, false},
-    [GA_EV_RELAY_SEND] = {"genapi.relay.send", C, false},
-    [GA_EV_RELAY_DELIVER] = {"genapi.relay.deliver", C, false},
+    [GA_EV_RELAY_JOIN] = {"genapi.relay.join", 0, true},
+    [GA_EV_RELAY_LEAVE] = {"genapi.relay.leave", C, true},
+    [GA_EV_RELAY_SEND] = {"genapi.relay.send", C, true},
+    [GA_EV_RELAY_DELIVER] = {"genapi.relay.deliver", C, true},
 };
 
 #undef D
@@ -368,6 +366,7 @@ ga_telemetry_format(ga_event_t event, const ga_tm_data_t *d, char *buf, size_t l
     s_put(buf, len, &at, "key", d->key);
     s_put(buf, len, &at, "scope", d->scope);
     s_put(buf, len, &at, "topic", d->topic);
+    s_put(buf, len, &at, "group_id", d->group_id);
     s_put(buf, len, &at, "reason", d->reason);
     s_put(buf, len, &at, "success",
           d->success == GA_TM_TRUE ? "true" : d->success == GA_TM_FALSE ? "false" : NULL);

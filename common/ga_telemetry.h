@@ -45,9 +45,7 @@ typedef enum {
     GA_EV_CONFIG_PULL_STOP,
     GA_EV_CONFIG_PUSH,
     GA_EV_CONFIG_ADD,
-    GA_EV_CONFIG_BATCH_ADD,
     GA_EV_CONFIG_DELETE,
-    GA_EV_CONFIG_CLEAR,
     GA_EV_CONFIG_DISABLE,
     GA_EV_CONFIG_ENABLE,
     GA_EV_CONNECTION_CONNECT,
@@ -82,6 +80,7 @@ typedef struct {
     const char *response_type; // metadata: sync, async, stream, none
     const char *topic;        // metadata: channel topic (connection join)
     int success;              // metadata: GA_TM_TRUE / GA_TM_FALSE, GA_TM_UNSET when not given
+    const char *group_id;     // metadata: relay group
 } ga_tm_data_t;
 
 // Which measurements an event carries (bit mask of GA_TM_M_*).

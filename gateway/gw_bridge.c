@@ -12,6 +12,7 @@
 #include "ga_log.h"
 #include "ga_mem.h"
 #include "ga_proto.h"
+#include "ga_telemetry.h"
 #include "ga_wire.h"
 
 #include <czmq.h>
@@ -52,6 +53,7 @@ struct pending_t {
     int64_t hook_timeout_ms;      // each hook call's timeout
     bool before_local;            // `before` is an in-process hook's: run, never sent
     bool after_local;             // `after` likewise
+    int64_t hook_started_us;      // the running hook step's start (telemetry), or 0: untimed
     pending_t *next;              // free-list link
 };
 
@@ -498,6 +500,52 @@ s_encode_call(gw_bridge_t *self, const gw_call_t *call, uint64_t id, ga_buf_t *o
     ga_wire_encode(out, &m);
 }
 
+// Hook telemetry (docs/telemetry.md): genapi.hook.before|after.start when a hook step is sent
+// or run in process; its start timed only when its stop or exception is listened to.
+static void
+s_hook_start(pending_t *p, bool before)
+{
+    ga_event_t start = before ? GA_EV_HOOK_BEFORE_START : GA_EV_HOOK_AFTER_START;
+    bool timed = before ? ga_telemetry_is_on(GA_EV_HOOK_BEFORE_STOP) ||
+                              ga_telemetry_is_on(GA_EV_HOOK_BEFORE_EXCEPTION)
+                        : ga_telemetry_is_on(GA_EV_HOOK_AFTER_STOP) ||
+                              ga_telemetry_is_on(GA_EV_HOOK_AFTER_EXCEPTION);
+    p->hook_started_us = timed ? ga_clock_us() : 0;
+    GA_EMIT(start, .service = p->route.service, .request_type = p->route.request_type,
+            .request_id = p->route.request_id);
+}
+
+// Its end: .stop when the hook answered (success: it allowed, or gave a result; else reason
+// `refused` or `invalid_args` for a before hook, `error` for an after hook's error answer),
+// .exception when it failed (`reason` timeout, unavailable or failed).
+static void
+s_hook_end(pending_t *p, bool before, bool success, const char *reason, bool exception)
+{
+    ga_event_t ev = before ? (exception ? GA_EV_HOOK_BEFORE_EXCEPTION : GA_EV_HOOK_BEFORE_STOP)
+                           : (exception ? GA_EV_HOOK_AFTER_EXCEPTION : GA_EV_HOOK_AFTER_STOP);
+    if (!ga_telemetry_is_on(ev)) {
+        return;
+    }
+    ga_telemetry_emit(ev, &(const ga_tm_data_t){
+                              .duration_us = p->hook_started_us
+                                                 ? ga_clock_us() - p->hook_started_us
+                                                 : 0,
+                              .service = p->route.service,
+                              .request_type = p->route.request_type,
+                              .request_id = p->route.request_id,
+                              .reason = reason,
+                              .success = success ? GA_TM_TRUE : GA_TM_FALSE,
+                          });
+}
+
+// A failed hook answer's reason, by its code.
+static const char *
+s_hook_failure(const ga_value_t *body)
+{
+    int64_t code = ga_map_get_int(body, "code", 0);
+    return code == GA_ETIMEDOUT ? "timeout" : code == GA_EUNAVAIL ? "unavailable" : "failed";
+}
+
 // The hook chain's steps (below gw_bridge_call_checked).
 static ga_err_t s_held_decode(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id,
                               ga_value_t args, const ga_value_t *result, ga_value_t request_args,
@@ -567,7 +615,12 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
         return GA_OK; // fire and forget: nothing to track, nothing will come back
     }
     pending_t *p = s_take(self);
-    s_route_copy(p, route);
+    gw_route_t named = *route;
+    if ((has_before || has_after) && named.service == NULL) {
+        named.service = call->service; // for the hook events (telemetry)
+        named.request_type = call->request_type;
+    }
+    s_route_copy(p, &named);
     p->route.checking = first != call;
     p->next_seq = 1;
     p->step = check ? STEP_CHECK : has_before ? STEP_BEFORE : STEP_CALL;
@@ -585,6 +638,9 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     }
     if (has_after) {
         s_encode_call(self, &after, 0, &p->after, false); // sent with the result added
+    }
+    if (first == &before) {
+        s_hook_start(p, true);
     }
     if (local_first) {
         ga_value_t body = gw_pipeline_run_hook(self->pipeline, before.service, &before.args,
@@ -927,6 +983,7 @@ static void
 s_advance(gw_bridge_t *self, pending_t *p)
 {
     if (p->before.len && p->before_local) {
+        s_hook_start(p, true);
         ga_value_t body = s_run_local(self, &p->before, NULL);
         ga_buf_reset(&p->before);
         p->step = STEP_BEFORE;
@@ -941,6 +998,7 @@ s_advance(gw_bridge_t *self, pending_t *p)
         }
         ga_buf_reset(&p->before);
         p->step = STEP_BEFORE;
+        s_hook_start(p, true);
         s_track(self, p, id, p->hook_timeout_ms);
         return;
     }
@@ -965,6 +1023,14 @@ s_before_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
     ga_value_t args;
     const char *refusal = NULL;
     ga_err_t rc = gw_pipeline_before_verdict(self->pipeline, body, &call, a, &args, &refusal);
+    if (rc == GA_ETIMEDOUT || rc == GA_EINTERNAL) {
+        s_hook_end(p, true, false, s_hook_failure(body), true);
+    } else {
+        s_hook_end(p, true, rc == GA_OK, rc == GA_OK         ? NULL
+                                         : rc == GA_EHANDLER ? "refused"
+                                                             : "invalid_args",
+                   false);
+    }
     if (rc != GA_OK) {
         s_answer_error(self, p, rc == GA_EHANDLER ? GA_EHANDLER : GA_EDENIED, refusal,
                        rc == GA_ETIMEDOUT);
@@ -1005,6 +1071,7 @@ s_after_start(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
     if (success && p->after_local) {
         ga_buf_reset(&p->kept);
         ga_wire_encode(&p->kept, body);
+        s_hook_start(p, false);
         ga_value_t answer = s_run_local(self, &p->after, result ? result : &nil);
         p->step = STEP_AFTER;
         s_after_done(self, p, &answer);
@@ -1020,6 +1087,7 @@ s_after_start(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
     ga_wire_encode(&p->kept, body);
     ga_buf_reset(&p->after);
     p->step = STEP_AFTER;
+    s_hook_start(p, false);
     s_track(self, p, id, p->hook_timeout_ms);
 }
 
@@ -1028,7 +1096,11 @@ s_after_start(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
 static void
 s_after_done(gw_bridge_t *self, pending_t *p, const ga_value_t *body)
 {
-    if (gw_pipeline_after_verdict(self->pipeline, body)) {
+    bool answered = gw_pipeline_after_verdict(self->pipeline, body);
+    bool refused = !answered && ga_map_get_int(body, "code", 0) == GA_EHANDLER;
+    s_hook_end(p, false, answered, answered ? NULL : refused ? "error" : s_hook_failure(body),
+               !answered && !refused);
+    if (answered) {
         ga_arena_t *a = self->arena;
         const ga_value_t *result = ga_map_get(body, "result");
         ga_value_t m = ga_map(a, 2);
@@ -1407,6 +1479,9 @@ gw_bridge_tick(gw_bridge_t *self)
                 ga_value_t lost = s_failure_body(self, GA_EUNAVAIL, "Service unavailable");
                 s_after_done(self, p, &lost);
             } else {
+                if (p->step == STEP_BEFORE) {
+                    s_hook_end(p, true, false, "unavailable", true);
+                }
                 s_answer_error(self, p, GA_EUNAVAIL, "Service unavailable", true);
             }
             ga_arena_reset(self->arena);

@@ -350,10 +350,22 @@ s_rate_allowed(gw_pipeline_t *self, const gw_identity_t *who, gw_call_t *call,
     return true;
 }
 
+// A config a client may call: NULL for an internal one (visibility "internal": a hook, a
+// permission callback, an identity service, a nodes resolver), which a client's request finds
+// exactly as it finds a function that does not exist (docs/protocol.md, "Function config").
+// The gateway's own calls of such functions (gw_pipeline_hook_call, gw_pipeline_check_call, the
+// server's auth call) and the broker's resolver calls never come through here.
+static const ga_funcfg_t *
+s_visible(const ga_funcfg_t *cfg)
+{
+    return cfg && !cfg->internal ? cfg : NULL;
+}
+
 // The config a payload names, before any other check: service and request_type non-empty
 // strings, version absent, null or a non-empty string, and a config found for them (enabled or
-// disabled). NULL when the payload does not identify one. Its response type then governs every
-// refusal: a `none` function's callers hear nothing, whichever check fails.
+// disabled) that clients may call. NULL when the payload does not identify one. Its response
+// type then governs every refusal: a `none` function's callers hear nothing, whichever check
+// fails.
 static const ga_funcfg_t *
 s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
 {
@@ -374,7 +386,8 @@ s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
     }
     const ga_funcfg_t *builtin = ga_functable_resolve(self->builtins, service, request_type,
                                                       wanted);
-    return builtin ? builtin : ga_functable_resolve(self->functions, service, request_type, wanted);
+    return builtin ? builtin
+                   : s_visible(ga_functable_resolve(self->functions, service, request_type, wanted));
 }
 
 void
@@ -535,7 +548,8 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
     const ga_funcfg_t *before =
         cfg || self->held == NULL
             ? NULL
-            : ga_functable_resolve(self->held, call->service, call->request_type, wanted);
+            : s_visible(ga_functable_resolve(self->held, call->service, call->request_type,
+                                             wanted));
     if (before) {
         call->response_type = before->response_type; // a `none` caller hears nothing
         gw_response_error(refusal, request_id, "Service temporarily unavailable", true);

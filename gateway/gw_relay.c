@@ -10,6 +10,7 @@
 #include "ga_json.h"
 #include "ga_log.h"
 #include "ga_mem.h"
+#include "ga_telemetry.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -359,8 +360,15 @@ gw_relay_on_message(gw_relay_t *self, const uint8_t *topic, size_t topic_len,
     // A delivery may cut a slow member off, which drops its memberships: that waits until the
     // loop over the group's members is done.
     self->delivering = true;
+    uint64_t delivered = self->delivered;
     s_on_message(self, topic, topic_len, body);
     self->delivering = false;
+    // One event per message and gateway (not per member): the members it was pushed to here.
+    if (self->delivered > delivered) {
+        GA_EMIT(GA_EV_RELAY_DELIVER, .count = (int64_t) (self->delivered - delivered),
+                .group_id = ga_map_get_str(body, "group_id"),
+                .request_id = ga_map_get_str(body, "request_id"));
+    }
     for (size_t i = 0; i < self->n_later; i++) {
         s_drop_now(self, self->later[i].conn, self->later[i].topic);
         ga_free(self->later[i].topic);

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
           libwebsockets-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev openssl
           clang libclang-rt-14-dev # clang and its libFuzzer runtime: `make fuzz`
-          podman podman-compose runc catatonit debootstrap) # the containers test (docs/operations.md)
+          podman podman-compose runc catatonit debootstrap # the containers test (docs/operations.md)
+          prometheus) # promtool and the server: tests/integration/prometheus.test.js
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 

@@ -204,6 +204,9 @@ wk_table_build(wk_worker_t *self, char *err, size_t errlen)
         if (fn->hook_timeout_ms > 0) {
             ga_map_put(&m, a, "hook_timeout", ga_int(fn->hook_timeout_ms));
         }
+        if (fn->internal) {
+            ga_map_put(&m, a, "visibility", ga_str("internal")); // public: left out (default)
+        }
         char why[256];
         if (ga_funcfg_parse(&m, &self->cfgs[i], why, sizeof why) != GA_OK) {
             snprintf(err, errlen, "function %s: %s", fn->request_type, why);

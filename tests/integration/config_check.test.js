@@ -66,6 +66,29 @@ test('gateway check: a typo in a key is named with its line and column; valid an
   assert.equal(r.stderr, '');
 });
 
+// The option is detail_errors; an earlier issue spelled it detail_error. Options have no aliases:
+// either spelling of a near miss is refused with the name it probably meant, in a file and with
+// --set alike (an unknown --set named no option before).
+test('gateway: detail_error (not an alias) is refused with did-you-mean detail_errors, in a file and with --set', async () => {
+  const file = tmpFile('gateway.json', '{"detail_error": true}');
+  let r = await run('genapi-gateway', ['check', '-c', file]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `genapi-gateway: config file ${file}:1:2: unknown option "detail_error" (did you mean "detail_errors"?)\n`);
+  r = await run('genapi-gateway', ['check', '--set', 'detail_error=true']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'genapi-gateway: --set detail_error=true: unknown option (did you mean "detail_errors"?)\n');
+  r = await run('genapi-gateway', ['--set', 'detail_error=true']); // at start, not only in check
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'genapi-gateway: --set detail_error=true: unknown option (did you mean "detail_errors"?)\n');
+  r = await run('genapi-gateway', ['check', '--set', 'no_such_thing=1']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'genapi-gateway: --set no_such_thing=1: unknown option (see --help)\n');
+  // The right name is taken.
+  r = await run('genapi-gateway', ['--set', 'detail_errors=true', '--print-config']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).detail_errors, true);
+});
+
 test('broker check: typo with its line, an unknown admin action, a valid file', async () => {
   const typo = tmpFile('broker.json', '{\n  "heartbeat_ms": 500,\n\n    "admin_actoins": "status"\n}\n');
   let r = await run('genapi-broker', ['check', '-c', typo]);

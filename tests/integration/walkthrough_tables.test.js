@@ -77,6 +77,7 @@ const WALKTHROUGH = {
         ip: { type: 'string', allow_nil: true },
       },
       arg_orders: ['service', 'request_type', 'args', 'user_id', 'roles', 'device_id', 'ip'],
+      visibility: 'internal', // genapi's own field: only the gateway calls it (not in the walkthrough)
     },
   ],
   // Section 5.
@@ -139,6 +140,7 @@ const WALKTHROUGH = {
       result: { type: 'any', allow_nil: true },
     },
     arg_orders: ['hook', 'request', 'config', 'extra', 'result'],
+    visibility: 'internal', // genapi's own field: only the gateway calls them (not in the walkthrough)
   })),
 };
 
@@ -166,6 +168,7 @@ function normalize(service, c) {
     hook_timeout: 5000,
     request_info: false,
     disabled: false,
+    visibility: 'public', // genapi's own (docs/protocol.md, "Function config")
     ...c,
     arg_types: types,
   };
@@ -322,6 +325,12 @@ test('section 11: hooks_service around data_service.expensive_operation and proc
     try {
       const { channel } = await join(socket);
       const ask = (request_id, request_type, args) => call(channel, { request_id, service: 'data_service', request_type, args });
+      // The hooks are internal: a client calling validate_quota directly gets what a function
+      // that does not exist gets, and spends no quota (both calls below still pass).
+      const direct = await call(channel, { request_id: 'q', service: 'hooks_service', request_type: 'validate_quota', args: { hook: 'before', request: {}, config: {}, extra: null, result: null } });
+      const absent = await call(channel, { request_id: 'q', service: 'hooks_service', request_type: 'no_such_hook', args: {} });
+      assert.deepEqual(direct, absent);
+      assert.equal(direct.error, 'Unknown function');
       for (const id of ['e1', 'e2']) {
         const r = await ask(id, 'expensive_operation');
         assert.deepEqual([r.success, r.result.result], [true, 'expensive result']);

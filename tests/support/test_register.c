@@ -2,6 +2,7 @@
 // genapi-test-register BROKER_WORKER_ENDPOINT REGISTER_JSON: pushes one REGISTER body, as any
 // worker could (with fields the C worker library has no way to set), prints the broker's
 // REGISTERED answer as JSON on stdout, says DISCONNECT and exits: 0 when answered, 1 otherwise.
+// REGISTER_JSON "-" reads the body from stdin (a table larger than an argument may be).
 #include "ga_arena.h"
 #include "ga_json.h"
 #include "ga_proto.h"
@@ -9,7 +10,38 @@
 #include <zmq.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+// All of stdin, NUL-terminated (malloc'd), or NULL.
+static char *
+s_read_stdin(size_t *len)
+{
+    size_t cap = 1 << 16;
+    size_t n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (grown == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, stdin);
+        n += k;
+        if (k == 0) {
+            break;
+        }
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
 
 int
 main(int argc, char **argv)
@@ -21,7 +53,12 @@ main(int argc, char **argv)
     ga_arena_t *a = ga_arena_new(4096);
     ga_value_t body;
     char why[200];
-    if (ga_json_decode(argv[2], strlen(argv[2]), a, &body, why, sizeof why) != GA_OK) {
+    size_t len = strlen(argv[2]);
+    char *text = strcmp(argv[2], "-") == 0 ? s_read_stdin(&len) : NULL;
+    const char *json = text ? text : argv[2];
+    ga_err_t parsed = ga_json_decode(json, len, a, &body, why, sizeof why);
+    free(text);
+    if (parsed != GA_OK) {
         fprintf(stderr, "genapi-test-register: bad JSON: %s\n", why);
         ga_arena_destroy(&a);
         return 2;

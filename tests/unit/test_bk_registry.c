@@ -4,6 +4,7 @@
 // and the sweep that deletes what the workers of an up service no longer offer.
 #include "bk_registry.h"
 #include "ga_json.h"
+#include "ga_wire.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -740,6 +741,166 @@ test_registry_snapshot_of_empty_registry_is_an_empty_list(void **state)
     assert_int_equal(snap.len, 0);
 }
 
+// --- references to public functions (docs/security.md, "Internal functions") ---
+
+// Collects "from field to" per reference given.
+static void
+s_collect_ref(const ga_funcfg_t *from, const char *field, const ga_funcfg_t *to, void *arg)
+{
+    char *out = arg;
+    size_t used = strlen(out);
+    snprintf(out + used, 1024 - used, "%s.%s %s %s.%s;", from->service, from->request_type, field,
+             to->service, to->request_type);
+}
+
+// Hooks, permission callbacks and resolvers naming a public function are reported (whichever
+// side registered last); internal targets, in-process names and absent functions are not.
+static void
+test_registry_reports_references_to_public_functions(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(
+        s_register(f, 1,
+                   s_body(f, "data@h", "data",
+                          "{\"service\":\"data\",\"request_type\":\"op\","
+                          "\"before_execute\":\"hooks.quota\",\"after_execute\":\"hooks.log\","
+                          "\"permission_callback\":\"hooks.allow\",\"nodes\":\"hooks.where\"},"
+                          "{\"service\":\"data\",\"request_type\":\"local\","
+                          "\"before_execute\":\"in_process\",\"permission_callback\":\"nope.x\"}"),
+                   1000),
+        GA_OK);
+    char refs[1024] = "";
+    bk_registry_each_public_ref(f->r, "data", s_collect_ref, refs);
+    assert_string_equal(refs, ""); // hooks has not registered yet
+    assert_int_equal(
+        s_register(f, 2,
+                   s_body(f, "hooks@h", "hooks",
+                          "{\"service\":\"hooks\",\"request_type\":\"quota\","
+                          "\"visibility\":\"internal\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"log\","
+                          "\"visibility\":\"internal\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"allow\"},"
+                          "{\"service\":\"hooks\",\"request_type\":\"where\","
+                          "\"visibility\":\"public\"}"),
+                   1000),
+        GA_OK);
+    // From hooks' side: the two public targets, in the order the fields are checked.
+    bk_registry_each_public_ref(f->r, "hooks", s_collect_ref, refs);
+    assert_string_equal(refs, "data.op permission_callback hooks.allow;data.op nodes hooks.where;");
+    // From data's side: the same; an unrelated service: none.
+    refs[0] = '\0';
+    bk_registry_each_public_ref(f->r, "data", s_collect_ref, refs);
+    assert_string_equal(refs, "data.op permission_callback hooks.allow;data.op nodes hooks.where;");
+    refs[0] = '\0';
+    bk_registry_each_public_ref(f->r, "user_service", s_collect_ref, refs);
+    assert_string_equal(refs, "");
+}
+
+// --- the snapshot's size bound (docs/protocol.md, "Registration") ---
+
+// `n` configs of `service`, named f0..f{n-1}, each carrying a string default of `bytes` bytes
+// (a function config may be that large: max_bytes lifts the string cap). In the fixture's arena.
+static const char *
+s_big_configs(fixture_t *f, const char *service, int n, size_t bytes)
+{
+    size_t cap = (size_t) n * (bytes + 256) + 1;
+    char *out = ga_arena_alloc(f->a, cap);
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        used += (size_t) snprintf(out + used, cap - used,
+                                  "%s{\"service\":\"%s\",\"request_type\":\"f%d\",\"arg_types\":"
+                                  "{\"s\":{\"type\":\"string\",\"max_bytes\":%zu,"
+                                  "\"default_value\":\"",
+                                  i ? "," : "", service, i, bytes);
+        memset(out + used, 'x', bytes);
+        used += bytes;
+        used += (size_t) snprintf(out + used, cap - used, "\"}}}");
+    }
+    return out;
+}
+
+// The registry's count of snapshot bytes against an encoding of the snapshot itself.
+static void
+s_assert_snapshot_bytes(fixture_t *f)
+{
+    ga_value_t snap = bk_registry_snapshot(f->r, f->a);
+    size_t sum = 0;
+    ga_buf_t b;
+    ga_buf_init(&b);
+    for (uint32_t i = 0; i < snap.len; i++) {
+        ga_buf_reset(&b);
+        ga_wire_encode(&b, &snap.u.items[i]);
+        sum += b.len;
+    }
+    ga_buf_fini(&b);
+    assert_int_equal(bk_registry_snapshot_bytes(f->r), sum);
+    assert_true(sum <= BK_SNAPSHOT_MAX);
+}
+
+// A table that would make the snapshot larger than a message may carry is refused whole with
+// "registry full: ...", before anything changes; smaller ones, and the same table again, pass.
+static void
+test_registry_refuses_a_table_that_would_overflow_the_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    s_assert_snapshot_bytes(f);
+    // 3 MB from one service.
+    assert_int_equal(s_register(f, 1, s_body(f, "big@h", "big", s_big_configs(f, "big", 3, 1000000)),
+                                1000),
+                     GA_OK);
+    assert_int_equal(f->changed.len, 3);
+    s_assert_snapshot_bytes(f);
+    size_t before = bk_registry_snapshot_bytes(f->r);
+    assert_true(before > 3000000);
+    // 1.2 MB more from another: refused whole, the worker not registered, nothing changed.
+    assert_int_equal(s_register(f, 2, s_body(f, "more@h", "more", s_big_configs(f, "more", 2, 600000)),
+                                1000),
+                     GA_ETOOBIG);
+    if (strncmp(f->err, "registry full: the 2 function(s) of more would make the registry snapshot ",
+                strlen("registry full: the 2 function(s) of more would make the registry snapshot ")) !=
+        0) {
+        fail_msg("err: %s", f->err);
+    }
+    assert_non_null(strstr(f->err, "over the 4190208 bytes a message may carry"));
+    assert_null(f->w);
+    uint8_t rid[3] = {0x00, 2, 0xff};
+    assert_null(bk_registry_worker(f->r, rid, sizeof rid));
+    assert_null(bk_registry_lookup(f->r, "more", "f0", NULL));
+    assert_int_equal(bk_registry_function_count(f->r), 3);
+    assert_int_equal(bk_registry_snapshot_bytes(f->r), before);
+    assert_int_equal(bk_registry_failed_count(f->r), 0);
+    // A smaller table fits.
+    assert_int_equal(s_register(f, 2, s_body(f, "more@h", "more", s_big_configs(f, "more", 1, 600000)),
+                                1000),
+                     GA_OK);
+    s_assert_snapshot_bytes(f);
+    // The same big table again (a new config_version) replaces itself: no growth, accepted.
+    assert_int_equal(s_register(f, 1, s_body(f, "big@h", "big", s_big_configs(f, "big", 3, 1000000)),
+                                1000),
+                     GA_OK);
+    assert_int_equal(f->changed.len, 0);
+    s_assert_snapshot_bytes(f);
+    // An operator's add of a config that does not fit is refused too.
+    ga_value_t src;
+    const char *big_one = s_big_configs(f, "more", 1, 1200000);
+    assert_int_equal(ga_json_decode(big_one, strlen(big_one), f->a, &src, NULL, 0), GA_OK);
+    ga_map_put(&src, f->a, "request_type", ga_str("f0"));
+    ga_value_t changed;
+    assert_int_equal(bk_registry_add(f->r, &src, f->a, &changed, f->err, sizeof f->err), GA_ETOOBIG);
+    assert_non_null(strstr(f->err, "registry full: this config would make"));
+    // Deleting and disabling keep the count exact.
+    assert_int_equal(bk_registry_disable(f->r, "big", "f1", NULL, f->a, &changed, f->err,
+                                         sizeof f->err),
+                     GA_OK);
+    s_assert_snapshot_bytes(f);
+    ga_value_t removed;
+    assert_int_equal(bk_registry_delete(f->r, "big", "f2", NULL, f->a, &removed, f->err,
+                                        sizeof f->err),
+                     GA_OK);
+    s_assert_snapshot_bytes(f);
+    assert_true(bk_registry_snapshot_bytes(f->r) < before);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 // --- operators' overrides (versions) and the config_version skip ---
@@ -1030,6 +1191,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        T(test_registry_reports_references_to_public_functions),
+        T(test_registry_refuses_a_table_that_would_overflow_the_snapshot),
         T(test_registry_register_accepts_the_walkthrough_worker),
         T(test_registry_worker_is_found_by_its_routing_id),
         T(test_registry_register_refuses_a_bad_config_and_keeps_the_others),

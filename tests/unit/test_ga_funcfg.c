@@ -452,7 +452,8 @@ test_funcfg_unknown_type_option_or_field_lists_the_valid_ones(void **state)
         {"{\"service\":\"s\",\"request_type\":\"x\",\"colour\":1}",
          "colour: unknown field (valid: service, request_type, version, nodes, choose_node_mode, "
          "timeout, arg_types, arg_orders, response_type, check_permission, permission_callback, "
-         "retry, before_execute, after_execute, hook_timeout, request_info, disabled)"},
+         "retry, before_execute, after_execute, hook_timeout, request_info, disabled, "
+         "visibility)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[512] = "";
@@ -461,6 +462,43 @@ test_funcfg_unknown_type_option_or_field_lists_the_valid_ones(void **state)
             strcmp(err, cases[i].want) != 0) {
             fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
         }
+    }
+}
+
+// visibility: "public" (the default) or "internal" (a function only the gateway and the broker
+// call: hooks, permission callbacks, identity services, nodes resolvers); anything else refused.
+static void
+test_funcfg_visibility(void **state)
+{
+    (void) state;
+    char err[256] = "";
+    ga_funcfg_t *cfg = NULL;
+    assert_int_equal(s_parse("{\"service\":\"s\",\"request_type\":\"x\"}", &cfg, err,
+                             sizeof err),
+                     GA_OK);
+    assert_false(cfg->internal);
+    ga_funcfg_destroy(&cfg);
+    assert_int_equal(s_parse("{\"service\":\"s\",\"request_type\":\"x\",\"visibility\":"
+                             "\"public\"}",
+                             &cfg, err, sizeof err),
+                     GA_OK);
+    assert_false(cfg->internal);
+    ga_funcfg_destroy(&cfg);
+    assert_int_equal(s_parse("{\"service\":\"s\",\"request_type\":\"x\",\"visibility\":"
+                             "\"internal\"}",
+                             &cfg, err, sizeof err),
+                     GA_OK);
+    assert_true(cfg->internal);
+    ga_funcfg_destroy(&cfg);
+    const char *bad[] = {
+        "{\"service\":\"s\",\"request_type\":\"x\",\"visibility\":\"private\"}",
+        "{\"service\":\"s\",\"request_type\":\"x\",\"visibility\":true}",
+        "{\"service\":\"s\",\"request_type\":\"x\",\"visibility\":\"Internal\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(s_parse(bad[i], &cfg, err, sizeof err), GA_ECONFIG);
+        assert_null(cfg);
+        assert_string_equal(err, "visibility: must be \"public\" or \"internal\"");
     }
 }
 
@@ -496,6 +534,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_funcfg_parses_retry_forms),
+        cmocka_unit_test(test_funcfg_visibility),
         cmocka_unit_test(test_funcfg_accepts_the_walkthrough_configs_with_defaults),
         cmocka_unit_test(test_funcfg_refuses_broken_rules_naming_the_field),
         cmocka_unit_test(test_argcheck_every_type_valid_and_invalid),

@@ -8,6 +8,7 @@
 #include "ga_clock.h"
 #include "ga_json.h"
 #include "ga_proto.h"
+#include "ga_telemetry.h"
 #include "ga_wire.h"
 #include "gw_bridge.h"
 #include "gw_pipeline.h"
@@ -748,6 +749,61 @@ test_bridge_runs_in_process_hooks(void **state)
     assert_int_equal(gw_bridge_inflight(f->bridge), 0);
 }
 
+// The hook events (docs/telemetry.md) of in-process hooks, recorded by a handler.
+typedef struct {
+    int n;
+    ga_event_t ev[8];
+    char service[8][16];
+    char request_type[8][16];
+    char request_id[8][16];
+    int success[8];
+    int64_t duration_us[8];
+} hook_events_t;
+
+static void
+s_on_hook_event(ga_event_t ev, const ga_tm_data_t *d, void *arg)
+{
+    hook_events_t *h = arg;
+    if (h->n == 8) {
+        return;
+    }
+    h->ev[h->n] = ev;
+    snprintf(h->service[h->n], 16, "%s", d->service ? d->service : "");
+    snprintf(h->request_type[h->n], 16, "%s", d->request_type ? d->request_type : "");
+    snprintf(h->request_id[h->n], 16, "%s", d->request_id ? d->request_id : "");
+    h->success[h->n] = d->success;
+    h->duration_us[h->n] = d->duration_us;
+    h->n++;
+}
+
+static void
+test_bridge_in_process_hooks_emit_hook_events(void **state)
+{
+    fixture_t *f = *state;
+    hook_events_t h = {0};
+    int id;
+    assert_int_equal(ga_telemetry_attach_hooks("test", s_on_hook_event, &h, &id), GA_OK);
+    gw_pipeline_register_hook(f->pipeline, "h.before", s_local_hook, NULL);
+    gw_pipeline_register_hook(f->pipeline, "h.after", s_local_hook, NULL);
+    s_hooked_call(f, false, 1000, GA_RESP_SYNC);
+    int64_t call_id = s_expect_call(f, "s", "f");
+    s_answer(f, call_id, "\"ok\":true,\"result\":40");
+    s_pump(f, 3000, s_one_result);
+    assert_string_equal(f->result_json, "{\"ok\":true,\"result\":42}");
+    GA_IGNORE(ga_telemetry_detach(id));
+    const ga_event_t want[] = {GA_EV_HOOK_BEFORE_START, GA_EV_HOOK_BEFORE_STOP,
+                               GA_EV_HOOK_AFTER_START, GA_EV_HOOK_AFTER_STOP};
+    assert_int_equal(h.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(h.ev[i], want[i]);
+        assert_string_equal(h.service[i], "s"); // the hooked call's, though its route had none
+        assert_string_equal(h.request_type[i], "f");
+        assert_string_equal(h.request_id[i], "r1");
+        assert_int_equal(h.success[i], i % 2 ? GA_TM_TRUE : GA_TM_UNSET);
+        assert_true(h.duration_us[i] >= 0);
+    }
+}
+
 static void
 test_bridge_sends_the_identity_only_with_request_info(void **state)
 {
@@ -859,6 +915,8 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_before_hook_refusals, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_runs_in_process_hooks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_bridge_in_process_hooks_emit_hook_events, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_failing_after_hook_keeps_the_result, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_bridge_sends_the_routing_key_when_set, s_setup,

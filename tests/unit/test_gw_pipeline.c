@@ -565,6 +565,84 @@ test_pipeline_refuses_a_disabled_config(void **state)
                         "Function disabled");
 }
 
+// Functions with visibility "internal" (hooks, permission callbacks, identity services, nodes
+// resolvers): a client's request gets exactly what a request for a function that does not exist
+// gets, whatever else it carries (a none function, a disabled one, a warming broker), while the
+// gateway's own hook and permission calls to them are built as before.
+static void
+test_pipeline_internal_functions_answer_clients_as_unknown(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_apply(f,
+                             "{\"functions\":["
+                             "{\"service\":\"hooks\",\"request_type\":\"quota\","
+                             "\"visibility\":\"internal\",\"arg_types\":{\"hook\":\"string\"}},"
+                             "{\"service\":\"hooks\",\"request_type\":\"quota_v\","
+                             "\"version\":\"1.0.0\",\"visibility\":\"internal\"},"
+                             "{\"service\":\"hooks\",\"request_type\":\"quiet\","
+                             "\"response_type\":\"none\",\"visibility\":\"internal\"},"
+                             "{\"service\":\"hooks\",\"request_type\":\"off\","
+                             "\"disabled\":true,\"visibility\":\"internal\"},"
+                             "{\"service\":\"hooks\",\"request_type\":\"open\","
+                             "\"visibility\":\"public\"},"
+                             "{\"service\":\"data\",\"request_type\":\"guarded\","
+                             "\"before_execute\":\"hooks.quota\","
+                             "\"permission_callback\":\"hooks.quota_v\"}]}",
+                             false),
+                     6);
+    // The reference: a function that does not exist.
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"hooks\","
+                                  "\"request_type\":\"absent\",\"args\":{\"hook\":\"x\"}}"),
+                     GA_ENOTFOUND);
+    const char *unknown = s_encode(f, &f->refusal);
+    assert_int_equal(f->call.response_type, GA_RESP_SYNC);
+    const char *internal[] = {
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"quota\","
+        "\"args\":{\"hook\":\"x\"}}",
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"quota\","
+        "\"args\":{\"hook\":1}}", // arguments are never checked: nothing is revealed
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"quota_v\","
+        "\"version\":\"1.0.0\",\"args\":{\"hook\":\"x\"}}",
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"quota_v\","
+        "\"args\":{\"hook\":\"x\"}}",
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"quiet\","
+        "\"args\":{\"hook\":\"x\"}}",
+        "{\"request_id\":\"r\",\"service\":\"hooks\",\"request_type\":\"off\","
+        "\"args\":{\"hook\":\"x\"}}",
+    };
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++) {
+        assert_int_equal(s_prepare(f, internal[i]), GA_ENOTFOUND);
+        assert_string_equal(s_encode(f, &f->refusal), unknown);
+        if (f->call.response_type != GA_RESP_SYNC) {
+            fail_msg("%s: answered as a %s function", internal[i],
+                     ga_resp_name(f->call.response_type));
+        }
+    }
+    // A public one is served.
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"hooks\","
+                                  "\"request_type\":\"open\"}"),
+                     GA_OK);
+    // The gateway's own calls still name them.
+    const gw_identity_t who = {.user_id = "u1", .ip = "10.0.0.1"};
+    assert_int_equal(s_prepare_as(f, &who, "{\"request_id\":\"r\",\"service\":\"data\","
+                                           "\"request_type\":\"guarded\"}"),
+                     GA_OK);
+    gw_call_t side;
+    assert_true(gw_pipeline_hook_call(f->p, &who, &f->call, GW_HOOK_BEFORE, f->a, &side));
+    assert_string_equal(side.service, "hooks");
+    assert_string_equal(side.request_type, "quota");
+    assert_true(gw_pipeline_check_call(&who, &f->call, f->a, &side));
+    assert_string_equal(side.request_type, "quota_v");
+    // A broker warming up after a restart: a known internal function is still unknown to
+    // clients, not "temporarily unavailable" (which would reveal it).
+    assert_int_equal(s_apply(f, "{\"seq\":0,\"warming_ms\":60000,\"functions\":[]}", true), 0);
+    assert_int_equal(s_prepare(f, internal[0]), GA_ENOTFOUND);
+    assert_string_equal(s_encode(f, &f->refusal), unknown);
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"hooks\","
+                                  "\"request_type\":\"open\"}"),
+                     GA_EUNAVAIL);
+}
+
 static void
 test_pipeline_resolves_highest_enabled_version_in_semver_order(void **state)
 {
@@ -1378,6 +1456,7 @@ main(void)
         T(test_pipeline_require_auth_refuses_anonymous_callers),
         T(test_pipeline_refuses_unknown_request_type_and_service),
         T(test_pipeline_refuses_a_version_that_does_not_exist),
+        T(test_pipeline_internal_functions_answer_clients_as_unknown),
         T(test_pipeline_refuses_a_disabled_config),
         T(test_pipeline_resolves_highest_enabled_version_in_semver_order),
         T(test_pipeline_gives_exactly_the_version_requested),

@@ -2,8 +2,9 @@
 // The walkthrough's admin_service (section 3, "Permissions"): delete_user needs the admin role;
 // admin_action is decided by a permission callback, authorize, which is itself a function of
 // this worker (it allows callers holding the admin or operator role). authorize declares the
-// arguments a gateway sends a permission callback (WK_PERMISSION_CALLBACK_ARGS); a client that
-// calls it directly learns only whether the roles it names would be allowed: it acts on nothing.
+// arguments a gateway sends a permission callback (WK_PERMISSION_CALLBACK_ARGS) and is internal:
+// a client that calls it directly gets "Unknown function" (docs/security.md, "Internal
+// functions").
 #include <genapi/worker.h>
 
 #include <string.h>
@@ -53,7 +54,9 @@ static const wk_function_t s_functions[] = {
      .permission_callback = "admin_service.authorize",
      .request_info = true, // the handler reports who performed the action
      .handler = s_admin_action},
-    {.request_type = "authorize", .args = WK_PERMISSION_CALLBACK_ARGS, .handler = s_authorize},
+    // Internal: only the gateway asks it; clients cannot probe it.
+    {.request_type = "authorize", .args = WK_PERMISSION_CALLBACK_ARGS, .internal = true,
+     .handler = s_authorize},
 };
 
 static const wk_service_t s_service = {

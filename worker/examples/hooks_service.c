@@ -3,7 +3,8 @@
 // enrich_request run before a call, log_response after it (docs/protocol.md, "Hooks"). Each
 // declares what the gateway sends a hook (WK_HOOK_ARGS): the whole request, the function's
 // config, the hook's extra args and, after the call, its result. data_service's
-// expensive_operation and process_data name them (worker/examples/data_service.c).
+// expensive_operation and process_data name them (worker/examples/data_service.c). All three
+// are internal: only the gateway calls them (docs/security.md, "Internal functions").
 //
 // validate_quota is the walkthrough's MyApp.Quota.check: each caller (user id, or "anonymous")
 // may make GENAPI_HOOKS_QUOTA calls (default 1000) in this process's life; past that the call
@@ -98,9 +99,14 @@ s_enrich_request(wk_request_t *req, void *ctx)
 }
 
 static const wk_function_t s_functions[] = {
-    {.request_type = "validate_quota", .args = WK_HOOK_ARGS, .handler = s_validate_quota},
-    {.request_type = "log_response", .args = WK_HOOK_ARGS, .handler = s_log_response},
-    {.request_type = "enrich_request", .args = WK_HOOK_ARGS, .handler = s_enrich_request},
+    // Internal: the gateway calls them around data_service's calls; a client calling one
+    // directly gets "Unknown function" (a direct validate_quota would spend quota).
+    {.request_type = "validate_quota", .args = WK_HOOK_ARGS, .internal = true,
+     .handler = s_validate_quota},
+    {.request_type = "log_response", .args = WK_HOOK_ARGS, .internal = true,
+     .handler = s_log_response},
+    {.request_type = "enrich_request", .args = WK_HOOK_ARGS, .internal = true,
+     .handler = s_enrich_request},
 };
 
 static const wk_service_t s_service = {

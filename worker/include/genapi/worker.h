@@ -118,6 +118,12 @@ typedef struct {
     // Left out of the table until wk_worker_set_offered offers it (docs/protocol.md, "Config
     // pull"): a function this service turns on at run time.
     bool withdrawn;
+    // visibility "internal" (docs/protocol.md, "Function config"; docs/security.md): the
+    // function serves the gateway and the broker only, as a hook, a permission callback, the
+    // identity service of auth=service or a nodes resolver. Their calls reach it; a client
+    // calling it directly gets "Unknown function", as if it did not exist. Set it on every
+    // function declared with WK_HOOK_ARGS, WK_PERMISSION_CALLBACK_ARGS or WK_AUTH_SERVICE_ARGS.
+    bool internal;
 } wk_function_t;
 
 typedef struct {
