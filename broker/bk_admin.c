@@ -234,7 +234,25 @@ s_add_config(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
     ga_map_put(reply, a, "changed", ga_int((int64_t) changed.len));
 }
 
-// verify: the service's pushed config_version against `version`.
+// verify: the service's pushed config_version against `version`, as {result | status,
+// stored_version?} into `out` (the operator's reply names it `result`, a worker's `status`).
+static void
+s_verify_into(bk_broker_t *self, const char *service, const char *version, const char *key,
+              ga_value_t *out)
+{
+    ga_arena_t *a = self->arena;
+    const char *stored = NULL;
+    bk_verify_t v = bk_registry_verify(self->registry, service, version, &stored);
+    ga_map_put(out, a, key,
+               ga_str(v == BK_VERIFY_MATCHED    ? "matched"
+                      : v == BK_VERIFY_MISMATCH ? "mismatch"
+                                                : "not_found"));
+    if (v == BK_VERIFY_MISMATCH) {
+        ga_map_put(out, a, "stored_version",
+                   stored ? ga_str_dup(a, stored, strlen(stored)) : ga_nil());
+    }
+}
+
 static void
 s_verify(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
 {
@@ -245,17 +263,50 @@ s_verify(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
         s_fail(reply, a, "service and version required");
         return;
     }
-    const char *stored = NULL;
-    bk_verify_t v = bk_registry_verify(self->registry, service, version, &stored);
     ga_map_put(reply, a, "ok", ga_bool(true));
-    ga_map_put(reply, a, "result",
-               ga_str(v == BK_VERIFY_MATCHED    ? "matched"
-                      : v == BK_VERIFY_MISMATCH ? "mismatch"
-                                                : "not_found"));
-    if (v == BK_VERIFY_MISMATCH) {
-        ga_map_put(reply, a, "stored_version",
-                   stored ? ga_str_dup(a, stored, strlen(stored)) : ga_nil());
+    s_verify_into(self, service, version, "result", reply);
+}
+
+void
+bk_admin_on_worker(bk_broker_t *self, const bk_worker_t *w, const ga_proto_msg_t *msg)
+{
+    ga_arena_t *a = self->arena;
+    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    if (id <= 0) {
+        self->stats.malformed++;
+        GA_WARN("ADMIN from worker %s without an id dropped", w->node ? w->node : "?");
+        return;
     }
+    const char *op = ga_map_get_str(&msg->value, "op");
+    const char *service = s_field(msg, "service");
+    const char *version = s_field(msg, "version");
+    char why[300];
+    const char *error = NULL;
+    bool can_retry = false;
+    if (!w->registered) {
+        error = "Service unavailable: register first";
+        can_retry = true;
+    } else if (op == NULL || strcmp(op, "verify") != 0 || service == NULL || version == NULL) {
+        self->stats.malformed++;
+        error = "invalid worker request: op \"verify\" with service and version (the only "
+                "admin operation a worker may ask)";
+    } else if (!bk_access_worker_verify(self, msg, service, why, sizeof why)) {
+        error = why;
+    }
+    ga_value_t r = ga_map(a, 5);
+    ga_map_put(&r, a, "id", ga_int(id));
+    if (error) {
+        ga_map_put(&r, a, "ok", ga_bool(false));
+        ga_map_put(&r, a, "error", ga_str_dup(a, error, strlen(error)));
+        ga_map_put(&r, a, "code", ga_int(can_retry ? GA_EUNAVAIL : GA_EINVAL));
+        ga_map_put(&r, a, "can_retry", ga_bool(can_retry));
+    } else {
+        ga_value_t result = ga_map(a, 2);
+        s_verify_into(self, service, version, "status", &result);
+        ga_map_put(&r, a, "ok", ga_bool(true));
+        ga_map_put(&r, a, "result", result);
+    }
+    bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &r);
 }
 
 // ADMIN: operator requests on the gateway socket (genapi-ctl). Guarded by admin_token.

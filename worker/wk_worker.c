@@ -625,6 +625,7 @@ s_on_broker(io_t *io, int64_t now)
             s_on_pull(io, io->msg.cmd == GA_CMD_PULL);
             break;
         case GA_CMD_GROUP_REPLY:
+        case GA_CMD_ADMIN_REPLY:                 // wk_verify's answer
             wk_groups_on_reply(io->w, &io->msg); // wk_groups.c
             break;
         case GA_CMD_DISCONNECT: {
