@@ -219,6 +219,28 @@ bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, 
     return false;
 }
 
+bool
+bk_access_worker_verify(bk_broker_t *self, const ga_proto_msg_t *msg, const char *service,
+                        char *why, size_t len)
+{
+    if (self->zap == NULL) {
+        return true; // the broker's sockets are on a trusted network (docs/security.md)
+    }
+    const ga_curve_cert_t *peer = bk_zap_peer(self->zap, msg->user_id);
+    if (peer && strcmp(peer->role, "worker") == 0 &&
+        ga_curve_allows_service(peer->services, service)) {
+        return true;
+    }
+    self->stats.refused++;
+    snprintf(why, len,
+             "Permission denied: worker key %s may verify only the services its certificate "
+             "names (%s)",
+             peer ? peer->name : "?", peer && peer->services[0] ? peer->services : "none");
+    GA_WARN("verify of %s from worker key %s refused: its services do not name it", service,
+            peer ? peer->name : "?");
+    return false;
+}
+
 ga_value_t
 bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a, ga_value_t *refused)
 {

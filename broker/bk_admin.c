@@ -2,7 +2,8 @@
 // ADMIN: operator requests (genapi-ctl) on the gateway socket, guarded by admin_token: status
 // (workers, circuits, functions, failed configs, calls in flight), functions (every registered
 // config as its worker pushed it), stop_stream, and the versions operations (docs/operations.md,
-// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, verify; and the
+// "Versions"): versions, get, get_latest, disable, enable, delete, add_config, batch_add,
+// clear, verify (also asked by workers, bk_admin_on_worker); and the
 // relay group operations (groups, group_info, group_delete, answered by bk_relay.c). Each
 // change of the registry reaches every gateway in one numbered UPDATE.
 #include "bk_internal.h"
@@ -13,15 +14,19 @@
 #include "ga_idmap.h"
 #include "ga_proto.h"
 #include "ga_secret.h"
+#include "ga_telemetry.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define BK_BATCH_ADD_MAX 1024 // configs in one batch_add
 
 // The admin operations, each enabled by name in admin_actions.
 static const char *const s_actions[] = {
     "status", "functions", "stop_stream",
     // Versions and pushes (bk_registry.c overrides).
-    "versions", "get", "get_latest", "disable", "enable", "delete", "add_config", "verify",
+    "versions", "get", "get_latest", "disable", "enable", "delete", "add_config", "batch_add",
+    "clear", "verify",
     // Rate limits (bk_ratelimit.c): reads, then changes.
     "rate_limit_config", "rate_limit_status", "rate_limit_reset", "rate_limit_add",
     "rate_limit_remove", "rate_limit_set",
@@ -33,7 +38,8 @@ static const char *const s_actions[] = {
     "tail"};
 #define S_ACTIONS_LIST                                                                           \
     "status, functions, stop_stream, versions, get, get_latest, disable, enable, delete, "       \
-    "add_config, verify, rate_limit_config, rate_limit_status, rate_limit_reset, "              \
+    "add_config, batch_add, clear, verify, rate_limit_config, rate_limit_status, "              \
+    "rate_limit_reset, "                                                                         \
     "rate_limit_add, rate_limit_remove, rate_limit_set, groups, group_info, group_delete, "        \
     "pool_status, pushed_services, call_flow, tail"
 
@@ -197,17 +203,16 @@ s_override(bk_broker_t *self, const ga_proto_msg_t *msg, const char *op, ga_valu
     ga_map_put(reply, a, "changed", ga_int((int64_t) (changed.len + removed.len)));
 }
 
-// add_config: an operator's config (as ConfigDb.add), under the registration rules (the
-// allowlist and reserved names included); every gateway is told.
-static void
-s_add_config(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+// Adds one operator config `cfg` under the registration rules (the allowlist and reserved
+// names included), appending what changed to `changed`; NULL, or why it was refused (in `err`
+// or static).
+static const char *
+s_add_one(bk_broker_t *self, const ga_value_t *cfg, ga_value_t *changed, char *err, size_t len)
 {
     ga_arena_t *a = self->arena;
-    const ga_value_t *cfg = ga_map_get(&msg->value, "config");
-    const char *service = cfg ? ga_map_get_str(cfg, "service") : NULL;
-    if (cfg == NULL || cfg->type != GA_MAP || service == NULL) {
-        s_fail(reply, a, "config required: a function config map with its service");
-        return;
+    const char *service = cfg->type == GA_MAP ? ga_map_get_str(cfg, "service") : NULL;
+    if (service == NULL) {
+        return "config required: a function config map with its service";
     }
     ga_value_t body = ga_map(a, 2);
     ga_value_t list = ga_array(a, 1);
@@ -217,24 +222,159 @@ s_add_config(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
     ga_value_t refused;
     ga_value_t kept = bk_access_filter(self, &body, a, &refused);
     if (refused.len) {
-        s_fail(reply, a, ga_map_get_str(&refused.u.items[0], "reason"));
-        return;
+        return ga_map_get_str(&refused.u.items[0], "reason");
     }
     (void) kept; // the one config, which the filter let through
-    ga_value_t changed;
+    ga_value_t one;
+    if (bk_registry_add(self->registry, cfg, a, &one, err, len) != GA_OK) {
+        return err;
+    }
+    for (uint32_t i = 0; i < one.len; i++) {
+        ga_array_push(changed, a, one.u.items[i]);
+    }
+    return NULL;
+}
+
+// add_config: an operator's config (as ConfigDb.add), under the registration rules (the
+// allowlist and reserved names included); every gateway is told.
+static void
+s_add_config(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const ga_value_t *cfg = ga_map_get(&msg->value, "config");
+    ga_value_t changed = ga_array(a, 1);
     char err[300];
-    if (bk_registry_add(self->registry, cfg, a, &changed, err, sizeof err) != GA_OK) {
-        s_fail(reply, a, err);
+    const char *why = cfg ? s_add_one(self, cfg, &changed, err, sizeof err)
+                          : "config required: a function config map with its service";
+    if (why) {
+        s_fail(reply, a, why);
         return;
     }
-    GA_NOTICE("ADMIN add_config %s.%s: %u changed", service,
+    GA_NOTICE("ADMIN add_config %s.%s: %u changed", ga_map_get_str(cfg, "service"),
               ga_map_get_str(cfg, "request_type"), changed.len);
     bk_broadcast_update(self, &changed, NULL);
     ga_map_put(reply, a, "ok", ga_bool(true));
     ga_map_put(reply, a, "changed", ga_int((int64_t) changed.len));
 }
 
-// verify: the service's pushed config_version against `version`.
+// batch_add: a list of operator configs, each taken or refused alone (partial acceptance);
+// the refused ones are listed with their reasons and recorded in the failed-configs list, and
+// the gateways hear of every change in one UPDATE.
+static void
+s_batch_add(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const ga_value_t *configs = ga_map_get(&msg->value, "configs");
+    if (configs == NULL || configs->type != GA_ARRAY || configs->len == 0 ||
+        configs->len > BK_BATCH_ADD_MAX) {
+        char err[120];
+        snprintf(err, sizeof err, "configs required: a list of 1 to %d function config maps",
+                 BK_BATCH_ADD_MAX);
+        s_fail(reply, a, err);
+        return;
+    }
+    ga_value_t changed = ga_array(a, configs->len);
+    ga_value_t refused = ga_array(a, 0);
+    uint32_t added = 0;
+    for (uint32_t i = 0; i < configs->len; i++) {
+        const ga_value_t *cfg = &configs->u.items[i];
+        char err[300];
+        const char *why = s_add_one(self, cfg, &changed, err, sizeof err);
+        if (why == NULL) {
+            added++;
+            continue;
+        }
+        const char *service = cfg->type == GA_MAP ? ga_map_get_str(cfg, "service") : NULL;
+        const char *rt = cfg->type == GA_MAP ? ga_map_get_str(cfg, "request_type") : NULL;
+        bk_registry_record_failed(self->registry, service ? service : "(none)",
+                                  rt ? rt : "(unnamed)", why);
+        ga_value_t entry = ga_map(a, 4);
+        ga_map_put(&entry, a, "index", ga_int(i));
+        ga_map_put(&entry, a, "service", service ? ga_str(service) : ga_nil());
+        ga_map_put(&entry, a, "function", ga_str(rt ? rt : "(unnamed)"));
+        ga_map_put(&entry, a, "reason", ga_str_dup(a, why, strlen(why)));
+        ga_array_push(&refused, a, entry);
+    }
+    GA_NOTICE("ADMIN batch_add: %u of %u config(s) added, %u refused, %u changed", added,
+              configs->len, refused.len, changed.len);
+    GA_EMIT(GA_EV_CONFIG_BATCH_ADD, .count = added,
+            .success = refused.len ? GA_TM_FALSE : GA_TM_TRUE,
+            .reason = refused.len ? "partial" : NULL);
+    bk_broadcast_update(self, &changed, NULL);
+    ga_map_put(reply, a, "ok", ga_bool(refused.len == 0));
+    if (refused.len) {
+        char err[120];
+        snprintf(err, sizeof err, "%u of %u config(s) refused (the others were added)",
+                 refused.len, configs->len);
+        ga_map_put(reply, a, "error", ga_str_dup(a, err, strlen(err)));
+    }
+    ga_map_put(reply, a, "added", ga_int(added));
+    ga_map_put(reply, a, "changed", ga_int((int64_t) changed.len));
+    ga_map_put(reply, a, "refused", refused);
+}
+
+// clear's walk of the workers: asks each registered worker of the cleared service (of all)
+// to push its table again, keeping its session (no call in flight is lost).
+typedef struct {
+    bk_broker_t *self;
+    const char *service; // NULL: every service
+    int64_t asked;       // workers asked
+} s_clear_t;
+
+static void
+s_clear_worker(bk_worker_t *w, void *arg)
+{
+    s_clear_t *c = arg;
+    if (!w->registered || w->service == NULL ||
+        (c->service && strcmp(w->service, c->service) != 0)) {
+        return;
+    }
+    ga_arena_t *a = c->self->arena;
+    ga_value_t m = ga_map(a, 2);
+    ga_map_put(&m, a, "reason", ga_str("config cleared by an operator: push your table again"));
+    ga_map_put(&m, a, "keep_session", ga_bool(true));
+    bk_send(c->self, c->self->workers, w->id, w->id_len, GA_CMD_DISCONNECT, &m);
+    c->asked++;
+}
+
+// clear: every config of a service (of all without one) flushed, the gateways told, and the
+// live workers asked for their tables (a flush and reload).
+static void
+s_clear(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
+{
+    ga_arena_t *a = self->arena;
+    const char *service = s_field(msg, "service");
+    ga_value_t removed;
+    size_t n = bk_registry_clear(self->registry, service, a, &removed);
+    bk_broadcast_update(self, NULL, &removed);
+    s_clear_t c = {.self = self, .service = service};
+    bk_registry_each_worker(self->registry, s_clear_worker, &c);
+    GA_NOTICE("ADMIN clear %s: %zu config(s) removed, %lld worker(s) asked to push again",
+              service ? service : "(every service)", n, (long long) c.asked);
+    ga_map_put(reply, a, "ok", ga_bool(true));
+    ga_map_put(reply, a, "removed", ga_int((int64_t) n));
+    ga_map_put(reply, a, "workers_asked", ga_int(c.asked));
+}
+
+// verify: the service's pushed config_version against `version`, as {result | status,
+// stored_version?} into `out` (the operator's reply names it `result`, a worker's `status`).
+static void
+s_verify_into(bk_broker_t *self, const char *service, const char *version, const char *key,
+              ga_value_t *out)
+{
+    ga_arena_t *a = self->arena;
+    const char *stored = NULL;
+    bk_verify_t v = bk_registry_verify(self->registry, service, version, &stored);
+    ga_map_put(out, a, key,
+               ga_str(v == BK_VERIFY_MATCHED    ? "matched"
+                      : v == BK_VERIFY_MISMATCH ? "mismatch"
+                                                : "not_found"));
+    if (v == BK_VERIFY_MISMATCH) {
+        ga_map_put(out, a, "stored_version",
+                   stored ? ga_str_dup(a, stored, strlen(stored)) : ga_nil());
+    }
+}
+
 static void
 s_verify(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
 {
@@ -245,17 +385,50 @@ s_verify(bk_broker_t *self, const ga_proto_msg_t *msg, ga_value_t *reply)
         s_fail(reply, a, "service and version required");
         return;
     }
-    const char *stored = NULL;
-    bk_verify_t v = bk_registry_verify(self->registry, service, version, &stored);
     ga_map_put(reply, a, "ok", ga_bool(true));
-    ga_map_put(reply, a, "result",
-               ga_str(v == BK_VERIFY_MATCHED    ? "matched"
-                      : v == BK_VERIFY_MISMATCH ? "mismatch"
-                                                : "not_found"));
-    if (v == BK_VERIFY_MISMATCH) {
-        ga_map_put(reply, a, "stored_version",
-                   stored ? ga_str_dup(a, stored, strlen(stored)) : ga_nil());
+    s_verify_into(self, service, version, "result", reply);
+}
+
+void
+bk_admin_on_worker(bk_broker_t *self, const bk_worker_t *w, const ga_proto_msg_t *msg)
+{
+    ga_arena_t *a = self->arena;
+    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    if (id <= 0) {
+        self->stats.malformed++;
+        GA_WARN("ADMIN from worker %s without an id dropped", w->node ? w->node : "?");
+        return;
     }
+    const char *op = ga_map_get_str(&msg->value, "op");
+    const char *service = s_field(msg, "service");
+    const char *version = s_field(msg, "version");
+    char why[300];
+    const char *error = NULL;
+    bool can_retry = false;
+    if (!w->registered) {
+        error = "Service unavailable: register first";
+        can_retry = true;
+    } else if (op == NULL || strcmp(op, "verify") != 0 || service == NULL || version == NULL) {
+        self->stats.malformed++;
+        error = "invalid worker request: op \"verify\" with service and version (the only "
+                "admin operation a worker may ask)";
+    } else if (!bk_access_worker_verify(self, msg, service, why, sizeof why)) {
+        error = why;
+    }
+    ga_value_t r = ga_map(a, 5);
+    ga_map_put(&r, a, "id", ga_int(id));
+    if (error) {
+        ga_map_put(&r, a, "ok", ga_bool(false));
+        ga_map_put(&r, a, "error", ga_str_dup(a, error, strlen(error)));
+        ga_map_put(&r, a, "code", ga_int(can_retry ? GA_EUNAVAIL : GA_EINVAL));
+        ga_map_put(&r, a, "can_retry", ga_bool(can_retry));
+    } else {
+        ga_value_t result = ga_map(a, 2);
+        s_verify_into(self, service, version, "status", &result);
+        ga_map_put(&r, a, "ok", ga_bool(true));
+        ga_map_put(&r, a, "result", result);
+    }
+    bk_send(self, self->workers, msg->id, msg->id_len, GA_CMD_ADMIN_REPLY, &r);
 }
 
 // ADMIN: operator requests on the gateway socket (genapi-ctl). Guarded by admin_token.
@@ -318,6 +491,10 @@ bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
                    bk_registry_versions(self->registry, s_field(msg, "service"), a));
     } else if (op && strcmp(op, "add_config") == 0) {
         s_add_config(self, msg, &reply);
+    } else if (op && strcmp(op, "batch_add") == 0) {
+        s_batch_add(self, msg, &reply);
+    } else if (op && strcmp(op, "clear") == 0) {
+        s_clear(self, msg, &reply);
     } else if (op && strcmp(op, "verify") == 0) {
         s_verify(self, msg, &reply);
     } else if (op && strncmp(op, "group", 5) == 0 && bk_admin_action_known(op)) {

@@ -220,6 +220,11 @@ const char *bk_access_register_refusal(bk_broker_t *self, const ga_proto_msg_t *
 // `why`.
 #define BK_ACCESS_RELAY_GRANT "genapi.relay"
 bool bk_access_worker_group(bk_broker_t *self, const ga_proto_msg_t *msg, char *why, size_t len);
+// bk_access.c: whether the worker that sent ADMIN `msg` may verify `service`'s config
+// version: with CURVE on, only a service its certificate's services allow (as for REGISTER);
+// any service without CURVE (docs/security.md). The refusal in `why`.
+bool bk_access_worker_verify(bk_broker_t *self, const ga_proto_msg_t *msg, const char *service,
+                             char *why, size_t len);
 // bk_access.c: the REGISTER `body` without the functions the allowlist or the reserved names
 // refuse (in `a`); those go to `*refused` as [{function, reason}].
 ga_value_t bk_access_filter(bk_broker_t *self, const ga_value_t *body, ga_arena_t *a,
@@ -277,5 +282,10 @@ bool bk_admin_action_known(const char *action);
 const char *bk_admin_actions_list(void);
 // bk_admin.c: an operator's ADMIN request on the gateway socket.
 void bk_on_admin(bk_broker_t *self, const ga_proto_msg_t *msg);
+// bk_admin.c: a worker's ADMIN request on the worker socket (docs/protocol.md, "Config verify
+// from workers"): op verify only, no admin token (it changes nothing), refused unless the
+// worker is registered and bk_access_worker_verify; answered with ADMIN_REPLY {id, ok,
+// result: {status, stored_version?}} or {id, ok: false, error, code, can_retry}.
+void bk_admin_on_worker(bk_broker_t *self, const bk_worker_t *w, const ga_proto_msg_t *msg);
 
 #endif

@@ -365,6 +365,9 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
     case GA_CMD_GROUP:
         bk_relay_on_worker_group(self, w, msg);
         break;
+    case GA_CMD_ADMIN:
+        bk_admin_on_worker(self, w, msg); // wk_verify
+        break;
     case GA_CMD_DISCONNECT:
         bk_drop_worker(self, w, "disconnected");
         break;

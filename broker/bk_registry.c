@@ -778,6 +778,82 @@ bk_registry_add(bk_registry_t *self, const ga_value_t *source, ga_arena_t *arena
     return GA_OK;
 }
 
+void
+bk_registry_record_failed(bk_registry_t *self, const char *service, const char *function,
+                          const char *reason)
+{
+    s_add_failed(self, service, function, reason);
+}
+
+// bk_registry_clear's walk of the table: the configs of one service (or all) to remove.
+typedef struct {
+    const char *service; // NULL: every service
+    ga_arena_t *arena;   // for `doomed`
+    ga_value_t doomed;   // [{service, request_type, version?}]
+} clear_t;
+
+static void
+s_clear_one(const ga_funcfg_t *cfg, void *arg)
+{
+    clear_t *c = arg;
+    if (c->service == NULL || strcmp(cfg->service, c->service) == 0) {
+        ga_array_push(&c->doomed, c->arena,
+                      s_key_value(c->arena, cfg->service, cfg->request_type, cfg->version));
+    }
+}
+
+// Deletes from `hash` every entry whose key s_key_split gives `service` (every entry when
+// NULL); `by_service` when the keys are service names themselves.
+static void
+s_delete_keys_of(zhash_t *hash, const char *service, bool by_service)
+{
+    zlist_t *gone = zlist_new();
+    ga_assert(gone);
+    for (void *v = zhash_first(hash); v; v = zhash_next(hash)) {
+        const char *key = zhash_cursor(hash);
+        bool match = service == NULL;
+        if (!match && by_service) {
+            match = strcmp(key, service) == 0;
+        } else if (!match) {
+            char svc[KEY_PART_MAX], rt[KEY_PART_MAX], vbuf[KEY_PART_MAX];
+            const char *version;
+            s_key_split(key, svc, rt, vbuf, &version);
+            match = strcmp(svc, service) == 0;
+        }
+        if (match) {
+            zlist_append(gone, (void *) key);
+        }
+    }
+    for (const char *key = zlist_first(gone); key; key = zlist_next(gone)) {
+        zhash_delete(hash, key);
+    }
+    zlist_destroy(&gone);
+}
+
+size_t
+bk_registry_clear(bk_registry_t *self, const char *service, ga_arena_t *arena,
+                  ga_value_t *removed)
+{
+    clear_t c = {.service = service, .arena = arena, .doomed = ga_array(arena, 0)};
+    ga_functable_each(self->functions, s_clear_one, &c);
+    for (uint32_t i = 0; i < c.doomed.len; i++) {
+        const ga_value_t *k = &c.doomed.u.items[i];
+        const char *svc = ga_map_get_str(k, "service");
+        const char *request_type = ga_map_get_str(k, "request_type");
+        const char *version = ga_map_get_str(k, "version");
+        char fkey[KEY_MAX_REG];
+        ga_functable_key(fkey, sizeof fkey, svc, request_type, version);
+        zhash_delete(self->unoffered, fkey);
+        s_table_remove(self, svc, request_type, version);
+    }
+    s_delete_keys_of(self->overrides, service, false);
+    s_delete_keys_of(self->pushes, service, true);
+    self->dirty = true;
+    *removed = c.doomed;
+    GA_EMIT(GA_EV_CONFIG_CLEAR, .service = service, .count = c.doomed.len);
+    return c.doomed.len;
+}
+
 // One function's versions for bk_registry_versions, sortable.
 typedef struct {
     const char *service;      // borrowed from the table or an override

@@ -190,6 +190,17 @@ size_t bk_registry_function_count(const bk_registry_t *self);
 size_t bk_registry_snapshot_bytes(const bk_registry_t *self);
 size_t bk_registry_worker_count(const bk_registry_t *self);
 size_t bk_registry_failed_count(const bk_registry_t *self);
+// Records a config refused outside a push (an operator's batch add) in the failed-configs list
+// (kept BK_FAILED_KEEP_MS, at most BK_FAILED_MAX).
+void bk_registry_record_failed(bk_registry_t *self, const char *service, const char *function,
+                               const char *reason);
+// Clears the configs of `service` (of every service when NULL): removes them from the table,
+// forgets the operators' overrides of that service (disabled, deleted, added) and its push
+// record, so that its workers' next push is processed whatever its config_version. Workers,
+// their offers and the failed-configs list stay. `*removed` lists [{service, request_type,
+// version?}] the table lost (in `arena`), as an UPDATE carries them; returns how many.
+size_t bk_registry_clear(bk_registry_t *self, const char *service, ga_arena_t *arena,
+                         ga_value_t *removed);
 // The failed-configs list, oldest first: [{service, function, reason, at_ms (wall clock)}].
 ga_value_t bk_registry_failed_list(bk_registry_t *self, ga_arena_t *arena);
 

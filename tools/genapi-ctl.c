@@ -2,7 +2,7 @@
 // genapi-ctl: the operator's command line. `token` mints a development JWT for a gateway with
 // auth=jwt; `keygen` makes a CurveZMQ certificate (docs/security.md); `status`, `functions`,
 // `stop-stream`, the versions commands (`versions`, `get`, `disable`, `enable`, `delete`,
-// `add-config`), `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
+// `add-config`, one config or a batch), `clear`, `verify`, `rate-limit` and the relay group commands (`groups`, `group-info`,
 // `group-delete`) speak the broker's admin operations on its gateway endpoint
 // (docs/operations.md), and so do the walkthrough's IEx helpers (`cache-status`,
 // `pool-status`, `rl-status`, `rl-global`, `rl-config`, `pushed-services`, `failed-configs`,
@@ -61,7 +61,10 @@ static const char s_usage_text[] =
     "  versions [SERVICE]                service -> function -> versions\n"
     "  get SERVICE FUNCTION [VERSION]    one config (no VERSION: what a call without one gets)\n"
     "  disable|enable|delete SERVICE FUNCTION VERSION   (0.0.0: the unversioned config)\n"
-    "  add-config FILE.json|-|'{...}'    one function config\n"
+    "  add-config FILE.json|-|'{...}'|'[...]'   one function config, or a list of them (each\n"
+    "                                    added or refused alone)\n"
+    "  clear [SERVICE]                   flush every config of SERVICE (of all), then the live\n"
+    "                                    workers push their tables again\n"
     "  verify SERVICE CONFIG_VERSION\n"
     "  stop-stream REQUEST_ID\n"
     "  group-info GROUP | group-delete GROUP\n"
@@ -188,7 +191,8 @@ static const admin_cmd_t s_admin_cmds[] = {
     {"disable", "disable", 3, 3, {"service", "request_type", "version"}},
     {"enable", "enable", 3, 3, {"service", "request_type", "version"}},
     {"delete", "delete", 3, 3, {"service", "request_type", "version"}},
-    {"add-config", "add_config", 1, 1, {"config"}},
+    {"add-config", "add_config", 1, 1, {"config"}}, // a list: batch_add
+    {"clear", "clear", 0, 1, {"service"}},
     {"verify", "verify", 2, 2, {"service", "version"}},
     {"groups", "groups", 0, 0, {NULL}},
     {"group-info", "group_info", 1, 1, {"group_id"}},
@@ -213,14 +217,15 @@ s_admin_find(const char *command)
 
 static bool s_read_file(const char *path, ga_buf_t *out);
 
-// add-config's operand: JSON text ("{..."), "-" (standard input) or a file, decoded into `a`.
+// add-config's operand: JSON text ("{..." or "[..."), "-" (standard input) or a file, decoded
+// into `a`: one config map, or a list (a batch).
 static bool
 s_config_arg(const char *arg, ga_arena_t *a, ga_value_t *out)
 {
     ga_buf_t text;
     ga_buf_init(&text);
     bool ok = true;
-    if (arg[0] == '{') {
+    if (arg[0] == '{' || arg[0] == '[') {
         ga_buf_append_str(&text, arg);
     } else if (strcmp(arg, "-") == 0) {
         char chunk[4096];
@@ -235,9 +240,9 @@ s_config_arg(const char *arg, ga_arena_t *a, ga_value_t *out)
     char why[200] = "";
     if (ok && (ga_json_decode((const char *) text.data, text.len, a, out, why, sizeof why) !=
                    GA_OK ||
-               out->type != GA_MAP)) {
-        fprintf(stderr, "genapi-ctl: %s: not a JSON config map%s%s\n", arg, why[0] ? ": " : "",
-                why);
+               (out->type != GA_MAP && out->type != GA_ARRAY))) {
+        fprintf(stderr, "genapi-ctl: %s: not a JSON config map or list of them%s%s\n", arg,
+                why[0] ? ": " : "", why);
         ok = false;
     }
     ga_buf_fini(&text);
@@ -272,15 +277,23 @@ s_admin_cmd(const admin_cmd_t *cmd, int argc, char **argv)
     if (strcmp(op, "get") == 0 && n == 2) {
         op = "get_latest"; // no version: what a call without one gets
     }
-    ga_map_put(&request, a, "op", ga_str(op));
     int status = 2;
     for (int i = 0; i < n; i++) {
         ga_value_t v = ga_str(operands[i]);
-        if (strcmp(cmd->fields[i], "config") == 0 && !s_config_arg(operands[i], a, &v)) {
-            goto out;
+        const char *field = cmd->fields[i];
+        if (strcmp(field, "config") == 0) {
+            if (!s_config_arg(operands[i], a, &v)) {
+                goto out;
+            }
+            if (v.type == GA_ARRAY) {
+                // A list: the batch operation, each config added or refused alone.
+                op = "batch_add";
+                field = "configs";
+            }
         }
-        ga_map_put(&request, a, cmd->fields[i], v);
+        ga_map_put(&request, a, field, v);
     }
+    ga_map_put(&request, a, "op", ga_str(op));
     status = s_admin(broker, token, &request, a);
 out:
     ga_arena_destroy(&a);

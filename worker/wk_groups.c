@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Relay group operations from a worker (genapi/groups.h). The calling thread encodes a GROUP
-// body, puts it in the worker's list of waiting operations and wakes the I/O thread through an
-// eventfd; the I/O thread (which alone owns the DEALER) sends it and, when the broker's
-// GROUP_REPLY arrives, hands the reply's bytes back and wakes the caller, which decodes them
-// into its own context. Bounded: at most WK_GROUP_INFLIGHT_MAX operations wait at a time.
+// Requests from a worker to its broker that wait for an answer: relay group operations
+// (genapi/groups.h; GROUP, answered with GROUP_REPLY) and the config verify (wk_verify in
+// genapi/worker.h; ADMIN, answered with ADMIN_REPLY). The calling thread encodes the body,
+// puts it in the worker's list of waiting operations and wakes the I/O thread through an
+// eventfd; the I/O thread (which alone owns the DEALER) sends it and, when the broker's reply
+// arrives, hands the reply's bytes back and wakes the caller, which decodes them into its own
+// context. Both kinds share one numbering and one bound: at most WK_GROUP_INFLIGHT_MAX
+// operations wait at a time.
 #include "wk_internal.h"
 
 #include "genapi/groups.h"
@@ -21,8 +24,9 @@
 #include <unistd.h>
 
 typedef struct wk_gcall_t {
-    int64_t id;              // the GROUP's id (this worker's numbering)
-    ga_buf_t body;           // the encoded GROUP body
+    int64_t id;              // the request's id (this worker's numbering)
+    ga_cmd_t cmd;            // GA_CMD_GROUP or GA_CMD_ADMIN
+    ga_buf_t body;           // the encoded body
     bool sent;               // taken by the I/O thread
     bool done;               // answered (reply, or `code`/`error` below)
     ga_buf_t reply;          // the GROUP_REPLY body
@@ -114,7 +118,7 @@ wk_groups_on_wake(wk_worker_t *w, void *dealer, bool registered)
         if (!registered) {
             s_fail(c, GA_EUNAVAIL, "Service unavailable");
             any_done = true;
-        } else if (ga_proto_send(dealer, NULL, 0, GA_CMD_GROUP, &c->body) != GA_OK) {
+        } else if (ga_proto_send(dealer, NULL, 0, c->cmd, &c->body) != GA_OK) {
             s_fail(c, GA_EUNAVAIL, "Service unavailable"); // the broker is unreachable
             any_done = true;
         }
@@ -141,7 +145,8 @@ wk_groups_on_reply(wk_worker_t *w, const ga_proto_msg_t *msg)
         c->done = true;
         pthread_cond_broadcast(&self->cond);
     } else {
-        GA_DEBUG("GROUP_REPLY %lld: nobody waits for it (timed out)", (long long) id);
+        GA_DEBUG("%s %lld: nobody waits for it (timed out)", ga_cmd_name(msg->cmd),
+                 (long long) id);
     }
     pthread_mutex_unlock(&self->lock);
 }
@@ -196,7 +201,7 @@ s_unlink(wk_groups_t *self, wk_gcall_t *c)
     }
 }
 
-// The answer in `reply` (a GROUP_REPLY body), decoded into the context's arena.
+// The answer in `reply` (a GROUP_REPLY or ADMIN_REPLY body), decoded into the context's arena.
 static wk_group_result_t
 s_decode(wk_request_t *ctx, const ga_buf_t *reply)
 {
@@ -217,6 +222,82 @@ s_decode(wk_request_t *ctx, const ga_buf_t *reply)
                     retry && retry->type == GA_BOOL && retry->u.b);
 }
 
+// Sends `m` (built in the context's arena; its "id" is added here) as `cmd` through the I/O
+// thread and waits at most `timeout_ms` (0: WK_GROUP_TIMEOUT_MS) for the broker's answer,
+// decoded into the context: {ok: true, result} as .ok and .result, anything else as a failure.
+// `what` names the request in the log line of a timeout. Checked by the caller: a context with
+// a worker, and not on the I/O thread (s_on_io_thread).
+// True on the worker's I/O thread (a non_blocking handler), which must not wait for the
+// broker: it is the thread that carries the answer.
+static bool
+s_on_io_thread(wk_worker_t *w)
+{
+    return atomic_load(&w->io_known) && pthread_equal(pthread_self(), w->io_thread);
+}
+
+static wk_group_result_t
+s_roundtrip(wk_request_t *ctx, ga_cmd_t cmd, ga_value_t *m, int timeout_ms, const char *what)
+{
+    wk_worker_t *w = ctx->worker;
+    if (w->io == NULL || w->groups == NULL) {
+        return s_failed(GA_EUNAVAIL, "Service unavailable", true); // not started
+    }
+    ga_arena_t *a = ctx->arena;
+    wk_groups_t *self = w->groups;
+    wk_gcall_t *c = ga_calloc(1, sizeof *c);
+    c->cmd = cmd;
+    ga_buf_init(&c->body);
+    ga_buf_init(&c->reply);
+    pthread_mutex_lock(&self->lock);
+    if (self->closed || self->n_calls >= WK_GROUP_INFLIGHT_MAX) {
+        bool closed = self->closed;
+        pthread_mutex_unlock(&self->lock);
+        s_call_free(c);
+        return closed ? s_failed(GA_EUNAVAIL, "Service unavailable", true)
+                      : s_failed(GA_EAGAIN, "Service temporarily unavailable", true);
+    }
+    c->id = ++self->next_id;
+    ga_map_put(m, a, "id", ga_int(c->id));
+    ga_wire_encode(&c->body, m);
+    c->next = self->calls;
+    self->calls = c;
+    self->n_calls++;
+    pthread_mutex_unlock(&self->lock);
+    uint64_t one = 1;
+    GA_IGNORE(write(self->efd, &one, sizeof one) < 0); // only fails when the counter is full
+
+    if (timeout_ms <= 0) {
+        timeout_ms = WK_GROUP_TIMEOUT_MS;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&self->lock);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&self->cond, &self->lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    s_unlink(self, c);
+    pthread_mutex_unlock(&self->lock);
+    wk_group_result_t r;
+    if (!c->done) {
+        GA_WARN("%s: no answer from the broker in %d ms", what, timeout_ms);
+        r = s_failed(GA_ETIMEDOUT, "Request timed out", false);
+    } else if (c->error) {
+        r = s_failed(c->code, c->error, c->code == GA_EUNAVAIL || c->code == GA_EAGAIN);
+    } else {
+        r = s_decode(ctx, &c->reply);
+    }
+    s_call_free(c);
+    return r;
+}
+
 wk_group_result_t
 wk_group_call(wk_request_t *ctx, const wk_group_op_t *op)
 {
@@ -228,10 +309,7 @@ wk_group_call(wk_request_t *ctx, const wk_group_op_t *op)
                         "mute, unmute, info, delete or send), user_id and group_id are required",
                         false);
     }
-    if (w->io == NULL || w->groups == NULL) {
-        return s_failed(GA_EUNAVAIL, "Service unavailable", true); // not started
-    }
-    if (atomic_load(&w->io_known) && pthread_equal(pthread_self(), w->io_thread)) {
+    if (s_on_io_thread(w)) {
         return s_failed(GA_EINVAL,
                         "group operations wait for the broker: not from a non_blocking handler",
                         false);
@@ -255,57 +333,10 @@ wk_group_call(wk_request_t *ctx, const wk_group_op_t *op)
         rid = ga_map_get_str(ctx->body, "request_id");
     }
     ga_map_put(&m, a, "request_id", ga_str(rid ? rid : "worker"));
-    wk_groups_t *self = w->groups;
-    wk_gcall_t *c = ga_calloc(1, sizeof *c);
-    ga_buf_init(&c->body);
-    ga_buf_init(&c->reply);
-    pthread_mutex_lock(&self->lock);
-    if (self->closed || self->n_calls >= WK_GROUP_INFLIGHT_MAX) {
-        bool closed = self->closed;
-        pthread_mutex_unlock(&self->lock);
-        s_call_free(c);
-        return closed ? s_failed(GA_EUNAVAIL, "Service unavailable", true)
-                      : s_failed(GA_EAGAIN, "Service temporarily unavailable", true);
-    }
-    c->id = ++self->next_id;
-    ga_map_put(&m, a, "id", ga_int(c->id));
-    ga_wire_encode(&c->body, &m);
-    c->next = self->calls;
-    self->calls = c;
-    self->n_calls++;
-    pthread_mutex_unlock(&self->lock);
-    uint64_t one = 1;
-    GA_IGNORE(write(self->efd, &one, sizeof one) < 0); // only fails when the counter is full
-
-    int timeout_ms = op->timeout_ms > 0 ? op->timeout_ms : WK_GROUP_TIMEOUT_MS;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&self->lock);
-    while (!c->done) {
-        if (pthread_cond_timedwait(&self->cond, &self->lock, &deadline) == ETIMEDOUT) {
-            break;
-        }
-    }
-    s_unlink(self, c);
-    pthread_mutex_unlock(&self->lock);
-    wk_group_result_t r;
-    if (!c->done) {
-        GA_WARN("group %s of %s for %s: no answer from the broker in %d ms", op->op,
-                op->group_id, op->user_id, timeout_ms);
-        r = s_failed(GA_ETIMEDOUT, "Request timed out", false);
-    } else if (c->error) {
-        r = s_failed(c->code, c->error, c->code == GA_EUNAVAIL || c->code == GA_EAGAIN);
-    } else {
-        r = s_decode(ctx, &c->reply);
-    }
-    s_call_free(c);
-    return r;
+    char what[200];
+    snprintf(what, sizeof what, "group %s of %.64s for %.64s", op->op, op->group_id,
+             op->user_id);
+    return s_roundtrip(ctx, GA_CMD_GROUP, &m, op->timeout_ms, what);
 }
 
 static wk_group_result_t
@@ -374,6 +405,58 @@ wk_group_result_t
 wk_group_send(wk_request_t *ctx, const char *user_id, const char *group_id, const char *message)
 {
     return s_call(ctx, "send", user_id, group_id, NULL, NULL, message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config verify (genapi/worker.h): ADMIN {id, op: "verify", service, version} on the worker
+// socket, answered with ADMIN_REPLY {id, ok: true, result: {status, stored_version?}}.
+
+static wk_verify_result_t
+s_verify_failed(int code, const char *error, bool can_retry)
+{
+    return (wk_verify_result_t){
+        .status = WK_VERIFY_FAILED, .code = code, .can_retry = can_retry, .error = error};
+}
+
+wk_verify_result_t
+wk_verify(wk_request_t *ctx, const char *service, const char *version, int timeout_ms)
+{
+    wk_worker_t *w = ctx ? ctx->worker : NULL;
+    if (w == NULL || service == NULL || service[0] == '\0' || version == NULL ||
+        version[0] == '\0') {
+        return s_verify_failed(GA_EINVAL, "invalid verify: a context, service and version are "
+                               "required", false);
+    }
+    if (s_on_io_thread(w)) {
+        return s_verify_failed(GA_EINVAL,
+                               "verify waits for the broker: not from a non_blocking handler",
+                               false);
+    }
+    ga_arena_t *a = ctx->arena;
+    ga_value_t m = ga_map(a, 4);
+    ga_map_put(&m, a, "op", ga_str("verify"));
+    ga_map_put(&m, a, "service", ga_str(service));
+    ga_map_put(&m, a, "version", ga_str(version));
+    char what[200];
+    snprintf(what, sizeof what, "verify %.64s %.64s", service, version);
+    wk_group_result_t r = s_roundtrip(ctx, GA_CMD_ADMIN, &m, timeout_ms, what);
+    if (!r.ok) {
+        return s_verify_failed(r.code, r.error, r.can_retry);
+    }
+    const char *status = r.result && r.result->type == GA_MAP
+                             ? ga_map_get_str(r.result, "status")
+                             : NULL;
+    if (status && strcmp(status, "matched") == 0) {
+        return (wk_verify_result_t){.status = WK_VERIFY_MATCHED};
+    }
+    if (status && strcmp(status, "not_found") == 0) {
+        return (wk_verify_result_t){.status = WK_VERIFY_NOT_FOUND};
+    }
+    if (status && strcmp(status, "mismatch") == 0) {
+        return (wk_verify_result_t){.status = WK_VERIFY_MISMATCH,
+                                    .stored_version = ga_map_get_str(r.result, "stored_version")};
+    }
+    return s_verify_failed(GA_EINTERNAL, "Internal Server Error", false); // a broker's bug
 }
 
 wk_request_t *

@@ -146,10 +146,11 @@ void wk_stream_connect(wk_worker_t *w, const char *endpoint);
 // Closes the stream socket and frees open streams (worker shutdown).
 void wk_stream_shutdown(wk_worker_t *w);
 
-// Relay group operations from the worker (wk_groups.c; genapi/groups.h). Created with the
-// worker; the I/O thread polls wk_groups_fd and then calls wk_groups_on_wake (sends what waits,
-// or fails it when not registered), hands each GROUP_REPLY to wk_groups_on_reply, and calls
-// wk_groups_close before it stops (whatever waits fails at once).
+// Requests from the worker that wait for the broker (wk_groups.c): relay group operations
+// (genapi/groups.h) and wk_verify. Created with the worker; the I/O thread polls wk_groups_fd
+// and then calls wk_groups_on_wake (sends what waits, or fails it when not registered), hands
+// each GROUP_REPLY and ADMIN_REPLY to wk_groups_on_reply, and calls wk_groups_close before it
+// stops (whatever waits fails at once).
 wk_groups_t *wk_groups_new(void);
 void wk_groups_destroy(wk_groups_t **self_p);
 int wk_groups_fd(const wk_groups_t *self);

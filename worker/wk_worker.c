@@ -625,10 +625,19 @@ s_on_broker(io_t *io, int64_t now)
             s_on_pull(io, io->msg.cmd == GA_CMD_PULL);
             break;
         case GA_CMD_GROUP_REPLY:
+        case GA_CMD_ADMIN_REPLY:                 // wk_verify's answer
             wk_groups_on_reply(io->w, &io->msg); // wk_groups.c
             break;
         case GA_CMD_DISCONNECT: {
             const char *why = ga_map_get_str(&io->msg.value, "reason");
+            const ga_value_t *keep = ga_map_get(&io->msg.value, "keep_session");
+            if (keep && keep->type == GA_BOOL && keep->u.b && io->registered) {
+                // The broker flushed our configs (genapi-ctl clear): push the table again in
+                // the same session, so that nothing queued or running is lost.
+                GA_NOTICE("broker asks for our table again (%s)", why ? why : "no reason");
+                s_register(io, now);
+                break;
+            }
             bool stopping = why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0;
             s_lost_broker(io, now, stopping ? "the broker is stopping"
                                             : "broker asks us to register again");

@@ -56,7 +56,7 @@ test('genapi-ctl --help lists every subcommand', async () => {
   assert.equal(r.code, 0);
   for (const cmd of ['cache-status', 'pool-status', 'rl-status', 'rl-global', 'rl-config', 'pushed-services',
     'failed-configs', 'groups', 'group GROUP', 'events', 'tail', 'stop-stream', 'functions', 'call-flow', 'health',
-    'keygen', 'token', 'status', 'versions', 'get', 'disable|enable|delete', 'add-config', 'verify', 'group-info',
+    'keygen', 'token', 'status', 'versions', 'get', 'disable|enable|delete', 'add-config', 'clear [SERVICE]', 'verify', 'group-info',
     'group-delete', 'rate-limit', 'genapi-call']) {
     assert.ok(r.stdout.includes(cmd), `--help names ${cmd}`);
   }

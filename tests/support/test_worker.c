@@ -13,6 +13,8 @@
 // `group_op` runs one relay group operation for a user through the worker library
 // (genapi/groups.h) and answers its outcome; `group_op_nb` is the same, non_blocking;
 // `group_op_thread` runs it on a thread of its own with its own context.
+// `verify` asks the broker whether a service's config_version is the one given (wk_verify) and
+// answers {status, stored_version?} or {status: "failed", error, code}.
 // `--telemetry PREFIX` attaches a handler (genapi/telemetry.h, as a service would) printing
 // "EVENT <name> <service>.<request_type> success=<s> reason=<r> count=<n>" per event.
 // The where_* functions answer {node} (the name given with `--set node=NAME`), one per
@@ -68,6 +70,26 @@ s_group_op(wk_request_t *req, void *ctx)
     }
     wk_reply(req, wk_map(req, "ok", wk_bool(req, false), "error", wk_str(req, r.error), "code",
                          wk_int(req, r.code), "can_retry", wk_bool(req, r.can_retry), NULL));
+}
+
+// verify: the broker's answer to wk_verify(service, version), as the library gives it.
+static void
+s_verify(wk_request_t *req, void *ctx)
+{
+    (void) ctx;
+    wk_verify_result_t r = wk_verify(req, wk_arg_str(req, "service"), wk_arg_str(req, "version"),
+                                     (int) wk_arg_int(req, "timeout_ms", 0));
+    static const char *const names[] = {"matched", "mismatch", "not_found", "failed"};
+    wk_value_t *out = wk_map(req, "status", wk_str(req, names[r.status]), NULL);
+    if (r.status == WK_VERIFY_MISMATCH) {
+        wk_map_set(req, out, "stored_version",
+                   r.stored_version ? wk_str(req, r.stored_version) : wk_nil(req));
+    } else if (r.status == WK_VERIFY_FAILED) {
+        wk_map_set(req, out, "error", wk_str(req, r.error));
+        wk_map_set(req, out, "code", wk_int(req, r.code));
+        wk_map_set(req, out, "can_retry", wk_bool(req, r.can_retry));
+    }
+    wk_reply(req, out);
 }
 
 // group_op_thread: the same, run by a thread of the service's own with its own context
@@ -478,12 +500,15 @@ static const wk_function_t s_functions[] = {
     "op:string, user_id:string, group_id:string, group_type:string(allow_nil=true), "            \
     "target:string(allow_nil=true), message:string(allow_nil=true), "                            \
     "timeout_ms:num(allow_nil=true)"
+#define VERIFY_ARGS "service:string, version:string, timeout_ms:num(allow_nil=true)"
     {.request_type = "group_op", .args = GROUP_OP_ARGS, .args_as_map = true,
      .handler = s_group_op},
     {.request_type = "group_op_nb", .args = GROUP_OP_ARGS, .args_as_map = true,
      .non_blocking = true, .handler = s_group_op},
     {.request_type = "group_op_thread", .args = GROUP_OP_ARGS, .args_as_map = true,
      .handler = s_group_op_thread},
+    {.request_type = "verify", .args = VERIFY_ARGS, .handler = s_verify},
+    {.request_type = "verify_nb", .args = VERIFY_ARGS, .non_blocking = true, .handler = s_verify},
     {.request_type = "fail", .handler = s_fail},
     {.request_type = "silent", .handler = s_silent},
     {.request_type = "authenticate", .args = WK_AUTH_SERVICE_ARGS, .internal = true,

@@ -1187,6 +1187,42 @@ test_registry_verify_answers_matched_mismatch_or_not_found(void **state)
     assert_int_equal(bk_registry_verify(f->r, "other", "7", &stored), BK_VERIFY_NOT_FOUND);
 }
 
+static void
+test_registry_clear_flushes_one_service_with_its_overrides_and_push_record(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "7", false, s_two_versions), 1000),
+                     GA_OK);
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    ga_value_t changed;
+    assert_int_equal(bk_registry_disable(f->r, "vus", "get_user", "2.0.0", f->a, &changed, f->err,
+                                         sizeof f->err),
+                     GA_OK);
+    ga_value_t removed;
+    assert_int_equal(bk_registry_clear(f->r, "vus", f->a, &removed), 2);
+    assert_int_equal(removed.len, 2);
+    assert_string_equal(ga_map_get_str(&removed.u.items[0], "service"), "vus");
+    assert_null(bk_registry_get(f->r, "vus", "get_user", "2.0.0"));
+    assert_null(bk_registry_override_state(f->r, "vus", "get_user", "2.0.0"));
+    const char *stored;
+    assert_int_equal(bk_registry_verify(f->r, "vus", "7", &stored), BK_VERIFY_NOT_FOUND);
+    // The other service and the workers stay.
+    assert_int_equal(bk_registry_function_count(f->r), 2);
+    assert_int_equal(bk_registry_worker_count(f->r), 2);
+    // The same table under the same config_version is processed again, not skipped, and its
+    // version is served enabled again (the disable went with the flush).
+    assert_int_equal(s_register(f, 1, s_versioned_body(f, "7", false, s_two_versions), 1000),
+                     GA_OK);
+    assert_false(f->skipped);
+    assert_int_equal(f->changed.len, 2);
+    assert_false(bk_registry_get(f->r, "vus", "get_user", "2.0.0")->disabled);
+    // Every service.
+    assert_int_equal(bk_registry_clear(f->r, NULL, f->a, &removed), 4);
+    assert_int_equal(bk_registry_function_count(f->r), 0);
+    assert_int_equal(bk_registry_verify(f->r, "user_service", "1", &stored), BK_VERIFY_NOT_FOUND);
+    assert_int_equal(bk_registry_clear(f->r, NULL, f->a, &removed), 0);
+}
+
 int
 main(void)
 {
@@ -1235,6 +1271,7 @@ main(void)
         T(test_registry_same_config_version_is_skipped_unless_forced),
         T(test_registry_skip_is_not_taken_when_a_config_of_that_version_is_gone),
         T(test_registry_verify_answers_matched_mismatch_or_not_found),
+        T(test_registry_clear_flushes_one_service_with_its_overrides_and_push_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,7 +132,8 @@ test_telemetry_group_helpers_and_all(void **state)
     }
     assert_int_equal(all.calls, GA_EV_COUNT);
     assert_int_equal(ex.calls, 5);
-    assert_int_equal(cfg.calls, 7); // pull.start, pull.stop, push, add, delete, disable, enable
+    // pull.start, pull.stop, push, add, batch_add, delete, clear, disable, enable
+    assert_int_equal(cfg.calls, 9);
     // detach by owner removes both "app" handlers and leaves "other".
     assert_int_equal(ga_telemetry_detach_owner("app"), 2);
     assert_false(ga_telemetry_is_on(GA_EV_EXECUTOR_REQUEST_STOP));

@@ -285,6 +285,40 @@ WK_EXPORT size_t wk_value_len(const wk_value_t *v);               // list items 
 WK_EXPORT const wk_value_t *wk_value_at(const wk_value_t *v, size_t index);      // list item
 WK_EXPORT const wk_value_t *wk_value_get(const wk_value_t *v, const char *key); // map value
 
+// --- Config verify (docs/protocol.md, "Config verify from workers") ------------------------
+
+// The outcome of wk_verify.
+typedef enum {
+    WK_VERIFY_MATCHED,   // the service's pushed config_version is `version`
+    WK_VERIFY_MISMATCH,  // it is another one: `stored_version`
+    WK_VERIFY_NOT_FOUND, // no push from the service since the broker started
+    WK_VERIFY_FAILED,    // no answer: `code` and `error` say why
+} wk_verify_status_t;
+
+typedef struct {
+    wk_verify_status_t status;
+    // WK_VERIFY_MISMATCH: the config_version of the service's last push (NULL when that push
+    // named none).
+    const char *stored_version;
+    // WK_VERIFY_FAILED: GA_EINVAL (a bad call, or the broker's refusal: "Permission denied:
+    // ..."), GA_EUNAVAIL ("Service unavailable", can_retry: not registered with a broker, or
+    // stopping), GA_EAGAIN (can_retry: too many requests already wait for the broker),
+    // GA_ETIMEDOUT ("Request timed out").
+    int code;
+    bool can_retry;
+    const char *error;
+} wk_verify_result_t;
+
+// Asks the broker whether `service`'s pushed config_version is `version` (the admin op verify
+// of genapi-ctl, without the admin token): what a service checks after a deploy before it
+// relies on its new table. Waits at most `timeout_ms` (0: 5000) for the answer; strings live in
+// `ctx` (a handler's request, or a context from wk_context_new in genapi/groups.h for a thread
+// of the service's own). Never from a non_blocking handler (refused at once, GA_EINVAL). With
+// CURVE on, a worker may verify only the services its certificate names (docs/security.md);
+// without it, any service. Needs no push token: it changes nothing.
+WK_EXPORT wk_verify_result_t wk_verify(wk_request_t *ctx, const char *service,
+                                       const char *version, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif
