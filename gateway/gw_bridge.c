@@ -1383,11 +1383,14 @@ gw_bridge_process(gw_bridge_t *self)
             // Not a broker's gateway endpoint (typically its worker endpoint): say why, and
             // stay unconnected.
             const char *why = ga_map_get_str(&self->msg.value, "reason");
-            if (why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0 && self->connected) {
+            if (why && strcmp(why, GA_PROTO_BROKER_STOPPING) == 0) {
                 // The broker drained and stops: taken as silent now, not in 3 heartbeats
                 // (the tick answers what is still in flight and says HELLO until it is back).
+                // Never a refusal, even when its heartbeats were already missed meanwhile.
                 GA_NOTICE("broker %s is stopping", self->cfg->broker);
-                self->last_heard = ga_clock_ms() - self->hb_ms * GA_PROTO_LIVENESS - 1;
+                if (self->connected) {
+                    self->last_heard = ga_clock_ms() - self->hb_ms * GA_PROTO_LIVENESS - 1;
+                }
                 ga_arena_reset(self->arena);
                 continue;
             }
