@@ -164,29 +164,25 @@ s_candidates(bk_broker_t *self, const ga_funcfg_t *cfg, int64_t now)
     return p.seen > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) p.seen;
 }
 
-// Sends the REQUEST of one attempt to `w`: the CALL envelope with the attempt's id in place of
-// the gateway's and the attempt's deadline as a wall-clock time (docs/protocol.md, "REQUEST
-// deadlines"), then the CALL's payload frame (the args) as it came, never decoded.
+// Sends the REQUEST of one attempt to `w`: the CALL envelope (`env`, `env_len` bytes) with the
+// attempt's id in place of the gateway's and the attempt's deadline as a wall-clock time
+// (docs/protocol.md, "REQUEST deadlines"), then the CALL's payload frame (the args) as it came.
+// Neither is decoded: the envelope's other pairs are copied as bytes.
 static ga_err_t
-s_send_request(bk_broker_t *self, bk_worker_t *w, const ga_value_t *env, zmq_msg_t *payload,
-               uint64_t id, int64_t due, int64_t now)
+s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env_len,
+               zmq_msg_t *payload, uint64_t id, int64_t due, int64_t now)
 {
-    ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, env->len + 2);
-    for (uint32_t i = 0; i < env->len; i++) {
-        const ga_pair_t *p = &env->u.pairs[i];
-        // A kept envelope (another attempt) still has the rate-limit keys: the worker never
-        // sees them.
-        if (strcmp(p->key, "id") != 0 && strcmp(p->key, "deadline") != 0 &&
-            strcmp(p->key, "rate_limit") != 0) {
-            m.u.pairs[m.len++] = *p;
-        }
-    }
-    ga_map_put(&m, a, "id", ga_int((int64_t) id));
-    if (due != INT64_MAX) {
-        ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + (due - now)));
-    }
-    return bk_forward(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, &m, payload);
+    ga_value_t idv = ga_int((int64_t) id);
+    ga_value_t deadline = ga_int(due != INT64_MAX ? ga_clock_wall_ms() + (due - now) : 0);
+    // A kept envelope (another attempt) still has the rate-limit keys: the worker never sees
+    // them.
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &idv, .append = true},
+        {.key = "deadline", .value = due != INT64_MAX ? &deadline : NULL, .append = true},
+        {.key = "rate_limit"},
+    };
+    return bk_forward_edit(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, env, env_len,
+                           edits, sizeof edits / sizeof edits[0], payload);
 }
 
 // Keeps the call in the table under `id` until `due`, owned by its gateway and by `w`.
@@ -203,11 +199,11 @@ s_track(bk_broker_t *self, bk_call_t *call, uint64_t id, bk_worker_t *w, int64_t
     }
 }
 
-// Sends the next attempt of `call` (decoded CALL envelope `body`, payload frame `payload`) to
-// `w`.
+// Sends the next attempt of `call` (CALL envelope `env`, `env_len` bytes, payload frame
+// `payload`) to `w`.
 static void
-s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, zmq_msg_t *payload,
-          bk_worker_t *w)
+s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len,
+          zmq_msg_t *payload, bk_worker_t *w)
 {
     int64_t now = ga_clock_ms();
     uint64_t id = ++self->next_id;
@@ -219,7 +215,7 @@ s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, zmq_msg_t 
     // the deadline on); any other call's attempt is due at its share of the call's timeout.
     int64_t due = call->stream ? (call->idle_ms > 0 ? now + call->idle_ms : INT64_MAX)
                                : bk_call_fsm_due(&call->fsm);
-    if (s_send_request(self, w, body, payload, id, due, now) != GA_OK) {
+    if (s_send_request(self, w, env, env_len, payload, id, due, now) != GA_OK) {
         s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_UNSENT, id, now, (uint64_t) rand()),
               NULL);
         return;
@@ -248,29 +244,28 @@ s_next_attempt(bk_broker_t *self, bk_call_t *call)
     }
     self->stats.retries++;
     GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version, .request_id = call->request_id, .node = w->node, .count = call->fsm.attempts + 1);
-    s_attempt(self, call, &body, call->has_payload ? &call->payload : NULL, w);
+    s_attempt(self, call, call->body.data, call->body.len,
+              call->has_payload ? &call->payload : NULL, w);
 }
 
 // Passes a worker's REPLY on to the gateway under the gateway's id; `can_retry` >= 0 replaces
-// the reply's own. Only the envelope is re-encoded: the payload frame (the result) goes on as
-// it came.
+// the reply's own. Nothing is decoded again: the envelope's other pairs are copied as bytes,
+// and the payload frame (the result) goes on as it came.
 static void
 s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int can_retry)
 {
-    // The received message is the broker's own (self->msg, or a parked copy): its decoded
-    // envelope is patched in place, and its payload shared with the message sent.
-    ga_value_t *body = (ga_value_t *) &reply->value;
+    // The received message is the broker's own (self->msg, or a parked copy): its payload is
+    // shared with the message sent.
     zmq_msg_t *payload = reply->has_payload ? (zmq_msg_t *) &reply->payload : NULL;
-    for (uint32_t i = 0; i < body->len; i++) {
-        ga_pair_t *p = &body->u.pairs[i];
-        if (strcmp(p->key, "id") == 0) {
-            p->value = ga_int((int64_t) call->gw_call_id);
-        } else if (can_retry >= 0 && strcmp(p->key, "can_retry") == 0) {
-            p->value = ga_bool(can_retry != 0);
-        }
-    }
-    GA_IGNORE(bk_forward(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, body,
-                         payload) != GA_OK); // counted there
+    ga_value_t idv = ga_int((int64_t) call->gw_call_id);
+    ga_value_t retry = ga_bool(can_retry > 0);
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &idv},
+        {.key = "can_retry", .value = &retry},
+    };
+    GA_IGNORE(bk_forward_edit(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT,
+                              reply->body.data, reply->body.len, edits, can_retry >= 0 ? 2 : 1,
+                              payload) != GA_OK); // counted there
     self->stats.results++;
 }
 
@@ -371,7 +366,8 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     if (cfg->response_type == GA_RESP_NONE) {
         // Fire and forget: nobody waits, so nothing is tracked (and nothing retried).
         int64_t due = cfg->timeout_ms > 0 ? now + cfg->timeout_ms : INT64_MAX;
-        GA_IGNORE(s_send_request(self, w, body, payload, ++self->next_id, due, now) != GA_OK);
+        GA_IGNORE(s_send_request(self, w, msg->body.data, msg->body.len, payload, ++self->next_id,
+                                 due, now) != GA_OK);
         return;
     }
     bk_call_t *call = s_call_new(self);
@@ -407,7 +403,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
             call->has_payload = true;
         }
     }
-    s_attempt(self, call, body, payload, w);
+    s_attempt(self, call, msg->body.data, msg->body.len, payload, w);
 }
 
 void

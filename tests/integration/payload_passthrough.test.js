@@ -109,3 +109,40 @@ test('a peer of another protocol version is refused and named in the log', async
     await broker.stop();
   }
 });
+
+test('the envelope pairs the broker does not route by reach the worker and the gateway byte for byte', async () => {
+  const broker = await startBroker();
+  const w = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--answer-heartbeats',
+    '--reply', 'echo', '--listen', '15000', '--print-envelopes', '--send', 'REGISTER', register('node_env', 0)]);
+  let gw = null;
+  // {id: 5, service: "raw_service", request_type: "echo", request_id: str8 "odd-2", f: float32 1.5,
+  //  rate_limit: {}}: the CALL envelope as a gateway in another language might encode it.
+  const hex = (s) => Buffer.from(s).toString('hex');
+  const kept = 'a7' + hex('service') + 'ab' + hex('raw_service') + 'ac' + hex('request_type') + 'a4' + hex('echo') +
+    'aa' + hex('request_id') + 'd905' + hex('odd-2') +
+    'a166ca3fc00000';
+  const envelope = '86a26964cd0005' + kept + 'aa' + hex('rate_limit') + '80';
+  try {
+    await w.waitForLine(/^RECV REGISTERED .*"ok":true/);
+    gw = new Proc('genapi-test-peer', ['--connect', broker.endpoints.gateways, '--answer-heartbeats',
+      '--listen', '15000', '--print-envelopes', '--send', 'HELLO', '{"name":"raw"}',
+      '--send', 'CALL', '{}', '--envelope', envelope, '--payload', ODD]);
+    // The REQUEST: the pairs as they came, without rate_limit, then the broker's id and the
+    // deadline.
+    const { index } = await w.waitForLine(/^RECV REQUEST /, 10000);
+    const req = (await w.waitForLine(/^ENVELOPE ([0-9a-f]*)$/, 5000, index + 1)).match[1];
+    assert.ok(req.startsWith(`86${kept}a26964`), req);
+    assert.match(req.slice(2 + kept.length), /^a26964[0-9a-f]+a8646561646c696e65cf[0-9a-f]{16}$/);
+    // The RESULT: the REPLY's envelope with the gateway's id in place, its float32 pair intact.
+    const res = await gw.waitForLine(/^RECV RESULT (.*)$/);
+    assert.deepEqual(JSON.parse(res.match[1]).id, 5);
+    const env = await gw.waitForLine(/^ENVELOPE ([0-9a-f]*)$/, 5000, res.index + 1);
+    assert.equal(env.match[1], '83a2696405a26f6bc3a46e6f7465ca3fc00000');
+  } catch (e) {
+    console.error(`----- broker -----\n${broker.stderr}`);
+    throw e;
+  } finally {
+    for (const p of [w, gw]) if (p) p.kill('SIGKILL');
+    await broker.stop();
+  }
+});
