@@ -95,6 +95,8 @@ struct bk_broker_t {
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
     zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
+    bk_gateway_t *gw_last;      // the gateway of the last message (NULL: none; cleared when
+                                // it is removed): most messages come from it again
     ga_inflight_t *calls;       // attempt id -> bk_call_t, by gateway serial and worker life
     bk_call_t *free_calls;      // recycled call records
     uint64_t next_id;           // last call (attempt) id handed out
