@@ -58,11 +58,12 @@ bk_on_stream(bk_broker_t *self)
     if (n == 0) {
         return;
     }
-    ok = ok && n == 4 && zmq_msg_size(&parts[1]) == GA_PROTO_TAG_LEN &&
+    // topic, head (tag and command), body
+    ok = ok && n == 3 && zmq_msg_size(&parts[1]) == GA_PROTO_HEAD_LEN &&
          memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
-         zmq_msg_size(&parts[2]) == 1 && *(uint8_t *) zmq_msg_data(&parts[2]) == GA_CMD_STREAM;
+         ((uint8_t *) zmq_msg_data(&parts[1]))[GA_PROTO_TAG_LEN] == GA_CMD_STREAM;
     ga_value_t body;
-    if (ok && ga_wire_decode(zmq_msg_data(&parts[3]), zmq_msg_size(&parts[3]), self->arena,
+    if (ok && ga_wire_decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), self->arena,
                              &body) == GA_OK) {
         const char *kind = ga_map_get_str(&body, "kind");
         int64_t id = ga_map_get_int(&body, "call", 0);
@@ -74,8 +75,8 @@ bk_on_stream(bk_broker_t *self)
         // Only the call's own topic, and with CURVE on only from the worker it was routed to.
         bool allowed = bk_access_stream_msg(self, call, &parts[0]);
         bool sent = allowed;
-        for (int i = 0; sent && i < 4; i++) {
-            int flags = (i < 3 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
+        for (int i = 0; sent && i < 3; i++) {
+            int flags = (i < 2 ? ZMQ_SNDMORE : 0) | (i == 0 ? ZMQ_DONTWAIT : 0);
             if (zmq_msg_send(&parts[i], self->stream_out, flags) < 0) {
                 // Only the first frame can fail (the rest of a message always goes): this
                 // gateway's queue is full (XPUB_NODROP).

@@ -149,25 +149,25 @@ ga_proto_payload_merge(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
-// Sends the frames before the envelope: routing id (ROUTER side), tag, command.
+// Sends the frames before the envelope: routing id (ROUTER side), then the head (tag and
+// command in one frame).
 static ga_err_t
 s_send_head(void *socket, const uint8_t *id, size_t id_len, int cmd)
 {
-    uint8_t c = (uint8_t) cmd;
+    uint8_t head[GA_PROTO_HEAD_LEN];
+    memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+    head[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
     // ZMQ_DONTWAIT on the first frame decides for the whole message: once one frame is queued
     // the rest of a multipart message is always accepted.
     if (id != NULL) {
         if (zmq_send(socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
             return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
         }
-        if (zmq_send(socket, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) < 0) {
+        if (zmq_send(socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
             return GA_EIO;
         }
-    } else if (zmq_send(socket, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+    } else if (zmq_send(socket, head, sizeof head, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
         return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
-    }
-    if (zmq_send(socket, &c, 1, ZMQ_SNDMORE) < 0) {
-        return GA_EIO;
     }
     return GA_OK;
 }
@@ -590,7 +590,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     for (;;) {
         const uint8_t *data = zmq_msg_data(&part);
         size_t size = zmq_msg_size(&part);
-        int slot = routed ? frame : frame + 1; // 0 id, 1 tag, 2 command, 3 envelope, 4 payload
+        int slot = routed ? frame : frame + 1; // 0 id, 1 head, 2 envelope, 3 payload
         bool more = zmq_msg_more(&part);
         if (slot == 0) {
             if (size == 0 || size > GA_PROTO_MAX_ID) {
@@ -599,12 +599,17 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
             memcpy(msg->id, data, size);
             msg->id_len = size;
         } else if (slot == 1) {
-            if (size != GA_PROTO_TAG_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
-                if (size == GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0) {
+            if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
+                if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
+                    data[4] != GA_PROTO_VERSION) {
                     msg->peer_version = data[4] ? data[4] : 0xff; // another version: say so
                 }
                 goto out;
             }
+            if (ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL) {
+                goto out;
+            }
+            msg->cmd = data[GA_PROTO_TAG_LEN];
             // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so
             // it carries the connection's metadata.
             const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
@@ -612,11 +617,6 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
                 snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
             }
         } else if (slot == 2) {
-            if (size != 1 || ga_cmd_name(data[0]) == NULL) {
-                goto out;
-            }
-            msg->cmd = data[0];
-        } else if (slot == 3) {
             bool payload = ga_proto_has_payload(msg->cmd);
             if ((more && !payload) ||
                 size > (more ? GA_PROTO_MAX_ENVELOPE : GA_PROTO_MAX_BODY)) {
@@ -627,7 +627,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
                 rc = s_decode_envelope(msg, arena);
                 goto out;
             }
-        } else if (slot == 4) {
+        } else if (slot == 3) {
             if (more || size == 0 || size > GA_PROTO_MAX_BODY) {
                 goto out;
             }

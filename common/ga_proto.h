@@ -3,8 +3,9 @@
 // protocol tag, the command codes and the send/receive of one multipart message; envelopes and
 // bodies are MessagePack maps (ga_wire). docs/protocol.md is the full reference.
 //
-//   message   = [ routing-id ] tag command envelope [ payload ]  ; routing-id: ROUTER side
-//   tag       = "GAPI" %x02                           ; 4 ASCII bytes + protocol version
+//   message   = [ routing-id ] head envelope [ payload ]  ; routing-id: ROUTER side
+//   head      = tag command                           ; one frame of 6 bytes
+//   tag       = "GAPI" %x03                           ; 4 ASCII bytes + protocol version
 //   command   = 1 OCTET                               ; GA_CMD_*
 //   envelope  = MessagePack map                       ; the body of commands without payload
 //   payload   = one MessagePack value                 ; CALL, REQUEST: the args;
@@ -21,7 +22,7 @@
 //
 // Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
 //
-//   topic-msg = topic tag STREAM body              ; topic "s.<gateway>.<gateway call id>"
+//   topic-msg = topic head body                    ; head: tag STREAM; topic "s.<gateway>.<id>"
 #ifndef GA_PROTO_H
 #define GA_PROTO_H
 
@@ -34,9 +35,11 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define GA_PROTO_TAG       "GAPI\x02"
+#define GA_PROTO_TAG       "GAPI\x03"
 #define GA_PROTO_TAG_LEN   5
-#define GA_PROTO_VERSION   2                    // the tag's last byte; 1: one body, no payload
+#define GA_PROTO_HEAD_LEN  6                    // the head frame: the tag, then the command
+#define GA_PROTO_VERSION   3                    // the tag's last byte; 2: the command in a frame
+                                                // of its own; 1: one body, no payload
 #define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes of a body or payload; larger: dropped
 #define GA_PROTO_MAX_ENVELOPE (256u * 1024u)    // bytes of an envelope followed by a payload
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id

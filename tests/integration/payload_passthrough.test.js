@@ -4,8 +4,9 @@
 // The CALL's payload holds values the broker could not re-encode identically if it decoded them
 // (a float32, a bin, a str8 header for a 3-byte string, a uint16 holding 5): each worker gets
 // exactly those bytes, on the first attempt and on a retry to a second worker, and a worker's
-// result payload reaches the gateway byte for byte. A peer of protocol version 1 (one body, no
-// payload frame) is refused and named in the broker's log, never misparsed.
+// result payload reaches the gateway byte for byte. Peers of protocol versions 1 (one body, no
+// payload frame) and 2 (tag and command in two frames) are refused and named in the broker's
+// log, never misparsed.
 'use strict';
 
 const test = require('node:test');
@@ -88,27 +89,30 @@ test('the args reach the worker and its result the gateway byte for byte', async
   }
 });
 
-test('a peer of another protocol version is refused and named in the log', async () => {
-  const broker = await startBroker();
-  const stale = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--version', '1',
-    '--listen', '1500', '--send', 'REGISTER', register('node_v1', 0)]);
-  let fresh = null;
-  try {
-    await stale.exitPromise;
-    assert.equal(stale.exited.code, 0);
-    assert.ok(!stale.lines.some((l) => l.startsWith('RECV REGISTERED')), stale.lines.join('\n'));
-    assert.match(broker.stderr, /a worker peer speaks protocol version 1, this broker speaks 2: upgrade it/);
-    // The broker goes on serving peers of its own version.
-    fresh = worker(broker, 'node_v2', 'echo', 0);
-    await fresh.waitForLine(/^RECV REGISTERED .*"ok":true/);
-  } catch (e) {
-    console.error(`----- broker -----\n${broker.stderr}`);
-    throw e;
-  } finally {
-    if (fresh) fresh.kill('SIGKILL');
-    await broker.stop();
-  }
-});
+for (const version of [1, 2]) {
+  test(`a peer of protocol version ${version} is refused and named in the log`, async () => {
+    const broker = await startBroker();
+    const stale = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--version', String(version),
+      '--listen', '1500', '--send', 'REGISTER', register(`node_v${version}`, 0)]);
+    let fresh = null;
+    try {
+      await stale.exitPromise;
+      assert.equal(stale.exited.code, 0);
+      assert.ok(!stale.lines.some((l) => l.startsWith('RECV REGISTERED')), stale.lines.join('\n'));
+      assert.match(broker.stderr,
+        new RegExp(`a worker peer speaks protocol version ${version}, this broker speaks 3: upgrade it`));
+      // The broker goes on serving peers of its own version.
+      fresh = worker(broker, 'node_v3', 'echo', 0);
+      await fresh.waitForLine(/^RECV REGISTERED .*"ok":true/);
+    } catch (e) {
+      console.error(`----- broker -----\n${broker.stderr}`);
+      throw e;
+    } finally {
+      if (fresh) fresh.kill('SIGKILL');
+      await broker.stop();
+    }
+  });
+}
 
 test('the envelope pairs the broker does not route by reach the worker and the gateway byte for byte', async () => {
   const broker = await startBroker();

@@ -18,7 +18,9 @@
 // answers nothing else). --reply answers each REQUEST: `retryable` with a retryable handler
 // error, `echo` with a success whose result is the REQUEST's payload frame, sent back as
 // received, and whose envelope ends with the pair "note": 1.5 as a float32 (`a4 6e 6f 74 65 ca
-// 3f c0 00 00`, which no re-encoding of a decoded value gives back). --version sends every message with protocol version N in its tag (a stale peer).
+// 3f c0 00 00`, which no re-encoding of a decoded value gives back). --version N sends every
+// message as versions 1 and 2 framed it, a tag with N as its version then the command in a
+// frame of its own, then the JSON's encoding (a stale peer).
 // Prints "CONNECTED" once set up, then one line per message received within MS
 // (default 1000): "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"; the payload merged into
 // the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes; with

@@ -490,12 +490,11 @@ test_broker_drops_hostile_messages_and_keeps_serving(void **state)
     assert_true(zmq_send(f->worker, "HTTP/", 5, ZMQ_SNDMORE) == 5);
     assert_true(zmq_send(f->worker, "\x01", 1, ZMQ_SNDMORE) == 1);
     assert_true(zmq_send(f->worker, "\x80", 1, 0) == 1);
-    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, 0) == GA_PROTO_TAG_LEN);
-    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) > 0);
-    assert_true(zmq_send(f->gateway, "\x13", 1, ZMQ_SNDMORE) == 1);
+    const char *call_head = GA_PROTO_TAG "\x13"; // tag and command: one frame
+    assert_true(zmq_send(f->gateway, call_head, GA_PROTO_HEAD_LEN, 0) == GA_PROTO_HEAD_LEN);
+    assert_true(zmq_send(f->gateway, call_head, GA_PROTO_HEAD_LEN, ZMQ_SNDMORE) > 0);
     assert_true(zmq_send(f->gateway, "\xdd\xff\xff\xff\xff", 5, 0) == 5);
-    assert_true(zmq_send(f->gateway, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) > 0);
-    assert_true(zmq_send(f->gateway, "\x13", 1, ZMQ_SNDMORE) == 1);
+    assert_true(zmq_send(f->gateway, call_head, GA_PROTO_HEAD_LEN, ZMQ_SNDMORE) > 0);
     assert_true(zmq_send(f->gateway, "\x91\xc0", 2, 0) == 2);
     // Still serving: a worker registers and a gateway call goes through.
     s_register_worker(f);

@@ -211,10 +211,11 @@ static void
 test_frames_the_layout_does_not_define_are_refused(void **state)
 {
     fixture_t *f = *state;
-    const char *tag = GA_PROTO_TAG;
-    uint8_t hb = GA_CMD_HEARTBEAT;
-    uint8_t call = GA_CMD_CALL;
-    uint8_t result = GA_CMD_RESULT;
+    const char *hb = GA_PROTO_TAG "\x03";      // heads: the tag, then the command
+    const char *call = GA_PROTO_TAG "\x13";
+    const char *result = GA_PROTO_TAG "\x14";
+    const char *unknown = GA_PROTO_TAG "\xff";
+    uint8_t call_cmd = GA_CMD_CALL;
     size_t big_len = GA_PROTO_MAX_ENVELOPE + 1;
     uint8_t *big = calloc(1, big_len);
     big[0] = 0xc6; // bin32 holding the rest: a well-formed value, but too large an envelope
@@ -229,16 +230,20 @@ test_frames_the_layout_does_not_define_are_refused(void **state)
         size_t n;
         uint8_t peer_version;
     } cases[] = {
-        {"a payload on a command without one", {tag, &hb, "\x80", "\x80"}, {5, 1, 1, 1}, 4, 0},
-        {"an empty payload frame", {tag, &call, "\x81\xa2id\x01", ""}, {5, 1, 5, 0}, 4, 0},
-        {"a frame after the payload", {tag, &result, "\x80", "\xc0", "\xc0"}, {5, 1, 1, 1, 1},
-         5, 0},
+        {"a payload on a command without one", {hb, "\x80", "\x80"}, {6, 1, 1}, 3, 0},
+        {"an empty payload frame", {call, "\x81\xa2id\x01", ""}, {6, 5, 0}, 3, 0},
+        {"a frame after the payload", {result, "\x80", "\xc0", "\xc0"}, {6, 1, 1, 1}, 4, 0},
         {"an envelope larger than GA_PROTO_MAX_ENVELOPE before a payload",
-         {tag, &call, big, "\x80"}, {5, 1, big_len, 1}, 4, 0},
-        {"an envelope that is not a map", {tag, &call, "\x91\x01", "\x80"}, {5, 1, 2, 1}, 4, 0},
-        {"a malformed envelope", {tag, &call, "\x82\xa2id", "\x80"}, {5, 1, 4, 1}, 4, 0},
-        {"protocol version 1 (one body)", {"GAPI\x01", &call, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
+         {call, big, "\x80"}, {6, big_len, 1}, 3, 0},
+        {"an envelope that is not a map", {call, "\x91\x01", "\x80"}, {6, 2, 1}, 3, 0},
+        {"a malformed envelope", {call, "\x82\xa2id", "\x80"}, {6, 4, 1}, 3, 0},
+        {"an unknown command", {unknown, "\x80"}, {6, 1}, 2, 0},
+        {"a head without its command", {hb, "\x80"}, {5, 1}, 2, 0},
+        {"no envelope", {hb}, {6}, 1, 0},
+        {"protocol version 1 (one body)", {"GAPI\x01", &call_cmd, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
          1},
+        {"protocol version 2 (tag and command in two frames)",
+         {"GAPI\x02", &call_cmd, "\x81\xa2id\x01", "\x80"}, {5, 1, 5, 1}, 4, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
@@ -389,14 +394,13 @@ test_protocol_test_vectors(void **state)
         assert_int_equal(f->env.len, n);
         assert_memory_equal(f->env.data, want, n);
     }
-    // A whole CALL on a DEALER: tag, command, envelope, payload.
+    // A whole CALL on a DEALER: head (tag and command), envelope, payload.
     uint8_t env[256], pay[64];
     size_t env_len = s_unhex(vectors[0].hex, env);
     size_t pay_len = s_unhex(vectors[1].hex, pay);
-    uint8_t cmd = GA_CMD_CALL;
-    const void *frames[] = {"\x47\x41\x50\x49\x02", &cmd, env, pay};
-    size_t lens[] = {5, 1, env_len, pay_len};
-    s_send_frames(f->dealer, frames, lens, 4);
+    const void *frames[] = {"\x47\x41\x50\x49\x03\x13", env, pay};
+    size_t lens[] = {6, env_len, pay_len};
+    s_send_frames(f->dealer, frames, lens, 3);
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
     assert_int_equal(f->msg.cmd, 0x13);
     assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
