@@ -557,7 +557,7 @@ s_drain(void *socket, zmq_msg_t *part)
 static ga_err_t
 s_decode_envelope(ga_proto_msg_t *msg, ga_arena_t *arena)
 {
-    ga_err_t rc = ga_wire_decode(msg->body.data, msg->body.len, arena, &msg->value);
+    ga_err_t rc = ga_wire_decode_map(msg->body.data, msg->body.len, arena, &msg->value);
     if (rc != GA_OK || msg->value.type != GA_MAP) {
         return GA_EPROTO;
     }
