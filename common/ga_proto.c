@@ -125,7 +125,7 @@ ga_proto_payload_decode(const ga_proto_msg_t *msg, ga_arena_t *arena, ga_value_t
         *out = ga_nil();
         return GA_OK;
     }
-    return ga_wire_decode(data, len, arena, out);
+    return ga_wire_decode_map(data, len, arena, out); // args and results: mostly flat maps
 }
 
 ga_err_t

@@ -77,7 +77,8 @@ wk_request_run_decoded(wk_worker_t *w, const ga_value_t *envelope, const uint8_t
     ga_value_t empty = ga_map(arena, 0);
     ga_value_t *args = ga_arena_alloc(arena, sizeof *args);
     char why[512];
-    if (payload_len > 0 && ga_wire_decode(payload_data, payload_len, arena, &payload) != GA_OK) {
+    if (payload_len > 0 &&
+        ga_wire_decode_map(payload_data, payload_len, arena, &payload) != GA_OK) {
         GA_WARN("call %lld to %s.%s refused: its args are not well-formed MessagePack",
                 (long long) id, w->svc->service, request_type);
         if (cfg->response_type != GA_RESP_NONE) {
