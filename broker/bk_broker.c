@@ -411,6 +411,24 @@ bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int 
     return rc;
 }
 
+ga_err_t
+bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+                const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits, size_t n_edits,
+                zmq_msg_t *payload)
+{
+    const uint8_t *data;
+    size_t len;
+    ga_err_t rc = ga_proto_envelope_edit(env, env_len, edits, n_edits, &self->out, &data, &len);
+    if (rc == GA_OK) {
+        rc = ga_proto_forward_bytes(sock, id, id_len, cmd, data, len, payload);
+    }
+    if (rc != GA_OK) {
+        self->stats.undeliverable++;
+        GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
+    }
+    return rc;
+}
+
 // Answers a gateway's call with an error.
 void
 bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,

@@ -73,6 +73,16 @@ s_call_new(bk_broker_t *self)
     return call;
 }
 
+// Copies `src` (NULL: "") into `dst` (`size` bytes), truncated and NUL-terminated, as
+// snprintf's "%s" would, at a fraction of its cost.
+static void
+s_copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 // Whether `w` may take an attempt of `cfg` (function key `fkey`) at `now`; a function whose
 // nodes a resolver names, only on a node of its last answer (`resolve`).
 static bool
@@ -144,49 +154,25 @@ s_pick_next(bk_broker_t *self, const bk_call_t *call, const ga_funcfg_t *cfg, in
     return p.chosen;
 }
 
-static void
-s_count_one(bk_worker_t *w, void *arg)
-{
-    pick_t *p = arg;
-    if (s_eligible(p->resolve, w, p->cfg, p->fkey, p->now)) {
-        p->seen++;
-    }
-}
-
-// Workers that could take `cfg` now: without a retry setting, each may get one attempt.
-static int
-s_candidates(bk_broker_t *self, const ga_funcfg_t *cfg, int64_t now)
-{
-    char fkey[600];
-    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
-    pick_t p = {.resolve = self->resolve, .cfg = cfg, .fkey = fkey, .now = now};
-    bk_registry_each_worker(self->registry, s_count_one, &p);
-    return p.seen > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) p.seen;
-}
-
-// Sends the REQUEST of one attempt to `w`: the CALL envelope with the attempt's id in place of
-// the gateway's and the attempt's deadline as a wall-clock time (docs/protocol.md, "REQUEST
-// deadlines"), then the CALL's payload frame (the args) as it came, never decoded.
+// Sends the REQUEST of one attempt to `w`: the CALL envelope (`env`, `env_len` bytes) with the
+// attempt's id in place of the gateway's and the attempt's deadline as a wall-clock time
+// (docs/protocol.md, "REQUEST deadlines"), then the CALL's payload frame (the args) as it came.
+// Neither is decoded: the envelope's other pairs are copied as bytes.
 static ga_err_t
-s_send_request(bk_broker_t *self, bk_worker_t *w, const ga_value_t *env, zmq_msg_t *payload,
-               uint64_t id, int64_t due, int64_t now)
+s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env_len,
+               zmq_msg_t *payload, uint64_t id, int64_t due, int64_t now)
 {
-    ga_arena_t *a = self->arena;
-    ga_value_t m = ga_map(a, env->len + 2);
-    for (uint32_t i = 0; i < env->len; i++) {
-        const ga_pair_t *p = &env->u.pairs[i];
-        // A kept envelope (another attempt) still has the rate-limit keys: the worker never
-        // sees them.
-        if (strcmp(p->key, "id") != 0 && strcmp(p->key, "deadline") != 0 &&
-            strcmp(p->key, "rate_limit") != 0) {
-            m.u.pairs[m.len++] = *p;
-        }
-    }
-    ga_map_put(&m, a, "id", ga_int((int64_t) id));
-    if (due != INT64_MAX) {
-        ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + (due - now)));
-    }
-    return bk_forward(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, &m, payload);
+    ga_value_t idv = ga_int((int64_t) id);
+    ga_value_t deadline = ga_int(due != INT64_MAX ? ga_clock_wall_ms() + (due - now) : 0);
+    // A kept envelope (another attempt) still has the rate-limit keys: the worker never sees
+    // them.
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &idv, .append = true},
+        {.key = "deadline", .value = due != INT64_MAX ? &deadline : NULL, .append = true},
+        {.key = "rate_limit"},
+    };
+    return bk_forward_edit(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, env, env_len,
+                           edits, sizeof edits / sizeof edits[0], payload);
 }
 
 // Keeps the call in the table under `id` until `due`, owned by its gateway and by `w`.
@@ -203,23 +189,23 @@ s_track(bk_broker_t *self, bk_call_t *call, uint64_t id, bk_worker_t *w, int64_t
     }
 }
 
-// Sends the next attempt of `call` (decoded CALL envelope `body`, payload frame `payload`) to
-// `w`.
+// Sends the next attempt of `call` (CALL envelope `env`, `env_len` bytes, payload frame
+// `payload`) to `w`.
 static void
-s_attempt(bk_broker_t *self, bk_call_t *call, const ga_value_t *body, zmq_msg_t *payload,
-          bk_worker_t *w)
+s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len,
+          zmq_msg_t *payload, bk_worker_t *w)
 {
     int64_t now = ga_clock_ms();
     uint64_t id = ++self->next_id;
     if (call->fsm.attempts == 0) {
-        snprintf(call->node, sizeof call->node, "%s", w->node ? w->node : "");
+        s_copy_str(call->node, sizeof call->node, w->node);
     }
     bk_call_fsm_sent(&call->fsm, id, w->life, now);
     // A stream's timeout bounds the silence between two of its messages (bk_on_stream moves
     // the deadline on); any other call's attempt is due at its share of the call's timeout.
     int64_t due = call->stream ? (call->idle_ms > 0 ? now + call->idle_ms : INT64_MAX)
                                : bk_call_fsm_due(&call->fsm);
-    if (s_send_request(self, w, body, payload, id, due, now) != GA_OK) {
+    if (s_send_request(self, w, env, env_len, payload, id, due, now) != GA_OK) {
         s_act(self, call, bk_call_fsm_on(&call->fsm, BK_EV_UNSENT, id, now, (uint64_t) rand()),
               NULL);
         return;
@@ -248,29 +234,28 @@ s_next_attempt(bk_broker_t *self, bk_call_t *call)
     }
     self->stats.retries++;
     GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version, .request_id = call->request_id, .node = w->node, .count = call->fsm.attempts + 1);
-    s_attempt(self, call, &body, call->has_payload ? &call->payload : NULL, w);
+    s_attempt(self, call, call->body.data, call->body.len,
+              call->has_payload ? &call->payload : NULL, w);
 }
 
 // Passes a worker's REPLY on to the gateway under the gateway's id; `can_retry` >= 0 replaces
-// the reply's own. Only the envelope is re-encoded: the payload frame (the result) goes on as
-// it came.
+// the reply's own. Nothing is decoded again: the envelope's other pairs are copied as bytes,
+// and the payload frame (the result) goes on as it came.
 static void
 s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int can_retry)
 {
-    // The received message is the broker's own (self->msg, or a parked copy): its decoded
-    // envelope is patched in place, and its payload shared with the message sent.
-    ga_value_t *body = (ga_value_t *) &reply->value;
+    // The received message is the broker's own (self->msg, or a parked copy): its payload is
+    // shared with the message sent.
     zmq_msg_t *payload = reply->has_payload ? (zmq_msg_t *) &reply->payload : NULL;
-    for (uint32_t i = 0; i < body->len; i++) {
-        ga_pair_t *p = &body->u.pairs[i];
-        if (strcmp(p->key, "id") == 0) {
-            p->value = ga_int((int64_t) call->gw_call_id);
-        } else if (can_retry >= 0 && strcmp(p->key, "can_retry") == 0) {
-            p->value = ga_bool(can_retry != 0);
-        }
-    }
-    GA_IGNORE(bk_forward(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT, body,
-                         payload) != GA_OK); // counted there
+    ga_value_t idv = ga_int((int64_t) call->gw_call_id);
+    ga_value_t retry = ga_bool(can_retry > 0);
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &idv},
+        {.key = "can_retry", .value = &retry},
+    };
+    GA_IGNORE(bk_forward_edit(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT,
+                              reply->body.data, reply->body.len, edits, can_retry >= 0 ? 2 : 1,
+                              payload) != GA_OK); // counted there
     self->stats.results++;
 }
 
@@ -317,6 +302,76 @@ s_act(bk_broker_t *self, bk_call_t *call, bk_call_do_t act, const ga_proto_msg_t
     }
 }
 
+// The CALL envelope's fields the broker routes by (docs/protocol.md, "Commands"), found in one
+// pass over its pairs instead of a lookup each; for each key its first pair, as ga_map_get.
+typedef struct {
+    const ga_value_t *id, *service, *request_type, *version, *request_id, *routing_key,
+        *stream_topic;
+} call_env_t;
+
+static bool
+s_key_is(const ga_pair_t *p, const char *key, size_t len)
+{
+    return p->key_len == len && memcmp(p->key, key, len) == 0;
+}
+
+static void
+s_call_env(const ga_value_t *body, call_env_t *e)
+{
+    memset(e, 0, sizeof *e);
+    for (uint32_t i = 0; body->type == GA_MAP && i < body->len; i++) {
+        const ga_pair_t *p = &body->u.pairs[i];
+        const ga_value_t **slot = NULL;
+        switch (p->key_len) {
+        case 2:
+            slot = s_key_is(p, "id", 2) ? &e->id : NULL;
+            break;
+        case 7:
+            slot = s_key_is(p, "service", 7) ? &e->service
+                   : s_key_is(p, "version", 7) ? &e->version
+                                               : NULL;
+            break;
+        case 10:
+            slot = s_key_is(p, "request_id", 10) ? &e->request_id : NULL;
+            break;
+        case 11:
+            slot = s_key_is(p, "routing_key", 11) ? &e->routing_key : NULL;
+            break;
+        case 12:
+            slot = s_key_is(p, "request_type", 12) ? &e->request_type
+                   : s_key_is(p, "stream_topic", 12) ? &e->stream_topic
+                                                     : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && *slot == NULL) {
+            *slot = &p->value;
+        }
+    }
+}
+
+// A string field's text (NULL when absent or not a string), as ga_map_get_str.
+static const char *
+s_str(const ga_value_t *v)
+{
+    return v && v->type == GA_STR ? v->u.s : NULL;
+}
+
+// An integer field's value (`dflt` when absent or not an integer), as ga_map_get_int.
+static int64_t
+s_int(const ga_value_t *v, int64_t dflt)
+{
+    if (v && v->type == GA_INT) {
+        return v->u.i;
+    }
+    if (v && v->type == GA_FLOAT && v->u.f >= -0x1p63 && v->u.f < 0x1p63 &&
+        v->u.f == (double) (int64_t) v->u.f) {
+        return (int64_t) v->u.f;
+    }
+    return dflt;
+}
+
 void
 bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
@@ -325,10 +380,13 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     // reference, which changes the source's bookkeeping, never its bytes).
     zmq_msg_t *payload = msg->has_payload ? (zmq_msg_t *) &msg->payload : NULL;
     self->stats.calls++;
-    int64_t gw_call_id = ga_map_get_int(body, "id", 0);
-    const char *service = ga_map_get_str(body, "service");
-    const char *request_type = ga_map_get_str(body, "request_type");
-    const char *version = ga_map_get_str(body, "version");
+    call_env_t env;
+    s_call_env(body, &env);
+    int64_t gw_call_id = s_int(env.id, 0);
+    const char *service = s_str(env.service);
+    const char *request_type = s_str(env.request_type);
+    const char *version = s_str(env.version);
+    const char *request_id = s_str(env.request_id);
     if (gw_call_id <= 0 || service == NULL || request_type == NULL) {
         self->stats.malformed++;
         GA_WARN("CALL without id, service or request_type dropped");
@@ -361,8 +419,8 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
         return;
     }
     bk_worker_t *w = bk_select_pick_in(self->select, self->registry, cfg,
-                                       ga_map_get_str(body, "request_id"),
-                                       ga_map_get_str(body, "routing_key"), now, nodes, n_nodes);
+                                       request_id, s_str(env.routing_key), now, nodes,
+                                       n_nodes);
     if (w == NULL) {
         bk_send_error(self, msg->id, msg->id_len, (uint64_t) gw_call_id, GA_EUNAVAIL,
                       "Service unavailable", true);
@@ -371,7 +429,8 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     if (cfg->response_type == GA_RESP_NONE) {
         // Fire and forget: nobody waits, so nothing is tracked (and nothing retried).
         int64_t due = cfg->timeout_ms > 0 ? now + cfg->timeout_ms : INT64_MAX;
-        GA_IGNORE(s_send_request(self, w, body, payload, ++self->next_id, due, now) != GA_OK);
+        GA_IGNORE(s_send_request(self, w, msg->body.data, msg->body.len, payload, ++self->next_id,
+                                 due, now) != GA_OK);
         return;
     }
     bk_call_t *call = s_call_new(self);
@@ -381,10 +440,9 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     call->gw_serial = gw->serial;
     call->stream = cfg->response_type == GA_RESP_STREAM;
     call->idle_ms = call->stream && cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
-    const char *topic = ga_map_get_str(body, "stream_topic");
+    const char *topic = s_str(env.stream_topic);
     call->topic_hash = topic ? bk_access_hash(topic, strlen(topic)) : 0;
-    const char *request_id = ga_map_get_str(body, "request_id");
-    snprintf(call->request_id, sizeof call->request_id, "%s", request_id ? request_id : "");
+    s_copy_str(call->request_id, sizeof call->request_id, request_id);
     // How it moves on (docs/protocol.md, "Retry and fallback"): a retry setting gives its
     // attempts; without one, each worker that could take it now may get one (fallback).
     // Streams get one attempt: their chunks may be with the client already.
@@ -396,7 +454,9 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
         mode = cfg->retry_same_node ? BK_RETRY_SAME_NODE : BK_RETRY_ALL_NODES;
         attempts = cfg->retry_attempts;
     } else {
-        attempts = s_candidates(self, cfg, now);
+        // The workers the pick chose among (same moment, same rules as s_eligible).
+        size_t n = bk_select_last_candidates(self->select);
+        attempts = n > BK_CALL_ATTEMPTS_MAX ? BK_CALL_ATTEMPTS_MAX : (int) n;
     }
     bk_call_fsm_start(&call->fsm, mode, cfg->retry_attempts > 0 && !call->stream, attempts,
                       call->stream || cfg->timeout_ms <= 0 ? 0 : cfg->timeout_ms, now);
@@ -407,7 +467,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
             call->has_payload = true;
         }
     }
-    s_attempt(self, call, body, payload, w);
+    s_attempt(self, call, msg->body.data, msg->body.len, payload, w);
 }
 
 void

@@ -95,6 +95,8 @@ struct bk_broker_t {
     bk_select_t *select;        // node selection (round-robin counters, sticky mapping)
     int64_t next_state_save;    // monotonic ms: the sticky state file is written no sooner
     zhash_t *gws;               // hex routing id -> bk_gateway_t (owned)
+    bk_gateway_t *gw_last;      // the gateway of the last message (NULL: none; cleared when
+                                // it is removed): most messages come from it again
     ga_inflight_t *calls;       // attempt id -> bk_call_t, by gateway serial and worker life
     bk_call_t *free_calls;      // recycled call records
     uint64_t next_id;           // last call (attempt) id handed out
@@ -130,6 +132,12 @@ void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, in
 // payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
 ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                     const ga_value_t *envelope, zmq_msg_t *payload);
+// bk_broker.c: sends as `cmd` to peer `id` on `sock` the received envelope `env` (`env_len`
+// bytes) with `edits` applied (ga_proto_envelope_edit: the other pairs go on byte for byte),
+// then the payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
+ga_err_t bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
+                         const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits,
+                         size_t n_edits, zmq_msg_t *payload);
 // bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
 void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
                    ga_err_t code, const char *message, bool can_retry);

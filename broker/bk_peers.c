@@ -49,9 +49,15 @@ bk_id_key(char *key, const uint8_t *id, size_t id_len)
 static bk_gateway_t *
 s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_new)
 {
+    bk_gateway_t *gw = self->gw_last;
+    if (gw && gw->id_len == id_len && memcmp(gw->id, id, id_len) == 0) {
+        *is_new = false;
+        gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+        return gw;
+    }
     char key[2 * 255 + 1];
     bk_id_key(key, id, id_len);
-    bk_gateway_t *gw = zhash_lookup(self->gws, key);
+    gw = zhash_lookup(self->gws, key);
     *is_new = gw == NULL;
     if (gw == NULL) {
         gw = ga_calloc(1, sizeof *gw);
@@ -62,6 +68,7 @@ s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_ne
         zhash_freefn(self->gws, key, ga_free);
     }
     gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+    self->gw_last = gw;
     return gw;
 }
 
@@ -154,6 +161,9 @@ bk_tick_gateways(bk_broker_t *self, int64_t now)
         if (gw) {
             bk_drop_gateway_calls(self, gw); // its streams may have no deadline
             bk_relay_drop_gateway(self, gw); // its members leave every group
+        }
+        if (gw == self->gw_last) {
+            self->gw_last = NULL;
         }
         zhash_delete(self->gws, key);
     }

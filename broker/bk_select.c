@@ -37,6 +37,7 @@ struct sticky_t {
 struct bk_select_t {
     bk_worker_t **cand; // candidates of the current pick (reused)
     size_t cap;         // room in cand
+    size_t last_n;      // candidates the last pick chose among
     zhash_t *rr;        // function key -> uint64_t counter (owned)
     zhash_t *sticky;    // hex key -> sticky_t (owned by the list; the hash does not free)
     sticky_t *oldest;   // least recently used
@@ -356,6 +357,7 @@ bk_select_pick_in(bk_select_t *self, bk_registry_t *registry, const ga_funcfg_t 
     if (nodes) {
         n = s_keep_nodes(self->cand, n, nodes, n_nodes);
     }
+    self->last_n = n;
     if (n == 0) {
         return NULL;
     }
@@ -377,6 +379,12 @@ bk_select_pick_in(bk_select_t *self, bk_registry_t *registry, const ga_funcfg_t 
     default:
         return s_random(self->cand, n);
     }
+}
+
+size_t
+bk_select_last_candidates(const bk_select_t *self)
+{
+    return self->last_n;
 }
 
 size_t

@@ -46,6 +46,9 @@ bk_worker_t *bk_select_pick_in(bk_select_t *self, bk_registry_t *registry,
                                const ga_funcfg_t *cfg, const char *request_id,
                                const char *routing_key, int64_t now, const char *const *nodes,
                                size_t n_nodes);
+// How many workers the last pick (bk_select_pick or bk_select_pick_in) chose among: the
+// workers that could take that call then.
+size_t bk_select_last_candidates(const bk_select_t *self);
 
 // Forgets the sticky entries unused since `now` - BK_STICKY_IDLE_MS; returns how many.
 size_t bk_select_expire(bk_select_t *self, int64_t now);

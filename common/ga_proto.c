@@ -125,7 +125,7 @@ ga_proto_payload_decode(const ga_proto_msg_t *msg, ga_arena_t *arena, ga_value_t
         *out = ga_nil();
         return GA_OK;
     }
-    return ga_wire_decode(data, len, arena, out);
+    return ga_wire_decode_map(data, len, arena, out); // args and results: mostly flat maps
 }
 
 ga_err_t
@@ -149,25 +149,25 @@ ga_proto_payload_merge(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
-// Sends the frames before the envelope: routing id (ROUTER side), tag, command.
+// Sends the frames before the envelope: routing id (ROUTER side), then the head (tag and
+// command in one frame).
 static ga_err_t
 s_send_head(void *socket, const uint8_t *id, size_t id_len, int cmd)
 {
-    uint8_t c = (uint8_t) cmd;
+    uint8_t head[GA_PROTO_HEAD_LEN];
+    memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+    head[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
     // ZMQ_DONTWAIT on the first frame decides for the whole message: once one frame is queued
     // the rest of a multipart message is always accepted.
     if (id != NULL) {
         if (zmq_send(socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
             return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
         }
-        if (zmq_send(socket, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) < 0) {
+        if (zmq_send(socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
             return GA_EIO;
         }
-    } else if (zmq_send(socket, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+    } else if (zmq_send(socket, head, sizeof head, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
         return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
-    }
-    if (zmq_send(socket, &c, 1, ZMQ_SNDMORE) < 0) {
-        return GA_EIO;
     }
     return GA_OK;
 }
@@ -208,11 +208,12 @@ ga_proto_send_payload(void *socket, const uint8_t *id, size_t id_len, int cmd,
 }
 
 ga_err_t
-ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
-                 const ga_buf_t *envelope, zmq_msg_t *payload)
+ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len, int cmd,
+                       const uint8_t *env, size_t env_len, zmq_msg_t *payload)
 {
+    ga_buf_t envelope = {.data = (uint8_t *) env, .len = env_len, .cap = env_len}; // a view
     if (payload == NULL || zmq_msg_size(payload) == 0) {
-        return ga_proto_send(socket, id, id_len, cmd, envelope);
+        return ga_proto_send(socket, id, id_len, cmd, &envelope);
     }
     ga_err_t rc = s_send_head(socket, id, id_len, cmd);
     if (rc != GA_OK) {
@@ -222,12 +223,275 @@ ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
     // message): the original stays for the next attempt.
     zmq_msg_t part;
     zmq_msg_init(&part);
-    if (s_send_envelope(socket, envelope, ZMQ_SNDMORE) < 0 || zmq_msg_copy(&part, payload) != 0 ||
-        zmq_msg_send(&part, socket, 0) < 0) {
+    if (s_send_envelope(socket, &envelope, ZMQ_SNDMORE) < 0 ||
+        zmq_msg_copy(&part, payload) != 0 || zmq_msg_send(&part, socket, 0) < 0) {
         zmq_msg_close(&part);
         return GA_EIO;
     }
     return GA_OK; // a sent message is closed by libzmq
+}
+
+ga_err_t
+ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
+                 const ga_buf_t *envelope, zmq_msg_t *payload)
+{
+    return ga_proto_forward_bytes(socket, id, id_len, cmd, envelope->data, envelope->len,
+                                  payload);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope edits: a map rewritten pair by pair, the untouched pairs copied as bytes.
+
+#define S_MAP_HEAD_MAX 5 // 0xdf and a 32-bit count
+
+// Appends a string header and bytes as msgpack-c's packer writes them (the shortest form).
+static void
+s_put_str(ga_buf_t *out, const char *s, size_t n)
+{
+    uint8_t *h = ga_buf_reserve(out, 5);
+    size_t hn;
+    if (n < 32) {
+        h[0] = (uint8_t) (0xa0 | n);
+        hn = 1;
+    } else if (n < 256) {
+        h[0] = 0xd9;
+        h[1] = (uint8_t) n;
+        hn = 2;
+    } else if (n < 65536) {
+        h[0] = 0xda;
+        h[1] = (uint8_t) (n >> 8);
+        h[2] = (uint8_t) n;
+        hn = 3;
+    } else {
+        h[0] = 0xdb;
+        for (int i = 0; i < 4; i++) {
+            h[1 + i] = (uint8_t) (n >> (24 - 8 * i));
+        }
+        hn = 5;
+    }
+    out->len += hn;
+    ga_buf_append(out, s, n);
+}
+
+// Appends `v` as msgpack-c's packer encodes it (the shortest form for an integer); an int or a
+// bool here, anything else through ga_wire_encode.
+static void
+s_put_value(ga_buf_t *out, const ga_value_t *v)
+{
+    if (v->type == GA_BOOL) {
+        ga_buf_append_char(out, v->u.b ? (char) 0xc3 : (char) 0xc2);
+        return;
+    }
+    if (v->type != GA_INT) {
+        ga_wire_encode(out, v);
+        return;
+    }
+    int64_t i = v->u.i;
+    uint8_t *h = ga_buf_reserve(out, 9);
+    int n; // bytes after the header byte
+    if (i >= 0 && i < 128) {
+        h[0] = (uint8_t) i;
+        n = 0;
+    } else if (i < 0 && i >= -32) {
+        h[0] = (uint8_t) (int8_t) i;
+        n = 0;
+    } else if (i > 0) {
+        n = i < 256 ? 1 : i < 65536 ? 2 : i <= (int64_t) UINT32_MAX ? 4 : 8;
+        h[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
+    } else {
+        n = i >= -128 ? 1 : i >= -32768 ? 2 : i >= INT32_MIN ? 4 : 8;
+        h[0] = n == 1 ? 0xd0 : n == 2 ? 0xd1 : n == 4 ? 0xd2 : 0xd3;
+    }
+    for (int k = 0; k < n; k++) {
+        h[1 + k] = (uint8_t) ((uint64_t) i >> (8 * (n - 1 - k)));
+    }
+    out->len += 1 + (size_t) n;
+}
+
+// Reads a map or string header's count: `*count` and the header's length; false when the byte
+// at `p` starts no header of that kind (or the input ends inside it).
+static bool
+s_read_head(const uint8_t *p, const uint8_t *end, bool map, uint64_t *count, size_t *hn)
+{
+    if (p >= end) {
+        return false;
+    }
+    uint8_t c = *p;
+    int n;
+    if (map && (c & 0xf0) == 0x80) {
+        *count = c & 0x0f;
+        *hn = 1;
+        return true;
+    }
+    if (!map && (c & 0xe0) == 0xa0) {
+        *count = c & 0x1f;
+        *hn = 1;
+        return true;
+    }
+    if (map) {
+        n = c == 0xde ? 2 : c == 0xdf ? 4 : 0;
+    } else {
+        n = c == 0xd9 || c == 0xc4 ? 1 : c == 0xda || c == 0xc5 ? 2 : c == 0xdb || c == 0xc6 ? 4 : 0;
+    }
+    if (n == 0 || end - p - 1 < n) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (int i = 1; i <= n; i++) {
+        v = (v << 8) | p[i];
+    }
+    *count = v;
+    *hn = 1 + (size_t) n;
+    return true;
+}
+
+// The length of the value at `p` (at most `avail` bytes): scalars and strings here, arrays and
+// maps through ga_wire_scan_first (which checks them whole); 0 when malformed.
+static size_t
+s_value_len(const uint8_t *p, size_t avail)
+{
+    if (avail == 0) {
+        return 0;
+    }
+    uint8_t c = p[0];
+    size_t n;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        return 1;
+    }
+    if ((c & 0xe0) == 0xa0) {
+        n = 1 + (size_t) (c & 0x1f);
+        return n <= avail ? n : 0;
+    }
+    switch (c) {
+    case 0xcc:
+    case 0xd0:
+        n = 2;
+        break;
+    case 0xcd:
+    case 0xd1:
+        n = 3;
+        break;
+    case 0xca:
+    case 0xce:
+    case 0xd2:
+        n = 5;
+        break;
+    case 0xcb:
+    case 0xcf:
+    case 0xd3:
+        n = 9;
+        break;
+    case 0xc4:
+    case 0xd9:
+        n = avail >= 2 ? 2 + (size_t) p[1] : 0;
+        break;
+    case 0xc5:
+    case 0xda:
+        n = avail >= 3 ? 3 + ((size_t) p[1] << 8 | p[2]) : 0;
+        break;
+    default:
+        if (ga_wire_scan_first(p, avail, &n) != GA_OK) {
+            return 0;
+        }
+        break;
+    }
+    return n <= avail ? n : 0;
+}
+
+ga_err_t
+ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *edits,
+                       size_t n_edits, ga_buf_t *out, const uint8_t **data, size_t *data_len)
+{
+    *data = NULL;
+    *data_len = 0;
+    const uint8_t *p = env;
+    const uint8_t *end = env + len;
+    uint64_t pairs;
+    size_t hn;
+    if (env == NULL || !s_read_head(p, end, true, &pairs, &hn) || pairs > len / 2) {
+        return GA_EPROTO;
+    }
+    p += hn;
+    size_t key_len[8];
+    if (n_edits > sizeof key_len / sizeof key_len[0]) {
+        return GA_EPROTO;
+    }
+    for (size_t k = 0; k < n_edits; k++) {
+        key_len[k] = strlen(edits[k].key);
+    }
+    ga_buf_reset(out);
+    ga_buf_reserve(out, S_MAP_HEAD_MAX + len + 32);
+    out->len = S_MAP_HEAD_MAX; // the header goes last, right before the pairs
+    uint64_t count = 0;
+    const uint8_t *run = p; // kept pairs not copied yet start here: copied in one go
+    for (uint64_t i = 0; i < pairs; i++) {
+        const uint8_t *pair = p;
+        uint64_t klen;
+        if (!s_read_head(p, end, false, &klen, &hn) || klen > (uint64_t) (end - p) - hn) {
+            return GA_EPROTO;
+        }
+        const uint8_t *key = p + hn;
+        for (uint64_t j = 0; j < klen; j++) {
+            if (key[j] == '\0') {
+                return GA_EPROTO; // as the decoder refuses it
+            }
+        }
+        p = key + klen;
+        size_t vlen = s_value_len(p, (size_t) (end - p));
+        if (vlen == 0) {
+            return GA_EPROTO;
+        }
+        const uint8_t *value = p;
+        p += vlen;
+        const ga_proto_edit_t *e = NULL;
+        for (size_t k = 0; k < n_edits && e == NULL; k++) {
+            if (key_len[k] == klen && (klen == 0 || (edits[k].key[0] == (char) key[0] &&
+                                                     memcmp(edits[k].key, key, klen) == 0))) {
+                e = &edits[k];
+            }
+        }
+        if (e == NULL) {
+            count++;
+            continue;
+        }
+        ga_buf_append(out, run, (size_t) (pair - run));
+        run = p;
+        if (e->value && !e->append) {
+            ga_buf_append(out, pair, (size_t) (value - pair)); // the key as it came
+            s_put_value(out, e->value);
+            count++;
+        }
+    }
+    if (p != end) {
+        return GA_EPROTO; // trailing bytes
+    }
+    ga_buf_append(out, run, (size_t) (p - run));
+    for (size_t k = 0; k < n_edits; k++) {
+        if (edits[k].value && edits[k].append) {
+            s_put_str(out, edits[k].key, key_len[k]);
+            s_put_value(out, edits[k].value);
+            count++;
+        }
+    }
+    uint8_t *h;
+    if (count < 16) {
+        h = out->data + S_MAP_HEAD_MAX - 1;
+        h[0] = (uint8_t) (0x80 | count);
+    } else if (count < 65536) {
+        h = out->data + S_MAP_HEAD_MAX - 3;
+        h[0] = 0xde;
+        h[1] = (uint8_t) (count >> 8);
+        h[2] = (uint8_t) count;
+    } else {
+        h = out->data;
+        h[0] = 0xdf;
+        for (int i = 0; i < 4; i++) {
+            h[1 + i] = (uint8_t) (count >> (24 - 8 * i));
+        }
+    }
+    *data = h;
+    *data_len = out->len - (size_t) (h - out->data);
+    return GA_OK;
 }
 
 ga_err_t
@@ -293,7 +557,7 @@ s_drain(void *socket, zmq_msg_t *part)
 static ga_err_t
 s_decode_envelope(ga_proto_msg_t *msg, ga_arena_t *arena)
 {
-    ga_err_t rc = ga_wire_decode(msg->body.data, msg->body.len, arena, &msg->value);
+    ga_err_t rc = ga_wire_decode_map(msg->body.data, msg->body.len, arena, &msg->value);
     if (rc != GA_OK || msg->value.type != GA_MAP) {
         return GA_EPROTO;
     }
@@ -326,7 +590,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     for (;;) {
         const uint8_t *data = zmq_msg_data(&part);
         size_t size = zmq_msg_size(&part);
-        int slot = routed ? frame : frame + 1; // 0 id, 1 tag, 2 command, 3 envelope, 4 payload
+        int slot = routed ? frame : frame + 1; // 0 id, 1 head, 2 envelope, 3 payload
         bool more = zmq_msg_more(&part);
         if (slot == 0) {
             if (size == 0 || size > GA_PROTO_MAX_ID) {
@@ -335,12 +599,17 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
             memcpy(msg->id, data, size);
             msg->id_len = size;
         } else if (slot == 1) {
-            if (size != GA_PROTO_TAG_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
-                if (size == GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0) {
+            if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
+                if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
+                    data[4] != GA_PROTO_VERSION) {
                     msg->peer_version = data[4] ? data[4] : 0xff; // another version: say so
                 }
                 goto out;
             }
+            if (ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL) {
+                goto out;
+            }
+            msg->cmd = data[GA_PROTO_TAG_LEN];
             // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so
             // it carries the connection's metadata.
             const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
@@ -348,11 +617,6 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
                 snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
             }
         } else if (slot == 2) {
-            if (size != 1 || ga_cmd_name(data[0]) == NULL) {
-                goto out;
-            }
-            msg->cmd = data[0];
-        } else if (slot == 3) {
             bool payload = ga_proto_has_payload(msg->cmd);
             if ((more && !payload) ||
                 size > (more ? GA_PROTO_MAX_ENVELOPE : GA_PROTO_MAX_BODY)) {
@@ -363,7 +627,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
                 rc = s_decode_envelope(msg, arena);
                 goto out;
             }
-        } else if (slot == 4) {
+        } else if (slot == 3) {
             if (more || size == 0 || size > GA_PROTO_MAX_BODY) {
                 goto out;
             }

@@ -3,8 +3,9 @@
 // protocol tag, the command codes and the send/receive of one multipart message; envelopes and
 // bodies are MessagePack maps (ga_wire). docs/protocol.md is the full reference.
 //
-//   message   = [ routing-id ] tag command envelope [ payload ]  ; routing-id: ROUTER side
-//   tag       = "GAPI" %x02                           ; 4 ASCII bytes + protocol version
+//   message   = [ routing-id ] head envelope [ payload ]  ; routing-id: ROUTER side
+//   head      = tag command                           ; one frame of 6 bytes
+//   tag       = "GAPI" %x03                           ; 4 ASCII bytes + protocol version
 //   command   = 1 OCTET                               ; GA_CMD_*
 //   envelope  = MessagePack map                       ; the body of commands without payload
 //   payload   = one MessagePack value                 ; CALL, REQUEST: the args;
@@ -21,7 +22,7 @@
 //
 // Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
 //
-//   topic-msg = topic tag STREAM body              ; topic "s.<gateway>.<gateway call id>"
+//   topic-msg = topic head body [data]             ; head: tag STREAM; topic "s.<gateway>.<id>"
 //                                                  ; a batch adds its data (an array)
 #ifndef GA_PROTO_H
 #define GA_PROTO_H
@@ -35,9 +36,11 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define GA_PROTO_TAG       "GAPI\x02"
+#define GA_PROTO_TAG       "GAPI\x03"
 #define GA_PROTO_TAG_LEN   5
-#define GA_PROTO_VERSION   2                    // the tag's last byte; 1: one body, no payload
+#define GA_PROTO_HEAD_LEN  6                    // the head frame: the tag, then the command
+#define GA_PROTO_VERSION   3                    // the tag's last byte; 2: the command in a frame
+                                                // of its own; 1: one body, no payload
 #define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes of a body or payload; larger: dropped
 #define GA_PROTO_MAX_ENVELOPE (256u * 1024u)    // bytes of an envelope followed by a payload
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
@@ -131,6 +134,31 @@ GA_MUST_CHECK ga_err_t ga_proto_send_payload(void *socket, const uint8_t *id, si
 // as it was: its bytes are shared (zmq_msg_copy counts references), never copied or decoded.
 GA_MUST_CHECK ga_err_t ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
                                         const ga_buf_t *envelope, zmq_msg_t *payload);
+// Sends the envelope bytes `env` (`env_len`) followed by the received payload frame `payload`
+// (NULL: none), as ga_proto_forward does.
+GA_MUST_CHECK ga_err_t ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len,
+                                              int cmd, const uint8_t *env, size_t env_len,
+                                              zmq_msg_t *payload);
+
+// One change to an envelope's top-level pairs (ga_proto_envelope_edit).
+typedef struct {
+    const char *key;         // the pair's key
+    const ga_value_t *value; // its new value; NULL: every pair with this key is removed
+    bool append;             // the pair goes last (pairs with this key are removed first);
+                             // otherwise its value is replaced where it stands (not added)
+} ga_proto_edit_t;
+
+// Writes into `out` (reset first) the envelope `env` (`len` bytes: one MessagePack map) with
+// the `n_edits` edits applied, without decoding it: every other pair is copied byte for byte,
+// in order, and only the map's count is written anew. `*data` and `*data_len` give the result,
+// which lies inside `out` (valid until `out` changes). Lets a relay route by a few keys and
+// pass the rest on as the sender encoded it (docs/protocol.md, "Frames"). GA_EPROTO when `env`
+// is not a well-formed map with string keys (ga_wire_scan's limits apply to each value), or
+// with more than 8 edits.
+GA_MUST_CHECK ga_err_t ga_proto_envelope_edit(const uint8_t *env, size_t len,
+                                              const ga_proto_edit_t *edits, size_t n_edits,
+                                              ga_buf_t *out, const uint8_t **data,
+                                              size_t *data_len);
 // Sends a body given as one map in the frame layout: for a command with a payload, the value
 // under ga_proto_payload_key(cmd) (when present) is encoded into `payload_scratch` and sent as
 // the payload frame, the other keys as the envelope (in `scratch`); any other command is sent

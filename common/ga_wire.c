@@ -439,3 +439,70 @@ ga_wire_decode_first(const uint8_t *data, size_t len, ga_arena_t *arena, ga_valu
     }
     return rc;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flat maps in one pass: nothing nests, so nothing needs scanning before it is built.
+
+ga_err_t
+ga_wire_decode_map(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out)
+{
+    *out = ga_nil();
+    if (data == NULL || len == 0) {
+        return GA_EPROTO;
+    }
+    reader_t r = {.p = data, .end = data + len};
+    head_t h;
+    if (s_head(&r, &h) != GA_OK || h.type != GA_MAP) {
+        return ga_wire_decode(data, len, arena, out); // not a map: the general path decides
+    }
+    if (h.count > (size_t) (r.end - r.p) / 2) {
+        return GA_EPROTO; // as the pre-scan refuses it
+    }
+    ga_value_t m = ga_map(arena, (uint32_t) h.count);
+    for (uint32_t i = 0; i < (uint32_t) h.count; i++) {
+        head_t k, v;
+        if (s_head(&r, &k) != GA_OK || k.type != GA_STR || k.count > (size_t) (r.end - r.p) ||
+            memchr(r.p, '\0', (size_t) k.count) != NULL) {
+            return GA_EPROTO;
+        }
+        ga_value_t key = ga_str_dup(arena, (const char *) r.p, (size_t) k.count);
+        r.p += k.count;
+        ga_pair_t *p = &m.u.pairs[i];
+        p->key = key.u.s;
+        p->key_len = key.len;
+        if (s_head(&r, &v) != GA_OK) {
+            return GA_EPROTO;
+        }
+        switch (v.type) {
+        case GA_ARRAY:
+        case GA_MAP:
+            // Something nests: the general path (pre-scan, then build) takes the whole input.
+            return ga_wire_decode(data, len, arena, out);
+        case GA_STR:
+            if (v.count > (size_t) (r.end - r.p) || v.count > UINT32_MAX) {
+                return GA_EPROTO;
+            }
+            p->value = ga_str_dup(arena, (const char *) r.p, (size_t) v.count);
+            r.p += v.count;
+            break;
+        case GA_NIL:
+            p->value = ga_nil();
+            break;
+        case GA_BOOL:
+            p->value = ga_bool(v.b);
+            break;
+        case GA_INT:
+            p->value = ga_int(v.i);
+            break;
+        case GA_FLOAT:
+            p->value = ga_float(v.f);
+            break;
+        }
+    }
+    if (r.p != r.end) {
+        return GA_EPROTO; // trailing bytes
+    }
+    m.len = (uint32_t) h.count;
+    *out = m;
+    return GA_OK;
+}

@@ -1279,7 +1279,7 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     }
 }
 
-// Receives one message from the SUB without blocking: topic, tag, command, body and, for a
+// Receives one message from the SUB without blocking: topic, head (tag and command), body and, for a
 // batch of stream messages, a data frame (docs/protocol.md, "Streams on the proxy"). The body
 // goes to self->msg.value, the data frame to *items (*batch set), both decoded in the arena.
 // GA_EAGAIN when nothing waits; GA_EPROTO when the message is malformed (consumed whole).
@@ -1313,23 +1313,21 @@ s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
                 msg->id_len = size;
             }
         } else if (frame == 1) {
-            if (size != GA_PROTO_TAG_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
-                rc = GA_EPROTO;
-            }
-        } else if (frame == 2) {
-            if (size != 1 || ga_cmd_name(data[0]) == NULL) {
+            // The head: tag and command in one frame (docs/protocol.md, "Frames").
+            if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0 ||
+                ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL) {
                 rc = GA_EPROTO;
             } else {
-                msg->cmd = data[0];
+                msg->cmd = data[GA_PROTO_TAG_LEN];
             }
-        } else if (frame == 3 || (frame == 4 && msg->cmd == GA_CMD_STREAM)) {
-            ga_value_t *v = frame == 3 ? &msg->value : items;
+        } else if (frame == 2 || (frame == 3 && msg->cmd == GA_CMD_STREAM)) {
+            ga_value_t *v = frame == 2 ? &msg->value : items;
             if (size > GA_PROTO_MAX_BODY ||
                 ga_wire_decode(data, size, self->arena, v) != GA_OK ||
-                v->type != (frame == 3 ? GA_MAP : GA_ARRAY)) {
+                v->type != (frame == 2 ? GA_MAP : GA_ARRAY)) {
                 rc = GA_EPROTO;
             }
-            *batch = frame == 4;
+            *batch = frame == 3;
         } else {
             rc = GA_EPROTO; // too many frames
         }
@@ -1344,7 +1342,7 @@ s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
         }
     }
     zmq_msg_close(&part);
-    return rc == GA_OK && frame < 3 ? GA_EPROTO : rc; // too few frames
+    return rc == GA_OK && frame < 2 ? GA_EPROTO : rc; // too few frames (topic, head, body)
 }
 
 void

@@ -130,6 +130,13 @@ ga_value_t wk_table_current(wk_worker_t *w, ga_arena_t *a, char *version, size_t
 // the I/O thread for non_blocking functions.
 void wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *arena,
                     ga_buf_t *out);
+// wk_request_run of a REQUEST whose envelope is decoded already (`envelope`, a map in `arena`
+// or longer-lived) and whose payload is `payload_data` (`payload_len` bytes; 0: no args): the
+// I/O thread's non_blocking functions run from the received message, neither copied nor
+// decoded again.
+void wk_request_run_decoded(wk_worker_t *w, const ga_value_t *envelope,
+                            const uint8_t *payload_data, size_t payload_len, ga_arena_t *arena,
+                            ga_buf_t *out);
 // The function for (request_type, version), with its index, or NULL.
 const wk_function_t *wk_function_find(const wk_worker_t *w, const char *request_type,
                                       const char *version, size_t *index);

@@ -40,6 +40,15 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
         wk_encode_error(out, arena, 0, GA_EPROTO, "Internal Server Error", false);
         return;
     }
+    wk_request_run_decoded(w, &body, data + env_len, len - env_len, arena, out);
+}
+
+void
+wk_request_run_decoded(wk_worker_t *w, const ga_value_t *envelope, const uint8_t *payload_data,
+                       size_t payload_len, ga_arena_t *arena, ga_buf_t *out)
+{
+    ga_value_t body = *envelope; // a view of the decoded map
+    ga_buf_reset(out);
     int64_t id = ga_map_get_int(&body, "id", 0);
     // Past its deadline the broker has answered it already (timed out, or moved on to another
     // attempt): running it now would run a call its client was told failed.
@@ -68,8 +77,8 @@ wk_request_run(wk_worker_t *w, const uint8_t *data, size_t len, ga_arena_t *aren
     ga_value_t empty = ga_map(arena, 0);
     ga_value_t *args = ga_arena_alloc(arena, sizeof *args);
     char why[512];
-    if (len > env_len &&
-        ga_wire_decode(data + env_len, len - env_len, arena, &payload) != GA_OK) {
+    if (payload_len > 0 &&
+        ga_wire_decode_map(payload_data, payload_len, arena, &payload) != GA_OK) {
         GA_WARN("call %lld to %s.%s refused: its args are not well-formed MessagePack",
                 (long long) id, w->svc->service, request_type);
         if (cfg->response_type != GA_RESP_NONE) {

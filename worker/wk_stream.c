@@ -199,13 +199,14 @@ static ga_err_t
 s_send(wk_worker_t *w, const wk_stream_t *s, const ga_buf_t *body, const uint8_t *items,
        size_t items_len)
 {
-    static const uint8_t cmd = GA_CMD_STREAM;
+    static const uint8_t head[GA_PROTO_HEAD_LEN] = {'G', 'A', 'P', 'I', GA_PROTO_VERSION,
+                                                     GA_CMD_STREAM};
+    _Static_assert(sizeof GA_PROTO_TAG - 1 == GA_PROTO_TAG_LEN, "tag is GAPI and the version");
     if (zmq_send(w->pub, s->topic, strlen(s->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
     }
     // The rest of a message always goes once its first frame has.
-    zmq_send(w->pub, GA_PROTO_TAG, GA_PROTO_TAG_LEN, ZMQ_SNDMORE);
-    zmq_send(w->pub, &cmd, 1, ZMQ_SNDMORE);
+    zmq_send(w->pub, head, sizeof head, ZMQ_SNDMORE);
     zmq_send(w->pub, body->data, body->len, items ? ZMQ_SNDMORE : 0);
     if (items) {
         zmq_send(w->pub, items, items_len, 0);

@@ -286,7 +286,6 @@ typedef struct {
     ga_arena_t *arena;      // per-message arena
     ga_proto_msg_t msg;     // receive buffers
     ga_buf_t out;           // send buffer
-    ga_buf_t in;            // a REQUEST run here: its envelope and payload, one after the other
     bool registered;        // the broker has accepted our table
     int64_t hb_ms;          // heartbeat interval (the broker's once registered)
     int64_t last_heard;     // monotonic ms of the broker's last message
@@ -491,16 +490,11 @@ s_on_request(io_t *io, const ga_proto_msg_t *msg)
                                         ga_map_get_str(&msg->value, "version"), &index)
                      : NULL;
     if (fn && fn->non_blocking && io->w->cfgs[index]->response_type != GA_RESP_STREAM) {
-        // Run here: the envelope decodes again (small), the payload for the first time.
+        // Run here, from the message as received: the envelope decoded once (above), the
+        // payload for the first time.
         size_t plen = 0;
         const uint8_t *payload = ga_proto_payload(msg, &plen);
-        ga_buf_reset(&io->in);
-        ga_buf_append(&io->in, msg->body.data, msg->body.len);
-        if (plen) {
-            ga_buf_append(&io->in, payload, plen);
-        }
-        ga_buf_reset(&io->out);
-        wk_request_run(io->w, io->in.data, io->in.len, io->arena, &io->out);
+        wk_request_run_decoded(io->w, &msg->value, payload, plen, io->arena, &io->out);
         if (io->out.len && s_send_reply(io, io->out.data, io->out.len) != GA_OK) {
             GA_WARN("reply not sent: broker unreachable");
         }
@@ -725,7 +719,6 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
     io->arena = ga_arena_new(16384);
     ga_proto_msg_init(&io->msg);
     ga_buf_init(&io->out);
-    ga_buf_init(&io->in);
     io->queue = zlist_new();
     io->pool = ga_calloc((size_t) w->opt.threads, sizeof(zactor_t *));
     io->busy = ga_calloc((size_t) w->opt.threads, sizeof(bool));
@@ -796,7 +789,6 @@ s_io_fini(io_t *io)
     }
     ga_proto_msg_fini(&io->msg);
     ga_buf_fini(&io->out);
-    ga_buf_fini(&io->in);
     ga_arena_destroy(&io->arena);
 }
 

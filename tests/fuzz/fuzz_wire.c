@@ -5,7 +5,8 @@
 // (ga_arg_check, on a client's args against a parsed config).
 //   * any map is parsed as one function config, and each item of its "functions" list too;
 //   * a two-item list [config, args] parses the config and checks args against it.
-// Differential checks: scan and decode agree, and re-encoding is a fixed point
+// Differential checks: scan and decode agree, ga_wire_decode_map (the envelopes' one-pass
+// decoder) agrees with ga_wire_decode, and re-encoding is a fixed point
 // (encode(decode(encode(decode(x)))) == encode(decode(x)), byte for byte: NaN-safe).
 #include "ga_arena.h"
 #include "ga_funcfg.h"
@@ -75,6 +76,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ga_err_t decoded = ga_wire_decode(data, size, arena, &v);
     if (scanned != decoded) {
         abort();
+    }
+    ga_value_t flat;
+    if (ga_wire_decode_map(data, size, arena, &flat) != decoded) {
+        abort();
+    }
+    if (decoded == GA_OK) {
+        ga_buf_t a, b;
+        ga_buf_init(&a);
+        ga_buf_init(&b);
+        ga_wire_encode(&a, &v);
+        ga_wire_encode(&b, &flat);
+        if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) {
+            abort(); // the same value
+        }
+        ga_buf_fini(&b);
+        ga_buf_fini(&a);
     }
     if (decoded == GA_OK) {
         s_round_trip(&v, arena);

@@ -4,8 +4,9 @@
 // The CALL's payload holds values the broker could not re-encode identically if it decoded them
 // (a float32, a bin, a str8 header for a 3-byte string, a uint16 holding 5): each worker gets
 // exactly those bytes, on the first attempt and on a retry to a second worker, and a worker's
-// result payload reaches the gateway byte for byte. A peer of protocol version 1 (one body, no
-// payload frame) is refused and named in the broker's log, never misparsed.
+// result payload reaches the gateway byte for byte. Peers of protocol versions 1 (one body, no
+// payload frame) and 2 (tag and command in two frames) are refused and named in the broker's
+// log, never misparsed.
 'use strict';
 
 const test = require('node:test');
@@ -88,24 +89,64 @@ test('the args reach the worker and its result the gateway byte for byte', async
   }
 });
 
-test('a peer of another protocol version is refused and named in the log', async () => {
+for (const version of [1, 2]) {
+  test(`a peer of protocol version ${version} is refused and named in the log`, async () => {
+    const broker = await startBroker();
+    const stale = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--version', String(version),
+      '--listen', '1500', '--send', 'REGISTER', register(`node_v${version}`, 0)]);
+    let fresh = null;
+    try {
+      await stale.exitPromise;
+      assert.equal(stale.exited.code, 0);
+      assert.ok(!stale.lines.some((l) => l.startsWith('RECV REGISTERED')), stale.lines.join('\n'));
+      assert.match(broker.stderr,
+        new RegExp(`a worker peer speaks protocol version ${version}, this broker speaks 3: upgrade it`));
+      // The broker goes on serving peers of its own version.
+      fresh = worker(broker, 'node_v3', 'echo', 0);
+      await fresh.waitForLine(/^RECV REGISTERED .*"ok":true/);
+    } catch (e) {
+      console.error(`----- broker -----\n${broker.stderr}`);
+      throw e;
+    } finally {
+      if (fresh) fresh.kill('SIGKILL');
+      await broker.stop();
+    }
+  });
+}
+
+test('the envelope pairs the broker does not route by reach the worker and the gateway byte for byte', async () => {
   const broker = await startBroker();
-  const stale = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--version', '1',
-    '--listen', '1500', '--send', 'REGISTER', register('node_v1', 0)]);
-  let fresh = null;
+  const w = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--answer-heartbeats',
+    '--reply', 'echo', '--listen', '15000', '--print-envelopes', '--send', 'REGISTER', register('node_env', 0)]);
+  let gw = null;
+  // {id: 5, service: "raw_service", request_type: "echo", request_id: str8 "odd-2", f: float32 1.5,
+  //  rate_limit: {}}: the CALL envelope as a gateway in another language might encode it.
+  const hex = (s) => Buffer.from(s).toString('hex');
+  const kept = 'a7' + hex('service') + 'ab' + hex('raw_service') + 'ac' + hex('request_type') + 'a4' + hex('echo') +
+    'aa' + hex('request_id') + 'd905' + hex('odd-2') +
+    'a166ca3fc00000';
+  const envelope = '86a26964cd0005' + kept + 'aa' + hex('rate_limit') + '80';
   try {
-    await stale.exitPromise;
-    assert.equal(stale.exited.code, 0);
-    assert.ok(!stale.lines.some((l) => l.startsWith('RECV REGISTERED')), stale.lines.join('\n'));
-    assert.match(broker.stderr, /a worker peer speaks protocol version 1, this broker speaks 2: upgrade it/);
-    // The broker goes on serving peers of its own version.
-    fresh = worker(broker, 'node_v2', 'echo', 0);
-    await fresh.waitForLine(/^RECV REGISTERED .*"ok":true/);
+    await w.waitForLine(/^RECV REGISTERED .*"ok":true/);
+    gw = new Proc('genapi-test-peer', ['--connect', broker.endpoints.gateways, '--answer-heartbeats',
+      '--listen', '15000', '--print-envelopes', '--send', 'HELLO', '{"name":"raw"}',
+      '--send', 'CALL', '{}', '--envelope', envelope, '--payload', ODD]);
+    // The REQUEST: the pairs as they came, without rate_limit, then the broker's id and the
+    // deadline.
+    const { index } = await w.waitForLine(/^RECV REQUEST /, 10000);
+    const req = (await w.waitForLine(/^ENVELOPE ([0-9a-f]*)$/, 5000, index + 1)).match[1];
+    assert.ok(req.startsWith(`86${kept}a26964`), req);
+    assert.match(req.slice(2 + kept.length), /^a26964[0-9a-f]+a8646561646c696e65cf[0-9a-f]{16}$/);
+    // The RESULT: the REPLY's envelope with the gateway's id in place, its float32 pair intact.
+    const res = await gw.waitForLine(/^RECV RESULT (.*)$/);
+    assert.deepEqual(JSON.parse(res.match[1]).id, 5);
+    const env = await gw.waitForLine(/^ENVELOPE ([0-9a-f]*)$/, 5000, res.index + 1);
+    assert.equal(env.match[1], '83a2696405a26f6bc3a46e6f7465ca3fc00000');
   } catch (e) {
     console.error(`----- broker -----\n${broker.stderr}`);
     throw e;
   } finally {
-    if (fresh) fresh.kill('SIGKILL');
+    for (const p of [w, gw]) if (p) p.kill('SIGKILL');
     await broker.stop();
   }
 });

@@ -4,21 +4,28 @@
 // stream proxy's input (a forged stream chunk), or a SUB on its output (an eavesdropper).
 //
 //   genapi-test-peer --connect ENDPOINT --type dealer|pub|sub [--curve-key FILE --broker-key FILE]
-//                    [--topic TOPIC] [--send COMMAND JSON [--payload HEX]]... [--listen MS]
-//                    [--answer-heartbeats] [--reply retryable|echo] [--version N]
+//                    [--topic TOPIC] [--send COMMAND JSON [--payload HEX] [--envelope HEX]]...
+//                    [--listen MS] [--answer-heartbeats] [--reply retryable|echo] [--version N]
+//                    [--print-envelopes]
 //
 // COMMAND is a command name (CALL, REGISTER, ADMIN, STREAM, ...) and JSON its body (a string
 // value written "\u0000"-free; a "token" given as {"$bytes": "hex"} is sent as raw bytes, NUL
 // bytes included), sent in the frame layout (a CALL's "args", a REPLY's "result" as the payload
-// frame); --payload sends HEX as that COMMAND's payload frame instead, byte for byte. A pub
+// frame); --payload sends HEX as that COMMAND's payload frame instead, byte for byte, and
+// --envelope HEX as its envelope frame instead of JSON's encoding (JSON must still parse). A pub
 // sends each message on TOPIC; a sub subscribes to TOPIC (default: all).
 // With --answer-heartbeats a dealer answers each HEARTBEAT (a worker that stays alive but
 // answers nothing else). --reply answers each REQUEST: `retryable` with a retryable handler
 // error, `echo` with a success whose result is the REQUEST's payload frame, sent back as
-// received. --version sends every message with protocol version N in its tag (a stale peer).
+// received, and whose envelope ends with the pair "note": 1.5 as a float32 (`a4 6e 6f 74 65 ca
+// 3f c0 00 00`, which no re-encoding of a decoded value gives back). --version N sends every
+// message as versions 1 and 2 framed it, a tag with N as its version then the command in a
+// frame of its own, then the JSON's encoding (a stale peer).
 // Prints "CONNECTED" once set up, then one line per message received within MS
 // (default 1000): "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"; the payload merged into
-// the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes. Exit 0 unless the arguments are bad.
+// the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes; with
+// --print-envelopes, "ENVELOPE HEX" (the envelope frame's bytes) after every RECV line first.
+// Exit 0 unless the arguments are bad.
 #include "ga_arena.h"
 #include "ga_curve.h"
 #include "ga_json.h"
@@ -65,6 +72,28 @@ s_raw_bytes(ga_value_t *body, ga_arena_t *a)
     }
 }
 
+// Appends the bytes written in HEX to `out`.
+static void
+s_unhex(ga_buf_t *out, const char *hex)
+{
+    for (size_t j = 0; hex[j] && hex[j + 1]; j += 2) {
+        unsigned byte = 0;
+        sscanf(hex + j, "%2x", &byte);
+        uint8_t b = (uint8_t) byte;
+        ga_buf_append(out, &b, 1);
+    }
+}
+
+static void
+s_print_hex(const char *label, const uint8_t *data, size_t len)
+{
+    printf("%s ", label);
+    for (size_t j = 0; j < len; j++) {
+        printf("%02x", data[j]);
+    }
+    printf("\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -74,7 +103,8 @@ main(int argc, char **argv)
     bool answer_heartbeats = false;
     const char *reply = NULL;
     int version = GA_PROTO_VERSION;
-    const char *sends[32][3];
+    bool print_envelopes = false;
+    const char *sends[32][4];
     int n_sends = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
@@ -95,10 +125,15 @@ main(int argc, char **argv)
             sends[n_sends][0] = argv[i + 1];
             sends[n_sends][1] = argv[i + 2];
             sends[n_sends][2] = NULL;
+            sends[n_sends][3] = NULL;
             n_sends++;
             i += 2;
         } else if (strcmp(argv[i], "--payload") == 0 && i + 1 < argc && n_sends > 0) {
             sends[n_sends - 1][2] = argv[++i];
+        } else if (strcmp(argv[i], "--envelope") == 0 && i + 1 < argc && n_sends > 0) {
+            sends[n_sends - 1][3] = argv[++i];
+        } else if (strcmp(argv[i], "--print-envelopes") == 0) {
+            print_envelopes = true;
         } else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc) {
             version = (int) strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--reply") == 0 && i + 1 < argc &&
@@ -155,7 +190,11 @@ main(int argc, char **argv)
         }
         s_raw_bytes(&body, a);
         ga_buf_reset(&out);
-        ga_wire_encode(&out, &body);
+        if (sends[i][3]) {
+            s_unhex(&out, sends[i][3]);
+        } else {
+            ga_wire_encode(&out, &body);
+        }
         ga_err_t rc;
         if (version != GA_PROTO_VERSION && zt == ZMQ_DEALER) {
             char tag[GA_PROTO_TAG_LEN];
@@ -169,14 +208,10 @@ main(int argc, char **argv)
                      : GA_OK;
         } else if (zt == ZMQ_PUB) {
             rc = ga_proto_publish(sock, topic, cmd, &out);
-        } else if (sends[i][2]) {
-            const char *hex = sends[i][2];
+        } else if (sends[i][2] || sends[i][3]) {
             ga_buf_reset(&payload);
-            for (size_t j = 0; hex[j] && hex[j + 1]; j += 2) {
-                unsigned byte = 0;
-                sscanf(hex + j, "%2x", &byte);
-                uint8_t b = (uint8_t) byte;
-                ga_buf_append(&payload, &b, 1);
+            if (sends[i][2]) {
+                s_unhex(&payload, sends[i][2]);
             }
             rc = ga_proto_send_payload(sock, NULL, 0, cmd, &out, &payload);
         } else {
@@ -222,6 +257,10 @@ main(int argc, char **argv)
             }
             ga_buf_reset(&out);
             ga_wire_encode(&out, &r);
+            if (strcmp(reply, "echo") == 0) {
+                out.data[0]++; // {id, ok} is a fixmap: one pair more
+                s_unhex(&out, "a46e6f7465ca3fc00000");
+            }
             GA_IGNORE(ga_proto_forward(sock, NULL, 0, GA_CMD_REPLY, &out,
                                        strcmp(reply, "echo") == 0 && msg.has_payload
                                            ? &msg.payload
@@ -241,12 +280,11 @@ main(int argc, char **argv)
         } else {
             printf("RECV %s %.*s\n", ga_cmd_name(msg.cmd), (int) out.len, (const char *) out.data);
         }
+        if (print_envelopes) {
+            s_print_hex("ENVELOPE", msg.body.data, msg.body.len); // as received
+        }
         if (pdata) {
-            printf("PAYLOAD ");
-            for (size_t j = 0; j < plen; j++) {
-                printf("%02x", pdata[j]);
-            }
-            printf("\n");
+            s_print_hex("PAYLOAD", pdata, plen);
         }
         fflush(stdout);
     }

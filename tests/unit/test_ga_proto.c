@@ -211,10 +211,11 @@ static void
 test_frames_the_layout_does_not_define_are_refused(void **state)
 {
     fixture_t *f = *state;
-    const char *tag = GA_PROTO_TAG;
-    uint8_t hb = GA_CMD_HEARTBEAT;
-    uint8_t call = GA_CMD_CALL;
-    uint8_t result = GA_CMD_RESULT;
+    const char *hb = GA_PROTO_TAG "\x03";      // heads: the tag, then the command
+    const char *call = GA_PROTO_TAG "\x13";
+    const char *result = GA_PROTO_TAG "\x14";
+    const char *unknown = GA_PROTO_TAG "\xff";
+    uint8_t call_cmd = GA_CMD_CALL;
     size_t big_len = GA_PROTO_MAX_ENVELOPE + 1;
     uint8_t *big = calloc(1, big_len);
     big[0] = 0xc6; // bin32 holding the rest: a well-formed value, but too large an envelope
@@ -229,16 +230,20 @@ test_frames_the_layout_does_not_define_are_refused(void **state)
         size_t n;
         uint8_t peer_version;
     } cases[] = {
-        {"a payload on a command without one", {tag, &hb, "\x80", "\x80"}, {5, 1, 1, 1}, 4, 0},
-        {"an empty payload frame", {tag, &call, "\x81\xa2id\x01", ""}, {5, 1, 5, 0}, 4, 0},
-        {"a frame after the payload", {tag, &result, "\x80", "\xc0", "\xc0"}, {5, 1, 1, 1, 1},
-         5, 0},
+        {"a payload on a command without one", {hb, "\x80", "\x80"}, {6, 1, 1}, 3, 0},
+        {"an empty payload frame", {call, "\x81\xa2id\x01", ""}, {6, 5, 0}, 3, 0},
+        {"a frame after the payload", {result, "\x80", "\xc0", "\xc0"}, {6, 1, 1, 1}, 4, 0},
         {"an envelope larger than GA_PROTO_MAX_ENVELOPE before a payload",
-         {tag, &call, big, "\x80"}, {5, 1, big_len, 1}, 4, 0},
-        {"an envelope that is not a map", {tag, &call, "\x91\x01", "\x80"}, {5, 1, 2, 1}, 4, 0},
-        {"a malformed envelope", {tag, &call, "\x82\xa2id", "\x80"}, {5, 1, 4, 1}, 4, 0},
-        {"protocol version 1 (one body)", {"GAPI\x01", &call, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
+         {call, big, "\x80"}, {6, big_len, 1}, 3, 0},
+        {"an envelope that is not a map", {call, "\x91\x01", "\x80"}, {6, 2, 1}, 3, 0},
+        {"a malformed envelope", {call, "\x82\xa2id", "\x80"}, {6, 4, 1}, 3, 0},
+        {"an unknown command", {unknown, "\x80"}, {6, 1}, 2, 0},
+        {"a head without its command", {hb, "\x80"}, {5, 1}, 2, 0},
+        {"no envelope", {hb}, {6}, 1, 0},
+        {"protocol version 1 (one body)", {"GAPI\x01", &call_cmd, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
          1},
+        {"protocol version 2 (tag and command in two frames)",
+         {"GAPI\x02", &call_cmd, "\x81\xa2id\x01", "\x80"}, {5, 1, 5, 1}, 4, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
@@ -389,18 +394,141 @@ test_protocol_test_vectors(void **state)
         assert_int_equal(f->env.len, n);
         assert_memory_equal(f->env.data, want, n);
     }
-    // A whole CALL on a DEALER: tag, command, envelope, payload.
+    // A whole CALL on a DEALER: head (tag and command), envelope, payload.
     uint8_t env[256], pay[64];
     size_t env_len = s_unhex(vectors[0].hex, env);
     size_t pay_len = s_unhex(vectors[1].hex, pay);
-    uint8_t cmd = GA_CMD_CALL;
-    const void *frames[] = {"\x47\x41\x50\x49\x02", &cmd, env, pay};
-    size_t lens[] = {5, 1, env_len, pay_len};
-    s_send_frames(f->dealer, frames, lens, 4);
+    const void *frames[] = {"\x47\x41\x50\x49\x03\x13", env, pay};
+    size_t lens[] = {6, env_len, pay_len};
+    s_send_frames(f->dealer, frames, lens, 3);
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
     assert_int_equal(f->msg.cmd, 0x13);
     assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
     assert_string_equal(ga_map_get_str(ga_map_get(&f->msg.value, "args"), "user_id"), "1");
+}
+
+// docs/protocol.md, "Test vectors": the broker makes the REQUEST envelope from the CALL's and
+// the RESULT envelope from the REPLY's by editing pairs, copying the others as bytes.
+static void
+test_envelope_edit_gives_the_test_vectors(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t call[256], want[256], reply[64];
+    size_t call_len = s_unhex(
+        "85 a2 69 64 07 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 "
+        "71 75 65 73 74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 "
+        "2e 30 2e 30 aa 72 65 71 75 65 73 74 5f 69 64 a2 72 31",
+        call);
+    size_t want_len = s_unhex(
+        "86 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 71 75 65 73 "
+        "74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 2e 30 2e 30 "
+        "aa 72 65 71 75 65 73 74 5f 69 64 a2 72 31 a2 69 64 2a a8 64 65 61 64 6c 69 6e 65 cf 00 "
+        "00 01 8b cf e5 7b 88",
+        want);
+    ga_value_t id = ga_int(42), deadline = ga_int(1700000005000);
+    ga_proto_edit_t request[] = {
+        {.key = "id", .value = &id, .append = true},
+        {.key = "deadline", .value = &deadline, .append = true},
+        {.key = "rate_limit"},
+    };
+    const uint8_t *out;
+    size_t out_len;
+    assert_int_equal(ga_proto_envelope_edit(call, call_len, request, 3, &f->env, &out, &out_len),
+                     GA_OK);
+    assert_int_equal(out_len, want_len);
+    assert_memory_equal(out, want, want_len);
+    // REPLY {"id":42,"ok":true} -> RESULT {"id":7,"ok":true}: the id replaced where it stands.
+    size_t reply_len = s_unhex("82 a2 69 64 2a a2 6f 6b c3", reply);
+    want_len = s_unhex("82 a2 69 64 07 a2 6f 6b c3", want);
+    ga_value_t gw_id = ga_int(7), no = ga_bool(false);
+    ga_proto_edit_t result[] = {{.key = "id", .value = &gw_id}, {.key = "can_retry", .value = &no}};
+    assert_int_equal(ga_proto_envelope_edit(reply, reply_len, result, 2, &f->env, &out, &out_len),
+                     GA_OK);
+    assert_int_equal(out_len, want_len);
+    assert_memory_equal(out, want, want_len);
+    // A replaced value present in the input changes there; the rest keeps its bytes, odd
+    // encodings included (a uint16 holding 13, a float32).
+    reply_len = s_unhex("84 a2 69 64 2a a4 63 6f 64 65 cd 00 0d a9 63 61 6e 5f 72 65 74 72 79 c3 "
+                        "a1 66 ca 3f c0 00 00",
+                        reply);
+    want_len = s_unhex("84 a2 69 64 07 a4 63 6f 64 65 cd 00 0d a9 63 61 6e 5f 72 65 74 72 79 c2 "
+                       "a1 66 ca 3f c0 00 00",
+                       want);
+    assert_int_equal(ga_proto_envelope_edit(reply, reply_len, result, 2, &f->env, &out, &out_len),
+                     GA_OK);
+    assert_int_equal(out_len, want_len);
+    assert_memory_equal(out, want, want_len);
+    // Every integer width, negative ones too, as msgpack-c encodes them.
+    int64_t ints[] = {0, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                      INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,
+                      (int64_t) INT32_MIN - 1, INT64_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        ga_value_t v = ga_int(ints[i]);
+        ga_proto_edit_t e = {.key = "n", .value = &v, .append = true};
+        assert_int_equal(ga_proto_envelope_edit((const uint8_t *) "\x80", 1, &e, 1, &f->env, &out,
+                                                &out_len),
+                         GA_OK);
+        ga_value_t m = ga_map(f->arena, 1);
+        ga_map_put(&m, f->arena, "n", v);
+        ga_buf_reset(&f->pay);
+        ga_wire_encode(&f->pay, &m);
+        assert_int_equal(out_len, f->pay.len);
+        assert_memory_equal(out, f->pay.data, out_len);
+    }
+}
+
+// The map's count is written anew in the shortest form: 15 pairs and one more make a map16;
+// a long key a str8. Malformed input is refused, nothing half-written is returned.
+static void
+test_envelope_edit_counts_and_refusals(void **state)
+{
+    fixture_t *f = *state;
+    ga_value_t m = ga_map(f->arena, 15);
+    char keys[15][4];
+    for (int i = 0; i < 15; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        ga_map_put(&m, f->arena, keys[i], ga_int(i));
+    }
+    ga_buf_t in;
+    ga_buf_init(&in);
+    ga_wire_encode(&in, &m);
+    const char *long_key = "a_key_longer_than_thirty_one_bytes";
+    ga_value_t v = ga_str("x");
+    ga_proto_edit_t e = {.key = long_key, .value = &v, .append = true};
+    const uint8_t *out;
+    size_t out_len;
+    assert_int_equal(ga_proto_envelope_edit(in.data, in.len, &e, 1, &f->env, &out, &out_len),
+                     GA_OK);
+    ga_map_put(&m, f->arena, long_key, v);
+    ga_buf_reset(&f->pay);
+    ga_wire_encode(&f->pay, &m);
+    assert_int_equal(out[0], 0xde);
+    assert_int_equal(out_len, f->pay.len);
+    assert_memory_equal(out, f->pay.data, out_len);
+    ga_value_t back;
+    assert_int_equal(ga_wire_decode(out, out_len, f->arena, &back), GA_OK);
+    assert_int_equal(back.len, 16);
+    ga_buf_fini(&in);
+
+    const char *bad[] = {
+        "",                      // nothing
+        "91 01",                 // an array, not a map
+        "82 a1 61 01",           // one pair short
+        "81 01 02",              // a key that is not a string
+        "81 a2 61 00 01",        // a key with a NUL byte
+        "81 a1 61 01 c0",        // trailing bytes
+        "81 a1 61 d4 01 00",     // an extension type
+        "81 a5 61 62",           // a key longer than what is left
+        "df ff ff ff ff",        // a count the bytes cannot hold
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t raw[16];
+        size_t n = s_unhex(bad[i], raw);
+        out = (const uint8_t *) "x";
+        assert_int_equal(ga_proto_envelope_edit(n ? raw : NULL, n, &e, 1, &f->env, &out, &out_len),
+                         GA_EPROTO);
+        assert_null(out);
+    }
 }
 
 int
@@ -417,6 +545,10 @@ main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_split_and_merge_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_protocol_test_vectors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_edit_gives_the_test_vectors, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_edit_counts_and_refusals, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,75 @@ test_wire_survives_random_bytes(void **state)
     ga_arena_destroy(&a);
 }
 
+// ga_wire_decode_map (protocol envelopes, one pass when no value nests) gives what
+// ga_wire_decode gives, value and error alike: on chosen inputs and on random bytes behind a
+// map header.
+static void
+s_same_as_decode(ga_arena_t *a, const uint8_t *in, size_t len)
+{
+    ga_value_t v, flat;
+    ga_err_t want = ga_wire_decode(in, len, a, &v);
+    assert_int_equal(ga_wire_decode_map(in, len, a, &flat), want);
+    if (want == GA_OK) {
+        ga_buf_t x, y;
+        ga_buf_init(&x);
+        ga_buf_init(&y);
+        ga_wire_encode(&x, &v);
+        ga_wire_encode(&y, &flat);
+        assert_int_equal(x.len, y.len);
+        assert_memory_equal(x.data, y.data, x.len);
+        ga_buf_fini(&x);
+        ga_buf_fini(&y);
+    }
+    ga_arena_reset(a);
+}
+
+static void
+test_wire_decode_map_agrees_with_decode(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    const char *cases[] = {
+        "80",                                     // {}
+        "82 a2 69 64 2a a2 6f 6b c3",             // {id: 42, ok: true}
+        "84 a1 66 ca 3f c0 00 00 a1 62 c4 02 00 ff a1 73 d9 03 61 62 63 a1 69 cd 00 05",
+        "82 a1 6e c0 a1 75 cf ff ff ff ff ff ff ff ff", // nil; a uint64 above INT64_MAX
+        "82 a1 72 92 a1 61 a1 62 a1 6e 01",       // an array inside: the general path
+        "81 a1 6d 81 a1 6b 80",                   // a map inside
+        "92 01 02",                               // not a map
+        "a3 61 62 63",                            // not a map
+        "82 a1 61 01",                            // a pair short
+        "81 01 02",                               // a key that is not a string
+        "81 a2 61 00 01",                         // a key with a NUL
+        "81 a1 61 a5 61 62",                      // a string longer than what is left
+        "81 a1 61 01 c0",                         // trailing bytes
+        "81 a1 61 d4 01 00",                      // an extension type
+        "81 a1 61 c1",                            // a reserved byte
+        "df ff ff ff ff",                         // a count the bytes cannot hold
+        "82 a1 61 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 "
+        "91 91 91 91 91 91 c0 a1 62 c1",          // too deep, then a reserved byte
+        "82 a1 62 c1 a1 61 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 "
+        "91 91 91 91 91 91 91 c0",                // a reserved byte, then too deep
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t in[256];
+        size_t n = s_unhex(cases[i], in);
+        s_same_as_decode(a, in, n);
+    }
+    uint32_t seed = 777;
+    uint8_t in[64];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 1 + (seed % 64);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (uint8_t) (seed >> 16);
+        }
+        in[0] = (uint8_t) (0x80 | (in[0] & 0x0f)); // a fixmap of 0..15 pairs
+        s_same_as_decode(a, in, len);
+    }
+    ga_arena_destroy(&a);
+}
+
 // Found by fuzz_worker_cmd: a REQUEST body whose id is the float 5.1e228. ga_map_get_int
 // converted any float to int64_t to see whether it was whole, which is undefined behaviour for a
 // double outside [-2^63, 2^63) or NaN (UBSan: "outside the range of representable values").
@@ -294,6 +363,7 @@ main(void)
         cmocka_unit_test(test_wire_refuses_extensions_reserved_and_bad_keys),
         cmocka_unit_test(test_wire_survives_random_bytes),
         cmocka_unit_test(test_wire_float_ids_outside_int64_give_the_default),
+        cmocka_unit_test(test_wire_decode_map_agrees_with_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
