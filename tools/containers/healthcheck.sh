@@ -9,8 +9,9 @@ port="${1:?usage: genapi-healthcheck PORT [PATH]}"
 path="${2:-/readyz}"
 reply="$(timeout 3 bash -c '
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-    # The whole request in one write (dd gathers it): bash writes line by line. genapi's
+    # The whole request in one write (dd gathers it): bash writes line by line. The genapi
     # listener waits for the whole head (common/ga_httpd.c); one write spares other servers.
+    # (No apostrophe in this comment: the script is one single-quoted bash -c argument.)
     printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" |
         dd bs=4096 count=1 iflag=fullblock status=none >&3 || exit 1
     cat <&3' _ "$port" "$path" 2>/dev/null)" || { echo "no answer on 127.0.0.1:$port$path"; exit 1; }
