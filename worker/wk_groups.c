@@ -118,7 +118,7 @@ wk_groups_on_wake(wk_worker_t *w, void *dealer, bool registered)
         if (!registered) {
             s_fail(c, GA_EUNAVAIL, "Service unavailable");
             any_done = true;
-        } else if (ga_proto_send(dealer, NULL, 0, c->cmd, &c->body) != GA_OK) {
+        } else if (ga_proto_send(dealer, NULL, 0, (int) c->cmd, &c->body) != GA_OK) {
             s_fail(c, GA_EUNAVAIL, "Service unavailable"); // the broker is unreachable
             any_done = true;
         }
