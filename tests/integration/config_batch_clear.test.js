@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile, spawn } = require('node:child_process');
-const { BIN, startBroker, startWorker, startGateway, connect, join, call, eventually } = require('../support/stack');
+const { BIN, startBroker, startWorker, startGateway, connect, join, call, eventually, startTail } = require('../support/stack');
 
 const ACTIONS = 'status,functions,versions,get,disable,add_config,batch_add,clear,pushed_services,tail';
 const SVC = 'versioned_user_service';
@@ -31,30 +31,7 @@ function ctl(broker, args) {
 }
 
 // `genapi-ctl tail genapi.config` on the broker's admin listener: its events as parsed lines.
-function tailConfig(broker) {
-  const p = spawn(path.join(BIN, 'genapi-ctl'),
-    ['tail', 'genapi.config', '--broker-http', `127.0.0.1:${broker.metricsPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = { lines: [], stderr: '', exited: null };
-  let buf = '';
-  p.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      t.lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  p.stderr.on('data', (d) => { t.stderr += d.toString(); });
-  t.exit = new Promise((resolve) => p.on('exit', (code, signal) => { t.exited = { code, signal }; resolve(t.exited); }));
-  t.stop = async () => { if (!t.exited) { p.kill('SIGINT'); await t.exit; } };
-  t.attached = async () => {
-    await eventually(() => t.lines.length >= 1 || t.exited, 10000);
-    assert.equal(t.exited, null, t.stderr);
-    assert.equal(t.lines[0].attached, true);
-  };
-  t.events = (name) => t.lines.filter((l) => l.name === name);
-  return t;
-}
+const tailConfig = (broker) => startTail(['genapi.config', '--broker-http', `127.0.0.1:${broker.metricsPort}`]);
 
 // Broker (ACTIONS), the given workers, a gateway with a joined channel, and a tail of config
 // events on the broker.

@@ -9,28 +9,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawn, execFile } = require('node:child_process');
-const { BIN, ADMIN_TOKEN, startStack, connect, join, call, eventually } = require('../support/stack');
+const { BIN, ADMIN_TOKEN, startStack, connect, join, call, eventually, startTail } = require('../support/stack');
 
-// Starts `genapi-ctl tail ARGS...`; collects its stdout lines (parsed JSON) and stderr.
-function tail(args, env = {}) {
-  const p = spawn(path.join(BIN, 'genapi-ctl'), ['tail', ...args], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const t = { proc: p, lines: [], stderr: '', exited: null };
-  let buf = '';
-  p.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      t.lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  p.stderr.on('data', (d) => { t.stderr += d.toString(); });
-  t.exit = new Promise((resolve) => p.on('exit', (code, signal) => { t.exited = { code, signal }; resolve(t.exited); }));
-  t.stop = async () => { if (!t.exited) { p.kill('SIGINT'); await t.exit; } };
-  return t;
-}
+const tail = startTail;
 
 function run(args, env = {}) {
   return new Promise((resolve) => execFile(path.join(BIN, 'genapi-ctl'), args,

@@ -11,36 +11,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { BIN, startStack, connect, join, call, eventually } = require('../support/stack');
+const { BIN, startStack, connect, join, call, eventually, startTail } = require('../support/stack');
 const { sign, now } = require('../support/jwt');
 
 const SECRET = 'test-secret-for-the-telemetry-tests';
 const GATEWAY = ['--set', 'auth=jwt', '--set', `jwt_secret=${SECRET}`, '--set', 'allow_anonymous=true'];
 
-// Starts `genapi-ctl tail ARGS...`; collects its stdout lines (parsed JSON) and stderr.
-function tail(args) {
-  const p = spawn(path.join(BIN, 'genapi-ctl'), ['tail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const t = { proc: p, lines: [], stderr: '', exited: null };
-  let buf = '';
-  p.stdout.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      t.lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  p.stderr.on('data', (d) => { t.stderr += d.toString(); });
-  t.exit = new Promise((resolve) => p.on('exit', (code, signal) => { t.exited = { code, signal }; resolve(t.exited); }));
-  t.stop = async () => { if (!t.exited) { p.kill('SIGINT'); await t.exit; } };
-  t.attached = async () => {
-    await eventually(() => t.lines.length >= 1 || t.exited, 10000);
-    assert.equal(t.exited, null, t.stderr);
-    assert.equal(t.lines[0].attached, true);
-  };
-  t.events = (name, pred = () => true) => t.lines.filter((l) => l.name === name && pred(l));
-  return t;
-}
+const tail = startTail;
 
 const token = (sub) => sign({ sub, exp: now() + 600 }, SECRET);
 

@@ -295,7 +295,36 @@ async function eventually(fn, timeoutMs = 10000, intervalMs = 100) {
   throw last || new Error('condition not met in time');
 }
 
+// Starts `genapi-ctl tail ARGS...` (env added to the process's): its stdout lines parsed as
+// JSON in `lines`, its stderr in `stderr`; `stop()` interrupts it, `attached()` waits for its
+// first line (the attach notice), `events(name, pred)` filters the lines by event name.
+function startTail(args, env = {}) {
+  const p = spawn(path.join(BIN, 'genapi-ctl'), ['tail', ...args], {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const t = { proc: p, lines: [], stderr: '', exited: null };
+  let buf = '';
+  p.stdout.on('data', (d) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      t.lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  p.stderr.on('data', (d) => { t.stderr += d.toString(); });
+  t.exit = new Promise((resolve) => p.on('exit', (code, signal) => { t.exited = { code, signal }; resolve(t.exited); }));
+  t.stop = async () => { if (!t.exited) { p.kill('SIGINT'); await t.exit; } };
+  t.attached = async () => {
+    await eventually(() => t.lines.length >= 1 || t.exited, 10000);
+    assert.equal(t.exited, null, t.stderr);
+    assert.equal(t.lines[0].attached, true);
+  };
+  t.events = (name, pred = () => true) => t.lines.filter((l) => l.name === name && pred(l));
+  return t;
+}
+
 module.exports = {
   BIN, HEARTBEAT_MS, ADMIN_TOKEN, Proc, startBroker, startWorker, startGateway, startStack,
-  connect, join, call, waitForPushes, assertResponseShape, eventually,
+  connect, join, call, waitForPushes, assertResponseShape, eventually, startTail,
 };
