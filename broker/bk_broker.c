@@ -39,6 +39,8 @@ bk_broker_new(const bk_config_t *cfg)
     self->arena = ga_arena_new(16384);
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
+    ga_proto_batch_init(&self->to_workers, NULL, BK_BATCH_MAX); // sockets set once bound
+    ga_proto_batch_init(&self->to_gateways, NULL, BK_BATCH_MAX);
     self->rl = bk_ratelimit_new();
     self->pull = bk_pull_new();
     self->resolve = bk_resolve_new(cfg->resolver_cache_ms);
@@ -76,6 +78,8 @@ bk_broker_destroy(bk_broker_t **self_p)
     ga_arena_destroy(&self->arena);
     ga_proto_msg_fini(&self->msg);
     ga_buf_fini(&self->out);
+    ga_proto_batch_fini(&self->to_workers);
+    ga_proto_batch_fini(&self->to_gateways);
     bk_zap_destroy(&self->zap); // its socket closes before the context terminates
     if (self->workers) {
         zmq_close(self->workers);
@@ -303,6 +307,8 @@ bk_broker_bind(bk_broker_t *self)
                            self->cfg->gateway_endpoint, &self->gateways, self->gateway_ep,
                            sizeof self->gateway_ep);
     }
+    self->to_workers.socket = self->workers;
+    self->to_gateways.socket = self->gateways;
     if (rc == GA_OK) {
         rc = s_bind_socket(self, ZMQ_XSUB, "stream_in_endpoint", BK_ZAP_STREAMS_IN,
                            self->cfg->stream_in_endpoint, &self->stream_in, self->stream_in_ep,
@@ -387,9 +393,16 @@ bk_broker_stats(const bk_broker_t *self)
 // Sending
 
 void
+bk_batch_close(bk_broker_t *self, void *sock)
+{
+    ga_proto_batch_close(sock == self->workers ? &self->to_workers : &self->to_gateways);
+}
+
+void
 bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
         const ga_value_t *body)
 {
+    bk_batch_close(self, sock);
     ga_err_t rc = ga_proto_send_value(sock, id, id_len, cmd, body, &self->out);
     if (rc != GA_OK) {
         self->stats.undeliverable++;
@@ -401,6 +414,7 @@ ga_err_t
 bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
            const ga_value_t *envelope, zmq_msg_t *payload)
 {
+    bk_batch_close(self, sock);
     ga_buf_reset(&self->out);
     ga_wire_encode(&self->out, envelope);
     ga_err_t rc = ga_proto_forward(sock, id, id_len, cmd, &self->out, payload);
@@ -414,12 +428,16 @@ bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int 
 ga_err_t
 bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                 const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits, size_t n_edits,
-                zmq_msg_t *payload)
+                zmq_msg_t *payload, bool batch)
 {
     const uint8_t *data;
     size_t len;
     ga_err_t rc = ga_proto_envelope_edit(env, env_len, edits, n_edits, &self->out, &data, &len);
-    if (rc == GA_OK) {
+    if (rc == GA_OK && batch) {
+        ga_proto_batch_t *b = sock == self->workers ? &self->to_workers : &self->to_gateways;
+        rc = ga_proto_batch_add(b, id, id_len, cmd, data, len, NULL, 0, payload);
+    } else if (rc == GA_OK) {
+        bk_batch_close(self, sock);
         rc = ga_proto_forward_bytes(sock, id, id_len, cmd, data, len, payload);
     }
     if (rc != GA_OK) {
@@ -452,7 +470,8 @@ bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_
 static void
 s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
 {
-    while (budget-- > 0) {
+    // A batch is read to its end: the receive buffers are shared by both sockets.
+    while (budget-- > 0 || self->msg.batch_socket != NULL) {
         ga_err_t rc = ga_proto_recv(sock, true, &self->msg, self->arena);
         if (rc == GA_EAGAIN) {
             return;
@@ -575,6 +594,8 @@ bk_broker_run(bk_broker_t *self)
         // Both ROUTERs are sent on from everywhere (replies, requests, heartbeats, updates):
         // check them before every sleep rather than track each send.
         items[WORKERS].dirty = items[GATEWAYS].dirty = true;
+        ga_proto_batch_close(&self->to_workers); // what this turn sent goes out now
+        ga_proto_batch_close(&self->to_gateways);
         if (self->draining && next > now + 20) {
             next = now + 20; // the drain checks the calls in flight this often
         }

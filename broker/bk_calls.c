@@ -172,7 +172,7 @@ s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env
         {.key = "rate_limit"},
     };
     return bk_forward_edit(self, self->workers, w->id, w->id_len, GA_CMD_REQUEST, env, env_len,
-                           edits, sizeof edits / sizeof edits[0], payload);
+                           edits, sizeof edits / sizeof edits[0], payload, w->batch);
 }
 
 // Keeps the call in the table under `id` until `due`, owned by its gateway and by `w`.
@@ -255,7 +255,7 @@ s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int c
     };
     GA_IGNORE(bk_forward_edit(self, self->gateways, call->gw_id, call->gw_id_len, GA_CMD_RESULT,
                               reply->body.data, reply->body.len, edits, can_retry >= 0 ? 2 : 1,
-                              payload) != GA_OK); // counted there
+                              payload, call->gw_batch) != GA_OK); // counted there
     self->stats.results++;
 }
 
@@ -438,6 +438,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     memcpy(call->gw_id, msg->id, msg->id_len);
     call->gw_id_len = msg->id_len;
     call->gw_serial = gw->serial;
+    call->gw_batch = gw->batch;
     call->stream = cfg->response_type == GA_RESP_STREAM;
     call->idle_ms = call->stream && cfg->timeout_ms > 0 ? cfg->timeout_ms : 0;
     const char *topic = s_str(env.stream_topic);

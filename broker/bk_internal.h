@@ -50,6 +50,7 @@ struct bk_call_t {
     uint8_t gw_id[255];    // gateway routing id
     size_t gw_id_len;      // bytes in gw_id
     uint64_t gw_serial;    // the gateway's serial (owner key)
+    bool gw_batch;         // the gateway reads batches: its RESULT may join one
     bk_worker_t *worker;   // worker with the current attempt, or NULL (borrowed; a worker's
                            // calls are taken from it before it goes)
     char node[BK_NODE_MAX]; // same_node: the node of the first attempt
@@ -64,6 +65,9 @@ struct bk_call_t {
 // bk_ratelimit.c: rate-limit admin operations in flight and the cluster-wide limits.
 typedef struct bk_ratelimit_t bk_ratelimit_t;
 
+// Items per batch (docs/protocol.md, "Batches"): bounds the work one message gives its reader.
+#define BK_BATCH_MAX 64
+
 // A connected gateway.
 typedef struct {
     uint8_t id[255]; // routing id
@@ -71,6 +75,7 @@ typedef struct {
     int64_t expiry;  // monotonic ms
     bool resync;     // an UPDATE could not be sent: a SNAPSHOT is owed (sent on the tick)
     uint64_t serial; // owner key of its calls (never reused)
+    bool batch;      // its HELLO said it reads batches (docs/protocol.md, "Batches")
 } bk_gateway_t;
 
 struct bk_broker_t {
@@ -104,6 +109,11 @@ struct bk_broker_t {
     ga_arena_t *arena;          // per-message arena, reset after each message
     ga_proto_msg_t msg;         // receive buffers, reused
     ga_buf_t out;               // send buffer, reused
+    // REQUESTs and RESULTs to peers that read batches join the message open to the same peer
+    // (docs/protocol.md, "Batches"); every other send closes it first (bk_batch_close), and
+    // the loop closes both before it sleeps.
+    ga_proto_batch_t to_workers;
+    ga_proto_batch_t to_gateways;
     bk_zap_t *zap;              // ZAP handler (CURVE on), else NULL
     ga_curve_cert_t curve;      // the broker's own certificate (CURVE on)
     ga_log_every_t refused_stream_log; // refused stream messages, logged once a minute
@@ -135,9 +145,13 @@ ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_
 // bk_broker.c: sends as `cmd` to peer `id` on `sock` the received envelope `env` (`env_len`
 // bytes) with `edits` applied (ga_proto_envelope_edit: the other pairs go on byte for byte),
 // then the payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
+// With `batch` (the peer reads batches) the message joins the one open to that peer.
 ga_err_t bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                          const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits,
-                         size_t n_edits, zmq_msg_t *payload);
+                         size_t n_edits, zmq_msg_t *payload, bool batch);
+// bk_broker.c: sends the message open on `sock` (ga_proto_batch_close): call before sending
+// anything on `sock` other than through bk_send, bk_forward and bk_forward_edit, which do it.
+void bk_batch_close(bk_broker_t *self, void *sock);
 // bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
 void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,
                    ga_err_t code, const char *message, bool can_retry);

@@ -79,12 +79,14 @@ s_send_snapshot(bk_broker_t *self, bk_gateway_t *gw)
 {
     ga_arena_t *a = self->arena;
     int64_t warming = self->warm_until - ga_clock_ms();
-    ga_value_t m = ga_map(a, 5);
+    ga_value_t m = ga_map(a, 6);
     ga_map_put(&m, a, "functions", bk_registry_snapshot(self->registry, a));
     ga_map_put(&m, a, "seq", ga_int((int64_t) self->registry_seq));
     ga_map_put(&m, a, "warming_ms", ga_int(warming > 0 ? warming : 0));
     ga_map_put(&m, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
     ga_map_put(&m, a, "stream_port", ga_int(s_port(self->stream_out_ep)));
+    ga_map_put(&m, a, "batch", ga_bool(true)); // this broker reads batches
+    bk_batch_close(self, self->gateways);
     ga_err_t rc = ga_proto_send_value(self->gateways, gw->id, gw->id_len, GA_CMD_SNAPSHOT, &m,
                                       &self->out);
     if (rc != GA_OK) {
@@ -108,6 +110,7 @@ bk_broadcast_update(bk_broker_t *self, const ga_value_t *changed, const ga_value
     ga_map_put(&m, a, "removed", removed ? *removed : ga_array(a, 0));
     ga_buf_reset(&self->out);
     ga_wire_encode(&self->out, &m); // encoded once, sent to every gateway
+    bk_batch_close(self, self->gateways);
     for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
         if (gw->resync) {
             continue; // a snapshot is owed anyway, and will include this change
@@ -191,6 +194,10 @@ bk_on_gateway(bk_broker_t *self, const ga_proto_msg_t *msg)
     }
     bool is_new;
     bk_gateway_t *gw = s_gateway_touch(self, msg->id, msg->id_len, &is_new);
+    if (msg->cmd == GA_CMD_HELLO) {
+        const ga_value_t *batch = ga_map_get(&msg->value, "batch");
+        gw->batch = batch && batch->type == GA_BOOL && batch->u.b;
+    }
     if (is_new || msg->cmd == GA_CMD_HELLO) {
         // HELLO again is also how a gateway that saw a gap in the updates asks for a snapshot.
         GA_INFO("gateway connected (%s)", is_new ? "new" : "hello again");
@@ -256,7 +263,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
     ga_arena_t *a = self->arena;
     const char *token = self->cfg->push_token;
-    ga_value_t reply = ga_map(a, 6);
+    ga_value_t reply = ga_map(a, 7);
     if (token && token[0]) {
         // Over the full length of both, NUL bytes included, in constant time.
         if (!ga_secret_equal_value(token, ga_map_get(&msg->value, "token"))) {
@@ -302,6 +309,8 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
         return;
     }
     snprintf(w->key, sizeof w->key, "%s", msg->user_id);
+    const ga_value_t *batch = ga_map_get(&msg->value, "batch");
+    w->batch = batch && batch->type == GA_BOOL && batch->u.b;
     if (fresh) {
         w->life = ++self->next_serial;
         w->session = session;
@@ -327,6 +336,7 @@ s_on_register(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_map_put(&reply, a, "failed", failed);
     ga_map_put(&reply, a, "heartbeat_ms", ga_int(self->cfg->heartbeat_ms));
     ga_map_put(&reply, a, "stream_port", ga_int(s_port(self->stream_in_ep)));
+    ga_map_put(&reply, a, "batch", ga_bool(true)); // this broker reads batches
     // The worker compares requests' deadlines (our wall clock) with its own clock plus the
     // difference this shows (docs/protocol.md, "REQUEST").
     ga_map_put(&reply, a, "now_ms", ga_int(ga_clock_wall_ms()));

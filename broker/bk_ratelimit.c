@@ -159,6 +159,7 @@ bk_ratelimit_admin(bk_broker_t *self, const ga_proto_msg_t *msg)
     ga_map_put(&fwd, a, "id", ga_int((int64_t) p->id));
     ga_buf_reset(&self->out);
     ga_wire_encode(&self->out, &fwd);
+    bk_batch_close(self, self->gateways);
     for (bk_gateway_t *gw = zhash_first(self->gws); gw; gw = zhash_next(self->gws)) {
         if (ga_proto_send(self->gateways, gw->id, gw->id_len, GA_CMD_GATEWAY_ADMIN, &self->out) ==
             GA_OK) {

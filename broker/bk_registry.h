@@ -49,6 +49,7 @@ typedef struct {
     int64_t session;     // the worker's session from REGISTER (a new one: it dropped its queue)
     int64_t breaker_until; // monotonic ms: skipped until then (circuit open)
     bool draining;       // it said it is stopping (HEARTBEAT draining): no new calls
+    bool batch;          // its REGISTER said it reads batches (docs/protocol.md, "Batches")
     char key[64];        // CURVE public key it registered with ("" when CURVE is off)
     size_t slot;         // its place in the registry's list of workers (bk_registry.c)
     // Its pool as its last HEARTBEAT said (docs/protocol.md; bk_inspect.c): handler threads,

@@ -237,6 +237,7 @@ s_ask(bk_broker_t *broker, s_entry_t *e, int64_t now)
     ga_map_put(&m, a, "request_type", ga_str(rcfg->request_type));
     ga_map_put(&m, a, "request_id", ga_str("genapi-nodes-resolver"));
     ga_map_put(&m, a, "deadline", ga_int(ga_clock_wall_ms() + timeout));
+    bk_batch_close(broker, broker->workers);
     if (ga_proto_send_value(broker->workers, w->id, w->id_len, GA_CMD_REQUEST, &m,
                             &broker->out) != GA_OK) {
         broker->stats.undeliverable++;

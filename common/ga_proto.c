@@ -240,6 +240,112 @@ ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Batches: several items in one message (docs/protocol.md, "Batches").
+
+void
+ga_proto_batch_init(ga_proto_batch_t *self, void *socket, unsigned max_items)
+{
+    memset(self, 0, sizeof *self);
+    self->socket = socket;
+    self->max_items = max_items ? max_items : 1;
+    zmq_msg_init(&self->held);
+}
+
+void
+ga_proto_batch_fini(ga_proto_batch_t *self)
+{
+    ga_proto_batch_close(self);
+    zmq_msg_close(&self->held);
+}
+
+void
+ga_proto_batch_close(ga_proto_batch_t *self)
+{
+    if (!self->open) {
+        return;
+    }
+    self->open = false;
+    self->messages++;
+    // Once a message's first frame is queued libzmq accepts the rest: this send cannot be
+    // refused for the high-water mark.
+    if (zmq_msg_send(&self->held, self->socket, 0) < 0) {
+        zmq_msg_close(&self->held);
+    }
+    zmq_msg_init(&self->held);
+}
+
+// Holds a copy of the open message's last frame so far (a reference to `shared`'s bytes when
+// given): sent when the next item comes (more follows) or at the close (the last frame).
+static ga_err_t
+s_hold(ga_proto_batch_t *self, const uint8_t *data, size_t len, zmq_msg_t *shared)
+{
+    zmq_msg_close(&self->held);
+    if (shared) {
+        zmq_msg_init(&self->held);
+        return zmq_msg_copy(&self->held, shared) == 0 ? GA_OK : GA_EIO;
+    }
+    if (zmq_msg_init_size(&self->held, len) != 0) {
+        zmq_msg_init(&self->held);
+        return GA_EIO;
+    }
+    memcpy(zmq_msg_data(&self->held), data, len);
+    return GA_OK;
+}
+
+ga_err_t
+ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int cmd,
+                   const uint8_t *env, size_t env_len, const uint8_t *payload,
+                   size_t payload_len, zmq_msg_t *shared_payload)
+{
+    if (self->open && (self->items >= self->max_items || self->id_len != id_len ||
+                       (id_len && memcmp(self->id, id, id_len) != 0))) {
+        ga_proto_batch_close(self);
+    }
+    uint8_t head[GA_PROTO_HEAD_LEN];
+    memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+    head[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
+    if (!self->open) {
+        // The first frame decides for the whole message (high-water mark, unknown peer).
+        int rc = id ? zmq_send(self->socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE)
+                    : zmq_send(self->socket, head, sizeof head, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+        if (rc < 0) {
+            return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+        }
+        if (id && zmq_send(self->socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
+            return GA_EIO; // cannot happen once the first frame is queued
+        }
+        self->open = true;
+        self->items = 0;
+        self->id_len = id_len;
+        if (id_len) {
+            memcpy(self->id, id, id_len);
+        }
+    } else {
+        if (zmq_msg_send(&self->held, self->socket, ZMQ_SNDMORE) < 0) {
+            return GA_EIO;
+        }
+        zmq_msg_init(&self->held);
+        if (zmq_send(self->socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
+            return GA_EIO;
+        }
+    }
+    self->items++;
+    self->sent++;
+    if (env_len == 0) {
+        env = (const uint8_t *) "\x80";
+        env_len = 1;
+    }
+    bool has_payload = shared_payload ? zmq_msg_size(shared_payload) > 0 : payload_len > 0;
+    if (!has_payload) {
+        return s_hold(self, env, env_len, NULL);
+    }
+    if (zmq_send(self->socket, env, env_len, ZMQ_SNDMORE) < 0) {
+        return GA_EIO;
+    }
+    return s_hold(self, payload, payload_len, shared_payload);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Envelope edits: a map rewritten pair by pair, the untouched pairs copied as bytes.
 
 #define S_MAP_HEAD_MAX 5 // 0xdf and a 32-bit count
@@ -494,14 +600,18 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
     return GA_OK;
 }
 
-ga_err_t
-ga_proto_send_split(void *socket, const uint8_t *id, size_t id_len, int cmd,
-                    const ga_value_t *body, ga_buf_t *scratch, ga_buf_t *payload_scratch)
+// Encodes `body` as ga_proto_send_split sends it: the envelope into `scratch`, the payload
+// into `payload_scratch` (left empty when the body has none).
+static void
+s_split_encode(int cmd, const ga_value_t *body, ga_buf_t *scratch, ga_buf_t *payload_scratch)
 {
     const char *key = ga_proto_payload_key(cmd);
     const ga_value_t *v = key ? ga_map_get(body, key) : NULL;
+    ga_buf_reset(scratch);
+    ga_buf_reset(payload_scratch);
     if (v == NULL) {
-        return ga_proto_send_value(socket, id, id_len, cmd, body, scratch);
+        ga_wire_encode(scratch, body);
+        return;
     }
     // The envelope: every pair but the payload's, encoded as a map one shorter.
     ga_value_t env = *body;
@@ -519,12 +629,26 @@ ga_proto_send_split(void *socket, const uint8_t *id, size_t id_len, int cmd,
     }
     env.u.pairs = dst;
     env.len = n;
-    ga_buf_reset(scratch);
     ga_wire_encode(scratch, &env);
     ga_free(heap);
-    ga_buf_reset(payload_scratch);
     ga_wire_encode(payload_scratch, v);
+}
+
+ga_err_t
+ga_proto_send_split(void *socket, const uint8_t *id, size_t id_len, int cmd,
+                    const ga_value_t *body, ga_buf_t *scratch, ga_buf_t *payload_scratch)
+{
+    s_split_encode(cmd, body, scratch, payload_scratch);
     return ga_proto_send_payload(socket, id, id_len, cmd, scratch, payload_scratch);
+}
+
+ga_err_t
+ga_proto_batch_add_split(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int cmd,
+                         const ga_value_t *body, ga_buf_t *scratch, ga_buf_t *payload_scratch)
+{
+    s_split_encode(cmd, body, scratch, payload_scratch);
+    return ga_proto_batch_add(self, id, id_len, cmd, scratch->data, scratch->len,
+                              payload_scratch->data, payload_scratch->len, NULL);
 }
 
 ga_err_t
@@ -564,94 +688,155 @@ s_decode_envelope(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
+// Whether `part` is a head frame: the tag and a known command (its command in *cmd). Sets
+// msg->peer_version when it carries our tag's letters with another version.
+static bool
+s_is_head(zmq_msg_t *part, ga_proto_msg_t *msg, int *cmd)
+{
+    const uint8_t *data = zmq_msg_data(part);
+    size_t size = zmq_msg_size(part);
+    if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
+        if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
+            data[4] != GA_PROTO_VERSION) {
+            msg->peer_version = data[4] ? data[4] : 0xff; // another version: say so
+        }
+        return false;
+    }
+    *cmd = data[GA_PROTO_TAG_LEN];
+    return ga_cmd_name(*cmd) != NULL;
+}
+
+// Reads one item's frames after its head (msg->cmd set): the envelope, the payload when one
+// comes, and, when the message goes on, the next item's head, whose command is kept for the
+// next receive (msg->batch_socket). `part` is an initialised message; on return it holds the
+// last frame read (the caller drains the rest of the message after an error).
+static ga_err_t
+s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part)
+{
+    if (zmq_msg_recv(part, socket, 0) < 0) {
+        return GA_EIO;
+    }
+    size_t size = zmq_msg_size(part);
+    if (size > GA_PROTO_MAX_BODY) {
+        return GA_EPROTO;
+    }
+    ga_buf_append(&msg->body, zmq_msg_data(part), size);
+    if (!zmq_msg_more(part)) {
+        return s_decode_envelope(msg, arena);
+    }
+    if (zmq_msg_recv(part, socket, 0) < 0) {
+        return GA_EIO;
+    }
+    int next = 0;
+    if (!s_is_head(part, msg, &next)) {
+        // A payload frame: one MessagePack value, so never a head (6 bytes starting with
+        // "GAPI" would be the fixint 71 and five bytes more).
+        size = zmq_msg_size(part);
+        if (!ga_proto_has_payload(msg->cmd) || msg->body.len > GA_PROTO_MAX_ENVELOPE ||
+            size == 0 || size > GA_PROTO_MAX_BODY || msg->peer_version) {
+            return GA_EPROTO;
+        }
+        zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
+        msg->has_payload = true;
+        if (!zmq_msg_more(&msg->payload)) {
+            return s_decode_envelope(msg, arena);
+        }
+        if (zmq_msg_recv(part, socket, 0) < 0) {
+            return GA_EIO;
+        }
+        if (!s_is_head(part, msg, &next)) {
+            return GA_EPROTO;
+        }
+    }
+    if (!zmq_msg_more(part)) {
+        return GA_EPROTO; // a head with nothing after it
+    }
+    // The next item's head: its frames stay in the socket until the next receive.
+    msg->batch_socket = socket;
+    msg->next_cmd = next;
+    return s_decode_envelope(msg, arena);
+}
+
 ga_err_t
 ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
     ga_err_t rc = GA_EPROTO;
-    int frame = 0;
-    msg->id_len = 0;
+    void *batch = msg->batch_socket;
+    msg->batch_socket = NULL;
     msg->cmd = 0;
     ga_buf_reset(&msg->body);
     msg->value = ga_nil();
-    msg->user_id[0] = '\0';
     msg->peer_version = 0;
     if (msg->has_payload) {
         zmq_msg_close(&msg->payload);
         zmq_msg_init(&msg->payload);
         msg->has_payload = false;
     }
+    if (batch != NULL) {
+        // The next item of a message read in part: same sender (id and user id kept).
+        if (batch != socket) {
+            // Another socket's message is half read: a caller's bug. Its items are lost, but
+            // each socket stays in step (the half-read message is drained).
+            zmq_msg_t rest;
+            zmq_msg_init(&rest);
+            do {
+                if (zmq_msg_recv(&rest, batch, 0) < 0) {
+                    break;
+                }
+            } while (zmq_msg_more(&rest));
+            zmq_msg_close(&rest);
+            zmq_msg_close(&part);
+            return GA_EPROTO;
+        }
+        msg->cmd = msg->next_cmd;
+        rc = s_recv_item(socket, msg, arena, &part);
+        goto out;
+    }
+    msg->id_len = 0;
+    msg->user_id[0] = '\0';
     if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
         zmq_msg_close(&part);
         return e == EAGAIN ? GA_EAGAIN : GA_EIO;
     }
-    for (;;) {
-        const uint8_t *data = zmq_msg_data(&part);
+    if (routed) {
         size_t size = zmq_msg_size(&part);
-        int slot = routed ? frame : frame + 1; // 0 id, 1 head, 2 envelope, 3 payload
-        bool more = zmq_msg_more(&part);
-        if (slot == 0) {
-            if (size == 0 || size > GA_PROTO_MAX_ID) {
-                goto out;
-            }
-            memcpy(msg->id, data, size);
-            msg->id_len = size;
-        } else if (slot == 1) {
-            if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
-                if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
-                    data[4] != GA_PROTO_VERSION) {
-                    msg->peer_version = data[4] ? data[4] : 0xff; // another version: say so
-                }
-                goto out;
-            }
-            if (ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL) {
-                goto out;
-            }
-            msg->cmd = data[GA_PROTO_TAG_LEN];
-            // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so
-            // it carries the connection's metadata.
-            const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
-            if (user) {
-                snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
-            }
-        } else if (slot == 2) {
-            bool payload = ga_proto_has_payload(msg->cmd);
-            if ((more && !payload) ||
-                size > (more ? GA_PROTO_MAX_ENVELOPE : GA_PROTO_MAX_BODY)) {
-                goto out;
-            }
-            ga_buf_append(&msg->body, data, size);
-            if (!more) {
-                rc = s_decode_envelope(msg, arena);
-                goto out;
-            }
-        } else if (slot == 3) {
-            if (more || size == 0 || size > GA_PROTO_MAX_BODY) {
-                goto out;
-            }
-            rc = s_decode_envelope(msg, arena);
-            if (rc == GA_OK) {
-                zmq_msg_move(&msg->payload, &part); // kept as received: forwarded, not copied
-                msg->has_payload = true;
-            }
+        if (size == 0 || size > GA_PROTO_MAX_ID || !zmq_msg_more(&part)) {
             goto out;
         }
-        if (!more) {
-            goto out; // too few frames
-        }
-        frame++;
+        memcpy(msg->id, zmq_msg_data(&part), size);
+        msg->id_len = size;
         if (zmq_msg_recv(&part, socket, 0) < 0) {
             rc = GA_EIO;
             goto out;
         }
     }
-out:
-    s_drain(socket, &part);
-    zmq_msg_close(&part);
-    if (rc != GA_OK) {
-        msg->value = ga_nil();
+    int cmd = 0;
+    if (!s_is_head(&part, msg, &cmd) || !zmq_msg_more(&part)) {
+        goto out;
     }
+    msg->cmd = cmd;
+    // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so it
+    // carries the connection's metadata.
+    const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
+    if (user) {
+        snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
+    }
+    rc = s_recv_item(socket, msg, arena, &part);
+out:
+    if (rc != GA_OK) {
+        // The rest of the message, later items of a batch included, goes with it.
+        msg->batch_socket = NULL;
+        s_drain(socket, &part); // `part` holds the last frame read (empty after a move)
+        msg->value = ga_nil();
+        if (msg->has_payload) {
+            zmq_msg_close(&msg->payload);
+            zmq_msg_init(&msg->payload);
+            msg->has_payload = false;
+        }
+    }
+    zmq_msg_close(&part);
     return rc;
 }

@@ -99,6 +99,8 @@ typedef struct {
                                  // the next recv; forward it with ga_proto_forward
     bool has_payload;            // a payload frame came
     uint8_t peer_version;        // a refused message's tag was "GAPI" + this version (else 0)
+    void *batch_socket;          // the socket whose message has more items (NULL: none)
+    int next_cmd;                // the command of that next item (its head is read)
     bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
     char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
@@ -172,6 +174,49 @@ GA_MUST_CHECK ga_err_t ga_proto_send_split(void *socket, const uint8_t *id, size
 GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd,
                                         const ga_buf_t *body);
 
+// Batches (docs/protocol.md, "Batches"): one message may carry several items, each a head,
+// an envelope and its payload when it has one, all for the same peer:
+//
+//   message   = [ routing-id ] item *item               ; a head frame starts each item
+//   item      = head envelope [ payload ]
+//
+// A batch is sent only to a peer that announced it reads them (batch: true in its HELLO or
+// REGISTER, or the broker's SNAPSHOT or REGISTERED). ga_proto_batch_t writes one: items are
+// sent as they come, with ZMQ_SNDMORE, and the last frame is held back until the owner closes
+// the message (once per turn of its loop), so that a burst of answers to one peer costs libzmq
+// one message instead of one each. ga_proto_recv returns one item per call.
+typedef struct {
+    void *socket;
+    bool open;                   // a message is open: its frames so far are queued
+    uint8_t id[GA_PROTO_MAX_ID]; // the open message's routing id (ROUTER side)
+    size_t id_len;
+    zmq_msg_t held;              // the open message's last frame so far
+    unsigned items;              // items in the open message
+    unsigned max_items;          // an open message this full is closed before the next item
+    uint64_t sent;               // items sent (stats)
+    uint64_t messages;           // messages closed (stats): sent / messages = items per message
+} ga_proto_batch_t;
+
+void ga_proto_batch_init(ga_proto_batch_t *self, void *socket, unsigned max_items);
+// Closes an open message, then releases the held frame.
+void ga_proto_batch_fini(ga_proto_batch_t *self);
+// Adds an item (head, envelope `env`, payload) to the message open to `id` (NULL on a DEALER),
+// opening one when none is open; a message open to another peer, or full, is closed first.
+// The payload is `shared_payload` (a received frame, shared as ga_proto_forward shares it) when
+// given, else the bytes `payload` (copied; none when `payload_len` is 0). Errors as
+// ga_proto_send, and only when a message is opened: an item added to an open message is sent.
+GA_MUST_CHECK ga_err_t ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id,
+                                          size_t id_len, int cmd, const uint8_t *env,
+                                          size_t env_len, const uint8_t *payload,
+                                          size_t payload_len, zmq_msg_t *shared_payload);
+// Adds a body given as one map, split as ga_proto_send_split splits it.
+GA_MUST_CHECK ga_err_t ga_proto_batch_add_split(ga_proto_batch_t *self, const uint8_t *id,
+                                                size_t id_len, int cmd, const ga_value_t *body,
+                                                ga_buf_t *scratch, ga_buf_t *payload_scratch);
+// Sends the open message's last frame: the peer receives it now. Call before anything else is
+// sent on the socket, and before the loop sleeps.
+void ga_proto_batch_close(ga_proto_batch_t *self);
+
 // Receives one message without blocking. `routed` says whether a routing-id frame (or, on a
 // SUB socket, a topic frame) comes first.
 // Returns GA_EAGAIN when nothing is waiting; GA_EPROTO when the message is malformed (wrong
@@ -180,6 +225,10 @@ GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd
 // empty or oversized payload): the whole message has been consumed and should be counted and
 // dropped. On GA_OK, msg->value is the decoded envelope in `arena` and msg->payload the payload
 // frame, not decoded (ga_proto_payload_decode).
+// A batch is returned one item per call, each with the message's routing id and user id; while
+// msg->batch_socket is set the next call must be on that socket (and is, in a loop that
+// receives until GA_EAGAIN; a loop with a budget goes on while it is set). A malformed item
+// drops the rest of its message.
 GA_MUST_CHECK ga_err_t ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg,
                                      ga_arena_t *arena);
 

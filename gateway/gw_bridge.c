@@ -81,6 +81,9 @@ struct gw_bridge_t {
     ga_proto_msg_t msg;            // receive buffers
     ga_buf_t out;                  // send buffer (a CALL's envelope)
     ga_buf_t payload;              // a CALL's payload frame (its args)
+    ga_proto_batch_t batch;        // CALLs join one message per loop turn (docs/protocol.md,
+                                   // "Batches"); every other send closes it first
+    bool broker_batch;             // the broker's SNAPSHOT said it reads batches
     int64_t hb_ms;                 // heartbeat interval in force
     int64_t last_heard;            // monotonic ms of the broker's last message
     int64_t next_hb;               // next heartbeat
@@ -97,6 +100,9 @@ struct gw_bridge_t {
     int64_t resync_at;             // monotonic ms of the next such HELLO
     gw_relay_t *relay;             // relay groups: local members, subscriptions (owned)
 };
+
+// CALLs per batch: bounds the work one message gives the broker.
+#define GW_BATCH_MAX 64
 
 // A broker that stays unreachable, or refuses us, is logged at once and then once a minute.
 #define GW_LOG_REPEAT_MS 60000
@@ -130,6 +136,7 @@ gw_bridge_new(const gw_bridge_config_t *cfg, gw_pipeline_t *pipeline, gw_result_
     ga_proto_msg_init(&self->msg);
     ga_buf_init(&self->out);
     ga_buf_init(&self->payload);
+    ga_proto_batch_init(&self->batch, NULL, GW_BATCH_MAX); // the socket once connected
     self->hb_ms = cfg->heartbeat_ms;
     self->relay = gw_relay_new(s_relay_sub, self);
     return self;
@@ -166,6 +173,7 @@ gw_bridge_destroy(gw_bridge_t **self_p)
         self->free_list = p->next;
         s_pending_free(p);
     }
+    ga_proto_batch_fini(&self->batch); // sends an open one: before its socket closes
     if (self->dealer) {
         zmq_close(self->dealer);
     }
@@ -183,9 +191,23 @@ gw_bridge_destroy(gw_bridge_t **self_p)
     *self_p = NULL;
 }
 
+// Sends a CALL (`m`, one map: its args go as the payload frame): into the open batch when the
+// broker reads batches (sent at the end of the loop turn, gw_bridge_process), else at once.
+static ga_err_t
+s_send_call(gw_bridge_t *self, const ga_value_t *m)
+{
+    if (self->broker_batch) {
+        return ga_proto_batch_add_split(&self->batch, NULL, 0, GA_CMD_CALL, m, &self->out,
+                                        &self->payload);
+    }
+    return ga_proto_send_split(self->dealer, NULL, 0, GA_CMD_CALL, m, &self->out,
+                               &self->payload);
+}
+
 static void
 s_send(gw_bridge_t *self, int cmd, const ga_value_t *body)
 {
+    ga_proto_batch_close(&self->batch);
     ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, cmd, body, &self->out);
     if (rc != GA_OK) {
         GA_DEBUG("%s not sent to the broker: %s", ga_cmd_name(cmd), ga_strerror(rc));
@@ -195,8 +217,9 @@ s_send(gw_bridge_t *self, int cmd, const ga_value_t *body)
 static void
 s_hello(gw_bridge_t *self)
 {
-    ga_value_t m = ga_map(self->arena, 1);
+    ga_value_t m = ga_map(self->arena, 2);
     ga_map_put(&m, self->arena, "name", ga_str(self->cfg->name));
+    ga_map_put(&m, self->arena, "batch", ga_bool(true)); // this gateway reads batches
     s_send(self, GA_CMD_HELLO, &m);
     ga_arena_reset(self->arena);
 }
@@ -209,6 +232,7 @@ gw_bridge_connect(gw_bridge_t *self)
         return GA_EIO;
     }
     self->dealer = zmq_socket(self->zctx, ZMQ_DEALER);
+    self->batch.socket = self->dealer;
     if (self->dealer == NULL) {
         return GA_EIO;
     }
@@ -604,8 +628,7 @@ gw_bridge_call_checked(gw_bridge_t *self, const gw_call_t *check, const gw_call_
     if (!local_first) {
         // A guarded first step (check or hook) carries the guarded call's args inside its own.
         ga_value_t m = s_call_map(self, first, id, true, first == check ? "args" : "request.args");
-        if (ga_proto_send_split(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out,
-                                &self->payload) != GA_OK) {
+        if (s_send_call(self, &m) != GA_OK) {
             ga_arena_reset(self->arena);
             return GA_EUNAVAIL;
         }
@@ -708,6 +731,7 @@ gw_bridge_group(gw_bridge_t *self, const char *op, const char *group_id, const c
     if (message) {
         ga_map_put(&m, a, "message", ga_str(message));
     }
+    ga_proto_batch_close(&self->batch);
     ga_err_t rc = ga_proto_send_value(self->dealer, NULL, 0, GA_CMD_GROUP, &m, &self->out);
     ga_arena_reset(self->arena);
     if (rc != GA_OK) {
@@ -910,10 +934,7 @@ s_send_held(gw_bridge_t *self, const ga_buf_t *buf, uint64_t id, ga_value_t args
     if (s_held_decode(self, buf, id, args, result, request_args, &m) != GA_OK) {
         return GA_EUNAVAIL;
     }
-    return ga_proto_send_split(self->dealer, NULL, 0, GA_CMD_CALL, &m, &self->out,
-                               &self->payload) == GA_OK
-               ? GA_OK
-               : GA_EUNAVAIL;
+    return s_send_call(self, &m) == GA_OK ? GA_OK : GA_EUNAVAIL;
 }
 
 // Decodes the CALL held in `buf` into `*out` (in the arena), patched as s_send_held says.
@@ -1248,6 +1269,11 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
             gw_relay_each(self->relay, s_restore_member, self);
         }
         s_stream_connect(self, ga_map_get_int(&msg->value, "stream_port", 0));
+        if (snapshot) {
+            const ga_value_t *batch = ga_map_get(&msg->value, "batch");
+            ga_proto_batch_close(&self->batch);
+            self->broker_batch = batch && batch->type == GA_BOOL && batch->u.b;
+        }
         int64_t hb = ga_map_get_int(&msg->value, "heartbeat_ms", 0);
         if (hb > 0 && hb != self->hb_ms) {
             self->hb_ms = hb;
@@ -1366,8 +1392,22 @@ gw_bridge_process_streams(gw_bridge_t *self)
     }
 }
 
+static void s_process_once(gw_bridge_t *self);
+
 void
 gw_bridge_process(gw_bridge_t *self)
+{
+    // The CALLs this loop turn batched go out first; answers handled below may batch more
+    // (hook chains), and sending them can consume the fd's edge: receive again after each
+    // close, until a pass sends nothing.
+    do {
+        ga_proto_batch_close(&self->batch);
+        s_process_once(self);
+    } while (self->batch.open);
+}
+
+static void
+s_process_once(gw_bridge_t *self)
 {
     // Receive until EAGAIN: a receive that finds nothing also re-arms the edge-triggered fd,
     // and costs no more than the ZMQ_EVENTS check it replaces (which polls and calls getpid).

@@ -13,10 +13,10 @@ build="$(cd "$1" && pwd)"
 seconds="$2"
 shift 2
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(phx wire worker_cmd jwt config argspec)
+[ "${#targets[@]}" -gt 0 ] || targets=(phx wire frames worker_cmd jwt config argspec)
 
 # Longest input per target: a few KiB reaches every path of these decoders.
-declare -A max_len=([phx]=4096 [wire]=4096 [worker_cmd]=4096 [jwt]=2048 [config]=2048
+declare -A max_len=([phx]=4096 [wire]=4096 [frames]=2048 [worker_cmd]=4096 [jwt]=2048 [config]=2048
                     [argspec]=1024)
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"

@@ -286,6 +286,9 @@ typedef struct {
     ga_arena_t *arena;      // per-message arena
     ga_proto_msg_t msg;     // receive buffers
     ga_buf_t out;           // send buffer
+    ga_proto_batch_t batch; // REPLYs join one message per loop turn (docs/protocol.md,
+                            // "Batches"); every other send closes it first
+    bool broker_batch;      // the broker's REGISTERED said it reads batches
     bool registered;        // the broker has accepted our table
     int64_t hb_ms;          // heartbeat interval (the broker's once registered)
     int64_t last_heard;     // monotonic ms of the broker's last message
@@ -339,9 +342,13 @@ s_lost_broker(io_t *io, int64_t now, const char *why)
 // once a minute: not silent, and not once per retry either.
 #define WK_LOG_REPEAT_MS 60000
 
+// Replies per batch: bounds the work one message gives the broker.
+#define WK_BATCH_MAX 64
+
 static void
 s_send(io_t *io, int cmd, const ga_value_t *body)
 {
+    ga_proto_batch_close(&io->batch);
     ga_err_t rc = ga_proto_send_value(io->dealer, NULL, 0, cmd, body, &io->out);
     if (rc != GA_OK) {
         GA_DEBUG("%s not sent: %s", ga_cmd_name(cmd), ga_strerror(rc));
@@ -360,6 +367,7 @@ s_register(io_t *io, int64_t now)
     ga_map_put(&m, a, "service", ga_str(w->svc->service));
     ga_map_put(&m, a, "config_version", ga_str(ga_arena_strdup(a, version)));
     ga_map_put(&m, a, "session", ga_int(io->session));
+    ga_map_put(&m, a, "batch", ga_bool(true)); // this worker reads batches
     if (w->opt.push_token && w->opt.push_token[0]) {
         ga_map_put(&m, a, "token", ga_str(w->opt.push_token));
     }
@@ -397,6 +405,9 @@ s_on_registered(io_t *io, const ga_value_t *body)
         const char *why = ga_map_get_str(&failed->u.items[i], "reason");
         GA_WARN("broker refused function %s: %s", fn ? fn : "?", why ? why : "?");
     }
+    const ga_value_t *batch = ga_map_get(body, "batch");
+    ga_proto_batch_close(&io->batch);
+    io->broker_batch = batch && batch->type == GA_BOOL && batch->u.b;
     int64_t hb = ga_map_get_int(body, "heartbeat_ms", 0);
     if (hb > 0) {
         io->hb_ms = hb;
@@ -446,6 +457,10 @@ s_send_reply(io_t *io, const uint8_t *data, size_t len)
     size_t n = len;
     if (ga_wire_scan_first(data, len, &n) != GA_OK) {
         n = len; // our own encoding: cannot happen; sent whole, the broker counts it
+    }
+    if (io->broker_batch) {
+        return ga_proto_batch_add(&io->batch, NULL, 0, GA_CMD_REPLY, data, n, data + n, len - n,
+                                  NULL);
     }
     ga_buf_t env = {.data = (uint8_t *) data, .len = n};
     ga_buf_t payload = {.data = (uint8_t *) data + n, .len = len - n};
@@ -539,7 +554,10 @@ s_refuse(io_t *io, int64_t id)
     ga_map_put(&m, a, "refused", ga_bool(true)); // it did not run: another node may take it
     ga_buf_reset(&io->out);
     ga_wire_encode(&io->out, &m);
-    if (ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out) != GA_OK) {
+    ga_err_t rc = io->broker_batch ? ga_proto_batch_add(&io->batch, NULL, 0, GA_CMD_REPLY,
+                                                        io->out.data, io->out.len, NULL, 0, NULL)
+                                   : ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out);
+    if (rc != GA_OK) {
         GA_DEBUG("refusal for call %lld not sent", (long long) id);
     }
 }
@@ -585,7 +603,8 @@ static void
 s_on_broker(io_t *io, int64_t now)
 {
     s_check_silence(io, now);
-    for (int budget = 256; budget > 0; budget--) {
+    // A batch is read to its end (ga_proto_recv's contract), whatever the budget.
+    for (int budget = 256; budget > 0 || io->msg.batch_socket != NULL; budget--) {
         ga_err_t rc = ga_proto_recv(io->dealer, false, &io->msg, io->arena);
         if (rc == GA_EAGAIN || rc == GA_EIO) {
             break;
@@ -714,6 +733,7 @@ static bool
 s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
 {
     memset(io, 0, sizeof *io);
+    ga_proto_batch_init(&io->batch, NULL, WK_BATCH_MAX); // the socket once it exists
     io->w = w;
     io->pipe = pipe;
     io->arena = ga_arena_new(16384);
@@ -735,6 +755,7 @@ s_io_init(io_t *io, zsock_t *pipe, wk_worker_t *w)
     if (io->dealer == NULL) {
         return false;
     }
+    io->batch.socket = io->dealer;
     int zero = 0;
     int one = 1;
     int hwm = 10000;
@@ -784,6 +805,7 @@ s_io_fini(io_t *io)
         zframe_destroy(&f);
     }
     zlist_destroy(&io->queue);
+    ga_proto_batch_fini(&io->batch); // sends an open one: before its socket closes
     if (io->dealer) {
         zmq_close(io->dealer);
     }
@@ -888,6 +910,7 @@ s_io_actor(zsock_t *pipe, void *args)
         if (ok) {
             // Replies, refusals, heartbeats and registrations all go out on the DEALER.
             items[1].dirty = true;
+            ga_proto_batch_close(&io.batch); // the replies of this turn go out now
         }
         if (n == 0 || ga_zpoll_wait(&poller, timeout) < 0) {
             if (n > 0 && errno == EINTR) {
@@ -920,6 +943,7 @@ s_io_actor(zsock_t *pipe, void *args)
             }
         }
         if (items[n - 1].ready) {
+            ga_proto_batch_close(&io.batch);
             wk_groups_on_wake(io.w, io.dealer, io.registered);
         }
         s_on_timer(&io, now);

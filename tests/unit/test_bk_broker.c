@@ -2,7 +2,8 @@
 // The broker in-process on loopback TCP, driven by raw DEALER sockets acting as a worker and a
 // gateway: routing, id mapping, liveness, deadlines, push tokens, registry updates (sequence
 // numbers, removals, owed snapshots), the re-registration window, hostile input, and streams
-// through the XSUB/XPUB proxy (idle deadlines, a full gateway queue, a lost gateway).
+// through the XSUB/XPUB proxy (idle deadlines, a full gateway queue, a lost gateway), and
+// batches (docs/protocol.md, "Batches") to peers that read them and never to others.
 #include "bk_broker.h"
 #include "ga_arena.h"
 #include "ga_clock.h"
@@ -204,6 +205,146 @@ test_broker_routes_call_and_maps_ids_both_ways(void **state)
     bk_stats_t stats = s_stop(f);
     assert_int_equal(stats.calls, 1);
     assert_int_equal(stats.late_replies, 1);
+}
+
+
+// Receives `n` messages of command `cmd` on `sock` (2 s at most), items of batches included;
+// returns how many libzmq messages they came in, and marks each item's id in seen[id].
+static int
+s_expect_items(fixture_t *f, void *sock, int cmd, int n, int64_t id_base, int *seen)
+{
+    int messages = 0;
+    int got = 0;
+    int64_t deadline = ga_clock_ms() + 2000;
+    while (got < n && ga_clock_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        if (f->msg.batch_socket == NULL && zmq_poll(&item, 1, 50) <= 0) {
+            continue;
+        }
+        ga_arena_reset(f->arena);
+        assert_int_equal(ga_proto_recv(sock, false, &f->msg, f->arena), GA_OK);
+        if (f->msg.cmd != cmd) {
+            assert_null(f->msg.batch_socket); // a heartbeat: never batched
+            continue;
+        }
+        int64_t id = ga_map_get_int(&f->msg.value, "id", 0) - id_base;
+        assert_true(id >= 0 && id < n);
+        seen[id]++;
+        got++;
+        if (f->msg.batch_socket == NULL) {
+            messages++; // the message's last item
+        }
+    }
+    assert_int_equal(got, n);
+    return messages;
+}
+
+// A burst of calls through a gateway and a worker that both read batches: the CALLs come in one
+// message, the worker's REQUESTs and the gateway's RESULTs in fewer messages than calls, and
+// every call is answered exactly once with its own id. A worker that did not say `batch` gets
+// every REQUEST as a message of its own.
+static void
+test_broker_batches_only_for_peers_that_read_them(void **state)
+{
+    (void) state;
+    enum { N = 40 };
+    fixture_t *f = s_start(NULL, 1000);
+    char reg[1024];
+    snprintf(reg, sizeof reg, "%.*s,\"batch\":true}", (int) strlen(s_register) - 1, s_register);
+    s_send_json(f, f->worker, GA_CMD_REGISTER, reg);
+    assert_true(s_expect(f, f->worker, GA_CMD_REGISTERED, 2000));
+    const ga_value_t *b = ga_map_get(&f->msg.value, "batch");
+    assert_true(b && b->type == GA_BOOL && b->u.b); // the broker says it reads them
+    s_send_json(f, f->gateway, GA_CMD_HELLO, "{\"name\":\"gw\",\"batch\":true}");
+    assert_true(s_expect(f, f->gateway, GA_CMD_SNAPSHOT, 2000));
+    b = ga_map_get(&f->msg.value, "batch");
+    assert_true(b && b->type == GA_BOOL && b->u.b);
+
+    ga_proto_batch_t out;
+    ga_proto_batch_init(&out, f->gateway, 64);
+    ga_buf_t payload;
+    ga_buf_init(&payload);
+    for (int i = 0; i < N; i++) {
+        char json[200];
+        snprintf(json, sizeof json,
+                 "{\"id\":%d,\"service\":\"test_service\",\"request_type\":\"echo\","
+                 "\"args\":{\"value\":%d},\"request_id\":\"r%d\"}",
+                 1000 + i, i, i);
+        ga_value_t v;
+        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+        assert_int_equal(
+            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_CALL, &v, &f->buf, &payload), GA_OK);
+    }
+    ga_proto_batch_fini(&out); // one message of N CALLs
+    assert_int_equal(out.messages, 1);
+
+    int seen[N] = {0};
+    int64_t first = 0;
+    // REQUEST ids are the broker's: consecutive from the first one.
+    zmq_pollitem_t item = {.socket = f->worker, .events = ZMQ_POLLIN};
+    assert_true(zmq_poll(&item, 1, 2000) == 1);
+    ga_arena_reset(f->arena);
+    assert_int_equal(ga_proto_recv(f->worker, false, &f->msg, f->arena), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_REQUEST);
+    first = ga_map_get_int(&f->msg.value, "id", 0);
+    seen[0]++;
+    int messages = f->msg.batch_socket == NULL ? 1 : 0;
+    messages += s_expect_items(f, f->worker, GA_CMD_REQUEST, N - 1, first + 1, seen + 1);
+    assert_true(messages < N / 4); // batched: here one or two messages
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(seen[i], 1);
+    }
+
+    // The worker answers all of them in one message; the gateway gets each RESULT once.
+    ga_proto_batch_init(&out, f->worker, 64);
+    for (int i = 0; i < N; i++) {
+        char json[160];
+        snprintf(json, sizeof json, "{\"id\":%lld,\"ok\":true,\"result\":{\"value\":%d}}",
+                 (long long) (first + i), i);
+        ga_value_t v;
+        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+        assert_int_equal(
+            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_REPLY, &v, &f->buf, &payload), GA_OK);
+    }
+    ga_proto_batch_fini(&out);
+    int results[N] = {0};
+    messages = s_expect_items(f, f->gateway, GA_CMD_RESULT, N, 1000, results);
+    assert_true(messages < N / 4);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(results[i], 1);
+    }
+
+    // A worker that never said `batch` (any worker in another language that does not read
+    // them): the same burst reaches it one REQUEST per message.
+    void *plain = s_dealer(f, bk_broker_worker_endpoint(f->broker));
+    s_send_json(f, f->worker, GA_CMD_DISCONNECT, "{\"reason\":\"test\"}");
+    s_send_json(f, plain, GA_CMD_REGISTER, s_register);
+    assert_true(s_expect(f, plain, GA_CMD_REGISTERED, 2000));
+    ga_proto_batch_init(&out, f->gateway, 64);
+    for (int i = 0; i < N; i++) {
+        char json[200];
+        snprintf(json, sizeof json,
+                 "{\"id\":%d,\"service\":\"test_service\",\"request_type\":\"echo\","
+                 "\"args\":{\"value\":%d},\"request_id\":\"p%d\"}",
+                 2000 + i, i, i);
+        ga_value_t v;
+        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+        assert_int_equal(
+            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_CALL, &v, &f->buf, &payload), GA_OK);
+    }
+    ga_proto_batch_fini(&out);
+    memset(seen, 0, sizeof seen);
+    assert_true(zmq_poll(&(zmq_pollitem_t){.socket = plain, .events = ZMQ_POLLIN}, 1, 2000) == 1);
+    ga_arena_reset(f->arena);
+    assert_int_equal(ga_proto_recv(plain, false, &f->msg, f->arena), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_REQUEST);
+    assert_null(f->msg.batch_socket);
+    first = ga_map_get_int(&f->msg.value, "id", 0);
+    messages = 1 + s_expect_items(f, plain, GA_CMD_REQUEST, N - 1, first + 1, seen);
+    assert_int_equal(messages, N);
+    ga_buf_fini(&payload);
+    zmq_close(plain);
+    s_stop(f);
 }
 
 // An operator sees each refused config, with its reason, in the admin status.
@@ -948,6 +1089,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_routes_call_and_maps_ids_both_ways),
+        cmocka_unit_test(test_broker_batches_only_for_peers_that_read_them),
         cmocka_unit_test(test_broker_lists_failed_configs_in_status),
         cmocka_unit_test(test_broker_answers_unknown_function_and_missing_worker),
         cmocka_unit_test(test_broker_fails_calls_of_a_silent_worker_within_liveness),

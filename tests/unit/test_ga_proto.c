@@ -3,7 +3,9 @@
 // (inproc DEALER and ROUTER), the payload passed through byte for byte (also when forwarded,
 // and forwarded twice, as a retry does), the frames refused where the layout does not define
 // them (a payload on another command, an empty or extra frame, an oversized envelope, another
-// protocol version), and the hex test vectors of docs/protocol.md ("Test vectors").
+// protocol version), batches (several items in one message, read one at a time, closed per
+// peer, per bound and on demand), and the hex test vectors of docs/protocol.md ("Test
+// vectors").
 #include "ga_json.h"
 #include "ga_proto.h"
 #include "ga_wire.h"
@@ -531,6 +533,227 @@ test_envelope_edit_counts_and_refusals(void **state)
     }
 }
 
+
+// Counts the frames of the next message on `sock` (raw: what libzmq delivers).
+static int
+s_count_frames(void *sock)
+{
+    zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+    assert_true(zmq_poll(&item, 1, 1000) == 1);
+    int n = 0;
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    do {
+        assert_true(zmq_msg_recv(&part, sock, 0) >= 0);
+        n++;
+    } while (zmq_msg_more(&part));
+    zmq_msg_close(&part);
+    return n;
+}
+
+// Several items in one message: read back one per receive, each whole (command, envelope,
+// payload when it has one, routing id), then nothing; the stats say one message.
+static void
+test_batch_items_arrive_one_per_receive(void **state)
+{
+    fixture_t *f = *state;
+    ga_proto_batch_t b;
+    ga_proto_batch_init(&b, f->dealer, 64);
+    uint8_t odd[64];
+    size_t odd_len = s_unhex(s_odd_payload, odd);
+    // REPLY with a payload, REPLY without (an error), REPLY with one again, a HEARTBEAT-like
+    // command without payload last.
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, (const uint8_t *) "\x81\xa2id\x01",
+                                        5, odd, odd_len, NULL),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY,
+                                        (const uint8_t *) "\x82\xa2id\x02\xa2ok\xc2", 9, NULL, 0,
+                                        NULL),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, (const uint8_t *) "\x81\xa2id\x03",
+                                        5, (const uint8_t *) "\x07", 1, NULL),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_HEARTBEAT, (const uint8_t *) "\x80", 1,
+                                        NULL, 0, NULL),
+                     GA_OK);
+    assert_true(b.open);
+    // Nothing arrives before the close.
+    zmq_pollitem_t item = {.socket = f->router, .events = ZMQ_POLLIN};
+    assert_int_equal(zmq_poll(&item, 1, 50), 0);
+    ga_proto_batch_close(&b);
+    assert_false(b.open);
+    assert_int_equal(b.sent, 4);
+    assert_int_equal(b.messages, 1);
+
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_REPLY);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 1);
+    size_t len = 0;
+    const uint8_t *p = ga_proto_payload(&f->msg, &len);
+    assert_int_equal(len, odd_len);
+    assert_memory_equal(p, odd, odd_len);
+    assert_true(f->msg.batch_socket == f->router);
+    size_t id_len = f->msg.id_len;
+    uint8_t id[GA_PROTO_MAX_ID];
+    memcpy(id, f->msg.id, id_len);
+    assert_true(id_len > 0);
+
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_REPLY);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 2);
+    assert_false(f->msg.has_payload);
+    assert_int_equal(f->msg.id_len, id_len);
+    assert_memory_equal(f->msg.id, id, id_len);
+
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(ga_map_get_int(&f->msg.value, "id", 0), 3);
+    p = ga_proto_payload(&f->msg, &len);
+    assert_int_equal(len, 1);
+    assert_int_equal(p[0], 7);
+
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_int_equal(f->msg.cmd, GA_CMD_HEARTBEAT);
+    assert_false(f->msg.has_payload);
+    assert_null(f->msg.batch_socket);
+    assert_int_equal(ga_proto_recv(f->router, true, &f->msg, f->arena), GA_EAGAIN);
+    ga_proto_batch_fini(&b);
+}
+
+// A ROUTER's batch is per peer: an item for another peer, the bound, and any close end the
+// open message. A message of one item is the plain layout (id, head, envelope, payload), and
+// a payload received from elsewhere is shared into the batch byte for byte.
+static void
+test_batch_closes_per_peer_and_bound(void **state)
+{
+    fixture_t *f = *state;
+    void *dealer3 = s_socket(f, ZMQ_DEALER);
+    assert_int_equal(zmq_setsockopt(dealer3, ZMQ_ROUTING_ID, "w3", 2), 0);
+    assert_int_equal(zmq_connect(dealer3, "inproc://proto-b"), 0);
+    // The ROUTER learns both peers' ids from a message of each.
+    ga_buf_append(&f->env, "\x80", 1);
+    assert_int_equal(ga_proto_send(f->dealer2, NULL, 0, GA_CMD_HEARTBEAT, &f->env), GA_OK);
+    assert_int_equal(ga_proto_send(dealer3, NULL, 0, GA_CMD_HEARTBEAT, &f->env), GA_OK);
+    assert_int_equal(s_recv(f, f->router2, true), GA_OK);
+    assert_int_equal(s_recv(f, f->router2, true), GA_OK);
+
+    // A payload received on the first hop, shared into the batch on the second.
+    uint8_t odd[64];
+    size_t odd_len = s_unhex(s_odd_payload, odd);
+    ga_buf_reset(&f->env);
+    ga_buf_append(&f->env, "\x81\xa2id\x01", 5);
+    ga_buf_reset(&f->pay);
+    ga_buf_append(&f->pay, odd, odd_len);
+    assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_CALL, &f->env, &f->pay),
+                     GA_OK);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+
+    ga_proto_batch_t b;
+    ga_proto_batch_init(&b, f->router2, 2);
+    const uint8_t *env = (const uint8_t *) "\x81\xa2id\x05";
+    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
+                                        NULL, 0, &f->msg.payload),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
+                                        NULL, 0, &f->msg.payload),
+                     GA_OK);
+    // The bound (2): this one opens a second message to w2.
+    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
+                                        NULL, 0, &f->msg.payload),
+                     GA_OK);
+    // Another peer: the message to w2 is closed first.
+    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w3", 2, GA_CMD_REQUEST, env, 5,
+                                        NULL, 0, NULL),
+                     GA_OK);
+    ga_proto_batch_close(&b);
+    assert_int_equal(b.sent, 4);
+    assert_int_equal(b.messages, 3);
+    // An unknown peer is refused when its message is opened (ROUTER_MANDATORY, as the broker
+    // sets it), and nothing stays open.
+    int one = 1;
+    assert_int_equal(zmq_setsockopt(f->router2, ZMQ_ROUTER_MANDATORY, &one, sizeof one), 0);
+    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "zz", 2, GA_CMD_REQUEST, env, 5,
+                                        NULL, 0, NULL),
+                     GA_EIO);
+    assert_false(b.open);
+    ga_proto_batch_fini(&b);
+
+    // w2: a message of two items (head env payload, twice), then one of one item.
+    assert_int_equal(s_count_frames(f->dealer2), 6);
+    assert_int_equal(s_count_frames(f->dealer2), 3);
+    // w3: one item without payload: the plain layout of two frames.
+    assert_int_equal(s_count_frames(dealer3), 2);
+    zmq_close(dealer3);
+
+    // The same again, read with ga_proto_recv: the shared payload arrives byte for byte.
+    ga_proto_batch_init(&b, f->router2, 64);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env,
+                                            5, NULL, 0, &f->msg.payload),
+                         GA_OK);
+    }
+    ga_proto_batch_fini(&b); // closes
+    ga_proto_msg_t in;
+    ga_proto_msg_init(&in);
+    for (int i = 0; i < 3; i++) {
+        zmq_pollitem_t item = {.socket = f->dealer2, .events = ZMQ_POLLIN};
+        assert_true(zmq_poll(&item, 1, 1000) == 1);
+        assert_int_equal(ga_proto_recv(f->dealer2, false, &in, f->arena), GA_OK);
+        assert_int_equal(in.cmd, GA_CMD_REQUEST);
+        size_t len = 0;
+        const uint8_t *p = ga_proto_payload(&in, &len);
+        assert_int_equal(len, odd_len);
+        assert_memory_equal(p, odd, odd_len);
+        assert_true((in.batch_socket != NULL) == (i < 2));
+    }
+    ga_proto_msg_fini(&in);
+}
+
+// A malformed item drops the rest of its message, and the next message is read whole.
+static void
+test_batch_malformed_item_drops_the_rest(void **state)
+{
+    fixture_t *f = *state;
+    const char *reply = GA_PROTO_TAG "\x05";
+    const char *bad = GA_PROTO_TAG "\xff";
+    struct {
+        const char *what;
+        const void *frames[8];
+        size_t lens[8];
+        size_t n;
+    } cases[] = {
+        {"an unknown command in the second item",
+         {reply, "\x81\xa2id\x01", "\x07", bad, "\x80", reply, "\x80"}, {6, 5, 1, 6, 1, 6, 1}, 7},
+        {"a head with nothing after it", {reply, "\x81\xa2id\x01", reply}, {6, 5, 6}, 3},
+        {"a second frame after a payload that is not a head",
+         {reply, "\x81\xa2id\x01", "\x07", "\x07", reply, "\x80"}, {6, 5, 1, 1, 6, 1}, 6},
+        {"a malformed envelope in the second item",
+         {reply, "\x81\xa2id\x01", reply, "\x82\xa2id", reply, "\x80"}, {6, 5, 6, 4, 6, 1}, 6},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
+        ga_err_t rc;
+        int good = 0;
+        while ((rc = s_recv(f, f->router, true)) == GA_OK) {
+            good++;
+            if (f->msg.batch_socket == NULL) {
+                break;
+            }
+        }
+        if (rc != GA_EPROTO) {
+            fail_msg("%s: accepted whole", cases[i].what);
+        }
+        assert_true(good <= 1); // the first item may have been read before the bad one
+        assert_null(f->msg.batch_socket);
+        assert_false(f->msg.has_payload);
+        ga_buf_reset(&f->env);
+        ga_buf_append(&f->env, "\x80", 1);
+        assert_int_equal(ga_proto_send(f->dealer, NULL, 0, GA_CMD_HEARTBEAT, &f->env), GA_OK);
+        assert_int_equal(s_recv(f, f->router, true), GA_OK);
+        assert_int_equal(f->msg.cmd, GA_CMD_HEARTBEAT);
+        assert_null(f->msg.batch_socket);
+    }
+}
+
 int
 main(void)
 {
@@ -545,6 +768,12 @@ main(void)
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_split_and_merge_round_trip, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_protocol_test_vectors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_items_arrive_one_per_receive, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_closes_per_peer_and_bound, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_malformed_item_drops_the_rest, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_gives_the_test_vectors, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_counts_and_refusals, s_setup,
