@@ -74,6 +74,13 @@ s_render_stats(const bk_broker_t *self, ga_buf_t *out)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         ga_metrics_put(out, rows[i].name, "counter", rows[i].help, (double) rows[i].value);
     }
+    // Batches (docs/protocol.md, "Batches"): items per message = items / messages.
+    ga_metrics_put(out, "genapi_broker_batch_items_total", "counter",
+                   "REQUESTs and RESULTs sent in batches.",
+                   (double) (self->to_workers.sent + self->to_gateways.sent));
+    ga_metrics_put(out, "genapi_broker_batch_messages_total", "counter",
+                   "Messages those batches were sent in.",
+                   (double) (self->to_workers.messages + self->to_gateways.messages));
     ga_metrics_put(out, "genapi_broker_inflight_calls", "gauge", "Calls in flight.",
                    (double) ga_inflight_size(self->calls));
     ga_metrics_put(out, "genapi_broker_workers", "gauge", "Workers connected.",
