@@ -60,18 +60,19 @@ bk_on_stream(bk_broker_t *self)
     if (n == 0) {
         return false;
     }
-    // topic, head (tag and command), body, and a batch's data
-    ok = ok && (n == 3 || n == 4) && zmq_msg_size(&parts[1]) == GA_PROTO_HEAD_LEN &&
+    // topic, head (tag, command, body), and a batch's data
+    ok = ok && (n == 2 || n == 3) && zmq_msg_size(&parts[1]) > GA_PROTO_HEAD_LEN &&
          memcmp(zmq_msg_data(&parts[1]), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0 &&
          ((uint8_t *) zmq_msg_data(&parts[1]))[GA_PROTO_TAG_LEN] == GA_CMD_STREAM;
     ga_value_t body;
-    if (ok && ga_wire_decode(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), self->arena,
+    if (ok && ga_wire_decode((uint8_t *) zmq_msg_data(&parts[1]) + GA_PROTO_HEAD_LEN,
+                             zmq_msg_size(&parts[1]) - GA_PROTO_HEAD_LEN, self->arena,
                              &body) == GA_OK) {
         const char *kind = ga_map_get_str(&body, "kind");
         int64_t id = ga_map_get_int(&body, "call", 0);
         bool ends = kind && strcmp(kind, "chunk") != 0;
         // Messages in it (counted in the stats): a batch says how many.
-        int64_t count = n == 4 ? ga_map_get_int(&body, "n", 1) : 1;
+        int64_t count = n == 3 ? ga_map_get_int(&body, "n", 1) : 1;
         count = count < 1 ? 1 : count > 65536 ? 65536 : count;
         bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
         if (call && !call->stream) {

@@ -94,6 +94,7 @@ ga_proto_msg_init(ga_proto_msg_t *self)
     memset(self, 0, sizeof *self);
     ga_buf_init(&self->body);
     zmq_msg_init(&self->payload);
+    zmq_msg_init(&self->next);
 }
 
 void
@@ -101,7 +102,9 @@ ga_proto_msg_fini(ga_proto_msg_t *self)
 {
     ga_buf_fini(&self->body);
     zmq_msg_close(&self->payload);
+    zmq_msg_close(&self->next);
     self->has_payload = false;
+    self->batch_socket = NULL;
 }
 
 const uint8_t *
@@ -149,44 +152,57 @@ ga_proto_payload_merge(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
-// Sends the frames before the envelope: routing id (ROUTER side), then the head (tag and
-// command in one frame).
+// Makes `m` the head frame: the tag, the command, then the envelope `env` (`len` bytes; an
+// empty map when NULL). GA_EIO when no memory.
 static ga_err_t
-s_send_head(void *socket, const uint8_t *id, size_t id_len, int cmd)
+s_head_frame(zmq_msg_t *m, int cmd, const uint8_t *env, size_t len)
 {
-    uint8_t head[GA_PROTO_HEAD_LEN];
-    memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
-    head[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
-    // ZMQ_DONTWAIT on the first frame decides for the whole message: once one frame is queued
-    // the rest of a multipart message is always accepted.
-    if (id != NULL) {
-        if (zmq_send(socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
-            return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
-        }
-        if (zmq_send(socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
-            return GA_EIO;
-        }
-    } else if (zmq_send(socket, head, sizeof head, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
-        return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+    if (env == NULL || len == 0) {
+        env = (const uint8_t *) "\x80";
+        len = 1;
     }
+    if (zmq_msg_init_size(m, GA_PROTO_HEAD_LEN + len) != 0) {
+        zmq_msg_init(m);
+        return GA_EIO;
+    }
+    uint8_t *d = zmq_msg_data(m);
+    memcpy(d, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+    d[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
+    memcpy(d + GA_PROTO_HEAD_LEN, env, len);
     return GA_OK;
 }
 
-static int
-s_send_envelope(void *socket, const ga_buf_t *body, int flags)
+// Sends the routing id (ROUTER side) and the head frame (`flags`: ZMQ_SNDMORE when a payload
+// follows). ZMQ_DONTWAIT on the first frame decides for the whole message: once one frame is
+// queued the rest of a multipart message is always accepted.
+static ga_err_t
+s_send_head(void *socket, const uint8_t *id, size_t id_len, int cmd, const uint8_t *env,
+            size_t env_len, int flags)
 {
-    return zmq_send(socket, body->data ? body->data : (const uint8_t *) "\x80",
-                    body->data ? body->len : 1, flags);
+    zmq_msg_t head;
+    if (s_head_frame(&head, cmd, env, env_len) != GA_OK) {
+        return GA_EIO;
+    }
+    ga_err_t rc = GA_OK;
+    if (id != NULL) {
+        if (zmq_send(socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+            rc = zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+        } else if (zmq_msg_send(&head, socket, flags) < 0) {
+            rc = GA_EIO;
+        }
+    } else if (zmq_msg_send(&head, socket, ZMQ_DONTWAIT | flags) < 0) {
+        rc = zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+    }
+    if (rc != GA_OK) {
+        zmq_msg_close(&head); // a sent message is closed by libzmq
+    }
+    return rc;
 }
 
 ga_err_t
 ga_proto_send(void *socket, const uint8_t *id, size_t id_len, int cmd, const ga_buf_t *body)
 {
-    ga_err_t rc = s_send_head(socket, id, id_len, cmd);
-    if (rc != GA_OK) {
-        return rc;
-    }
-    return s_send_envelope(socket, body, 0) < 0 ? GA_EIO : GA_OK;
+    return s_send_head(socket, id, id_len, cmd, body->data, body->len, 0);
 }
 
 ga_err_t
@@ -196,35 +212,28 @@ ga_proto_send_payload(void *socket, const uint8_t *id, size_t id_len, int cmd,
     if (payload == NULL || payload->len == 0) {
         return ga_proto_send(socket, id, id_len, cmd, envelope);
     }
-    ga_err_t rc = s_send_head(socket, id, id_len, cmd);
+    ga_err_t rc = s_send_head(socket, id, id_len, cmd, envelope->data, envelope->len,
+                              ZMQ_SNDMORE);
     if (rc != GA_OK) {
         return rc;
     }
-    if (s_send_envelope(socket, envelope, ZMQ_SNDMORE) < 0 ||
-        zmq_send(socket, payload->data, payload->len, 0) < 0) {
-        return GA_EIO;
-    }
-    return GA_OK;
+    return zmq_send(socket, payload->data, payload->len, 0) < 0 ? GA_EIO : GA_OK;
 }
 
 ga_err_t
 ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len, int cmd,
                        const uint8_t *env, size_t env_len, zmq_msg_t *payload)
 {
-    ga_buf_t envelope = {.data = (uint8_t *) env, .len = env_len, .cap = env_len}; // a view
-    if (payload == NULL || zmq_msg_size(payload) == 0) {
-        return ga_proto_send(socket, id, id_len, cmd, &envelope);
-    }
-    ga_err_t rc = s_send_head(socket, id, id_len, cmd);
-    if (rc != GA_OK) {
+    bool has_payload = payload != NULL && zmq_msg_size(payload) > 0;
+    ga_err_t rc = s_send_head(socket, id, id_len, cmd, env, env_len, has_payload ? ZMQ_SNDMORE : 0);
+    if (rc != GA_OK || !has_payload) {
         return rc;
     }
     // A copy shares the received bytes (a reference count, or the few bytes of a small
     // message): the original stays for the next attempt.
     zmq_msg_t part;
     zmq_msg_init(&part);
-    if (s_send_envelope(socket, &envelope, ZMQ_SNDMORE) < 0 ||
-        zmq_msg_copy(&part, payload) != 0 || zmq_msg_send(&part, socket, 0) < 0) {
+    if (zmq_msg_copy(&part, payload) != 0 || zmq_msg_send(&part, socket, 0) < 0) {
         zmq_msg_close(&part);
         return GA_EIO;
     }
@@ -268,28 +277,15 @@ ga_proto_batch_close(ga_proto_batch_t *self)
     self->messages++;
     // Once a message's first frame is queued libzmq accepts the rest: this send cannot be
     // refused for the high-water mark.
-    if (zmq_msg_send(&self->held, self->socket, 0) < 0) {
+    if (!self->has_held) {
+        // Only after a failed add (cannot happen once the first frame is queued): an empty last
+        // frame ends the message, which its reader drops as malformed.
+        zmq_send(self->socket, "", 0, 0);
+    } else if (zmq_msg_send(&self->held, self->socket, 0) < 0) {
         zmq_msg_close(&self->held);
     }
+    self->has_held = false;
     zmq_msg_init(&self->held);
-}
-
-// Holds a copy of the open message's last frame so far (a reference to `shared`'s bytes when
-// given): sent when the next item comes (more follows) or at the close (the last frame).
-static ga_err_t
-s_hold(ga_proto_batch_t *self, const uint8_t *data, size_t len, zmq_msg_t *shared)
-{
-    zmq_msg_close(&self->held);
-    if (shared) {
-        zmq_msg_init(&self->held);
-        return zmq_msg_copy(&self->held, shared) == 0 ? GA_OK : GA_EIO;
-    }
-    if (zmq_msg_init_size(&self->held, len) != 0) {
-        zmq_msg_init(&self->held);
-        return GA_EIO;
-    }
-    memcpy(zmq_msg_data(&self->held), data, len);
-    return GA_OK;
 }
 
 ga_err_t
@@ -301,18 +297,27 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
                        (id_len && memcmp(self->id, id, id_len) != 0))) {
         ga_proto_batch_close(self);
     }
-    uint8_t head[GA_PROTO_HEAD_LEN];
-    memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
-    head[GA_PROTO_TAG_LEN] = (uint8_t) cmd;
+    bool has_payload = shared_payload ? zmq_msg_size(shared_payload) > 0 : payload_len > 0;
+    if (!self->open && id == NULL && !has_payload) {
+        // A DEALER's first item without a payload: its head frame would be the frame held
+        // back, so nothing sent now could tell whether the socket takes the message (no peer,
+        // or at its high-water mark). It goes as a message of its own.
+        self->sent++;
+        self->messages++;
+        ga_buf_t view = {.data = (uint8_t *) env, .len = env_len, .cap = env_len};
+        return ga_proto_send(self->socket, NULL, 0, cmd, &view);
+    }
+    zmq_msg_t head;
+    if (s_head_frame(&head, cmd, env, env_len) != GA_OK) {
+        return GA_EIO;
+    }
     if (!self->open) {
         // The first frame decides for the whole message (high-water mark, unknown peer).
         int rc = id ? zmq_send(self->socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE)
-                    : zmq_send(self->socket, head, sizeof head, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+                    : zmq_msg_send(&head, self->socket, ZMQ_DONTWAIT | ZMQ_SNDMORE);
         if (rc < 0) {
+            zmq_msg_close(&head);
             return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
-        }
-        if (id && zmq_send(self->socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
-            return GA_EIO; // cannot happen once the first frame is queued
         }
         self->open = true;
         self->items = 0;
@@ -320,29 +325,48 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
         if (id_len) {
             memcpy(self->id, id, id_len);
         }
-    } else {
+        if (id == NULL) {
+            zmq_msg_init(&head); // sent: the item's payload is held below
+        }
+    } else if (self->has_held) {
         if (zmq_msg_send(&self->held, self->socket, ZMQ_SNDMORE) < 0) {
-            return GA_EIO;
+            zmq_msg_close(&head);
+            return GA_EIO; // cannot happen once the message's first frame is queued
         }
         zmq_msg_init(&self->held);
-        if (zmq_send(self->socket, head, sizeof head, ZMQ_SNDMORE) < 0) {
-            return GA_EIO;
-        }
+        self->has_held = false;
     }
     self->items++;
     self->sent++;
-    if (env_len == 0) {
-        env = (const uint8_t *) "\x80";
-        env_len = 1;
+    if (zmq_msg_size(&head) > 0) {
+        if (!has_payload) {
+            zmq_msg_move(&self->held, &head); // the last frame so far: held back
+            zmq_msg_close(&head);
+            self->has_held = true;
+            return GA_OK;
+        }
+        if (zmq_msg_send(&head, self->socket, ZMQ_SNDMORE) < 0) {
+            zmq_msg_close(&head);
+            return GA_EIO;
+        }
+    } else {
+        zmq_msg_close(&head);
     }
-    bool has_payload = shared_payload ? zmq_msg_size(shared_payload) > 0 : payload_len > 0;
-    if (!has_payload) {
-        return s_hold(self, env, env_len, NULL);
+    // The payload is the last frame so far: held back (a reference to `shared_payload`'s bytes,
+    // or a copy of `payload`).
+    zmq_msg_close(&self->held);
+    ga_err_t rc = GA_OK;
+    if (shared_payload) {
+        zmq_msg_init(&self->held);
+        rc = zmq_msg_copy(&self->held, shared_payload) == 0 ? GA_OK : GA_EIO;
+    } else if (zmq_msg_init_size(&self->held, payload_len) == 0) {
+        memcpy(zmq_msg_data(&self->held), payload, payload_len);
+    } else {
+        zmq_msg_init(&self->held);
+        rc = GA_EIO;
     }
-    if (zmq_send(self->socket, env, env_len, ZMQ_SNDMORE) < 0) {
-        return GA_EIO;
-    }
-    return s_hold(self, payload, payload_len, shared_payload);
+    self->has_held = rc == GA_OK;
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,14 +712,15 @@ s_decode_envelope(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
-// Whether `part` is a head frame: the tag and a known command (its command in *cmd). Sets
-// msg->peer_version when it carries our tag's letters with another version.
+// Whether `part` is a head frame: the tag, a known command and at least one byte of envelope
+// (its command in *cmd). Sets msg->peer_version when it starts with our tag's letters and
+// another version.
 static bool
 s_is_head(zmq_msg_t *part, ga_proto_msg_t *msg, int *cmd)
 {
     const uint8_t *data = zmq_msg_data(part);
     size_t size = zmq_msg_size(part);
-    if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
+    if (size <= GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
         if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
             data[4] != GA_PROTO_VERSION) {
             msg->peer_version = data[4] ? data[4] : 0xff; // another version: say so
@@ -706,21 +731,18 @@ s_is_head(zmq_msg_t *part, ga_proto_msg_t *msg, int *cmd)
     return ga_cmd_name(*cmd) != NULL;
 }
 
-// Reads one item's frames after its head (msg->cmd set): the envelope, the payload when one
-// comes, and, when the message goes on, the next item's head, whose command is kept for the
-// next receive (msg->batch_socket). `part` is an initialised message; on return it holds the
-// last frame read (the caller drains the rest of the message after an error).
+// Reads one item whose head frame (checked, msg->cmd set) is in `part`: its envelope, the
+// payload frame when one comes and, when the message goes on, the next item's head frame,
+// kept in msg->next for the next receive (msg->batch_socket set). On an error `part` holds the
+// last frame read (the caller drains the rest of the message from it).
 static ga_err_t
 s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part)
 {
-    if (zmq_msg_recv(part, socket, 0) < 0) {
-        return GA_EIO;
-    }
-    size_t size = zmq_msg_size(part);
+    size_t size = zmq_msg_size(part) - GA_PROTO_HEAD_LEN;
     if (size > GA_PROTO_MAX_BODY) {
         return GA_EPROTO;
     }
-    ga_buf_append(&msg->body, zmq_msg_data(part), size);
+    ga_buf_append(&msg->body, (const uint8_t *) zmq_msg_data(part) + GA_PROTO_HEAD_LEN, size);
     if (!zmq_msg_more(part)) {
         return s_decode_envelope(msg, arena);
     }
@@ -729,11 +751,14 @@ s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
     }
     int next = 0;
     if (!s_is_head(part, msg, &next)) {
-        // A payload frame: one MessagePack value, so never a head (6 bytes starting with
-        // "GAPI" would be the fixint 71 and five bytes more).
+        // A payload frame: one MessagePack value, so never a head (a value starting with "G"
+        // is the one-byte fixint 71; a head frame is at least 7 bytes). A frame that starts
+        // with the tag but is no head is malformed, never a payload.
         size = zmq_msg_size(part);
         if (!ga_proto_has_payload(msg->cmd) || msg->body.len > GA_PROTO_MAX_ENVELOPE ||
-            size == 0 || size > GA_PROTO_MAX_BODY || msg->peer_version) {
+            size == 0 || size > GA_PROTO_MAX_BODY || msg->peer_version ||
+            (size >= GA_PROTO_TAG_LEN &&
+             memcmp(zmq_msg_data(part), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0)) {
             return GA_EPROTO;
         }
         zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
@@ -748,13 +773,15 @@ s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
             return GA_EPROTO;
         }
     }
-    if (!zmq_msg_more(part)) {
-        return GA_EPROTO; // a head with nothing after it
+    ga_err_t rc = s_decode_envelope(msg, arena);
+    if (rc == GA_OK) {
+        // The next item's head frame: the frames after it stay in the socket until the next
+        // receive.
+        zmq_msg_move(&msg->next, part);
+        msg->batch_socket = socket;
+        msg->next_cmd = next;
     }
-    // The next item's head: its frames stay in the socket until the next receive.
-    msg->batch_socket = socket;
-    msg->next_cmd = next;
-    return s_decode_envelope(msg, arena);
+    return rc;
 }
 
 ga_err_t
@@ -775,18 +802,13 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
         msg->has_payload = false;
     }
     if (batch != NULL) {
-        // The next item of a message read in part: same sender (id and user id kept).
+        // The next item of a message read in part: same sender (id and user id kept), its
+        // head frame read already.
+        zmq_msg_move(&part, &msg->next);
         if (batch != socket) {
             // Another socket's message is half read: a caller's bug. Its items are lost, but
             // each socket stays in step (the half-read message is drained).
-            zmq_msg_t rest;
-            zmq_msg_init(&rest);
-            do {
-                if (zmq_msg_recv(&rest, batch, 0) < 0) {
-                    break;
-                }
-            } while (zmq_msg_more(&rest));
-            zmq_msg_close(&rest);
+            s_drain(batch, &part);
             zmq_msg_close(&part);
             return GA_EPROTO;
         }
@@ -814,7 +836,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
         }
     }
     int cmd = 0;
-    if (!s_is_head(&part, msg, &cmd) || !zmq_msg_more(&part)) {
+    if (!s_is_head(&part, msg, &cmd)) {
         goto out;
     }
     msg->cmd = cmd;
@@ -828,7 +850,6 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
 out:
     if (rc != GA_OK) {
         // The rest of the message, later items of a batch included, goes with it.
-        msg->batch_socket = NULL;
         s_drain(socket, &part); // `part` holds the last frame read (empty after a move)
         msg->value = ga_nil();
         if (msg->has_payload) {
@@ -840,3 +861,4 @@ out:
     zmq_msg_close(&part);
     return rc;
 }
+

@@ -3,9 +3,9 @@
 // protocol tag, the command codes and the send/receive of one multipart message; envelopes and
 // bodies are MessagePack maps (ga_wire). docs/protocol.md is the full reference.
 //
-//   message   = [ routing-id ] head envelope [ payload ]  ; routing-id: ROUTER side
-//   head      = tag command                           ; one frame of 6 bytes
-//   tag       = "GAPI" %x03                           ; 4 ASCII bytes + protocol version
+//   message   = [ routing-id ] head [ payload ]        ; routing-id: ROUTER side
+//   head      = tag command envelope                  ; one frame: 6 bytes, then the envelope
+//   tag       = "GAPI" %x04                           ; 4 ASCII bytes + protocol version
 //   command   = 1 OCTET                               ; GA_CMD_*
 //   envelope  = MessagePack map                       ; the body of commands without payload
 //   payload   = one MessagePack value                 ; CALL, REQUEST: the args;
@@ -22,7 +22,7 @@
 //
 // Stream chunks travel on the broker's XSUB/XPUB proxy instead, as topic messages:
 //
-//   topic-msg = topic head body [data]             ; head: tag STREAM; topic "s.<gateway>.<id>"
+//   topic-msg = topic head [data]                  ; head: tag STREAM body; topic "s.<gateway>.<id>"
 //                                                  ; a batch adds its data (an array)
 #ifndef GA_PROTO_H
 #define GA_PROTO_H
@@ -36,11 +36,14 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define GA_PROTO_TAG       "GAPI\x03"
+#define GA_PROTO_TAG       "GAPI\x04"
 #define GA_PROTO_TAG_LEN   5
-#define GA_PROTO_HEAD_LEN  6                    // the head frame: the tag, then the command
-#define GA_PROTO_VERSION   3                    // the tag's last byte; 2: the command in a frame
-                                                // of its own; 1: one body, no payload
+#define GA_PROTO_HEAD_LEN  6                    // the head frame's first bytes: tag and command,
+                                                // the envelope after them
+#define GA_PROTO_VERSION   4                    // the tag's last byte; 3: tag and command in a
+                                                // frame of their own, the envelope in the next;
+                                                // 2: the command in a frame of its own too;
+                                                // 1: one body, no payload
 #define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes of a body or payload; larger: dropped
 #define GA_PROTO_MAX_ENVELOPE (256u * 1024u)    // bytes of an envelope followed by a payload
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
@@ -100,7 +103,8 @@ typedef struct {
     bool has_payload;            // a payload frame came
     uint8_t peer_version;        // a refused message's tag was "GAPI" + this version (else 0)
     void *batch_socket;          // the socket whose message has more items (NULL: none)
-    int next_cmd;                // the command of that next item (its head is read)
+    int next_cmd;                // the command of that next item
+    zmq_msg_t next;              // and its head frame, read already
     bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
     char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
@@ -178,7 +182,7 @@ GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd
 // an envelope and its payload when it has one, all for the same peer:
 //
 //   message   = [ routing-id ] item *item               ; a head frame starts each item
-//   item      = head envelope [ payload ]
+//   item      = head [ payload ]
 //
 // A batch is sent only to a peer that announced it reads them (batch: true in its HELLO or
 // REGISTER, or the broker's SNAPSHOT or REGISTERED). ga_proto_batch_t writes one: items are
@@ -191,6 +195,7 @@ typedef struct {
     uint8_t id[GA_PROTO_MAX_ID]; // the open message's routing id (ROUTER side)
     size_t id_len;
     zmq_msg_t held;              // the open message's last frame so far
+    bool has_held;               // held holds it
     unsigned items;              // items in the open message
     unsigned max_items;          // an open message this full is closed before the next item
     uint64_t sent;               // items sent (stats)

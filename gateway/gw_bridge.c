@@ -1305,9 +1305,10 @@ s_handle(gw_bridge_t *self, const ga_proto_msg_t *msg)
     }
 }
 
-// Receives one message from the SUB without blocking: topic, head (tag and command), body and, for a
-// batch of stream messages, a data frame (docs/protocol.md, "Streams on the proxy"). The body
-// goes to self->msg.value, the data frame to *items (*batch set), both decoded in the arena.
+// Receives one message from the SUB without blocking: topic, head (tag, command and body) and,
+// for a batch of stream messages, a data frame (docs/protocol.md, "Streams on the proxy"). The
+// body goes to self->msg.value, the data frame to *items (*batch set), both decoded in the
+// arena.
 // GA_EAGAIN when nothing waits; GA_EPROTO when the message is malformed (consumed whole).
 static ga_err_t
 s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
@@ -1339,21 +1340,23 @@ s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
                 msg->id_len = size;
             }
         } else if (frame == 1) {
-            // The head: tag and command in one frame (docs/protocol.md, "Frames").
-            if (size != GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0 ||
-                ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL) {
+            // The head: tag, command and body in one frame (docs/protocol.md, "Frames").
+            if (size <= GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0 ||
+                ga_cmd_name(data[GA_PROTO_TAG_LEN]) == NULL ||
+                size - GA_PROTO_HEAD_LEN > GA_PROTO_MAX_BODY ||
+                ga_wire_decode(data + GA_PROTO_HEAD_LEN, size - GA_PROTO_HEAD_LEN, self->arena,
+                               &msg->value) != GA_OK ||
+                msg->value.type != GA_MAP) {
                 rc = GA_EPROTO;
             } else {
                 msg->cmd = data[GA_PROTO_TAG_LEN];
             }
-        } else if (frame == 2 || (frame == 3 && msg->cmd == GA_CMD_STREAM)) {
-            ga_value_t *v = frame == 2 ? &msg->value : items;
-            if (size > GA_PROTO_MAX_BODY ||
-                ga_wire_decode(data, size, self->arena, v) != GA_OK ||
-                v->type != (frame == 2 ? GA_MAP : GA_ARRAY)) {
+        } else if (frame == 2 && msg->cmd == GA_CMD_STREAM) {
+            if (size > GA_PROTO_MAX_BODY || ga_wire_decode(data, size, self->arena, items) != GA_OK ||
+                items->type != GA_ARRAY) {
                 rc = GA_EPROTO;
             }
-            *batch = frame == 3;
+            *batch = true;
         } else {
             rc = GA_EPROTO; // too many frames
         }
@@ -1368,7 +1371,7 @@ s_sub_recv(gw_bridge_t *self, ga_value_t *items, bool *batch)
         }
     }
     zmq_msg_close(&part);
-    return rc == GA_OK && frame < 2 ? GA_EPROTO : rc; // too few frames (topic, head, body)
+    return rc == GA_OK && frame < 1 ? GA_EPROTO : rc; // too few frames (topic, head)
 }
 
 void

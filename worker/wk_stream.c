@@ -199,15 +199,23 @@ static ga_err_t
 s_send(wk_worker_t *w, const wk_stream_t *s, const ga_buf_t *body, const uint8_t *items,
        size_t items_len)
 {
-    static const uint8_t head[GA_PROTO_HEAD_LEN] = {'G', 'A', 'P', 'I', GA_PROTO_VERSION,
-                                                     GA_CMD_STREAM};
-    _Static_assert(sizeof GA_PROTO_TAG - 1 == GA_PROTO_TAG_LEN, "tag is GAPI and the version");
+    // The head frame: tag, command, then the body (docs/protocol.md, "Streams on the proxy").
+    zmq_msg_t head;
+    if (zmq_msg_init_size(&head, GA_PROTO_HEAD_LEN + body->len) != 0) {
+        return GA_EIO;
+    }
+    uint8_t *d = zmq_msg_data(&head);
+    memcpy(d, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+    d[GA_PROTO_TAG_LEN] = GA_CMD_STREAM;
+    memcpy(d + GA_PROTO_HEAD_LEN, body->data, body->len);
     if (zmq_send(w->pub, s->topic, strlen(s->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
         return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
     }
     // The rest of a message always goes once its first frame has.
-    zmq_send(w->pub, head, sizeof head, ZMQ_SNDMORE);
-    zmq_send(w->pub, body->data, body->len, items ? ZMQ_SNDMORE : 0);
+    if (zmq_msg_send(&head, w->pub, items ? ZMQ_SNDMORE : 0) < 0) {
+        zmq_msg_close(&head);
+    }
     if (items) {
         zmq_send(w->pub, items, items_len, 0);
     }

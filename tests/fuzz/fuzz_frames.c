@@ -89,11 +89,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (frames) {
         zmq_send(s_dealer, "", 0, 0);
     }
-    // The sentinel: a HEARTBEAT with an empty map.
-    const uint8_t head[GA_PROTO_HEAD_LEN] = {'G', 'A', 'P', 'I', GA_PROTO_VERSION,
-                                             GA_CMD_HEARTBEAT};
-    zmq_send(s_dealer, head, sizeof head, ZMQ_SNDMORE);
-    zmq_send(s_dealer, "\x80", 1, 0);
+    // The sentinel: a HEARTBEAT with an empty map (its head frame: tag, command, envelope).
+    const uint8_t head[GA_PROTO_HEAD_LEN + 1] = {'G', 'A', 'P', 'I', GA_PROTO_VERSION,
+                                                 GA_CMD_HEARTBEAT, 0x80};
+    zmq_send(s_dealer, head, sizeof head, 0);
     // Read until the sentinel comes: everything before it is consumed whatever it was.
     bool sentinel = false;
     for (int spins = 0; spins < 100000 && !sentinel; spins++) {

@@ -19,8 +19,9 @@
 // error, `echo` with a success whose result is the REQUEST's payload frame, sent back as
 // received, and whose envelope ends with the pair "note": 1.5 as a float32 (`a4 6e 6f 74 65 ca
 // 3f c0 00 00`, which no re-encoding of a decoded value gives back). --version N sends every
-// message as versions 1 and 2 framed it, a tag with N as its version then the command in a
-// frame of its own, then the JSON's encoding (a stale peer).
+// message as version N framed it (a stale peer): for 3 a frame of the tag (with 3 as its
+// version) and the command, then the JSON's encoding; for 1 and 2 the tag, the command in a
+// frame of its own, then the JSON's encoding.
 // Prints "CONNECTED" once set up, then one line per message received within MS
 // (default 1000): "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"; the payload merged into
 // the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes; with
@@ -197,15 +198,19 @@ main(int argc, char **argv)
         }
         ga_err_t rc;
         if (version != GA_PROTO_VERSION && zt == ZMQ_DEALER) {
-            char tag[GA_PROTO_TAG_LEN];
-            memcpy(tag, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
-            tag[GA_PROTO_TAG_LEN - 1] = (char) version;
+            // An older peer's layout: version 3 sends tag and command as one frame and the
+            // body in the next; versions 1 and 2 send the tag, the command and the body as
+            // three frames.
+            char head[GA_PROTO_HEAD_LEN];
+            memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+            head[GA_PROTO_TAG_LEN - 1] = (char) version;
+            head[GA_PROTO_TAG_LEN] = (char) cmd;
             uint8_t c = (uint8_t) cmd;
-            rc = zmq_send(sock, tag, sizeof tag, ZMQ_SNDMORE) < 0 ||
-                         zmq_send(sock, &c, 1, ZMQ_SNDMORE) < 0 ||
-                         zmq_send(sock, out.data, out.len, 0) < 0
-                     ? GA_EIO
-                     : GA_OK;
+            bool sent = version == 3
+                            ? zmq_send(sock, head, sizeof head, ZMQ_SNDMORE) >= 0
+                            : zmq_send(sock, head, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) >= 0 &&
+                                  zmq_send(sock, &c, 1, ZMQ_SNDMORE) >= 0;
+            rc = sent && zmq_send(sock, out.data, out.len, 0) >= 0 ? GA_OK : GA_EIO;
         } else if (zt == ZMQ_PUB) {
             rc = ga_proto_publish(sock, topic, cmd, &out);
         } else if (sends[i][2] || sends[i][3]) {

@@ -102,8 +102,9 @@ s_unhex(const char *hex, uint8_t *out)
 static ga_err_t
 s_recv(fixture_t *f, void *sock, bool routed)
 {
+    // The next item of a batch may be read already (the socket then has nothing to poll).
     zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-    assert_true(zmq_poll(&item, 1, 1000) == 1);
+    assert_true(f->msg.batch_socket == sock || zmq_poll(&item, 1, 1000) == 1);
     ga_arena_reset(f->arena);
     return ga_proto_recv(sock, routed, &f->msg, f->arena);
 }
@@ -213,18 +214,21 @@ static void
 test_frames_the_layout_does_not_define_are_refused(void **state)
 {
     fixture_t *f = *state;
-    const char *hb = GA_PROTO_TAG "\x03";      // heads: the tag, then the command
-    const char *call = GA_PROTO_TAG "\x13";
-    const char *result = GA_PROTO_TAG "\x14";
-    const char *unknown = GA_PROTO_TAG "\xff";
+    // Head frames: the tag, the command, then the envelope.
+    const char *hb = GA_PROTO_TAG "\x03" "\x80";
+    const char *call_env = GA_PROTO_TAG "\x13" "\x81\xa2id\x01";
+    const char *result_env = GA_PROTO_TAG "\x14" "\x80";
     uint8_t call_cmd = GA_CMD_CALL;
-    size_t big_len = GA_PROTO_MAX_ENVELOPE + 1;
+    size_t big_len = GA_PROTO_HEAD_LEN + GA_PROTO_MAX_ENVELOPE + 1;
     uint8_t *big = calloc(1, big_len);
-    big[0] = 0xc6; // bin32 holding the rest: a well-formed value, but too large an envelope
-    big[1] = (uint8_t) ((big_len - 5) >> 24);
-    big[2] = (uint8_t) ((big_len - 5) >> 16);
-    big[3] = (uint8_t) ((big_len - 5) >> 8);
-    big[4] = (uint8_t) (big_len - 5);
+    memcpy(big, GA_PROTO_TAG "\x13", GA_PROTO_HEAD_LEN);
+    uint8_t *e = big + GA_PROTO_HEAD_LEN; // bin32 holding the rest: well-formed, but too large
+    size_t e_len = big_len - GA_PROTO_HEAD_LEN - 5;
+    e[0] = 0xc6;
+    e[1] = (uint8_t) (e_len >> 24);
+    e[2] = (uint8_t) (e_len >> 16);
+    e[3] = (uint8_t) (e_len >> 8);
+    e[4] = (uint8_t) e_len;
     struct {
         const char *what;
         const void *frames[5];
@@ -232,20 +236,24 @@ test_frames_the_layout_does_not_define_are_refused(void **state)
         size_t n;
         uint8_t peer_version;
     } cases[] = {
-        {"a payload on a command without one", {hb, "\x80", "\x80"}, {6, 1, 1}, 3, 0},
-        {"an empty payload frame", {call, "\x81\xa2id\x01", ""}, {6, 5, 0}, 3, 0},
-        {"a frame after the payload", {result, "\x80", "\xc0", "\xc0"}, {6, 1, 1, 1}, 4, 0},
-        {"an envelope larger than GA_PROTO_MAX_ENVELOPE before a payload",
-         {call, big, "\x80"}, {6, big_len, 1}, 3, 0},
-        {"an envelope that is not a map", {call, "\x91\x01", "\x80"}, {6, 2, 1}, 3, 0},
-        {"a malformed envelope", {call, "\x82\xa2id", "\x80"}, {6, 4, 1}, 3, 0},
-        {"an unknown command", {unknown, "\x80"}, {6, 1}, 2, 0},
-        {"a head without its command", {hb, "\x80"}, {5, 1}, 2, 0},
-        {"no envelope", {hb}, {6}, 1, 0},
+        {"a payload on a command without one", {hb, "\x80"}, {7, 1}, 2, 0},
+        {"an empty payload frame", {call_env, ""}, {11, 0}, 2, 0},
+        {"a frame after the payload", {result_env, "\xc0", "\xc0"}, {7, 1, 1}, 3, 0},
+        {"an envelope larger than GA_PROTO_MAX_ENVELOPE before a payload", {big, "\x80"},
+         {big_len, 1}, 2, 0},
+        {"an envelope that is not a map", {GA_PROTO_TAG "\x13" "\x91\x01", "\x80"}, {8, 1}, 2, 0},
+        {"a malformed envelope", {GA_PROTO_TAG "\x13" "\x82\xa2id", "\x80"}, {10, 1}, 2, 0},
+        {"an unknown command", {GA_PROTO_TAG "\xff" "\x80"}, {7}, 1, 0},
+        {"a head without its command", {GA_PROTO_TAG}, {5}, 1, 0},
+        {"a head without its envelope", {GA_PROTO_TAG "\x03"}, {6}, 1, 0},
+        {"a head without its envelope, the envelope in the next frame",
+         {GA_PROTO_TAG "\x03", "\x80"}, {6, 1}, 2, 0},
         {"protocol version 1 (one body)", {"GAPI\x01", &call_cmd, "\x81\xa2id\x01"}, {5, 1, 5}, 3,
          1},
         {"protocol version 2 (tag and command in two frames)",
          {"GAPI\x02", &call_cmd, "\x81\xa2id\x01", "\x80"}, {5, 1, 5, 1}, 4, 2},
+        {"protocol version 3 (tag and command in one frame, the envelope in the next)",
+         {"GAPI\x03\x13", "\x81\xa2id\x01", "\x80"}, {6, 5, 1}, 3, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
@@ -396,13 +404,14 @@ test_protocol_test_vectors(void **state)
         assert_int_equal(f->env.len, n);
         assert_memory_equal(f->env.data, want, n);
     }
-    // A whole CALL on a DEALER: head (tag and command), envelope, payload.
-    uint8_t env[256], pay[64];
-    size_t env_len = s_unhex(vectors[0].hex, env);
+    // A whole CALL on a DEALER: the head frame (tag, command, envelope), then the payload.
+    uint8_t head[256], pay[64];
+    memcpy(head, "\x47\x41\x50\x49\x04\x13", 6);
+    size_t env_len = s_unhex(vectors[0].hex, head + 6);
     size_t pay_len = s_unhex(vectors[1].hex, pay);
-    const void *frames[] = {"\x47\x41\x50\x49\x03\x13", env, pay};
-    size_t lens[] = {6, env_len, pay_len};
-    s_send_frames(f->dealer, frames, lens, 3);
+    const void *frames[] = {head, pay};
+    size_t lens[] = {6 + env_len, pay_len};
+    s_send_frames(f->dealer, frames, lens, 2);
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
     assert_int_equal(f->msg.cmd, 0x13);
     assert_int_equal(ga_proto_payload_merge(&f->msg, f->arena), GA_OK);
@@ -677,11 +686,11 @@ test_batch_closes_per_peer_and_bound(void **state)
     assert_false(b.open);
     ga_proto_batch_fini(&b);
 
-    // w2: a message of two items (head env payload, twice), then one of one item.
-    assert_int_equal(s_count_frames(f->dealer2), 6);
-    assert_int_equal(s_count_frames(f->dealer2), 3);
-    // w3: one item without payload: the plain layout of two frames.
-    assert_int_equal(s_count_frames(dealer3), 2);
+    // w2: a message of two items (head and payload, twice), then one of one item.
+    assert_int_equal(s_count_frames(f->dealer2), 4);
+    assert_int_equal(s_count_frames(f->dealer2), 2);
+    // w3: one item without payload: the plain layout, one head frame.
+    assert_int_equal(s_count_frames(dealer3), 1);
     zmq_close(dealer3);
 
     // The same again, read with ga_proto_recv: the shared payload arrives byte for byte.
@@ -696,7 +705,7 @@ test_batch_closes_per_peer_and_bound(void **state)
     ga_proto_msg_init(&in);
     for (int i = 0; i < 3; i++) {
         zmq_pollitem_t item = {.socket = f->dealer2, .events = ZMQ_POLLIN};
-        assert_true(zmq_poll(&item, 1, 1000) == 1);
+        assert_true(in.batch_socket != NULL || zmq_poll(&item, 1, 1000) == 1);
         assert_int_equal(ga_proto_recv(f->dealer2, false, &in, f->arena), GA_OK);
         assert_int_equal(in.cmd, GA_CMD_REQUEST);
         size_t len = 0;
@@ -708,13 +717,54 @@ test_batch_closes_per_peer_and_bound(void **state)
     ga_proto_msg_fini(&in);
 }
 
+// A DEALER's batch never blocks and never hides a refusal: with no peer to take it (here
+// ZMQ_IMMEDIATE and no connection, as a worker or gateway whose broker is gone) the first item
+// is refused at once, with or without a payload, and nothing is left open. A first item without
+// a payload goes as a message of its own (no frame of it could be held back and still be
+// refused in time); the next items open a batch.
+static void
+test_batch_on_a_dealer_refuses_at_once(void **state)
+{
+    fixture_t *f = *state;
+    void *lone = s_socket(f, ZMQ_DEALER);
+    int one = 1;
+    assert_int_equal(zmq_setsockopt(lone, ZMQ_IMMEDIATE, &one, sizeof one), 0);
+    assert_int_equal(zmq_connect(lone, "tcp://127.0.0.1:9"), 0); // nothing listens there
+    ga_proto_batch_t b;
+    ga_proto_batch_init(&b, lone, 64);
+    const uint8_t *env = (const uint8_t *) "\x81\xa2id\x01";
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, (const uint8_t *) "\x07",
+                                        1, NULL),
+                     GA_EAGAIN);
+    assert_false(b.open);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL),
+                     GA_EAGAIN);
+    assert_false(b.open);
+    ga_proto_batch_fini(&b);
+    zmq_close(lone);
+
+    // Connected: a payload-less first item alone, then two items in one message.
+    ga_proto_batch_init(&b, f->dealer, 64);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL), GA_OK);
+    assert_false(b.open);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, (const uint8_t *) "\x07",
+                                        1, NULL),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL), GA_OK);
+    ga_proto_batch_fini(&b);
+    assert_int_equal(b.sent, 3);
+    assert_int_equal(b.messages, 2);
+    assert_int_equal(s_count_frames(f->router), 2); // id, head
+    assert_int_equal(s_count_frames(f->router), 4); // id, head, payload, head
+}
+
 // A malformed item drops the rest of its message, and the next message is read whole.
 static void
 test_batch_malformed_item_drops_the_rest(void **state)
 {
     fixture_t *f = *state;
-    const char *reply = GA_PROTO_TAG "\x05";
-    const char *bad = GA_PROTO_TAG "\xff";
+    const char *reply = GA_PROTO_TAG "\x05" "\x81\xa2id\x01"; // head frames (11 bytes)
+    const char *reply2 = GA_PROTO_TAG "\x05" "\x80";             // (7 bytes)
     struct {
         const char *what;
         const void *frames[8];
@@ -722,12 +772,13 @@ test_batch_malformed_item_drops_the_rest(void **state)
         size_t n;
     } cases[] = {
         {"an unknown command in the second item",
-         {reply, "\x81\xa2id\x01", "\x07", bad, "\x80", reply, "\x80"}, {6, 5, 1, 6, 1, 6, 1}, 7},
-        {"a head with nothing after it", {reply, "\x81\xa2id\x01", reply}, {6, 5, 6}, 3},
-        {"a second frame after a payload that is not a head",
-         {reply, "\x81\xa2id\x01", "\x07", "\x07", reply, "\x80"}, {6, 5, 1, 1, 6, 1}, 6},
+         {reply, "\x07", GA_PROTO_TAG "\xff" "\x80", reply2}, {11, 1, 7, 7}, 4},
+        {"a head without its envelope as the second item", {reply, GA_PROTO_TAG "\x05"}, {11, 6},
+         2},
+        {"a second frame after a payload that is not a head", {reply, "\x07", "\x07", reply2},
+         {11, 1, 1, 7}, 4},
         {"a malformed envelope in the second item",
-         {reply, "\x81\xa2id\x01", reply, "\x82\xa2id", reply, "\x80"}, {6, 5, 6, 4, 6, 1}, 6},
+         {reply, GA_PROTO_TAG "\x05" "\x82\xa2id", reply2}, {11, 10, 7}, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
@@ -771,6 +822,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_batch_items_arrive_one_per_receive, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_batch_closes_per_peer_and_bound, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_on_a_dealer_refuses_at_once, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_batch_malformed_item_drops_the_rest, s_setup,
                                         s_teardown),

@@ -158,12 +158,15 @@ s_publish_batch(fixture_t *f, const char *topic, const char *body_json, const ch
     assert_int_equal(ga_json_decode(body_json, strlen(body_json), f->arena, &v, NULL, 0), GA_OK);
     ga_buf_reset(&f->buf);
     ga_wire_encode(&f->buf, &v);
-    uint8_t head[GA_PROTO_HEAD_LEN];
+    // The head frame: tag, command, then the body.
+    uint8_t head[GA_PROTO_HEAD_LEN + 512];
+    assert_true(f->buf.len <= 512);
     memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
     head[GA_PROTO_TAG_LEN] = GA_CMD_STREAM;
+    memcpy(head + GA_PROTO_HEAD_LEN, f->buf.data, f->buf.len);
     assert_true(zmq_send(f->xpub, topic, strlen(topic), ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(f->xpub, head, sizeof head, ZMQ_SNDMORE) >= 0);
-    assert_true(zmq_send(f->xpub, f->buf.data, f->buf.len, items_json ? ZMQ_SNDMORE : 0) >= 0);
+    assert_true(zmq_send(f->xpub, head, GA_PROTO_HEAD_LEN + f->buf.len,
+                         items_json ? ZMQ_SNDMORE : 0) >= 0);
     if (items_json) {
         assert_int_equal(ga_json_decode(items_json, strlen(items_json), f->arena, &v, NULL, 0),
                          GA_OK);
