@@ -379,6 +379,37 @@ test_wire_decode_map_agrees_with_decode(void **state)
     ga_arena_destroy(&a);
 }
 
+// ga_map_get finds a key by its bytes and length: not a prefix of it, not a longer key, not a
+// key with a NUL inside (it equals no C string), and the empty key.
+static void
+test_map_get_exact_keys(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "idx", ga_int(1));
+    ga_map_put(&m, a, "id", ga_int(2));
+    ga_map_put(&m, a, "", ga_int(3));
+    ga_map_put(&m, a, "service", ga_int(4));
+    m.u.pairs[m.len++] = (ga_pair_t){.key = "ok\0x", .key_len = 4, .value = ga_int(5)};
+    ga_map_put(&m, a, "ok", ga_int(6));
+    assert_int_equal(ga_map_get_int(&m, "idx", 0), 1);
+    assert_int_equal(ga_map_get_int(&m, "id", 0), 2);
+    assert_int_equal(ga_map_get_int(&m, "", 0), 3);
+    assert_int_equal(ga_map_get_int(&m, "service", 0), 4);
+    assert_int_equal(ga_map_get_int(&m, "ok", 0), 6);
+    assert_null(ga_map_get(&m, "i"));
+    assert_null(ga_map_get(&m, "idxy"));
+    assert_null(ga_map_get(&m, "servic"));
+    assert_null(ga_map_get(&m, "services"));
+    assert_null(ga_map_get(&m, "o"));
+    ga_value_t n = ga_map(a, 1);
+    assert_null(ga_map_get(&n, "id"));
+    ga_value_t i = ga_int(1);
+    assert_null(ga_map_get(&i, "id"));
+    ga_arena_destroy(&a);
+}
+
 // Found by fuzz_worker_cmd: a REQUEST body whose id is the float 5.1e228. ga_map_get_int
 // converted any float to int64_t to see whether it was whole, which is undefined behaviour for a
 // double outside [-2^63, 2^63) or NaN (UBSan: "outside the range of representable values").
@@ -427,6 +458,7 @@ main(void)
         cmocka_unit_test(test_wire_survives_random_bytes),
         cmocka_unit_test(test_wire_float_ids_outside_int64_give_the_default),
         cmocka_unit_test(test_wire_decode_map_agrees_with_decode),
+        cmocka_unit_test(test_map_get_exact_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
