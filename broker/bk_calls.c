@@ -163,7 +163,7 @@ s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env
                zmq_msg_t *payload, uint64_t id, int64_t due, int64_t now)
 {
     ga_value_t idv = ga_int((int64_t) id);
-    ga_value_t deadline = ga_int(due != INT64_MAX ? ga_clock_wall_ms() + (due - now) : 0);
+    ga_value_t deadline = ga_int(due != INT64_MAX ? bk_now_wall_ms(self) + (due - now) : 0);
     // A kept envelope (another attempt) still has the rate-limit keys: the worker never sees
     // them.
     const ga_proto_edit_t edits[] = {
@@ -195,7 +195,7 @@ static void
 s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len,
           zmq_msg_t *payload, bk_worker_t *w)
 {
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     uint64_t id = ++self->next_id;
     if (call->fsm.attempts == 0) {
         s_copy_str(call->node, sizeof call->node, w->node);
@@ -218,7 +218,7 @@ s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len
 static void
 s_next_attempt(bk_broker_t *self, bk_call_t *call)
 {
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     ga_value_t body = ga_nil();
     const ga_funcfg_t *cfg = NULL;
     if (call->body.len &&
@@ -392,7 +392,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
         GA_WARN("CALL without id, service or request_type dropped");
         return;
     }
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     const ga_funcfg_t *cfg = bk_registry_lookup(self->registry, service, request_type, version);
     if (cfg == NULL && now < self->warm_until) {
         // Just started: its workers may not have registered again yet (docs/protocol.md).
@@ -522,7 +522,7 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
             ev = BK_EV_RETRYABLE;
         }
     }
-    bk_call_do_t act = bk_call_fsm_on(&call->fsm, ev, (uint64_t) id, ga_clock_ms(),
+    bk_call_do_t act = bk_call_fsm_on(&call->fsm, ev, (uint64_t) id, bk_now_ms(self),
                                       (uint64_t) rand());
     if (act == BK_DO_FAIL && call->fsm.message == NULL) {
         s_act(self, call, act, msg);
