@@ -500,7 +500,20 @@ bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why)
 void
 bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
 {
-    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    // The fields read, found in one pass (for each key its first pair, as ga_map_get).
+    const ga_value_t *idv = NULL, *ok = NULL, *retryable = NULL, *refused = NULL;
+    for (uint32_t i = 0; msg->value.type == GA_MAP && i < msg->value.len; i++) {
+        const ga_pair_t *p = &msg->value.u.pairs[i];
+        const ga_value_t **slot = s_key_is(p, "id", 2)          ? &idv
+                                  : s_key_is(p, "ok", 2)        ? &ok
+                                  : s_key_is(p, "retryable", 9) ? &retryable
+                                  : s_key_is(p, "refused", 7)   ? &refused
+                                                                : NULL;
+        if (slot && *slot == NULL) {
+            *slot = &p->value;
+        }
+    }
+    int64_t id = s_int(idv, 0);
     bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
     if (call == NULL || call->worker != w) {
         // An attempt given up (timed out, retried elsewhere) or a call answered already.
@@ -511,9 +524,6 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
     s_detach(self, call);
     w->failures = 0; // it answered: whatever it said, it is alive and responsive
     bk_tm_worker_answered(w);
-    const ga_value_t *ok = ga_map_get(&msg->value, "ok");
-    const ga_value_t *retryable = ga_map_get(&msg->value, "retryable");
-    const ga_value_t *refused = ga_map_get(&msg->value, "refused");
     bk_call_event_t ev = BK_EV_REPLY;
     if (ok && ok->type == GA_BOOL && !ok->u.b) {
         if (refused && refused->type == GA_BOOL && refused->u.b) {
