@@ -79,6 +79,8 @@ struct bk_registry_t {
         char version[LOOKUP_NAME_MAX];
         const ga_funcfg_t *cfg;      // the answer (NULL: none)
     } last;
+    bk_worker_t *last_worker;  // the worker bk_registry_worker found last (NULL: none; cleared
+                               // when it is removed): most messages come from it again
     struct {
         const ga_funcfg_t *cfg; // the config (NULL: none yet)
         uint64_t changes;       // ga_functable_changes when the key was made
@@ -229,9 +231,17 @@ bk_registry_destroy(bk_registry_t **self_p)
 bk_worker_t *
 bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t id_len)
 {
+    bk_worker_t *w = self->last_worker;
+    if (w && w->id_len == id_len && memcmp(w->id, id, id_len) == 0) {
+        return w;
+    }
     char key[HEXKEY_MAX];
     s_hexkey(key, id, id_len);
-    return zhash_lookup(self->workers, key);
+    w = zhash_lookup(self->workers, key);
+    if (w) {
+        self->last_worker = w;
+    }
+    return w;
 }
 
 static void
@@ -581,6 +591,9 @@ bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
     bk_worker_t *last = self->all[--self->n_all];
     self->all[worker->slot] = last;
     last->slot = worker->slot;
+    if (self->last_worker == worker) {
+        self->last_worker = NULL;
+    }
     zhash_delete(self->workers, key);
     self->dirty = true;
 }

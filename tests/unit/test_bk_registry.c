@@ -142,6 +142,20 @@ test_registry_worker_is_found_by_its_routing_id(void **state)
     assert_ptr_equal(bk_registry_worker(f->r, same, 3), f->w);
     assert_null(bk_registry_worker(f->r, other, 3));
     assert_null(bk_registry_worker(f->r, prefix, 2));
+    // Found again (the last one found is kept), then another, then none once removed.
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    bk_worker_t *w2 = f->w;
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    bk_worker_t *w1 = bk_registry_worker(f->r, same, 3);
+    assert_non_null(w1);
+    assert_null(bk_registry_worker(f->r, prefix, 2));
+    assert_ptr_equal(bk_registry_worker(f->r, same, 3), w1);
+    bk_registry_remove(f->r, w1);
+    assert_null(bk_registry_worker(f->r, same, 3));
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    bk_registry_remove(f->r, w2);
+    assert_null(bk_registry_worker(f->r, other, 3));
 }
 
 static void
