@@ -92,10 +92,27 @@ bool
 bk_access_call_identity(bk_broker_t *self, const ga_proto_msg_t *msg)
 {
     const ga_value_t *body = &msg->value;
-    const ga_value_t *roles = ga_map_get(body, "roles");
-    bool ok = s_identity_str(ga_map_get(body, "user_id"), BK_IDENTITY_MAX) &&
-              s_identity_str(ga_map_get(body, "device_id"), BK_IDENTITY_MAX) &&
-              s_identity_str(ga_map_get(body, "ip"), 64) &&
+    // The identity fields, found in one pass (for each key its first pair, as ga_map_get):
+    // most calls carry none of them.
+    const ga_value_t *roles = NULL, *user_id = NULL, *device_id = NULL, *ip = NULL;
+    for (uint32_t i = 0; body->type == GA_MAP && i < body->len; i++) {
+        const ga_pair_t *p = &body->u.pairs[i];
+        const ga_value_t **slot = NULL;
+        if (p->key_len == 5 && memcmp(p->key, "roles", 5) == 0) {
+            slot = &roles;
+        } else if (p->key_len == 7 && memcmp(p->key, "user_id", 7) == 0) {
+            slot = &user_id;
+        } else if (p->key_len == 9 && memcmp(p->key, "device_id", 9) == 0) {
+            slot = &device_id;
+        } else if (p->key_len == 2 && memcmp(p->key, "ip", 2) == 0) {
+            slot = &ip;
+        }
+        if (slot && *slot == NULL) {
+            *slot = &p->value;
+        }
+    }
+    bool ok = s_identity_str(user_id, BK_IDENTITY_MAX) &&
+              s_identity_str(device_id, BK_IDENTITY_MAX) && s_identity_str(ip, 64) &&
               (roles == NULL || roles->type == GA_NIL ||
                (roles->type == GA_ARRAY && roles->len <= BK_ROLES_MAX));
     for (uint32_t i = 0; ok && roles && roles->type == GA_ARRAY && i < roles->len; i++) {

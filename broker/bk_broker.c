@@ -468,7 +468,7 @@ bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_
 
 // Drains up to `budget` messages from one socket so neither side can starve the other.
 static void
-s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
+s_drain_msgs(bk_broker_t *self, void *sock, bool from_workers, int budget)
 {
     // A batch is read to its end: the receive buffers are shared by both sockets.
     while (budget-- > 0 || self->msg.batch_socket != NULL) {
@@ -499,6 +499,17 @@ s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
         }
         ga_arena_reset(self->arena);
     }
+}
+
+// s_drain_msgs, with the clock read once for the whole drain (bk_now_ms).
+static void
+s_drain(bk_broker_t *self, void *sock, bool from_workers, int budget)
+{
+    self->in_drain = true;
+    self->turn_ms = ga_clock_ms();
+    self->turn_wall_ms = INT64_MIN;
+    s_drain_msgs(self, sock, from_workers, budget);
+    self->in_drain = false;
 }
 
 static void
@@ -641,11 +652,12 @@ bk_broker_run(bk_broker_t *self)
         if (items[HTTP].ready) {
             ga_httpd_process(self->httpd);
         }
-        bk_on_tick(self, ga_clock_ms());
-        bk_pull_tick(self, ga_clock_ms());
-        bk_resolve_tick(self, ga_clock_ms());
-        s_state_tick(self, ga_clock_ms(), false);
-        s_drain_step(self, ga_clock_ms());
+        int64_t tick = ga_clock_ms(); // one read for the timers' share of the turn
+        bk_on_tick(self, tick);
+        bk_pull_tick(self, tick);
+        bk_resolve_tick(self, tick);
+        s_state_tick(self, tick, false);
+        s_drain_step(self, tick);
     }
     s_state_tick(self, ga_clock_ms(), true);
     ga_zpoll_fini(&poller);

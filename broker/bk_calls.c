@@ -163,7 +163,7 @@ s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env
                zmq_msg_t *payload, uint64_t id, int64_t due, int64_t now)
 {
     ga_value_t idv = ga_int((int64_t) id);
-    ga_value_t deadline = ga_int(due != INT64_MAX ? ga_clock_wall_ms() + (due - now) : 0);
+    ga_value_t deadline = ga_int(due != INT64_MAX ? bk_now_wall_ms(self) + (due - now) : 0);
     // A kept envelope (another attempt) still has the rate-limit keys: the worker never sees
     // them.
     const ga_proto_edit_t edits[] = {
@@ -195,7 +195,7 @@ static void
 s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len,
           zmq_msg_t *payload, bk_worker_t *w)
 {
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     uint64_t id = ++self->next_id;
     if (call->fsm.attempts == 0) {
         s_copy_str(call->node, sizeof call->node, w->node);
@@ -218,7 +218,7 @@ s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len
 static void
 s_next_attempt(bk_broker_t *self, bk_call_t *call)
 {
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     ga_value_t body = ga_nil();
     const ga_funcfg_t *cfg = NULL;
     if (call->body.len &&
@@ -392,7 +392,7 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
         GA_WARN("CALL without id, service or request_type dropped");
         return;
     }
-    int64_t now = ga_clock_ms();
+    int64_t now = bk_now_ms(self);
     const ga_funcfg_t *cfg = bk_registry_lookup(self->registry, service, request_type, version);
     if (cfg == NULL && now < self->warm_until) {
         // Just started: its workers may not have registered again yet (docs/protocol.md).
@@ -500,7 +500,20 @@ bk_drop_worker(bk_broker_t *self, bk_worker_t *w, const char *why)
 void
 bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
 {
-    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    // The fields read, found in one pass (for each key its first pair, as ga_map_get).
+    const ga_value_t *idv = NULL, *ok = NULL, *retryable = NULL, *refused = NULL;
+    for (uint32_t i = 0; msg->value.type == GA_MAP && i < msg->value.len; i++) {
+        const ga_pair_t *p = &msg->value.u.pairs[i];
+        const ga_value_t **slot = s_key_is(p, "id", 2)          ? &idv
+                                  : s_key_is(p, "ok", 2)        ? &ok
+                                  : s_key_is(p, "retryable", 9) ? &retryable
+                                  : s_key_is(p, "refused", 7)   ? &refused
+                                                                : NULL;
+        if (slot && *slot == NULL) {
+            *slot = &p->value;
+        }
+    }
+    int64_t id = s_int(idv, 0);
     bk_call_t *call = id > 0 ? (bk_call_t *) ga_inflight_get(self->calls, (uint64_t) id) : NULL;
     if (call == NULL || call->worker != w) {
         // An attempt given up (timed out, retried elsewhere) or a call answered already.
@@ -511,9 +524,6 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
     s_detach(self, call);
     w->failures = 0; // it answered: whatever it said, it is alive and responsive
     bk_tm_worker_answered(w);
-    const ga_value_t *ok = ga_map_get(&msg->value, "ok");
-    const ga_value_t *retryable = ga_map_get(&msg->value, "retryable");
-    const ga_value_t *refused = ga_map_get(&msg->value, "refused");
     bk_call_event_t ev = BK_EV_REPLY;
     if (ok && ok->type == GA_BOOL && !ok->u.b) {
         if (refused && refused->type == GA_BOOL && refused->u.b) {
@@ -522,7 +532,7 @@ bk_on_reply(bk_broker_t *self, bk_worker_t *w, const ga_proto_msg_t *msg)
             ev = BK_EV_RETRYABLE;
         }
     }
-    bk_call_do_t act = bk_call_fsm_on(&call->fsm, ev, (uint64_t) id, ga_clock_ms(),
+    bk_call_do_t act = bk_call_fsm_on(&call->fsm, ev, (uint64_t) id, bk_now_ms(self),
                                       (uint64_t) rand());
     if (act == BK_DO_FAIL && call->fsm.message == NULL) {
         s_act(self, call, act, msg);

@@ -14,6 +14,7 @@
 #include "bk_select.h"
 #include "bk_zap.h"
 #include "ga_arena.h"
+#include "ga_clock.h"
 #include "ga_curve.h"
 #include "ga_err.h"
 #include "ga_inflight.h"
@@ -123,6 +124,12 @@ struct bk_broker_t {
     int64_t warm_until;         // monotonic ms: until then unknown functions are "temporarily
                                 // unavailable" (workers are still registering after a start)
     bk_stats_t stats;           // counters
+    // The time of the socket drain under way (s_drain in bk_broker.c): read once per drain
+    // (at most 256 messages and one batch, well under a millisecond), not several times per
+    // message. Outside a drain, bk_now_ms and bk_now_wall_ms read the clock.
+    bool in_drain;              // a drain is under way: turn_ms holds its time
+    int64_t turn_ms;            // monotonic ms at the drain's start
+    int64_t turn_wall_ms;       // wall-clock ms at the same moment, INT64_MIN until first asked
     bk_ratelimit_t *rl;         // rate limits (bk_ratelimit.c)
     bk_groups_t *groups;        // relay groups (bk_relay.c; created at the first operation)
     bool relay_detached;        // groups were restored: members not yet claimed by a gateway
@@ -131,6 +138,26 @@ struct bk_broker_t {
     struct ga_metrics_t *metrics; // metrics from telemetry events (metrics_listen set), or NULL
     struct ga_httpd_t *httpd;   // admin HTTP listener (metrics_listen set), or NULL
 };
+
+// The monotonic time in ms for deadlines and liveness: the drain's (see turn_ms), or now.
+static inline int64_t
+bk_now_ms(const bk_broker_t *self)
+{
+    return self->in_drain ? self->turn_ms : ga_clock_ms();
+}
+
+// The wall-clock time in ms at the moment bk_now_ms gives (deadlines told to workers).
+static inline int64_t
+bk_now_wall_ms(bk_broker_t *self)
+{
+    if (!self->in_drain) {
+        return ga_clock_wall_ms();
+    }
+    if (self->turn_wall_ms == INT64_MIN) {
+        self->turn_wall_ms = ga_clock_wall_ms() - (ga_clock_ms() - self->turn_ms);
+    }
+    return self->turn_wall_ms;
+}
 
 // bk_peers.c: the key of routing id `id` in self->gws and the other tables keyed by a peer's
 // id: its bytes in lowercase hex, NUL-terminated in `key` (2 * id_len + 1 bytes).

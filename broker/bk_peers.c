@@ -52,7 +52,7 @@ s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_ne
     bk_gateway_t *gw = self->gw_last;
     if (gw && gw->id_len == id_len && memcmp(gw->id, id, id_len) == 0) {
         *is_new = false;
-        gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+        gw->expiry = bk_now_ms(self) + s_liveness_ms(self);
         return gw;
     }
     char key[2 * 255 + 1];
@@ -67,7 +67,7 @@ s_gateway_touch(bk_broker_t *self, const uint8_t *id, size_t id_len, bool *is_ne
         ga_assert(zhash_insert(self->gws, key, gw) == 0);
         zhash_freefn(self->gws, key, ga_free);
     }
-    gw->expiry = ga_clock_ms() + s_liveness_ms(self);
+    gw->expiry = bk_now_ms(self) + s_liveness_ms(self);
     self->gw_last = gw;
     return gw;
 }
@@ -364,7 +364,7 @@ bk_on_worker(bk_broker_t *self, const ga_proto_msg_t *msg)
         }
         return;
     }
-    w->expiry = ga_clock_ms() + s_liveness_ms(self);
+    w->expiry = bk_now_ms(self) + s_liveness_ms(self);
     switch (msg->cmd) {
     case GA_CMD_HEARTBEAT:
         bk_inspect_on_heartbeat(w, &msg->value);

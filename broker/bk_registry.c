@@ -49,6 +49,8 @@ typedef struct {
     int64_t at_ms;        // wall-clock ms it was processed
 } push_t;
 
+#define LOOKUP_NAME_MAX 128 // longer names are looked up every time
+
 struct bk_registry_t {
     ga_functable_t *functions; // every accepted config
     zhash_t *workers;          // hex routing id -> bk_worker_t (owned)
@@ -64,6 +66,26 @@ struct bk_registry_t {
     // `functions` (kept by s_table_put and s_table_remove), bounded by BK_SNAPSHOT_MAX.
     size_t snap_bytes;
     ga_buf_t scratch;          // s_source_bytes's encoding buffer
+    // The last answer of bk_registry_lookup and the key of the last config whose candidates
+    // were collected, each kept while ga_functable_changes stays `changes` (a config is freed
+    // only by a change, so its pointer is not reused meanwhile): calls mostly ask for the
+    // same function again.
+    struct {
+        bool valid;                  // the fields below hold an answer
+        uint64_t changes;            // ga_functable_changes when it was looked up
+        bool has_version;            // a version was asked for
+        char service[LOOKUP_NAME_MAX];      // the names asked for
+        char request_type[LOOKUP_NAME_MAX];
+        char version[LOOKUP_NAME_MAX];
+        const ga_funcfg_t *cfg;      // the answer (NULL: none)
+    } last;
+    bk_worker_t *last_worker;  // the worker bk_registry_worker found last (NULL: none; cleared
+                               // when it is removed): most messages come from it again
+    struct {
+        const ga_funcfg_t *cfg; // the config (NULL: none yet)
+        uint64_t changes;       // ga_functable_changes when the key was made
+        char key[600];          // ga_functable_key of it
+    } last_key;
 };
 
 // The MessagePack size of a config source (what it adds to a snapshot).
@@ -209,9 +231,17 @@ bk_registry_destroy(bk_registry_t **self_p)
 bk_worker_t *
 bk_registry_worker(bk_registry_t *self, const uint8_t *id, size_t id_len)
 {
+    bk_worker_t *w = self->last_worker;
+    if (w && w->id_len == id_len && memcmp(w->id, id, id_len) == 0) {
+        return w;
+    }
     char key[HEXKEY_MAX];
     s_hexkey(key, id, id_len);
-    return zhash_lookup(self->workers, key);
+    w = zhash_lookup(self->workers, key);
+    if (w) {
+        self->last_worker = w;
+    }
+    return w;
 }
 
 static void
@@ -561,6 +591,9 @@ bk_registry_remove(bk_registry_t *self, bk_worker_t *worker)
     bk_worker_t *last = self->all[--self->n_all];
     self->all[worker->slot] = last;
     last->slot = worker->slot;
+    if (self->last_worker == worker) {
+        self->last_worker = NULL;
+    }
     zhash_delete(self->workers, key);
     self->dirty = true;
 }
@@ -569,7 +602,28 @@ const ga_funcfg_t *
 bk_registry_lookup(bk_registry_t *self, const char *service, const char *request_type,
                    const char *version)
 {
-    return ga_functable_resolve(self->functions, service, request_type, version);
+    uint64_t changes = ga_functable_changes(self->functions);
+    if (self->last.valid && self->last.changes == changes && service && request_type &&
+        self->last.has_version == (version != NULL) &&
+        strcmp(self->last.request_type, request_type) == 0 &&
+        strcmp(self->last.service, service) == 0 &&
+        (version == NULL || strcmp(self->last.version, version) == 0)) {
+        return self->last.cfg;
+    }
+    const ga_funcfg_t *cfg = ga_functable_resolve(self->functions, service, request_type, version);
+    self->last.valid = service && request_type &&
+                       strlen(service) < LOOKUP_NAME_MAX &&
+                       strlen(request_type) < LOOKUP_NAME_MAX &&
+                       (version == NULL || strlen(version) < LOOKUP_NAME_MAX);
+    if (self->last.valid) {
+        self->last.changes = changes;
+        self->last.has_version = version != NULL;
+        strcpy(self->last.service, service);
+        strcpy(self->last.request_type, request_type);
+        strcpy(self->last.version, version ? version : "");
+        self->last.cfg = cfg;
+    }
+    return cfg;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,8 +1117,14 @@ size_t
 bk_registry_candidates(bk_registry_t *self, const ga_funcfg_t *cfg, int64_t now,
                        bk_worker_t ***buf, size_t *cap)
 {
-    char fkey[600];
-    ga_functable_key(fkey, sizeof fkey, cfg->service, cfg->request_type, cfg->version);
+    uint64_t changes = ga_functable_changes(self->functions);
+    if (self->last_key.cfg != cfg || self->last_key.changes != changes) {
+        ga_functable_key(self->last_key.key, sizeof self->last_key.key, cfg->service,
+                         cfg->request_type, cfg->version);
+        self->last_key.cfg = cfg;
+        self->last_key.changes = changes;
+    }
+    const char *fkey = self->last_key.key;
     size_t n = 0;
     for (size_t slot = 0; slot < self->n_all; slot++) {
         bk_worker_t *w = self->all[slot];

@@ -304,9 +304,12 @@ bool
 bk_resolve_on_reply(bk_broker_t *broker, const ga_proto_msg_t *msg)
 {
     bk_resolve_t *self = broker->resolve;
-    int64_t id = ga_map_get_int(&msg->value, "id", 0);
-    if (id <= 0 || self->n_pending == 0) {
+    if (self->n_pending == 0) {
         return false; // the usual case: one comparison per REPLY
+    }
+    int64_t id = ga_map_get_int(&msg->value, "id", 0);
+    if (id <= 0) {
+        return false;
     }
     s_entry_t *e = NULL;
     for (s_entry_t *x = zhash_first(self->entries); x; x = zhash_next(self->entries)) {

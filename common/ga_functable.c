@@ -15,6 +15,7 @@
 struct ga_functable_t {
     zhash_t *configs; // full key -> ga_funcfg_t (owned)
     zhash_t *latest;  // "service\x1frequest_type" -> ga_funcfg_t (borrowed)
+    uint64_t changes; // ga_functable_changes
 };
 
 static void
@@ -185,6 +186,7 @@ ga_functable_put(ga_functable_t *self, ga_funcfg_t **cfg_p)
         ga_funcfg_destroy(&cfg);
         return false;
     }
+    self->changes++;
     // zhash_update frees the old item through its free function.
     zhash_update(self->configs, key, cfg);
     zhash_freefn(self->configs, key, s_cfg_free);
@@ -227,6 +229,7 @@ ga_functable_remove(ga_functable_t *self, const char *service, const char *reque
     char rt[KEY_MAX];
     snprintf(svc, sizeof svc, "%s", service);
     snprintf(rt, sizeof rt, "%s", request_type);
+    self->changes++;
     zhash_delete(self->configs, key);
     s_relatest(self, svc, rt);
     return true;
@@ -235,6 +238,7 @@ ga_functable_remove(ga_functable_t *self, const char *service, const char *reque
 void
 ga_functable_clear(ga_functable_t *self)
 {
+    self->changes++;
     zhash_destroy(&self->latest);
     zhash_destroy(&self->configs);
     self->configs = zhash_new();
@@ -246,6 +250,12 @@ size_t
 ga_functable_size(const ga_functable_t *self)
 {
     return zhash_size(self->configs);
+}
+
+uint64_t
+ga_functable_changes(const ga_functable_t *self)
+{
+    return self->changes;
 }
 
 void

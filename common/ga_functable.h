@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ga_functable_t ga_functable_t;
 
@@ -33,6 +34,10 @@ bool ga_functable_remove(ga_functable_t *self, const char *service, const char *
 // Removes every config.
 void ga_functable_clear(ga_functable_t *self);
 size_t ga_functable_size(const ga_functable_t *self);
+// A number that changes whenever a lookup's answer may: each put that changes the table, each
+// remove and each clear. A caller may keep a lookup's answer (and the config's key) while it
+// stays the same.
+uint64_t ga_functable_changes(const ga_functable_t *self);
 // Calls fn for every config, in no particular order.
 void ga_functable_each(const ga_functable_t *self, void (*fn)(const ga_funcfg_t *cfg, void *arg),
                        void *arg);

@@ -105,10 +105,19 @@ ga_map_get(const ga_value_t *self, const char *key)
     if (self == NULL || self->type != GA_MAP) {
         return NULL;
     }
-    size_t klen = strlen(key);
+    // No strlen of `key`: most pairs differ in their first byte, and the bytes of `key` are
+    // read no further than its NUL (a pair's key with a NUL inside matches no C string, as
+    // with a length compare).
     for (uint32_t i = 0; i < self->len; i++) {
         const ga_pair_t *p = &self->u.pairs[i];
-        if (p->key_len == klen && memcmp(p->key, key, klen) == 0) {
+        if (p->key[0] != key[0]) {
+            continue;
+        }
+        uint32_t j = 0;
+        while (j < p->key_len && key[j] != '\0' && key[j] == p->key[j]) {
+            j++;
+        }
+        if (j == p->key_len && key[j] == '\0') {
             return &p->value;
         }
     }

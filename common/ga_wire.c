@@ -443,6 +443,81 @@ ga_wire_decode_first(const uint8_t *data, size_t len, ga_arena_t *arena, ga_valu
 // ---------------------------------------------------------------------------------------------
 // Flat maps in one pass: nothing nests, so nothing needs scanning before it is built.
 
+// The keys of the protocol's envelopes (docs/protocol.md, "Commands"): a decoded key equal to
+// one of them points to this static copy instead of one in the arena. The caller cannot tell
+// the difference (keys are borrowed either way), and the common keys cost no copy.
+static const char *
+s_known_key(const uint8_t *k, size_t len)
+{
+#define S_IS(lit) (memcmp(k, lit, sizeof(lit) - 1) == 0 ? lit : NULL)
+    switch (len) {
+    case 2:
+        return k[0] == 'o' ? S_IS("ok") : k[1] == 'd' ? S_IS("id") : S_IS("ip");
+    case 4:
+        return k[0] == 'c' ? S_IS("code") : S_IS("node");
+    case 5:
+        return k[0] == 'e' ? S_IS("error") : S_IS("roles");
+    case 7:
+        switch (k[0]) {
+        case 's':
+            return S_IS("service");
+        case 'v':
+            return S_IS("version");
+        case 'u':
+            return S_IS("user_id");
+        case 'r':
+            return S_IS("refused");
+        default:
+            return NULL;
+        }
+    case 8:
+        return S_IS("deadline");
+    case 9:
+        switch (k[0]) {
+        case 'c':
+            return S_IS("can_retry");
+        case 'd':
+            return S_IS("device_id");
+        case 'r':
+            return S_IS("retryable");
+        default:
+            return NULL;
+        }
+    case 10:
+        return k[1] == 'e' ? S_IS("request_id") : S_IS("rate_limit");
+    case 11:
+        return S_IS("routing_key");
+    case 12:
+        return k[0] == 'r' ? S_IS("request_type") : S_IS("stream_topic");
+    default:
+        return NULL;
+    }
+#undef S_IS
+}
+
+// Where the strings of one decoded map go: one arena allocation, made at the first string,
+// large enough for all that can follow (each string's bytes plus its NUL fit in the input
+// bytes that hold it, header included).
+typedef struct {
+    char *next; // next free byte, or NULL before the first string
+} strbuf_t;
+
+// Copies the `len` bytes at `r->p` (present: the caller checked) NUL-terminated into `sb`.
+static const char *
+s_strbuf_copy(strbuf_t *sb, ga_arena_t *arena, const reader_t *r, size_t len)
+{
+    if (sb->next == NULL) {
+        // r->p is just past this string's header (one byte at least): what is left, plus one,
+        // holds this string and every later one with their NULs.
+        sb->next = ga_arena_alloc(arena, (size_t) (r->end - r->p) + 1);
+    }
+    char *s = sb->next;
+    memcpy(s, r->p, len);
+    s[len] = '\0';
+    sb->next = s + len + 1;
+    return s;
+}
+
 ga_err_t
 ga_wire_decode_map(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out)
 {
@@ -459,18 +534,39 @@ ga_wire_decode_map(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_
         return GA_EPROTO; // as the pre-scan refuses it
     }
     ga_value_t m = ga_map(arena, (uint32_t) h.count);
+    strbuf_t sb = {.next = NULL};
     for (uint32_t i = 0; i < (uint32_t) h.count; i++) {
         head_t k, v;
-        if (s_head(&r, &k) != GA_OK || k.type != GA_STR || k.count > (size_t) (r.end - r.p) ||
-            memchr(r.p, '\0', (size_t) k.count) != NULL) {
+        // A fixstr key (every key of the protocol's) is read here; others by s_head.
+        if (r.p < r.end && (*r.p & 0xe0) == 0xa0) {
+            k.type = GA_STR;
+            k.count = (uint64_t) (*r.p++ & 0x1f);
+        } else if (s_head(&r, &k) != GA_OK) {
             return GA_EPROTO;
         }
-        ga_value_t key = ga_str_dup(arena, (const char *) r.p, (size_t) k.count);
-        r.p += k.count;
+        if (k.type != GA_STR || k.count > (size_t) (r.end - r.p)) {
+            return GA_EPROTO;
+        }
         ga_pair_t *p = &m.u.pairs[i];
-        p->key = key.u.s;
-        p->key_len = key.len;
-        if (s_head(&r, &v) != GA_OK) {
+        const char *known = s_known_key(r.p, (size_t) k.count);
+        if (known) {
+            p->key = known; // equal bytes, so no NUL in it either
+        } else if (memchr(r.p, '\0', (size_t) k.count) != NULL) {
+            return GA_EPROTO;
+        } else {
+            p->key = s_strbuf_copy(&sb, arena, &r, (size_t) k.count);
+        }
+        p->key_len = (uint32_t) k.count;
+        r.p += k.count;
+        // The common scalars (positive fixint, fixstr, nil, booleans) are read here.
+        if (r.p < r.end && *r.p <= 0x7f) {
+            p->value = ga_int(*r.p++);
+            continue;
+        }
+        if (r.p < r.end && (*r.p & 0xe0) == 0xa0) {
+            v.type = GA_STR;
+            v.count = (uint64_t) (*r.p++ & 0x1f);
+        } else if (s_head(&r, &v) != GA_OK) {
             return GA_EPROTO;
         }
         switch (v.type) {
@@ -482,7 +578,7 @@ ga_wire_decode_map(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_
             if (v.count > (size_t) (r.end - r.p) || v.count > UINT32_MAX) {
                 return GA_EPROTO;
             }
-            p->value = ga_str_dup(arena, (const char *) r.p, (size_t) v.count);
+            p->value = ga_strn(s_strbuf_copy(&sb, arena, &r, (size_t) v.count), (size_t) v.count);
             r.p += v.count;
             break;
         case GA_NIL:

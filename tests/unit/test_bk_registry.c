@@ -142,6 +142,20 @@ test_registry_worker_is_found_by_its_routing_id(void **state)
     assert_ptr_equal(bk_registry_worker(f->r, same, 3), f->w);
     assert_null(bk_registry_worker(f->r, other, 3));
     assert_null(bk_registry_worker(f->r, prefix, 2));
+    // Found again (the last one found is kept), then another, then none once removed.
+    assert_int_equal(s_register(f, 2, s_user_service, 1000), GA_OK);
+    bk_worker_t *w2 = f->w;
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    bk_worker_t *w1 = bk_registry_worker(f->r, same, 3);
+    assert_non_null(w1);
+    assert_null(bk_registry_worker(f->r, prefix, 2));
+    assert_ptr_equal(bk_registry_worker(f->r, same, 3), w1);
+    bk_registry_remove(f->r, w1);
+    assert_null(bk_registry_worker(f->r, same, 3));
+    assert_ptr_equal(bk_registry_worker(f->r, other, 3), w2);
+    bk_registry_remove(f->r, w2);
+    assert_null(bk_registry_worker(f->r, other, 3));
 }
 
 static void
@@ -331,6 +345,50 @@ test_registry_lookup_without_version_resolves_the_highest(void **state)
     assert_null(bk_registry_lookup(f->r, "s", "f", "3.0.0"));
     assert_null(bk_registry_lookup(f->r, "s", "g", NULL));
     assert_null(bk_registry_lookup(f->r, "t", "f", NULL));
+}
+
+// The same lookup asked again after each kind of change gets the new answer (lookups are kept
+// between changes): a higher version registered, a version disabled, enabled, deleted.
+static void
+test_registry_lookup_again_after_each_change(void **state)
+{
+    fixture_t *f = *state;
+    char err[200];
+    ga_value_t out;
+    assert_int_equal(
+        s_register(f, 1,
+                   s_body(f, "n1", "s",
+                          "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"1.0.0\"}"),
+                   1000),
+        GA_OK);
+    assert_null(bk_registry_lookup(f->r, "s", "g", NULL));
+    assert_null(bk_registry_lookup(f->r, "s", "g", NULL));
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "1.0.0");
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "1.0.0");
+    assert_null(bk_registry_lookup(f->r, "s", "f", "2.0.0"));
+    assert_int_equal(
+        s_register(f, 2,
+                   s_body(f, "n2", "s",
+                          "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"1.0.0\"},"
+                          "{\"service\":\"s\",\"request_type\":\"f\",\"version\":\"2.0.0\"},"
+                          "{\"service\":\"s\",\"request_type\":\"g\"}"),
+                   1000),
+        GA_OK);
+    assert_non_null(bk_registry_lookup(f->r, "s", "g", NULL));
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", "2.0.0")->version, "2.0.0");
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "2.0.0");
+    assert_int_equal(bk_registry_disable(f->r, "s", "f", "2.0.0", f->a, &out, err, sizeof err),
+                     GA_OK);
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "1.0.0");
+    assert_true(bk_registry_lookup(f->r, "s", "f", "2.0.0")->disabled);
+    assert_int_equal(bk_registry_enable(f->r, "s", "f", "2.0.0", f->a, &out, err, sizeof err),
+                     GA_OK);
+    assert_false(bk_registry_lookup(f->r, "s", "f", "2.0.0")->disabled);
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "2.0.0");
+    assert_int_equal(bk_registry_delete(f->r, "s", "f", "2.0.0", f->a, &out, err, sizeof err),
+                     GA_OK);
+    assert_null(bk_registry_lookup(f->r, "s", "f", "2.0.0"));
+    assert_string_equal(bk_registry_lookup(f->r, "s", "f", NULL)->version, "1.0.0");
 }
 
 // --- pick ---
@@ -1243,6 +1301,7 @@ main(void)
         T(test_registry_changed_lists_only_the_config_that_changed),
         T(test_registry_failed_list_is_bounded),
         T(test_registry_lookup_without_version_resolves_the_highest),
+        T(test_registry_lookup_again_after_each_change),
         T(test_registry_pick_returns_the_worker_offering_the_function),
         T(test_registry_pick_chooses_among_every_worker_offering_it),
         T(test_registry_pick_respects_the_nodes_list),

@@ -266,6 +266,16 @@ s_same_as_decode(ga_arena_t *a, const uint8_t *in, size_t len)
         assert_memory_equal(x.data, y.data, x.len);
         ga_buf_fini(&x);
         ga_buf_fini(&y);
+        // Keys (the protocol's own are static copies) and strings (packed in one allocation)
+        // are NUL-terminated where their length says.
+        for (uint32_t i = 0; flat.type == GA_MAP && i < flat.len; i++) {
+            const ga_pair_t *p = &flat.u.pairs[i];
+            assert_int_equal(p->key[p->key_len], '\0');
+            assert_true(ga_value_equal(ga_map_get(&flat, p->key), ga_map_get(&v, p->key)));
+            if (p->value.type == GA_STR) {
+                assert_int_equal(p->value.u.s[p->value.len], '\0');
+            }
+        }
     }
     ga_arena_reset(a);
 }
@@ -296,6 +306,15 @@ test_wire_decode_map_agrees_with_decode(void **state)
         "91 91 91 91 91 91 c0 a1 62 c1",          // too deep, then a reserved byte
         "82 a1 62 c1 a1 61 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 91 "
         "91 91 91 91 91 91 91 c0",                // a reserved byte, then too deep
+        // An envelope: the protocol's keys, keys close to them, a bin key, str8 and empty
+        // strings, a uint16.
+        "8b a2 69 64 2a a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 "
+        "71 75 65 73 74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e d9 05 "
+        "31 2e 30 2e 30 aa 72 65 71 75 65 73 74 5f 69 64 a3 72 2d 31 a2 69 78 c3 a3 69 64 64 c0 "
+        "c4 02 6f 6b c2 aa 72 61 74 65 5f 6c 69 6d 69 73 a0 a2 6f 6b cd 01 00 ac 73 74 72 65 61 "
+        "6d 5f 74 6f 70 69 78 a0",
+        "82 a2 69 64 01 a5 65 72 72 6f 72 da 00 02 68 69", // a str16 value
+        "82 a2 69 64 01 a5 65 72 72 6f 72 a5 68 69",        // a string longer than what is left
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t in[256];
@@ -313,6 +332,81 @@ test_wire_decode_map_agrees_with_decode(void **state)
         in[0] = (uint8_t) (0x80 | (in[0] & 0x0f)); // a fixmap of 0..15 pairs
         s_same_as_decode(a, in, len);
     }
+    // Maps made of the protocol's keys, keys near them and string values of every header
+    // size, cut short at random: known keys, packed strings and truncation together.
+    static const char *const words[] = {
+        "id", "ip", "ok", "code", "node", "error", "roles", "service", "version", "user_id",
+        "refused", "deadline", "can_retry", "device_id", "retryable", "request_id",
+        "rate_limit", "routing_key", "request_type", "stream_topic", "i", "idx", "oK",
+        "servicf", "request_ie", "stream_topiC", "", "x\001y",
+    };
+    uint8_t big[512];
+    for (int round = 0; round < 20000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t pairs = (seed >> 16) % 12;
+        size_t len = 0;
+        big[len++] = (uint8_t) (0x80 | pairs);
+        for (uint32_t i = 0; i < 2 * pairs; i++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *w = words[(seed >> 16) % (sizeof words / sizeof words[0])];
+            size_t wl = strlen(w);
+            switch ((seed >> 8) % 4) {
+            case 0:
+                big[len++] = (uint8_t) (0xa0 | wl);
+                break;
+            case 1:
+                big[len++] = 0xd9;
+                big[len++] = (uint8_t) wl;
+                break;
+            case 2:
+                big[len++] = 0xc4;
+                big[len++] = (uint8_t) wl;
+                break;
+            default:
+                big[len++] = (uint8_t) ((seed >> 4) & 0x7f); // an int (a key that is not a string)
+                wl = 0;
+                break;
+            }
+            memcpy(big + len, w, wl);
+            len += wl;
+        }
+        seed = seed * 1103515245u + 12345u;
+        size_t cut = (seed >> 16) % 4 == 0 ? (seed >> 4) % (len + 1) : len;
+        if (cut > 0) {
+            s_same_as_decode(a, big, cut);
+        }
+    }
+    ga_arena_destroy(&a);
+}
+
+// ga_map_get finds a key by its bytes and length: not a prefix of it, not a longer key, not a
+// key with a NUL inside (it equals no C string), and the empty key.
+static void
+test_map_get_exact_keys(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    ga_value_t m = ga_map(a, 6);
+    ga_map_put(&m, a, "idx", ga_int(1));
+    ga_map_put(&m, a, "id", ga_int(2));
+    ga_map_put(&m, a, "", ga_int(3));
+    ga_map_put(&m, a, "service", ga_int(4));
+    m.u.pairs[m.len++] = (ga_pair_t){.key = "ok\0x", .key_len = 4, .value = ga_int(5)};
+    ga_map_put(&m, a, "ok", ga_int(6));
+    assert_int_equal(ga_map_get_int(&m, "idx", 0), 1);
+    assert_int_equal(ga_map_get_int(&m, "id", 0), 2);
+    assert_int_equal(ga_map_get_int(&m, "", 0), 3);
+    assert_int_equal(ga_map_get_int(&m, "service", 0), 4);
+    assert_int_equal(ga_map_get_int(&m, "ok", 0), 6);
+    assert_null(ga_map_get(&m, "i"));
+    assert_null(ga_map_get(&m, "idxy"));
+    assert_null(ga_map_get(&m, "servic"));
+    assert_null(ga_map_get(&m, "services"));
+    assert_null(ga_map_get(&m, "o"));
+    ga_value_t n = ga_map(a, 1);
+    assert_null(ga_map_get(&n, "id"));
+    ga_value_t i = ga_int(1);
+    assert_null(ga_map_get(&i, "id"));
     ga_arena_destroy(&a);
 }
 
@@ -364,6 +458,7 @@ main(void)
         cmocka_unit_test(test_wire_survives_random_bytes),
         cmocka_unit_test(test_wire_float_ids_outside_int64_give_the_default),
         cmocka_unit_test(test_wire_decode_map_agrees_with_decode),
+        cmocka_unit_test(test_map_get_exact_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
