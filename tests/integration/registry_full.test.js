@@ -50,11 +50,12 @@ test('a table that would make the registry snapshot larger than a message is ref
     assert.match(broker.stderr, /REGISTER refused: registry full: /);
 
     // A real worker whose table does not fit any more: it logs the broker's reason, and keeps
-    // retrying (never registered, so never READY).
-    const worker = new Proc('genapi-test-worker', ['--set', `broker=${broker.endpoints.workers}`, '--set', 'heartbeat_ms=200']);
-    procs.push(worker);
+    // retrying (never registered, so never READY). The filler goes first: a worker started
+    // before it could register its table while there was still room.
     r = await register(broker, 'filler', bigTable('filler', 1, 4190208 - 3000300 - 2000));
     assert.equal(r.ok, true, JSON.stringify(r).slice(0, 500));
+    const worker = new Proc('genapi-test-worker', ['--set', `broker=${broker.endpoints.workers}`, '--set', 'heartbeat_ms=200']);
+    procs.push(worker);
     await eventually(() => /refused the function table: registry full: the \d+ function\(s\) of test_service would make the registry snapshot/.test(worker.stderr));
     assert.equal(worker.lines.some((l) => l.startsWith('READY')), false);
 
