@@ -417,23 +417,45 @@ s_put_value(ga_buf_t *out, const ga_value_t *v)
         return;
     }
     int64_t i = v->u.i;
+    uint64_t u = (uint64_t) i;
     uint8_t *h = ga_buf_reserve(out, 9);
+    if (i >= -32 && i < 128) {
+        h[0] = (uint8_t) u; // a positive or negative fixint
+        out->len += 1;
+        return;
+    }
     int n; // bytes after the header byte
-    if (i >= 0 && i < 128) {
-        h[0] = (uint8_t) i;
-        n = 0;
-    } else if (i < 0 && i >= -32) {
-        h[0] = (uint8_t) (int8_t) i;
-        n = 0;
-    } else if (i > 0) {
+    if (i > 0) {
         n = i < 256 ? 1 : i < 65536 ? 2 : i <= (int64_t) UINT32_MAX ? 4 : 8;
         h[0] = n == 1 ? 0xcc : n == 2 ? 0xcd : n == 4 ? 0xce : 0xcf;
     } else {
         n = i >= -128 ? 1 : i >= -32768 ? 2 : i >= INT32_MIN ? 4 : 8;
         h[0] = n == 1 ? 0xd0 : n == 2 ? 0xd1 : n == 4 ? 0xd2 : 0xd3;
     }
-    for (int k = 0; k < n; k++) {
-        h[1 + k] = (uint8_t) ((uint64_t) i >> (8 * (n - 1 - k)));
+    switch (n) { // big-endian, written out: no loop per byte
+    case 1:
+        h[1] = (uint8_t) u;
+        break;
+    case 2:
+        h[1] = (uint8_t) (u >> 8);
+        h[2] = (uint8_t) u;
+        break;
+    case 4:
+        h[1] = (uint8_t) (u >> 24);
+        h[2] = (uint8_t) (u >> 16);
+        h[3] = (uint8_t) (u >> 8);
+        h[4] = (uint8_t) u;
+        break;
+    default: // 8, as a wall-clock time in milliseconds is
+        h[1] = (uint8_t) (u >> 56);
+        h[2] = (uint8_t) (u >> 48);
+        h[3] = (uint8_t) (u >> 40);
+        h[4] = (uint8_t) (u >> 32);
+        h[5] = (uint8_t) (u >> 24);
+        h[6] = (uint8_t) (u >> 16);
+        h[7] = (uint8_t) (u >> 8);
+        h[8] = (uint8_t) u;
+        break;
     }
     out->len += 1 + (size_t) n;
 }
@@ -528,6 +550,19 @@ s_value_len(const uint8_t *p, size_t avail)
     return n <= avail ? n : 0;
 }
 
+// Whether the `n` bytes at `key` are those of `s` (at least `n` long): by hand, as keys are
+// short and most differ in their first bytes.
+static inline bool
+s_same_key(const char *s, const uint8_t *key, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if ((uint8_t) s[j] != key[j]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 ga_err_t
 ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *edits,
                        size_t n_edits, ga_buf_t *out, const uint8_t **data, size_t *data_len)
@@ -546,8 +581,12 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
     if (n_edits > sizeof key_len / sizeof key_len[0]) {
         return GA_EPROTO;
     }
+    // A pair's key is compared with the edits' only when an edit has a key of its length (bit
+    // `length` of len_mask; keys of 64 bytes or more always are).
+    uint64_t len_mask = 0;
     for (size_t k = 0; k < n_edits; k++) {
         key_len[k] = strlen(edits[k].key);
+        len_mask |= key_len[k] < 64 ? (uint64_t) 1 << key_len[k] : 0;
     }
     ga_buf_reset(out);
     ga_buf_reserve(out, S_MAP_HEAD_MAX + len + 32);
@@ -557,14 +596,18 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
     for (uint64_t i = 0; i < pairs; i++) {
         const uint8_t *pair = p;
         uint64_t klen;
-        if (!s_read_head(p, end, false, &klen, &hn) || klen > (uint64_t) (end - p) - hn) {
+        if (p < end && (*p & 0xe0) == 0xa0) { // a fixstr key, as nearly all are
+            klen = *p & 0x1fu;
+            hn = 1;
+        } else if (!s_read_head(p, end, false, &klen, &hn)) {
+            return GA_EPROTO;
+        }
+        if (klen > (uint64_t) (end - p) - hn) {
             return GA_EPROTO;
         }
         const uint8_t *key = p + hn;
-        for (uint64_t j = 0; j < klen; j++) {
-            if (key[j] == '\0') {
-                return GA_EPROTO; // as the decoder refuses it
-            }
+        if (klen > 0 && memchr(key, '\0', (size_t) klen) != NULL) {
+            return GA_EPROTO; // as the decoder refuses it
         }
         p = key + klen;
         size_t vlen = s_value_len(p, (size_t) (end - p));
@@ -573,11 +616,15 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
         }
         const uint8_t *value = p;
         p += vlen;
+        if (klen < 64 && !(len_mask >> klen & 1)) {
+            count++; // no edit has a key this long
+            continue;
+        }
         const ga_proto_edit_t *e = NULL;
-        for (size_t k = 0; k < n_edits && e == NULL; k++) {
-            if (key_len[k] == klen && (klen == 0 || (edits[k].key[0] == (char) key[0] &&
-                                                     memcmp(edits[k].key, key, klen) == 0))) {
+        for (size_t k = 0; k < n_edits; k++) {
+            if (key_len[k] == klen && s_same_key(edits[k].key, key, (size_t) klen)) {
                 e = &edits[k];
+                break;
             }
         }
         if (e == NULL) {

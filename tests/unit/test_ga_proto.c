@@ -543,6 +543,81 @@ test_envelope_edit_counts_and_refusals(void **state)
 }
 
 
+// Keys as the edit meets them: a str8 key (a header other than fixstr), a key of 64 bytes or
+// more, keys of an edit's length that are not its key, matched or kept byte for byte; a NUL
+// anywhere in a key (short or long, first pair or last) refused.
+static void
+test_envelope_edit_keys(void **state)
+{
+    fixture_t *f = *state;
+    char long_key[80];
+    memset(long_key, 'k', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    ga_value_t m = ga_map(f->arena, 5);
+    ga_map_put(&m, f->arena, "ab", ga_int(1));                  // an edit's length, not its key
+    ga_map_put(&m, f->arena, long_key, ga_int(2));              // str8, 79 bytes
+    ga_map_put(&m, f->arena, long_key + 10, ga_str("x"));       // str8, 69 bytes: kept
+    ga_map_put(&m, f->arena, "id", ga_int(3));                  // replaced
+    ga_map_put(&m, f->arena, "request_id", ga_str("r1"));       // rate_limit's length
+    ga_buf_t in;
+    ga_buf_init(&in);
+    ga_wire_encode(&in, &m);
+    ga_value_t seven = ga_int(7), big = ga_int(1700000005000);
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &seven},
+        {.key = long_key}, // removed
+        {.key = "rate_limit"},
+        {.key = "deadline", .value = &big, .append = true},
+    };
+    const uint8_t *out;
+    size_t out_len;
+    assert_int_equal(ga_proto_envelope_edit(in.data, in.len, edits, 4, &f->env, &out, &out_len),
+                     GA_OK);
+    ga_value_t want = ga_map(f->arena, 5);
+    ga_map_put(&want, f->arena, "ab", ga_int(1));
+    ga_map_put(&want, f->arena, long_key + 10, ga_str("x"));
+    ga_map_put(&want, f->arena, "id", ga_int(7));
+    ga_map_put(&want, f->arena, "request_id", ga_str("r1"));
+    ga_map_put(&want, f->arena, "deadline", big);
+    ga_buf_reset(&f->pay);
+    ga_wire_encode(&f->pay, &want);
+    assert_int_equal(out_len, f->pay.len);
+    assert_memory_equal(out, f->pay.data, out_len);
+
+    // A NUL at each place of a key of each length, in an envelope of each size around it.
+    for (size_t klen = 1; klen <= 40; klen++) {
+        for (size_t at = 0; at < klen; at++) {
+            for (size_t pad = 0; pad <= 20; pad += 4) {
+                uint8_t raw[128];
+                size_t n = 0;
+                raw[n++] = 0x82;
+                raw[n++] = 0xa0 | (uint8_t) pad; // a first pair of `pad` bytes of key
+                memset(raw + n, 'p', pad);
+                n += pad;
+                raw[n++] = 0x01;
+                if (klen < 32) {
+                    raw[n++] = 0xa0 | (uint8_t) klen;
+                } else {
+                    raw[n++] = 0xd9;
+                    raw[n++] = (uint8_t) klen;
+                }
+                memset(raw + n, 'k', klen);
+                raw[n + at] = '\0';
+                n += klen;
+                raw[n++] = 0xc3;
+                out = (const uint8_t *) "x";
+                assert_int_equal(
+                    ga_proto_envelope_edit(raw, n, edits, 4, &f->env, &out, &out_len), GA_EPROTO);
+                assert_null(out);
+                raw[n - 1 - klen + at] = 'k'; // without the NUL: fine
+                assert_int_equal(
+                    ga_proto_envelope_edit(raw, n, edits, 4, &f->env, &out, &out_len), GA_OK);
+            }
+        }
+    }
+    ga_buf_fini(&in);
+}
+
 // Counts the frames of the next message on `sock` (raw: what libzmq delivers).
 static int
 s_count_frames(void *sock)
@@ -829,6 +904,7 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_gives_the_test_vectors, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_edit_keys, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_counts_and_refusals, s_setup,
                                         s_teardown),
     };
