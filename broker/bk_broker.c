@@ -432,7 +432,9 @@ bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len,
 {
     const uint8_t *data;
     size_t len;
-    ga_err_t rc = ga_proto_envelope_edit(env, env_len, edits, n_edits, &self->out, &data, &len);
+    // Every envelope edited here was decoded (ga_proto_recv), or is a copy of one that was.
+    ga_err_t rc = ga_proto_envelope_edit_decoded(env, env_len, edits, n_edits, &self->out, &data,
+                                                 &len);
     if (rc == GA_OK && batch) {
         ga_proto_batch_t *b = sock == self->workers ? &self->to_workers : &self->to_gateways;
         rc = ga_proto_batch_add(b, id, id_len, cmd, data, len, NULL, 0, payload);

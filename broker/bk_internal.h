@@ -170,7 +170,8 @@ void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, in
 ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                     const ga_value_t *envelope, zmq_msg_t *payload);
 // bk_broker.c: sends as `cmd` to peer `id` on `sock` the received envelope `env` (`env_len`
-// bytes) with `edits` applied (ga_proto_envelope_edit: the other pairs go on byte for byte),
+// bytes, decoded when received, or a copy of such bytes) with `edits` applied
+// (ga_proto_envelope_edit_decoded: the other pairs go on byte for byte),
 // then the payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
 // With `batch` (the peer reads batches) the message joins the one open to that peer.
 ga_err_t bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,

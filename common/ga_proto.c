@@ -563,9 +563,11 @@ s_same_key(const char *s, const uint8_t *key, size_t n)
     return true;
 }
 
-ga_err_t
-ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *edits,
-                       size_t n_edits, ga_buf_t *out, const uint8_t **data, size_t *data_len)
+// ga_proto_envelope_edit and ga_proto_envelope_edit_decoded: with `decoded`, the keys are not
+// checked for NUL bytes (the decoder did it). Every length is checked against the end either way.
+static inline ga_err_t
+s_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *edits, size_t n_edits,
+                ga_buf_t *out, const uint8_t **data, size_t *data_len, bool decoded)
 {
     *data = NULL;
     *data_len = 0;
@@ -606,7 +608,7 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
             return GA_EPROTO;
         }
         const uint8_t *key = p + hn;
-        if (klen > 0 && memchr(key, '\0', (size_t) klen) != NULL) {
+        if (!decoded && klen > 0 && memchr(key, '\0', (size_t) klen) != NULL) {
             return GA_EPROTO; // as the decoder refuses it
         }
         p = key + klen;
@@ -669,6 +671,21 @@ ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *ed
     *data = h;
     *data_len = out->len - (size_t) (h - out->data);
     return GA_OK;
+}
+
+ga_err_t
+ga_proto_envelope_edit(const uint8_t *env, size_t len, const ga_proto_edit_t *edits,
+                       size_t n_edits, ga_buf_t *out, const uint8_t **data, size_t *data_len)
+{
+    return s_envelope_edit(env, len, edits, n_edits, out, data, data_len, false);
+}
+
+ga_err_t
+ga_proto_envelope_edit_decoded(const uint8_t *env, size_t len, const ga_proto_edit_t *edits,
+                               size_t n_edits, ga_buf_t *out, const uint8_t **data,
+                               size_t *data_len)
+{
+    return s_envelope_edit(env, len, edits, n_edits, out, data, data_len, true);
 }
 
 // Encodes `body` as ga_proto_send_split sends it: the envelope into `scratch`, the payload

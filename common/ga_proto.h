@@ -165,6 +165,15 @@ GA_MUST_CHECK ga_err_t ga_proto_envelope_edit(const uint8_t *env, size_t len,
                                               const ga_proto_edit_t *edits, size_t n_edits,
                                               ga_buf_t *out, const uint8_t **data,
                                               size_t *data_len);
+// ga_proto_envelope_edit for an envelope whose very bytes ga_wire_decode or ga_wire_decode_map
+// accepted (as ga_proto_recv does msg->body; a copy of them too): the keys are not checked for
+// NUL bytes again, which the decoder refused. Same output for such bytes. Every length and count
+// is still checked against the end (memory-safe on any input, GA_EPROTO as there), but a key
+// holding a NUL is copied as it came: never pass bytes that were not decoded.
+GA_MUST_CHECK ga_err_t ga_proto_envelope_edit_decoded(const uint8_t *env, size_t len,
+                                                      const ga_proto_edit_t *edits,
+                                                      size_t n_edits, ga_buf_t *out,
+                                                      const uint8_t **data, size_t *data_len);
 // Sends a body given as one map in the frame layout: for a command with a payload, the value
 // under ga_proto_payload_key(cmd) (when present) is encoded into `payload_scratch` and sent as
 // the payload frame, the other keys as the envelope (in `scratch`); any other command is sent

@@ -618,6 +618,83 @@ test_envelope_edit_keys(void **state)
     ga_buf_fini(&in);
 }
 
+// The edit of decoded bytes (what the broker uses): the same output as the validating edit for
+// every envelope the decoder accepts, the same refusals for malformed ones (every length is
+// still checked), except a key holding a NUL, which only the decoder looks for.
+static void
+test_envelope_edit_decoded(void **state)
+{
+    fixture_t *f = *state;
+    const char *good[] = {
+        "85 a2 69 64 07 a7 73 65 72 76 69 63 65 ac 75 73 65 72 5f 73 65 72 76 69 63 65 ac 72 65 "
+        "71 75 65 73 74 5f 74 79 70 65 a8 67 65 74 5f 75 73 65 72 a7 76 65 72 73 69 6f 6e a5 31 "
+        "2e 30 2e 30 aa 72 65 71 75 65 73 74 5f 69 64 a2 72 31",
+        "82 a2 69 64 2a a2 6f 6b c3",
+        "84 a2 69 64 2a a4 63 6f 64 65 cd 00 0d a9 63 61 6e 5f 72 65 74 72 79 c3 a1 66 ca 3f c0 00 "
+        "00",
+        "83 aa 72 61 74 65 5f 6c 69 6d 69 74 81 a1 61 92 01 a1 62 d9 02 69 64 01 a2 69 64 c0", // nested
+        "80",
+    };
+    ga_value_t id = ga_int(42), deadline = ga_int(1700000005000), no = ga_bool(false);
+    const ga_proto_edit_t edits[] = {
+        {.key = "id", .value = &id, .append = true},
+        {.key = "deadline", .value = &deadline, .append = true},
+        {.key = "rate_limit"},
+        {.key = "can_retry", .value = &no},
+    };
+    ga_buf_t other;
+    ga_buf_init(&other);
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint8_t raw[256];
+        size_t n = s_unhex(good[i], raw);
+        ga_value_t v;
+        assert_int_equal(ga_wire_decode(raw, n, f->arena, &v), GA_OK);
+        for (size_t k = 1; k <= 4; k++) {
+            const uint8_t *a, *b;
+            size_t a_len, b_len;
+            assert_int_equal(ga_proto_envelope_edit(raw, n, edits, k, &f->env, &a, &a_len), GA_OK);
+            assert_int_equal(
+                ga_proto_envelope_edit_decoded(raw, n, edits, k, &other, &b, &b_len), GA_OK);
+            assert_int_equal(a_len, b_len);
+            assert_memory_equal(a, b, a_len);
+        }
+    }
+    ga_buf_fini(&other);
+    const char *bad[] = {
+        "",                  // nothing
+        "91 01",             // an array, not a map
+        "82 a1 61 01",       // one pair short
+        "81 01 02",          // a key that is not a string
+        "81 a1 61 01 c0",    // trailing bytes
+        "81 a1 61 d4 01 00", // an extension type
+        "81 a5 61 62",       // a key longer than what is left
+        "81 a1 61 a5 61 62", // a value longer than what is left
+        "81 a1 61 92 01",    // an array one short
+        "df ff ff ff ff",    // a count the bytes cannot hold
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t raw[16];
+        size_t n = s_unhex(bad[i], raw);
+        const uint8_t *out = (const uint8_t *) "x";
+        size_t out_len;
+        assert_int_equal(
+            ga_proto_envelope_edit_decoded(n ? raw : NULL, n, edits, 4, &f->env, &out, &out_len),
+            GA_EPROTO);
+        assert_null(out);
+        assert_int_equal(ga_proto_envelope_edit(n ? raw : NULL, n, edits, 4, &f->env, &out,
+                                                &out_len),
+                         GA_EPROTO);
+    }
+    // A NUL in a key: refused by the validating edit, which does not trust the bytes.
+    uint8_t nul[] = {0x81, 0xa2, 0x61, 0x00, 0x01};
+    const uint8_t *out;
+    size_t out_len;
+    assert_int_equal(ga_proto_envelope_edit(nul, sizeof nul, edits, 4, &f->env, &out, &out_len),
+                     GA_EPROTO);
+    ga_value_t v;
+    assert_int_not_equal(ga_wire_decode(nul, sizeof nul, f->arena, &v), GA_OK);
+}
+
 // Counts the frames of the next message on `sock` (raw: what libzmq delivers).
 static int
 s_count_frames(void *sock)
@@ -905,6 +982,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_envelope_edit_gives_the_test_vectors, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_keys, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_edit_decoded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_counts_and_refusals, s_setup,
                                         s_teardown),
     };
