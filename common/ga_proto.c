@@ -311,6 +311,7 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
     if (s_head_frame(&head, cmd, env, env_len) != GA_OK) {
         return GA_EIO;
     }
+    bool head_sent = false; // as the message's first frame (head empty then)
     if (!self->open) {
         // The first frame decides for the whole message (high-water mark, unknown peer).
         int rc = id ? zmq_send(self->socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE)
@@ -327,6 +328,7 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
         }
         if (id == NULL) {
             zmq_msg_init(&head); // sent: the item's payload is held below
+            head_sent = true;
         }
     } else if (self->has_held) {
         if (zmq_msg_send(&self->held, self->socket, ZMQ_SNDMORE) < 0) {
@@ -338,7 +340,7 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
     }
     self->items++;
     self->sent++;
-    if (zmq_msg_size(&head) > 0) {
+    if (!head_sent) {
         if (!has_payload) {
             zmq_msg_move(&self->held, &head); // the last frame so far: held back
             zmq_msg_close(&head);
@@ -776,14 +778,12 @@ s_decode_envelope(ga_proto_msg_t *msg, ga_arena_t *arena)
     return GA_OK;
 }
 
-// Whether `part` is a head frame: the tag, a known command and at least one byte of envelope
-// (its command in *cmd). Sets msg->peer_version when it starts with our tag's letters and
-// another version.
+// Whether the frame `data` (`size` bytes) is a head frame: the tag, a known command and at
+// least one byte of envelope (its command in *cmd). Sets msg->peer_version when it starts with
+// our tag's letters and another version.
 static bool
-s_is_head(zmq_msg_t *part, ga_proto_msg_t *msg, int *cmd)
+s_is_head(const uint8_t *data, size_t size, ga_proto_msg_t *msg, int *cmd)
 {
-    const uint8_t *data = zmq_msg_data(part);
-    size_t size = zmq_msg_size(part);
     if (size <= GA_PROTO_HEAD_LEN || memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) != 0) {
         if (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, 4) == 0 &&
             data[4] != GA_PROTO_VERSION) {
@@ -799,14 +799,17 @@ s_is_head(zmq_msg_t *part, ga_proto_msg_t *msg, int *cmd)
 // payload frame when one comes and, when the message goes on, the next item's head frame,
 // kept in msg->next for the next receive (msg->batch_socket set). On an error `part` holds the
 // last frame read (the caller drains the rest of the message from it).
+// The head frame's bytes and size are given (`head`, `head_size`: libzmq's accessors are
+// called once per frame).
 static ga_err_t
-s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part)
+s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part,
+            const uint8_t *head, size_t head_size)
 {
-    size_t size = zmq_msg_size(part) - GA_PROTO_HEAD_LEN;
+    size_t size = head_size - GA_PROTO_HEAD_LEN;
     if (size > GA_PROTO_MAX_BODY) {
         return GA_EPROTO;
     }
-    ga_buf_append(&msg->body, (const uint8_t *) zmq_msg_data(part) + GA_PROTO_HEAD_LEN, size);
+    ga_buf_append(&msg->body, head + GA_PROTO_HEAD_LEN, size);
     if (!zmq_msg_more(part)) {
         return s_decode_envelope(msg, arena);
     }
@@ -814,26 +817,27 @@ s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
         return GA_EIO;
     }
     int next = 0;
-    if (!s_is_head(part, msg, &next)) {
+    const uint8_t *data = zmq_msg_data(part);
+    size = zmq_msg_size(part);
+    if (!s_is_head(data, size, msg, &next)) {
         // A payload frame: one MessagePack value, so never a head (a value starting with "G"
         // is the one-byte fixint 71; a head frame is at least 7 bytes). A frame that starts
         // with the tag but is no head is malformed, never a payload.
-        size = zmq_msg_size(part);
         if (!ga_proto_has_payload(msg->cmd) || msg->body.len > GA_PROTO_MAX_ENVELOPE ||
             size == 0 || size > GA_PROTO_MAX_BODY || msg->peer_version ||
-            (size >= GA_PROTO_TAG_LEN &&
-             memcmp(zmq_msg_data(part), GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0)) {
+            (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0)) {
             return GA_EPROTO;
         }
+        bool more = zmq_msg_more(part);
         zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
         msg->has_payload = true;
-        if (!zmq_msg_more(&msg->payload)) {
+        if (!more) {
             return s_decode_envelope(msg, arena);
         }
         if (zmq_msg_recv(part, socket, 0) < 0) {
             return GA_EIO;
         }
-        if (!s_is_head(part, msg, &next)) {
+        if (!s_is_head(zmq_msg_data(part), zmq_msg_size(part), msg, &next)) {
             return GA_EPROTO;
         }
     }
@@ -877,7 +881,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
             return GA_EPROTO;
         }
         msg->cmd = msg->next_cmd;
-        rc = s_recv_item(socket, msg, arena, &part);
+        rc = s_recv_item(socket, msg, arena, &part, zmq_msg_data(&part), zmq_msg_size(&part));
         goto out;
     }
     msg->id_len = 0;
@@ -900,7 +904,9 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
         }
     }
     int cmd = 0;
-    if (!s_is_head(&part, msg, &cmd)) {
+    const uint8_t *head = zmq_msg_data(&part);
+    size_t head_size = zmq_msg_size(&part);
+    if (!s_is_head(head, head_size, msg, &cmd)) {
         goto out;
     }
     msg->cmd = cmd;
@@ -910,7 +916,7 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     if (user) {
         snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
     }
-    rc = s_recv_item(socket, msg, arena, &part);
+    rc = s_recv_item(socket, msg, arena, &part, head, head_size);
 out:
     if (rc != GA_OK) {
         // The rest of the message, later items of a batch included, goes with it.
