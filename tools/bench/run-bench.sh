@@ -69,6 +69,7 @@ nats_ws=$(wait_line "$work/nats.log" "Listening for websocket clients on" | sed 
 "$BIN/genapi-nats-responder" "nats://$nats_client" user_service.get_user --stream test_service.count \
     >"$work/responder.out" &
 pids+=("$!")
+responder_pid=$!
 wait_line "$work/responder.out" "^READY" >/dev/null
 
 # genapi: broker, user_service, gateway. delivery=reply so each request gets one message back,
@@ -187,15 +188,28 @@ pair() {
                 worker_cpu_us_per_request: per(dw) }));
         ' "$work/$scenario-g$i.json" "$work/$scenario-g$i.cpu.json" "$tick_us" $((b1 - b0)) $((w1 - w0))
         sleep "${SETTLE:-0}"
+        # The responder's CPU over the NATS run, per request (nats-server's is genapi-bench's
+        # server_cpu_us_per_request).
+        local r0 r1
+        r0=$(cpu_ticks "$responder_pid")
         run "$scenario-n$i" --url "$NATS_URL" --mode nats --gateway-pid "$nats_pid" "${n_args[@]}"
+        r1=$(cpu_ticks "$responder_pid")
+        node -e '
+            const fs = require("fs");
+            const [file, out, tick, dr] = process.argv.slice(1);
+            let n = 0;
+            try { n = JSON.parse(fs.readFileSync(file, "utf8")).requests || 0; } catch (e) {}
+            fs.writeFileSync(out, JSON.stringify({ responder_cpu_us_per_request: (n ? (dr * tick) / n : 0).toFixed(2) }));
+        ' "$work/$scenario-n$i.json" "$work/$scenario-n$i.cpu.json" "$tick_us" $((r1 - r0))
         sleep "${SETTLE:-0}"
     done
 }
 med() { # med SCENARIO SIDE EXPR
     for i in $(seq 1 "$PAIRS"); do field "$work/$1-$2$i.json" "$3"; done | median
 }
-medcpu() { # medcpu SCENARIO EXPR: genapi's broker or worker CPU per request
-    for i in $(seq 1 "$PAIRS"); do field "$work/$1-g$i.cpu.json" "$2"; done | median
+medcpu() { # medcpu SCENARIO EXPR [SIDE]: genapi's broker or worker (side g), or NATS's
+    # responder (side n), CPU per request
+    for i in $(seq 1 "$PAIRS"); do field "$work/$1-${3:-g}$i.cpu.json" "$2"; done | median
 }
 
 echo "genapi-bench: ${SECS}s runs, $PAIRS alternating pairs per scenario (logs in $work)"
@@ -246,6 +260,13 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
         row "server CPU us/request (50 x 1)" "$(med s2b g server_cpu_us_per_request)" "$(med s2b n server_cpu_us_per_request)"
         row "broker CPU us/request (50 x 8)" "$(medcpu s2 broker_cpu_us_per_request)" "-"
         row "worker CPU us/request (50 x 8)" "$(medcpu s2 worker_cpu_us_per_request)" "-"
+        row "responder CPU us/request (50 x 8)" "-" "$(medcpu s2 responder_cpu_us_per_request n)"
+        row "load generator CPU us/request (50 x 8)" "$(med s2 g bench_cpu_us_per_request)" "$(med s2 n bench_cpu_us_per_request)"
+        # The whole system's cost of one request: genapi's gateway, broker and worker, NATS's
+        # server and responder (the load generator is the same program on both sides, apart).
+        all_g=$(awk -v a="$(med s2 g server_cpu_us_per_request)" -v b="$(medcpu s2 broker_cpu_us_per_request)" -v c="$(medcpu s2 worker_cpu_us_per_request)" 'BEGIN {printf "%.2f", a + b + c}')
+        all_n=$(awk -v a="$(med s2 n server_cpu_us_per_request)" -v b="$(medcpu s2 responder_cpu_us_per_request n)" 'BEGIN {printf "%.2f", a + b}')
+        row "all servers CPU us/request (50 x 8)" "$all_g" "$all_n"
         row "4: server RSS bytes/idle conn ($IDLE_CONNS)" "$(field "$work/s4-g.json" server_rss_bytes_per_connection)" "$(field "$work/s4-n.json" server_rss_bytes_per_connection)"
     fi
     row "5: stream chunks/s, 1 stream" "$(med s5a g chunks_per_s)" "$(med s5a n chunks_per_s)"
