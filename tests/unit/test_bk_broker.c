@@ -239,6 +239,28 @@ s_expect_items(fixture_t *f, void *sock, int cmd, int n, int64_t id_base, int *s
     return messages;
 }
 
+// Sends `n` CALLs of test_service.echo (ids id_base..id_base+n-1) from the fake gateway as one
+// batch, and checks that they went as one message.
+static void
+s_send_calls(fixture_t *f, int n, int id_base, ga_buf_t *payload)
+{
+    ga_proto_batch_t out;
+    ga_proto_batch_init(&out, f->gateway, 64);
+    for (int i = 0; i < n; i++) {
+        char json[200];
+        snprintf(json, sizeof json,
+                 "{\"id\":%d,\"service\":\"test_service\",\"request_type\":\"echo\","
+                 "\"args\":{\"value\":%d},\"request_id\":\"r%d\"}",
+                 id_base + i, i, id_base + i);
+        ga_value_t v;
+        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
+        assert_int_equal(
+            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_CALL, &v, &f->buf, payload), GA_OK);
+    }
+    ga_proto_batch_fini(&out);
+    assert_int_equal(out.messages, 1);
+}
+
 // A burst of calls through a gateway and a worker that both read batches: the CALLs come in one
 // message, the worker's REQUESTs and the gateway's RESULTs in fewer messages than calls, and
 // every call is answered exactly once with its own id. A worker that did not say `batch` gets
@@ -260,23 +282,10 @@ test_broker_batches_only_for_peers_that_read_them(void **state)
     b = ga_map_get(&f->msg.value, "batch");
     assert_true(b && b->type == GA_BOOL && b->u.b);
 
-    ga_proto_batch_t out;
-    ga_proto_batch_init(&out, f->gateway, 64);
     ga_buf_t payload;
     ga_buf_init(&payload);
-    for (int i = 0; i < N; i++) {
-        char json[200];
-        snprintf(json, sizeof json,
-                 "{\"id\":%d,\"service\":\"test_service\",\"request_type\":\"echo\","
-                 "\"args\":{\"value\":%d},\"request_id\":\"r%d\"}",
-                 1000 + i, i, i);
-        ga_value_t v;
-        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
-        assert_int_equal(
-            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_CALL, &v, &f->buf, &payload), GA_OK);
-    }
-    ga_proto_batch_fini(&out); // one message of N CALLs
-    assert_int_equal(out.messages, 1);
+    s_send_calls(f, N, 1000, &payload); // one message of N CALLs
+    ga_proto_batch_t out;
 
     int seen[N] = {0};
     int64_t first = 0;
@@ -320,19 +329,7 @@ test_broker_batches_only_for_peers_that_read_them(void **state)
     s_send_json(f, f->worker, GA_CMD_DISCONNECT, "{\"reason\":\"test\"}");
     s_send_json(f, plain, GA_CMD_REGISTER, s_register);
     assert_true(s_expect(f, plain, GA_CMD_REGISTERED, 2000));
-    ga_proto_batch_init(&out, f->gateway, 64);
-    for (int i = 0; i < N; i++) {
-        char json[200];
-        snprintf(json, sizeof json,
-                 "{\"id\":%d,\"service\":\"test_service\",\"request_type\":\"echo\","
-                 "\"args\":{\"value\":%d},\"request_id\":\"p%d\"}",
-                 2000 + i, i, i);
-        ga_value_t v;
-        assert_int_equal(ga_json_decode(json, strlen(json), f->arena, &v, NULL, 0), GA_OK);
-        assert_int_equal(
-            ga_proto_batch_add_split(&out, NULL, 0, GA_CMD_CALL, &v, &f->buf, &payload), GA_OK);
-    }
-    ga_proto_batch_fini(&out);
+    s_send_calls(f, N, 2000, &payload);
     memset(seen, 0, sizeof seen);
     assert_true(zmq_poll(&(zmq_pollitem_t){.socket = plain, .events = ZMQ_POLLIN}, 1, 2000) == 1);
     ga_arena_reset(f->arena);
