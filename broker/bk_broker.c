@@ -289,14 +289,7 @@ bk_broker_bind(bk_broker_t *self)
     if (self->zctx == NULL) {
         return GA_EIO;
     }
-    if (s_curve_start(self) != GA_OK || s_check_admin_actions(self) != GA_OK ||
-        s_state_load(self) != GA_OK || bk_relay_load(self) != GA_OK) {
-        return GA_ECONFIG;
-    }
-    char err[512];
-    if (bk_pull_configure(self->pull, self->cfg->pull_interval_ms, self->cfg->pull_timeout_ms,
-                          self->cfg->service_configs, err, sizeof err) != GA_OK) {
-        GA_ERR("%s", err);
+    if (bk_broker_check(self) != GA_OK) { // the same checks as `check -c`
         return GA_ECONFIG;
     }
     ga_err_t rc = s_bind_socket(self, ZMQ_ROUTER, "worker_endpoint", BK_ZAP_WORKERS,
