@@ -33,37 +33,10 @@ sync | stream) ;;
 esac
 BENCH="$B/genapi-bench" # one load generator for both sides
 work="$(mktemp -d -t genapi-ab.XXXXXX)"
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
+BENCH_PROG=ab
+# shellcheck source=tools/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$work"' EXIT
-
-# wait_line FILE REGEX: prints the first line of FILE matching REGEX (30 s at most: the machine
-# may be shared and busy).
-wait_line() {
-    local deadline=$((SECONDS + 30))
-    until grep -m1 -E "$2" "$1" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "ab: no /$2/ in $1" >&2
-            cat "$1" "${1%.out}.log" >&2 2>/dev/null || true
-            exit 1
-        fi
-        sleep 0.05
-    done
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# metrics_set BINARY: the --set for the metrics listener, if BINARY has one: an ephemeral port
-# (the default port would collide with any other stack on the machine), as `make bench` does;
-# METRICS=off turns it off (metrics_listen empty).
-metrics_set() {
-    if "$1" --help 2>&1 | grep -q metrics_listen; then
-        if [ "${METRICS:-on}" = off ]; then echo "--set metrics_listen="; else echo "--set metrics_listen=127.0.0.1:0"; fi
-    fi
-}
 
 # one NAME BIN_DIR: one round against a fresh stack from BIN_DIR.
 one() {

@@ -23,32 +23,12 @@ WARMUP="${WARMUP:-1000}"
 BENCH="${BENCH:-$BIN/genapi-bench}"
 mkdir -p "$OUT"
 work="$(mktemp -d -t genapi-cgrun.XXXXXX)"
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
+BENCH_PROG=callgrind.sh
+WAIT_SECONDS=60 # a process under valgrind starts slowly
+# shellcheck source=tools/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 trap 'cleanup; rm -rf "$work"' EXIT
 
-wait_line() {
-    local deadline=$((SECONDS + 60))
-    until grep -m1 -E "$2" "$1" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "callgrind.sh: no /$2/ in $1" >&2
-            cat "$1" "${1%.out}.log" >&2 2>/dev/null || true
-            exit 1
-        fi
-        sleep 0.1
-    done
-}
-# metrics_set BINARY: the --set for the metrics listener, if BINARY has one.
-metrics_set() {
-    if "$1" --help 2>&1 | grep -q metrics_listen; then
-        if [ "${METRICS:-on}" = off ]; then echo "--set metrics_listen="; else echo "--set metrics_listen=127.0.0.1:0"; fi
-    fi
-}
 cg() {
     if [ "$WHICH" = "$1" ]; then
         echo valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.$1" --dump-line=no

@@ -27,24 +27,11 @@ if [ "$(ulimit -n)" -lt $((MEMBERS + 200)) ]; then
     exit 1
 fi
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
+BENCH_PROG=relay-bench
+WAIT_SECONDS=10
+# shellcheck source=tools/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
-
-wait_line() { # FILE REGEX: waits (10 s at most) for a line matching REGEX; prints it
-    local deadline=$((SECONDS + 10))
-    until grep -m1 -E "$2" "$1" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "relay-bench: timed out waiting for /$2/ in $1" >&2
-            cat "$1" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-}
 
 # NATS: two servers in one cluster (B routes to A), each with WebSocket.
 nats_conf() { # NAME ROUTES
@@ -100,7 +87,6 @@ run() { # NAME ARGS...: one genapi-bench run, its JSON in $work/NAME.json
     tail -n 1 "$work/$name.txt" >"$work/$name.json"
 }
 field() { node -e "const r=require('$1');console.log(eval('r.'+process.argv[1]))" "$2" 2>/dev/null || echo 0; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'; }
 med() { for i in $(seq 1 "$PAIRS"); do field "$work/$1-$2$i.json" "$3"; done | median; }
 
 common=(--connections "$MEMBERS" --senders "$SENDERS" --inflight "$WINDOW" --duration "$SECS")

@@ -34,25 +34,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 work="$(mktemp -d -t genapi-bench.XXXXXX)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
+BENCH_PROG=run-bench
+WAIT_SECONDS=10
+# shellcheck source=tools/bench/lib.sh
+. tools/bench/lib.sh
 trap cleanup EXIT
-
-# wait_line FILE REGEX: waits (10 s at most) for a line matching REGEX; prints it.
-wait_line() {
-    local deadline=$((SECONDS + 10))
-    until grep -m1 -E "$2" "$1" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "run-bench: timed out waiting for /$2/ in $1" >&2
-            cat "$1" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-}
 
 # NATS: random ports for clients and websocket, read back from its log.
 cat >"$work/nats.conf" <<EOF
@@ -152,12 +138,8 @@ run() {
 field() {
     node -e "const r=require('$1');console.log(eval('r.'+process.argv[1]))" "$2" 2>/dev/null || echo 0
 }
-# CPU ticks (user + system) a process has used so far, and microseconds per tick.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Microseconds per CPU tick (cpu_ticks, tools/bench/lib.sh).
 tick_us=$((1000000 / $(getconf CLK_TCK)))
-median() {
-    sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else print a[int((NR+1)/2)]}'
-}
 
 # pair SCENARIO GENAPI_ARGS -- NATS_ARGS: alternating runs; medians of each figure. The NATS
 # side runs in mode nats unless NATS_ARGS names another (the last --mode wins). With SETTLE=S,
