@@ -837,6 +837,30 @@ s_start_stream(fixture_t *f, const char *request_type, int64_t gw_call_id)
     return id;
 }
 
+// Publishes chunks of a stream of its own (gateway call 69; a message for no open stream is
+// dropped at the broker) until one reaches `sub`: the subscription is then in place. Returns
+// how many were published.
+static int
+s_probe_subscription(fixture_t *f, void *pub, void *sub)
+{
+    int64_t probe = s_start_stream(f, "forever", 69);
+    for (int i = 0; i < 300; i++) {
+        s_publish(f, pub, "s.gw.69", probe, i + 1, "chunk", 1);
+        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 10) == 1) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            do {
+                assert_true(zmq_msg_recv(&part, sub, 0) >= 0);
+            } while (zmq_msg_more(&part));
+            zmq_msg_close(&part);
+            return i + 1;
+        }
+    }
+    fail_msg("the subscription never came through");
+    return 0;
+}
+
 // A stream's timeout (600 ms) bounds the silence between its messages: one that keeps talking
 // for 2.5 times as long is not cut; once silent, it times out and its worker is told to stop.
 static void
@@ -881,24 +905,8 @@ test_broker_ends_a_stream_whose_messages_a_full_gateway_cannot_take(void **state
     assert_int_equal(zmq_setsockopt(sub, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s.gw.", 5), 0);
     assert_int_equal(zmq_connect(sub, bk_broker_stream_out_endpoint(f->broker)), 0);
-    // Probe until the subscription is in place, with the chunks of a stream of its own (a
-    // message for no open stream is dropped at the broker).
-    int64_t probe = s_start_stream(f, "forever", 69);
-    bool through = false;
-    for (int i = 0; i < 300 && !through; i++) {
-        s_publish(f, pub, "s.gw.69", probe, i + 1, "chunk", 1);
-        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, 10) == 1) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            do {
-                assert_true(zmq_msg_recv(&part, sub, 0) >= 0);
-            } while (zmq_msg_more(&part));
-            zmq_msg_close(&part);
-            through = true;
-        }
-    }
-    assert_true(through);
+    // Probe until the subscription is in place.
+    s_probe_subscription(f, pub, sub);
 
     // A stream of large chunks overflows the gateway's queue mid-stream.
     int64_t id = s_start_stream(f, "forever", 71);
@@ -962,25 +970,8 @@ test_broker_forwards_a_batch_whole_and_ends_the_stream_with_it(void **state)
     assert_int_equal(zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero), 0);
     assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s.gw.", 5), 0);
     assert_int_equal(zmq_connect(sub, bk_broker_stream_out_endpoint(f->broker)), 0);
-    // Probe until the subscription is in place (a message for no open stream is dropped).
-    int64_t probe = s_start_stream(f, "forever", 69);
-    int probes = 0;
-    bool through = false;
-    for (int i = 0; i < 300 && !through; i++) {
-        s_publish(f, pub, "s.gw.69", probe, i + 1, "chunk", 1);
-        probes++;
-        zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, 10) == 1) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            do {
-                assert_true(zmq_msg_recv(&part, sub, 0) >= 0);
-            } while (zmq_msg_more(&part));
-            zmq_msg_close(&part);
-            through = true;
-        }
-    }
-    assert_true(through);
+    // Probe until the subscription is in place.
+    int probes = s_probe_subscription(f, pub, sub);
     for (int i = 0; i < 50; i++) { // the probes still on their way
         char drop[256];
         zmq_pollitem_t item = {.socket = sub, .events = ZMQ_POLLIN};
