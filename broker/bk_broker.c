@@ -404,24 +404,9 @@ bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd
 }
 
 ga_err_t
-bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
-           const ga_value_t *envelope, zmq_msg_t *payload)
-{
-    bk_batch_close(self, sock);
-    ga_buf_reset(&self->out);
-    ga_wire_encode(&self->out, envelope);
-    ga_err_t rc = ga_proto_forward(sock, id, id_len, cmd, &self->out, payload);
-    if (rc != GA_OK) {
-        self->stats.undeliverable++;
-        GA_DEBUG("undeliverable %s: %s", ga_cmd_name(cmd), ga_strerror(rc));
-    }
-    return rc;
-}
-
-ga_err_t
 bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                 const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits, size_t n_edits,
-                zmq_msg_t *payload, bool batch)
+                const ga_proto_payload_t *payload, bool batch)
 {
     const uint8_t *data;
     size_t len;
@@ -430,7 +415,9 @@ bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len,
                                                  &len);
     if (rc == GA_OK && batch) {
         ga_proto_batch_t *b = sock == self->workers ? &self->to_workers : &self->to_gateways;
-        rc = ga_proto_batch_add(b, id, id_len, cmd, data, len, NULL, 0, payload);
+        rc = payload ? ga_proto_batch_add(b, id, id_len, cmd, data, len, payload->data,
+                                          payload->len)
+                     : ga_proto_batch_add(b, id, id_len, cmd, data, len, NULL, 0);
     } else if (rc == GA_OK) {
         bk_batch_close(self, sock);
         rc = ga_proto_forward_bytes(sock, id, id_len, cmd, data, len, payload);

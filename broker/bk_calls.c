@@ -160,7 +160,7 @@ s_pick_next(bk_broker_t *self, const bk_call_t *call, const ga_funcfg_t *cfg, in
 // Neither is decoded: the envelope's other pairs are copied as bytes.
 static ga_err_t
 s_send_request(bk_broker_t *self, bk_worker_t *w, const uint8_t *env, size_t env_len,
-               zmq_msg_t *payload, uint64_t id, int64_t due, int64_t now)
+               const ga_proto_payload_t *payload, uint64_t id, int64_t due, int64_t now)
 {
     ga_value_t idv = ga_int((int64_t) id);
     ga_value_t deadline = ga_int(due != INT64_MAX ? bk_now_wall_ms(self) + (due - now) : 0);
@@ -193,7 +193,7 @@ s_track(bk_broker_t *self, bk_call_t *call, uint64_t id, bk_worker_t *w, int64_t
 // `payload`) to `w`.
 static void
 s_attempt(bk_broker_t *self, bk_call_t *call, const uint8_t *env, size_t env_len,
-          zmq_msg_t *payload, bk_worker_t *w)
+          const ga_proto_payload_t *payload, bk_worker_t *w)
 {
     int64_t now = bk_now_ms(self);
     uint64_t id = ++self->next_id;
@@ -234,8 +234,9 @@ s_next_attempt(bk_broker_t *self, bk_call_t *call)
     }
     self->stats.retries++;
     GA_EMIT(GA_EV_EXECUTOR_RETRY, .service = cfg->service, .request_type = cfg->request_type, .version = cfg->version, .request_id = call->request_id, .node = w->node, .count = call->fsm.attempts + 1);
-    s_attempt(self, call, call->body.data, call->body.len,
-              call->has_payload ? &call->payload : NULL, w);
+    ga_proto_payload_t payload = ga_proto_payload_of(&call->payload);
+    s_attempt(self, call, call->body.data, call->body.len, call->has_payload ? &payload : NULL,
+              w);
 }
 
 // Passes a worker's REPLY on to the gateway under the gateway's id; `can_retry` >= 0 replaces
@@ -246,7 +247,8 @@ s_forward(bk_broker_t *self, bk_call_t *call, const ga_proto_msg_t *reply, int c
 {
     // The received message is the broker's own (self->msg, or a parked copy): its payload is
     // shared with the message sent.
-    zmq_msg_t *payload = reply->has_payload ? (zmq_msg_t *) &reply->payload : NULL;
+    ga_proto_payload_t result = ga_proto_msg_payload(reply);
+    const ga_proto_payload_t *payload = reply->has_payload ? &result : NULL;
     ga_value_t idv = ga_int((int64_t) call->gw_call_id);
     ga_value_t retry = ga_bool(can_retry > 0);
     const ga_proto_edit_t edits[] = {
@@ -376,9 +378,9 @@ void
 bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
 {
     const ga_value_t *body = &msg->value;
-    // The args as they came (the message is the broker's own: libzmq's copy of it takes a
-    // reference, which changes the source's bookkeeping, never its bytes).
-    zmq_msg_t *payload = msg->has_payload ? (zmq_msg_t *) &msg->payload : NULL;
+    // The args as they came: their bytes in the received batch, or their frame.
+    ga_proto_payload_t args = ga_proto_msg_payload(msg);
+    const ga_proto_payload_t *payload = msg->has_payload ? &args : NULL;
     self->stats.calls++;
     call_env_t env;
     s_call_env(body, &env);
@@ -462,9 +464,10 @@ bk_on_call(bk_broker_t *self, const bk_gateway_t *gw, const ga_proto_msg_t *msg)
     bk_call_fsm_start(&call->fsm, mode, cfg->retry_attempts > 0 && !call->stream, attempts,
                       call->stream || cfg->timeout_ms <= 0 ? 0 : cfg->timeout_ms, now);
     if (call->fsm.max_attempts > 1) {
-        // For the next attempts: the envelope (small) copied, the payload referenced.
+        // For the next attempts: the envelope (small) copied, the payload referenced (a frame
+        // of its own) or copied (a batch item: its batch frame is not kept alive for it).
         ga_buf_append(&call->body, msg->body.data, msg->body.len);
-        if (payload && zmq_msg_copy(&call->payload, payload) == 0) {
+        if (payload && ga_proto_payload_keep(payload, &call->payload) == GA_OK) {
             call->has_payload = true;
         }
     }

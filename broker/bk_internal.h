@@ -165,20 +165,18 @@ void bk_id_key(char *key, const uint8_t *id, size_t id_len);
 // bk_broker.c: sends `body` as `cmd` to peer `id` on `sock`; a failure is counted, not fatal.
 void bk_send(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
              const ga_value_t *body);
-// bk_broker.c: sends `envelope` as `cmd` to peer `id` on `sock`, followed by the received
-// payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
-ga_err_t bk_forward(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
-                    const ga_value_t *envelope, zmq_msg_t *payload);
 // bk_broker.c: sends as `cmd` to peer `id` on `sock` the received envelope `env` (`env_len`
 // bytes, decoded when received, or a copy of such bytes) with `edits` applied
 // (ga_proto_envelope_edit_decoded: the other pairs go on byte for byte),
-// then the payload frame `payload` untouched (NULL: none); a failure is counted, not fatal.
-// With `batch` (the peer reads batches) the message joins the one open to that peer.
+// then the payload `payload` untouched (NULL: none); a failure is counted, not fatal.
+// With `batch` (the peer reads batches) the message joins the one open to that peer (the
+// payload's bytes copied into it), else the payload goes as a frame of its own (shared when
+// it has a frame).
 ga_err_t bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len, int cmd,
                          const uint8_t *env, size_t env_len, const ga_proto_edit_t *edits,
-                         size_t n_edits, zmq_msg_t *payload, bool batch);
+                         size_t n_edits, const ga_proto_payload_t *payload, bool batch);
 // bk_broker.c: sends the message open on `sock` (ga_proto_batch_close): call before sending
-// anything on `sock` other than through bk_send, bk_forward and bk_forward_edit, which do it.
+// anything on `sock` other than through bk_send and bk_forward_edit, which do it.
 void bk_batch_close(bk_broker_t *self, void *sock);
 // bk_broker.c: answers a gateway's call `gw_call_id` with an error RESULT (counted as a result).
 void bk_send_error(bk_broker_t *self, const uint8_t *gw_id, size_t gw_id_len, uint64_t gw_call_id,

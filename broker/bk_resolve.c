@@ -293,8 +293,9 @@ bk_resolve_nodes(bk_broker_t *broker, const char *resolver, uint64_t gw_serial,
     ga_buf_init(&p->body);
     ga_wire_encode(&p->body, &msg->value); // as checked (a cluster rate_limit field removed)
     zmq_msg_init(&p->payload);
-    if (msg->has_payload && zmq_msg_copy(&p->payload, (zmq_msg_t *) &msg->payload) == 0) {
-        p->has_payload = true; // the broker's own message: a copy only takes a reference
+    ga_proto_payload_t args = ga_proto_msg_payload(msg);
+    if (msg->has_payload && ga_proto_payload_keep(&args, &p->payload) == GA_OK) {
+        p->has_payload = true; // a reference to its frame, or a copy of a batch item's bytes
     }
     zlist_append(e->parked, p);
     return false;
@@ -375,6 +376,9 @@ s_settle(bk_broker_t *broker, s_entry_t *e)
             if (p->has_payload) {
                 zmq_msg_move(&m.payload, &p->payload);
                 m.has_payload = true;
+                m.payload_is_frame = true;
+                m.payload_data = zmq_msg_data(&m.payload);
+                m.payload_len = zmq_msg_size(&m.payload);
             }
             if (ga_wire_decode(p->body.data, p->body.len, broker->arena, &m.value) == GA_OK) {
                 broker->stats.calls--; // counted when it arrived

@@ -3,6 +3,7 @@
 // refused, so a malformed message can never desynchronise the stream.
 #include "ga_proto.h"
 
+#include "ga_log.h"
 #include "ga_wire.h"
 
 #include <errno.h>
@@ -44,6 +45,8 @@ ga_cmd_name(int cmd)
         return "PULL";
     case GA_CMD_PULLED:
         return "PULLED";
+    case GA_CMD_BATCH:
+        return "BATCH";
     case GA_CMD_STOP:
         return "STOP";
     case GA_CMD_ADMIN:
@@ -94,7 +97,7 @@ ga_proto_msg_init(ga_proto_msg_t *self)
     memset(self, 0, sizeof *self);
     ga_buf_init(&self->body);
     zmq_msg_init(&self->payload);
-    zmq_msg_init(&self->next);
+    zmq_msg_init(&self->batch);
 }
 
 void
@@ -102,8 +105,12 @@ ga_proto_msg_fini(ga_proto_msg_t *self)
 {
     ga_buf_fini(&self->body);
     zmq_msg_close(&self->payload);
-    zmq_msg_close(&self->next);
+    zmq_msg_close(&self->batch);
+    self->batch_held = false;
+    self->payload_is_frame = false;
     self->has_payload = false;
+    self->payload_data = NULL;
+    self->payload_len = 0;
     self->batch_socket = NULL;
 }
 
@@ -114,9 +121,58 @@ ga_proto_payload(const ga_proto_msg_t *msg, size_t *len)
         *len = 0;
         return NULL;
     }
-    zmq_msg_t *m = (zmq_msg_t *) &msg->payload; // libzmq's accessors take no const
-    *len = zmq_msg_size(m);
-    return zmq_msg_data(m);
+    *len = msg->payload_len;
+    return msg->payload_data;
+}
+
+ga_proto_payload_t
+ga_proto_msg_payload(const ga_proto_msg_t *msg)
+{
+    ga_proto_payload_t p = {.data = NULL, .len = 0, .frame = NULL};
+    if (msg->has_payload) {
+        p.data = msg->payload_data;
+        p.len = msg->payload_len;
+        // A frame of its own (libzmq's accessors take no const; a copy of it only takes a
+        // reference, which changes its bookkeeping, never its bytes).
+        p.frame = msg->payload_is_frame ? (zmq_msg_t *) &msg->payload : NULL;
+    }
+    return p;
+}
+
+ga_proto_payload_t
+ga_proto_payload_of(zmq_msg_t *m)
+{
+    ga_proto_payload_t p = {.data = zmq_msg_data(m), .len = zmq_msg_size(m), .frame = m};
+    if (p.len == 0) {
+        p.data = NULL;
+        p.frame = NULL;
+    }
+    return p;
+}
+
+ga_err_t
+ga_proto_payload_keep(const ga_proto_payload_t *p, zmq_msg_t *out)
+{
+    if (p->frame != NULL) {
+        if (zmq_msg_copy(out, p->frame) == 0) {
+            return GA_OK;
+        }
+        zmq_msg_close(out);
+        zmq_msg_init(out);
+        return GA_EIO;
+    }
+    zmq_msg_close(out);
+    if (p->len == 0) {
+        zmq_msg_init(out);
+        return GA_OK;
+    }
+    // Up to 33 bytes live inside the message itself; more take one allocation.
+    if (zmq_msg_init_size(out, p->len) != 0) {
+        zmq_msg_init(out);
+        return GA_EIO;
+    }
+    memcpy(zmq_msg_data(out), p->data, p->len);
+    return GA_OK;
 }
 
 ga_err_t
@@ -222,18 +278,21 @@ ga_proto_send_payload(void *socket, const uint8_t *id, size_t id_len, int cmd,
 
 ga_err_t
 ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len, int cmd,
-                       const uint8_t *env, size_t env_len, zmq_msg_t *payload)
+                       const uint8_t *env, size_t env_len, const ga_proto_payload_t *payload)
 {
-    bool has_payload = payload != NULL && zmq_msg_size(payload) > 0;
+    bool has_payload = payload != NULL && payload->len > 0;
     ga_err_t rc = s_send_head(socket, id, id_len, cmd, env, env_len, has_payload ? ZMQ_SNDMORE : 0);
     if (rc != GA_OK || !has_payload) {
         return rc;
+    }
+    if (payload->frame == NULL) {
+        return zmq_send(socket, payload->data, payload->len, 0) < 0 ? GA_EIO : GA_OK;
     }
     // A copy shares the received bytes (a reference count, or the few bytes of a small
     // message): the original stays for the next attempt.
     zmq_msg_t part;
     zmq_msg_init(&part);
-    if (zmq_msg_copy(&part, payload) != 0 || zmq_msg_send(&part, socket, 0) < 0) {
+    if (zmq_msg_copy(&part, payload->frame) != 0 || zmq_msg_send(&part, socket, 0) < 0) {
         zmq_msg_close(&part);
         return GA_EIO;
     }
@@ -242,7 +301,7 @@ ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len, int cmd,
 
 ga_err_t
 ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
-                 const ga_buf_t *envelope, zmq_msg_t *payload)
+                 const ga_buf_t *envelope, const ga_proto_payload_t *payload)
 {
     return ga_proto_forward_bytes(socket, id, id_len, cmd, envelope->data, envelope->len,
                                   payload);
@@ -257,14 +316,14 @@ ga_proto_batch_init(ga_proto_batch_t *self, void *socket, unsigned max_items)
     memset(self, 0, sizeof *self);
     self->socket = socket;
     self->max_items = max_items ? max_items : 1;
-    zmq_msg_init(&self->held);
+    ga_buf_init(&self->frame);
 }
 
 void
 ga_proto_batch_fini(ga_proto_batch_t *self)
 {
     ga_proto_batch_close(self);
-    zmq_msg_close(&self->held);
+    ga_buf_fini(&self->frame);
 }
 
 void
@@ -275,50 +334,61 @@ ga_proto_batch_close(ga_proto_batch_t *self)
     }
     self->open = false;
     self->messages++;
-    // Once a message's first frame is queued libzmq accepts the rest: this send cannot be
-    // refused for the high-water mark.
-    if (!self->has_held) {
-        // Only after a failed add (cannot happen once the first frame is queued): an empty last
-        // frame ends the message, which its reader drops as malformed.
-        zmq_send(self->socket, "", 0, 0);
-    } else if (zmq_msg_send(&self->held, self->socket, 0) < 0) {
-        zmq_msg_close(&self->held);
+    // A ROUTER's message was accepted with its routing id: the rest of it always is. A DEALER
+    // was writable when the message opened and nothing was sent on it since.
+    int flags = self->id_len ? 0 : ZMQ_DONTWAIT;
+    if (zmq_send(self->socket, self->frame.data, self->frame.len, flags) < 0) {
+        self->lost += self->items;
+        GA_WARN("a batch of %u item(s) was refused by its socket: %s", self->items,
+                zmq_strerror(zmq_errno()));
     }
-    self->has_held = false;
-    zmq_msg_init(&self->held);
+}
+
+// Appends `v` as four big-endian bytes.
+static void
+s_put_u32(ga_buf_t *out, uint32_t v)
+{
+    uint8_t *d = ga_buf_reserve(out, 4);
+    d[0] = (uint8_t) (v >> 24);
+    d[1] = (uint8_t) (v >> 16);
+    d[2] = (uint8_t) (v >> 8);
+    d[3] = (uint8_t) v;
+    out->len += 4;
 }
 
 ga_err_t
 ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int cmd,
                    const uint8_t *env, size_t env_len, const uint8_t *payload,
-                   size_t payload_len, zmq_msg_t *shared_payload)
+                   size_t payload_len)
 {
+    if (env == NULL || env_len == 0) {
+        env = (const uint8_t *) "\x80";
+        env_len = 1;
+    }
+    if (env_len > GA_PROTO_MAX_BODY || payload_len > GA_PROTO_MAX_BODY) {
+        return GA_EIO; // never sent: a reader would refuse it
+    }
+    size_t item_len = 9 + env_len + payload_len;
     if (self->open && (self->items >= self->max_items || self->id_len != id_len ||
-                       (id_len && memcmp(self->id, id, id_len) != 0))) {
+                       (id_len && memcmp(self->id, id, id_len) != 0) ||
+                       self->frame.len + item_len > GA_PROTO_BATCH_BYTES)) {
         ga_proto_batch_close(self);
     }
-    bool has_payload = shared_payload ? zmq_msg_size(shared_payload) > 0 : payload_len > 0;
-    if (!self->open && id == NULL && !has_payload) {
-        // A DEALER's first item without a payload: its head frame would be the frame held
-        // back, so nothing sent now could tell whether the socket takes the message (no peer,
-        // or at its high-water mark). It goes as a message of its own.
-        self->sent++;
-        self->messages++;
-        ga_buf_t view = {.data = (uint8_t *) env, .len = env_len, .cap = env_len};
-        return ga_proto_send(self->socket, NULL, 0, cmd, &view);
-    }
-    zmq_msg_t head;
-    if (s_head_frame(&head, cmd, env, env_len) != GA_OK) {
-        return GA_EIO;
-    }
-    bool head_sent = false; // as the message's first frame (head empty then)
     if (!self->open) {
-        // The first frame decides for the whole message (high-water mark, unknown peer).
-        int rc = id ? zmq_send(self->socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE)
-                    : zmq_msg_send(&head, self->socket, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-        if (rc < 0) {
-            zmq_msg_close(&head);
-            return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+        // Whether the peer takes the message is known now (high-water mark, unknown peer).
+        if (id != NULL) {
+            if (zmq_send(self->socket, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) {
+                return zmq_errno() == EAGAIN ? GA_EAGAIN : GA_EIO;
+            }
+        } else {
+            int events = 0;
+            size_t size = sizeof events;
+            if (zmq_getsockopt(self->socket, ZMQ_EVENTS, &events, &size) != 0) {
+                return GA_EIO;
+            }
+            if (!(events & ZMQ_POLLOUT)) {
+                return GA_EAGAIN;
+            }
         }
         self->open = true;
         self->items = 0;
@@ -326,49 +396,23 @@ ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id, size_t id_len, int
         if (id_len) {
             memcpy(self->id, id, id_len);
         }
-        if (id == NULL) {
-            zmq_msg_init(&head); // sent: the item's payload is held below
-            head_sent = true;
-        }
-    } else if (self->has_held) {
-        if (zmq_msg_send(&self->held, self->socket, ZMQ_SNDMORE) < 0) {
-            zmq_msg_close(&head);
-            return GA_EIO; // cannot happen once the message's first frame is queued
-        }
-        zmq_msg_init(&self->held);
-        self->has_held = false;
+        ga_buf_reset(&self->frame);
+        uint8_t *d = ga_buf_reserve(&self->frame, GA_PROTO_HEAD_LEN);
+        memcpy(d, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
+        d[GA_PROTO_TAG_LEN] = GA_CMD_BATCH;
+        self->frame.len += GA_PROTO_HEAD_LEN;
+    }
+    ga_buf_reserve(&self->frame, item_len);
+    ga_buf_append_char(&self->frame, (char) cmd);
+    s_put_u32(&self->frame, (uint32_t) env_len);
+    ga_buf_append(&self->frame, env, env_len);
+    s_put_u32(&self->frame, (uint32_t) payload_len);
+    if (payload_len) {
+        ga_buf_append(&self->frame, payload, payload_len);
     }
     self->items++;
     self->sent++;
-    if (!head_sent) {
-        if (!has_payload) {
-            zmq_msg_move(&self->held, &head); // the last frame so far: held back
-            zmq_msg_close(&head);
-            self->has_held = true;
-            return GA_OK;
-        }
-        if (zmq_msg_send(&head, self->socket, ZMQ_SNDMORE) < 0) {
-            zmq_msg_close(&head);
-            return GA_EIO;
-        }
-    } else {
-        zmq_msg_close(&head);
-    }
-    // The payload is the last frame so far: held back (a reference to `shared_payload`'s bytes,
-    // or a copy of `payload`).
-    zmq_msg_close(&self->held);
-    ga_err_t rc = GA_OK;
-    if (shared_payload) {
-        zmq_msg_init(&self->held);
-        rc = zmq_msg_copy(&self->held, shared_payload) == 0 ? GA_OK : GA_EIO;
-    } else if (zmq_msg_init_size(&self->held, payload_len) == 0) {
-        memcpy(zmq_msg_data(&self->held), payload, payload_len);
-    } else {
-        zmq_msg_init(&self->held);
-        rc = GA_EIO;
-    }
-    self->has_held = rc == GA_OK;
-    return rc;
+    return GA_OK;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -738,7 +782,7 @@ ga_proto_batch_add_split(ga_proto_batch_t *self, const uint8_t *id, size_t id_le
 {
     s_split_encode(cmd, body, scratch, payload_scratch);
     return ga_proto_batch_add(self, id, id_len, cmd, scratch->data, scratch->len,
-                              payload_scratch->data, payload_scratch->len, NULL);
+                              payload_scratch->data, payload_scratch->len);
 }
 
 ga_err_t
@@ -795,14 +839,27 @@ s_is_head(const uint8_t *data, size_t size, ga_proto_msg_t *msg, int *cmd)
     return ga_cmd_name(*cmd) != NULL;
 }
 
-// Reads one item whose head frame (checked, msg->cmd set) is in `part`: its envelope, the
-// payload frame when one comes and, when the message goes on, the next item's head frame,
-// kept in msg->next for the next receive (msg->batch_socket set). On an error `part` holds the
-// last frame read (the caller drains the rest of the message from it).
+// Drops the payload of the previous receive.
+static void
+s_payload_reset(ga_proto_msg_t *msg)
+{
+    if (msg->payload_is_frame) {
+        zmq_msg_close(&msg->payload);
+        zmq_msg_init(&msg->payload);
+        msg->payload_is_frame = false;
+    }
+    msg->has_payload = false;
+    msg->payload_data = NULL;
+    msg->payload_len = 0;
+}
+
+// Reads the rest of a message whose head frame (checked, msg->cmd set) is in `part`: its
+// envelope and the payload frame when one comes; nothing may follow. On an error `part` holds
+// the last frame read (the caller drains the rest of the message from it).
 // The head frame's bytes and size are given (`head`, `head_size`: libzmq's accessors are
 // called once per frame).
 static ga_err_t
-s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part,
+s_recv_rest(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *part,
             const uint8_t *head, size_t head_size)
 {
     size_t size = head_size - GA_PROTO_HEAD_LEN;
@@ -816,38 +873,70 @@ s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
     if (zmq_msg_recv(part, socket, 0) < 0) {
         return GA_EIO;
     }
-    int next = 0;
     const uint8_t *data = zmq_msg_data(part);
     size = zmq_msg_size(part);
-    if (!s_is_head(data, size, msg, &next)) {
-        // A payload frame: one MessagePack value, so never a head (a value starting with "G"
-        // is the one-byte fixint 71; a head frame is at least 7 bytes). A frame that starts
-        // with the tag but is no head is malformed, never a payload.
-        if (!ga_proto_has_payload(msg->cmd) || msg->body.len > GA_PROTO_MAX_ENVELOPE ||
-            size == 0 || size > GA_PROTO_MAX_BODY || msg->peer_version ||
-            (size >= GA_PROTO_TAG_LEN && memcmp(data, GA_PROTO_TAG, GA_PROTO_TAG_LEN) == 0)) {
-            return GA_EPROTO;
-        }
-        bool more = zmq_msg_more(part);
-        zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
+    // A payload frame: one MessagePack value, so never a head (a value starting with "G" is
+    // the one-byte fixint 71). A frame that starts with the tag is malformed, never a payload.
+    if (!ga_proto_has_payload(msg->cmd) || msg->body.len > GA_PROTO_MAX_ENVELOPE ||
+        size == 0 || size > GA_PROTO_MAX_BODY || zmq_msg_more(part) ||
+        (size >= 4 && memcmp(data, GA_PROTO_TAG, 4) == 0)) {
+        return GA_EPROTO;
+    }
+    zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
+    msg->payload_is_frame = true;
+    msg->has_payload = true;
+    // Asked again after the move: a small message's bytes live inside the message itself.
+    msg->payload_data = zmq_msg_data(&msg->payload);
+    msg->payload_len = size;
+    return s_decode_envelope(msg, arena);
+}
+
+// Reads a big-endian 32-bit length.
+static inline size_t
+s_get_u32(const uint8_t *p)
+{
+    return (size_t) p[0] << 24 | (size_t) p[1] << 16 | (size_t) p[2] << 8 | (size_t) p[3];
+}
+
+// Reads the item at msg->batch_off in msg->batch (`socket`'s): its command, envelope and
+// payload (pointing into the batch frame). Leaves msg->batch_socket set when more items follow.
+static ga_err_t
+s_batch_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena)
+{
+    const uint8_t *d = zmq_msg_data(&msg->batch);
+    size_t size = zmq_msg_size(&msg->batch);
+    size_t off = msg->batch_off;
+    if (off > size || size - off < 9) {
+        return GA_EPROTO;
+    }
+    int cmd = d[off];
+    size_t env_len = s_get_u32(d + off + 1);
+    off += 5;
+    if (cmd == GA_CMD_BATCH || ga_cmd_name(cmd) == NULL || env_len == 0 ||
+        env_len > GA_PROTO_MAX_BODY || size - off < env_len + 4) {
+        return GA_EPROTO;
+    }
+    const uint8_t *env = d + off;
+    off += env_len;
+    size_t payload_len = s_get_u32(d + off);
+    off += 4;
+    if (payload_len > 0 &&
+        (!ga_proto_has_payload(cmd) || env_len > GA_PROTO_MAX_ENVELOPE ||
+         payload_len > GA_PROTO_MAX_BODY || size - off < payload_len)) {
+        return GA_EPROTO;
+    }
+    msg->cmd = cmd;
+    ga_buf_append(&msg->body, env, env_len);
+    if (payload_len > 0) {
         msg->has_payload = true;
-        if (!more) {
-            return s_decode_envelope(msg, arena);
-        }
-        if (zmq_msg_recv(part, socket, 0) < 0) {
-            return GA_EIO;
-        }
-        if (!s_is_head(zmq_msg_data(part), zmq_msg_size(part), msg, &next)) {
-            return GA_EPROTO;
-        }
+        msg->payload_data = d + off;
+        msg->payload_len = payload_len;
+        off += payload_len;
     }
     ga_err_t rc = s_decode_envelope(msg, arena);
-    if (rc == GA_OK) {
-        // The next item's head frame: the frames after it stay in the socket until the next
-        // receive.
-        zmq_msg_move(&msg->next, part);
+    if (rc == GA_OK && off < size) {
+        msg->batch_off = off;
         msg->batch_socket = socket;
-        msg->next_cmd = next;
     }
     return rc;
 }
@@ -855,35 +944,32 @@ s_recv_item(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
 ga_err_t
 ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
 {
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    ga_err_t rc = GA_EPROTO;
     void *batch = msg->batch_socket;
     msg->batch_socket = NULL;
     msg->cmd = 0;
     ga_buf_reset(&msg->body);
     msg->value = ga_nil();
     msg->peer_version = 0;
-    if (msg->has_payload) {
-        zmq_msg_close(&msg->payload);
-        zmq_msg_init(&msg->payload);
-        msg->has_payload = false;
-    }
+    s_payload_reset(msg);
+    ga_err_t rc = GA_EPROTO;
     if (batch != NULL) {
-        // The next item of a message read in part: same sender (id and user id kept), its
-        // head frame read already.
-        zmq_msg_move(&part, &msg->next);
-        if (batch != socket) {
-            // Another socket's message is half read: a caller's bug. Its items are lost, but
-            // each socket stays in step (the half-read message is drained).
-            s_drain(batch, &part);
-            zmq_msg_close(&part);
-            return GA_EPROTO;
+        // The next item of a batch read in part: same sender (id and user id kept). On another
+        // socket (a caller's bug) the rest of the batch is dropped; no socket is out of step.
+        rc = batch == socket ? s_batch_item(socket, msg, arena) : GA_EPROTO;
+        if (rc != GA_OK) {
+            msg->value = ga_nil();
+            s_payload_reset(msg);
+            msg->batch_socket = NULL;
         }
-        msg->cmd = msg->next_cmd;
-        rc = s_recv_item(socket, msg, arena, &part, zmq_msg_data(&part), zmq_msg_size(&part));
-        goto out;
+        return rc;
     }
+    if (msg->batch_held) {
+        zmq_msg_close(&msg->batch); // read whole: its bytes are no longer pointed at
+        zmq_msg_init(&msg->batch);
+        msg->batch_held = false;
+    }
+    zmq_msg_t part;
+    zmq_msg_init(&part);
     msg->id_len = 0;
     msg->user_id[0] = '\0';
     if (zmq_msg_recv(&part, socket, ZMQ_DONTWAIT) < 0) {
@@ -909,26 +995,34 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     if (!s_is_head(head, head_size, msg, &cmd)) {
         goto out;
     }
-    msg->cmd = cmd;
     // Who sent it, as the ZAP handler named it (CURVE on); a frame the peer sent, so it
     // carries the connection's metadata.
     const char *user = msg->want_user_id ? zmq_msg_gets(&part, "User-Id") : NULL;
     if (user) {
         snprintf(msg->user_id, sizeof msg->user_id, "%s", user);
     }
-    rc = s_recv_item(socket, msg, arena, &part, head, head_size);
+    if (cmd == GA_CMD_BATCH) {
+        if (zmq_msg_more(&part)) {
+            goto out; // a batch is the message's last frame
+        }
+        zmq_msg_move(&msg->batch, &part); // its items point into it until the next receive
+        msg->batch_held = true;
+        msg->batch_off = GA_PROTO_HEAD_LEN;
+        rc = s_batch_item(socket, msg, arena);
+        if (rc != GA_OK) {
+            msg->batch_socket = NULL;
+        }
+        goto out;
+    }
+    msg->cmd = cmd;
+    rc = s_recv_rest(socket, msg, arena, &part, head, head_size);
 out:
     if (rc != GA_OK) {
-        // The rest of the message, later items of a batch included, goes with it.
+        // The rest of the message goes with it.
         s_drain(socket, &part); // `part` holds the last frame read (empty after a move)
         msg->value = ga_nil();
-        if (msg->has_payload) {
-            zmq_msg_close(&msg->payload);
-            zmq_msg_init(&msg->payload);
-            msg->has_payload = false;
-        }
+        s_payload_reset(msg);
     }
     zmq_msg_close(&part);
     return rc;
 }
-

@@ -4,16 +4,17 @@
 // bodies are MessagePack maps (ga_wire). docs/protocol.md is the full reference.
 //
 //   message   = [ routing-id ] head [ payload ]        ; routing-id: ROUTER side
+//             / [ routing-id ] batch                  ; several items in one frame
 //   head      = tag command envelope                  ; one frame: 6 bytes, then the envelope
-//   tag       = "GAPI" %x04                           ; 4 ASCII bytes + protocol version
+//   tag       = "GAPI" %x05                           ; 4 ASCII bytes + protocol version
 //   command   = 1 OCTET                               ; GA_CMD_*
 //   envelope  = MessagePack map                       ; the body of commands without payload
 //   payload   = one MessagePack value                 ; CALL, REQUEST: the args;
 //                                                     ; REPLY, RESULT: the result
 //
-// The payload frame exists only for CALL, REQUEST, REPLY and RESULT (ga_proto_has_payload).
-// The broker routes by the envelope and forwards the payload frame untouched (ga_proto_forward),
-// never decoding it unless a configured feature needs an argument value.
+// The payload exists only for CALL, REQUEST, REPLY and RESULT (ga_proto_has_payload). The
+// broker routes by the envelope and forwards the payload's bytes untouched (ga_proto_forward,
+// ga_proto_batch_add), never decoding them unless a configured feature needs an argument value.
 //
 //   worker  -> broker : REGISTER HEARTBEAT REPLY DISCONNECT
 //   broker  -> worker : REGISTERED HEARTBEAT REQUEST DISCONNECT CANCEL
@@ -36,16 +37,19 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define GA_PROTO_TAG       "GAPI\x04"
+#define GA_PROTO_TAG       "GAPI\x05"
 #define GA_PROTO_TAG_LEN   5
 #define GA_PROTO_HEAD_LEN  6                    // the head frame's first bytes: tag and command,
                                                 // the envelope after them
-#define GA_PROTO_VERSION   4                    // the tag's last byte; 3: tag and command in a
+#define GA_PROTO_VERSION   5                    // the tag's last byte; 4: a batch's items as
+                                                // frames of their own; 3: tag and command in a
                                                 // frame of their own, the envelope in the next;
                                                 // 2: the command in a frame of its own too;
                                                 // 1: one body, no payload
 #define GA_PROTO_MAX_BODY  (4u * 1024u * 1024u) // bytes of a body or payload; larger: dropped
 #define GA_PROTO_MAX_ENVELOPE (256u * 1024u)    // bytes of an envelope followed by a payload
+#define GA_PROTO_BATCH_BYTES (256u * 1024u)   // a batch frame this long takes no more items
+                                                // (one larger item travels in a batch alone)
 #define GA_PROTO_MAX_ID    255                  // bytes of a ZeroMQ routing id
 #define GA_PROTO_LIVENESS  3                    // heartbeats missed before a peer is dead
 // The reason of the DISCONNECT a broker sends every worker and gateway at the end of its drain
@@ -63,6 +67,7 @@ typedef enum {
     GA_CMD_PULL_VERSION = 0x08, // B->W: {id}: answered with PULLED {id, config_version}
     GA_CMD_PULL = 0x09,       // B->W: {id}: answered with PULLED {id, config_version, functions}
     GA_CMD_PULLED = 0x0A,     // W->B: the answer to PULL_VERSION or PULL (docs/protocol.md)
+    GA_CMD_BATCH = 0x0B,      // any direction, peers that read them: several items in one frame
     GA_CMD_HELLO = 0x10,      // G->B: {name}: answered with a SNAPSHOT (also to resync)
     GA_CMD_SNAPSHOT = 0x11,   // B->G: {functions, seq, warming_ms, heartbeat_ms, stream_port}
     GA_CMD_UPDATE = 0x12,     // B->G: {seq, functions, removed: [{service, request_type, ...}]}
@@ -98,13 +103,17 @@ typedef struct {
     int cmd;                     // command byte
     ga_buf_t body;               // raw MessagePack envelope (the body of other commands)
     ga_value_t value;            // decoded envelope (a map), in the arena passed to recv
-    zmq_msg_t payload;           // the payload frame as received (empty when none): valid until
-                                 // the next recv; forward it with ga_proto_forward
-    bool has_payload;            // a payload frame came
+    bool has_payload;            // a payload came (ga_proto_payload, ga_proto_msg_payload)
+    const uint8_t *payload_data; // its bytes: the payload frame's, or a batch item's inside the
+    size_t payload_len;          // batch frame; valid until the next recv
+    zmq_msg_t payload;           // the payload frame as received, when it came as a frame of its
+                                 // own (empty for a batch item): shared, never copied, when sent
+    bool payload_is_frame;       // the payload is that frame
     uint8_t peer_version;        // a refused message's tag was "GAPI" + this version (else 0)
-    void *batch_socket;          // the socket whose message has more items (NULL: none)
-    int next_cmd;                // the command of that next item
-    zmq_msg_t next;              // and its head frame, read already
+    void *batch_socket;          // the socket whose batch has more items (NULL: none)
+    zmq_msg_t batch;             // the last batch frame (kept while its items are read)
+    bool batch_held;             // batch holds one
+    size_t batch_off;            // where its next item starts
     bool want_user_id;           // set by the owner: fill user_id from each message (ZAP)
     char user_id[64];            // the sender's ZAP user id (its CURVE public key), or ""
 } ga_proto_msg_t;
@@ -112,8 +121,26 @@ typedef struct {
 void ga_proto_msg_init(ga_proto_msg_t *self);
 void ga_proto_msg_fini(ga_proto_msg_t *self);
 
+// A payload to send: its bytes and, when they are exactly a received frame, that frame (shared
+// when the payload is sent as a frame of its own, instead of copied).
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    zmq_msg_t *frame; // NULL: the bytes are copied where they go
+} ga_proto_payload_t;
+
 // The received payload's bytes (NULL and 0 when none came).
 const uint8_t *ga_proto_payload(const ga_proto_msg_t *msg, size_t *len);
+// The received payload as a payload to send (its bytes and, when it came as a frame of its
+// own, that frame); valid until the next recv. Empty (len 0) when none came.
+ga_proto_payload_t ga_proto_msg_payload(const ga_proto_msg_t *msg);
+// A payload held in `m` (a frame of its own, as ga_proto_payload_keep fills it).
+ga_proto_payload_t ga_proto_payload_of(zmq_msg_t *m);
+// Makes `out` (an initialised message, released first) hold the payload `p` for later sends:
+// a reference to its frame when it has one (libzmq counts references), else a copy of its
+// bytes, so that a batch item's payload never keeps its whole batch frame alive. GA_EIO when
+// no memory (`out` is then empty).
+GA_MUST_CHECK ga_err_t ga_proto_payload_keep(const ga_proto_payload_t *p, zmq_msg_t *out);
 // Decodes the received payload into `*out` (in `arena`): GA_OK (nil when none came), GA_EPROTO
 // or GA_ETOOBIG when it is not one well-formed MessagePack value within the decoder's limits.
 GA_MUST_CHECK ga_err_t ga_proto_payload_decode(const ga_proto_msg_t *msg, ga_arena_t *arena,
@@ -136,15 +163,17 @@ GA_MUST_CHECK ga_err_t ga_proto_send_value(void *socket, const uint8_t *id, size
 GA_MUST_CHECK ga_err_t ga_proto_send_payload(void *socket, const uint8_t *id, size_t id_len,
                                              int cmd, const ga_buf_t *envelope,
                                              const ga_buf_t *payload);
-// Sends `envelope` followed by the received payload frame `payload` (NULL: none), which is left
-// as it was: its bytes are shared (zmq_msg_copy counts references), never copied or decoded.
+// Sends `envelope` followed by the payload `payload` (NULL or empty: none) as a frame of its
+// own, never decoded: a payload with a frame shares it (zmq_msg_copy counts references; the
+// frame is left as it was), one without is copied.
 GA_MUST_CHECK ga_err_t ga_proto_forward(void *socket, const uint8_t *id, size_t id_len, int cmd,
-                                        const ga_buf_t *envelope, zmq_msg_t *payload);
-// Sends the envelope bytes `env` (`env_len`) followed by the received payload frame `payload`
-// (NULL: none), as ga_proto_forward does.
+                                        const ga_buf_t *envelope,
+                                        const ga_proto_payload_t *payload);
+// Sends the envelope bytes `env` (`env_len`) followed by the payload `payload` (NULL: none),
+// as ga_proto_forward does.
 GA_MUST_CHECK ga_err_t ga_proto_forward_bytes(void *socket, const uint8_t *id, size_t id_len,
                                               int cmd, const uint8_t *env, size_t env_len,
-                                              zmq_msg_t *payload);
+                                              const ga_proto_payload_t *payload);
 
 // One change to an envelope's top-level pairs (ga_proto_envelope_edit).
 typedef struct {
@@ -187,48 +216,54 @@ GA_MUST_CHECK ga_err_t ga_proto_send_split(void *socket, const uint8_t *id, size
 GA_MUST_CHECK ga_err_t ga_proto_publish(void *socket, const char *topic, int cmd,
                                         const ga_buf_t *body);
 
-// Batches (docs/protocol.md, "Batches"): one message may carry several items, each a head,
-// an envelope and its payload when it has one, all for the same peer:
+// Batches (docs/protocol.md, "Batches"): one frame may carry several items for the same peer,
+// each a command, an envelope and a payload:
 //
-//   message   = [ routing-id ] item *item               ; a head frame starts each item
-//   item      = head [ payload ]
+//   batch     = tag %x0B item *item                     ; one frame: the BATCH command
+//   item      = command env-len envelope payload-len payload
+//   env-len   = 4 OCTET                                  ; big-endian, at least 1
+//   payload-len = 4 OCTET                                ; big-endian, 0: no payload
 //
 // A batch is sent only to a peer that announced it reads them (batch: true in its HELLO or
 // REGISTER, or the broker's SNAPSHOT or REGISTERED). ga_proto_batch_t writes one: items are
-// sent as they come, with ZMQ_SNDMORE, and the last frame is held back until the owner closes
-// the message (once per turn of its loop), so that a burst of answers to one peer costs libzmq
-// one message instead of one each. ga_proto_recv returns one item per call.
+// appended to the frame as they come and the frame is sent when the owner closes it (once per
+// turn of its loop), so that a burst of answers to one peer costs libzmq one frame instead of
+// two per item. Whether the peer takes the message is known when it is opened: a ROUTER's
+// routing-id frame is sent then (high-water mark, unknown peer), a DEALER asks ZMQ_EVENTS.
+// ga_proto_recv returns one item per call.
 typedef struct {
     void *socket;
-    bool open;                   // a message is open: its frames so far are queued
+    bool open;                   // a message is open: its routing id is queued (ROUTER side)
     uint8_t id[GA_PROTO_MAX_ID]; // the open message's routing id (ROUTER side)
     size_t id_len;
-    zmq_msg_t held;              // the open message's last frame so far
-    bool has_held;               // held holds it
+    ga_buf_t frame;              // the open message's batch frame so far (reused)
     unsigned items;              // items in the open message
     unsigned max_items;          // an open message this full is closed before the next item
     uint64_t sent;               // items sent (stats)
     uint64_t messages;           // messages closed (stats): sent / messages = items per message
+    uint64_t lost;               // items of a DEALER's batch its socket refused when closed
 } ga_proto_batch_t;
 
 void ga_proto_batch_init(ga_proto_batch_t *self, void *socket, unsigned max_items);
-// Closes an open message, then releases the held frame.
+// Closes an open message, then releases the frame's buffer.
 void ga_proto_batch_fini(ga_proto_batch_t *self);
-// Adds an item (head, envelope `env`, payload) to the message open to `id` (NULL on a DEALER),
-// opening one when none is open; a message open to another peer, or full, is closed first.
-// The payload is `shared_payload` (a received frame, shared as ga_proto_forward shares it) when
-// given, else the bytes `payload` (copied; none when `payload_len` is 0). Errors as
-// ga_proto_send, and only when a message is opened: an item added to an open message is sent.
+// Adds an item (`cmd`, envelope `env`, payload bytes `payload`: none when `payload_len` is 0,
+// copied) to the message open to `id` (NULL on a DEALER), opening one when none is open; a
+// message open to another peer, full (max_items, or GA_PROTO_BATCH_BYTES) is closed first.
+// Errors as ga_proto_send, and only when a message is opened: an item added to an open message
+// goes with it.
 GA_MUST_CHECK ga_err_t ga_proto_batch_add(ga_proto_batch_t *self, const uint8_t *id,
                                           size_t id_len, int cmd, const uint8_t *env,
                                           size_t env_len, const uint8_t *payload,
-                                          size_t payload_len, zmq_msg_t *shared_payload);
+                                          size_t payload_len);
 // Adds a body given as one map, split as ga_proto_send_split splits it.
 GA_MUST_CHECK ga_err_t ga_proto_batch_add_split(ga_proto_batch_t *self, const uint8_t *id,
                                                 size_t id_len, int cmd, const ga_value_t *body,
                                                 ga_buf_t *scratch, ga_buf_t *payload_scratch);
-// Sends the open message's last frame: the peer receives it now. Call before anything else is
-// sent on the socket, and before the loop sleeps.
+// Sends the open message's batch frame: the peer receives it now. Call before anything else is
+// sent on the socket, and before the loop sleeps. A ROUTER's frame always goes (its routing id
+// was taken); a DEALER's was found writable when opened and nothing else was sent on it since,
+// so a refusal here cannot happen short of a libzmq failure: it is counted (lost) and logged.
 void ga_proto_batch_close(ga_proto_batch_t *self);
 
 // Receives one message without blocking. `routed` says whether a routing-id frame (or, on a
@@ -237,12 +272,12 @@ void ga_proto_batch_close(ga_proto_batch_t *self);
 // frame count, a payload frame on a command without one, tag, version (msg->peer_version then
 // names the sender's), unknown command, oversized or undecodable envelope, envelope not a map,
 // empty or oversized payload): the whole message has been consumed and should be counted and
-// dropped. On GA_OK, msg->value is the decoded envelope in `arena` and msg->payload the payload
-// frame, not decoded (ga_proto_payload_decode).
+// dropped. On GA_OK, msg->value is the decoded envelope in `arena` and the payload
+// (ga_proto_payload) is not decoded (ga_proto_payload_decode).
 // A batch is returned one item per call, each with the message's routing id and user id; while
-// msg->batch_socket is set the next call must be on that socket (and is, in a loop that
-// receives until GA_EAGAIN; a loop with a budget goes on while it is set). A malformed item
-// drops the rest of its message.
+// msg->batch_socket is set the next call should be on that socket (and is, in a loop that
+// receives until GA_EAGAIN; a loop with a budget goes on while it is set): a call on another
+// socket drops the rest of the batch (GA_EPROTO). A malformed item drops the rest of its batch.
 GA_MUST_CHECK ga_err_t ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg,
                                      ga_arena_t *arena);
 

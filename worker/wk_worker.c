@@ -459,8 +459,7 @@ s_send_reply(io_t *io, const uint8_t *data, size_t len)
         n = len; // our own encoding: cannot happen; sent whole, the broker counts it
     }
     if (io->broker_batch) {
-        return ga_proto_batch_add(&io->batch, NULL, 0, GA_CMD_REPLY, data, n, data + n, len - n,
-                                  NULL);
+        return ga_proto_batch_add(&io->batch, NULL, 0, GA_CMD_REPLY, data, n, data + n, len - n);
     }
     ga_buf_t env = {.data = (uint8_t *) data, .len = n};
     ga_buf_t payload = {.data = (uint8_t *) data + n, .len = len - n};
@@ -555,7 +554,7 @@ s_refuse(io_t *io, int64_t id)
     ga_buf_reset(&io->out);
     ga_wire_encode(&io->out, &m);
     ga_err_t rc = io->broker_batch ? ga_proto_batch_add(&io->batch, NULL, 0, GA_CMD_REPLY,
-                                                        io->out.data, io->out.len, NULL, 0, NULL)
+                                                        io->out.data, io->out.len, NULL, 0)
                                    : ga_proto_send(io->dealer, NULL, 0, GA_CMD_REPLY, &io->out);
     if (rc != GA_OK) {
         GA_DEBUG("refusal for call %lld not sent", (long long) id);

@@ -5,8 +5,9 @@
 // (a float32, a bin, a str8 header for a 3-byte string, a uint16 holding 5): each worker gets
 // exactly those bytes, on the first attempt and on a retry to a second worker, and a worker's
 // result payload reaches the gateway byte for byte. Peers of protocol versions 1 (one body, no
-// payload frame), 2 (tag and command in two frames) and 3 (tag and command in one frame, the
-// envelope in the next) are refused and named in the broker's log, never misparsed.
+// payload frame), 2 (tag and command in two frames), 3 (tag and command in one frame, the
+// envelope in the next) and 4 (the head frame of today, a batch's items as frames of their
+// own) are refused and named in the broker's log, never misparsed.
 'use strict';
 
 const test = require('node:test');
@@ -89,7 +90,7 @@ test('the args reach the worker and its result the gateway byte for byte', async
   }
 });
 
-for (const version of [1, 2, 3]) {
+for (const version of [1, 2, 3, 4]) {
   test(`a peer of protocol version ${version} is refused and named in the log`, async () => {
     const broker = await startBroker();
     const stale = new Proc('genapi-test-peer', ['--connect', broker.endpoints.workers, '--version', String(version),
@@ -100,9 +101,9 @@ for (const version of [1, 2, 3]) {
       assert.equal(stale.exited.code, 0);
       assert.ok(!stale.lines.some((l) => l.startsWith('RECV REGISTERED')), stale.lines.join('\n'));
       assert.match(broker.stderr,
-        new RegExp(`a worker peer speaks protocol version ${version}, this broker speaks 4: upgrade it`));
+        new RegExp(`a worker peer speaks protocol version ${version}, this broker speaks 5: upgrade it`));
       // The broker goes on serving peers of its own version.
-      fresh = worker(broker, 'node_v4', 'echo', 0);
+      fresh = worker(broker, 'node_v5', 'echo', 0);
       await fresh.waitForLine(/^RECV REGISTERED .*"ok":true/);
     } catch (e) {
       console.error(`----- broker -----\n${broker.stderr}`);

@@ -19,9 +19,10 @@
 // error, `echo` with a success whose result is the REQUEST's payload frame, sent back as
 // received, and whose envelope ends with the pair "note": 1.5 as a float32 (`a4 6e 6f 74 65 ca
 // 3f c0 00 00`, which no re-encoding of a decoded value gives back). --version N sends every
-// message as version N framed it (a stale peer): for 3 a frame of the tag (with 3 as its
-// version) and the command, then the JSON's encoding; for 1 and 2 the tag, the command in a
-// frame of its own, then the JSON's encoding.
+// message as version N framed it (a stale peer): for 4 one frame of the tag (with 4 as its
+// version), the command and the JSON's encoding; for 3 a frame of the tag and the command,
+// then the JSON's encoding; for 1 and 2 the tag, the command in a frame of its own, then the
+// JSON's encoding.
 // Prints "CONNECTED" once set up, then one line per message received within MS
 // (default 1000): "RECV COMMAND JSON" (sub: "RECV TOPIC COMMAND JSON"; the payload merged into
 // the JSON), and after a message with a payload frame "PAYLOAD HEX", its bytes; with
@@ -198,18 +199,29 @@ main(int argc, char **argv)
         }
         ga_err_t rc;
         if (version != GA_PROTO_VERSION && zt == ZMQ_DEALER) {
-            // An older peer's layout: version 3 sends tag and command as one frame and the
-            // body in the next; versions 1 and 2 send the tag, the command and the body as
-            // three frames.
+            // An older peer's layout: version 4 sends tag, command and body as one frame;
+            // version 3 sends tag and command as one frame and the body in the next; versions
+            // 1 and 2 send the tag, the command and the body as three frames.
             char head[GA_PROTO_HEAD_LEN];
             memcpy(head, GA_PROTO_TAG, GA_PROTO_TAG_LEN);
             head[GA_PROTO_TAG_LEN - 1] = (char) version;
             head[GA_PROTO_TAG_LEN] = (char) cmd;
             uint8_t c = (uint8_t) cmd;
-            bool sent = version == 3
-                            ? zmq_send(sock, head, sizeof head, ZMQ_SNDMORE) >= 0
-                            : zmq_send(sock, head, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) >= 0 &&
-                                  zmq_send(sock, &c, 1, ZMQ_SNDMORE) >= 0;
+            bool sent = true;
+            if (version == 4) {
+                ga_buf_t one;
+                ga_buf_init(&one);
+                ga_buf_append(&one, head, sizeof head);
+                ga_buf_append(&one, out.data, out.len);
+                ga_buf_reset(&out);
+                ga_buf_append(&out, one.data, one.len); // the last frame below
+                ga_buf_fini(&one);
+            } else if (version == 3) {
+                sent = zmq_send(sock, head, sizeof head, ZMQ_SNDMORE) >= 0;
+            } else {
+                sent = zmq_send(sock, head, GA_PROTO_TAG_LEN, ZMQ_SNDMORE) >= 0 &&
+                       zmq_send(sock, &c, 1, ZMQ_SNDMORE) >= 0;
+            }
             rc = sent && zmq_send(sock, out.data, out.len, 0) >= 0 ? GA_OK : GA_EIO;
         } else if (zt == ZMQ_PUB) {
             rc = ga_proto_publish(sock, topic, cmd, &out);
@@ -266,10 +278,11 @@ main(int argc, char **argv)
                 out.data[0]++; // {id, ok} is a fixmap: one pair more
                 s_unhex(&out, "a46e6f7465ca3fc00000");
             }
+            ga_proto_payload_t echo = ga_proto_msg_payload(&msg);
             GA_IGNORE(ga_proto_forward(sock, NULL, 0, GA_CMD_REPLY, &out,
-                                       strcmp(reply, "echo") == 0 && msg.has_payload
-                                           ? &msg.payload
-                                           : NULL) != GA_OK);
+                                       strcmp(reply, "echo") == 0 && msg.has_payload ? &echo
+                                                                                    : NULL) !=
+                      GA_OK);
         }
         size_t plen = 0;
         const uint8_t *pdata = ga_proto_payload(&msg, &plen);

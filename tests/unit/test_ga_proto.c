@@ -154,8 +154,10 @@ test_envelope_and_payload_travel_as_separate_frames(void **state)
     ga_buf_reset(&f->env);
     ga_buf_append(&f->env, "\x81\xa2id\x2a", 5);
     for (int i = 0; i < 2; i++) {
+        ga_proto_payload_t args = ga_proto_msg_payload(&f->msg);
+        assert_true(args.frame == &f->msg.payload); // a frame of its own: shared when sent
         assert_int_equal(ga_proto_forward(f->router2, (const uint8_t *) "w2", 2, GA_CMD_REQUEST,
-                                          &f->env, &f->msg.payload),
+                                          &f->env, &args),
                          GA_OK);
     }
     ga_proto_msg_t first;
@@ -197,8 +199,9 @@ test_large_payload_is_forwarded_unchanged(void **state)
     assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_REPLY, &f->env, &f->pay),
                      GA_OK);
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    ga_proto_payload_t result = ga_proto_msg_payload(&f->msg);
     assert_int_equal(ga_proto_forward(f->router2, (const uint8_t *) "w2", 2, GA_CMD_RESULT,
-                                      &f->env, &f->msg.payload),
+                                      &f->env, &result),
                      GA_OK);
     assert_int_equal(s_recv(f, f->dealer2, false), GA_OK);
     assert_int_equal(f->msg.cmd, GA_CMD_RESULT);
@@ -254,6 +257,10 @@ test_frames_the_layout_does_not_define_are_refused(void **state)
          {"GAPI\x02", &call_cmd, "\x81\xa2id\x01", "\x80"}, {5, 1, 5, 1}, 4, 2},
         {"protocol version 3 (tag and command in one frame, the envelope in the next)",
          {"GAPI\x03\x13", "\x81\xa2id\x01", "\x80"}, {6, 5, 1}, 3, 3},
+        {"protocol version 4 (a batch's items as frames of their own)",
+         {"GAPI\x04\x13\x81\xa2id\x01", "\x80"}, {11, 1}, 2, 4},
+        {"a frame after a batch frame",
+         {GA_PROTO_TAG "\x0b\x03\x00\x00\x00\x01\x80\x00\x00\x00\x00", "\x80"}, {16, 1}, 2, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
@@ -406,7 +413,7 @@ test_protocol_test_vectors(void **state)
     }
     // A whole CALL on a DEALER: the head frame (tag, command, envelope), then the payload.
     uint8_t head[256], pay[64];
-    memcpy(head, "\x47\x41\x50\x49\x04\x13", 6);
+    memcpy(head, "\x47\x41\x50\x49\x05\x13", 6);
     size_t env_len = s_unhex(vectors[0].hex, head + 6);
     size_t pay_len = s_unhex(vectors[1].hex, pay);
     const void *frames[] = {head, pay};
@@ -695,24 +702,55 @@ test_envelope_edit_decoded(void **state)
     assert_int_not_equal(ga_wire_decode(nul, sizeof nul, f->arena, &v), GA_OK);
 }
 
-// Counts the frames of the next message on `sock` (raw: what libzmq delivers).
+// Receives the next message on `sock` raw (what libzmq delivers): its frames' bytes appended to
+// `out` (cleared first), the routing id's frame skipped on a ROUTER (`routed`). Returns the
+// number of frames after the routing id.
 static int
-s_count_frames(void *sock)
+s_raw_frames(void *sock, bool routed, ga_buf_t *out)
 {
     zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
     assert_true(zmq_poll(&item, 1, 1000) == 1);
+    ga_buf_reset(out);
     int n = 0;
     zmq_msg_t part;
     zmq_msg_init(&part);
     do {
         assert_true(zmq_msg_recv(&part, sock, 0) >= 0);
+        if (routed && n == 0 && out->len == 0) {
+            routed = false;
+            continue;
+        }
+        ga_buf_append(out, zmq_msg_data(&part), zmq_msg_size(&part));
         n++;
     } while (zmq_msg_more(&part));
     zmq_msg_close(&part);
     return n;
 }
 
-// Several items in one message: read back one per receive, each whole (command, envelope,
+// Appends one batch item (docs/protocol.md, "Batches") to `out`.
+static void
+s_put_item(ga_buf_t *out, int cmd, const void *env, size_t env_len, const void *payload,
+           size_t payload_len)
+{
+    uint8_t h[5] = {(uint8_t) cmd, (uint8_t) (env_len >> 24), (uint8_t) (env_len >> 16),
+                    (uint8_t) (env_len >> 8), (uint8_t) env_len};
+    ga_buf_append(out, h, 5);
+    ga_buf_append(out, env, env_len);
+    uint8_t l[4] = {(uint8_t) (payload_len >> 24), (uint8_t) (payload_len >> 16),
+                    (uint8_t) (payload_len >> 8), (uint8_t) payload_len};
+    ga_buf_append(out, l, 4);
+    ga_buf_append(out, payload, payload_len);
+}
+
+// Starts a batch frame in `out`: the tag and the BATCH command.
+static void
+s_batch_head(ga_buf_t *out)
+{
+    ga_buf_reset(out);
+    ga_buf_append(out, GA_PROTO_TAG "\x0b", GA_PROTO_HEAD_LEN);
+}
+
+// Several items in one frame: read back one per receive, each whole (command, envelope,
 // payload when it has one, routing id), then nothing; the stats say one message.
 static void
 test_batch_items_arrive_one_per_receive(void **state)
@@ -725,17 +763,16 @@ test_batch_items_arrive_one_per_receive(void **state)
     // REPLY with a payload, REPLY without (an error), REPLY with one again, a HEARTBEAT-like
     // command without payload last.
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, (const uint8_t *) "\x81\xa2id\x01",
-                                        5, odd, odd_len, NULL),
+                                        5, odd, odd_len),
                      GA_OK);
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY,
-                                        (const uint8_t *) "\x82\xa2id\x02\xa2ok\xc2", 9, NULL, 0,
-                                        NULL),
+                                        (const uint8_t *) "\x82\xa2id\x02\xa2ok\xc2", 9, NULL, 0),
                      GA_OK);
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, (const uint8_t *) "\x81\xa2id\x03",
-                                        5, (const uint8_t *) "\x07", 1, NULL),
+                                        5, (const uint8_t *) "\x07", 1),
                      GA_OK);
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_HEARTBEAT, (const uint8_t *) "\x80", 1,
-                                        NULL, 0, NULL),
+                                        NULL, 0),
                      GA_OK);
     assert_true(b.open);
     // Nothing arrives before the close.
@@ -745,6 +782,7 @@ test_batch_items_arrive_one_per_receive(void **state)
     assert_false(b.open);
     assert_int_equal(b.sent, 4);
     assert_int_equal(b.messages, 1);
+    assert_int_equal(b.lost, 0);
 
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
     assert_int_equal(f->msg.cmd, GA_CMD_REPLY);
@@ -754,6 +792,14 @@ test_batch_items_arrive_one_per_receive(void **state)
     assert_int_equal(len, odd_len);
     assert_memory_equal(p, odd, odd_len);
     assert_true(f->msg.batch_socket == f->router);
+    // A batch item's payload has no frame of its own: kept, it is copied, and the copy outlives
+    // the batch frame.
+    ga_proto_payload_t first = ga_proto_msg_payload(&f->msg);
+    assert_null(first.frame);
+    assert_int_equal(first.len, odd_len);
+    zmq_msg_t kept;
+    zmq_msg_init(&kept);
+    assert_int_equal(ga_proto_payload_keep(&first, &kept), GA_OK);
     size_t id_len = f->msg.id_len;
     uint8_t id[GA_PROTO_MAX_ID];
     memcpy(id, f->msg.id, id_len);
@@ -778,11 +824,16 @@ test_batch_items_arrive_one_per_receive(void **state)
     assert_null(f->msg.batch_socket);
     assert_int_equal(ga_proto_recv(f->router, true, &f->msg, f->arena), GA_EAGAIN);
     ga_proto_batch_fini(&b);
+    // The kept copy, after the batch frame was released.
+    ga_proto_payload_t again = ga_proto_payload_of(&kept);
+    assert_int_equal(again.len, odd_len);
+    assert_memory_equal(again.data, odd, odd_len);
+    zmq_msg_close(&kept);
 }
 
 // A ROUTER's batch is per peer: an item for another peer, the bound, and any close end the
-// open message. A message of one item is the plain layout (id, head, envelope, payload), and
-// a payload received from elsewhere is shared into the batch byte for byte.
+// open message; each message is the routing id and one batch frame, the payloads in it byte
+// for byte. A payload received as a frame of its own is kept by reference.
 static void
 test_batch_closes_per_peer_and_bound(void **state)
 {
@@ -797,7 +848,7 @@ test_batch_closes_per_peer_and_bound(void **state)
     assert_int_equal(s_recv(f, f->router2, true), GA_OK);
     assert_int_equal(s_recv(f, f->router2, true), GA_OK);
 
-    // A payload received on the first hop, shared into the batch on the second.
+    // A payload received on the first hop as a frame of its own, batched on the second.
     uint8_t odd[64];
     size_t odd_len = s_unhex(s_odd_payload, odd);
     ga_buf_reset(&f->env);
@@ -807,23 +858,24 @@ test_batch_closes_per_peer_and_bound(void **state)
     assert_int_equal(ga_proto_send_payload(f->dealer, NULL, 0, GA_CMD_CALL, &f->env, &f->pay),
                      GA_OK);
     assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    ga_proto_payload_t args = ga_proto_msg_payload(&f->msg);
+    zmq_msg_t kept;
+    zmq_msg_init(&kept);
+    assert_int_equal(ga_proto_payload_keep(&args, &kept), GA_OK);
+    ga_proto_payload_t a = ga_proto_payload_of(&kept);
+    assert_true(a.frame == &kept);
 
     ga_proto_batch_t b;
     ga_proto_batch_init(&b, f->router2, 2);
     const uint8_t *env = (const uint8_t *) "\x81\xa2id\x05";
-    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
-                                        NULL, 0, &f->msg.payload),
-                     GA_OK);
-    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
-                                        NULL, 0, &f->msg.payload),
-                     GA_OK);
-    // The bound (2): this one opens a second message to w2.
-    assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env, 5,
-                                        NULL, 0, &f->msg.payload),
-                     GA_OK);
+    for (int i = 0; i < 3; i++) { // the bound (2): the third opens a second message to w2
+        assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env,
+                                            5, a.data, a.len),
+                         GA_OK);
+    }
     // Another peer: the message to w2 is closed first.
     assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w3", 2, GA_CMD_REQUEST, env, 5,
-                                        NULL, 0, NULL),
+                                        NULL, 0),
                      GA_OK);
     ga_proto_batch_close(&b);
     assert_int_equal(b.sent, 4);
@@ -833,47 +885,40 @@ test_batch_closes_per_peer_and_bound(void **state)
     int one = 1;
     assert_int_equal(zmq_setsockopt(f->router2, ZMQ_ROUTER_MANDATORY, &one, sizeof one), 0);
     assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "zz", 2, GA_CMD_REQUEST, env, 5,
-                                        NULL, 0, NULL),
+                                        NULL, 0),
                      GA_EIO);
     assert_false(b.open);
     ga_proto_batch_fini(&b);
 
-    // w2: a message of two items (head and payload, twice), then one of one item.
-    assert_int_equal(s_count_frames(f->dealer2), 4);
-    assert_int_equal(s_count_frames(f->dealer2), 2);
-    // w3: one item without payload: the plain layout, one head frame.
-    assert_int_equal(s_count_frames(dealer3), 1);
+    // w2: a frame of two items, then one of one item; w3: one item without payload.
+    ga_buf_t want, got;
+    ga_buf_init(&want);
+    ga_buf_init(&got);
+    s_batch_head(&want);
+    s_put_item(&want, GA_CMD_REQUEST, env, 5, odd, odd_len);
+    s_put_item(&want, GA_CMD_REQUEST, env, 5, odd, odd_len);
+    assert_int_equal(s_raw_frames(f->dealer2, false, &got), 1);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    s_batch_head(&want);
+    s_put_item(&want, GA_CMD_REQUEST, env, 5, odd, odd_len);
+    assert_int_equal(s_raw_frames(f->dealer2, false, &got), 1);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    s_batch_head(&want);
+    s_put_item(&want, GA_CMD_REQUEST, env, 5, NULL, 0);
+    assert_int_equal(s_raw_frames(dealer3, false, &got), 1);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    ga_buf_fini(&want);
+    ga_buf_fini(&got);
     zmq_close(dealer3);
-
-    // The same again, read with ga_proto_recv: the shared payload arrives byte for byte.
-    ga_proto_batch_init(&b, f->router2, 64);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(ga_proto_batch_add(&b, (const uint8_t *) "w2", 2, GA_CMD_REQUEST, env,
-                                            5, NULL, 0, &f->msg.payload),
-                         GA_OK);
-    }
-    ga_proto_batch_fini(&b); // closes
-    ga_proto_msg_t in;
-    ga_proto_msg_init(&in);
-    for (int i = 0; i < 3; i++) {
-        zmq_pollitem_t item = {.socket = f->dealer2, .events = ZMQ_POLLIN};
-        assert_true(in.batch_socket != NULL || zmq_poll(&item, 1, 1000) == 1);
-        assert_int_equal(ga_proto_recv(f->dealer2, false, &in, f->arena), GA_OK);
-        assert_int_equal(in.cmd, GA_CMD_REQUEST);
-        size_t len = 0;
-        const uint8_t *p = ga_proto_payload(&in, &len);
-        assert_int_equal(len, odd_len);
-        assert_memory_equal(p, odd, odd_len);
-        assert_true((in.batch_socket != NULL) == (i < 2));
-    }
-    ga_proto_msg_fini(&in);
+    zmq_msg_close(&kept);
 }
 
 // A DEALER's batch never blocks and never hides a refusal: with no peer to take it (here
 // ZMQ_IMMEDIATE and no connection, as a worker or gateway whose broker is gone) the first item
-// is refused at once, with or without a payload, and nothing is left open. A first item without
-// a payload goes as a message of its own (no frame of it could be held back and still be
-// refused in time); the next items open a batch.
+// is refused at once, with or without a payload, and nothing is left open.
 static void
 test_batch_on_a_dealer_refuses_at_once(void **state)
 {
@@ -886,54 +931,112 @@ test_batch_on_a_dealer_refuses_at_once(void **state)
     ga_proto_batch_init(&b, lone, 64);
     const uint8_t *env = (const uint8_t *) "\x81\xa2id\x01";
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, (const uint8_t *) "\x07",
-                                        1, NULL),
+                                        1),
                      GA_EAGAIN);
     assert_false(b.open);
-    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL),
-                     GA_EAGAIN);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0), GA_EAGAIN);
     assert_false(b.open);
     ga_proto_batch_fini(&b);
+    assert_int_equal(b.lost, 0);
     zmq_close(lone);
 
-    // Connected: a payload-less first item alone, then two items in one message.
+    // Connected: three items, one message: the routing id and one frame.
     ga_proto_batch_init(&b, f->dealer, 64);
-    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL), GA_OK);
-    assert_false(b.open);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0), GA_OK);
+    assert_true(b.open);
     assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, (const uint8_t *) "\x07",
-                                        1, NULL),
+                                        1),
                      GA_OK);
-    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0, NULL), GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY, env, 5, NULL, 0), GA_OK);
     ga_proto_batch_fini(&b);
     assert_int_equal(b.sent, 3);
-    assert_int_equal(b.messages, 2);
-    assert_int_equal(s_count_frames(f->router), 2); // id, head
-    assert_int_equal(s_count_frames(f->router), 4); // id, head, payload, head
+    assert_int_equal(b.messages, 1);
+    ga_buf_t got;
+    ga_buf_init(&got);
+    assert_int_equal(s_raw_frames(f->router, true, &got), 1);
+    ga_buf_fini(&got);
 }
 
-// A malformed item drops the rest of its message, and the next message is read whole.
+// A batch frame this long (GA_PROTO_BATCH_BYTES) takes no more items: the next opens another.
+static void
+test_batch_closes_at_its_byte_bound(void **state)
+{
+    fixture_t *f = *state;
+    size_t n = GA_PROTO_BATCH_BYTES / 3;
+    uint8_t *big = calloc(1, n);
+    big[0] = 0xc6; // bin32 of the rest
+    big[1] = (uint8_t) ((n - 5) >> 24);
+    big[2] = (uint8_t) ((n - 5) >> 16);
+    big[3] = (uint8_t) ((n - 5) >> 8);
+    big[4] = (uint8_t) (n - 5);
+    ga_proto_batch_t b;
+    ga_proto_batch_init(&b, f->dealer, 64);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY,
+                                            (const uint8_t *) "\x81\xa2id\x01", 5, big, n),
+                         GA_OK);
+    }
+    ga_proto_batch_fini(&b);
+    assert_int_equal(b.messages, 2); // 2 items, then 2 more
+    for (int i = 0; i < 4; i++) {
+        zmq_pollitem_t item = {.socket = f->router, .events = ZMQ_POLLIN};
+        assert_true(f->msg.batch_socket != NULL || zmq_poll(&item, 1, 1000) == 1);
+        assert_int_equal(ga_proto_recv(f->router, true, &f->msg, f->arena), GA_OK);
+        size_t len = 0;
+        const uint8_t *p = ga_proto_payload(&f->msg, &len);
+        assert_int_equal(len, n);
+        assert_memory_equal(p, big, n);
+        assert_true((f->msg.batch_socket != NULL) == (i % 2 == 0));
+    }
+    free(big);
+}
+
+// A malformed item drops the rest of its batch, and the next message is read whole.
 static void
 test_batch_malformed_item_drops_the_rest(void **state)
 {
     fixture_t *f = *state;
-    const char *reply = GA_PROTO_TAG "\x05" "\x81\xa2id\x01"; // head frames (11 bytes)
-    const char *reply2 = GA_PROTO_TAG "\x05" "\x80";             // (7 bytes)
+    const char *env = "\x81\xa2id\x01";
     struct {
         const char *what;
-        const void *frames[8];
-        size_t lens[8];
-        size_t n;
+        int cmd;           // the second item's
+        const char *env;   // its envelope
+        size_t env_len;
+        size_t payload_len; // its payload (bytes 0x07)
+        size_t cut;         // bytes cut from the end of the frame
+        size_t claim;       // a larger env-len than the bytes there, when not 0
     } cases[] = {
-        {"an unknown command in the second item",
-         {reply, "\x07", GA_PROTO_TAG "\xff" "\x80", reply2}, {11, 1, 7, 7}, 4},
-        {"a head without its envelope as the second item", {reply, GA_PROTO_TAG "\x05"}, {11, 6},
-         2},
-        {"a second frame after a payload that is not a head", {reply, "\x07", "\x07", reply2},
-         {11, 1, 1, 7}, 4},
-        {"a malformed envelope in the second item",
-         {reply, GA_PROTO_TAG "\x05" "\x82\xa2id", reply2}, {11, 10, 7}, 3},
+        {"an unknown command", 0xff, "\x80", 1, 0, 0, 0},
+        {"a batch inside a batch", GA_CMD_BATCH, "\x80", 1, 0, 0, 0},
+        {"an empty envelope", GA_CMD_REPLY, "", 0, 0, 0, 0},
+        {"a malformed envelope", GA_CMD_REPLY, "\x82\xa2id", 4, 0, 0, 0},
+        {"an envelope that is not a map", GA_CMD_REPLY, "\x91\x01", 2, 0, 0, 0},
+        {"a payload on a command without one", GA_CMD_HEARTBEAT, "\x80", 1, 1, 0, 0},
+        {"a payload cut short", GA_CMD_REPLY, env, 5, 4, 2, 0},
+        {"a payload length cut short", GA_CMD_REPLY, env, 5, 0, 2, 0},
+        {"an envelope length past the end", GA_CMD_REPLY, env, 5, 0, 0, 1000},
+        {"an envelope length of 2^32-1", GA_CMD_REPLY, env, 5, 0, 0, 0xffffffffu},
     };
+    ga_buf_t frame;
+    ga_buf_init(&frame);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        s_send_frames(f->dealer, cases[i].frames, cases[i].lens, cases[i].n);
+        s_batch_head(&frame);
+        s_put_item(&frame, GA_CMD_REPLY, env, 5, "\x07", 1);
+        size_t at = frame.len;
+        s_put_item(&frame, cases[i].cmd, cases[i].env, cases[i].env_len, "\x07\x07\x07\x07",
+                   cases[i].payload_len);
+        if (cases[i].claim) {
+            frame.data[at + 1] = (uint8_t) (cases[i].claim >> 24);
+            frame.data[at + 2] = (uint8_t) (cases[i].claim >> 16);
+            frame.data[at + 3] = (uint8_t) (cases[i].claim >> 8);
+            frame.data[at + 4] = (uint8_t) cases[i].claim;
+        }
+        if (cases[i].cut) {
+            frame.len -= cases[i].cut; // the bad item is the frame's last
+        } else {
+            s_put_item(&frame, GA_CMD_REPLY, env, 5, NULL, 0); // a good item after the bad one
+        }
+        assert_true(zmq_send(f->dealer, frame.data, frame.len, 0) >= 0);
         ga_err_t rc;
         int good = 0;
         while ((rc = s_recv(f, f->router, true)) == GA_OK) {
@@ -945,7 +1048,7 @@ test_batch_malformed_item_drops_the_rest(void **state)
         if (rc != GA_EPROTO) {
             fail_msg("%s: accepted whole", cases[i].what);
         }
-        assert_true(good <= 1); // the first item may have been read before the bad one
+        assert_int_equal(good, 1); // the first item, read before the bad one
         assert_null(f->msg.batch_socket);
         assert_false(f->msg.has_payload);
         ga_buf_reset(&f->env);
@@ -955,6 +1058,53 @@ test_batch_malformed_item_drops_the_rest(void **state)
         assert_int_equal(f->msg.cmd, GA_CMD_HEARTBEAT);
         assert_null(f->msg.batch_socket);
     }
+    // A batch frame with no item, or fewer bytes than an item's lengths.
+    const void *frames[] = {GA_PROTO_TAG "\x0b\x05\x00\x00"};
+    size_t lens[] = {9};
+    s_send_frames(f->dealer, frames, lens, 1);
+    assert_int_equal(s_recv(f, f->router, true), GA_EPROTO);
+    // The next item asked for on another socket: the rest of the batch is dropped.
+    s_batch_head(&frame);
+    s_put_item(&frame, GA_CMD_REPLY, env, 5, NULL, 0);
+    s_put_item(&frame, GA_CMD_REPLY, env, 5, NULL, 0);
+    assert_true(zmq_send(f->dealer, frame.data, frame.len, 0) >= 0);
+    assert_int_equal(s_recv(f, f->router, true), GA_OK);
+    assert_true(f->msg.batch_socket == f->router);
+    assert_int_equal(ga_proto_recv(f->dealer2, false, &f->msg, f->arena), GA_EPROTO);
+    assert_null(f->msg.batch_socket);
+    ga_buf_fini(&frame);
+}
+
+// docs/protocol.md, "Test vectors": a batch of two REPLY items, the first with the payload
+// {"id":"1","name":"Alice"}, the second an error without payload, byte for byte.
+static void
+test_batch_test_vector(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t want[128];
+    size_t want_len = s_unhex("47 41 50 49 05 0b "
+                              "05 00 00 00 09 82 a2 69 64 2a a2 6f 6b c3 "
+                              "00 00 00 11 82 a2 69 64 a1 31 a4 6e 61 6d 65 a5 41 6c 69 63 65 "
+                              "05 00 00 00 09 82 a2 69 64 2b a2 6f 6b c2 00 00 00 00",
+                              want);
+    ga_proto_batch_t b;
+    ga_proto_batch_init(&b, f->dealer, 64);
+    uint8_t pay[32];
+    size_t pay_len = s_unhex("82 a2 69 64 a1 31 a4 6e 61 6d 65 a5 41 6c 69 63 65", pay);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY,
+                                        (const uint8_t *) "\x82\xa2id\x2a\xa2ok\xc3", 9, pay,
+                                        pay_len),
+                     GA_OK);
+    assert_int_equal(ga_proto_batch_add(&b, NULL, 0, GA_CMD_REPLY,
+                                        (const uint8_t *) "\x82\xa2id\x2b\xa2ok\xc2", 9, NULL, 0),
+                     GA_OK);
+    ga_proto_batch_fini(&b);
+    ga_buf_t got;
+    ga_buf_init(&got);
+    assert_int_equal(s_raw_frames(f->router, true, &got), 1);
+    assert_int_equal(got.len, want_len);
+    assert_memory_equal(got.data, want, want_len);
+    ga_buf_fini(&got);
 }
 
 int
@@ -979,6 +1129,9 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_batch_malformed_item_drops_the_rest, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_closes_at_its_byte_bound, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_test_vector, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_gives_the_test_vectors, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_envelope_edit_keys, s_setup, s_teardown),
