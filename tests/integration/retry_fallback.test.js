@@ -38,6 +38,16 @@ async function startNodes(names) {
       }
       return out.sort((a, b) => a.ms - b.ms);
     },
+    // execs(requestId) once at least `min` are seen and no more come for 250 ms: a worker's
+    // EXEC line travels on its stdout pipe, which may reach the test after the call's answer.
+    async settled(requestId, min = 1) {
+      await eventually(() => this.execs(requestId).length >= min, 5000, 20);
+      for (let n = -1; n !== this.execs(requestId).length;) {
+        n = this.execs(requestId).length;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      return this.execs(requestId);
+    },
     dumpLogs() {
       for (const p of procs) console.error(`----- ${p.name} stderr -----\n${p.stderr}`);
     },
@@ -62,13 +72,13 @@ test('a call whose worker is killed mid-call falls back to another node, run onc
     const r = await pending;
     assert.equal(r.success, true, JSON.stringify(r));
     assert.deepEqual(r.result, { request_id: 'fb1' });
-    const execs = s.execs('fb1');
+    const execs = await s.settled('fb1', 2);
     assert.equal(execs.length, 2, JSON.stringify(execs));
     assert.notEqual(execs[1].node, first.node);
     // A handler's retryable error without a retry setting is an answer: no fallback.
     const flaky = await call(s.channel, { service: 'test_service', request_type: 'tally', request_id: 'fb2', args: { mode: 'retryable' } });
     assert.deepEqual([flaky.success, flaky.error, flaky.can_retry], [false, 'flaky', true]);
-    assert.equal(s.execs('fb2').length, 1);
+    assert.equal((await s.settled('fb2')).length, 1);
   } catch (e) {
     s.dumpLogs();
     throw e;
@@ -85,7 +95,7 @@ test('retry N, all_nodes:N and same_node:N make exactly their attempts, spaced b
 
     const r3 = await ask('tally_retry3', 'r3', 'retryable');
     assert.deepEqual([r3.success, r3.error, r3.can_retry], [false, 'flaky', false]);
-    const e3 = s.execs('r3');
+    const e3 = await s.settled('r3', 3);
     assert.equal(e3.length, 3, JSON.stringify(e3));
     assert.equal(new Set(e3.map((e) => e.node)).size, 3, 'moves across nodes');
     // 100 ms before the 2nd attempt, 200 ms before the 3rd (at least; jitter only adds).
@@ -94,13 +104,13 @@ test('retry N, all_nodes:N and same_node:N make exactly their attempts, spaced b
 
     const a3 = await ask('tally_all3', 'a3', 'retryable');
     assert.deepEqual([a3.success, a3.can_retry], [false, false]);
-    const ea = s.execs('a3');
+    const ea = await s.settled('a3', 3);
     assert.equal(ea.length, 3, JSON.stringify(ea));
     assert.equal(new Set(ea.map((e) => e.node)).size, 3);
 
     const s2 = await ask('tally_same2', 's2', 'retryable');
     assert.deepEqual([s2.success, s2.error, s2.can_retry], [false, 'flaky', false]);
-    const es = s.execs('s2');
+    const es = await s.settled('s2', 2);
     assert.equal(es.length, 2, JSON.stringify(es));
     assert.equal(es[0].node, es[1].node, 'stays on the node chosen first');
     assert.ok(es[1].ms - es[0].ms >= 100, JSON.stringify(es));
@@ -108,12 +118,12 @@ test('retry N, all_nodes:N and same_node:N make exactly their attempts, spaced b
     // An ordinary error answer is returned at once, never retried.
     const plain = await ask('tally_retry3', 'p1', 'error');
     assert.deepEqual([plain.success, plain.error, plain.can_retry], [false, 'plain error', false]);
-    assert.equal(s.execs('p1').length, 1);
+    assert.equal((await s.settled('p1')).length, 1);
 
     // A success on the first attempt: one execution.
     const ok = await ask('tally_retry3', 'ok1', 'ok');
     assert.equal(ok.success, true);
-    assert.equal(s.execs('ok1').length, 1);
+    assert.equal((await s.settled('ok1')).length, 1);
   } catch (e) {
     s.dumpLogs();
     throw e;
@@ -131,18 +141,18 @@ test('the timeout bounds all attempts together', async () => {
     const r = await call(s.channel, { service: 'test_service', request_type: 'tally_short', request_id: 't1', args: { mode: 'retryable' } }, 20000);
     assert.equal(r.success, false);
     assert.equal(r.error, 'flaky');
-    const n = s.execs('t1').length;
+    const n = (await s.settled('t1', 2)).length;
     assert.ok(n >= 2 && n <= 5, `${n} attempts`);
     // Nothing runs after the answer.
     const after = await call(s.channel, { service: 'test_service', request_type: 'tally', request_id: 'after', args: {} });
     assert.equal(after.success, true);
-    assert.equal(s.execs('t1').length, n);
+    assert.equal((await s.settled('t1', n)).length, n);
     assert.ok(Date.now() - started < 10000);
     // Attempts that time out: each gets a share of the timeout, the whole stays within it.
     const slow = await call(s.channel, { service: 'test_service', request_type: 'tally_short', request_id: 't2', args: { ms: 3000 } }, 20000);
     assert.equal(slow.success, false);
     assert.equal(slow.error, 'Request timed out');
-    assert.ok(s.execs('t2').length >= 1);
+    assert.ok((await s.settled('t2')).length >= 1);
   } catch (e) {
     s.dumpLogs();
     throw e;
