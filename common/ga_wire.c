@@ -99,7 +99,9 @@ s_head(reader_t *r, head_t *h)
     uint8_t c = *r->p++;
     size_t avail = (size_t) (r->end - r->p);
     int n = 0; // bytes of length/value that follow the header byte
-    memset(h, 0, sizeof *h);
+    // Only the fields of h->type are set below (callers read no others); count is zeroed so
+    // that a stray read of it is harmless.
+    h->count = 0;
     if (c <= 0x7f) {
         h->type = GA_INT;
         h->i = c;
