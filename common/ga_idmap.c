@@ -81,6 +81,30 @@ ga_idmap_put(ga_idmap_t *self, uint64_t id, void *value)
     self->slots[i].value = value;
 }
 
+void *
+ga_idmap_put_new(ga_idmap_t *self, uint64_t id, void *value)
+{
+    ga_assert(id != 0);
+    size_t i = s_hash(id) & self->mask;
+    while (self->slots[i].id) {
+        if (self->slots[i].id == id) {
+            return self->slots[i].value; // present: nothing changes, not even the capacity
+        }
+        i = (i + 1) & self->mask;
+    }
+    if ((self->size + 1) * 2 > self->mask + 1) {
+        s_grow(self); // the free slot found above moves with the growth: probe again
+        i = s_hash(id) & self->mask;
+        while (self->slots[i].id) {
+            i = (i + 1) & self->mask;
+        }
+    }
+    self->size++;
+    self->slots[i].id = id;
+    self->slots[i].value = value;
+    return NULL;
+}
+
 static size_t
 s_find(const ga_idmap_t *self, uint64_t id)
 {

@@ -15,6 +15,9 @@ ga_idmap_t *ga_idmap_new(void);
 void ga_idmap_destroy(ga_idmap_t **self_p);
 // Inserts or replaces. `id` must not be 0 (reserved as the empty slot).
 void ga_idmap_put(ga_idmap_t *self, uint64_t id, void *value);
+// Inserts `value` under `id` (not 0) unless `id` is present, in one probe: returns NULL when it
+// inserted, else the value already there (left unchanged; the map is not modified).
+void *ga_idmap_put_new(ga_idmap_t *self, uint64_t id, void *value);
 // Returns the value, or NULL.
 void *ga_idmap_get(const ga_idmap_t *self, uint64_t id);
 // Removes and returns the value, or NULL when absent.

@@ -2,7 +2,9 @@
 // The in-flight table: an id map of records, one id map per owner index (owner key -> the head
 // of a doubly linked list of its records), a list of every record, and a deadline heap with
 // lazy cancellation. Owner heads are recycled through a free list, so a steady load allocates
-// nothing per call.
+// nothing per call. Each record points to its owners' heads, and each index remembers the last
+// head it looked up, so a call routed between the same gateway and worker as the one before
+// costs one id-map probe when added (its id) and one when removed.
 #include "ga_inflight.h"
 
 #include "ga_idmap.h"
@@ -20,6 +22,8 @@ struct ga_inflight_t {
     ga_idmap_t *records;                     // id -> ga_inflight_rec_t
     ga_idmap_t *owners[GA_INFLIGHT_OWNERS];  // owner key -> head_t
     head_t *free_heads;                      // recycled heads
+    uint64_t last_owner[GA_INFLIGHT_OWNERS]; // owner key of last_head (0: none)
+    head_t *last_head[GA_INFLIGHT_OWNERS];   // the head of last_owner, while it is in the map
     ga_inflight_rec_t *all;                  // every record
     ga_timeq_t *deadlines;                   // (deadline, id), stale entries skipped
 };
@@ -71,20 +75,30 @@ s_link_owner(ga_inflight_t *self, ga_inflight_rec_t *rec, int slot, uint64_t own
 {
     rec->owner[slot] = owner;
     rec->prev[slot] = rec->next[slot] = NULL;
+    rec->head[slot] = NULL;
     if (owner == 0) {
         return;
     }
-    head_t *h = ga_idmap_get(self->owners[slot], owner);
-    if (h == NULL) {
-        h = self->free_heads;
-        if (h) {
-            self->free_heads = h->next_free;
-        } else {
-            h = ga_malloc(sizeof *h);
+    head_t *h;
+    if (owner == self->last_owner[slot]) {
+        h = self->last_head[slot];
+    } else {
+        // One probe finds the owner's head or inserts a fresh one, taken from the free list
+        // only when it is used.
+        if (self->free_heads == NULL) {
+            self->free_heads = ga_malloc(sizeof(head_t));
+            self->free_heads->next_free = NULL;
         }
-        *h = (head_t){0};
-        ga_idmap_put(self->owners[slot], owner, h);
+        h = ga_idmap_put_new(self->owners[slot], owner, self->free_heads);
+        if (h == NULL) {
+            h = self->free_heads;
+            self->free_heads = h->next_free;
+            *h = (head_t){0};
+        }
+        self->last_owner[slot] = owner;
+        self->last_head[slot] = h;
     }
+    rec->head[slot] = h;
     rec->next[slot] = h->first;
     if (h->first) {
         h->first->prev[slot] = rec;
@@ -100,7 +114,7 @@ s_unlink_owner(ga_inflight_t *self, ga_inflight_rec_t *rec, int slot)
     if (owner == 0) {
         return;
     }
-    head_t *h = ga_idmap_get(self->owners[slot], owner);
+    head_t *h = rec->head[slot];
     ga_assert(h != NULL);
     if (rec->prev[slot]) {
         rec->prev[slot]->next[slot] = rec->next[slot];
@@ -111,22 +125,39 @@ s_unlink_owner(ga_inflight_t *self, ga_inflight_rec_t *rec, int slot)
         rec->next[slot]->prev[slot] = rec->prev[slot];
     }
     rec->prev[slot] = rec->next[slot] = NULL;
+    rec->head[slot] = NULL;
     rec->owner[slot] = 0;
     if (--h->count == 0) {
         ga_idmap_take(self->owners[slot], owner);
+        if (self->last_head[slot] == h) {
+            self->last_owner[slot] = 0;
+            self->last_head[slot] = NULL;
+        }
         h->next_free = self->free_heads;
         self->free_heads = h;
     }
+}
+
+// The owner index `slot`'s head for `owner` (not 0), or NULL.
+static head_t *
+s_head_of(const ga_inflight_t *self, int slot, uint64_t owner)
+{
+    if (owner == self->last_owner[slot]) {
+        return self->last_head[slot];
+    }
+    return ga_idmap_get(self->owners[slot], owner);
 }
 
 void
 ga_inflight_add(ga_inflight_t *self, ga_inflight_rec_t *rec, uint64_t id, int64_t deadline,
                 const uint64_t *owners)
 {
-    ga_assert(id != 0 && !rec->linked && ga_idmap_get(self->records, id) == NULL);
+    ga_assert(id != 0 && !rec->linked);
+    // Inserts unless the id is present (a programmer error), in one probe.
+    ga_inflight_rec_t *present = ga_idmap_put_new(self->records, id, rec);
+    ga_assert(present == NULL);
     rec->id = id;
     rec->linked = true;
-    ga_idmap_put(self->records, id, rec);
     rec->all_prev = NULL;
     rec->all_next = self->all;
     if (self->all) {
@@ -147,11 +178,10 @@ ga_inflight_get(const ga_inflight_t *self, uint64_t id)
     return ga_idmap_get(self->records, id);
 }
 
-void
-ga_inflight_remove(ga_inflight_t *self, ga_inflight_rec_t *rec)
+// Unlinks `rec`, already taken out of the id map, from the owner indexes and the list.
+static void
+s_unlink(ga_inflight_t *self, ga_inflight_rec_t *rec)
 {
-    ga_assert(rec->linked);
-    ga_idmap_take(self->records, rec->id);
     for (int i = 0; i < GA_INFLIGHT_OWNERS; i++) {
         s_unlink_owner(self, rec, i);
     }
@@ -168,12 +198,20 @@ ga_inflight_remove(ga_inflight_t *self, ga_inflight_rec_t *rec)
     // Its queue entries stay: they are skipped when due (the id is never added again).
 }
 
+void
+ga_inflight_remove(ga_inflight_t *self, ga_inflight_rec_t *rec)
+{
+    ga_assert(rec->linked);
+    ga_idmap_take(self->records, rec->id);
+    s_unlink(self, rec);
+}
+
 ga_inflight_rec_t *
 ga_inflight_take(ga_inflight_t *self, uint64_t id)
 {
-    ga_inflight_rec_t *rec = ga_idmap_get(self->records, id);
+    ga_inflight_rec_t *rec = ga_idmap_take(self->records, id);
     if (rec) {
-        ga_inflight_remove(self, rec);
+        s_unlink(self, rec);
     }
     return rec;
 }
@@ -238,7 +276,7 @@ ga_inflight_owned(const ga_inflight_t *self, int slot, uint64_t owner)
     if (owner == 0) {
         return NULL;
     }
-    head_t *h = ga_idmap_get(self->owners[slot], owner);
+    head_t *h = s_head_of(self, slot, owner);
     return h ? h->first : NULL;
 }
 
@@ -267,6 +305,6 @@ ga_inflight_size(const ga_inflight_t *self)
 size_t
 ga_inflight_owned_count(const ga_inflight_t *self, int slot, uint64_t owner)
 {
-    head_t *h = owner ? ga_idmap_get(self->owners[slot], owner) : NULL;
+    head_t *h = owner ? s_head_of(self, slot, owner) : NULL;
     return h ? h->count : 0;
 }

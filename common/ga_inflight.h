@@ -27,6 +27,7 @@ struct ga_inflight_rec_t {
     uint64_t owner[GA_INFLIGHT_OWNERS];          // owner keys (0: none); set through the API
     ga_inflight_rec_t *prev[GA_INFLIGHT_OWNERS]; // owner lists (private)
     ga_inflight_rec_t *next[GA_INFLIGHT_OWNERS]; // owner lists: next record of the same owner
+    void *head[GA_INFLIGHT_OWNERS];              // owner lists' heads (private)
     ga_inflight_rec_t *all_prev;                 // every record (private)
     ga_inflight_rec_t *all_next;                 // every record: the next one
     bool linked;                                 // in a table (private)

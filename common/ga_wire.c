@@ -99,7 +99,9 @@ s_head(reader_t *r, head_t *h)
     uint8_t c = *r->p++;
     size_t avail = (size_t) (r->end - r->p);
     int n = 0; // bytes of length/value that follow the header byte
-    memset(h, 0, sizeof *h);
+    // Only the fields of h->type are set below (callers read no others); count is zeroed so
+    // that a stray read of it is harmless.
+    h->count = 0;
     if (c <= 0x7f) {
         h->type = GA_INT;
         h->i = c;
@@ -495,110 +497,189 @@ s_known_key(const uint8_t *k, size_t len)
 #undef S_IS
 }
 
-// Where the strings of one decoded map go: one arena allocation, made at the first string,
-// large enough for all that can follow (each string's bytes plus its NUL fit in the input
-// bytes that hold it, header included).
-typedef struct {
-    char *next; // next free byte, or NULL before the first string
-} strbuf_t;
-
-// Copies the `len` bytes at `r->p` (present: the caller checked) NUL-terminated into `sb`.
-static const char *
-s_strbuf_copy(strbuf_t *sb, ga_arena_t *arena, const reader_t *r, size_t len)
+// Copies the `len` bytes at `p` (present: the caller checked) NUL-terminated to `*sb`, the
+// next free byte of the map's string space, and moves `*sb` past them.
+static inline const char *
+s_strbuf_copy(char **sb, const uint8_t *p, size_t len)
 {
-    if (sb->next == NULL) {
-        // r->p is just past this string's header (one byte at least): what is left, plus one,
-        // holds this string and every later one with their NULs.
-        sb->next = ga_arena_alloc(arena, (size_t) (r->end - r->p) + 1);
-    }
-    char *s = sb->next;
-    memcpy(s, r->p, len);
+    char *s = *sb;
+    memcpy(s, p, len);
     s[len] = '\0';
-    sb->next = s + len + 1;
+    *sb = s + len + 1;
     return s;
 }
 
 ga_err_t
 ga_wire_decode_map(const uint8_t *data, size_t len, ga_arena_t *arena, ga_value_t *out)
 {
-    *out = ga_nil();
+    *out = (ga_value_t){.type = GA_NIL};
     if (data == NULL || len == 0) {
         return GA_EPROTO;
     }
-    reader_t r = {.p = data, .end = data + len};
-    head_t h;
-    if (s_head(&r, &h) != GA_OK || h.type != GA_MAP) {
+    const uint8_t *p = data + 1;
+    const uint8_t *end = data + len;
+    size_t count;
+    if ((data[0] & 0xf0) == 0x80) {
+        count = data[0] & 0x0f;
+    } else if (data[0] == 0xde && len >= 3) {
+        count = (size_t) s_be(p, 2);
+        p += 2;
+    } else if (data[0] == 0xdf && len >= 5) {
+        count = (size_t) s_be(p, 4);
+        p += 4;
+    } else {
         return ga_wire_decode(data, len, arena, out); // not a map: the general path decides
     }
-    if (h.count > (size_t) (r.end - r.p) / 2) {
+    if (count > (size_t) (end - p) / 2) {
         return GA_EPROTO; // as the pre-scan refuses it
     }
-    ga_value_t m = ga_map(arena, (uint32_t) h.count);
-    strbuf_t sb = {.next = NULL};
-    for (uint32_t i = 0; i < (uint32_t) h.count; i++) {
-        head_t k, v;
+    // One arena allocation: the pairs, then room for every string of the map (each string's
+    // bytes plus its NUL fit in the input bytes that hold it, header included).
+    ga_pair_t *pairs = NULL;
+    char *sb = NULL;
+    if (count > 0) {
+        pairs = ga_arena_alloc(arena, count * sizeof(ga_pair_t) + (size_t) (end - p) + 1);
+        sb = (char *) (pairs + count);
+    }
+    for (size_t i = 0; i < count; i++) {
+        ga_pair_t *pr = &pairs[i];
+        size_t klen;
         // A fixstr key (every key of the protocol's) is read here; others by s_head.
-        if (r.p < r.end && (*r.p & 0xe0) == 0xa0) {
-            k.type = GA_STR;
-            k.count = (uint64_t) (*r.p++ & 0x1f);
-        } else if (s_head(&r, &k) != GA_OK) {
-            return GA_EPROTO;
-        }
-        if (k.type != GA_STR || k.count > (size_t) (r.end - r.p)) {
-            return GA_EPROTO;
-        }
-        ga_pair_t *p = &m.u.pairs[i];
-        const char *known = s_known_key(r.p, (size_t) k.count);
-        if (known) {
-            p->key = known; // equal bytes, so no NUL in it either
-        } else if (memchr(r.p, '\0', (size_t) k.count) != NULL) {
-            return GA_EPROTO;
+        if (p < end && (*p & 0xe0) == 0xa0) {
+            klen = *p++ & 0x1f;
         } else {
-            p->key = s_strbuf_copy(&sb, arena, &r, (size_t) k.count);
-        }
-        p->key_len = (uint32_t) k.count;
-        r.p += k.count;
-        // The common scalars (positive fixint, fixstr, nil, booleans) are read here.
-        if (r.p < r.end && *r.p <= 0x7f) {
-            p->value = ga_int(*r.p++);
-            continue;
-        }
-        if (r.p < r.end && (*r.p & 0xe0) == 0xa0) {
-            v.type = GA_STR;
-            v.count = (uint64_t) (*r.p++ & 0x1f);
-        } else if (s_head(&r, &v) != GA_OK) {
-            return GA_EPROTO;
-        }
-        switch (v.type) {
-        case GA_ARRAY:
-        case GA_MAP:
-            // Something nests: the general path (pre-scan, then build) takes the whole input.
-            return ga_wire_decode(data, len, arena, out);
-        case GA_STR:
-            if (v.count > (size_t) (r.end - r.p) || v.count > UINT32_MAX) {
+            reader_t r = {.p = p, .end = end};
+            head_t k;
+            if (s_head(&r, &k) != GA_OK || k.type != GA_STR) {
                 return GA_EPROTO;
             }
-            p->value = ga_strn(s_strbuf_copy(&sb, arena, &r, (size_t) v.count), (size_t) v.count);
-            r.p += v.count;
-            break;
-        case GA_NIL:
-            p->value = ga_nil();
-            break;
-        case GA_BOOL:
-            p->value = ga_bool(v.b);
-            break;
-        case GA_INT:
-            p->value = ga_int(v.i);
-            break;
-        case GA_FLOAT:
-            p->value = ga_float(v.f);
-            break;
+            p = r.p;
+            klen = (size_t) k.count; // 4 length bytes at most: fits
         }
+        if (klen > (size_t) (end - p)) {
+            return GA_EPROTO;
+        }
+        const char *known = s_known_key(p, klen);
+        if (known) {
+            pr->key = known; // equal bytes, so no NUL in it either
+        } else if (memchr(p, '\0', klen) != NULL) {
+            return GA_EPROTO;
+        } else {
+            pr->key = s_strbuf_copy(&sb, p, klen);
+        }
+        pr->key_len = (uint32_t) klen;
+        p += klen;
+        // The scalars of the protocol's envelopes are read here; the rest by s_head.
+        if (p >= end) {
+            return GA_EPROTO;
+        }
+        uint8_t c = *p;
+        size_t vlen;
+        if (c <= 0x7f || c >= 0xe0) { // positive and negative fixint: the byte as an int8
+            pr->value = (ga_value_t){.type = GA_INT, .u.i = (int8_t) c};
+            p++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xa0) { // fixstr
+            vlen = c & 0x1f;
+            p++;
+        } else {
+            size_t avail = (size_t) (end - p) - 1; // after the header byte
+            switch (c) {
+            case 0xc0:
+                pr->value = (ga_value_t){.type = GA_NIL};
+                p++;
+                continue;
+            case 0xc2:
+            case 0xc3:
+                pr->value = (ga_value_t){.type = GA_BOOL, .u.b = c == 0xc3};
+                p++;
+                continue;
+            case 0xcc:
+            case 0xcd:
+            case 0xce:
+            case 0xcf:
+            case 0xd0:
+            case 0xd1:
+            case 0xd2:
+            case 0xd3: {
+                int n = 1 << (c & 0x03); // 1, 2, 4 or 8 bytes, unsigned then signed
+                if (avail < (size_t) n) {
+                    return GA_EPROTO;
+                }
+                uint64_t raw = s_be(p + 1, n);
+                p += 1 + n;
+                int64_t v;
+                if (c >= 0xd0) {
+                    v = n == 1   ? (int8_t) raw
+                        : n == 2 ? (int16_t) raw
+                        : n == 4 ? (int32_t) raw
+                                 : (int64_t) raw;
+                } else if (raw > (uint64_t) INT64_MAX) {
+                    // As s_head: an unsigned integer above INT64_MAX is decoded as a float.
+                    pr->value = (ga_value_t){.type = GA_FLOAT, .u.f = (double) raw};
+                    continue;
+                } else {
+                    v = (int64_t) raw;
+                }
+                pr->value = (ga_value_t){.type = GA_INT, .u.i = v};
+                continue;
+            }
+            case 0xd9: // str8
+                if (avail < 1) {
+                    return GA_EPROTO;
+                }
+                vlen = p[1];
+                p += 2;
+                break;
+            default: {
+                reader_t r = {.p = p, .end = end};
+                head_t v;
+                if (s_head(&r, &v) != GA_OK) {
+                    return GA_EPROTO;
+                }
+                p = r.p;
+                switch (v.type) {
+                case GA_ARRAY:
+                case GA_MAP:
+                    // Something nests: the general path (pre-scan, then build) takes it all.
+                    return ga_wire_decode(data, len, arena, out);
+                case GA_STR:
+                    if (v.count > (size_t) (end - p) || v.count > UINT32_MAX) {
+                        return GA_EPROTO;
+                    }
+                    vlen = (size_t) v.count;
+                    break;
+                case GA_FLOAT:
+                    pr->value = (ga_value_t){.type = GA_FLOAT, .u.f = v.f};
+                    continue;
+                case GA_NIL: // nil, bool and int are all read above; kept for completeness
+                    pr->value = (ga_value_t){.type = GA_NIL};
+                    continue;
+                case GA_BOOL:
+                    pr->value = (ga_value_t){.type = GA_BOOL, .u.b = v.b};
+                    continue;
+                case GA_INT:
+                    pr->value = (ga_value_t){.type = GA_INT, .u.i = v.i};
+                    continue;
+                default: // no other type exists
+                    return GA_EPROTO;
+                }
+                break;
+            }
+            }
+        }
+        if (vlen > (size_t) (end - p)) {
+            return GA_EPROTO;
+        }
+        pr->value = (ga_value_t){
+            .type = GA_STR, .len = (uint32_t) vlen, .u.s = s_strbuf_copy(&sb, p, vlen)};
+        p += vlen;
     }
-    if (r.p != r.end) {
+    if (p != end) {
         return GA_EPROTO; // trailing bytes
     }
-    m.len = (uint32_t) h.count;
-    *out = m;
+    *out = (ga_value_t){
+        .type = GA_MAP, .len = (uint32_t) count, .cap = (uint32_t) count, .u.pairs = pairs};
     return GA_OK;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The id map against a plain-array oracle: inserts, replacements, lookups and removals over
-// thousands of ids (growth, collisions, backward-shift deletion), and each() coverage.
+// The id map against a plain-array oracle: inserts, replacements, insert-if-absent, lookups and
+// removals over thousands of ids (growth, collisions, backward-shift deletion), and each()
+// coverage.
 #include "ga_idmap.h"
 
 #include <setjmp.h>
@@ -90,6 +91,48 @@ test_idmap_put_of_existing_id_replaces_the_value(void **state)
     ga_idmap_put(m, 99, &b);
     assert_int_equal(ga_idmap_size(m), 1);
     assert_ptr_equal(ga_idmap_get(m, 99), &b);
+}
+
+static void
+test_idmap_put_new_inserts_once_and_keeps_the_first_value(void **state)
+{
+    ga_idmap_t *m = *state;
+    int a = 1;
+    int b = 2;
+    assert_null(ga_idmap_put_new(m, 99, &a));
+    assert_ptr_equal(ga_idmap_put_new(m, 99, &b), &a); // present: unchanged, the old value back
+    assert_int_equal(ga_idmap_size(m), 1);
+    assert_ptr_equal(ga_idmap_get(m, 99), &a);
+    assert_ptr_equal(ga_idmap_take(m, 99), &a);
+    assert_null(ga_idmap_put_new(m, 99, &b)); // gone: inserted again
+    assert_ptr_equal(ga_idmap_get(m, 99), &b);
+}
+
+// put_new across growth (the slot it found moves when the table doubles) and on a present id
+// at the growth threshold (which must not grow or change anything), against the oracle.
+static void
+test_idmap_put_new_matches_oracle_across_growth(void **state)
+{
+    ga_idmap_t *m = *state;
+    static oracle_t o;
+    memset(&o, 0, sizeof o);
+    uint64_t seed = 777;
+    for (size_t i = 0; i < N_IDS; i++) {
+        o.ids[i] = i % 2 ? test_rand(&seed) : i + 1; // sequential and random ids, interleaved
+    }
+    for (size_t i = 0; i < N_IDS; i++) {
+        assert_null(ga_idmap_put_new(m, o.ids[i], &o.vals[i]));
+        o.live[i] = true;
+        o.n_live++;
+        // Every id already in: found, not replaced, whatever the fill.
+        size_t j = (size_t) (test_rand(&seed) % (i + 1));
+        assert_ptr_equal(ga_idmap_put_new(m, o.ids[j], &o.vals[i]), &o.vals[j]);
+        assert_int_equal(ga_idmap_size(m), o.n_live);
+        if (i % 1000 == 999) {
+            s_check(m, &o);
+        }
+    }
+    s_check(m, &o);
 }
 
 static void
@@ -341,6 +384,8 @@ main(void)
         T(test_idmap_empty_map_finds_nothing),
         T(test_idmap_put_get_take_one_entry),
         T(test_idmap_put_of_existing_id_replaces_the_value),
+        T(test_idmap_put_new_inserts_once_and_keeps_the_first_value),
+        T(test_idmap_put_new_matches_oracle_across_growth),
         T(test_idmap_id_zero_is_never_found),
         T(test_idmap_extreme_ids_are_ordinary_keys),
         T(test_idmap_sequential_ids_with_random_deletions_match_oracle),

@@ -109,6 +109,61 @@ test_inflight_removes_by_owner_only_what_the_owner_holds(void **state)
     assert_null(ga_inflight_first(t));
 }
 
+// Owner heads are recycled when an owner's last record goes, and the index remembers the last
+// owner it looked up: neither may make one owner see another's records.
+static void
+test_inflight_owner_heads_recycle_without_mixing_owners(void **state)
+{
+    ga_inflight_t *t = *state;
+    call_t c[7];
+    memset(c, 0, sizeof c);
+    uint64_t o5[GA_INFLIGHT_OWNERS] = {5, 0};
+    uint64_t o6[GA_INFLIGHT_OWNERS] = {6, 0};
+    uint64_t o9[GA_INFLIGHT_OWNERS] = {0, 9};
+    ga_inflight_add(t, &c[0].rec, 1, GA_INFLIGHT_NONE, o5);
+    ga_inflight_remove(t, &c[0].rec); // owner 5 empties: its head is freed
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 0);
+    assert_null(ga_inflight_owned(t, 0, 5));
+    ga_inflight_add(t, &c[6].rec, 7, GA_INFLIGHT_NONE, o9); // the other index reuses that head
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 0);
+    assert_null(ga_inflight_owned(t, 0, 5));
+    assert_ptr_equal(ga_inflight_owned(t, 1, 9), &c[6].rec);
+    ga_inflight_remove(t, &c[6].rec);
+    ga_inflight_add(t, &c[1].rec, 2, GA_INFLIGHT_NONE, o6); // and this one after it
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 0);
+    assert_null(ga_inflight_owned(t, 0, 5));
+    assert_int_equal(ga_inflight_owned_count(t, 0, 6), 1);
+    ga_inflight_add(t, &c[2].rec, 3, GA_INFLIGHT_NONE, o5); // owner 5 is back, with a new head
+    ga_inflight_add(t, &c[3].rec, 4, GA_INFLIGHT_NONE, o6);
+    ga_inflight_add(t, &c[4].rec, 5, GA_INFLIGHT_NONE, o5);
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 2);
+    assert_int_equal(ga_inflight_owned_count(t, 0, 6), 2);
+    for (ga_inflight_rec_t *r = ga_inflight_owned(t, 0, 5); r; r = r->next[0]) {
+        assert_true(r == &c[2].rec || r == &c[4].rec);
+    }
+    for (ga_inflight_rec_t *r = ga_inflight_owned(t, 0, 6); r; r = r->next[0]) {
+        assert_true(r == &c[1].rec || r == &c[3].rec);
+    }
+    // Owner 6 empties through a move and a take, then comes back through a move.
+    ga_inflight_set_owner(t, &c[1].rec, 0, 5);
+    assert_ptr_equal(ga_inflight_take(t, 4), &c[3].rec);
+    assert_int_equal(ga_inflight_owned_count(t, 0, 6), 0);
+    assert_null(ga_inflight_owned(t, 0, 6));
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 3);
+    ga_inflight_set_owner(t, &c[4].rec, 0, 6);
+    assert_ptr_equal(ga_inflight_owned(t, 0, 6), &c[4].rec);
+    assert_int_equal(ga_inflight_owned_count(t, 0, 6), 1);
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 2);
+    // Owner 5 goes all at once; 6 keeps its record.
+    while (ga_inflight_take_owned(t, 0, 5)) {
+    }
+    assert_int_equal(ga_inflight_owned_count(t, 0, 5), 0);
+    assert_ptr_equal(ga_inflight_owned(t, 0, 6), &c[4].rec);
+    ga_inflight_add(t, &c[5].rec, 6, GA_INFLIGHT_NONE, o5);
+    assert_ptr_equal(ga_inflight_owned(t, 0, 5), &c[5].rec);
+    assert_int_equal(ga_inflight_size(t), 2);
+}
+
 static void
 test_inflight_expires_due_records_in_deadline_order(void **state)
 {
@@ -144,6 +199,29 @@ test_inflight_expires_due_records_in_deadline_order(void **state)
 #define N_CALLS 2000
 #define N_OWNERS 13
 
+// Every owner's count and list in both indexes against the oracle.
+static void
+s_check_owners(const ga_inflight_t *t, const call_t *c, const bool *live,
+               uint64_t (*owner)[GA_INFLIGHT_OWNERS])
+{
+    for (int s = 0; s < GA_INFLIGHT_OWNERS; s++) {
+        for (uint64_t who = 1; who < N_OWNERS; who++) {
+            size_t want = 0;
+            for (size_t j = 0; j < N_CALLS; j++) {
+                want += live[j] && owner[j][s] == who;
+            }
+            assert_int_equal(ga_inflight_owned_count(t, s, who), want);
+            size_t got = 0;
+            for (const ga_inflight_rec_t *r = ga_inflight_owned(t, s, who); r; r = r->next[s]) {
+                size_t j = (size_t) ((const call_t *) r - c);
+                assert_true(live[j] && owner[j][s] == who);
+                got++;
+            }
+            assert_int_equal(got, want);
+        }
+    }
+}
+
 // Random adds, takes, owner moves, deadline moves, owner removals and expiries against an
 // oracle: live[i], owner[i][slot], deadline[i].
 static void
@@ -161,6 +239,9 @@ test_inflight_matches_an_oracle(void **state)
     uint64_t next_id = 0;
     int64_t now = 0;
     for (int step = 0; step < 100000; step++) {
+        if (step % 5000 == 0) {
+            s_check_owners(t, c, live, owner);
+        }
         size_t i = test_rand(&seed) % N_CALLS;
         unsigned op = (unsigned) (test_rand(&seed) % 8);
         if (!live[i]) {
@@ -227,6 +308,7 @@ test_inflight_matches_an_oracle(void **state)
         walked++;
     }
     assert_int_equal(walked, n);
+    s_check_owners(t, c, live, owner);
 }
 
 int
@@ -236,6 +318,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_inflight_adds_gets_and_takes_by_id, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_inflight_removes_by_owner_only_what_the_owner_holds,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_owner_heads_recycle_without_mixing_owners,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_inflight_expires_due_records_in_deadline_order,
                                         s_setup, s_teardown),
