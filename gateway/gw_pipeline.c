@@ -150,17 +150,22 @@ gw_response_error(gw_response_t *out, const char *request_id, const char *messag
     };
 }
 
-// A required request field: a non-empty string.
+// A required request field: a non-empty string. When it is not, says why in `msg` (`len`
+// bytes; NULL: the caller needs no reason).
 static bool
 s_field(const ga_value_t *payload, const char *name, const char **out, char *msg, size_t len)
 {
     const ga_value_t *v = ga_map_get(payload, name);
     if (v == NULL || v->type == GA_NIL) {
-        snprintf(msg, len, "Missing field: %s", name);
+        if (msg) {
+            snprintf(msg, len, "Missing field: %s", name);
+        }
         return false;
     }
     if (v->type != GA_STR || v->len == 0 || strlen(v->u.s) != v->len) {
-        snprintf(msg, len, "Invalid field: %s (expected a non-empty string)", name);
+        if (msg) {
+            snprintf(msg, len, "Invalid field: %s (expected a non-empty string)", name);
+        }
         return false;
     }
     *out = v->u.s;
@@ -371,9 +376,8 @@ s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
 {
     const char *service = NULL;
     const char *request_type = NULL;
-    char msg[8];
-    if (!s_field(payload, "service", &service, msg, sizeof msg) ||
-        !s_field(payload, "request_type", &request_type, msg, sizeof msg)) {
+    if (!s_field(payload, "service", &service, NULL, 0) ||
+        !s_field(payload, "request_type", &request_type, NULL, 0)) {
         return NULL;
     }
     const ga_value_t *version = ga_map_get(payload, "version");
