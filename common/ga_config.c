@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern char **environ; // POSIX: the process's environment
+
 static const ga_option_t *
 s_find(const ga_option_t *table, const char *name, size_t len)
 {
@@ -325,6 +327,45 @@ s_print(const ga_option_t *table, const void *cfg)
     ga_buf_fini(&out);
 }
 
+// Warns of each GENAPI_* variable in the environment that names no option of `table` but is
+// one or two letters away from one (GENAPI_RATE_LIMTS): most likely a setting meant for this
+// program, which would otherwise be ignored without a word. Other GENAPI_* variables (another
+// program's options, the tools' own) are left alone.
+static void
+s_warn_env_typos(const ga_option_t *table, const char *prog)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "GENAPI_", 7) != 0) {
+            continue;
+        }
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t) (eq - *e) - 7 : strlen(*e) - 7;
+        char name[64];
+        if (n == 0 || n >= sizeof name) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            name[i] = (char) tolower((unsigned char) (*e)[7 + i]);
+        }
+        name[n] = '\0';
+        if (s_find(table, name, n) != NULL) {
+            continue;
+        }
+        const char *near = s_suggest(table, name);
+        if (near) {
+            char want[80];
+            size_t k = 0;
+            for (const char *p = near; *p && k + 1 < sizeof want; p++) {
+                want[k++] = (char) toupper((unsigned char) *p);
+            }
+            want[k] = '\0';
+            GA_WARN("the environment's GENAPI_%.*s is no option of %s and is ignored (did you "
+                    "mean GENAPI_%s?)",
+                    (int) n, *e + 7, prog, want);
+        }
+    }
+}
+
 bool
 ga_config_is_check(int argc, char **argv)
 {
@@ -375,6 +416,7 @@ ga_config_load(const ga_option_t *table, void *cfg, const char *prog, int argc, 
             return rc;
         }
     }
+    s_warn_env_typos(table, prog);
     for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "--set") != 0 || i + 1 >= argc) {
             i += strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0;

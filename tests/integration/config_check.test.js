@@ -130,6 +130,15 @@ test('--print-config: file, then environment, then flags, as JSON with secrets h
   assert.equal(cfg.shutdown_timeout_ms, 10000);
   assert.ok(!r.stdout.includes('file-secret'));
 
+  // A variable one letter away from an option is most likely that option misspelt: it is named
+  // (it changes nothing); another program's or tool's variable is left alone.
+  r = await run('genapi-gateway', ['--print-config'], { GENAPI_MAX_CHANELS: '7', GENAPI_BROKER_ADMIN: 'x' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).max_channels, 16); // the default: the misspelt one is ignored
+  const warned = r.stderr.split('\n').filter((l) => l.includes('GENAPI_'));
+  assert.equal(warned.length, 1, r.stderr);
+  assert.match(warned[0], /the environment's GENAPI_MAX_CHANELS is no option of genapi-gateway and is ignored \(did you mean GENAPI_MAX_CHANNELS\?\)/);
+
   r = await run('genapi-broker', ['--print-config', '--set', 'admin_token=broker-admin-secret'],
     { GENAPI_PUSH_TOKEN: 'push-secret-value' });
   assert.equal(r.code, 0, r.stderr);
