@@ -374,11 +374,7 @@ s_settle(bk_broker_t *broker, s_entry_t *e)
             m.body = p->body; // a view: bk_on_call copies what it keeps
             zmq_msg_init(&m.payload);
             if (p->has_payload) {
-                zmq_msg_move(&m.payload, &p->payload);
-                m.has_payload = true;
-                m.payload_is_frame = true;
-                m.payload_data = zmq_msg_data(&m.payload);
-                m.payload_len = zmq_msg_size(&m.payload);
+                ga_proto_msg_take_payload(&m, &p->payload);
             }
             if (ga_wire_decode(p->body.data, p->body.len, broker->arena, &m.value) == GA_OK) {
                 broker->stats.calls--; // counted when it arrived

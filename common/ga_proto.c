@@ -139,6 +139,17 @@ ga_proto_msg_payload(const ga_proto_msg_t *msg)
     return p;
 }
 
+void
+ga_proto_msg_take_payload(ga_proto_msg_t *msg, zmq_msg_t *frame)
+{
+    zmq_msg_move(&msg->payload, frame);
+    msg->payload_is_frame = true;
+    msg->has_payload = true;
+    // Asked after the move: a small message's bytes live inside the message itself.
+    msg->payload_data = zmq_msg_data(&msg->payload);
+    msg->payload_len = zmq_msg_size(&msg->payload);
+}
+
 ga_proto_payload_t
 ga_proto_payload_of(zmq_msg_t *m)
 {
@@ -882,12 +893,7 @@ s_recv_rest(void *socket, ga_proto_msg_t *msg, ga_arena_t *arena, zmq_msg_t *par
         (size >= 4 && memcmp(data, GA_PROTO_TAG, 4) == 0)) {
         return GA_EPROTO;
     }
-    zmq_msg_move(&msg->payload, part); // kept as received: forwarded, not copied
-    msg->payload_is_frame = true;
-    msg->has_payload = true;
-    // Asked again after the move: a small message's bytes live inside the message itself.
-    msg->payload_data = zmq_msg_data(&msg->payload);
-    msg->payload_len = size;
+    ga_proto_msg_take_payload(msg, part); // kept as received: forwarded, not copied
     return s_decode_envelope(msg, arena);
 }
 

@@ -134,6 +134,9 @@ const uint8_t *ga_proto_payload(const ga_proto_msg_t *msg, size_t *len);
 // The received payload as a payload to send (its bytes and, when it came as a frame of its
 // own, that frame); valid until the next recv. Empty (len 0) when none came.
 ga_proto_payload_t ga_proto_msg_payload(const ga_proto_msg_t *msg);
+// Makes the frame `frame` (moved, left empty) the payload of `msg`, as if it had been received
+// with it: for a message built by hand from a kept envelope and payload.
+void ga_proto_msg_take_payload(ga_proto_msg_t *msg, zmq_msg_t *frame);
 // A payload held in `m` (a frame of its own, as ga_proto_payload_keep fills it).
 ga_proto_payload_t ga_proto_payload_of(zmq_msg_t *m);
 // Makes `out` (an initialised message, released first) hold the payload `p` for later sends:

@@ -714,10 +714,11 @@ s_raw_frames(void *sock, bool routed, ga_buf_t *out)
     int n = 0;
     zmq_msg_t part;
     zmq_msg_init(&part);
+    bool skip = routed; // the routing id
     do {
         assert_true(zmq_msg_recv(&part, sock, 0) >= 0);
-        if (routed && n == 0 && out->len == 0) {
-            routed = false;
+        if (skip) {
+            skip = false;
             continue;
         }
         ga_buf_append(out, zmq_msg_data(&part), zmq_msg_size(&part));
