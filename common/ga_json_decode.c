@@ -32,6 +32,10 @@
 #define LINEAR_KEYS 8
 // Numbers up to this many bytes are copied to the C stack for strtod; longer ones to the arena.
 #define NUMBER_ON_STACK 64
+// Decoded strings are packed one after another (unaligned, NUL-terminated) into chunks of at
+// most this many bytes taken from the arena, rather than one arena allocation each; a longer
+// string gets a chunk of its own size.
+#define STRING_CHUNK 1024
 
 typedef struct {
     const unsigned char *text; // the input; NOT NUL-terminated: never read at or past len
@@ -43,6 +47,8 @@ typedef struct {
     size_t cap;                // bytes of scratch available
     char *err;                 // the caller's buffer for a reason, or NULL
     size_t errlen;             // bytes in err
+    char *strings;             // where the next decoded string goes (see STRING_CHUNK)
+    size_t strings_left;       // bytes left there
 } parser_t;
 
 // Keys of one object with more than LINEAR_KEYS keys: open addressing, linear probing. A slot
@@ -355,15 +361,26 @@ s_string(parser_t *ps, const char **out, uint32_t *out_len)
     if (n > UINT32_MAX) {
         return s_fail(ps, ps->pos, "string longer than 4 GiB");
     }
+    if (ps->strings_left <= n) {
+        // The input from this string's opening quote on is at least as long as every string
+        // still to come, decoded and NUL-terminated: a chunk never needs to be larger.
+        size_t rest = len - ps->pos;
+        size_t chunk = rest < STRING_CHUNK ? rest : STRING_CHUNK;
+        chunk = chunk > n ? chunk : n + 1;
+        ps->strings = ga_arena_alloc(ps->arena, chunk);
+        ps->strings_left = chunk;
+    }
+    char *s = ps->strings;
+    ps->strings += n + 1;
+    ps->strings_left -= n + 1;
     ps->pos = i + 1;
     if (shrink == 0) {
-        *out = ga_arena_strndup(ps->arena, (const char *) t + start, n);
+        memcpy(s, t + start, n);
     } else {
-        char *s = ga_arena_alloc(ps->arena, n + 1);
         s_unescape(t + start, raw, s);
-        s[n] = '\0';
-        *out = s;
     }
+    s[n] = '\0';
+    *out = s;
     *out_len = (uint32_t) n;
     return GA_OK;
 }
