@@ -135,7 +135,8 @@ s_skip_ws(parser_t *ps)
 {
     while (ps->pos < ps->len) {
         unsigned char c = ps->text[ps->pos];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+        // Every whitespace byte is at most ' ': one compare settles the usual token byte.
+        if (c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t')) {
             return;
         }
         ps->pos++;
@@ -253,6 +254,33 @@ s_check_escape(const parser_t *ps, size_t at, size_t *in, size_t *out)
     return GA_OK;
 }
 
+// memcpy(dst, src, n) for the short strings of a typical frame without a call: fixed-size
+// copies (which compile to plain loads and stores) that overlap, reading and writing exactly
+// src[0..n) and dst[0..n).
+static inline void
+s_copy(char *dst, const unsigned char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n > 0 && n < 4) {
+        dst[0] = (char) src[0];
+        dst[n / 2] = (char) src[n / 2];
+        dst[n - 1] = (char) src[n - 1];
+    } else if (n > 16) {
+        memcpy(dst, src, n);
+    }
+}
+
 // Decodes the n bytes of string body at src, already checked by s_string, into dst.
 static void
 s_unescape(const unsigned char *src, size_t n, char *dst)
@@ -316,12 +344,30 @@ s_unescape(const unsigned char *src, size_t n, char *dst)
     }
 }
 
-// Reads the string whose opening quote is at text[pos] into the arena (NUL-terminated). A first
-// scan checks everything (UTF-8, control characters, escapes) and finds the decoded length; an
-// escape-free string (the common case) is then one copy, others are decoded in a second pass
-// over that string only.
+// Room for a decoded string of n bytes and its NUL, from the current chunk or a new one.
+static inline char *
+s_string_room(parser_t *ps, size_t n)
+{
+    if (ps->strings_left <= n) {
+        // The input from this string's opening quote on is at least as long as every string
+        // still to come, decoded and NUL-terminated: a chunk never needs to be larger.
+        size_t rest = ps->len - ps->pos;
+        size_t chunk = rest < STRING_CHUNK ? rest : STRING_CHUNK;
+        chunk = chunk > n ? chunk : n + 1;
+        ps->strings = ga_arena_alloc(ps->arena, chunk);
+        ps->strings_left = chunk;
+    }
+    char *s = ps->strings;
+    ps->strings += n + 1;
+    ps->strings_left -= n + 1;
+    return s;
+}
+
+// s_string for any string: a first scan checks everything (UTF-8, control characters,
+// escapes) and finds the decoded length; an escape-free string is then one copy, others are
+// decoded in a second pass over that string only.
 static ga_err_t
-s_string(parser_t *ps, const char **out, uint32_t *out_len)
+s_string_any(parser_t *ps, const char **out, uint32_t *out_len)
 {
     const unsigned char *t = ps->text;
     size_t len = ps->len;
@@ -361,24 +407,35 @@ s_string(parser_t *ps, const char **out, uint32_t *out_len)
     if (n > UINT32_MAX) {
         return s_fail(ps, ps->pos, "string longer than 4 GiB");
     }
-    if (ps->strings_left <= n) {
-        // The input from this string's opening quote on is at least as long as every string
-        // still to come, decoded and NUL-terminated: a chunk never needs to be larger.
-        size_t rest = len - ps->pos;
-        size_t chunk = rest < STRING_CHUNK ? rest : STRING_CHUNK;
-        chunk = chunk > n ? chunk : n + 1;
-        ps->strings = ga_arena_alloc(ps->arena, chunk);
-        ps->strings_left = chunk;
-    }
-    char *s = ps->strings;
-    ps->strings += n + 1;
-    ps->strings_left -= n + 1;
+    char *s = s_string_room(ps, n);
     ps->pos = i + 1;
     if (shrink == 0) {
-        memcpy(s, t + start, n);
+        s_copy(s, t + start, n);
     } else {
         s_unescape(t + start, raw, s);
     }
+    s[n] = '\0';
+    *out = s;
+    *out_len = (uint32_t) n;
+    return GA_OK;
+}
+
+// Reads the string whose opening quote is at text[pos] into the arena (NUL-terminated), packed
+// with the others (see STRING_CHUNK). Inline for the common case, printable ASCII up to the
+// closing quote; anything else (escapes, UTF-8, errors) is s_string_any's.
+static inline ga_err_t
+s_string(parser_t *ps, const char **out, uint32_t *out_len)
+{
+    const unsigned char *t = ps->text;
+    size_t start = ps->pos + 1;
+    size_t i = s_plain_run(t, start, ps->len);
+    size_t n = i - start;
+    if (i >= ps->len || t[i] != '"' || n > UINT32_MAX) {
+        return s_string_any(ps, out, out_len);
+    }
+    char *s = s_string_room(ps, n);
+    ps->pos = i + 1;
+    s_copy(s, t + start, n);
     s[n] = '\0';
     *out = s;
     *out_len = (uint32_t) n;
