@@ -254,33 +254,6 @@ s_check_escape(const parser_t *ps, size_t at, size_t *in, size_t *out)
     return GA_OK;
 }
 
-// memcpy(dst, src, n) for the short strings of a typical frame without a call: fixed-size
-// copies (which compile to plain loads and stores) that overlap, reading and writing exactly
-// src[0..n) and dst[0..n).
-static inline void
-s_copy(char *dst, const unsigned char *src, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4 && n < 8) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else if (n > 0 && n < 4) {
-        dst[0] = (char) src[0];
-        dst[n / 2] = (char) src[n / 2];
-        dst[n - 1] = (char) src[n - 1];
-    } else if (n > 16) {
-        memcpy(dst, src, n);
-    }
-}
-
 // Decodes the n bytes of string body at src, already checked by s_string, into dst.
 static void
 s_unescape(const unsigned char *src, size_t n, char *dst)
@@ -410,7 +383,7 @@ s_string_any(parser_t *ps, const char **out, uint32_t *out_len)
     char *s = s_string_room(ps, n);
     ps->pos = i + 1;
     if (shrink == 0) {
-        s_copy(s, t + start, n);
+        ga_copy_short(s, t + start, n);
     } else {
         s_unescape(t + start, raw, s);
     }
@@ -435,7 +408,7 @@ s_string(parser_t *ps, const char **out, uint32_t *out_len)
     }
     char *s = s_string_room(ps, n);
     ps->pos = i + 1;
-    s_copy(s, t + start, n);
+    ga_copy_short(s, t + start, n);
     s[n] = '\0';
     *out = s;
     *out_len = (uint32_t) n;

@@ -54,9 +54,7 @@ ga_json_encode_str(ga_buf_t *out, const char *s, size_t len)
     if (i == len) { // nothing to escape (the common case): one reserve, one copy
         uint8_t *d = ga_buf_reserve(out, len + 2);
         d[0] = '"';
-        if (len) {
-            memcpy(d + 1, p, len);
-        }
+        ga_copy_short(d + 1, p, len);
         d[len + 1] = '"';
         out->len += len + 2;
         return;

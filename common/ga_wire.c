@@ -65,9 +65,7 @@ s_str(ga_buf_t *out, const char *s, size_t len)
 {
     uint8_t *p = ga_buf_reserve(out, 5 + len);
     size_t h = s_put_head(p, len, 0xa0, 32, 0xd9, 0xda, 0xdb);
-    if (len) {
-        memcpy(p + h, s, len);
-    }
+    ga_copy_short(p + h, s, len);
     out->len += h + len;
 }
 
@@ -614,7 +612,7 @@ static inline const char *
 s_strbuf_copy(char **sb, const uint8_t *p, size_t len)
 {
     char *s = *sb;
-    memcpy(s, p, len);
+    ga_copy_short(s, p, len);
     s[len] = '\0';
     *sb = s + len + 1;
     return s;

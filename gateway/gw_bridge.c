@@ -384,7 +384,7 @@ s_route_copy(pending_t *p, const gw_route_t *r)
     const char *dst[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 6; i++) {
         if (src[i]) {
-            memcpy(buf, src[i], len[i]);
+            ga_copy_short(buf, src[i], len[i]);
             dst[i] = buf;
             buf += len[i];
         }
