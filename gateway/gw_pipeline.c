@@ -867,36 +867,49 @@ gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body, const char
     out->retry_after_ms = ga_map_get_int(body, "retry_after_ms", 0); // a cluster rate limit
 }
 
+// ga_map_put with the length of a literal key known: no strlen per field of every call.
+static inline void
+s_put_key(ga_value_t *m, ga_arena_t *a, const char *key, uint32_t klen, ga_value_t v)
+{
+    ga_assert(m->type == GA_MAP);
+    if (m->len < m->cap) {
+        m->u.pairs[m->len++] = (ga_pair_t){.key = key, .key_len = klen, .value = v};
+    } else {
+        ga_map_put(m, a, key, v);
+    }
+}
+#define S_PUT(m, a, lit, v) s_put_key((m), (a), (lit), (uint32_t) (sizeof(lit) - 1), (v))
+
 void
 gw_call_body_put(const gw_call_t *call, ga_arena_t *a, ga_value_t *m)
 {
-    ga_map_put(m, a, "service", ga_str(call->service));
-    ga_map_put(m, a, "request_type", ga_str(call->request_type));
+    S_PUT(m, a, "service", ga_str(call->service));
+    S_PUT(m, a, "request_type", ga_str(call->request_type));
     if (call->version) {
-        ga_map_put(m, a, "version", ga_str(call->version));
+        S_PUT(m, a, "version", ga_str(call->version));
     }
-    ga_map_put(m, a, "args", call->args);
-    ga_map_put(m, a, "request_id", ga_str(call->request_id));
+    S_PUT(m, a, "args", call->args);
+    S_PUT(m, a, "request_id", ga_str(call->request_id));
     if (call->routing_key) {
-        ga_map_put(m, a, "routing_key", ga_str(call->routing_key));
+        S_PUT(m, a, "routing_key", ga_str(call->routing_key));
     }
     // The caller's identity reaches the handler only when its function asks (request_info).
     const gw_identity_t *who = call->request_info ? call->who : NULL;
     if (who && who->user_id) {
-        ga_map_put(m, a, "user_id", ga_str(who->user_id));
+        S_PUT(m, a, "user_id", ga_str(who->user_id));
     }
     if (who && who->n_roles) {
         ga_value_t roles = ga_array(a, (uint32_t) who->n_roles);
         for (size_t i = 0; i < who->n_roles; i++) {
             ga_array_push(&roles, a, ga_str(who->roles[i]));
         }
-        ga_map_put(m, a, "roles", roles);
+        S_PUT(m, a, "roles", roles);
     }
     if (who && who->device_id) {
-        ga_map_put(m, a, "device_id", ga_str(who->device_id));
+        S_PUT(m, a, "device_id", ga_str(who->device_id));
     }
     if (who && who->ip && who->ip[0]) {
-        ga_map_put(m, a, "ip", ga_str(who->ip));
+        S_PUT(m, a, "ip", ga_str(who->ip));
     }
 }
 
