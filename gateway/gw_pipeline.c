@@ -14,6 +14,7 @@
 #define GW_PERMISSION_FNS_MAX 32 // in-process permission callbacks
 #define GW_HOOK_FNS_MAX       32 // in-process hooks
 #define GW_BUILTIN_SERVICES_MAX 4 // distinct services of built-in functions remembered
+#define GW_IDENTIFY_NAME_MAX    64 // longest service, request_type or version s_identify keeps
 
 typedef struct {
     const char *name; // hook name (borrowed)
@@ -41,6 +42,16 @@ struct gw_pipeline_t {
     // table; NULL entries unused. More distinct services than fit: every call looks there.
     char *builtin_services[GW_BUILTIN_SERVICES_MAX];
     bool builtin_services_full;      // a builtin's service did not fit: always look
+    // The config the last request named (s_identify), so that a run of calls of one function
+    // skips the tables' lookups; emptied whenever either table changes (gw_pipeline_apply,
+    // gw_pipeline_add_builtin). cfg NULL: empty.
+    struct {
+        const ga_funcfg_t *cfg;
+        uint32_t service_len, request_type_len, version_len; // version_len 0: no version asked
+        char service[GW_IDENTIFY_NAME_MAX];
+        char request_type[GW_IDENTIFY_NAME_MAX];
+        char version[GW_IDENTIFY_NAME_MAX];
+    } last;
     hook_fn_t hook_fns[GW_HOOK_FNS_MAX]; // in-process hooks
     size_t n_hook_fns;               // entries used
     uint64_t hook_failures;          // hook calls that failed (gw_pipeline_hook_failures)
@@ -90,6 +101,7 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
 size_t
 gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace)
 {
+    self->last.cfg = NULL; // the registry copy changes
     const ga_value_t *list = ga_map_get(body, "functions");
     if (replace) {
         // A broker still in its re-registration window (just restarted) does not know yet
@@ -454,8 +466,15 @@ s_builtin_service(const gw_pipeline_t *self, const char *service)
     return false;
 }
 
+// True when the name `s` of `len` bytes is the one kept in `kept` (`kept_len` bytes).
+static inline bool
+s_same_name(const char *kept, uint32_t kept_len, const char *s, uint32_t len)
+{
+    return kept_len == len && memcmp(kept, s, len) == 0;
+}
+
 static const ga_funcfg_t *
-s_identify(const gw_pipeline_t *self, const request_fields_t *f)
+s_identify(gw_pipeline_t *self, const request_fields_t *f)
 {
     const char *service = NULL;
     const char *request_type = NULL;
@@ -471,17 +490,43 @@ s_identify(const gw_pipeline_t *self, const request_fields_t *f)
         }
         wanted = version->u.s;
     }
+    // s_field checked that service and request_type have no NUL inside; a version with one
+    // is never kept (its C string is what the lookup uses).
+    uint32_t slen = f->service->len;
+    uint32_t rlen = f->request_type->len;
+    uint32_t vlen = wanted && strlen(wanted) == version->len ? version->len : 0;
+    if (self->last.cfg && s_same_name(self->last.service, self->last.service_len, service, slen) &&
+        s_same_name(self->last.request_type, self->last.request_type_len, request_type, rlen) &&
+        (wanted ? vlen && s_same_name(self->last.version, self->last.version_len, wanted, vlen)
+                : self->last.version_len == 0)) {
+        return self->last.cfg;
+    }
     const ga_funcfg_t *builtin =
         s_builtin_service(self, service)
             ? ga_functable_resolve(self->builtins, service, request_type, wanted)
             : NULL;
-    return builtin ? builtin
-                   : s_visible(ga_functable_resolve(self->functions, service, request_type, wanted));
+    const ga_funcfg_t *cfg =
+        builtin ? builtin
+                : s_visible(ga_functable_resolve(self->functions, service, request_type, wanted));
+    if (cfg && slen < GW_IDENTIFY_NAME_MAX && rlen < GW_IDENTIFY_NAME_MAX &&
+        vlen < GW_IDENTIFY_NAME_MAX && (wanted == NULL || vlen > 0)) {
+        self->last.cfg = cfg;
+        self->last.service_len = slen;
+        self->last.request_type_len = rlen;
+        self->last.version_len = vlen;
+        memcpy(self->last.service, service, slen);
+        memcpy(self->last.request_type, request_type, rlen);
+        memcpy(self->last.version, wanted ? wanted : "", vlen);
+    } else {
+        self->last.cfg = NULL;
+    }
+    return cfg;
 }
 
 void
 gw_pipeline_add_builtin(gw_pipeline_t *self, ga_funcfg_t **cfg)
 {
+    self->last.cfg = NULL; // the table changes
     const char *service = (*cfg)->service;
     if (!s_builtin_service(self, service)) {
         size_t i = 0;
