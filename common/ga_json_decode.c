@@ -32,6 +32,10 @@
 #define LINEAR_KEYS 8
 // Numbers up to this many bytes are copied to the C stack for strtod; longer ones to the arena.
 #define NUMBER_ON_STACK 64
+// Decoded strings are packed one after another (unaligned, NUL-terminated) into chunks of at
+// most this many bytes taken from the arena, rather than one arena allocation each; a longer
+// string gets a chunk of its own size.
+#define STRING_CHUNK 1024
 
 typedef struct {
     const unsigned char *text; // the input; NOT NUL-terminated: never read at or past len
@@ -43,6 +47,8 @@ typedef struct {
     size_t cap;                // bytes of scratch available
     char *err;                 // the caller's buffer for a reason, or NULL
     size_t errlen;             // bytes in err
+    char *strings;             // where the next decoded string goes (see STRING_CHUNK)
+    size_t strings_left;       // bytes left there
 } parser_t;
 
 // Keys of one object with more than LINEAR_KEYS keys: open addressing, linear probing. A slot
@@ -129,7 +135,8 @@ s_skip_ws(parser_t *ps)
 {
     while (ps->pos < ps->len) {
         unsigned char c = ps->text[ps->pos];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+        // Every whitespace byte is at most ' ': one compare settles the usual token byte.
+        if (c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t')) {
             return;
         }
         ps->pos++;
@@ -310,12 +317,30 @@ s_unescape(const unsigned char *src, size_t n, char *dst)
     }
 }
 
-// Reads the string whose opening quote is at text[pos] into the arena (NUL-terminated). A first
-// scan checks everything (UTF-8, control characters, escapes) and finds the decoded length; an
-// escape-free string (the common case) is then one copy, others are decoded in a second pass
-// over that string only.
+// Room for a decoded string of n bytes and its NUL, from the current chunk or a new one.
+static inline char *
+s_string_room(parser_t *ps, size_t n)
+{
+    if (ps->strings_left <= n) {
+        // The input from this string's opening quote on is at least as long as every string
+        // still to come, decoded and NUL-terminated: a chunk never needs to be larger.
+        size_t rest = ps->len - ps->pos;
+        size_t chunk = rest < STRING_CHUNK ? rest : STRING_CHUNK;
+        chunk = chunk > n ? chunk : n + 1;
+        ps->strings = ga_arena_alloc(ps->arena, chunk);
+        ps->strings_left = chunk;
+    }
+    char *s = ps->strings;
+    ps->strings += n + 1;
+    ps->strings_left -= n + 1;
+    return s;
+}
+
+// s_string for any string: a first scan checks everything (UTF-8, control characters,
+// escapes) and finds the decoded length; an escape-free string is then one copy, others are
+// decoded in a second pass over that string only.
 static ga_err_t
-s_string(parser_t *ps, const char **out, uint32_t *out_len)
+s_string_any(parser_t *ps, const char **out, uint32_t *out_len)
 {
     const unsigned char *t = ps->text;
     size_t len = ps->len;
@@ -355,15 +380,37 @@ s_string(parser_t *ps, const char **out, uint32_t *out_len)
     if (n > UINT32_MAX) {
         return s_fail(ps, ps->pos, "string longer than 4 GiB");
     }
+    char *s = s_string_room(ps, n);
     ps->pos = i + 1;
     if (shrink == 0) {
-        *out = ga_arena_strndup(ps->arena, (const char *) t + start, n);
+        ga_copy_short(s, t + start, n);
     } else {
-        char *s = ga_arena_alloc(ps->arena, n + 1);
         s_unescape(t + start, raw, s);
-        s[n] = '\0';
-        *out = s;
     }
+    s[n] = '\0';
+    *out = s;
+    *out_len = (uint32_t) n;
+    return GA_OK;
+}
+
+// Reads the string whose opening quote is at text[pos] into the arena (NUL-terminated), packed
+// with the others (see STRING_CHUNK). Inline for the common case, printable ASCII up to the
+// closing quote; anything else (escapes, UTF-8, errors) is s_string_any's.
+static inline ga_err_t
+s_string(parser_t *ps, const char **out, uint32_t *out_len)
+{
+    const unsigned char *t = ps->text;
+    size_t start = ps->pos + 1;
+    size_t i = s_plain_run(t, start, ps->len);
+    size_t n = i - start;
+    if (i >= ps->len || t[i] != '"' || n > UINT32_MAX) {
+        return s_string_any(ps, out, out_len);
+    }
+    char *s = s_string_room(ps, n);
+    ps->pos = i + 1;
+    ga_copy_short(s, t + start, n);
+    s[n] = '\0';
+    *out = s;
     *out_len = (uint32_t) n;
     return GA_OK;
 }

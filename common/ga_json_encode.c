@@ -6,24 +6,67 @@
 #include "ga_utf8.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// The index of the first byte at or after i that is not printable ASCII other than '"' and
+// '\\' (those need no escaping), or len. Eight bytes at a time, as the decoder's s_plain_run
+// (ga_json_decode.c): borrows only run upwards, so the lowest flagged byte is the first one.
+static inline size_t
+s_plain_run(const unsigned char *t, size_t i, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t high = 0x8080808080808080u;
+    while (len - i >= 8) { // never past len
+        uint64_t x;
+        memcpy(&x, t + i, 8);
+        uint64_t quote = x ^ (ones * '"');
+        uint64_t bslash = x ^ (ones * '\\');
+        uint64_t below_space = (x - ones * 0x20) & ~x;
+        uint64_t is_quote = (quote - ones) & ~quote;
+        uint64_t is_bslash = (bslash - ones) & ~bslash;
+        uint64_t special = (below_space | is_quote | is_bslash | x) & high; // x: 0x80 and above
+        if (special) {
+            return i + (size_t) (__builtin_ctzll(special) >> 3);
+        }
+        i += 8;
+    }
+#endif
+    while (i < len) {
+        unsigned char c = t[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            break;
+        }
+        i++;
+    }
+    return i;
+}
 
 void
 ga_json_encode_str(ga_buf_t *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *) s;
+    size_t i = s_plain_run(p, 0, len);
+    if (i == len) { // nothing to escape (the common case): one reserve, one copy
+        uint8_t *d = ga_buf_reserve(out, len + 2);
+        d[0] = '"';
+        ga_copy_short(d + 1, p, len);
+        d[len + 1] = '"';
+        out->len += len + 2;
+        return;
+    }
     ga_buf_append_char(out, '"');
     size_t run = 0; // start of the pending run of bytes that need no escaping
-    size_t i = 0;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            i++;
-            continue;
+        i = s_plain_run(p, i, len);
+        if (i == len) {
+            break;
         }
+        unsigned char c = p[i];
         size_t n = c >= 0x80 ? ga_utf8_seq(p + i, len - i) : 0;
         if (n > 0) {
             i += n;

@@ -26,6 +26,35 @@ void ga_free(void *ptr);
     } while (0)
 _Noreturn void ga_panic(const char *file, int line, const char *what);
 
+// memcpy(dst, src, n) without a call for short n (the keys, ids and names the codecs copy for
+// every message): fixed-size copies that overlap, reading exactly src[0..n) and writing exactly
+// dst[0..n); memcpy itself above 16 bytes.
+static inline void
+ga_copy_short(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n > 0 && n < 4) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    } else if (n > 16) {
+        memcpy(d, s, n);
+    }
+}
+
 // A growable byte buffer. Embedded: ga_buf_init / ga_buf_fini. Not thread-safe.
 typedef struct {
     uint8_t *data; // bytes, owned; NULL until the first write

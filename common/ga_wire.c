@@ -1,53 +1,164 @@
 // SPDX-License-Identifier: MIT
-// MessagePack: encoding through msgpack-c's packer into a ga_buf_t; decoding by our own bounded
-// scanner and tree builder (see ga_wire.h for why msgpack-c's unpacker is not given raw input).
+// MessagePack: encoding straight into a ga_buf_t; decoding by our own bounded scanner and tree
+// builder (see ga_wire.h for why msgpack-c's unpacker is not given raw input).
 #include "ga_wire.h"
 
-#include <msgpack.h>
 #include <string.h>
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
+//
+// Written straight into the ga_buf_t, byte for byte what msgpack-c's packer writes (the
+// smallest form of each value, as msgpack_pack_int64, msgpack_pack_double, msgpack_pack_str,
+// msgpack_pack_array and msgpack_pack_map choose it): the packer's write callback per element
+// cost more than the encoding itself. tests/unit/test_ga_wire.c checks it against the packer.
 
-static int
-s_write(void *data, const char *buf, size_t len)
+static inline void
+s_put16(uint8_t *p, uint16_t v)
 {
-    ga_buf_append((ga_buf_t *) data, buf, len);
-    return 0;
+    p[0] = (uint8_t) (v >> 8);
+    p[1] = (uint8_t) v;
+}
+
+static inline void
+s_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+}
+
+static inline void
+s_put64(uint8_t *p, uint64_t v)
+{
+    s_put32(p, (uint32_t) (v >> 32));
+    s_put32(p + 4, (uint32_t) v);
+}
+
+// Writes the header of a str, array or map of n elements at p: `fix` | n below `fixmax`, else
+// the 8-bit (str only: `t8` nonzero), 16-bit or 32-bit form. Returns the bytes written.
+static inline size_t
+s_put_head(uint8_t *p, size_t n, uint8_t fix, size_t fixmax, uint8_t t8, uint8_t t16, uint8_t t32)
+{
+    if (n < fixmax) {
+        p[0] = (uint8_t) (fix | n);
+        return 1;
+    }
+    if (t8 && n < 256) {
+        p[0] = t8;
+        p[1] = (uint8_t) n;
+        return 2;
+    }
+    if (n < 65536) {
+        p[0] = t16;
+        s_put16(p + 1, (uint16_t) n);
+        return 3;
+    }
+    p[0] = t32;
+    s_put32(p + 1, (uint32_t) n);
+    return 5;
+}
+
+static inline void
+s_str(ga_buf_t *out, const char *s, size_t len)
+{
+    uint8_t *p = ga_buf_reserve(out, 5 + len);
+    size_t h = s_put_head(p, len, 0xa0, 32, 0xd9, 0xda, 0xdb);
+    ga_copy_short(p + h, s, len);
+    out->len += h + len;
+}
+
+// msgpack_pack_int64's choice: a fixint for [-32, 127], else the smallest signed form for a
+// negative number and the smallest unsigned form for a positive one.
+static size_t
+s_int(uint8_t *p, int64_t d)
+{
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15)) {
+            if (d < -(1LL << 31)) {
+                p[0] = 0xd3;
+                s_put64(p + 1, (uint64_t) d);
+                return 9;
+            }
+            p[0] = 0xd2;
+            s_put32(p + 1, (uint32_t) (int32_t) d);
+            return 5;
+        }
+        if (d < -(1 << 7)) {
+            p[0] = 0xd1;
+            s_put16(p + 1, (uint16_t) (int16_t) d);
+            return 3;
+        }
+        p[0] = 0xd0;
+        p[1] = (uint8_t) (int8_t) d;
+        return 2;
+    }
+    if (d < (1 << 7)) {
+        p[0] = (uint8_t) (int8_t) d;
+        return 1;
+    }
+    if (d < (1LL << 16)) {
+        if (d < (1 << 8)) {
+            p[0] = 0xcc;
+            p[1] = (uint8_t) d;
+            return 2;
+        }
+        p[0] = 0xcd;
+        s_put16(p + 1, (uint16_t) d);
+        return 3;
+    }
+    if (d < (1LL << 32)) {
+        p[0] = 0xce;
+        s_put32(p + 1, (uint32_t) d);
+        return 5;
+    }
+    p[0] = 0xcf;
+    s_put64(p + 1, (uint64_t) d);
+    return 9;
 }
 
 static void
-s_pack(msgpack_packer *pk, const ga_value_t *v)
+s_pack(ga_buf_t *out, const ga_value_t *v)
 {
-    // msgpack_pack_* only fail when the write callback fails, and ours cannot (it aborts on OOM).
+    uint8_t *p;
     switch (v->type) {
     case GA_NIL:
-        GA_IGNORE(msgpack_pack_nil(pk)); // see above: cannot fail
+        ga_buf_append_char(out, (char) 0xc0);
         break;
     case GA_BOOL:
-        GA_IGNORE(v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+        ga_buf_append_char(out, (char) (v->u.b ? 0xc3 : 0xc2));
         break;
     case GA_INT:
-        GA_IGNORE(msgpack_pack_int64(pk, v->u.i));
+        p = ga_buf_reserve(out, 9);
+        out->len += s_int(p, v->u.i);
         break;
-    case GA_FLOAT:
-        GA_IGNORE(msgpack_pack_double(pk, v->u.f));
+    case GA_FLOAT: {
+        uint64_t bits;
+        memcpy(&bits, &v->u.f, sizeof bits);
+        p = ga_buf_reserve(out, 9);
+        p[0] = 0xcb;
+        s_put64(p + 1, bits);
+        out->len += 9;
         break;
+    }
     case GA_STR:
-        GA_IGNORE(msgpack_pack_str_with_body(pk, v->u.s, v->len));
+        s_str(out, v->u.s, v->len);
         break;
     case GA_ARRAY:
-        GA_IGNORE(msgpack_pack_array(pk, v->len));
+        p = ga_buf_reserve(out, 5);
+        out->len += s_put_head(p, v->len, 0x90, 16, 0, 0xdc, 0xdd);
         for (uint32_t i = 0; i < v->len; i++) {
-            s_pack(pk, &v->u.items[i]);
+            s_pack(out, &v->u.items[i]);
         }
         break;
     case GA_MAP:
-        GA_IGNORE(msgpack_pack_map(pk, v->len));
+        p = ga_buf_reserve(out, 5);
+        out->len += s_put_head(p, v->len, 0x80, 16, 0, 0xde, 0xdf);
         for (uint32_t i = 0; i < v->len; i++) {
-            const ga_pair_t *p = &v->u.pairs[i];
-            GA_IGNORE(msgpack_pack_str_with_body(pk, p->key, p->key_len));
-            s_pack(pk, &p->value);
+            const ga_pair_t *pair = &v->u.pairs[i];
+            s_str(out, pair->key, pair->key_len);
+            s_pack(out, &pair->value);
         }
         break;
     }
@@ -56,9 +167,7 @@ s_pack(msgpack_packer *pk, const ga_value_t *v)
 void
 ga_wire_encode(ga_buf_t *out, const ga_value_t *v)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, s_write);
-    s_pack(&pk, v);
+    s_pack(out, v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,7 +612,7 @@ static inline const char *
 s_strbuf_copy(char **sb, const uint8_t *p, size_t len)
 {
     char *s = *sb;
-    memcpy(s, p, len);
+    ga_copy_short(s, p, len);
     s[len] = '\0';
     *sb = s + len + 1;
     return s;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// MessagePack codec between bytes and ga_value_t. The only file that includes <msgpack.h>.
+// MessagePack codec between bytes and ga_value_t, our own both ways (msgpack-c's packer is only
+// the unit tests' oracle for the encoder).
 //
 // Decoding never trusts a count the input claims. msgpack-c 4.0 sizes arrays and maps from the
 // claimed count (an 11-byte input can make it ask for 256 GiB), so every decode first runs a

@@ -369,9 +369,11 @@ s_route_copy(pending_t *p, const gw_route_t *r)
 {
     const char *src[6] = {r->join_ref, r->ref, r->topic ? r->topic : "", r->request_id,
                           r->service, r->request_type};
+    size_t len[6];
     size_t need = 0;
     for (int i = 0; i < 6; i++) {
-        need += src[i] ? strlen(src[i]) + 1 : 0;
+        len[i] = src[i] ? strlen(src[i]) + 1 : 0;
+        need += len[i];
     }
     char *buf = p->text;
     ga_free(p->heap);
@@ -382,10 +384,9 @@ s_route_copy(pending_t *p, const gw_route_t *r)
     const char *dst[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 6; i++) {
         if (src[i]) {
-            size_t n = strlen(src[i]) + 1;
-            memcpy(buf, src[i], n);
+            ga_copy_short(buf, src[i], len[i]);
             dst[i] = buf;
-            buf += n;
+            buf += len[i];
         }
     }
     p->route = (gw_route_t){.kind = r->kind,

@@ -13,6 +13,8 @@
 
 #define GW_PERMISSION_FNS_MAX 32 // in-process permission callbacks
 #define GW_HOOK_FNS_MAX       32 // in-process hooks
+#define GW_BUILTIN_SERVICES_MAX 4 // distinct services of built-in functions remembered
+#define GW_IDENTIFY_NAME_MAX    64 // longest service, request_type or version s_identify keeps
 
 typedef struct {
     const char *name; // hook name (borrowed)
@@ -36,6 +38,20 @@ struct gw_pipeline_t {
     size_t n_permission_fns;         // entries used
     ga_ratelimit_t *limits;          // rate limits (docs/configuration.md, "Rate limits")
     ga_functable_t *builtins;        // the gateway's own functions (gw_pipeline_add_builtin)
+    // The services of `builtins` (copies), so that a call of any other service skips that
+    // table; NULL entries unused. More distinct services than fit: every call looks there.
+    char *builtin_services[GW_BUILTIN_SERVICES_MAX];
+    bool builtin_services_full;      // a builtin's service did not fit: always look
+    // The config the last request named (s_identify), so that a run of calls of one function
+    // skips the tables' lookups; emptied whenever either table changes (gw_pipeline_apply,
+    // gw_pipeline_add_builtin). cfg NULL: empty.
+    struct {
+        const ga_funcfg_t *cfg;
+        uint32_t service_len, request_type_len, version_len; // version_len 0: no version asked
+        char service[GW_IDENTIFY_NAME_MAX];
+        char request_type[GW_IDENTIFY_NAME_MAX];
+        char version[GW_IDENTIFY_NAME_MAX];
+    } last;
     hook_fn_t hook_fns[GW_HOOK_FNS_MAX]; // in-process hooks
     size_t n_hook_fns;               // entries used
     uint64_t hook_failures;          // hook calls that failed (gw_pipeline_hook_failures)
@@ -75,6 +91,9 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
     ga_functable_destroy(&(*self_p)->held);
     ga_ratelimit_destroy(&(*self_p)->limits);
     ga_functable_destroy(&(*self_p)->builtins);
+    for (size_t i = 0; i < GW_BUILTIN_SERVICES_MAX; i++) {
+        ga_free((*self_p)->builtin_services[i]);
+    }
     ga_free(*self_p);
     *self_p = NULL;
 }
@@ -82,6 +101,7 @@ gw_pipeline_destroy(gw_pipeline_t **self_p)
 size_t
 gw_pipeline_apply(gw_pipeline_t *self, const ga_value_t *body, bool replace)
 {
+    self->last.cfg = NULL; // the registry copy changes
     const ga_value_t *list = ga_map_get(body, "functions");
     if (replace) {
         // A broker still in its re-registration window (just restarted) does not know yet
@@ -150,12 +170,72 @@ gw_response_error(gw_response_t *out, const char *request_id, const char *messag
     };
 }
 
-// A required request field: a non-empty string. When it is not, says why in `msg` (`len`
-// bytes; NULL: the caller needs no reason).
-static bool
-s_field(const ga_value_t *payload, const char *name, const char **out, char *msg, size_t len)
+// The request fields of a payload, found in one pass over its pairs: each is the first pair
+// with that key, as ga_map_get would find it, or NULL.
+typedef struct {
+    const ga_value_t *request_id;
+    const ga_value_t *service;
+    const ga_value_t *request_type;
+    const ga_value_t *version;
+    const ga_value_t *args;
+} request_fields_t;
+
+// True when pair `p`'s key is the C string `name` of `len` bytes.
+static inline bool
+s_key_is(const ga_pair_t *p, const char *name, uint32_t len)
 {
-    const ga_value_t *v = ga_map_get(payload, name);
+    return p->key_len == len && memcmp(p->key, name, len) == 0;
+}
+
+static inline void
+s_take(const ga_value_t **slot, const ga_pair_t *p)
+{
+    if (*slot == NULL) {
+        *slot = &p->value;
+    }
+}
+
+// Fills `f` from the map `payload` (the caller checked its type).
+static void
+s_request_fields(const ga_value_t *payload, request_fields_t *f)
+{
+    *f = (request_fields_t){0};
+    for (uint32_t i = 0; i < payload->len; i++) {
+        const ga_pair_t *p = &payload->u.pairs[i];
+        switch (p->key_len) {
+        case 4:
+            if (s_key_is(p, "args", 4)) {
+                s_take(&f->args, p);
+            }
+            break;
+        case 7:
+            if (s_key_is(p, "service", 7)) {
+                s_take(&f->service, p);
+            } else if (s_key_is(p, "version", 7)) {
+                s_take(&f->version, p);
+            }
+            break;
+        case 10:
+            if (s_key_is(p, "request_id", 10)) {
+                s_take(&f->request_id, p);
+            }
+            break;
+        case 12:
+            if (s_key_is(p, "request_type", 12)) {
+                s_take(&f->request_type, p);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+// A required request field `v` (NULL when absent): a non-empty string. When it is not, says why
+// in `msg` (`len` bytes; NULL: the caller needs no reason), naming the field `name`.
+static bool
+s_field(const ga_value_t *v, const char *name, const char **out, char *msg, size_t len)
+{
     if (v == NULL || v->type == GA_NIL) {
         if (msg) {
             snprintf(msg, len, "Missing field: %s", name);
@@ -371,16 +451,38 @@ s_visible(const ga_funcfg_t *cfg)
 // disabled) that clients may call. NULL when the payload does not identify one. Its response
 // type then governs every refusal: a `none` function's callers hear nothing, whichever check
 // fails.
+// True when `service` may name a built-in function (gw_pipeline_add_builtin).
+static bool
+s_builtin_service(const gw_pipeline_t *self, const char *service)
+{
+    if (self->builtin_services_full) {
+        return true;
+    }
+    for (size_t i = 0; i < GW_BUILTIN_SERVICES_MAX && self->builtin_services[i]; i++) {
+        if (strcmp(self->builtin_services[i], service) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// True when the name `s` of `len` bytes is the one kept in `kept` (`kept_len` bytes).
+static inline bool
+s_same_name(const char *kept, uint32_t kept_len, const char *s, uint32_t len)
+{
+    return kept_len == len && memcmp(kept, s, len) == 0;
+}
+
 static const ga_funcfg_t *
-s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
+s_identify(gw_pipeline_t *self, const request_fields_t *f)
 {
     const char *service = NULL;
     const char *request_type = NULL;
-    if (!s_field(payload, "service", &service, NULL, 0) ||
-        !s_field(payload, "request_type", &request_type, NULL, 0)) {
+    if (!s_field(f->service, "service", &service, NULL, 0) ||
+        !s_field(f->request_type, "request_type", &request_type, NULL, 0)) {
         return NULL;
     }
-    const ga_value_t *version = ga_map_get(payload, "version");
+    const ga_value_t *version = f->version;
     const char *wanted = NULL;
     if (version && version->type != GA_NIL) {
         if (version->type != GA_STR || version->len == 0) {
@@ -388,15 +490,55 @@ s_identify(const gw_pipeline_t *self, const ga_value_t *payload)
         }
         wanted = version->u.s;
     }
-    const ga_funcfg_t *builtin = ga_functable_resolve(self->builtins, service, request_type,
-                                                      wanted);
-    return builtin ? builtin
-                   : s_visible(ga_functable_resolve(self->functions, service, request_type, wanted));
+    // s_field checked that service and request_type have no NUL inside; a version with one
+    // is never kept (its C string is what the lookup uses).
+    uint32_t slen = f->service->len;
+    uint32_t rlen = f->request_type->len;
+    uint32_t vlen = wanted && strlen(wanted) == version->len ? version->len : 0;
+    if (self->last.cfg && s_same_name(self->last.service, self->last.service_len, service, slen) &&
+        s_same_name(self->last.request_type, self->last.request_type_len, request_type, rlen) &&
+        (wanted ? vlen && s_same_name(self->last.version, self->last.version_len, wanted, vlen)
+                : self->last.version_len == 0)) {
+        return self->last.cfg;
+    }
+    const ga_funcfg_t *builtin =
+        s_builtin_service(self, service)
+            ? ga_functable_resolve(self->builtins, service, request_type, wanted)
+            : NULL;
+    const ga_funcfg_t *cfg =
+        builtin ? builtin
+                : s_visible(ga_functable_resolve(self->functions, service, request_type, wanted));
+    if (cfg && slen < GW_IDENTIFY_NAME_MAX && rlen < GW_IDENTIFY_NAME_MAX &&
+        vlen < GW_IDENTIFY_NAME_MAX && (wanted == NULL || vlen > 0)) {
+        self->last.cfg = cfg;
+        self->last.service_len = slen;
+        self->last.request_type_len = rlen;
+        self->last.version_len = vlen;
+        memcpy(self->last.service, service, slen);
+        memcpy(self->last.request_type, request_type, rlen);
+        memcpy(self->last.version, wanted ? wanted : "", vlen);
+    } else {
+        self->last.cfg = NULL;
+    }
+    return cfg;
 }
 
 void
 gw_pipeline_add_builtin(gw_pipeline_t *self, ga_funcfg_t **cfg)
 {
+    self->last.cfg = NULL; // the table changes
+    const char *service = (*cfg)->service;
+    if (!s_builtin_service(self, service)) {
+        size_t i = 0;
+        while (i < GW_BUILTIN_SERVICES_MAX && self->builtin_services[i]) {
+            i++;
+        }
+        if (i < GW_BUILTIN_SERVICES_MAX) {
+            self->builtin_services[i] = ga_strdup(service);
+        } else {
+            self->builtin_services_full = true;
+        }
+    }
     ga_functable_put(self->builtins, cfg);
 }
 
@@ -516,12 +658,14 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, NULL, "Invalid request: payload must be an object", false);
         return GA_EINVAL;
     }
-    const ga_funcfg_t *cfg = s_identify(self, payload);
+    request_fields_t fields;
+    s_request_fields(payload, &fields);
+    const ga_funcfg_t *cfg = s_identify(self, &fields);
     call->response_type = cfg ? cfg->response_type : GA_RESP_SYNC; // refusals included
     const char *request_id = NULL;
-    if (!s_field(payload, "request_id", &request_id, msg, 512) ||
-        !s_field(payload, "service", &call->service, msg, 512) ||
-        !s_field(payload, "request_type", &call->request_type, msg, 512)) {
+    if (!s_field(fields.request_id, "request_id", &request_id, msg, 512) ||
+        !s_field(fields.service, "service", &call->service, msg, 512) ||
+        !s_field(fields.request_type, "request_type", &call->request_type, msg, 512)) {
         gw_response_error(refusal, request_id, msg, false);
         return GA_EINVAL;
     }
@@ -531,13 +675,13 @@ gw_pipeline_prepare(gw_pipeline_t *self, const gw_identity_t *who, const ga_valu
         gw_response_error(refusal, request_id, "Authentication required", false);
         return GA_EDENIED;
     }
-    const ga_value_t *version = ga_map_get(payload, "version");
+    const ga_value_t *version = fields.version;
     if (version && version->type != GA_NIL && (version->type != GA_STR || version->len == 0)) {
         gw_response_error(refusal, request_id,
                           "Invalid field: version (expected a non-empty string)", false);
         return GA_EINVAL;
     }
-    const ga_value_t *args = ga_map_get(payload, "args");
+    const ga_value_t *args = fields.args;
     ga_value_t empty = ga_map(arena, 0);
     if (args == NULL || args->type == GA_NIL) {
         args = &empty;
@@ -768,36 +912,49 @@ gw_pipeline_result(const gw_pipeline_t *self, const ga_value_t *body, const char
     out->retry_after_ms = ga_map_get_int(body, "retry_after_ms", 0); // a cluster rate limit
 }
 
+// ga_map_put with the length of a literal key known: no strlen per field of every call.
+static inline void
+s_put_key(ga_value_t *m, ga_arena_t *a, const char *key, uint32_t klen, ga_value_t v)
+{
+    ga_assert(m->type == GA_MAP);
+    if (m->len < m->cap) {
+        m->u.pairs[m->len++] = (ga_pair_t){.key = key, .key_len = klen, .value = v};
+    } else {
+        ga_map_put(m, a, key, v);
+    }
+}
+#define S_PUT(m, a, lit, v) s_put_key((m), (a), (lit), (uint32_t) (sizeof(lit) - 1), (v))
+
 void
 gw_call_body_put(const gw_call_t *call, ga_arena_t *a, ga_value_t *m)
 {
-    ga_map_put(m, a, "service", ga_str(call->service));
-    ga_map_put(m, a, "request_type", ga_str(call->request_type));
+    S_PUT(m, a, "service", ga_str(call->service));
+    S_PUT(m, a, "request_type", ga_str(call->request_type));
     if (call->version) {
-        ga_map_put(m, a, "version", ga_str(call->version));
+        S_PUT(m, a, "version", ga_str(call->version));
     }
-    ga_map_put(m, a, "args", call->args);
-    ga_map_put(m, a, "request_id", ga_str(call->request_id));
+    S_PUT(m, a, "args", call->args);
+    S_PUT(m, a, "request_id", ga_str(call->request_id));
     if (call->routing_key) {
-        ga_map_put(m, a, "routing_key", ga_str(call->routing_key));
+        S_PUT(m, a, "routing_key", ga_str(call->routing_key));
     }
     // The caller's identity reaches the handler only when its function asks (request_info).
     const gw_identity_t *who = call->request_info ? call->who : NULL;
     if (who && who->user_id) {
-        ga_map_put(m, a, "user_id", ga_str(who->user_id));
+        S_PUT(m, a, "user_id", ga_str(who->user_id));
     }
     if (who && who->n_roles) {
         ga_value_t roles = ga_array(a, (uint32_t) who->n_roles);
         for (size_t i = 0; i < who->n_roles; i++) {
             ga_array_push(&roles, a, ga_str(who->roles[i]));
         }
-        ga_map_put(m, a, "roles", roles);
+        S_PUT(m, a, "roles", roles);
     }
     if (who && who->device_id) {
-        ga_map_put(m, a, "device_id", ga_str(who->device_id));
+        S_PUT(m, a, "device_id", ga_str(who->device_id));
     }
     if (who && who->ip && who->ip[0]) {
-        ga_map_put(m, a, "ip", ga_str(who->ip));
+        S_PUT(m, a, "ip", ga_str(who->ip));
     }
 }
 

@@ -1198,6 +1198,108 @@ test_json_agrees_with_jansson_on_random_mutations(void **state)
     ga_arena_destroy(&a);
 }
 
+// The writer's string escaping, byte by byte as it was before it scanned eight bytes at a time:
+// the reference for test_json_writer_escapes_at_every_offset.
+static void
+s_reference_str(ga_buf_t *out, const unsigned char *p, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    ga_buf_append_char(out, '"');
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            ga_buf_append_char(out, (char) c);
+            i++;
+            continue;
+        }
+        // A valid UTF-8 sequence (RFC 3629: no overlongs, no surrogates, at most U+10FFFF).
+        size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4                             ? 4
+                                                                         : 0;
+        bool ok = n > 0 && i + n <= len;
+        for (size_t k = 1; ok && k < n; k++) {
+            ok = (p[i + k] & 0xc0) == 0x80;
+        }
+        if (ok && n == 3) {
+            ok = !(c == 0xe0 && p[i + 1] < 0xa0) && !(c == 0xed && p[i + 1] >= 0xa0);
+        }
+        if (ok && n == 4) {
+            ok = !(c == 0xf0 && p[i + 1] < 0x90) && !(c == 0xf4 && p[i + 1] >= 0x90);
+        }
+        if (ok) {
+            ga_buf_append(out, p + i, n);
+            i += n;
+            continue;
+        }
+        char esc[7] = {0};
+        if (c == '"' || c == '\\') {
+            snprintf(esc, sizeof esc, "\\%c", c);
+        } else if (c == '\n') {
+            snprintf(esc, sizeof esc, "\\n");
+        } else if (c == '\r') {
+            snprintf(esc, sizeof esc, "\\r");
+        } else if (c == '\t') {
+            snprintf(esc, sizeof esc, "\\t");
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+        } else {
+            snprintf(esc, sizeof esc, "\\ufffd");
+        }
+        ga_buf_append_str(out, esc);
+        i++;
+    }
+    ga_buf_append_char(out, '"');
+}
+
+// Every byte that needs escaping or starts a UTF-8 sequence (valid or not), at every offset of
+// strings of 0 to 40 bytes (the writer scans eight bytes at a time, then byte by byte), and
+// random strings: the same text as the byte-by-byte reference.
+static void
+test_json_writer_escapes_at_every_offset(void **state)
+{
+    (void) state;
+    static const char *const specials[] = {"\"", "\\", "\n", "\r", "\t", "\x01", "\x1f", "\x7f",
+                                           "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                           "\xff", "\xc3", "\xed\xa0\x80", "\x80"};
+    unsigned char text[64];
+    ga_buf_t got, want;
+    ga_buf_init(&got);
+    ga_buf_init(&want);
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+                memset(text, 'a', sizeof text);
+                size_t n = strlen(specials[k]);
+                size_t total = len + n;
+                memcpy(text + at, specials[k], n);
+                ga_buf_reset(&got);
+                ga_buf_reset(&want);
+                ga_json_encode_str(&got, (const char *) text, total);
+                s_reference_str(&want, text, total);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, want.len);
+            }
+        }
+    }
+    uint64_t seed = 0x243f6a8885a308d3u;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = test_rand(&seed) % sizeof text;
+        for (size_t i = 0; i < len; i++) {
+            uint64_t r = test_rand(&seed);
+            // Mostly plain ASCII, so that runs of eight plain bytes occur.
+            text[i] = (unsigned char) (r % 4 ? 0x20 + (r >> 8) % 0x5f : r >> 8);
+        }
+        ga_buf_reset(&got);
+        ga_buf_reset(&want);
+        ga_json_encode_str(&got, (const char *) text, len);
+        s_reference_str(&want, text, len);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+    }
+    ga_buf_fini(&got);
+    ga_buf_fini(&want);
+}
+
 int
 main(void)
 {
@@ -1205,6 +1307,7 @@ main(void)
         cmocka_unit_test(test_json_decodes_values_and_round_trips),
         cmocka_unit_test(test_json_refuses_what_is_not_strict_json),
         cmocka_unit_test(test_json_writer_escapes_and_repairs),
+        cmocka_unit_test(test_json_writer_escapes_at_every_offset),
         cmocka_unit_test(test_json_writer_formats_numbers),
         cmocka_unit_test(test_json_accepts_and_round_trips_a_corpus),
         cmocka_unit_test(test_json_refuses_each_rule_with_a_reason_and_offset),

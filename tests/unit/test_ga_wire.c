@@ -15,6 +15,9 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <msgpack.h> // the oracle of test_wire_encodes_as_msgpack_c_does
+
+#include "test_rand.h"
 
 static ga_value_t
 s_json(ga_arena_t *a, const char *text)
@@ -467,12 +470,171 @@ test_wire_float_ids_outside_int64_give_the_default(void **state)
     ga_arena_destroy(&a);
 }
 
+// ga_wire_encode writes MessagePack itself; msgpack-c's packer (which it used to call) is the
+// oracle: the same bytes for every boundary of every header form and for random trees.
+static int
+s_oracle_write(void *data, const char *buf, size_t len)
+{
+    ga_buf_append((ga_buf_t *) data, buf, len);
+    return 0;
+}
+
+static void
+s_oracle_pack(msgpack_packer *pk, const ga_value_t *v)
+{
+    switch (v->type) {
+    case GA_NIL:
+        assert_int_equal(msgpack_pack_nil(pk), 0);
+        break;
+    case GA_BOOL:
+        assert_int_equal(v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk), 0);
+        break;
+    case GA_INT:
+        assert_int_equal(msgpack_pack_int64(pk, v->u.i), 0);
+        break;
+    case GA_FLOAT:
+        assert_int_equal(msgpack_pack_double(pk, v->u.f), 0);
+        break;
+    case GA_STR:
+        assert_int_equal(msgpack_pack_str_with_body(pk, v->u.s, v->len), 0);
+        break;
+    case GA_ARRAY:
+        assert_int_equal(msgpack_pack_array(pk, v->len), 0);
+        for (uint32_t i = 0; i < v->len; i++) {
+            s_oracle_pack(pk, &v->u.items[i]);
+        }
+        break;
+    case GA_MAP:
+        assert_int_equal(msgpack_pack_map(pk, v->len), 0);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const ga_pair_t *p = &v->u.pairs[i];
+            assert_int_equal(msgpack_pack_str_with_body(pk, p->key, p->key_len), 0);
+            s_oracle_pack(pk, &p->value);
+        }
+        break;
+    }
+}
+
+static void
+s_assert_encodes_as_oracle(const ga_value_t *v)
+{
+    ga_buf_t want, got;
+    ga_buf_init(&want);
+    ga_buf_init(&got);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &want, s_oracle_write);
+    s_oracle_pack(&pk, v);
+    ga_wire_encode(&got, v);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    ga_buf_fini(&want);
+    ga_buf_fini(&got);
+}
+
+// A random value of at most `depth` more levels; sizes near the header boundaries.
+static ga_value_t
+s_random_value(ga_arena_t *a, uint64_t *seed, int depth, char *text)
+{
+    static const uint32_t sizes[] = {0, 1, 15, 16, 17, 31, 32, 33, 255, 256, 257};
+    uint64_t r = test_rand(seed);
+    switch (r % (depth > 0 ? 7 : 5)) {
+    case 0:
+        return ga_nil();
+    case 1:
+        return ga_bool((r >> 8) & 1);
+    case 2: {
+        int shift = (int) ((r >> 8) % 64);
+        int64_t i = (int64_t) (test_rand(seed) >> shift);
+        return ga_int((r >> 16) & 1 ? -i : i);
+    }
+    case 3: {
+        uint64_t bits = test_rand(seed);
+        double f;
+        memcpy(&f, &bits, sizeof f);
+        return ga_float((r >> 8) & 1 ? f : (double) (int64_t) bits / 7.0);
+    }
+    case 4:
+        return ga_strn(text, sizes[(r >> 8) % (sizeof sizes / sizeof sizes[0])]);
+    case 5: {
+        uint32_t n = (uint32_t) ((r >> 8) % 20);
+        ga_value_t arr = ga_array(a, n);
+        for (uint32_t i = 0; i < n; i++) {
+            ga_array_push(&arr, a, s_random_value(a, seed, depth - 1, text));
+        }
+        return arr;
+    }
+    default: {
+        uint32_t n = (uint32_t) ((r >> 8) % 20);
+        ga_value_t m = ga_map(a, n);
+        for (uint32_t i = 0; i < n; i++) {
+            static const char keys[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            const char *key = keys + ((r >> 16) + i) % (sizeof keys - 1);
+            ga_map_put(&m, a, key, s_random_value(a, seed, depth - 1, text));
+        }
+        return m;
+    }
+    }
+}
+
+static void
+test_wire_encodes_as_msgpack_c_does(void **state)
+{
+    (void) state;
+    ga_arena_t *a = ga_arena_new(4096);
+    // Every integer form's boundaries, both sides.
+    static const int64_t ints[] = {0, 1, -1, 31, 32, -31, -32, -33, 127, 128, -127, -128, -129,
+                                   255, 256, -255, -256, 32767, 32768, -32767, -32768, -32769,
+                                   65535, 65536, -65535, -65536, 2147483647, 2147483648,
+                                   -2147483647, -2147483648LL, -2147483649LL, 4294967295LL,
+                                   4294967296LL, -4294967296LL, INT64_MAX, INT64_MIN,
+                                   INT64_MIN + 1, INT64_MAX - 1};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        ga_value_t v = ga_int(ints[i]);
+        s_assert_encodes_as_oracle(&v);
+    }
+    static const double floats[] = {0.0, -0.0, 1.5, -1e300, 5e-324, INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        ga_value_t v = ga_float(floats[i]);
+        s_assert_encodes_as_oracle(&v);
+    }
+    // Strings, arrays and maps at every header boundary (fix, 8-, 16-, 32-bit counts).
+    static const uint32_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000};
+    char *text = malloc(70001);
+    assert_non_null(text);
+    for (size_t i = 0; i < 70000; i++) {
+        text[i] = (char) ('a' + i % 26);
+    }
+    text[70000] = '\0';
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        ga_value_t s = ga_strn(text, lens[i]);
+        s_assert_encodes_as_oracle(&s);
+        ga_value_t arr = ga_array(a, lens[i]);
+        ga_value_t m = ga_map(a, lens[i]);
+        for (uint32_t j = 0; j < lens[i]; j++) {
+            ga_array_push(&arr, a, ga_int(j));
+            ga_map_put(&m, a, "k", ga_bool(j & 1));
+        }
+        s_assert_encodes_as_oracle(&arr);
+        s_assert_encodes_as_oracle(&m);
+        ga_arena_reset(a);
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 2000; round++) {
+        ga_value_t v = s_random_value(a, &seed, 4, text);
+        s_assert_encodes_as_oracle(&v);
+        ga_arena_reset(a);
+    }
+    free(text);
+    ga_arena_destroy(&a);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_round_trips_every_type),
         cmocka_unit_test(test_wire_encodes_the_protocol_test_vectors),
+        cmocka_unit_test(test_wire_encodes_as_msgpack_c_does),
         cmocka_unit_test(test_wire_decodes_uint64_above_int64_as_float),
         cmocka_unit_test(test_wire_refuses_count_bombs_without_allocating),
         cmocka_unit_test(test_wire_caps_nesting_depth),

@@ -290,6 +290,70 @@ test_pipeline_update_removals_make_a_function_unknown(void **state)
                      GA_OK);
 }
 
+// Calls of the function the previous call named see every registry change at once (prepare
+// remembers the last function it found): a replaced config, a removal, a snapshot, another
+// version asked for, and a built-in function added under the same name.
+static void
+test_pipeline_repeated_calls_see_registry_changes(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+        assert_int_equal(f->call.timeout_ms, GA_FUNCFG_TIMEOUT_DEFAULT);
+        assert_string_equal(f->call.version, "1.0.0");
+    }
+    assert_int_equal(s_apply(f,
+                             "{\"functions\":[{\"service\":\"user_service\",\"request_type\":"
+                             "\"get_user\",\"version\":\"1.0.0\",\"timeout\":9000,"
+                             "\"arg_types\":{\"user_id\":\"string\"}}]}",
+                             false),
+                     1);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_int_equal(f->call.timeout_ms, 9000);
+    // A newer version: the unversioned call takes it; asking for 1.0.0 still gets 1.0.0.
+    assert_int_equal(s_apply(f,
+                             "{\"functions\":[{\"service\":\"user_service\",\"request_type\":"
+                             "\"get_user\",\"version\":\"1.1.0\",\"timeout\":8000,"
+                             "\"arg_types\":{\"user_id\":\"string\"}}]}",
+                             false),
+                     1);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_int_equal(f->call.timeout_ms, 8000);
+    assert_string_equal(f->call.version, "1.1.0");
+    assert_int_equal(s_prepare(f, "{\"request_id\":\"r\",\"service\":\"user_service\","
+                                  "\"request_type\":\"get_user\",\"version\":\"1.0.0\","
+                                  "\"args\":{\"user_id\":\"1\"}}"),
+                     GA_OK);
+    assert_int_equal(f->call.timeout_ms, 9000);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_string_equal(f->call.version, "1.1.0");
+    // Removed: unknown at once.
+    assert_int_equal(s_apply(f,
+                             "{\"removed\":[{\"service\":\"user_service\",\"request_type\":"
+                             "\"get_user\",\"version\":\"1.1.0\"},{\"service\":\"user_service\","
+                             "\"request_type\":\"get_user\",\"version\":\"1.0.0\"}]}",
+                             false),
+                     2);
+    assert_string_equal(s_refused(f, s_get_user_1), "Unknown function");
+    // Back in a snapshot, then replaced by a snapshot without it.
+    assert_int_equal(s_apply(f, s_walkthrough, true), N_WALKTHROUGH);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_int_equal(s_apply(f, "{\"functions\":[]}", true), 0);
+    assert_string_equal(s_refused(f, s_get_user_1), "Unknown function");
+    // A built-in function of that name, added after a call found the broker's config, wins.
+    assert_int_equal(s_apply(f, s_walkthrough, false), N_WALKTHROUGH);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_int_equal(f->call.timeout_ms, GA_FUNCFG_TIMEOUT_DEFAULT);
+    ga_funcfg_t *builtin = NULL;
+    char why[256];
+    ga_value_t cfg = s_json(f->a, "{\"service\":\"user_service\",\"request_type\":\"get_user\","
+                                  "\"timeout\":1234,\"arg_types\":{\"user_id\":\"string\"}}");
+    assert_int_equal(ga_funcfg_parse(&cfg, &builtin, why, sizeof why), GA_OK);
+    gw_pipeline_add_builtin(f->p, &builtin);
+    assert_int_equal(s_prepare(f, s_get_user_1), GA_OK);
+    assert_int_equal(f->call.timeout_ms, 1234);
+}
+
 // A just-restarted broker's snapshot lacks what its workers have not registered again yet.
 static void
 test_pipeline_a_warming_snapshot_keeps_known_functions_temporarily_unavailable(void **state)
@@ -1437,6 +1501,7 @@ main(void)
         T(test_pipeline_update_adds_without_removing),
         T(test_pipeline_update_of_same_key_replaces_that_config),
         T(test_pipeline_update_removals_make_a_function_unknown),
+        T(test_pipeline_repeated_calls_see_registry_changes),
         T(test_pipeline_a_warming_snapshot_keeps_known_functions_temporarily_unavailable),
         T(test_pipeline_the_warming_window_ends),
         T(test_pipeline_prepare_get_user_yields_a_complete_call),
