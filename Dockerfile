@@ -23,7 +23,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGA_BUILD_TESTS=OFF >
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libzmq5 libczmq4 libmsgpackc2 libwebsockets17 libjansson4 libjwt0 libssl3 \
+        libzmq5 libczmq4 libwebsockets17 libjansson4 libjwt0 libssl3 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/genapi --shell /usr/sbin/nologin genapi \
  && install -d -o genapi -g genapi -m 700 /var/lib/genapi /var/lib/genapi/keys
