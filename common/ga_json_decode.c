@@ -10,6 +10,7 @@
 // and moves to the arena (doubling) only for large documents, so decoding a typical frame makes
 // no heap allocation beyond the arena's own blocks.
 #include "ga_json.h"
+#include "ga_json_plain.h"
 
 #include "ga_utf8.h"
 
@@ -75,30 +76,11 @@ static const bool s_plain[256] = {
 };
 // clang-format on
 
-// The index of the first byte at or after i that is not plain, or len. Eight bytes at a time
-// with the classic word tests ("has a byte below n", "has a zero byte"): borrows only run
-// upwards, so the lowest flagged byte is exactly the first special one.
+// The index of the first byte at or after i that is not plain, or len.
 static inline size_t
 s_plain_run(const unsigned char *t, size_t i, size_t len)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101u;
-    const uint64_t high = 0x8080808080808080u;
-    while (len - i >= 8) { // never past len
-        uint64_t x;
-        memcpy(&x, t + i, 8);
-        uint64_t quote = x ^ (ones * '"');
-        uint64_t bslash = x ^ (ones * '\\');
-        uint64_t below_space = (x - ones * 0x20) & ~x;
-        uint64_t is_quote = (quote - ones) & ~quote;
-        uint64_t is_bslash = (bslash - ones) & ~bslash;
-        uint64_t special = (below_space | is_quote | is_bslash | x) & high; // x: 0x80 and above
-        if (special) {
-            return i + (size_t) (__builtin_ctzll(special) >> 3);
-        }
-        i += 8;
-    }
-#endif
+    i = ga_json_plain_words(t, i, len);
     while (i < len && s_plain[t[i]]) {
         i++;
     }

@@ -2,6 +2,7 @@
 // Encoding: a small writer from ga_value_t to JSON text. It never fails, writes shortest
 // round-trip numbers, maps non-finite floats to null and replaces invalid UTF-8 with U+FFFD.
 #include "ga_json.h"
+#include "ga_json_plain.h"
 
 #include "ga_utf8.h"
 
@@ -12,29 +13,11 @@
 #include <string.h>
 
 // The index of the first byte at or after i that is not printable ASCII other than '"' and
-// '\\' (those need no escaping), or len. Eight bytes at a time, as the decoder's s_plain_run
-// (ga_json_decode.c): borrows only run upwards, so the lowest flagged byte is the first one.
+// '\\' (those need no escaping), or len.
 static inline size_t
 s_plain_run(const unsigned char *t, size_t i, size_t len)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101u;
-    const uint64_t high = 0x8080808080808080u;
-    while (len - i >= 8) { // never past len
-        uint64_t x;
-        memcpy(&x, t + i, 8);
-        uint64_t quote = x ^ (ones * '"');
-        uint64_t bslash = x ^ (ones * '\\');
-        uint64_t below_space = (x - ones * 0x20) & ~x;
-        uint64_t is_quote = (quote - ones) & ~quote;
-        uint64_t is_bslash = (bslash - ones) & ~bslash;
-        uint64_t special = (below_space | is_quote | is_bslash | x) & high; // x: 0x80 and above
-        if (special) {
-            return i + (size_t) (__builtin_ctzll(special) >> 3);
-        }
-        i += 8;
-    }
-#endif
+    i = ga_json_plain_words(t, i, len);
     while (i < len) {
         unsigned char c = t[i];
         if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
