@@ -14,8 +14,8 @@
 #include "ga_mem.h"
 #include "ga_value.h"
 #include "ga_wire.h"
+#include "../support/wire_oracle.h" // the encoder's oracle
 
-#include <msgpack.h> // the encoder's oracle
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,63 +50,14 @@ s_check_args(const ga_funcfg_t *cfg, const ga_value_t *args)
     }
 }
 
-static int
-s_oracle_write(void *data, const char *buf, size_t len)
-{
-    ga_buf_append((ga_buf_t *) data, buf, len);
-    return 0;
-}
-
-static void
-s_oracle_pack(msgpack_packer *pk, const ga_value_t *v)
-{
-    int rc = 0;
-    switch (v->type) {
-    case GA_NIL:
-        rc = msgpack_pack_nil(pk);
-        break;
-    case GA_BOOL:
-        rc = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case GA_INT:
-        rc = msgpack_pack_int64(pk, v->u.i);
-        break;
-    case GA_FLOAT:
-        rc = msgpack_pack_double(pk, v->u.f);
-        break;
-    case GA_STR:
-        rc = msgpack_pack_str_with_body(pk, v->u.s, v->len);
-        break;
-    case GA_ARRAY:
-        rc = msgpack_pack_array(pk, v->len);
-        for (uint32_t i = 0; i < v->len; i++) {
-            s_oracle_pack(pk, &v->u.items[i]);
-        }
-        break;
-    case GA_MAP:
-        rc = msgpack_pack_map(pk, v->len);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const ga_pair_t *p = &v->u.pairs[i];
-            rc |= msgpack_pack_str_with_body(pk, p->key, p->key_len);
-            s_oracle_pack(pk, &p->value);
-        }
-        break;
-    }
-    if (rc != 0) {
-        abort();
-    }
-}
-
 // ga_wire_encode's bytes `enc` of `v` are msgpack-c's.
 static void
 s_same_as_oracle(const ga_value_t *v, const ga_buf_t *enc)
 {
     ga_buf_t want;
     ga_buf_init(&want);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &want, s_oracle_write);
-    s_oracle_pack(&pk, v);
-    if (want.len != enc->len || memcmp(want.data, enc->data, want.len) != 0) {
+    if (!wire_oracle_encode(v, &want) || want.len != enc->len ||
+        memcmp(want.data, enc->data, want.len) != 0) {
         abort();
     }
     ga_buf_fini(&want);
