@@ -415,9 +415,8 @@ bk_forward_edit(bk_broker_t *self, void *sock, const uint8_t *id, size_t id_len,
                                                  &len);
     if (rc == GA_OK && batch) {
         ga_proto_batch_t *b = sock == self->workers ? &self->to_workers : &self->to_gateways;
-        rc = payload ? ga_proto_batch_add(b, id, id_len, cmd, data, len, payload->data,
-                                          payload->len)
-                     : ga_proto_batch_add(b, id, id_len, cmd, data, len, NULL, 0);
+        rc = ga_proto_batch_add(b, id, id_len, cmd, data, len, payload ? payload->data : NULL,
+                                payload ? payload->len : 0);
     } else if (rc == GA_OK) {
         bk_batch_close(self, sock);
         rc = ga_proto_forward_bytes(sock, id, id_len, cmd, data, len, payload);

@@ -961,11 +961,11 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
     if (batch != NULL) {
         // The next item of a batch read in part: same sender (id and user id kept). On another
         // socket (a caller's bug) the rest of the batch is dropped; no socket is out of step.
+        // (s_batch_item sets msg->batch_socket again only when it read an item and more follow.)
         rc = batch == socket ? s_batch_item(socket, msg, arena) : GA_EPROTO;
         if (rc != GA_OK) {
             msg->value = ga_nil();
             s_payload_reset(msg);
-            msg->batch_socket = NULL;
         }
         return rc;
     }
@@ -1015,9 +1015,6 @@ ga_proto_recv(void *socket, bool routed, ga_proto_msg_t *msg, ga_arena_t *arena)
         msg->batch_held = true;
         msg->batch_off = GA_PROTO_HEAD_LEN;
         rc = s_batch_item(socket, msg, arena);
-        if (rc != GA_OK) {
-            msg->batch_socket = NULL;
-        }
         goto out;
     }
     msg->cmd = cmd;
